@@ -1,0 +1,21 @@
+"""Error types: every user-facing failure names the file or value at fault and the fix."""
+
+
+class V2MError(ValueError):
+    """Base class for errors the user can act on (bad input, missing weights, bad config)."""
+
+
+class MediaError(V2MError):
+    """A video or audio file cannot be used: missing, empty, truncated, wrong kind of file."""
+
+
+class CurveError(V2MError):
+    """Features or curve parameters that cannot produce an event curve."""
+
+
+class ModelError(V2MError):
+    """Weights that are missing, of the wrong layout, mismatched, truncated or unsafe."""
+
+
+class InterruptedError_(V2MError):
+    """The user stopped a long job; what was finished is kept."""
