@@ -1,0 +1,79 @@
+"""``v2m-zero curve VIDEO``: the video's event curve, its smoothed conditioning curve and hit points."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import curves, encoders
+from ._common import TextProgress, write_json
+
+NAME = "curve"
+HELP = "compute a video's event curve (JSON with times, smoothed values and hit points)"
+
+SAO_LATENT_RATE = 44100 / 2048
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video", help="video file (any format PyAV reads)")
+    p.add_argument("--encoder", default="pixels", help=f"frame encoder: {', '.join(encoders.encoder_ids())} (default pixels)")
+    p.add_argument("--model", default=None, help="model folder for dinov2 (default dinov2-large under $V2M_MODELS_DIR/encoders)")
+    p.add_argument("--pooling", default="mean_patch", choices=["mean_patch", "cls"], help="DINOv2 pooling")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--device", default=None, help="torch device for DINOv2 (default: cuda if available)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--sample-fps", type=float, default=0.0, help="encode this many frames per second (0 = every frame)")
+    p.add_argument("--size", type=int, default=0, help="shorter side to decode at (0 = encoder default)")
+    p.add_argument("--rate", type=float, default=SAO_LATENT_RATE, help="output rate in Hz (default: Stable Audio latents, 44100/2048)")
+    p.add_argument("--length", type=int, default=0, help="exact number of output samples (overrides --rate)")
+    p.add_argument("--smoothing", type=float, default=curves.DEFAULT_SMOOTHING_SECONDS, help="Hann kernel in seconds (default 2.52 = paper)")
+    p.add_argument("--min-gap", type=float, default=0.25, help="minimum seconds between hit points")
+    p.add_argument("--out", required=True, help="output JSON")
+    p.add_argument("--plot", default=None, help="also write a PNG plot of the curves")
+
+
+def build_encoder(args):
+    kwargs = {}
+    if args.encoder.startswith("dinov2"):
+        kwargs = dict(pooling=args.pooling, precision=args.precision, device=args.device, batch_size=args.batch_size)
+        if args.model:
+            kwargs["model"] = args.model
+    return encoders.get_encoder(args.encoder, **kwargs)
+
+
+def compute(video, args) -> tuple[dict, "curves.Curve", "curves.Curve", list]:
+    enc = build_encoder(args)
+    progress = TextProgress(f"encoding {video}")
+    try:
+        feats = encoders.encode_video(video, enc, sample_fps=args.sample_fps or None, size=args.size or None, progress=progress)
+    finally:
+        progress.close()
+        enc.close()
+    raw = curves.event_curve(feats)
+    peaks = curves.find_peaks(raw, min_gap=args.min_gap)
+    res = curves.resample_curve(raw, length=args.length) if args.length else curves.resample_curve(raw, rate=args.rate)
+    smooth = curves.smooth_curve(res, args.smoothing)
+    data = {
+        "video": str(video),
+        "duration": raw.duration,
+        "rate": smooth.rate,
+        "times": [round(float(t), 6) for t in smooth.times],
+        "values": [round(float(v), 6) for v in smooth.values],
+        "peaks": [round(float(p), 6) for p in peaks],
+        "raw": {"times": [round(float(t), 6) for t in raw.times], "values": [round(float(v), 6) for v in raw.values]},
+        "spec": smooth.spec,
+    }
+    return data, raw, smooth, list(peaks)
+
+
+def run(args) -> int:
+    from .. import plot
+
+    data, raw, smooth, peaks = compute(args.video, args)
+    write_json(args.out, data)
+    print(f"curve: {len(smooth)} samples at {smooth.rate:.3f} Hz over {raw.duration:.3f} s -> {args.out}")
+    print(f"hit points ({len(peaks)}): " + ", ".join(f"{p:.3f}" for p in peaks))
+    if args.plot:
+        img = plot.plot_curves([("smoothed", smooth), ("raw", raw)], peaks=peaks, title=f"{args.video} ({args.encoder})")
+        plot.save_png(img, args.plot)
+        print(f"plot -> {args.plot}")
+    return 0

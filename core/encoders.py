@@ -1,0 +1,332 @@
+"""Frame encoders: frames [N, H, W, 3] uint8 → features [N, D], and video → Features.
+
+An encoder is registered by id. Weightless ones (``pixels``, ``histogram``) need no download and
+serve tests, the demo and quick previews; ``dinov2`` is the paper's default (§3.5). Heavy
+libraries (torch, transformers) are imported only when such an encoder is built.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .curves import Features
+from .errors import ModelError, V2MError
+
+
+class FrameEncoder(ABC):
+    """Turns RGB frames into one feature vector per frame."""
+
+    id: str = ""
+    # Shorter side the frames should be decoded at (None: native). Decoding straight to this
+    # size is what keeps long videos cheap.
+    decode_size: int | None = None
+
+    @abstractmethod
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """frames uint8 [N, H, W, 3] → float32 [N, D]."""
+
+    def close(self) -> None:
+        """Release weights and device memory."""
+
+    def describe(self) -> dict:
+        return {"encoder": self.id}
+
+
+_REGISTRY: dict[str, Callable[..., FrameEncoder]] = {}
+
+
+def register_encoder(encoder_id: str):
+    def deco(factory):
+        _REGISTRY[encoder_id] = factory
+        return factory
+
+    return deco
+
+
+def encoder_ids() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_encoder(encoder_id: str, **kwargs) -> FrameEncoder:
+    """Build an encoder by id; unknown ids raise a V2MError listing the known ones."""
+    try:
+        factory = _REGISTRY[encoder_id]
+    except KeyError:
+        raise V2MError(
+            f"unknown frame encoder {encoder_id!r}: choose one of {', '.join(encoder_ids())}"
+        ) from None
+    return factory(**kwargs)
+
+
+def _area_resize(frames: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Box-filter down-sampling of [N, H, W, C] to [N, out_h, out_w, C] (float32)."""
+    n, h, w, c = frames.shape
+    ys = np.linspace(0, h, out_h + 1).astype(np.int64)
+    xs = np.linspace(0, w, out_w + 1).astype(np.int64)
+    f = frames.astype(np.float32)
+    # Sum over row bands, then column bands (reduceat keeps it vectorised). A band of width 0
+    # (a frame smaller than the grid) makes reduceat take the single element at its start.
+    rows = np.add.reduceat(f, ys[:-1], axis=1) / np.maximum(np.diff(ys), 1)[None, :, None, None]
+    return np.add.reduceat(rows, xs[:-1], axis=2) / np.maximum(np.diff(xs), 1)[None, None, :, None]
+
+
+@register_encoder("pixels")
+class PixelEncoder(FrameEncoder):
+    """Weightless: the frame box-filtered to ``grid``×``grid`` and scaled to [−1, 1].
+
+    Centring the values makes the cosine respond to changes of brightness and colour, not just
+    of pattern; a cut between two different shots gives a large dissimilarity.
+    """
+
+    id = "pixels"
+
+    def __init__(self, grid: int = 16, **_ignored):
+        if grid < 1:
+            raise V2MError(f"pixels encoder grid must be ≥ 1, got {grid}")
+        self.grid = int(grid)
+        self.decode_size = max(32, 2 * self.grid)
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        small = _area_resize(np.asarray(frames), self.grid, self.grid)
+        return (small.reshape(len(small), -1) / 127.5 - 1.0).astype(np.float32)
+
+    def describe(self) -> dict:
+        return {"encoder": self.id, "grid": self.grid}
+
+
+@register_encoder("histogram")
+class HistogramEncoder(FrameEncoder):
+    """Weightless: a joint RGB colour histogram (``bins``³), square-rooted.
+
+    The cosine of square-rooted normalised histograms is their Bhattacharyya coefficient, so
+    a_k is one minus the histogram overlap of consecutive frames: blind to motion inside a
+    shot, sharp at cuts.
+    """
+
+    id = "histogram"
+
+    def __init__(self, bins: int = 8, **_ignored):
+        if not 2 <= bins <= 32:
+            raise V2MError(f"histogram bins must be in 2…32, got {bins}")
+        self.bins = int(bins)
+        self.decode_size = 64
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        f = np.asarray(frames)
+        n = f.shape[0]
+        q = (f.astype(np.int64) * self.bins) >> 8  # 0 … bins−1 per channel
+        idx = (q[..., 0] * self.bins + q[..., 1]) * self.bins + q[..., 2]
+        idx = idx.reshape(n, -1) + (np.arange(n)[:, None] * self.bins**3)
+        counts = np.bincount(idx.ravel(), minlength=n * self.bins**3).reshape(n, -1)
+        hist = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        return np.sqrt(hist).astype(np.float32)
+
+    def describe(self) -> dict:
+        return {"encoder": self.id, "bins": self.bins}
+
+
+DINOV2_SIZES = {"dinov2-s": "dinov2-small", "dinov2-b": "dinov2-base", "dinov2": "dinov2-large", "dinov2-l": "dinov2-large", "dinov2-g": "dinov2-giant"}
+
+
+def resolve_model_dir(name_or_path: str, kind: str) -> str:
+    """A local model folder: an existing path, or ``<models>/v2m/<kind>/<name>`` in ComfyUI.
+
+    Never downloads. ``V2M_MODELS_DIR`` (or ComfyUI's models folder when running inside it) is
+    searched; the error lists where we looked and what to put there.
+    """
+    if os.path.isdir(name_or_path):
+        return name_or_path
+    looked = [name_or_path]
+    roots = []
+    if os.environ.get("V2M_MODELS_DIR"):
+        roots.append(os.environ["V2M_MODELS_DIR"])
+    try:  # inside ComfyUI
+        import folder_paths  # type: ignore
+
+        roots.append(os.path.join(folder_paths.models_dir, "v2m"))
+    except Exception:
+        pass
+    for root in roots:
+        cand = os.path.join(root, kind, name_or_path)
+        looked.append(cand)
+        if os.path.isdir(cand):
+            return cand
+    raise ModelError(
+        f"model folder {name_or_path!r} not found (looked in: {', '.join(looked)}). Put a Hugging Face "
+        f"model folder (config.json, preprocessor_config.json, model.safetensors) at models/v2m/{kind}/"
+        f"{os.path.basename(name_or_path) or name_or_path}/ or pass its path."
+    )
+
+
+def _torch_dtype(precision: str):
+    import torch
+
+    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if precision not in table:
+        raise V2MError(f"precision must be one of {', '.join(table)}, got {precision!r}")
+    return table[precision]
+
+
+@register_encoder("dinov2")
+class Dinov2Encoder(FrameEncoder):
+    """DINOv2 (transformers ``Dinov2Model``) from a local folder; paper default DINOv2-L.
+
+    ``pooling``: ``mean_patch`` (the paper's spatial pooling: mean of the patch tokens of the
+    final layer-normed sequence) or ``cls``. Frames are preprocessed by the folder's own image
+    processor (resize, centre crop, normalise), so every checkpoint sees what it was trained on.
+    """
+
+    id = "dinov2"
+
+    def __init__(
+        self,
+        model: str = "dinov2-large",
+        *,
+        pooling: str = "mean_patch",
+        device: str | None = None,
+        precision: str = "fp32",
+        batch_size: int = 16,
+        **_ignored,
+    ):
+        if pooling not in ("mean_patch", "cls"):
+            raise V2MError(f"pooling must be 'mean_patch' or 'cls', got {pooling!r}")
+        import torch
+        from transformers import AutoImageProcessor, Dinov2Model
+
+        self.path = resolve_model_dir(model, "encoders")
+        self.pooling = pooling
+        self.batch_size = max(1, int(batch_size))
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = _torch_dtype(precision)
+        try:
+            self.processor = AutoImageProcessor.from_pretrained(self.path, local_files_only=True)
+            self.model = Dinov2Model.from_pretrained(self.path, local_files_only=True, torch_dtype=self.dtype)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load DINOv2 from {self.path}: {exc}") from exc
+        self.model.eval().to(self.device)
+        size = getattr(self.processor, "size", None) or {}
+        self.decode_size = int(size.get("shortest_edge") or size.get("height") or 256)
+
+    @property
+    def precision(self) -> str:
+        import torch
+
+        return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.dtype]
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        import torch
+
+        frames = np.asarray(frames)
+        out = []
+        for i in range(0, len(frames), self.batch_size):
+            chunk = list(frames[i : i + self.batch_size])
+            px = self.processor(images=chunk, return_tensors="pt")["pixel_values"]
+            with torch.inference_mode():
+                hidden = self.model(pixel_values=px.to(self.device, self.dtype)).last_hidden_state
+            pooled = hidden[:, 1:].mean(dim=1) if self.pooling == "mean_patch" else hidden[:, 0]
+            out.append(pooled.float().cpu().numpy())
+        return np.concatenate(out, axis=0) if out else np.zeros((0, self.model.config.hidden_size), np.float32)
+
+    def close(self) -> None:
+        import gc
+
+        import torch
+
+        self.model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def describe(self) -> dict:
+        return {"encoder": self.id, "model": os.path.basename(os.path.normpath(self.path)), "pooling": self.pooling}
+
+
+for _alias, _name in DINOV2_SIZES.items():
+    if _alias != "dinov2":
+        register_encoder(_alias)(lambda _n=_name, **kw: Dinov2Encoder(kw.pop("model", _n), **kw))
+
+
+ProgressFn = Callable[[int, int | None], None]
+
+
+def encode_batches(
+    batches: Iterable[tuple[np.ndarray, np.ndarray]],
+    encoder: FrameEncoder,
+    *,
+    duration: float,
+    total: int | None = None,
+    progress: ProgressFn | None = None,
+    check_interrupt: Callable[[], None] | None = None,
+) -> Features:
+    """Encode a stream of (frames, times) batches into Features; progress/interrupt per batch."""
+    vals, times, done = [], [], 0
+    for frames, t in batches:
+        if check_interrupt is not None:
+            check_interrupt()
+        if len(frames) == 0:
+            continue
+        vals.append(np.asarray(encoder.encode(frames), dtype=np.float32))
+        times.append(np.asarray(t, dtype=np.float64))
+        done += len(frames)
+        if progress is not None:
+            progress(done, total)
+    if not vals:
+        raise V2MError("no frames were decoded: the video is empty")
+    return Features(
+        values=np.concatenate(vals),
+        times=np.concatenate(times),
+        duration=float(duration),
+        encoder=encoder.id,
+        meta=encoder.describe(),
+    )
+
+
+def encode_video(
+    src,
+    encoder: FrameEncoder,
+    *,
+    sample_fps: float | None = None,
+    size: int | None = None,
+    batch: int = 32,
+    progress: ProgressFn | None = None,
+    check_interrupt: Callable[[], None] | None = None,
+) -> Features:
+    """Stream-decode a video (path or file object) straight to the encoder's size and encode it."""
+    from . import media
+
+    info = media.probe_video(src)
+    if hasattr(src, "seek"):
+        src.seek(0)
+    total = info.frame_count if not sample_fps else int(info.duration * sample_fps) + 1
+    stream = media.iter_frames(src, size=size or encoder.decode_size, sample_fps=sample_fps, batch=batch)
+    feats = encode_batches(
+        ((b.frames, b.times) for b in stream),
+        encoder,
+        duration=info.duration,
+        total=total,
+        progress=progress,
+        check_interrupt=check_interrupt,
+    )
+    return Features(feats.values, feats.times, feats.duration, feats.encoder, dict(feats.meta, fps=info.fps, source=str(getattr(info, "path", ""))))
+
+
+def encode_frames(
+    frames: np.ndarray,
+    fps: float,
+    encoder: FrameEncoder,
+    *,
+    batch: int = 32,
+    progress: ProgressFn | None = None,
+    check_interrupt: Callable[[], None] | None = None,
+) -> Features:
+    """Encode in-memory frames [N, H, W, 3] uint8 played at ``fps`` (frame k at k/fps)."""
+    if fps is None or not fps > 0:
+        raise V2MError(f"fps must be positive for image frames, got {fps}: connect the frame rate of the video")
+    n = len(frames)
+    t = np.arange(n, dtype=np.float64) / float(fps)
+    batches = ((frames[i : i + batch], t[i : i + batch]) for i in range(0, n, batch))
+    return encode_batches(batches, encoder, duration=n / float(fps), total=n, progress=progress, check_interrupt=check_interrupt)

@@ -1,0 +1,225 @@
+"""Thin bridges to the ComfyUI host: folders, progress, interrupts, type conversion.
+
+Everything here imports ComfyUI modules lazily, inside functions, so that importing a node
+module needs only ``comfy_api`` (which ComfyUI, or the tests' fake, provides).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Callable
+
+import numpy as np
+
+from ..core.errors import MediaError, V2MError
+
+MODEL_KINDS = ("encoders", "checkpoints", "text_encoders", "codecs", "prompt")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif")
+
+
+def register_model_folders() -> None:
+    """``models/v2m/<kind>/`` for every kind, registered once with ComfyUI's folder_paths."""
+    import folder_paths
+
+    for kind in MODEL_KINDS:
+        # Idempotent in ComfyUI: a path already registered is not added twice.
+        folder_paths.add_model_folder_path(f"v2m_{kind}", os.path.join(folder_paths.models_dir, "v2m", kind))
+
+
+def model_choices(kind: str, *, folders: bool, extensions: tuple[str, ...] = (".safetensors",)) -> list[str]:
+    """Names under ``models/v2m/<kind>/``: sub-folders (Hugging Face model folders) or files."""
+    import folder_paths
+
+    register_model_folders()
+    names: set[str] = set()
+    for root in folder_paths.get_folder_paths(f"v2m_{kind}"):
+        if not os.path.isdir(root):
+            continue
+        for entry in os.listdir(root):
+            full = os.path.join(root, entry)
+            if folders and os.path.isdir(full):
+                names.add(entry)
+            elif not folders and os.path.isfile(full) and entry.lower().endswith(extensions):
+                names.add(entry)
+    return sorted(names)
+
+
+def model_path(kind: str, name: str) -> str:
+    """Full path of a dropdown choice under ``models/v2m/<kind>/``; never outside those roots."""
+    import folder_paths
+
+    register_model_folders()
+    if not name or os.path.isabs(name) or ".." in name.replace("\\", "/").split("/"):
+        raise V2MError(f"invalid model name {name!r}: choose an entry of models/v2m/{kind}/")
+    roots = folder_paths.get_folder_paths(f"v2m_{kind}")
+    for root in roots:
+        full = os.path.join(root, name)
+        if os.path.exists(full):
+            return full
+    raise V2MError(f"{name!r} is not in models/v2m/{kind}/ (looked in {', '.join(roots)}): put it there and refresh")
+
+
+def input_video_choices() -> list[str]:
+    import folder_paths
+
+    root = folder_paths.get_input_directory()
+    if not os.path.isdir(root):
+        return []
+    files = [f for f in os.listdir(root) if os.path.isfile(os.path.join(root, f))]
+    return sorted(folder_paths.filter_files_content_types(files, ["video"]))
+
+
+def confined_input_path(name: str) -> str:
+    """Resolve an upload-widget value to a file inside ComfyUI's input folder, or refuse."""
+    import folder_paths
+
+    if not isinstance(name, str) or not name.strip():
+        raise MediaError("no video selected: upload a video or pick one from the input folder")
+    path = folder_paths.get_annotated_filepath(name)
+    base = os.path.realpath(folder_paths.get_input_directory())
+    real = os.path.realpath(path)
+    if os.path.commonpath([base, real]) != base:
+        raise MediaError(f"{name!r} points outside ComfyUI's input folder ({base}); only files in that folder can be used")
+    if not os.path.isfile(real):
+        raise MediaError(f"video {name!r} not found in ComfyUI's input folder ({base}): upload it first")
+    return real
+
+
+class Progress:
+    """ComfyUI ProgressBar + interrupt check, usable as the core's progress callback."""
+
+    def __init__(self, total: int | None):
+        import comfy.utils
+
+        self.total = max(int(total or 1), 1)
+        self.bar = comfy.utils.ProgressBar(self.total)
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        if total:
+            self.total = max(int(total), 1)
+        self.bar.update_absolute(min(int(done), self.total), self.total)
+
+    @staticmethod
+    def check_interrupt() -> None:
+        import comfy.model_management
+
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+def video_source(video):
+    """A path or file object for a core VIDEO, or None when it only exists as components."""
+    get = getattr(video, "get_stream_source", None)
+    if get is None:
+        return None
+    src = get()
+    if hasattr(src, "seek"):
+        src.seek(0)
+    return src
+
+
+def video_to_file(video, folder: str | None = None) -> tuple[str, bool]:
+    """A file holding the VIDEO: its own file when it has one, else a temporary H.264 encode.
+
+    Returns (path, is_temporary).
+    """
+    from ..core import media
+
+    src = video_source(video)
+    if isinstance(src, (str, os.PathLike)):
+        return os.fspath(src), False
+    folder = folder or _temp_dir()
+    fd, tmp = tempfile.mkstemp(prefix="v2m-", suffix=".mp4", dir=folder)
+    os.close(fd)
+    if src is not None:  # in-memory file (BytesIO)
+        with open(tmp, "wb") as f:
+            f.write(src.read())
+        return tmp, True
+    comps = video.get_components()
+    frames = images_to_uint8(comps.images)
+    media.write_video(frames, comps.frame_rate, tmp)
+    return tmp, True
+
+
+def _temp_dir() -> str:
+    import folder_paths
+
+    d = folder_paths.get_temp_directory()
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def images_to_uint8(images, size: int | None = None) -> np.ndarray:
+    """IMAGE [B, H, W, C] float 0–1 → uint8 [B, h, w, 3], optionally shrunk (area) to short side."""
+    import torch
+    import torch.nn.functional as F
+
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise V2MError(f"expected an IMAGE batch [frames, height, width, channels], got {getattr(images, 'shape', type(images))}")
+    x = images[..., :3]
+    if x.shape[-1] == 1:
+        x = x.expand(-1, -1, -1, 3)
+    if size:
+        h, w = x.shape[1:3]
+        scale = size / min(h, w)
+        if scale < 1:
+            out_hw = (max(1, round(h * scale)), max(1, round(w * scale)))
+            x = F.interpolate(x.movedim(-1, 1).float(), size=out_hw, mode="area").movedim(1, -1)
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def audio_to_numpy(audio) -> tuple[np.ndarray, int]:
+    """ComfyUI AUDIO → (float32 [C, T], sample_rate) of the first item in the batch."""
+    try:
+        wave, sr = audio["waveform"], int(audio["sample_rate"])
+    except (TypeError, KeyError):
+        raise V2MError("expected an AUDIO input (a dict with 'waveform' and 'sample_rate')") from None
+    arr = wave.detach().float().cpu().numpy() if hasattr(wave, "detach") else np.asarray(wave, np.float32)
+    if arr.ndim == 3:
+        arr = arr[0]
+    if arr.ndim == 1:
+        arr = arr[None]
+    return np.ascontiguousarray(arr, dtype=np.float32), sr
+
+
+def numpy_to_audio(wave: np.ndarray, sample_rate: int) -> dict:
+    import torch
+
+    w = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+    if w.ndim == 1:
+        w = w[None]
+    return {"waveform": w[None], "sample_rate": int(sample_rate)}
+
+
+def image_tensor(rgb: np.ndarray):
+    """uint8 [H, W, 3] → IMAGE [1, H, W, 3] float."""
+    import torch
+
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).float().div(255.0)[None]
+
+
+def output_path(prefix: str, ext: str, width: int = 0, height: int = 0) -> tuple[str, str, str]:
+    """A fresh file in the output folder via ComfyUI's own naming: (full path, file, subfolder)."""
+    import folder_paths
+
+    out_dir = folder_paths.get_output_directory()
+    full_folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, out_dir, width, height)
+    os.makedirs(full_folder, exist_ok=True)
+    file = f"{filename}_{counter:05}_.{ext}"
+    return os.path.join(full_folder, file), file, subfolder
+
+
+def release_memory(*objs: Callable | object) -> None:
+    import gc
+
+    for o in objs:
+        close = getattr(o, "close", None)
+        if callable(close):
+            close()
+    gc.collect()
+    try:
+        import comfy.model_management
+
+        comfy.model_management.soft_empty_cache()
+    except Exception:  # host without a cache to empty
+        pass

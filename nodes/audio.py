@@ -1,0 +1,53 @@
+"""Audio out: put music into a video at exactly the video's length."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from comfy_api.latest import InputImpl, io, ui
+
+from ..core import media
+from . import _host
+
+CATEGORY = "V2M-Zero/audio"
+
+
+class MuxAudio(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="V2M_MuxAudio",
+            display_name="Mux Audio into Video (V2M)",
+            category=CATEGORY,
+            description="Replace a video's soundtrack: the video stream is copied (every frame kept), the audio is AAC-encoded and padded or trimmed to exactly the video's duration.",
+            inputs=[
+                io.Video.Input("video", tooltip="The video to put the music into."),
+                io.Audio.Input("audio", tooltip="The music; it is fitted to the video's duration."),
+                io.Boolean.Input("save_mp4", default=True, tooltip="Also save the result in the output folder (otherwise it lives in the temp folder)."),
+                io.String.Input("filename_prefix", default="video/V2M", tooltip="Prefix for the saved file, as in Save Video."),
+            ],
+            outputs=[io.Video.Output(display_name="video")],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, video, audio, save_mp4, filename_prefix) -> io.NodeOutput:
+        wave, sr = _host.audio_to_numpy(audio)
+        src, temporary = _host.video_to_file(video)
+        try:
+            if save_mp4:
+                out, file, subfolder = _host.output_path(filename_prefix, "mp4")
+            else:
+                fd, out = tempfile.mkstemp(prefix="v2m-mux-", suffix=".mp4", dir=_host._temp_dir())
+                os.close(fd)
+                os.unlink(out)
+            media.mux_audio(src, wave, sr, out)
+        finally:
+            if temporary and os.path.exists(src):
+                os.unlink(src)
+        preview = ui.PreviewVideo([ui.SavedResult(file, subfolder, io.FolderType.output)]) if save_mp4 else None
+        return io.NodeOutput(InputImpl.VideoFromFile(out), ui=preview)
+
+
+NODES = [MuxAudio]

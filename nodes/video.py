@@ -1,0 +1,155 @@
+"""Video in: load a file from the input folder, and encode frames into features."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from comfy_api.latest import InputImpl, io
+
+from ..core import encoders, media
+from ..core.errors import V2MError
+from . import _host
+from .types import FeaturesType
+
+CATEGORY = "V2M-Zero/video"
+
+
+class LoadVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="V2M_LoadVideo",
+            display_name="Load Video (V2M)",
+            category=CATEGORY,
+            description="Load a video from ComfyUI's input folder without decoding it, with its frame rate, exact duration and frame count.",
+            inputs=[
+                io.Combo.Input(
+                    "file",
+                    options=_host.input_video_choices(),
+                    upload=io.UploadType.video,
+                    tooltip="A video in ComfyUI's input folder (upload one with the button).",
+                ),
+            ],
+            outputs=[
+                io.Video.Output(display_name="video"),
+                io.Float.Output(display_name="fps"),
+                io.Float.Output(display_name="duration"),
+                io.Int.Output(display_name="frame_count"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, file) -> io.NodeOutput:
+        path = _host.confined_input_path(file)
+        info = media.probe_video(path)
+        return io.NodeOutput(InputImpl.VideoFromFile(path), float(info.fps), float(info.duration), int(info.frame_count))
+
+    @classmethod
+    def fingerprint_inputs(cls, file):
+        try:
+            path = _host.confined_input_path(file)
+            return f"{path}:{os.path.getmtime(path)}:{os.path.getsize(path)}"
+        except V2MError as exc:
+            return str(exc)
+
+    @classmethod
+    def validate_inputs(cls, file):
+        try:
+            _host.confined_input_path(file)
+        except V2MError as exc:
+            return str(exc)
+        return True
+
+
+ENCODER_CHOICES = ["pixels", "histogram", "dinov2"]
+
+
+def _dinov2_choices() -> list[str]:
+    return sorted(set(_host.model_choices("encoders", folders=True)) | {"dinov2-large"})
+
+
+class EncodeFrames(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="V2M_EncodeFrames",
+            display_name="Encode Frames (V2M)",
+            category=CATEGORY,
+            description="Stream a video's frames through a frame encoder (DINOv2 as in the paper, or a weightless one) into per-frame features with timestamps.",
+            inputs=[
+                io.Video.Input("video", optional=True, tooltip="A VIDEO (decoded frame by frame, never whole). Connect this or images."),
+                io.Image.Input("images", optional=True, tooltip="Frames from a video-generation node; also connect their fps."),
+                io.Combo.Input("encoder", options=ENCODER_CHOICES, default="pixels", tooltip="dinov2: the paper's default (weights in models/v2m/encoders/). pixels / histogram: weightless, fast."),
+                io.Float.Input("sample_fps", default=0.0, min=0.0, max=240.0, step=0.5, tooltip="Frames per second to encode; 0 = every frame (cut times accurate to a frame)."),
+                io.Int.Input("size", default=0, min=0, max=1024, step=8, tooltip="Shorter side to decode frames at; 0 = the encoder's own size."),
+                io.Float.Input("fps", default=24.0, min=0.01, max=1000.0, step=0.01, tooltip="Frame rate of the images input (ignored for a VIDEO, which carries its own)."),
+                io.Combo.Input("dinov2_model", options=_dinov2_choices(), default="dinov2-large", tooltip="DINOv2 folder in models/v2m/encoders/ (a Hugging Face model folder)."),
+                io.Combo.Input("pooling", options=["mean_patch", "cls"], default="mean_patch", tooltip="mean_patch: mean of patch tokens (paper); cls: the class token."),
+                io.Combo.Input("precision", options=["fp32", "fp16", "bf16"], default="fp32", tooltip="DINOv2 weights and activations; fp16/bf16 halve memory on GPU."),
+                io.Int.Input("batch_size", default=16, min=1, max=512, tooltip="Frames per encoder forward pass."),
+            ],
+            outputs=[FeaturesType.Output(display_name="features")],
+        )
+
+    @classmethod
+    def execute(cls, encoder, sample_fps, size, fps, dinov2_model, pooling, precision, batch_size, video=None, images=None) -> io.NodeOutput:
+        if video is None and images is None:
+            raise V2MError("connect a video or images (with their fps) to Encode Frames")
+        kwargs = {}
+        if encoder == "dinov2":
+            import comfy.model_management
+
+            kwargs = dict(
+                model=dinov2_model,
+                pooling=pooling,
+                precision=precision,
+                batch_size=batch_size,
+                device=str(comfy.model_management.get_torch_device()),
+            )
+        enc = encoders.get_encoder(encoder, **kwargs)
+        try:
+            feats = _encode(enc, video, images, fps, sample_fps or None, size or None, batch_size)
+        finally:
+            _host.release_memory(enc)
+        return io.NodeOutput(feats)
+
+
+def _encode(enc, video, images, fps, sample_fps, size, batch):
+    if video is not None:
+        src = _host.video_source(video)
+        if src is not None:
+            info = media.probe_video(src)
+            progress = _host.Progress(info.frame_count)
+            if hasattr(src, "seek"):
+                src.seek(0)
+            return encoders.encode_video(
+                src, enc, sample_fps=sample_fps, size=size, batch=batch, progress=progress, check_interrupt=progress.check_interrupt
+            )
+        comps = video.get_components()
+        images, fps = comps.images, float(comps.frame_rate)
+    return _encode_images(enc, images, fps, sample_fps, size, batch)
+
+
+def _encode_images(enc, images, fps, sample_fps, size, batch):
+    """IMAGE frames at ``fps``, optionally thinned by time to ``sample_fps``, encoded in chunks."""
+    n = int(images.shape[0])
+    times = np.arange(n, dtype=np.float64) / float(fps)
+    keep = np.arange(n)
+    if sample_fps:
+        ticks = np.arange(0.0, n / float(fps), 1.0 / sample_fps)
+        keep = np.unique(np.searchsorted(times, ticks - 1e-9))
+        keep = keep[keep < n]
+    progress = _host.Progress(len(keep))
+
+    def batches():
+        for i in range(0, len(keep), batch):
+            idx = keep[i : i + batch]
+            yield _host.images_to_uint8(images[idx], size or enc.decode_size), times[idx]
+
+    return encoders.encode_batches(
+        batches(), enc, duration=n / float(fps), total=len(keep), progress=progress, check_interrupt=progress.check_interrupt
+    )
+
+
+NODES = [LoadVideo, EncodeFrames]
