@@ -1,0 +1,213 @@
+"""Safe tensor I/O: safetensors only, never pickle; every failure names the file and the fix.
+
+Shared by every loader (codec, text encoder, DiT, V2M checkpoints). ``torch.load`` is never
+called: a pickle can run arbitrary code, so ``.ckpt``/``.pt``/``.pth``/``.bin`` files are refused
+with a note on how to convert them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from ..core.errors import ModelError
+
+__all__ = [
+    "read_safetensors",
+    "read_safetensors_header",
+    "write_safetensors",
+    "strip_prefix",
+    "check_state_dict",
+]
+
+# Pickle protocol 2+ starts with 0x80; torch.save's default container is a zip archive.
+_PICKLE_MAGIC = b"\x80"
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle"}
+# A header larger than this is not a real safetensors header (the format caps it at 100 MB).
+_MAX_HEADER = 100 * 1024 * 1024
+_MAX_LISTED = 5
+
+_CONVERT_HINT = (
+    "convert it once to .safetensors in a trusted Python session, e.g. "
+    "`from safetensors.torch import save_file; import torch; "
+    "sd = torch.load(PATH, map_location='cpu', weights_only=True); "
+    "save_file(sd.get('state_dict', sd), OUT)` (or download the .safetensors release)"
+)
+
+
+def _fail(path: Path, problem: str, fix: str) -> ModelError:
+    return ModelError(f"{path}: {problem}. Fix: {fix}.")
+
+
+def _check_file(path: str | os.PathLike) -> tuple[Path, int]:
+    p = Path(path)
+    if not p.exists():
+        raise _fail(p, "file not found", "check the path, or put the file in the folder named here")
+    if p.is_dir():
+        raise _fail(p, "is a folder, not a .safetensors file", "point to the .safetensors file inside it")
+    size = p.stat().st_size
+    if size == 0:
+        raise _fail(p, "file is empty (0 bytes)", "the download or copy was interrupted; fetch the file again")
+    return p, size
+
+
+def read_safetensors_header(path: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Validate a safetensors file without loading tensors.
+
+    Returns ``({key: {"dtype", "shape", "data_offsets"}}, metadata)``. Raises ``ModelError`` for a
+    missing, empty, pickled, truncated or garbage file.
+    """
+    p, size = _check_file(path)
+    with open(p, "rb") as f:
+        head = f.read(8)
+        if head.startswith(_PICKLE_MAGIC) or head.startswith(_ZIP_MAGIC):
+            raise _fail(p, "is a PyTorch pickle/zip checkpoint, which we never open (unsafe)", _CONVERT_HINT)
+        if len(head) < 8:
+            raise _fail(p, f"is too short to be a safetensors file ({size} bytes)", "fetch the file again")
+        (n,) = struct.unpack("<Q", head)
+        if n == 0 or n > _MAX_HEADER or 8 + n > size:
+            if p.suffix.lower() in _PICKLE_SUFFIXES:
+                raise _fail(p, f"is not a safetensors file ({p.suffix} files are usually pickles)", _CONVERT_HINT)
+            if 8 + n > size and 0 < n <= _MAX_HEADER:
+                raise _fail(p, f"is truncated: its header needs {8 + n} bytes but the file has {size}",
+                            "the download or copy was interrupted; fetch the file again")
+            raise _fail(p, "is not a safetensors file (no valid header)",
+                        "use a .safetensors weights file; if this is a pickle, " + _CONVERT_HINT)
+        raw = f.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("header is not an object")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _fail(p, f"has a corrupt safetensors header ({exc})", "fetch the file again") from None
+    metadata = header.pop("__metadata__", None) or {}
+    end = 0
+    for key, info in header.items():
+        try:
+            start, stop = info["data_offsets"]
+            info["dtype"], info["shape"]
+        except (TypeError, KeyError, ValueError):
+            raise _fail(p, f"has a corrupt entry for tensor {key!r}", "fetch the file again") from None
+        end = max(end, int(stop))
+    if 8 + n + end > size:
+        raise _fail(p, f"is truncated: its tensors need {8 + n + end} bytes but the file has {size}",
+                    "the download or copy was interrupted; fetch the file again")
+    return header, dict(metadata)
+
+
+def read_safetensors(
+    path: str | os.PathLike, *, prefix: str | None = None, device: Any = "cpu"
+) -> tuple[dict[str, "torch.Tensor"], dict[str, str]]:  # noqa: F821
+    """Load tensors (optionally only those under ``prefix``, with it stripped) and the metadata.
+
+    Only the selected tensors are read from disk, so taking the VAE out of a full Stable Audio
+    checkpoint does not load the DiT.
+    """
+    from safetensors import safe_open
+
+    header, metadata = read_safetensors_header(path)
+    p = Path(path)
+    keys = list(header)
+    if prefix:
+        keys = [k for k in keys if k.startswith(prefix)]
+        if not keys:
+            sample = ", ".join(list(header)[:_MAX_LISTED]) or "(no tensors)"
+            raise _fail(p, f"has no tensors under the prefix {prefix!r} (first keys: {sample})",
+                        "check that this is the right kind of checkpoint")
+    out: dict[str, Any] = {}
+    try:
+        with safe_open(str(p), framework="pt", device=str(device)) as f:
+            for k in keys:
+                out[k[len(prefix):] if prefix else k] = f.get_tensor(k)
+    except ModelError:
+        raise
+    except Exception as exc:  # safetensors raises its own error types for corrupt data
+        raise _fail(p, f"cannot be read as safetensors ({type(exc).__name__}: {exc})", "fetch the file again") from None
+    return out, metadata
+
+
+def write_safetensors(
+    path: str | os.PathLike, tensors: Mapping[str, "torch.Tensor"], metadata: Mapping[str, Any] | None = None  # noqa: F821
+) -> Path:
+    """Write atomically: a temporary file in the same folder, then ``os.replace``.
+
+    Non-string metadata values are stored as JSON. Tensors that share memory (tied weights) are
+    copied, since safetensors refuses aliases.
+    """
+    from safetensors.torch import save_file
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    meta = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
+    seen: set[tuple[int, int]] = set()
+    clean = {}
+    for k, t in tensors.items():
+        t = t.detach().to("cpu").contiguous()
+        ident = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()) if t.numel() else None
+        if ident is not None and ident in seen:
+            t = t.clone()
+        elif ident is not None:
+            seen.add(ident)
+        clean[str(k)] = t
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    os.close(fd)
+    try:
+        save_file(clean, tmp, metadata=meta)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return p
+
+
+def strip_prefix(sd: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """Keys under ``prefix`` with it removed; keys outside it are dropped."""
+    if not prefix:
+        return dict(sd)
+    n = len(prefix)
+    return {k[n:]: v for k, v in sd.items() if k.startswith(prefix)}
+
+
+def _listing(label: str, items: Iterable[str]) -> str:
+    items = list(items)
+    if not items:
+        return ""
+    shown = ", ".join(items[:_MAX_LISTED])
+    more = f" (+{len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else ""
+    return f"{len(items)} {label}: {shown}{more}"
+
+
+def check_state_dict(module: "torch.nn.Module", sd: Mapping[str, Any], *, name: str,  # noqa: F821
+                     ignore_missing: Iterable[str] = (), ignore_unexpected: Iterable[str] = ()) -> None:
+    """Raise ``ModelError`` unless ``sd`` matches ``module.state_dict()`` key for key and shape.
+
+    ``name`` is what the message calls the weights (usually the file path). Keys listed in
+    ``ignore_missing``/``ignore_unexpected`` are tolerated.
+    """
+    own = module.state_dict()
+    ign_m, ign_u = set(ignore_missing), set(ignore_unexpected)
+    missing = [k for k in own if k not in sd and k not in ign_m]
+    unexpected = [k for k in sd if k not in own and k not in ign_u]
+    mismatched = [
+        f"{k} (file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)})"
+        for k in own
+        if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
+    ]
+    parts = [s for s in (_listing("missing keys", missing), _listing("unexpected keys", unexpected),
+                         _listing("shape mismatches", mismatched)) if s]
+    if parts:
+        raise ModelError(
+            f"{name}: weights do not fit {type(module).__name__}: " + "; ".join(parts)
+            + ". Fix: use the weights made for this model/config (a different variant or a damaged "
+            "or partial file gives these errors)."
+        )
