@@ -13,6 +13,7 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "curve",
     "mux",
+    "eval",
 )
 
 
