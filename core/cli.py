@@ -14,6 +14,7 @@ COMMANDS: tuple[str, ...] = (
     "curve",
     "mux",
     "eval",
+    "prompt",
 )
 
 
