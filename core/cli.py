@@ -15,6 +15,7 @@ COMMANDS: tuple[str, ...] = (
     "mux",
     "eval",
     "prompt",
+    "init_checkpoint",
 )
 
 

@@ -1,0 +1,61 @@
+"""``v2m-zero init-checkpoint``: make a V2M checkpoint (curve channel added) from a public model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "init-checkpoint"
+HELP = "make a V2M checkpoint from a pretrained model (adds the event-curve input channel, zero-initialised)"
+
+_DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
+           "bfloat16": "bfloat16", "bf16": "bfloat16"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="the pretrained model file, e.g. stable-audio-open-1.0's model.safetensors")
+    p.add_argument("--from", dest="base", choices=["sao1"], default="sao1",
+                   help="layout of the source file: sao1 = Stable Audio Open 1.0 single file (default)")
+    p.add_argument("--out", required=True, help="where to write the V2M checkpoint (.safetensors)")
+    p.add_argument("--dtype", choices=sorted(_DTYPES), default=None,
+                   help="store weights in this dtype (default: as in the source)")
+    p.add_argument("--no-pretransform", action="store_true",
+                   help="leave the codec (pretransform.model.*) out of the checkpoint")
+    p.add_argument("--curve-encoder", default=None, help="video encoder id recorded in the curve spec")
+    p.add_argument("--smoothing-seconds", type=float, default=None,
+                   help="Hann smoothing window (seconds) recorded in the curve spec")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import V2MError
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".safetensors":
+        raise V2MError(f"--out must end in .safetensors (got {out.name})")
+    if out.exists() and not args.force:
+        raise V2MError(f"{out} exists; pass --force to overwrite it")
+    if Path(args.source).resolve() == out.resolve():
+        raise V2MError("--out must differ from the source file")
+    curve = {}
+    if args.curve_encoder:
+        curve["encoder"] = args.curve_encoder
+    if args.smoothing_seconds is not None:
+        if not args.smoothing_seconds > 0:
+            raise V2MError("--smoothing-seconds must be > 0")
+        curve["smoothing_seconds"] = args.smoothing_seconds
+    dtype = None
+    if args.dtype:
+        import torch
+
+        dtype = getattr(torch, _DTYPES[args.dtype])
+    from ...model_io.sao import init_from_sao
+
+    meta = init_from_sao(args.source, out, curve=curve, include_pretransform=not args.no_pretransform, dtype=dtype)
+    dcfg = meta["model_config"]["diffusion"]["config"]
+    print(
+        f"wrote {out}: DiT {dcfg['depth']}x{dcfg['embed_dim']}, in-channels "
+        f"{dcfg['io_channels']}+{dcfg['input_concat_dim']} (curve), objective {meta['objective']}, "
+        f"latent rate {meta['latent_rate']:.4f} Hz"
+    )
+    return 0

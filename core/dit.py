@@ -1,0 +1,795 @@
+"""The V2M diffusion transformer: stable-audio-tools' ``DiffusionTransformer`` layout, plus conditioners.
+
+The module tree mirrors the stable-audio-tools ``ConditionedDiffusionModelWrapper`` so that
+``V2MDiT().state_dict()`` has exactly the keys of a stable-audio-tools single-file checkpoint:
+
+* ``model.model.*``             the ``DiffusionTransformer`` (``DiTWrapper.model``)
+* ``conditioner.conditioners.*`` the conditioners that own weights (the ``number`` conditioners for
+  ``seconds_start``/``seconds_total``; a text conditioner only when it projects its tokens)
+
+so Stable Audio Open 1.0 weights load without renaming. The pretransform (``pretransform.model.*``,
+the Oobleck codec) and the text encoder itself (T5, never stored in SAO files) live elsewhere.
+
+Conditioning is data: the model config lists which conditioner ids feed cross-attention, the
+global (prepended) token and the input-concat channels. V2M-Zero's event curve is one
+input-concat conditioner (``input_concat_ids: ["curve"]``, ``input_concat_dim: 1``): it is
+concatenated to the latent along channels *after* the latent channels, before ``preprocess_conv``
+and ``project_in``, as stable-audio-tools does. :func:`widen_for_curve` grows a pretrained
+checkpoint by that channel with zero weights, so outputs are unchanged until training.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint as _checkpoint
+
+from .errors import CurveError, ModelError, V2MError
+
+# --------------------------------------------------------------------------------------------
+# configuration
+
+
+@dataclass
+class DiTConfig:
+    """The ``diffusion.config`` block of a stable-audio-tools ``dit`` model config.
+
+    Field names and defaults are stable-audio-tools' (``DiffusionTransformer.__init__``), except
+    the defaults here are those of Stable Audio Open 1.0. ``cross_attn_mask`` is ours: SAO was
+    trained with the text padding mask *disabled* (stable-audio-tools drops it before attention;
+    padded T5 tokens are zero vectors instead), so it defaults to False for fidelity. ``ff_mult``
+    is the feed-forward width factor (stable-audio-tools' default 4) and ``timestep_features_dim``
+    its fixed 256, made explicit.
+    """
+
+    io_channels: int = 64
+    embed_dim: int = 1536
+    depth: int = 24
+    num_heads: int = 24
+    cond_token_dim: int = 768
+    project_cond_tokens: bool = False
+    global_cond_dim: int = 1536
+    project_global_cond: bool = True
+    input_concat_dim: int = 0
+    prepend_cond_dim: int = 0
+    patch_size: int = 1
+    transformer_type: str = "continuous_transformer"
+    global_cond_type: str = "prepend"
+    timestep_cond_type: str = "global"
+    timestep_features_dim: int = 256
+    ff_mult: int = 4
+    cross_attn_mask: bool = False
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "DiTConfig":
+        known = {f.name for f in fields(cls)}
+        # stable-audio-tools passes unknown keys to ContinuousTransformer; we implement only the
+        # SAO 1.0 transformer, so an unknown option would silently change the maths — refuse it.
+        ignorable = {"diffusion_objective"}
+        unknown = sorted(set(d) - known - ignorable)
+        if unknown:
+            raise ModelError(f"unsupported DiT config field(s) {unknown}; supported: {sorted(known)}")
+        cfg = cls(**{k: v for k, v in d.items() if k in known})
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_heads
+
+    @property
+    def rotary_dim(self) -> int:
+        # stable-audio-tools: RotaryEmbedding(max(dim_heads // 2, 32)), applied to the first
+        # rotary_dim channels of each head (partial rotary, GPT-J style).
+        return max(self.head_dim // 2, 32)
+
+    @property
+    def cond_embed_dim(self) -> int:
+        if self.cond_token_dim <= 0:
+            return 0
+        return self.embed_dim if self.project_cond_tokens else self.cond_token_dim
+
+    def validate(self) -> None:
+        problems = []
+        if self.transformer_type != "continuous_transformer":
+            problems.append(f"transformer_type {self.transformer_type!r} (only 'continuous_transformer')")
+        if self.global_cond_type != "prepend":
+            problems.append(f"global_cond_type {self.global_cond_type!r} (only 'prepend' so far)")
+        if self.timestep_cond_type != "global":
+            problems.append(f"timestep_cond_type {self.timestep_cond_type!r} (only 'global')")
+        if self.embed_dim % self.num_heads:
+            problems.append(f"embed_dim {self.embed_dim} not divisible by num_heads {self.num_heads}")
+        elif self.rotary_dim > self.head_dim:
+            problems.append(f"head dim {self.head_dim} < 32 (the rotary embedding needs >= 32)")
+        if self.cond_token_dim > 0 and not self.project_cond_tokens:
+            if self.cond_token_dim % max(self.head_dim, 1):
+                problems.append(f"cond_token_dim {self.cond_token_dim} not a multiple of head dim {self.head_dim}")
+            elif self.num_heads % (self.cond_token_dim // self.head_dim):
+                problems.append("num_heads not a multiple of the cross-attention key/value heads")
+        if self.patch_size < 1 or self.depth < 1 or self.io_channels < 1 or self.input_concat_dim < 0:
+            problems.append("patch_size, depth, io_channels must be >= 1 and input_concat_dim >= 0")
+        if problems:
+            raise ModelError("bad DiT config: " + "; ".join(problems))
+
+
+# --------------------------------------------------------------------------------------------
+# building blocks (names of submodules are the checkpoint's key names)
+
+
+class FourierFeatures(nn.Module):
+    """Random Fourier features of the timestep: ``[cos(2π t W), sin(2π t W)]``."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features // 2, in_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = 2 * math.pi * x @ self.weight.T
+        return torch.cat([f.cos(), f.sin()], dim=-1)
+
+
+class LayerNorm(nn.Module):
+    """Bias-free LayerNorm of stable-audio-tools: ``gamma`` parameter, ``beta`` a zero buffer."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(dim))
+        self.register_buffer("beta", torch.zeros(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:], weight=self.gamma, bias=self.beta, eps=self.eps)
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position frequencies; ``inv_freq`` is a checkpoint buffer kept in float32."""
+
+    def __init__(self, dim: int, base: float = 10000.0):
+        super().__init__()
+        self.register_buffer("inv_freq", 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim)))
+
+    def _apply(self, fn, *args, **kwargs):
+        # Casting the model to bf16 must not quantise the frequencies (positions up to ~1000
+        # would drift by whole radians): keep the buffer in float32 whatever dtype the rest has.
+        keep = self.inv_freq
+        out = super()._apply(fn, *args, **kwargs)
+        if keep.device.type != "meta" and self.inv_freq.dtype != torch.float32:
+            self.inv_freq = keep.to(device=self.inv_freq.device, dtype=torch.float32)
+        return out
+
+    def forward(self, seq_len: int, device: torch.device) -> torch.Tensor:
+        pos = torch.arange(seq_len, device=device, dtype=torch.float32)
+        freqs = torch.outer(pos, self.inv_freq.to(device=device, dtype=torch.float32))
+        return torch.cat((freqs, freqs), dim=-1)  # [N, rotary_dim]
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_partial_rotary(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """Rotate the first ``freqs.shape[-1]`` channels of each head (in float32); keep the rest."""
+    rot = freqs.shape[-1]
+    xr, xp = x[..., :rot].float(), x[..., rot:]
+    xr = xr * freqs.cos() + _rotate_half(xr) * freqs.sin()
+    return torch.cat((xr.to(x.dtype), xp), dim=-1)
+
+
+class Attention(nn.Module):
+    """Multi-head attention via PyTorch SDPA; fused ``to_qkv`` for self-, ``to_q``/``to_kv`` for cross-.
+
+    Cross-attention keys/values keep the context width, so they may have fewer heads than the
+    queries (SAO 1.0: 12 kv heads of 64 for 768-wide T5 tokens vs 24 query heads); each kv head
+    serves consecutive query heads (``repeat_interleave``), as stable-audio-tools does.
+    """
+
+    def __init__(self, dim: int, dim_heads: int, dim_context: int | None = None):
+        super().__init__()
+        self.dim_heads = dim_heads
+        self.num_heads = dim // dim_heads
+        dim_kv = dim_context if dim_context is not None else dim
+        self.kv_heads = dim_kv // dim_heads
+        if dim_context is not None:
+            self.to_q = nn.Linear(dim, dim, bias=False)
+            self.to_kv = nn.Linear(dim_kv, dim_kv * 2, bias=False)
+        else:
+            self.to_qkv = nn.Linear(dim, dim * 3, bias=False)
+        self.to_out = nn.Linear(dim, dim, bias=False)
+
+    def _heads(self, t: torch.Tensor, h: int) -> torch.Tensor:
+        b, n, _ = t.shape
+        return t.view(b, n, h, self.dim_heads).transpose(1, 2)
+
+    def forward(self, x, context=None, rotary=None, context_mask=None):
+        if context is None:
+            q, k, v = self.to_qkv(x).chunk(3, dim=-1)
+            q, k, v = (self._heads(t, self.num_heads) for t in (q, k, v))
+        else:
+            q = self._heads(self.to_q(x), self.num_heads)
+            k, v = self.to_kv(context).chunk(2, dim=-1)
+            k, v = self._heads(k, self.kv_heads), self._heads(v, self.kv_heads)
+        if rotary is not None:
+            q, k = apply_partial_rotary(q, rotary), apply_partial_rotary(k, rotary)
+        if self.kv_heads != self.num_heads:
+            rep = self.num_heads // self.kv_heads
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        mask = None
+        if context_mask is not None:
+            mask = context_mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        b, h, n, d = out.shape
+        return self.to_out(out.transpose(1, 2).reshape(b, n, h * d))
+
+
+class GLU(nn.Module):
+    def __init__(self, dim_in: int, dim_out: int):
+        super().__init__()
+        self.proj = nn.Linear(dim_in, dim_out * 2)
+
+    def forward(self, x):
+        x, gate = self.proj(x).chunk(2, dim=-1)
+        return x * F.silu(gate)
+
+
+class FeedForward(nn.Module):
+    """SwiGLU feed-forward; ``ff.0`` is the GLU, ``ff.1`` an identity slot, ``ff.2`` the output."""
+
+    def __init__(self, dim: int, mult: int = 4):
+        super().__init__()
+        inner = dim * mult
+        self.ff = nn.Sequential(GLU(dim, inner), nn.Identity(), nn.Linear(inner, dim))
+
+    def forward(self, x):
+        return self.ff(x)
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, dim: int, dim_heads: int, dim_context: int | None, ff_mult: int):
+        super().__init__()
+        self.pre_norm = LayerNorm(dim)
+        self.self_attn = Attention(dim, dim_heads)
+        self.cross_attend = dim_context is not None
+        if self.cross_attend:
+            self.cross_attend_norm = LayerNorm(dim)
+            self.cross_attn = Attention(dim, dim_heads, dim_context=dim_context)
+        self.ff_norm = LayerNorm(dim)
+        self.ff = FeedForward(dim, ff_mult)
+
+    def forward(self, x, rotary, context=None, context_mask=None):
+        x = x + self.self_attn(self.pre_norm(x), rotary=rotary)
+        if context is not None and self.cross_attend:
+            x = x + self.cross_attn(self.cross_attend_norm(x), context=context, context_mask=context_mask)
+        return x + self.ff(self.ff_norm(x))
+
+
+class ContinuousTransformer(nn.Module):
+    def __init__(self, dim, depth, dim_in, dim_out, dim_heads, dim_context, ff_mult, rotary_dim):
+        super().__init__()
+        self.project_in = nn.Linear(dim_in, dim, bias=False)
+        self.project_out = nn.Linear(dim, dim_out, bias=False)
+        self.rotary_pos_emb = RotaryEmbedding(rotary_dim)
+        self.layers = nn.ModuleList(
+            TransformerBlock(dim, dim_heads, dim_context, ff_mult) for _ in range(depth)
+        )
+        self.gradient_checkpointing = False
+
+    def forward(self, x, prepend_embeds=None, context=None, context_mask=None):
+        x = self.project_in(x)
+        if prepend_embeds is not None:
+            x = torch.cat((prepend_embeds.to(x.dtype), x), dim=-2)
+        rotary = self.rotary_pos_emb(x.shape[1], x.device)
+        for layer in self.layers:
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                x = _checkpoint(layer, x, rotary, context, context_mask, use_reentrant=False)
+            else:
+                x = layer(x, rotary, context, context_mask)
+        return self.project_out(x)
+
+
+def _mlp(d_in: int, d_out: int, bias: bool) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, d_out, bias=bias), nn.SiLU(), nn.Linear(d_out, d_out, bias=bias))
+
+
+class DiffusionTransformer(nn.Module):
+    """stable-audio-tools' ``DiffusionTransformer`` (continuous transformer, prepended global token).
+
+    Inputs are the already-assembled conditioning tensors (see :class:`V2MDiT` for the
+    config-driven assembly): ``cross_attn_cond`` [B,S,cond_token_dim], ``global_embed``
+    [B,global_cond_dim], ``input_concat_cond`` [B,input_concat_dim,L], ``prepend_cond`` [B,P,prepend_cond_dim].
+    """
+
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        c = self.config = config
+        d = c.embed_dim
+        self.timestep_features = FourierFeatures(1, c.timestep_features_dim)
+        self.to_timestep_embed = _mlp(c.timestep_features_dim, d, bias=True)
+        if c.cond_token_dim > 0:
+            self.to_cond_embed = _mlp(c.cond_token_dim, c.cond_embed_dim, bias=False)
+        if c.global_cond_dim > 0:
+            self.to_global_embed = _mlp(c.global_cond_dim, d if c.project_global_cond else c.global_cond_dim, bias=False)
+        if c.prepend_cond_dim > 0:
+            self.to_prepend_embed = _mlp(c.prepend_cond_dim, d, bias=False)
+        dim_in = c.io_channels + c.input_concat_dim
+        self.transformer = ContinuousTransformer(
+            dim=d,
+            depth=c.depth,
+            dim_in=dim_in * c.patch_size,
+            dim_out=c.io_channels * c.patch_size,
+            dim_heads=c.head_dim,
+            dim_context=c.cond_embed_dim if c.cond_token_dim > 0 else None,
+            ff_mult=c.ff_mult,
+            rotary_dim=c.rotary_dim,
+        )
+        self.preprocess_conv = nn.Conv1d(dim_in, dim_in, 1, bias=False)
+        self.postprocess_conv = nn.Conv1d(c.io_channels, c.io_channels, 1, bias=False)
+        self._zero_init()
+
+    def _zero_init(self) -> None:
+        # as stable-audio-tools: residual 1x1 convs and every branch output start at zero
+        nn.init.zeros_(self.preprocess_conv.weight)
+        nn.init.zeros_(self.postprocess_conv.weight)
+        for layer in self.transformer.layers:
+            nn.init.zeros_(layer.self_attn.to_out.weight)
+            if layer.cross_attend:
+                nn.init.zeros_(layer.cross_attn.to_out.weight)
+            nn.init.zeros_(layer.ff.ff[2].weight)
+            nn.init.zeros_(layer.ff.ff[2].bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        *,
+        cross_attn_cond: torch.Tensor | None = None,
+        cross_attn_mask: torch.Tensor | None = None,
+        input_concat_cond: torch.Tensor | None = None,
+        global_embed: torch.Tensor | None = None,
+        prepend_cond: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        c = self.config
+        dtype = self.preprocess_conv.weight.dtype
+        x, t = x.to(dtype), t.to(dtype)
+        if cross_attn_cond is not None:
+            cross_attn_cond = self.to_cond_embed(cross_attn_cond.to(dtype))
+        if global_embed is not None:
+            global_embed = self.to_global_embed(global_embed.to(dtype))
+        prepend = None
+        if prepend_cond is not None:
+            prepend = self.to_prepend_embed(prepend_cond.to(dtype))
+        if input_concat_cond is not None:
+            x = torch.cat([x, input_concat_cond.to(dtype)], dim=1)
+
+        t_embed = self.to_timestep_embed(self.timestep_features(t[:, None]))
+        global_embed = t_embed if global_embed is None else global_embed + t_embed
+        # global_cond_type "prepend": the (global + timestep) embedding is one extra leading token
+        g = global_embed.unsqueeze(1)
+        prepend = g if prepend is None else torch.cat([prepend, g], dim=1)
+        prepend_length = prepend.shape[1]
+
+        x = self.preprocess_conv(x) + x
+        x = x.transpose(1, 2)  # b c t -> b t c
+        if c.patch_size > 1:
+            b, n, ch = x.shape
+            x = x.reshape(b, n // c.patch_size, c.patch_size, ch).transpose(2, 3).reshape(b, n // c.patch_size, ch * c.patch_size)
+
+        mask = None
+        if cross_attn_mask is not None and c.cross_attn_mask and cross_attn_cond is not None:
+            mask = cross_attn_mask.to(torch.bool)
+            # a row with nothing to attend to would give NaN: let it attend to its (zero) tokens
+            mask = mask | ~mask.any(dim=1, keepdim=True)
+        out = self.transformer(x, prepend_embeds=prepend, context=cross_attn_cond, context_mask=mask)
+
+        out = out.transpose(1, 2)[:, :, prepend_length:]
+        if c.patch_size > 1:
+            b, cp, n = out.shape
+            out = out.reshape(b, cp // c.patch_size, c.patch_size, n).permute(0, 1, 3, 2).reshape(b, cp // c.patch_size, n * c.patch_size)
+        return self.postprocess_conv(out) + out
+
+
+# --------------------------------------------------------------------------------------------
+# conditioners (the weight-owning part of stable-audio-tools' MultiConditioner)
+
+
+class LearnedPositionalEmbedding(nn.Module):
+    """Fourier embedding of a scalar in [0,1]: ``[x, sin(2π x w), cos(2π x w)]``."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.weights = nn.Parameter(torch.randn(dim // 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, None]
+        freqs = x * self.weights[None, :] * 2 * math.pi
+        return torch.cat((x, freqs.sin(), freqs.cos()), dim=-1)
+
+
+class NumberEmbedder(nn.Module):
+    def __init__(self, features: int, dim: int = 256):
+        super().__init__()
+        self.embedding = nn.Sequential(LearnedPositionalEmbedding(dim), nn.Linear(dim + 1, features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedding(x)
+
+
+class NumberConditioner(nn.Module):
+    """stable-audio-tools ``number`` conditioner: clamp to [min,max], normalise, embed → [B,1,dim]."""
+
+    def __init__(self, output_dim: int, min_val: float = 0.0, max_val: float = 1.0):
+        super().__init__()
+        self.min_val, self.max_val = float(min_val), float(max_val)
+        self.embedder = NumberEmbedder(features=output_dim)
+
+    def forward(self, floats) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.embedder.embedding[1].weight
+        x = torch.as_tensor(floats, dtype=torch.float32, device=p.device).reshape(-1)
+        x = (x.clamp(self.min_val, self.max_val) - self.min_val) / (self.max_val - self.min_val)
+        emb = self.embedder(x.to(p.dtype)).unsqueeze(1)
+        return emb, torch.ones(emb.shape[0], 1, dtype=torch.bool, device=emb.device)
+
+
+# d_model of the T5 encoders stable-audio-tools' ``t5`` conditioner accepts
+_T5_DIMS = {
+    "t5-small": 512, "t5-base": 768, "t5-large": 1024, "t5-3b": 1024, "t5-11b": 1024,
+    "google/flan-t5-small": 512, "google/flan-t5-base": 768, "google/flan-t5-large": 1024,
+    "google/flan-t5-xl": 2048, "google/flan-t5-xxl": 4096,
+}
+
+
+class TokenConditioner(nn.Module):
+    """Weights of a text conditioner: only its optional ``proj_out`` (the encoder lives elsewhere).
+
+    Padded positions are zeroed after projection, as stable-audio-tools' T5 conditioner does.
+    """
+
+    def __init__(self, text_dim: int, output_dim: int, project_out: bool = False):
+        super().__init__()
+        self.proj_out = nn.Linear(text_dim, output_dim) if (text_dim != output_dim or project_out) else nn.Identity()
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(self.proj_out, nn.Identity):
+            tokens = tokens.to(self.proj_out.weight.dtype)
+        tokens = self.proj_out(tokens)
+        if mask is None:
+            mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        mask = mask.to(device=tokens.device, dtype=torch.bool)
+        return tokens * mask.unsqueeze(-1).to(tokens.dtype), mask
+
+
+class MultiConditioner(nn.Module):
+    def __init__(self, conditioners: dict[str, nn.Module]):
+        super().__init__()
+        self.conditioners = nn.ModuleDict(conditioners)
+
+
+_TEXT_TYPES = {"t5", "t5gemma", "text", "clap_text"}
+_NUMBER_TYPES = {"number"}
+_CURVE_TYPES = {"curve"}
+
+
+def _build_conditioners(cond_cfg: Mapping[str, Any]) -> tuple[dict[str, nn.Module], dict[str, str]]:
+    cond_dim = int(cond_cfg.get("cond_dim", 768))
+    modules: dict[str, nn.Module] = {}
+    kinds: dict[str, str] = {}
+    for item in cond_cfg.get("configs", []):
+        cid, ctype, cc = item["id"], item["type"], dict(item.get("config", {}))
+        if ctype in _NUMBER_TYPES:
+            modules[cid] = NumberConditioner(cond_dim, cc.get("min_val", 0), cc.get("max_val", 1))
+            kinds[cid] = "number"
+        elif ctype in _TEXT_TYPES:
+            text_dim = int(cc.get("text_dim") or _T5_DIMS.get(cc.get("t5_model_name", ""), cond_dim))
+            # weightless (Identity) when the encoder width already equals cond_dim, as SAO's T5
+            modules[cid] = TokenConditioner(text_dim, cond_dim, bool(cc.get("project_out", False)))
+            kinds[cid] = "tokens"
+        elif ctype in _CURVE_TYPES:
+            kinds[cid] = "curve"
+        else:
+            raise ModelError(f"unsupported conditioner type {ctype!r} for {cid!r}")
+    return modules, kinds
+
+
+# --------------------------------------------------------------------------------------------
+# the public model
+
+
+def default_conditioning_config(cond_dim: int = 768, with_curve: bool = False) -> dict[str, Any]:
+    """SAO 1.0's conditioning block (T5-base prompt, seconds_start/total numbers in [0, 512])."""
+    configs = [
+        {"id": "prompt", "type": "t5", "config": {"t5_model_name": "t5-base", "max_length": 128}},
+        {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}},
+        {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 512}},
+    ]
+    if with_curve:
+        configs.append({"id": "curve", "type": "curve", "config": {"channels": 1}})
+    return {"configs": configs, "cond_dim": cond_dim}
+
+
+def make_model_config(*, with_curve: bool = False, text_dim: int | None = None, **dit_fields: Any) -> dict[str, Any]:
+    """A SAO-style model config (prompt + seconds conditioning) with the given DiT fields.
+
+    ``make_model_config()`` is SAO 1.0's DiT; tiny test/benchmark models override the sizes, e.g.
+    ``make_model_config(io_channels=8, embed_dim=128, depth=2, num_heads=2, cond_token_dim=64,
+    global_cond_dim=128, with_curve=True)``.
+    """
+    fields_ = dict(dit_fields)
+    fields_.setdefault("global_cond_dim", 2 * fields_.get("cond_token_dim", DiTConfig.cond_token_dim))
+    dcfg = DiTConfig.from_dict(fields_)
+    if with_curve and dcfg.input_concat_dim == 0:
+        dcfg.input_concat_dim = 1
+    cond = default_conditioning_config(cond_dim=dcfg.cond_token_dim, with_curve=with_curve)
+    if text_dim is not None:
+        cond["configs"][0]["config"]["text_dim"] = int(text_dim)
+    elif dcfg.cond_token_dim != 768:
+        cond["configs"][0]["config"]["text_dim"] = dcfg.cond_token_dim
+    diffusion: dict[str, Any] = {
+        "type": "dit",
+        "config": dcfg.to_dict(),
+        "cross_attention_cond_ids": ["prompt", "seconds_start", "seconds_total"],
+        "global_cond_ids": ["seconds_start", "seconds_total"],
+    }
+    if with_curve:
+        diffusion["input_concat_ids"] = ["curve"]
+    return {"diffusion": diffusion, "conditioning": cond, "io_channels": dcfg.io_channels}
+
+
+class _DiTWrapper(nn.Module):
+    """Holds the transformer at ``.model`` so keys read ``model.model.*`` as in stable-audio-tools."""
+
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        self.model = DiffusionTransformer(config)
+
+
+class V2MDiT(nn.Module):
+    """A conditioned DiT built from a stable-audio-tools-like model config.
+
+    ``model_config`` is the ``model`` block of a stable-audio-tools config, restricted to what a DiT
+    needs::
+
+        {"diffusion": {"type": "dit", "config": {...DiTConfig...},
+                       "cross_attention_cond_ids": ["prompt", "seconds_start", "seconds_total"],
+                       "global_cond_ids": ["seconds_start", "seconds_total"],
+                       "input_concat_ids": ["curve"]},
+         "conditioning": {"configs": [...], "cond_dim": 768},
+         "io_channels": 64}
+
+    ``forward`` returns the raw network output in the model's own objective (``self.objective``:
+    ``"v"`` for SAO 1.0, ``"rectified_flow"`` for V2M fine-tunes); :mod:`core.flow` turns it into a
+    rectified-flow velocity for the sampler.
+    """
+
+    def __init__(self, model_config: Mapping[str, Any], objective: str = "v"):
+        super().__init__()
+        self.model_config = copy.deepcopy(dict(model_config))
+        diff = self.model_config.get("diffusion", {})
+        if diff.get("type", "dit") != "dit":
+            raise ModelError(f"model type {diff.get('type')!r} is not a DiT")
+        self.config = DiTConfig.from_dict(diff.get("config", {}))
+        self.cross_attention_cond_ids = list(diff.get("cross_attention_cond_ids", []))
+        self.global_cond_ids = list(diff.get("global_cond_ids", []))
+        self.input_concat_ids = list(diff.get("input_concat_ids", []))
+        self.prepend_cond_ids = list(diff.get("prepend_cond_ids", []))
+        if self.prepend_cond_ids:
+            raise ModelError("prepend_cond_ids are not supported")
+        modules, self._kinds = _build_conditioners(self.model_config.get("conditioning", {}))
+        for cid in self.cross_attention_cond_ids + self.global_cond_ids + self.input_concat_ids:
+            if cid not in self._kinds:
+                raise ModelError(f"conditioning id {cid!r} is used by the DiT but not declared in 'conditioning'")
+        cond_dim = int(self.model_config.get("conditioning", {}).get("cond_dim", 768))
+        if self.cross_attention_cond_ids and self.config.cond_token_dim not in (0, cond_dim):
+            raise ModelError(f"cond_token_dim {self.config.cond_token_dim} != conditioning cond_dim {cond_dim}")
+        if self.global_cond_ids and self.config.global_cond_dim != cond_dim * len(self.global_cond_ids):
+            raise ModelError(
+                f"global_cond_dim {self.config.global_cond_dim} != {len(self.global_cond_ids)} global ids x cond_dim {cond_dim}"
+            )
+        if self.input_concat_ids and self.config.input_concat_dim <= 0:
+            raise ModelError("input_concat_ids given but input_concat_dim is 0")
+        if self.config.input_concat_dim > 0 and not self.input_concat_ids:
+            raise ModelError("input_concat_dim > 0 but no input_concat_ids declared")
+        self.objective = objective
+        self.model = _DiTWrapper(self.config)
+        self.conditioner = MultiConditioner(modules)
+
+    # ---- helpers
+
+    @property
+    def dit(self) -> DiffusionTransformer:
+        return self.model.model
+
+    @property
+    def curve_channels(self) -> int:
+        return self.config.input_concat_dim
+
+    def set_gradient_checkpointing(self, on: bool = True) -> None:
+        self.dit.transformer.gradient_checkpointing = bool(on)
+
+    def _curve(self, curve, x: torch.Tensor) -> torch.Tensor:
+        b, _, length = x.shape
+        ch = self.config.input_concat_dim
+        if curve is None:
+            return x.new_zeros(b, ch, length)
+        curve = torch.as_tensor(curve, device=x.device)
+        if curve.ndim == 1:
+            curve = curve[None, None]
+        elif curve.ndim == 2:
+            curve = curve[:, None] if ch == 1 else curve[None]
+        if curve.ndim != 3 or curve.shape[1] != ch:
+            raise CurveError(f"curve must be [B,L] or [B,{ch},L]; got shape {tuple(curve.shape)}")
+        if curve.shape[-1] != length:
+            raise CurveError(
+                f"curve has {curve.shape[-1]} frames but the latent has {length}: resample the curve "
+                "to the latent length (by time) before sampling"
+            )
+        if curve.shape[0] == 1 and b > 1:
+            curve = curve.expand(b, -1, -1)
+        elif curve.shape[0] != b:
+            raise CurveError(f"curve batch {curve.shape[0]} does not match latent batch {b}")
+        return curve
+
+    def conditioning_inputs(
+        self,
+        batch: int,
+        device: torch.device,
+        *,
+        cond_tokens=None,
+        cond_mask=None,
+        seconds_start=None,
+        seconds_total=None,
+        global_cond=None,
+        cond_drop=None,
+    ) -> dict[str, torch.Tensor | None]:
+        """Assemble ``cross_attn_cond``/``cross_attn_mask``/``global_embed`` from the named inputs.
+
+        ``cond_drop`` (bool [B]) zeroes the *whole* cross-attention sequence of those rows (text
+        and seconds tokens, as stable-audio-tools' CFG null embedding does); the global token is
+        kept.
+        """
+        numbers = {"seconds_start": seconds_start, "seconds_total": seconds_total}
+        outs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+        def get(cid: str):
+            if cid in outs:
+                return outs[cid]
+            kind = self._kinds[cid]
+            if kind == "tokens":
+                if cond_tokens is None:
+                    raise V2MError(f"the model needs text tokens for {cid!r} (cond_tokens)")
+                tok = torch.as_tensor(cond_tokens).to(device)
+                if tok.shape[0] == 1 and batch > 1:
+                    tok = tok.expand(batch, -1, -1)
+                    m = None if cond_mask is None else torch.as_tensor(cond_mask).to(device).expand(batch, -1)
+                else:
+                    m = None if cond_mask is None else torch.as_tensor(cond_mask).to(device)
+                outs[cid] = self.conditioner.conditioners[cid](tok, m)
+            elif kind == "number":
+                val = numbers.get(cid)
+                if val is None:
+                    raise V2MError(f"the model needs the number {cid!r} (e.g. seconds_total = clip length in seconds)")
+                val = torch.as_tensor(val, dtype=torch.float32).reshape(-1)
+                if val.numel() == 1 and batch > 1:
+                    val = val.expand(batch)
+                emb, m = self.conditioner.conditioners[cid](val)
+                outs[cid] = (emb, m)
+            else:
+                raise ModelError(f"conditioning id {cid!r} of kind {kind!r} cannot feed attention")
+            return outs[cid]
+
+        cross, cross_mask = None, None
+        if self.cross_attention_cond_ids and self.config.cond_token_dim > 0:
+            parts = [get(cid) for cid in self.cross_attention_cond_ids]
+            cross = torch.cat([p[0].to(device) for p in parts], dim=1)
+            cross_mask = torch.cat([p[1].to(device) for p in parts], dim=1)
+            if cond_drop is not None:
+                keep = ~torch.as_tensor(cond_drop, dtype=torch.bool, device=device).reshape(-1, 1, 1)
+                cross = cross * keep.to(cross.dtype)
+        glob = global_cond
+        if glob is None and self.global_cond_ids and self.config.global_cond_dim > 0:
+            glob = torch.cat([get(cid)[0].to(device) for cid in self.global_cond_ids], dim=-1).squeeze(1)
+        return {"cross_attn_cond": cross, "cross_attn_mask": cross_mask, "global_embed": glob}
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor | float,
+        *,
+        curve: torch.Tensor | None = None,
+        cond_tokens: torch.Tensor | None = None,
+        cond_mask: torch.Tensor | None = None,
+        seconds_start=None,
+        seconds_total=None,
+        global_cond: torch.Tensor | None = None,
+        cond_drop: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One network evaluation.
+
+        x [B,io_channels,L] (the noisy latent, without the curve); t [B] or scalar in [0,1];
+        curve [B,L] or [B,C,L] (zeros when omitted: "no curve", the CFG null); cond_tokens
+        [B,S,text_dim] with cond_mask [B,S] (True = real token); seconds_start/total [B] or
+        scalars; global_cond [B,global_cond_dim] overrides the seconds-derived global vector.
+        Returns [B,io_channels,L] in x's dtype: a v-prediction or an RF velocity (``self.objective``).
+        """
+        if x.ndim != 3 or x.shape[1] != self.config.io_channels:
+            raise V2MError(f"latent must be [B,{self.config.io_channels},L]; got {tuple(x.shape)}")
+        b, _, length = x.shape
+        if length % self.config.patch_size:
+            raise V2MError(f"latent length {length} is not a multiple of patch_size {self.config.patch_size}")
+        t = torch.as_tensor(t, device=x.device, dtype=torch.float32).reshape(-1)
+        if t.numel() == 1 and b > 1:
+            t = t.expand(b)
+        cond = self.conditioning_inputs(
+            b, x.device, cond_tokens=cond_tokens, cond_mask=cond_mask, seconds_start=seconds_start,
+            seconds_total=seconds_total, global_cond=global_cond, cond_drop=cond_drop,
+        )
+        concat = None
+        if self.config.input_concat_dim > 0:
+            concat = self._curve(curve, x)
+        elif curve is not None:
+            raise ModelError("this model has no curve input (input_concat_dim is 0): widen it with init-checkpoint")
+        out = self.dit(x, t, input_concat_cond=concat, **cond)
+        return out.to(x.dtype)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# --------------------------------------------------------------------------------------------
+# widening a pretrained DiT by the curve channel
+
+DIT_PREFIX = "model.model."
+
+
+def widen_for_curve(
+    state_dict: Mapping[str, torch.Tensor], model_config: Mapping[str, Any], channels: int = 1, curve_id: str = "curve"
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Add ``channels`` input-concat channels (the event curve) with zero weights.
+
+    stable-audio-tools concatenates input-concat conditioning *after* the latent channels, then
+    applies ``x + preprocess_conv(x)`` over all channels and ``project_in``. So the new channel is
+    index ``io_channels + old_concat_dim``; ``preprocess_conv.weight`` [C,C,1] → [C+k,C+k,1] and
+    ``transformer.project_in.weight`` [D,C] → [D,C+k] gain zero rows/columns. The latent channels'
+    path is then untouched and the curve reaches project_in only through zero weights: outputs
+    are bit-identical until training moves those weights.
+    """
+    cfg = copy.deepcopy(dict(model_config))
+    diff = cfg.setdefault("diffusion", {})
+    dcfg = diff.setdefault("config", {})
+    ids = list(diff.get("input_concat_ids", []))
+    if curve_id in ids:
+        raise ModelError(f"the model already has an input-concat conditioner {curve_id!r}")
+    sd = dict(state_dict)
+    conv_key = DIT_PREFIX + "preprocess_conv.weight"
+    proj_key = DIT_PREFIX + "transformer.project_in.weight"
+    for k in (conv_key, proj_key):
+        if k not in sd:
+            raise ModelError(f"cannot widen: {k} missing from the state dict")
+    conv, proj = sd[conv_key], sd[proj_key]
+    c = conv.shape[0]
+    patch = int(dcfg.get("patch_size", 1))
+    if proj.shape[1] != c * patch:
+        raise ModelError(f"cannot widen: project_in {tuple(proj.shape)} does not match preprocess_conv {tuple(conv.shape)}")
+    new_conv = conv.new_zeros(c + channels, c + channels, conv.shape[2])
+    new_conv[:c, :c] = conv
+    # project_in sees patches flattened as (channel, patch) pairs: channel-major, patch-minor
+    d = proj.shape[0]
+    new_proj = proj.new_zeros(d, c + channels, patch)
+    new_proj[:, :c] = proj.reshape(d, c, patch)
+    sd[conv_key] = new_conv
+    sd[proj_key] = new_proj.reshape(d, (c + channels) * patch)
+    dcfg["input_concat_dim"] = int(dcfg.get("input_concat_dim", 0)) + channels
+    diff["input_concat_ids"] = ids + [curve_id]
+    cond = cfg.setdefault("conditioning", {"configs": [], "cond_dim": dcfg.get("cond_token_dim", 768)})
+    if not any(item.get("id") == curve_id for item in cond.setdefault("configs", [])):
+        cond["configs"].append({"id": curve_id, "type": "curve", "config": {"channels": channels}})
+    return sd, cfg

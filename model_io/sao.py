@@ -1,0 +1,293 @@
+"""Stable Audio Open 1.0: its single-file layout, its default config, and the V2M initialisation.
+
+``model.safetensors`` from ``stabilityai/stable-audio-open-1.0`` holds three parts:
+
+* ``model.model.*``              the DiT (stable-audio-tools ``DiffusionTransformer``, ≈1.06 B params)
+* ``conditioner.conditioners.*`` the ``seconds_start``/``seconds_total`` number embedders
+* ``pretransform.model.*``       the Oobleck VAE (64 latent channels, 2048× downsampling at 44.1 kHz)
+
+T5-base (the prompt encoder) is not in the file. ``init_from_sao`` widens the DiT by the event
+curve channel and writes a V2M checkpoint that keeps the same layout (pretransform included, so
+the codec can be read from the same file).
+
+Also here: the key mapping between the stable-audio-tools DiT layout and diffusers'
+``StableAudioDiTModel`` / ``StableAudioProjectionModel`` (both directions).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from typing import Any, Mapping
+
+from ..core.errors import ModelError
+
+SAO1_SAMPLE_RATE = 44100
+SAO1_DOWNSAMPLING = 2048
+SAO1_LATENT_RATE = SAO1_SAMPLE_RATE / SAO1_DOWNSAMPLING  # ≈ 21.53 latent frames per second
+
+DIT_PREFIX = "model.model."
+CONDITIONER_PREFIX = "conditioner.conditioners."
+PRETRANSFORM_PREFIX = "pretransform.model."
+
+# the curve spec written into a fresh checkpoint (paper §3.2/§3.5: DINOv2 video features,
+# standardised dissimilarity, Hann smoothing of 31 latent frames at 12.3 Hz ≈ 2.5 s)
+DEFAULT_CURVE_SPEC: dict[str, Any] = {
+    "encoder": "dinov2-large",
+    "music_encoder": "musicfm",
+    "standardise": True,
+    "smoothing_seconds": 2.5,
+    "window": "hann",
+    "channels": 1,
+}
+
+
+def sao1_model_config(with_curve: bool = False) -> dict[str, Any]:
+    """The ``model`` block of SAO 1.0's ``model_config.json`` (DiT + conditioning; the
+    pretransform's own config is recorded for the codec loader)."""
+    cfg: dict[str, Any] = {
+        "diffusion": {
+            "type": "dit",
+            "cross_attention_cond_ids": ["prompt", "seconds_start", "seconds_total"],
+            "global_cond_ids": ["seconds_start", "seconds_total"],
+            "config": {
+                "io_channels": 64,
+                "embed_dim": 1536,
+                "depth": 24,
+                "num_heads": 24,
+                "cond_token_dim": 768,
+                "global_cond_dim": 1536,
+                "project_cond_tokens": False,
+                "transformer_type": "continuous_transformer",
+            },
+        },
+        "conditioning": {
+            "configs": [
+                {"id": "prompt", "type": "t5", "config": {"t5_model_name": "t5-base", "max_length": 128}},
+                {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}},
+                {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 512}},
+            ],
+            "cond_dim": 768,
+        },
+        "pretransform": {
+            "type": "autoencoder",
+            "config": {
+                "encoder": {"type": "oobleck", "config": {"in_channels": 2, "channels": 128, "c_mults": [1, 2, 4, 8, 16], "strides": [2, 4, 4, 8, 8], "latent_dim": 128, "use_snake": True}},
+                "decoder": {"type": "oobleck", "config": {"out_channels": 2, "channels": 128, "c_mults": [1, 2, 4, 8, 16], "strides": [2, 4, 4, 8, 8], "latent_dim": 64, "use_snake": True, "final_tanh": False}},
+                "bottleneck": {"type": "vae"},
+                "latent_dim": 64,
+                "downsampling_ratio": SAO1_DOWNSAMPLING,
+                "io_channels": 2,
+            },
+        },
+        "io_channels": 64,
+        "sample_rate": SAO1_SAMPLE_RATE,
+        "sample_size": 2097152,
+    }
+    if with_curve:
+        d = cfg["diffusion"]
+        d["config"]["input_concat_dim"] = 1
+        d["input_concat_ids"] = ["curve"]
+        cfg["conditioning"]["configs"].append({"id": "curve", "type": "curve", "config": {"channels": 1}})
+    return cfg
+
+
+def split_sao_state_dict(state_dict: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Split a stable-audio-tools single-file state dict into ``dit``/``conditioner``/``pretransform``
+    parts (keys keep their full prefixes) and ``other`` (anything else)."""
+    parts: dict[str, dict[str, Any]] = {"dit": {}, "conditioner": {}, "pretransform": {}, "other": {}}
+    for k, v in state_dict.items():
+        if k.startswith(DIT_PREFIX):
+            parts["dit"][k] = v
+        elif k.startswith(CONDITIONER_PREFIX):
+            parts["conditioner"][k] = v
+        elif k.startswith(PRETRANSFORM_PREFIX):
+            parts["pretransform"][k] = v
+        else:
+            parts["other"][k] = v
+    return parts
+
+
+def load_sao_file(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Read SAO 1.0's ``model.safetensors`` and split it (see :func:`split_sao_state_dict`)."""
+    from .checkpoint import read_safetensors
+
+    tensors, _ = read_safetensors(path)
+    parts = split_sao_state_dict(tensors)
+    if not parts["dit"]:
+        found = ", ".join(sorted(tensors)[:5]) or "no tensors"
+        raise ModelError(
+            f"{path}: no '{DIT_PREFIX}*' keys, so this is not a stable-audio-tools single-file model "
+            f"(first keys: {found}). Use stable-audio-open-1.0's model.safetensors."
+        )
+    return parts
+
+
+def init_from_sao(
+    path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    curve: Mapping[str, Any] | None = None,
+    include_pretransform: bool = True,
+    dtype=None,
+    base_config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """SAO 1.0 file → V2M checkpoint: DiT widened by the curve channel (zero weights), objective
+    ``v``, latent rate 44100/2048, curve spec defaults. Returns the metadata written.
+
+    ``base_config`` replaces SAO 1.0's model config for other members of the family (same
+    layout, other sizes); the file's weights are strictly checked against it either way."""
+    import torch
+
+    from ..core.dit import V2MDiT, widen_for_curve
+    from .checkpoint import V2M_FORMAT, check_state_dict, save_v2m_checkpoint
+
+    parts = load_sao_file(path)
+    base_cfg = copy.deepcopy(dict(base_config)) if base_config is not None else sao1_model_config(with_curve=False)
+    dit_sd = {**parts["dit"], **parts["conditioner"]}
+    with torch.device("meta"):
+        base = V2MDiT(base_cfg)
+    dit_sd = check_state_dict(base, dit_sd, source=str(path))
+    widened, cfg = widen_for_curve(dit_sd, base_cfg)
+    state = dict(widened)
+    if include_pretransform:
+        state.update(parts["pretransform"])
+    if dtype is not None:
+        state = {k: (v.to(dtype) if v.is_floating_point() and not k.endswith("inv_freq") else v) for k, v in state.items()}
+    meta = {
+        "v2m_format": V2M_FORMAT,
+        "model_config": cfg,
+        "objective": "v",
+        "latent_rate": SAO1_LATENT_RATE,
+        "sample_rate": SAO1_SAMPLE_RATE,
+        "curve": {**DEFAULT_CURVE_SPEC, **dict(curve or {})},
+        "base": {"name": "stable-audio-open-1.0", "source_file": os.path.basename(str(path))},
+    }
+    save_v2m_checkpoint(out, state, meta)
+    return meta
+
+
+# --------------------------------------------------------------------------------------------
+# stable-audio-tools <-> diffusers key mapping (StableAudioDiTModel, StableAudioProjectionModel)
+
+_BLOCK_RENAMES = [
+    ("pre_norm.gamma", "norm1.weight"), ("pre_norm.beta", "norm1.bias"),
+    ("cross_attend_norm.gamma", "norm2.weight"), ("cross_attend_norm.beta", "norm2.bias"),
+    ("ff_norm.gamma", "norm3.weight"), ("ff_norm.beta", "norm3.bias"),
+    ("self_attn.to_out.weight", "attn1.to_out.0.weight"),
+    ("cross_attn.to_out.weight", "attn2.to_out.0.weight"),
+    ("cross_attn.to_q.weight", "attn2.to_q.weight"),
+    ("ff.ff.0.proj.weight", "ff.net.0.proj.weight"), ("ff.ff.0.proj.bias", "ff.net.0.proj.bias"),
+    ("ff.ff.2.weight", "ff.net.2.weight"), ("ff.ff.2.bias", "ff.net.2.bias"),
+]
+_TOP_RENAMES = [
+    ("to_timestep_embed.", "timestep_proj."),
+    ("to_global_embed.", "global_proj."),
+    ("to_cond_embed.", "cross_attention_proj."),
+    ("transformer.project_in.", "proj_in."),
+    ("transformer.project_out.", "proj_out."),
+    ("preprocess_conv.", "preprocess_conv."),
+    ("postprocess_conv.", "postprocess_conv."),
+]
+_LAYER = re.compile(r"^transformer\.layers\.(\d+)\.(.+)$")
+
+
+def dit_to_diffusers(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """``model.model.*`` (stable-audio-tools) → ``StableAudioDiTModel`` keys. The rotary
+    ``inv_freq`` buffer is dropped (diffusers takes rotary embeddings as an input)."""
+    import torch
+
+    out: dict[str, Any] = {}
+    for key, v in state_dict.items():
+        if not key.startswith(DIT_PREFIX):
+            continue
+        k = key[len(DIT_PREFIX):]
+        if k == "transformer.rotary_pos_emb.inv_freq":
+            continue
+        if k == "timestep_features.weight":
+            out["time_proj.weight"] = v.reshape(-1)
+            continue
+        m = _LAYER.match(k)
+        if m:
+            i, rest = m.groups()
+            pre = f"transformer_blocks.{i}."
+            if rest == "self_attn.to_qkv.weight":
+                q, kk, vv = torch.chunk(v, 3, dim=0)
+                out[pre + "attn1.to_q.weight"], out[pre + "attn1.to_k.weight"], out[pre + "attn1.to_v.weight"] = q, kk, vv
+                continue
+            if rest == "cross_attn.to_kv.weight":
+                kk, vv = torch.chunk(v, 2, dim=0)
+                out[pre + "attn2.to_k.weight"], out[pre + "attn2.to_v.weight"] = kk, vv
+                continue
+            for a, b in _BLOCK_RENAMES:
+                if rest == a:
+                    out[pre + b] = v
+                    break
+            else:
+                raise ModelError(f"no diffusers name for DiT key {key!r}")
+            continue
+        for a, b in _TOP_RENAMES:
+            if k.startswith(a):
+                out[b + k[len(a):]] = v
+                break
+        else:
+            raise ModelError(f"no diffusers name for DiT key {key!r}")
+    return out
+
+
+def dit_from_diffusers(state_dict: Mapping[str, Any], rotary_dim: int = 32) -> dict[str, Any]:
+    """``StableAudioDiTModel`` keys → ``model.model.*``; the rotary buffer is recreated."""
+    import torch
+
+    out: dict[str, Any] = {}
+    pending: dict[str, dict[str, Any]] = {}
+    block = re.compile(r"^transformer_blocks\.(\d+)\.(.+)$")
+    for k, v in state_dict.items():
+        if k == "time_proj.weight":
+            out[DIT_PREFIX + "timestep_features.weight"] = v.reshape(-1, 1)
+            continue
+        m = block.match(k)
+        if m:
+            i, rest = m.groups()
+            pre = f"{DIT_PREFIX}transformer.layers.{i}."
+            if rest in ("attn1.to_q.weight", "attn1.to_k.weight", "attn1.to_v.weight", "attn2.to_k.weight", "attn2.to_v.weight"):
+                pending.setdefault(pre + rest.split(".")[0], {})[rest.split(".")[1]] = v
+                continue
+            for a, b in _BLOCK_RENAMES:
+                if rest == b:
+                    out[pre + a] = v
+                    break
+            else:
+                raise ModelError(f"no stable-audio-tools name for diffusers key {k!r}")
+            continue
+        for a, b in _TOP_RENAMES:
+            if k.startswith(b):
+                out[DIT_PREFIX + a + k[len(b):]] = v
+                break
+        else:
+            raise ModelError(f"no stable-audio-tools name for diffusers key {k!r}")
+    for pre, qkv in pending.items():
+        if pre.endswith("attn1"):
+            out[pre[: -len("attn1")] + "self_attn.to_qkv.weight"] = torch.cat([qkv["to_q"], qkv["to_k"], qkv["to_v"]], 0)
+        else:
+            out[pre[: -len("attn2")] + "cross_attn.to_kv.weight"] = torch.cat([qkv["to_k"], qkv["to_v"]], 0)
+    out[DIT_PREFIX + "transformer.rotary_pos_emb.inv_freq"] = 1.0 / (
+        10000 ** (torch.arange(0, rotary_dim, 2).float() / rotary_dim)
+    )
+    return out
+
+
+def conditioners_to_diffusers(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """``conditioner.conditioners.seconds_{start,total}.*`` → ``StableAudioProjectionModel`` keys."""
+    names = {"seconds_start": "start_number_conditioner", "seconds_total": "end_number_conditioner"}
+    out: dict[str, Any] = {}
+    for k, v in state_dict.items():
+        if not k.startswith(CONDITIONER_PREFIX):
+            continue
+        cid, rest = k[len(CONDITIONER_PREFIX):].split(".", 1)
+        if cid not in names:
+            continue
+        out[names[cid] + "." + rest.replace("embedder.embedding", "time_positional_embedding")] = v
+    return out
+

@@ -1,0 +1,252 @@
+"""Sampler, schedules, CFG and objectives, checked against closed forms."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from v2m_zero.core.dit import V2MDiT, make_model_config
+from v2m_zero.core.errors import V2MError
+from v2m_zero.core.flow import (
+    CFGDenoiser,
+    VPredictionVelocity,
+    make_noise,
+    rf_loss,
+    rf_timesteps,
+    sample_euler,
+    v_timesteps,
+    velocity_model,
+)
+
+MU, SIG = 1.5, 0.5  # data x0 ~ N(MU, SIG²), elementwise
+
+
+def gaussian_rf_velocity(x, t):
+    """Exact marginal RF velocity E[ε − x0 | x_t = x] for x0 ~ N(μ, s²), ε ~ N(0, 1).
+
+    x_t = t ε + (1 − t) x0 is Gaussian with mean (1 − t) μ and variance t² + (1 − t)² s²;
+    Cov(ε − x0, x_t) = t − (1 − t) s², E[ε − x0] = −μ, so by Gaussian conditioning
+    v(x, t) = −μ + (t − (1 − t) s²) / (t² + (1 − t)² s²) · (x − (1 − t) μ).
+    Along its ODE, z = (x − (1 − t) μ) / √(t² + (1 − t)² s²) is constant, so ε (t = 1) ↦ μ + s ε (t = 0).
+    """
+    t = t.reshape(-1, *([1] * (x.ndim - 1))).to(x.dtype)
+    var = t**2 + (1 - t) ** 2 * SIG**2
+    return -MU + (t - (1 - t) * SIG**2) / var * (x - (1 - t) * MU)
+
+
+def gaussian_v_prediction(z, tau):
+    """Exact E[v | z] for stable-audio-tools' v objective: z = α x0 + σ ε, v = α ε − σ x0."""
+    tau = tau.reshape(-1, *([1] * (z.ndim - 1))).to(z.dtype)
+    a, s = torch.cos(tau * math.pi / 2), torch.sin(tau * math.pi / 2)
+    return -s * MU + a * s * (1 - SIG**2) / (a**2 * SIG**2 + s**2) * (z - a * MU)
+
+
+def _model(fn):
+    def call(x, t, **_):
+        return fn(x, t)
+    return call
+
+
+def test_euler_converges_to_the_exact_transport_at_first_order():
+    eps = make_noise((4, 3, 50), seed=0, dtype=torch.float64)
+    exact = MU + SIG * eps
+    errors = []
+    for steps in (25, 50, 100, 200):
+        out = sample_euler(_model(gaussian_rf_velocity), eps.clone(), rf_timesteps(steps), disable=True)
+        errors.append((out - exact).abs().max().item())
+    ratios = [errors[i + 1] / errors[i] for i in range(len(errors) - 1)]
+    assert all(0.4 < r < 0.6 for r in ratios), (errors, ratios)  # error ∝ 1/steps
+    assert errors[-1] < 0.03
+
+
+def test_rf_timesteps_and_shift():
+    t = rf_timesteps(4)
+    assert t.tolist() == [1.0, 0.75, 0.5, 0.25, 0.0]
+    ts = rf_timesteps(4, shift=3.0)
+    assert ts[0] == 1.0 and ts[-1] == 0.0 and torch.all(ts[1:-1] > t[1:-1])
+    assert torch.all(ts[:-1] > ts[1:])
+    with pytest.raises(V2MError):
+        rf_timesteps(0)
+
+
+def test_v_timesteps_match_sao_sigmas():
+    t = v_timesteps(10)
+    assert len(t) == 11 and t[-1] == 0
+    assert t[0].item() == pytest.approx(500 / 501)
+    assert t[-2].item() == pytest.approx(0.03 / 1.03)
+    assert v_timesteps(10, sigma_min=0.3)[-2].item() == pytest.approx(0.3 / 1.3)
+    assert torch.all(t[:-1] > t[1:])
+
+
+def test_v_prediction_conversion_is_exact():
+    x = torch.randn(3, 2, 7, dtype=torch.float64)
+    model = VPredictionVelocity(_model(gaussian_v_prediction))
+    for tv in (0.0, 0.1, 0.5, 0.9, 1.0):
+        t = torch.full((3,), tv, dtype=torch.float64)
+        got = model(x, t).double()
+        torch.testing.assert_close(got, gaussian_rf_velocity(x, t), atol=1e-5, rtol=1e-5)
+
+
+def test_v_model_samples_with_the_sao_schedule():
+    eps = make_noise((2, 2, 40), seed=3, dtype=torch.float64)
+    ts = v_timesteps(400)
+    m = velocity_model(_model(gaussian_v_prediction), "v")
+    out = sample_euler(m, eps * ts[0].item(), ts, disable=True)
+    assert (out - (MU + SIG * eps)).abs().max() < 0.02
+
+
+def test_velocity_model_dispatch():
+    class M:
+        objective = "rectified_flow"
+
+        def __call__(self, x, t):
+            return x
+
+    m = M()
+    assert velocity_model(m) is m
+    assert isinstance(velocity_model(m, "v"), VPredictionVelocity)
+    with pytest.raises(Exception, match="objective"):
+        velocity_model(m, "eps")
+
+
+def test_noise_is_seeded_and_device_independent():
+    a = make_noise((2, 64, 10), seed=1234)
+    b = make_noise((2, 64, 10), seed=1234)
+    c = make_noise((2, 64, 10), seed=1235)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(a, torch.randn(2, 64, 10, generator=torch.Generator().manual_seed(1234)))
+    assert torch.equal(make_noise((2, 64, 10), seed=1234, dtype=torch.float64).float(), a)
+    if torch.cuda.is_available():
+        assert torch.equal(make_noise((2, 64, 10), seed=1234, device="cuda").cpu(), a)
+
+
+def test_sampling_is_deterministic_and_callback_sees_every_step():
+    seen = []
+    x = make_noise((1, 2, 5), seed=7)
+    out1 = sample_euler(_model(gaussian_rf_velocity), x, rf_timesteps(6), callback=seen.append, disable=True)
+    out2 = sample_euler(_model(gaussian_rf_velocity), make_noise((1, 2, 5), seed=7), rf_timesteps(6), disable=True)
+    assert torch.equal(out1, out2)
+    assert [d["i"] for d in seen] == list(range(6))
+    assert set(seen[0]) == {"i", "t", "x", "denoised"} and seen[0]["t"] == 1.0
+    # the denoised estimate x − t·v at the last step is exactly the output (t_next = 0)
+    torch.testing.assert_close(seen[-1]["denoised"], out1)
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(d):
+        if d["i"] == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        sample_euler(_model(gaussian_rf_velocity), x, rf_timesteps(6), callback=interrupt, disable=True)
+
+
+class Recorder:
+    """A fake conditioned model: output depends linearly on the conditioning, and records calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, x, t, *, curve=None, cond_drop=None, cond_tokens=None, seconds_total=None):
+        self.calls.append(dict(x=x, t=t, curve=curve, cond_drop=cond_drop, cond_tokens=cond_tokens, seconds_total=seconds_total))
+        b = x.shape[0]
+        text = cond_tokens.mean(dim=(1, 2)) if cond_tokens is not None else torch.zeros(b)
+        if cond_drop is not None:
+            text = torch.where(cond_drop, torch.zeros_like(text), text)
+        c = curve if curve is not None else torch.zeros(b, x.shape[-1])
+        return x * 0.5 + text[:, None, None] * 2 + c[:, None, :] * 3
+
+
+@pytest.mark.parametrize("mode,drop_text,drop_curve", [("both", True, True), ("text", True, False), ("curve", False, True)])
+def test_cfg_branches(mode, drop_text, drop_curve):
+    rec = Recorder()
+    x = torch.randn(2, 4, 6)
+    curve = torch.randn(2, 6)
+    tok = torch.randn(2, 3, 5)
+    den = CFGDenoiser(rec, cfg_scale=4.0, uncond=mode)
+    out = den(x, torch.tensor([0.3, 0.3]), curve=curve, cond_tokens=tok, seconds_total=30.0)
+    assert len(rec.calls) == 1  # one forward of 2B
+    call = rec.calls[0]
+    assert call["x"].shape[0] == 4 and call["cond_tokens"].shape[0] == 4 and call["seconds_total"] == 30.0
+    assert call["cond_drop"].tolist() == [False, False, drop_text, drop_text]
+    assert torch.equal(call["curve"][:2], curve)
+    assert torch.equal(call["curve"][2:], curve * 0 if drop_curve else curve)
+    cond = Recorder()(x, 0.3, curve=curve, cond_tokens=tok)
+    un = Recorder()(x, 0.3, curve=curve * 0 if drop_curve else curve, cond_tokens=tok * 0 if drop_text else tok)
+    torch.testing.assert_close(out, un + 4.0 * (cond - un))
+
+
+def test_cfg_scale_one_is_the_conditional_model():
+    rec = Recorder()
+    x = torch.randn(2, 4, 6)
+    out = CFGDenoiser(rec, 1.0)(x, torch.tensor([0.5, 0.5]), curve=torch.ones(2, 6), cond_tokens=torch.ones(2, 1, 1))
+    assert len(rec.calls) == 1 and rec.calls[0]["x"].shape[0] == 2
+    torch.testing.assert_close(out, x * 0.5 + 2 + 3)
+    with pytest.raises(V2MError):
+        CFGDenoiser(rec, 3.0, uncond="nothing")
+
+
+def test_cfg_on_v_output_equals_cfg_on_velocity_with_tiny_dit():
+    torch.manual_seed(0)
+    dit = V2MDiT(make_model_config(with_curve=True, io_channels=4, embed_dim=64, depth=1, num_heads=2, cond_token_dim=32)).eval()
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.normal_(0, 0.2)
+    x = torch.randn(2, 4, 8)
+    kw = dict(curve=torch.randn(2, 8), cond_tokens=torch.randn(2, 3, 32), seconds_start=0.0, seconds_total=torch.tensor([8.0, 9.0]))
+    t = torch.tensor([0.7, 0.7])
+    with torch.no_grad():
+        a = CFGDenoiser(VPredictionVelocity(dit), 5.0)(x, t, **kw)
+        b = VPredictionVelocity(CFGDenoiser(dit, 5.0))(x, t, **kw)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_rf_loss_is_eq6():
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(3, 2, 5, generator=g)
+    noise = torch.randn(3, 2, 5, generator=g)
+    t = torch.tensor([0.1, 0.5, 0.9])
+
+    def oracle(x_t, tt, **_):  # knows x0, so predicts the target exactly
+        return noise - x0
+
+    assert rf_loss(oracle, x0, t=t, noise=noise).item() == 0.0
+    seen = {}
+
+    def zero(x_t, tt, **kw):
+        seen.update(x_t=x_t, t=tt, **kw)
+        return torch.zeros_like(x_t)
+
+    loss = rf_loss(zero, x0, t=t, noise=noise, reduction="none")
+    torch.testing.assert_close(loss, ((noise - x0) ** 2).mean(dim=(1, 2)))
+    torch.testing.assert_close(seen["x_t"], t[:, None, None] * noise + (1 - t[:, None, None]) * x0)
+
+
+def test_rf_loss_drops_text_and_curve_independently():
+    seen = {}
+
+    def m(x_t, t, *, curve=None, cond_drop=None):
+        seen.update(curve=curve, cond_drop=cond_drop)
+        return torch.zeros_like(x_t)
+
+    x0 = torch.randn(4000, 1, 2)
+    rf_loss(m, x0, curve=torch.ones(4000, 2), generator=torch.Generator().manual_seed(0), p_drop_text=0.1, p_drop_curve=0.1)
+    text_rate = seen["cond_drop"].float().mean().item()
+    curve_dropped = seen["curve"][:, 0] == 0
+    assert 0.08 < text_rate < 0.12 and 0.08 < curve_dropped.float().mean().item() < 0.12
+    both = (seen["cond_drop"] & curve_dropped).float().mean().item()
+    assert both < 0.02  # independent: ≈ 1 %
+
+
+def test_rf_loss_trains_the_tiny_dit():
+    torch.manual_seed(0)
+    dit = V2MDiT(make_model_config(with_curve=True, io_channels=4, embed_dim=64, depth=1, num_heads=2, cond_token_dim=32), objective="rectified_flow")
+    x0 = torch.randn(2, 4, 8)
+    loss = rf_loss(dit, x0, curve=torch.randn(2, 8), cond_tokens=torch.randn(2, 3, 32), seconds_start=0.0,
+                   seconds_total=8.0, generator=torch.Generator().manual_seed(1), p_drop_text=0.5, p_drop_curve=0.5)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert dit.dit.transformer.project_in.weight.grad is not None
