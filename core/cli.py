@@ -16,6 +16,7 @@ COMMANDS: tuple[str, ...] = (
     "eval",
     "prompt",
     "init_checkpoint",
+    "generate",
 )
 
 

@@ -455,6 +455,7 @@ class TokenConditioner(nn.Module):
 
     def __init__(self, text_dim: int, output_dim: int, project_out: bool = False):
         super().__init__()
+        self.text_dim = int(text_dim)
         self.proj_out = nn.Linear(text_dim, output_dim) if (text_dim != output_dim or project_out) else nn.Identity()
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

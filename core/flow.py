@@ -156,12 +156,18 @@ class CFGDenoiser:
     accept ``curve=`` and ``cond_drop=`` keywords (as :class:`~core.dit.V2MDiT` does); other
     keyword tensors with a leading batch dimension are duplicated for the 2B batch.
     With ``cfg_scale == 1`` only the conditional branch runs.
+
+    ``negative`` (e.g. ``{"cond_tokens": ..., "cond_mask": ...}`` of a negative prompt) replaces
+    those keyword inputs in the unconditional branch instead of zeroing the text there: guidance
+    then pushes away from the negative prompt (the curve is still treated as ``uncond`` says).
     """
 
-    def __init__(self, model: Callable[..., torch.Tensor], cfg_scale: float, uncond: str = "both"):
+    def __init__(self, model: Callable[..., torch.Tensor], cfg_scale: float, uncond: str = "both",
+                 negative: Mapping[str, Any] | None = None):
         if uncond not in UNCOND_MODES:
             raise V2MError(f"uncond must be one of {UNCOND_MODES}, got {uncond!r}")
         self.model, self.cfg_scale, self.uncond = model, float(cfg_scale), uncond
+        self.negative = dict(negative or {})
         self.objective = getattr(model, "objective", None)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, *, curve=None, **kwargs) -> torch.Tensor:
@@ -174,7 +180,7 @@ class CFGDenoiser:
         cond_drop = torch.zeros(b, dtype=torch.bool, device=x.device)
         if prev_drop is not None:
             cond_drop = torch.as_tensor(prev_drop, dtype=torch.bool, device=x.device).reshape(-1).expand(b)
-        drop2 = torch.cat([cond_drop, cond_drop | drop_text])
+        drop2 = torch.cat([cond_drop, cond_drop | (drop_text and not self.negative)])
         curve2 = None
         if curve is not None:
             c = torch.as_tensor(curve, device=x.device)
@@ -186,6 +192,12 @@ class CFGDenoiser:
         if t.numel() == 1:
             t = t.expand(b)
         kw2 = {k: _double(v, b) for k, v in kwargs.items()}
+        for k, neg in self.negative.items():
+            pos = torch.as_tensor(kwargs[k], device=x.device)
+            neg = torch.as_tensor(neg, device=x.device)
+            pos = pos.expand(b, *pos.shape[1:]) if pos.shape[0] != b else pos
+            neg = neg.expand(b, *neg.shape[1:]) if neg.shape[0] != b else neg
+            kw2[k] = torch.cat([pos, neg.to(pos.dtype)], dim=0)
         out = self.model(torch.cat([x, x]), torch.cat([t, t]), curve=curve2, cond_drop=drop2, **kw2)
         cond, uncond = out.chunk(2, dim=0)
         return uncond + (cond - uncond) * self.cfg_scale

@@ -15,20 +15,25 @@ SAO_LATENT_RATE = 44100 / 2048
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video file (any format PyAV reads)")
-    p.add_argument("--encoder", default="pixels", help=f"frame encoder: {', '.join(encoders.encoder_ids())} (default pixels)")
-    p.add_argument("--model", default=None, help="model folder for dinov2 (default dinov2-large under $V2M_MODELS_DIR/encoders)")
-    p.add_argument("--pooling", default="mean_patch", choices=["mean_patch", "cls"], help="DINOv2 pooling")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
-    p.add_argument("--device", default=None, help="torch device for DINOv2 (default: cuda if available)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--sample-fps", type=float, default=0.0, help="encode this many frames per second (0 = every frame)")
-    p.add_argument("--size", type=int, default=0, help="shorter side to decode at (0 = encoder default)")
+    add_encoder_arguments(p)
     p.add_argument("--rate", type=float, default=SAO_LATENT_RATE, help="output rate in Hz (default: Stable Audio latents, 44100/2048)")
     p.add_argument("--length", type=int, default=0, help="exact number of output samples (overrides --rate)")
     p.add_argument("--smoothing", type=float, default=curves.DEFAULT_SMOOTHING_SECONDS, help="Hann kernel in seconds (default 2.52 = paper)")
     p.add_argument("--min-gap", type=float, default=0.25, help="minimum seconds between hit points")
     p.add_argument("--out", required=True, help="output JSON")
     p.add_argument("--plot", default=None, help="also write a PNG plot of the curves")
+
+
+def add_encoder_arguments(p: argparse.ArgumentParser) -> None:
+    """Frame-encoder options shared by the commands that compute a video's curve."""
+    p.add_argument("--encoder", default="pixels", help=f"frame encoder: {', '.join(encoders.encoder_ids())} (default pixels)")
+    p.add_argument("--model", default=None, help="model folder for dinov2 (default dinov2-large under $V2M_MODELS_DIR/encoders)")
+    p.add_argument("--pooling", default="mean_patch", choices=["mean_patch", "cls"], help="DINOv2 pooling")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="DINOv2 (and generator) precision")
+    p.add_argument("--device", default=None, help="torch device for DINOv2 and the generator (default: cuda if available)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--sample-fps", type=float, default=0.0, help="encode this many frames per second (0 = every frame)")
+    p.add_argument("--size", type=int, default=0, help="shorter side to decode at (0 = encoder default)")
 
 
 def build_encoder(args):

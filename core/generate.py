@@ -1,0 +1,200 @@
+"""Video → music: the generator bundle (DiT + codec + text encoder) and the sampling pipeline.
+
+``load_generator`` reads a V2M checkpoint and what travels with it; ``conditioning_curve_for``
+turns a raw event curve into the curve the checkpoint was trained on (its own smoothing, the
+latent grid of the requested duration); ``sample_latents`` runs Euler + CFG; ``decode_audio``
+decodes and trims to the exact duration. The CLI and the ComfyUI nodes are thin layers over
+these functions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import curves
+from .codec import AudioCodec, PatchCodec, load_codec
+from .errors import ModelError, V2MError
+
+# How the unconditional branch of CFG treats text and curve (see flow.CFGDenoiser).
+UNCOND_CHOICES = ("both", "text", "curve")
+
+
+@dataclass
+class Generator:
+    """Everything needed to turn (curve, prompt) into audio."""
+
+    dit: Any  # core.dit.V2MDiT with .objective and .meta
+    codec: AudioCodec
+    text: Any | None  # core.text.T5TextEncoder, or None (toy models without text)
+    meta: dict = field(default_factory=dict)
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float32
+
+    @property
+    def latent_rate(self) -> float:
+        return float(self.meta.get("latent_rate") or self.codec.latent_rate)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.codec.sample_rate)
+
+    @property
+    def curve_spec(self) -> dict:
+        return dict(self.meta.get("curve") or {})
+
+    def release(self) -> None:
+        self.dit = self.codec = self.text = None
+
+
+def _dtype(precision: str) -> torch.dtype:
+    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if precision not in table:
+        raise V2MError(f"precision must be one of {', '.join(table)}, got {precision!r}")
+    return table[precision]
+
+
+def codec_from_meta(meta: dict, checkpoint: str) -> AudioCodec:
+    """The codec a checkpoint declares: a weightless patch codec, or the VAE stored inside it."""
+    spec = meta.get("codec") or {}
+    kind = spec.get("type")
+    if kind == "patch":
+        return PatchCodec(**(spec.get("config") or {}))
+    try:
+        return load_codec(checkpoint)
+    except ModelError as exc:
+        raise ModelError(
+            f"{checkpoint} carries no audio codec ({exc}). Choose a codec file (models/v2m/codecs/, e.g. the "
+            "Stable Audio Open 1.0 model.safetensors) or write the checkpoint with its pretransform."
+        ) from None
+
+
+def load_generator(
+    checkpoint: str,
+    *,
+    text_encoder: str | None = None,
+    codec: str | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+) -> Generator:
+    """Load a V2M checkpoint, its codec (embedded, declared, or ``codec`` path) and T5 folder."""
+    from ..model_io.checkpoint import build_dit_from_checkpoint
+
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = _dtype(precision)
+    dit = build_dit_from_checkpoint(checkpoint, device=dev, dtype=dtype)
+    meta = dict(getattr(dit, "meta", {}) or {})
+    if dit.curve_channels < 1:
+        raise ModelError(f"{checkpoint} has no event-curve input channel: make one with `v2m-zero init-checkpoint`")
+    cod = load_codec(codec) if codec else codec_from_meta(meta, checkpoint)
+    if isinstance(cod, torch.nn.Module):
+        cod = cod.to(dev)
+    if cod.latent_channels != dit.config.io_channels:
+        raise ModelError(f"codec has {cod.latent_channels} latent channels but the DiT expects {dit.config.io_channels}")
+    text = None
+    needs_text = "prompt" in getattr(dit, "cross_attention_cond_ids", [])
+    text_spec = (meta.get("text") or {}).get("type", "t5")
+    if needs_text and text_spec == "t5":
+        if not text_encoder:
+            raise ModelError(f"{checkpoint} is conditioned on T5 text: choose a T5 folder (models/v2m/text_encoders/t5-base)")
+        from .text import T5TextEncoder
+
+        text = T5TextEncoder.from_folder(text_encoder, device=dev)
+    return Generator(dit=dit, codec=cod, text=text, meta=meta, device=dev, dtype=dtype)
+
+
+def conditioning_curve_for(gen: Generator, raw: curves.Curve, duration: float | None = None) -> curves.Curve:
+    """The raw event curve on this model's latent grid, smoothed as the model was trained.
+
+    Latent length = ceil(duration · latent_rate) (rounded up to the DiT's patch size), so the
+    decoded audio covers the whole video and is then trimmed to its exact length.
+    """
+    duration = float(duration or raw.duration)
+    n = latent_frames(gen, duration)
+    res = curves.resample_curve(raw.replace(duration=n / gen.latent_rate), length=n)
+    seconds = float(gen.curve_spec.get("smoothing_seconds", curves.DEFAULT_SMOOTHING_SECONDS))
+    return curves.smooth_curve(res, seconds).replace(duration=duration)
+
+
+def latent_frames(gen: Generator, duration: float) -> int:
+    n = curves.latent_length(duration, gen.latent_rate)
+    p = int(getattr(gen.dit.config, "patch_size", 1) or 1)
+    return int(math.ceil(n / p) * p)
+
+
+def encode_text(gen: Generator, prompt: str) -> dict:
+    """Cross-attention inputs for one prompt (empty dict when the model takes no text)."""
+    if gen.text is None:
+        if "prompt" not in getattr(gen.dit, "cross_attention_cond_ids", []):
+            return {}
+        # A model trained without a text encoder saw the null (all-zero) text condition only.
+        dim = gen.dit.conditioner.conditioners["prompt"].text_dim
+        return {"cond_tokens": torch.zeros(1, 1, dim), "cond_mask": torch.ones(1, 1, dtype=torch.bool)}
+    tokens, mask = gen.text.encode([prompt])
+    return {"cond_tokens": tokens, "cond_mask": mask}
+
+
+def sample_latents(
+    gen: Generator,
+    curve: curves.Curve | None,
+    prompt: str,
+    *,
+    negative_prompt: str = "",
+    duration: float,
+    steps: int = 96,
+    cfg_scale: float = 7.0,
+    seed: int = 0,
+    uncond: str = "both",
+    shift: float | None = None,
+    callback: Callable[[dict], None] | None = None,
+) -> torch.Tensor:
+    """Euler sampling of the rectified flow with CFG → latents [1, D, L] (float32, CPU)."""
+    from . import flow
+
+    if uncond not in UNCOND_CHOICES:
+        raise V2MError(f"uncond must be one of {UNCOND_CHOICES}, got {uncond!r}")
+    n = latent_frames(gen, duration)
+    if curve is not None and len(curve) != n:
+        raise V2MError(f"curve has {len(curve)} samples but {duration:.3f} s needs {n} latent frames: use conditioning_curve_for")
+    dev, dt = gen.device, gen.dtype
+    x = flow.make_noise((1, gen.dit.config.io_channels, n), seed, device=dev, dtype=dt)
+    extra: dict[str, Any] = {k: v.to(dev) if v.dtype == torch.bool else v.to(dev, dt) for k, v in encode_text(gen, prompt).items()}
+    if "seconds_total" in getattr(gen.dit, "_kinds", {}):
+        extra.update(seconds_start=0.0, seconds_total=float(duration))
+    negative = None
+    if negative_prompt and gen.text is not None:
+        neg = encode_text(gen, negative_prompt)
+        negative = {k: v.to(dev) if v.dtype == torch.bool else v.to(dev, dt) for k, v in neg.items()}
+    c = torch.zeros(1, 1, n) if curve is None else torch.from_numpy(np.asarray(curve.values, np.float32))[None, None]
+    model = flow.CFGDenoiser(flow.velocity_model(gen.dit), cfg_scale, uncond=uncond, negative=negative)
+    extra["curve"] = c.to(dev, dt)
+    out = flow.sample_euler(model, x, flow.rf_timesteps(int(steps), shift=shift), extra_args=extra, callback=callback, disable=True)
+    out = out.float().cpu()
+    check_finite(out, "the sampled latents")
+    return out
+
+
+def check_finite(t: torch.Tensor | np.ndarray, what: str) -> None:
+    ok = torch.isfinite(t).all().item() if isinstance(t, torch.Tensor) else np.isfinite(t).all()
+    if not ok:
+        raise V2MError(
+            f"NaN/Inf in {what}: try precision fp32 (fp16 overflows on some models), a lower cfg, or more steps; nothing was written"
+        )
+
+
+@torch.no_grad()
+def decode_audio(gen: Generator, latents: torch.Tensor, duration: float) -> np.ndarray:
+    """Decode [1, D, L] latents → float32 [C, T] with T = round(duration · sample_rate) exactly."""
+    check_finite(latents, "the latents")
+    lat = latents.to(gen.device, torch.float32)
+    decode = getattr(gen.codec, "decode_chunked", None) if lat.shape[-1] > 256 else None
+    wave = (decode(lat) if decode else gen.codec.decode(lat)).float().cpu().numpy()[0]
+    check_finite(wave, "the decoded audio")
+    n = int(round(duration * gen.sample_rate))
+    if wave.shape[-1] < n:
+        wave = np.pad(wave, ((0, 0), (0, n - wave.shape[-1])))
+    return np.clip(wave[:, :n], -1.0, 1.0).astype(np.float32)

@@ -1,0 +1,246 @@
+"""Generated media with known truth (cut times, onsets, frame times) for tests and the CLI demo.
+
+Everything is deterministic for a given seed and needs no weights or network.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from .errors import MediaError
+from .media import _AtomicOutput, _as_rate, write_video
+
+__all__ = [
+    "SynthClip",
+    "make_cut_clip",
+    "make_static_clip",
+    "make_one_frame_clip",
+    "click_track",
+    "make_audio_file",
+]
+
+_VFR_TICKS = 90000  # write_video's VFR time base
+
+
+@dataclass
+class SynthClip:
+    """A generated clip and its truth: frame times (s) and the time of each shot's first frame."""
+
+    path: str
+    fps: float
+    duration: float
+    frame_times: np.ndarray
+    cut_times: list[float] = field(default_factory=list)
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int = 5) -> np.ndarray:
+    """Low-frequency noise [h, w, 3] in [0, 1]: a coarse random grid, bilinearly upsampled."""
+    gh, gw = cells + 1, max(2, int(round(cells * w / max(h, 1)))) + 1
+    grid = rng.random((gh, gw, 3))
+    ys = np.linspace(0, gh - 1, h)
+    xs = np.linspace(0, gw - 1, w)
+    y0 = np.clip(np.floor(ys).astype(int), 0, gh - 2)
+    x0 = np.clip(np.floor(xs).astype(int), 0, gw - 2)
+    fy = (ys - y0)[:, None, None]
+    fx = (xs - x0)[None, :, None]
+    top = grid[y0][:, x0] * (1 - fx) + grid[y0][:, x0 + 1] * fx
+    bot = grid[y0 + 1][:, x0] * (1 - fx) + grid[y0 + 1][:, x0 + 1] * fx
+    return top * (1 - fy) + bot * fy
+
+
+def _hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
+    i = int(h * 6) % 6
+    f = h * 6 - math.floor(h * 6)
+    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
+    return np.array([(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i])
+
+
+def _shot_canvas(rng: np.random.Generator, index: int, h: int, w: int) -> np.ndarray:
+    """A distinct smooth colour texture [h, w, 3] float in [0, 255] for shot `index`."""
+    hue = (index * 0.618034 + rng.random() * 0.15) % 1.0
+    base = _hsv_to_rgb(hue, 0.55 + 0.35 * rng.random(), 0.45 + 0.45 * rng.random())
+    angle = rng.random() * 2 * math.pi
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    grad = (np.cos(angle) * xx / max(w, 1) + np.sin(angle) * yy / max(h, 1))[..., None]
+    tex = 0.55 * base + 0.25 * _smooth_noise(rng, h, w) + 0.2 * grad * base
+    return np.clip(tex, 0.0, 1.0) * 255.0
+
+
+def _frame_times(duration: float, rate: Fraction, vfr: bool, rng: np.random.Generator) -> np.ndarray:
+    if not vfr:
+        n = max(1, int(round(duration * rate)))
+        return np.arange(n, dtype=np.float64) * rate.denominator / rate.numerator  # i*den/num: 36/24 == 1.5 exactly
+    ticks = [0]
+    while True:
+        step = int(round(rng.uniform(1 / 60, 1 / 20) * _VFR_TICKS))
+        nxt = ticks[-1] + step
+        if nxt >= duration * _VFR_TICKS:
+            break
+        ticks.append(nxt)
+    return np.asarray(ticks, dtype=np.float64) / _VFR_TICKS
+
+
+def _render(size, frame_times, starts, seed, motion):
+    """Yield frames: shot k (from starts[k]) with a slow pan across its own texture."""
+    w, h = int(size[0]), int(size[1])
+    if w < 1 or h < 1:
+        raise MediaError(f"size must be (width, height) >= 1, got {size}")
+    rng = np.random.default_rng(seed)
+    pan = max(8, w // 4)  # pixels available for panning
+    canvases = [_shot_canvas(rng, k, h + pan, w + pan) for k in range(len(starts))]
+    speeds = [(rng.uniform(4, 10) * rng.choice([-1, 1]), rng.uniform(2, 6) * rng.choice([-1, 1])) for _ in starts]
+    for t in frame_times:
+        k = int(np.searchsorted(starts, t + 1e-9, side="right") - 1)
+        vx, vy = speeds[k] if motion else (0.0, 0.0)
+        dt = t - starts[k]
+        ox = int(round(pan / 2 + vx * dt)) % pan
+        oy = int(round(pan / 2 + vy * dt)) % pan
+        yield canvases[k][oy : oy + h, ox : ox + w].astype(np.uint8)
+
+
+def make_cut_clip(
+    path,
+    *,
+    cut_times: list[float],
+    duration: float,
+    fps: float | Fraction = 24,
+    size=(160, 90),
+    vfr: bool = False,
+    seed: int = 0,
+    motion: bool = True,
+    audio: np.ndarray | None = None,
+    sample_rate: int = 44100,
+) -> SynthClip:
+    """Write a clip of distinct shots; a cut at c shows the new shot from the first frame with t >= c.
+
+    CFR: round(duration * fps) frames at i / fps. vfr=True: intervals random in [1/60, 1/20] s
+    (at 1/90000 s resolution), the last frame lasting 1 / fps. Within a shot the texture pans
+    slowly, so neighbouring frames differ a little, far less than across a cut.
+    Returned cut_times are the first-frame times of each new shot (frame-aligned truth).
+    """
+    if not duration > 0:
+        raise MediaError(f"duration must be positive, got {duration}")
+    rate = _as_rate(fps)
+    rng = np.random.default_rng(seed + 7919)
+    times = _frame_times(float(duration), rate, vfr, rng)
+    aligned: list[float] = []
+    for c in sorted(float(c) for c in cut_times):
+        idx = int(np.searchsorted(times, c - 1e-9, side="left"))
+        if c <= 0 or idx >= len(times) or idx == 0:
+            continue
+        if not aligned or times[idx] > aligned[-1]:
+            aligned.append(float(times[idx]))
+    starts = np.asarray([0.0] + aligned)
+    frames = _render(size, times, starts, seed, motion)
+    out = write_video(
+        frames,
+        rate,
+        path,
+        times=times if vfr else None,
+        audio=audio,
+        sample_rate=sample_rate if audio is not None else None,
+    )
+    last = float(rate.denominator / rate.numerator)
+    dur = float(times[-1] + last) if vfr else len(times) * last
+    return SynthClip(path=out, fps=float(rate), duration=dur, frame_times=times, cut_times=aligned)
+
+
+def make_static_clip(
+    path, *, duration: float = 2.0, fps: float | Fraction = 24, size=(160, 90), seed: int = 0
+) -> SynthClip:
+    """A clip whose frames are all identical (no cuts, no motion)."""
+    return make_cut_clip(path, cut_times=[], duration=duration, fps=fps, size=size, seed=seed, motion=False)
+
+
+def make_one_frame_clip(path, *, size=(160, 90), fps: float | Fraction = 24, seed: int = 0) -> SynthClip:
+    """A valid video of exactly one frame."""
+    rate = _as_rate(fps)
+    return make_cut_clip(path, cut_times=[], duration=float(1 / rate), fps=rate, size=size, seed=seed, motion=False)
+
+
+def click_track(
+    onset_times,
+    duration: float,
+    *,
+    sample_rate: int = 44100,
+    channels: int = 2,
+    seed: int = 0,
+) -> np.ndarray:
+    """Percussive hits (decaying noise burst + short decaying tone) at onset_times; float32 [C, T].
+
+    T = round(duration * sample_rate); the peak is at most 0.9.
+    """
+    if channels < 1:
+        raise ValueError(f"channels must be >= 1, got {channels}")
+    n = int(round(duration * sample_rate))
+    rng = np.random.default_rng(seed)
+    out = np.zeros((channels, n), dtype=np.float64)
+    hit_len = int(0.3 * sample_rate)
+    t = np.arange(hit_len) / sample_rate
+    tones = (110.0, 146.83, 196.0, 220.0, 293.66, 329.63, 440.0)
+    for onset in onset_times:
+        start = int(round(float(onset) * sample_rate))
+        if start < 0 or start >= n:
+            continue
+        freq = tones[rng.integers(len(tones))]
+        noise = rng.standard_normal(hit_len) * np.exp(-t / 0.025)
+        tone = np.sin(2 * np.pi * freq * t) * np.exp(-t / 0.08)
+        hit = 0.6 * noise / max(1e-9, np.abs(noise).max()) + 0.5 * tone
+        end = min(n, start + hit_len)
+        for c in range(channels):
+            gain = 1.0 if channels == 1 else 0.75 + 0.25 * rng.random()
+            out[c, start:end] += gain * hit[: end - start]
+    peak = np.abs(out).max() if out.size else 0.0
+    if peak > 0.9:
+        out *= 0.9 / peak
+    return out.astype(np.float32)
+
+
+_AUDIO_CODECS = {".m4a": ("aac", "mp4"), ".mp4": ("aac", "mp4"), ".aac": ("aac", "adts"),
+                 ".wav": ("pcm_s16le", "wav"), ".flac": ("flac", "flac"), ".mka": ("aac", "matroska")}
+
+
+def make_audio_file(path, wave: np.ndarray, sample_rate: int, *, layout: str = "stereo") -> str:
+    """Write an audio-only file (.m4a/.aac AAC, .wav PCM, .flac, .mka) from float [C, T]; returns its path.
+
+    layout: an FFmpeg layout name ("mono", "stereo", "5.1", ...); wave's channel count must match.
+    """
+    path = os.path.abspath(os.fspath(path))
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in _AUDIO_CODECS:
+        raise MediaError(f"Unsupported audio extension {ext!r} for {path!r}; use one of {sorted(_AUDIO_CODECS)}.")
+    codec, fmt = _AUDIO_CODECS[ext]
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim == 1:
+        wave = wave[None]
+    n_ch = av.AudioLayout(layout).nb_channels
+    if wave.shape[0] != n_ch:
+        raise MediaError(f"Layout {layout!r} has {n_ch} channels but the audio has {wave.shape[0]}.")
+    if not np.all(np.isfinite(wave)):
+        raise MediaError(f"NaN/Inf in audio; refusing to write {path!r}.")
+    wave = np.clip(wave, -1.0, 1.0)
+    with _AtomicOutput(path) as tmp:
+        with av.open(tmp, mode="w", format=fmt) as out:
+            stream = out.add_stream(codec, rate=int(sample_rate), layout=layout)
+            if codec == "aac":
+                stream.bit_rate = 64_000 * n_ch
+            step = 8192
+            for i in range(0, max(wave.shape[1], 1), step):
+                chunk = np.ascontiguousarray(wave[:, i : i + step])
+                if chunk.shape[1] == 0:
+                    break
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+                frame.sample_rate = int(sample_rate)
+                frame.pts = i
+                frame.time_base = Fraction(1, int(sample_rate))
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+    return path

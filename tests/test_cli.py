@@ -1,0 +1,92 @@
+"""The v2m-zero command line: the main job, curve/mux/generate, and bad inputs."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tiny_models import tiny_v2m_checkpoint
+from v2m_zero.core import cli, media, synth
+
+
+def run(*argv):
+    return cli.main([str(a) for a in argv])
+
+
+def test_demo_main_job(tmp_path, capsys):
+    assert run("demo", "--out", tmp_path / "out", "--duration", "6") == 0
+    text = capsys.readouterr().out
+    for name in ("curve.json", "curve.png", "demo_with_soundtrack.mp4"):
+        assert os.path.exists(tmp_path / "out" / name) and str(tmp_path / "out" / name) in text
+    m = [line for line in text.splitlines() if line.startswith("cuts found within one frame")][0]
+    found, total = m.split(": ")[1].split("/")
+    assert found == total and int(total) == 3  # demo cuts before 6 s: 1.5, 3.0, 4.25
+    info = media.probe_video(str(tmp_path / "out" / "demo_with_soundtrack.mp4"))
+    assert info.has_audio and info.duration == pytest.approx(6.0)
+
+
+def test_curve_command_json_and_plot(tmp_path, capsys):
+    clip = synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[1.0, 2.5], duration=4.0, fps=25, size=(96, 54))
+    assert run("curve", clip.path, "--out", tmp_path / "c.json", "--plot", tmp_path / "c.png", "--encoder", "histogram") == 0
+    data = json.load(open(tmp_path / "c.json"))
+    assert {"times", "values", "peaks"} <= set(data)
+    assert len(data["times"]) == len(data["values"]) == int(np.ceil(4.0 * 44100 / 2048))
+    assert np.allclose(data["peaks"], clip.cut_times, atol=1 / 25 + 1e-6)
+    assert open(tmp_path / "c.png", "rb").read(4) == b"\x89PNG"
+    assert run("curve", clip.path, "--out", tmp_path / "d.json", "--length", "50") == 0
+    assert len(json.load(open(tmp_path / "d.json"))["values"]) == 50
+
+
+def test_mux_command(tmp_path, capsys):
+    clip = synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[1.0], duration=2.0, fps=30, size=(64, 36))
+    song = synth.make_audio_file(str(tmp_path / "s.wav"), synth.click_track([0.5], 5.0), 44100)
+    assert run("mux", clip.path, song, "--out", tmp_path / "o.mp4") == 0
+    wave, sr = media.decode_audio(str(tmp_path / "o.mp4"))
+    assert abs(wave.shape[1] - 2 * sr) <= 1024
+
+
+def test_generate_command_tiny_model(tmp_path, capsys):
+    ck = tiny_v2m_checkpoint(str(tmp_path / "tiny.safetensors"))
+    clip = synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[1.0], duration=2.0, fps=24, size=(64, 36))
+    assert run("generate", clip.path, "--checkpoint", ck, "--steps", "3", "--cfg", "2", "--out", tmp_path / "g.mp4", "--audio-out", tmp_path / "g.wav") == 0
+    wave, sr = media.decode_audio(str(tmp_path / "g.wav"))
+    assert sr == 1600 and wave.shape[1] == round(2.0 * 1600)
+    assert media.probe_video(str(tmp_path / "g.mp4")).has_audio
+
+
+def _bad_inputs(tmp_path):
+    good = synth.make_cut_clip(str(tmp_path / "good.mp4"), cut_times=[0.5], duration=1.0, fps=24, size=(64, 36)).path
+    zero = tmp_path / "zero.mp4"
+    zero.write_bytes(b"")
+    trunc = tmp_path / "trunc.mp4"
+    trunc.write_bytes(open(good, "rb").read()[: os.path.getsize(good) // 2])
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    audio_only = synth.make_audio_file(str(tmp_path / "song.m4a"), synth.click_track([0.2], 1.0), 44100)
+    one = synth.make_one_frame_clip(str(tmp_path / "one.mp4")).path
+    return {"zero-byte": (str(zero), "zero.mp4"), "truncated": (str(trunc), "trunc.mp4"), "not a video": (str(text), "notes.mp4"),
+            "audio-only": (audio_only, "song.m4a"), "one frame": (one, "at least 2 frames"), "missing": (str(tmp_path / "nope.mp4"), "nope.mp4")}
+
+
+def test_bad_inputs_give_clear_errors_and_write_nothing(tmp_path, capsys):
+    cases = _bad_inputs(tmp_path)
+    for label, (path, must_name) in cases.items():
+        out = tmp_path / f"out-{label.replace(' ', '_')}.json"
+        assert run("curve", path, "--out", out) == 2, label
+        err = capsys.readouterr().err
+        assert "error:" in err and must_name in err, (label, err)
+        assert not out.exists(), label
+    # unknown encoder id
+    good = str(tmp_path / "good.mp4")
+    assert run("curve", good, "--encoder", "clip-vit", "--out", tmp_path / "x.json") == 2
+    err = capsys.readouterr().err
+    assert "unknown frame encoder 'clip-vit'" in err and "pixels" in err
+    assert not (tmp_path / "x.json").exists()
+    # mux of a bad video writes nothing
+    song = synth.make_audio_file(str(tmp_path / "s.wav"), synth.click_track([0.2], 1.0), 44100)
+    for label in ("zero-byte", "truncated", "not a video", "audio-only"):
+        assert run("mux", cases[label][0], song, "--out", tmp_path / "m.mp4") == 2
+        assert not (tmp_path / "m.mp4").exists()
+    leftovers = [f for f in os.listdir(tmp_path) if f.startswith(".tmp") or f.endswith(".tmp")]
+    assert leftovers == []
