@@ -86,6 +86,15 @@ def _frame_times(duration: float, rate: Fraction, vfr: bool, rng: np.random.Gene
     return np.asarray(ticks, dtype=np.float64) / _VFR_TICKS
 
 
+def _bounce(x: float, limit: int) -> int:
+    """x folded into [0, limit] like a ball between two walls (continuous in x)."""
+    if limit <= 0:
+        return 0
+    period = 2 * limit
+    r = x % period
+    return int(round(r if r <= limit else period - r))
+
+
 def _render(size, frame_times, starts, seed, motion):
     """Yield frames: shot k (from starts[k]) with a slow pan across its own texture."""
     w, h = int(size[0]), int(size[1])
@@ -99,8 +108,9 @@ def _render(size, frame_times, starts, seed, motion):
         k = int(np.searchsorted(starts, t + 1e-9, side="right") - 1)
         vx, vy = speeds[k] if motion else (0.0, 0.0)
         dt = t - starts[k]
-        ox = int(round(pan / 2 + vx * dt)) % pan
-        oy = int(round(pan / 2 + vy * dt)) % pan
+        # The pan bounces between the canvas edges (a wrap-around would be a jump, i.e. a cut).
+        ox = _bounce(pan / 2 + vx * dt, pan - 1)
+        oy = _bounce(pan / 2 + vy * dt, pan - 1)
         yield canvases[k][oy : oy + h, ox : ox + w].astype(np.uint8)
 
 

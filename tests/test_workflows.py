@@ -19,10 +19,28 @@ CORE_NODES = {
 }
 
 
+# Model files the shipped workflows name: created in the fake models folder so that the
+# dropdowns list them and combo values are checked strictly.
+WORKFLOW_MODELS = {
+    "checkpoints": ["v2m_sao1.safetensors"],
+    "text_encoders": ["t5-base/"],
+}
+
+
 @pytest.fixture
 def schemas(host):
+    import folder_paths
+
     from v2m_zero.nodes import node_list
 
+    for kind, names in WORKFLOW_MODELS.items():
+        for name in names:
+            path = os.path.join(folder_paths.models_dir, "v2m", kind, name)
+            os.makedirs(os.path.dirname(path.rstrip("/")), exist_ok=True)
+            if name.endswith("/"):
+                os.makedirs(path, exist_ok=True)
+            else:
+                open(path, "wb").close()
     return {n.define_schema().node_id: n.define_schema() for n in node_list()}
 
 
@@ -30,8 +48,19 @@ def _io_type(x):
     return x.io_type
 
 
-def _widget_ids(schema):
-    return [i.id for i in schema.inputs if getattr(i, "widget", False)]
+def _widget_slots(schema):
+    """Widget names in widgets_values order: an upload combo adds its button's value, and a
+    control_after_generate number is followed by its mode ("fixed", "randomize", ...)."""
+    slots = []
+    for i in schema.inputs:
+        if not getattr(i, "widget", False):
+            continue
+        slots.append(i.id)
+        if i.extra.get("upload"):
+            slots.append(None)
+        if i.extra.get("control_after_generate"):
+            slots.append(None)
+    return slots
 
 
 def test_every_ui_workflow_has_an_api_twin():
@@ -89,11 +118,10 @@ def test_ui_workflow_widgets_and_links(path, schemas):
     for n in wf["nodes"]:
         assert api[str(n["id"])]["class_type"] == n["type"]
         if n["type"] in schemas:
-            widgets = _widget_ids(schemas[n["type"]])
-            upload = sum(1 for i in schemas[n["type"]].inputs if i.extra.get("upload"))
-            assert len(n["widgets_values"]) == len(widgets) + upload, (n["type"], n["widgets_values"], widgets)
-            for name, value in zip(widgets, n["widgets_values"]):
-                if name in api[str(n["id"])]["inputs"]:
+            slots = _widget_slots(schemas[n["type"]])
+            assert len(n["widgets_values"]) == len(slots), (n["type"], n["widgets_values"], slots)
+            for name, value in zip(slots, n["widgets_values"]):
+                if name is not None and name in api[str(n["id"])]["inputs"]:
                     assert api[str(n["id"])]["inputs"][name] == value, (n["type"], name)
     for link_id, a, a_slot, b, b_slot, typ in wf["links"]:
         assert nodes[a]["outputs"][a_slot]["type"] == typ
