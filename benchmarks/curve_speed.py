@@ -24,7 +24,7 @@ import sys
 import time
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 kind, path, encoder = sys.argv[1], sys.argv[2], sys.argv[3]
 t0 = time.perf_counter()
 extra = {}
@@ -49,7 +49,8 @@ elif kind == "scenedet":
     scenes = detect(path, AdaptiveDetector())
     extra["cuts"] = [round(s[1].get_seconds(), 3) for s in scenes[:-1]]
 dt = time.perf_counter() - t0
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+# VmHWM is this process's own peak RSS (ru_maxrss would inherit the parent's across fork+exec)
+rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
 print(json.dumps({"seconds": dt, "rss_mb": rss, **extra}))
 """
 
@@ -60,7 +61,9 @@ def make_clip(path: str, duration: float, fps: float, cuts_every: float) -> list
     cuts = [round(c, 3) for c in list(_frange(cuts_every, duration, cuts_every))]
     if not os.path.exists(path):
         print(f"generating {path} ({duration:g} s 1080p H.264 at {fps:g} fps) ...", flush=True)
-        synth.make_cut_clip(path, cut_times=cuts, duration=duration, fps=fps, size=(1920, 1080))
+        tmp = path + ".part.mp4"
+        synth.make_cut_clip(tmp, cut_times=cuts, duration=duration, fps=fps, size=(1920, 1080))
+        os.replace(tmp, path)
     return cuts
 
 

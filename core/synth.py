@@ -102,16 +102,21 @@ def _render(size, frame_times, starts, seed, motion):
         raise MediaError(f"size must be (width, height) >= 1, got {size}")
     rng = np.random.default_rng(seed)
     pan = max(8, w // 4)  # pixels available for panning
-    canvases = [_shot_canvas(rng, k, h + pan, w + pan) for k in range(len(starts))]
     speeds = [(rng.uniform(4, 10) * rng.choice([-1, 1]), rng.uniform(2, 6) * rng.choice([-1, 1])) for _ in starts]
+    # One canvas at a time (uint8): long 1080p clips with many shots stay small in memory.
+    shot_seeds = rng.integers(0, 2**32, size=len(starts))
+    current, canvas = -1, None
     for t in frame_times:
         k = int(np.searchsorted(starts, t + 1e-9, side="right") - 1)
+        if k != current:
+            current = k
+            canvas = _shot_canvas(np.random.default_rng(shot_seeds[k]), k, h + pan, w + pan).astype(np.uint8)
         vx, vy = speeds[k] if motion else (0.0, 0.0)
         dt = t - starts[k]
         # The pan bounces between the canvas edges (a wrap-around would be a jump, i.e. a cut).
         ox = _bounce(pan / 2 + vx * dt, pan - 1)
         oy = _bounce(pan / 2 + vy * dt, pan - 1)
-        yield canvases[k][oy : oy + h, ox : ox + w].astype(np.uint8)
+        yield canvas[oy : oy + h, ox : ox + w]
 
 
 def make_cut_clip(

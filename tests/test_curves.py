@@ -155,11 +155,11 @@ def test_same_content_at_different_fps_gives_same_curve(tmp_path):
     corr = [np.mean(np.roll(za, k) * zb) for k in lags]
     assert abs(list(lags)[int(np.argmax(corr))]) <= 1
     assert max(corr) > 0.95
-    # the smoothed peaks fall on the same latent frames (± 1)
-    pa = curves.find_peaks(smooth[24], threshold=0.0, min_gap=0.6)
-    pb = curves.find_peaks(smooth[60], threshold=0.0, min_gap=0.6)
-    assert len(pa) == len(pb)
-    assert np.all(np.abs(pa - pb) <= 1 / SAO_RATE + 1e-9)
+    # around every cut the smoothed curves peak on the same latent frame (± 1)
+    for c in CUTS:
+        win = np.flatnonzero(np.abs(smooth[24].times - c) <= 0.5)
+        ia, ib = win[np.argmax(a[win])], win[np.argmax(b[win])]
+        assert abs(int(ia) - int(ib)) <= 1, (c, ia, ib)
 
 
 def test_static_clip_gives_zero_curve(tmp_path):
