@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
 import sys
 
@@ -55,7 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("--demo", type=int, default=0, help="write this many synthetic videos into the folder first")
     args = ap.parse_args(argv)
 
-    from v2m_zero.core import curves, encoders, generate, media, metrics
+    from v2m_zero.core import encoders, generate, media, metrics
 
     if args.demo:
         make_demo_videos(args.videos, args.demo)
@@ -69,7 +68,7 @@ def main(argv=None) -> int:
     enc = encoders.get_encoder(args.encoder, **enc_kwargs)
     rows = {"curve": [], "text-only": []}
     for path in videos:
-        raw = curves.event_curve(encoders.encode_video(path, enc))
+        raw = encoders.encode_video_curve(path, enc)
         cond = generate.conditioning_curve_for(gen, raw)
         for label, c in (("curve", cond), ("text-only", None)):
             lat = generate.sample_latents(gen, c, args.prompt, duration=raw.duration, steps=args.steps, cfg_scale=args.cfg, seed=args.seed)

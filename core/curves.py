@@ -145,16 +145,34 @@ def event_curve(features: Features, *, standardize: bool = True, min_std: float 
         raise CurveError(
             f"an event curve needs at least 2 frames, got {n}: use a longer clip or a higher sampling fps"
         )
-    a = cosine_dissimilarity(features.values)
+    return curve_from_dissimilarity(
+        cosine_dissimilarity(features.values), features.times[1:], features.duration,
+        encoder=features.encoder, standardize=standardize, min_std=min_std,
+    )
+
+
+def curve_from_dissimilarity(
+    a: np.ndarray,
+    times: np.ndarray,
+    duration: float,
+    *,
+    encoder: str = "unknown",
+    standardize: bool = True,
+    min_std: float = DEFAULT_MIN_STD,
+) -> Curve:
+    """Eq. 3 on raw dissimilarities ``a`` (a_k at ``times[k]``, the frame after the change)."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.size < 1:
+        raise CurveError("an event curve needs at least 2 frames, got 1: use a longer clip or a higher sampling fps")
     values = standardise(a, min_std) if standardize else a
     spec = {
-        "encoder": features.encoder,
+        "encoder": encoder,
         "standardise": bool(standardize),
         "min_std": float(min_std),
         "raw_std": float(a.std()),
         "raw_mean": float(a.mean()),
     }
-    return Curve(values=values, times=features.times[1:], duration=float(features.duration), spec=spec)
+    return Curve(values=values, times=np.asarray(times, dtype=np.float64), duration=float(duration), spec=spec)
 
 
 def latent_length(duration: float, rate: float) -> int:

@@ -314,6 +314,51 @@ def encode_video(
     return Features(feats.values, feats.times, feats.duration, feats.encoder, dict(feats.meta, fps=info.fps, source=str(getattr(info, "path", ""))))
 
 
+def encode_video_curve(
+    src,
+    encoder: FrameEncoder,
+    *,
+    sample_fps: float | None = None,
+    size: int | None = None,
+    batch: int = 32,
+    min_std: float | None = None,
+    progress: ProgressFn | None = None,
+    check_interrupt: Callable[[], None] | None = None,
+):
+    """The event curve of a video in constant memory: features are never kept.
+
+    Same result as ``curves.event_curve(encode_video(...))``, but only the last feature vector
+    of each batch is carried over, so memory does not grow with the video's length.
+    """
+    from . import curves, media
+
+    info = media.probe_video(src)
+    if hasattr(src, "seek"):
+        src.seek(0)
+    total = info.frame_count if not sample_fps else int(info.duration * sample_fps) + 1
+    prev = None
+    parts, times, done = [], [], 0
+    for b in media.iter_frames(src, size=size or encoder.decode_size, sample_fps=sample_fps, batch=batch):
+        if check_interrupt is not None:
+            check_interrupt()
+        f = np.asarray(encoder.encode(b.frames), dtype=np.float32)
+        t = np.asarray(b.times, dtype=np.float64)
+        if prev is not None:
+            f, t = np.concatenate([prev[0][None], f]), np.concatenate([[prev[1]], t])
+        if len(f) > 1:
+            parts.append(curves.cosine_dissimilarity(f))
+            times.append(t[1:])
+        prev = (f[-1], t[-1])
+        done += len(b)
+        if progress is not None:
+            progress(done, total)
+    if prev is None:
+        raise V2MError("no frames were decoded: the video is empty")
+    kw = {} if min_std is None else {"min_std": min_std}
+    a = np.concatenate(parts) if parts else np.zeros(0)
+    return curves.curve_from_dissimilarity(a, np.concatenate(times) if times else np.zeros(0), info.duration, encoder=encoder.id, **kw)
+
+
 def encode_frames(
     frames: np.ndarray,
     fps: float,

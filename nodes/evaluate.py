@@ -6,7 +6,7 @@ import os
 
 from comfy_api.latest import io, ui
 
-from ..core import curves, encoders, media, metrics, plot
+from ..core import encoders, media, metrics, plot
 from ..core.errors import V2MError
 from . import _host
 
@@ -39,8 +39,7 @@ class SyncReport(io.ComfyNode):
         try:
             path = _file_to_evaluate(video, images, audio, fps, temps)
             result = metrics.evaluate_video(path, tolerance=tolerance, n_shifts=shifts)
-            feats = encoders.encode_video(path, encoders.get_encoder("pixels"), check_interrupt=_host.Progress.check_interrupt)
-            raw = curves.event_curve(feats)
+            raw = encoders.encode_video_curve(path, encoders.get_encoder("pixels"), check_interrupt=_host.Progress.check_interrupt)
         finally:
             for t in temps:
                 if os.path.exists(t):

@@ -169,3 +169,16 @@ def test_static_clip_gives_zero_curve(tmp_path):
         assert np.all(raw.values == 0)
         sm = curves.conditioning_curve(encoders.encode_video(clip.path, encoders.get_encoder(enc)), rate=SAO_RATE)
         assert np.all(sm.values == 0) and len(curves.find_peaks(raw)) == 0
+
+
+def test_streaming_curve_equals_feature_curve(tmp_path):
+    clip = synth.make_cut_clip(str(tmp_path / "s.mp4"), cut_times=CUTS, duration=5.0, fps=30, size=(96, 54))
+    enc = encoders.get_encoder("pixels")
+    ref = curves.event_curve(encoders.encode_video(clip.path, enc, batch=7))
+    got = encoders.encode_video_curve(clip.path, enc, batch=7)
+    np.testing.assert_allclose(got.values, ref.values, atol=1e-9)
+    np.testing.assert_allclose(got.times, ref.times)
+    assert got.duration == ref.duration
+    one = synth.make_one_frame_clip(str(tmp_path / "one.mp4"))
+    with pytest.raises(CurveError, match="at least 2 frames"):
+        encoders.encode_video_curve(one.path, enc)

@@ -1,7 +1,6 @@
 """V2M_SyncReport on the fake host: cuts on the beat hit, the chance level is reported."""
 
 import numpy as np
-import pytest
 import torch
 
 from v2m_zero.core import synth

@@ -49,11 +49,10 @@ def compute(video, args) -> tuple[dict, "curves.Curve", "curves.Curve", list]:
     enc = build_encoder(args)
     progress = TextProgress(f"encoding {video}")
     try:
-        feats = encoders.encode_video(video, enc, sample_fps=args.sample_fps or None, size=args.size or None, progress=progress)
+        raw = encoders.encode_video_curve(video, enc, sample_fps=args.sample_fps or None, size=args.size or None, progress=progress)
     finally:
         progress.close()
         enc.close()
-    raw = curves.event_curve(feats)
     peaks = curves.find_peaks(raw, min_gap=args.min_gap)
     res = curves.resample_curve(raw, length=args.length) if args.length else curves.resample_curve(raw, rate=args.rate)
     smooth = curves.smooth_curve(res, args.smoothing)

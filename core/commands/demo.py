@@ -9,7 +9,6 @@ loudness follows the smoothed curve) — it shows timing, it is not generated mu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 import numpy as np
@@ -56,8 +55,7 @@ def run(args) -> int:
         print(f"generated {video}: {args.duration:g} s at {args.fps:g} fps with cuts at " + ", ".join(f"{c:.3f}" for c in truth))
 
     enc = encoders.get_encoder(args.encoder)
-    feats = encoders.encode_video(video, enc)
-    raw = curves.event_curve(feats)
+    raw = encoders.encode_video_curve(video, enc)
     peaks = curves.find_peaks(raw)
     smooth = curves.smooth_curve(curves.resample_curve(raw, rate=44100 / 2048))
 

@@ -28,18 +28,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from .. import curves, encoders, generate, media, synth
+    from .. import encoders, generate, media, synth
     from ._common import TextProgress
 
     gen = generate.load_generator(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec, device=args.device, precision=args.precision)
     enc = build_encoder(args)
     progress = TextProgress(f"encoding {args.video}")
     try:
-        feats = encoders.encode_video(args.video, enc, sample_fps=args.sample_fps or None, size=args.size or None, progress=progress)
+        raw = encoders.encode_video_curve(args.video, enc, sample_fps=args.sample_fps or None, size=args.size or None, progress=progress)
     finally:
         progress.close()
         enc.close()
-    raw = curves.event_curve(feats)
     cond = generate.conditioning_curve_for(gen, raw)
     steps = TextProgress("sampling")
     lat = generate.sample_latents(gen, cond, args.prompt, negative_prompt=args.negative_prompt, duration=raw.duration,
