@@ -493,33 +493,49 @@ def clap_score(audio_paths, texts, weights_dir=None) -> dict:
     return {"value": float(np.mean(scores)), "per_item": scores, "skipped": None}
 
 
-def fad(gen_dir_or_paths, ref_dir_or_paths, weights_dir=None, *, embed_fn=None) -> dict:
+def fad(gen_dir_or_paths, ref_dir_or_paths, weights_dir=None, *, embed_fn=None, device="cpu") -> dict:
     """Fréchet Audio Distance (Kilgour et al.) between generated and reference audio.
 
     ``gen_dir_or_paths`` / ``ref_dir_or_paths``: a folder (its audio files, sorted) or a list of
     files. ``embed_fn(path) -> array [N, D]`` gives the embedding frames of one file; all frames
     of a set are pooled into one Gaussian fit, as in the VGGish FAD.
 
-    The paper's FAD uses VGGish embeddings. This package has no VGGish implementation yet, and
-    third-party ones (``torchvggish``) fetch weights from the network in their constructors, so
-    we do not call them: without ``embed_fn`` the result is ``{"value": None, "skipped": reason}``
-    (first reason: ``weights_dir`` missing or empty; nothing is ever downloaded).
-    To reproduce published values when VGGish weights are present: pass an ``embed_fn`` that
-    returns the 128-d VGGish frames (16 kHz mono, 0.96 s examples, the released PCA
-    post-processing switched off as in ``frechet_audio_distance``), run it and the reference
-    implementation on the same two folders (e.g. a Song Describer subset) and compare: the
-    values should agree within ~1 %. The distance itself is ``frechet_distance``, unit-tested
-    against the closed form for diagonal covariances.
+    Without ``embed_fn`` the paper's VGGish embeddings are used (``core.vggish``: one raw 128-d
+    embedding per 0.96 s of 16 kHz mono audio, no PCA/quantisation and no final ReLU, the
+    defaults of ``frechet_audio_distance``), loaded from local weights only: ``weights_dir`` is a
+    folder holding ``vggish.safetensors`` (preferred) or torchvggish's ``vggish-10086976.pth``
+    (read with ``torch.load(weights_only=True)``), or that file itself. Nothing is ever
+    downloaded: with no weights (``weights_dir`` None, missing, empty, or without a VGGish file)
+    or unusable ones (damaged file, wrong keys/shapes, a pickle holding more than tensors) the
+    result is ``{"value": None, "skipped": reason}``; the reason names the folder and the file
+    to put there. Files shorter than 0.975 s give no VGGish frame.
+
+    Checking against the reference when weights are present: compute FAD between the same two
+    folders of 16 kHz WAV files (e.g. a Song Describer subset and the generated clips) with this
+    function and with ``frechet_audio_distance.FrechetAudioDistance(model_name="vggish",
+    sample_rate=16000, use_pca=False, use_activation=False).score(ref_dir, gen_dir)`` with the
+    torch hub cache holding the same ``vggish-10086976.pth``; they should agree to ~1e-3
+    relative. (The frontend and network match torchvggish bit for bit; what differs is
+    the Fréchet square root, scipy ``sqrtm`` there vs a symmetric eigen-decomposition here, and,
+    for files not at 16 kHz, the resampler: resampy there, libswresample here, so compare on
+    16 kHz files.) The distance itself is ``frechet_distance``, unit-tested against the closed
+    form for diagonal covariances.
     """
     if embed_fn is None:
-        reason = _weights_missing(weights_dir)
+        is_file = weights_dir is not None and os.path.isfile(os.fspath(weights_dir))
+        reason = None if is_file else _weights_missing(weights_dir)
         if reason:
             return {"value": None, "skipped": f"FAD: {reason}"}
-        return {
-            "value": None,
-            "skipped": "FAD: no offline VGGish implementation in this package; "
-            "pass embed_fn (path -> [N, 128] VGGish frames) to compute it",
-        }
+        from . import vggish
+
+        try:
+            model = vggish.load_vggish(weights_dir, device)
+        except ModelError as exc:
+            return {"value": None, "skipped": f"FAD: {'' if 'VGGish' in str(exc) else 'VGGish weights: '}{exc}"}
+
+        def embed_fn(path):
+            return vggish.embed_file(path, model)
+
     import numpy as np
 
     gen, ref = _audio_files(gen_dir_or_paths), _audio_files(ref_dir_or_paths)
@@ -531,6 +547,12 @@ def fad(gen_dir_or_paths, ref_dir_or_paths, weights_dir=None, *, embed_fn=None) 
         return np.concatenate([f.reshape(-1, f.shape[-1]) for f in frames], axis=0)
 
     gen_emb, ref_emb = embed(gen), embed(ref)
+    if min(len(gen_emb), len(ref_emb)) < 2:
+        return {
+            "value": None,
+            "skipped": f"FAD: {len(gen_emb)} generated and {len(ref_emb)} reference embedding frames; "
+            "need at least 2 of each (VGGish gives one per 0.96 s, none for files under 0.975 s)",
+        }
     return {
         "value": fad_from_embeddings(gen_emb, ref_emb),
         "skipped": None,
