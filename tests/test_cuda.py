@@ -1,0 +1,67 @@
+"""CUDA checks (skipped without a GPU; run on the lent GPU machine, see benchmarks/RESULTS.md)."""
+
+import pytest
+import torch
+
+from tiny_models import tiny_v2m_checkpoint
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_same_seed_same_music_on_cpu_and_cuda(tmp_path):
+    import numpy as np
+
+    from v2m_zero.core import generate
+    from v2m_zero.core.curves import Curve
+
+    path = tiny_v2m_checkpoint(str(tmp_path / "t.safetensors"))
+    raw = Curve(np.r_[np.zeros(20), 5.0, np.zeros(27)], np.arange(1, 49) / 24, 2.0)
+    out = {}
+    for dev in ("cpu", "cuda"):
+        gen = generate.load_generator(path, device=dev)
+        cond = generate.conditioning_curve_for(gen, raw)
+        lat = generate.sample_latents(gen, cond, "", duration=2.0, steps=8, cfg_scale=3.0, seed=11)
+        out[dev] = generate.decode_audio(gen, lat, 2.0)
+    assert out["cpu"].shape == out["cuda"].shape
+    assert np.abs(out["cpu"] - out["cuda"]).max() < 1e-3  # same noise; only float rounding differs
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_dit_is_close_to_fp32(dtype):
+    from v2m_zero.core.dit import V2MDiT, make_model_config
+
+    torch.manual_seed(0)
+    cfg = make_model_config(io_channels=64, embed_dim=256, depth=4, num_heads=4, cond_token_dim=128, with_curve=True)
+    model = V2MDiT(cfg, objective="rectified_flow").cuda().eval()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, 0, 0.02)
+    x = torch.randn(2, 64, 300, device="cuda")
+    kw = dict(curve=torch.randn(2, 300, device="cuda"), cond_tokens=torch.randn(2, 16, 128, device="cuda"), seconds_start=0.0, seconds_total=14.0)
+    with torch.no_grad():
+        ref = model(x, torch.tensor([0.3, 0.7], device="cuda"), **kw).float()
+        half = model.to(dtype)(x.to(dtype), torch.tensor([0.3, 0.7], device="cuda"), **{k: v.to(dtype) if torch.is_tensor(v) else v for k, v in kw.items()}).float()
+    rel = (half - ref).norm() / ref.norm()
+    assert torch.isfinite(half).all() and rel < 3e-2
+
+
+def test_cuda_training_step_lowers_loss():
+    from v2m_zero.core import flow
+    from v2m_zero.core.dit import V2MDiT, make_model_config
+
+    torch.manual_seed(0)
+    cfg = make_model_config(io_channels=16, embed_dim=128, depth=2, num_heads=2, cond_token_dim=64, with_curve=True)
+    model = V2MDiT(cfg, objective="rectified_flow").cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    x0, curve = torch.randn(4, 16, 64, generator=g).cuda(), torch.randn(4, 1, 64, generator=g).cuda()
+    t, noise = torch.rand(4, generator=g), torch.randn(4, 16, 64, generator=g)
+    kw = dict(curve=curve, t=t, noise=noise, cond_tokens=torch.zeros(4, 1, 64, device="cuda"), seconds_start=0.0, seconds_total=3.0)
+    losses = []
+    for _ in range(3):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = flow.rf_loss(model, x0, **kw)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
