@@ -17,6 +17,8 @@ COMMANDS: tuple[str, ...] = (
     "prompt",
     "init_checkpoint",
     "generate",
+    "prepare",
+    "train",
 )
 
 
