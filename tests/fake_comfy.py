@@ -294,6 +294,7 @@ def install(root: str) -> None:
     mm = types.ModuleType("comfy.model_management")
     mm.get_torch_device = lambda: torch.device("cpu")
     mm.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
+    mm.processing_interrupted = lambda: STATE["interrupt"]
     mm.InterruptProcessingException = InterruptProcessingException
     mm.soft_empty_cache = lambda *a, **k: None
     comfy.utils, comfy.model_management = utils, mm

@@ -41,6 +41,7 @@ def schemas(host):
                 os.makedirs(path, exist_ok=True)
             else:
                 open(path, "wb").close()
+    os.makedirs(os.path.join(folder_paths.get_input_directory(), "v2m_music"), exist_ok=True)  # the training dataset
     return {n.define_schema().node_id: n.define_schema() for n in node_list()}
 
 

@@ -1,0 +1,145 @@
+"""Headless fine-tuning inside the ComfyUI queue: prepare the music cache, train, export."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+
+from comfy_api.latest import io, ui
+
+from ..core.errors import V2MError
+from . import _host
+
+CATEGORY = "V2M-Zero/train"
+NONE = "none"
+# Weightless patch codecs for toy runs (latents at 62.5 Hz): 16 kHz mono, or 4 kHz mono.
+PATCH_CODECS = ["patch:256:1:16000", "patch:64:1:4000"]
+
+DEFAULT_CONFIG_TOML = """\
+# Overrides of the trainer's defaults (see `v2m-zero train --example`); the node fills in
+# [data] cache, run_dir, max_steps and the init checkpoint.
+[model.from_config]        # used when no init checkpoint is chosen
+embed_dim = 256
+depth = 4
+num_heads = 4
+cond_token_dim = 64
+[text]
+encoder = "none"
+[optim]
+lr = 1e-4
+warmup_steps = 100
+[train]
+batch_size = 4
+[checkpoint]
+every = 200
+[validation]
+every = 0
+"""
+
+
+def _dataset_choices() -> list[str]:
+    import folder_paths
+
+    root = folder_paths.get_input_directory()
+    if not os.path.isdir(root):
+        return []
+    return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+
+
+def _dataset_dir(name: str) -> str:
+    import folder_paths
+
+    base = os.path.realpath(folder_paths.get_input_directory())
+    path = os.path.realpath(os.path.join(base, name or ""))
+    if not name or os.path.commonpath([base, path]) != base or path == base:
+        raise V2MError(f"dataset {name!r} must be a folder inside ComfyUI's input folder ({base})")
+    if not os.path.isdir(path):
+        raise V2MError(f"dataset folder {name!r} not found in ComfyUI's input folder ({base}): put music files + captions there")
+    return path
+
+
+def _run_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name or ""):
+        raise V2MError(f"run name {name!r}: use letters, digits, '.', '_' or '-' (it names a folder and a checkpoint)")
+    return name
+
+
+class Train(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="V2M_Train",
+            display_name="Train V2M (music curves)",
+            category=CATEGORY,
+            description="Fine-tune a V2M model on music + captions with music event curves (paper §3.3): prepares a cache, trains with exact resume (queue it again to continue), and writes a checkpoint into models/v2m/checkpoints/.",
+            inputs=[
+                io.Combo.Input("dataset", options=_dataset_choices(), tooltip="A folder in ComfyUI's input folder with music files (wav/flac/mp3/ogg/m4a) and captions (sidecar .txt, or captions.csv/.jsonl)."),
+                io.String.Input("run_name", default="v2m_run", tooltip="Names the run folder (output/v2m_training/<run>) and the checkpoint."),
+                io.Combo.Input("init_checkpoint", options=[NONE] + _host.model_choices("checkpoints", folders=False), default=NONE, tooltip="Start from this V2M checkpoint (e.g. made by init-checkpoint from Stable Audio Open); none = a new model from the config."),
+                io.Combo.Input("codec", options=PATCH_CODECS + _host.model_choices("codecs", folders=False), default=PATCH_CODECS[0], tooltip="Audio codec for the latents: a weightless patch codec (patch:SIZE:CHANNELS:RATE, toy runs) or an autoencoder file from models/v2m/codecs/ (Stable Audio Open's)."),
+                io.Combo.Input("music_encoder", options=["logmel", "codec", "musicfm"], default="logmel", tooltip="Encoder for the music event curves (paper: MusicFM; logmel is weightless)."),
+                io.Float.Input("clip_seconds", default=8.0, min=1.0, max=120.0, step=0.5, tooltip="Training clip length (paper: 32 s)."),
+                io.Float.Input("smoothing_seconds", default=2.52, min=0.0, max=30.0, step=0.05, tooltip="Hann smoothing of the music curves; inference uses the same (stored in the checkpoint)."),
+                io.Int.Input("max_steps", default=1000, min=1, max=10_000_000, tooltip="Total optimiser steps of the run (a resumed run continues to this)."),
+                io.String.Input("config", default=DEFAULT_CONFIG_TOML, multiline=True, tooltip="Trainer settings as TOML (optimiser, batch, EMA, model size...)."),
+            ],
+            outputs=[io.String.Output(display_name="checkpoint_path")],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, dataset, run_name, init_checkpoint, codec, music_encoder, clip_seconds, smoothing_seconds, max_steps, config) -> io.NodeOutput:
+        import tomllib
+
+        import comfy.model_management as mm
+        import folder_paths
+
+        from ..core import prepare, train
+
+        data_dir = _dataset_dir(dataset)
+        run = _run_name(run_name)
+        try:
+            cfg = tomllib.loads(config or "")
+        except tomllib.TOMLDecodeError as exc:
+            raise V2MError(f"the config is not valid TOML: {exc}") from None
+        run_dir = os.path.join(folder_paths.get_output_directory(), "v2m_training", run)
+        cache = os.path.join(run_dir, "cache")
+        os.makedirs(run_dir, exist_ok=True)
+
+        bar = _host.Progress(max_steps)
+        codec_arg = codec if codec in PATCH_CODECS else _host.model_path("codecs", codec)
+
+        def prep_progress(done, total, name):
+            _host.Progress.check_interrupt()
+
+        prepare.prepare_dataset(data_dir, cache, codec=codec_arg, music_encoder=music_encoder, clip_seconds=clip_seconds,
+                                smoothing_seconds=smoothing_seconds, progress=prep_progress, device=str(mm.get_torch_device()))
+        cfg.setdefault("data", {})["cache"] = cache
+        cfg["run_dir"] = run_dir
+        cfg.setdefault("train", {})["max_steps"] = int(max_steps)
+        cfg["train"].setdefault("device", str(mm.get_torch_device()))
+        if init_checkpoint != NONE:
+            cfg.setdefault("model", {})["from_checkpoint"] = _host.model_path("checkpoints", init_checkpoint)
+            cfg["model"].pop("from_config", None)
+
+        def progress(info):
+            bar(int(info.get("step", 0)), max_steps)
+
+        result = train.train(cfg, progress=progress, should_stop=mm.processing_interrupted)
+        if result.stopped:
+            mm.throw_exception_if_processing_interrupted()  # the state is saved; re-queue to resume
+        if not result.checkpoint_path:
+            raise V2MError(f"training wrote no checkpoint (run folder {run_dir})")
+        dest_dir = os.path.join(folder_paths.models_dir, "v2m", "checkpoints")
+        os.makedirs(dest_dir, exist_ok=True)
+        dest = os.path.join(dest_dir, f"{run}.safetensors")
+        tmp = dest + ".tmp"
+        shutil.copyfile(result.checkpoint_path, tmp)
+        os.replace(tmp, dest)
+        loss = "n/a" if result.last_loss is None else f"{result.last_loss:.4f}"
+        text = f"step {result.step}, last loss {loss}\ncheckpoint: {dest}\nrun folder: {run_dir}"
+        return io.NodeOutput(dest, ui=ui.PreviewText(text))
+
+
+NODES = [Train]
