@@ -141,6 +141,30 @@ def video_to_file(video, folder: str | None = None) -> tuple[str, bool]:
     return tmp, True
 
 
+def video_or_images_file(video, images, fps: float, temps: list[str], *, node: str) -> str:
+    """A file for a VIDEO input, or for IMAGE frames at ``fps``; temporary files go in ``temps``."""
+    if video is not None:
+        path, is_temp = video_to_file(video)
+        if is_temp:
+            temps.append(path)
+        return path
+    if images is None:
+        raise V2MError(f"connect a video, or images with their fps, to {node}")
+    from ..core import media
+
+    fd, path = tempfile.mkstemp(prefix="v2m-", suffix=".mp4", dir=_temp_dir())
+    os.close(fd)
+    temps.append(path)
+    media.write_video(images_to_uint8(images), fps, path)
+    return path
+
+
+def remove_files(paths: list[str]) -> None:
+    for p in paths:
+        if os.path.exists(p):
+            os.unlink(p)
+
+
 def _temp_dir() -> str:
     import folder_paths
 

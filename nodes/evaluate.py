@@ -7,7 +7,6 @@ import os
 from comfy_api.latest import io, ui
 
 from ..core import encoders, media, metrics, plot
-from ..core.errors import V2MError
 from . import _host
 
 CATEGORY = "V2M-Zero/evaluate"
@@ -41,9 +40,7 @@ class SyncReport(io.ComfyNode):
             result = metrics.evaluate_video(path, tolerance=tolerance, n_shifts=shifts)
             raw = encoders.encode_video_curve(path, encoders.get_encoder("pixels"), check_interrupt=_host.Progress.check_interrupt)
         finally:
-            for t in temps:
-                if os.path.exists(t):
-                    os.unlink(t)
+            _host.remove_files(temps)
         report = _report(result)
         image = _host.image_tensor(
             plot.plot_curves(
@@ -81,17 +78,7 @@ def _file_to_evaluate(video, images, audio, fps, temps: list[str]) -> str:
     """A file holding the frames and the music to evaluate (temporary ones go in ``temps``)."""
     import tempfile
 
-    if video is not None:
-        path, is_temp = _host.video_to_file(video)
-        if is_temp:
-            temps.append(path)
-    elif images is not None:
-        fd, path = tempfile.mkstemp(prefix="v2m-eval-", suffix=".mp4", dir=_host._temp_dir())
-        os.close(fd)
-        temps.append(path)
-        media.write_video(_host.images_to_uint8(images), fps, path)
-    else:
-        raise V2MError("connect a video, or images with their fps and audio, to Sync Report")
+    path = _host.video_or_images_file(video, images, fps, temps, node="Sync Report")
     if audio is not None:
         wave, sr = _host.audio_to_numpy(audio)
         fd, muxed = tempfile.mkstemp(prefix="v2m-eval-", suffix=".mp4", dir=_host._temp_dir())

@@ -6,8 +6,7 @@ import os
 
 from comfy_api.latest import io, ui
 
-from ..core import media, prompt
-from ..core.errors import V2MError
+from ..core import prompt
 from . import _host
 
 CATEGORY = "V2M-Zero/prompt"
@@ -52,7 +51,7 @@ class MusicPrompt(io.ComfyNode):
 
         temps: list[str] = []
         try:
-            path = _video_file(video, images, fps, temps)
+            path = _host.video_or_images_file(video, images, fps, temps, node="Music Prompt")
             device = "cpu"
             if any(m != NONE for m in (asr_model, vlm_model, llm_model)):
                 import comfy.model_management
@@ -71,9 +70,7 @@ class MusicPrompt(io.ComfyNode):
             wave = _host.audio_to_numpy(audio) if audio is not None else None
             result = pipe.run(path, audio=wave, user_text=user_text, progress=progress)
         finally:
-            for t in temps:
-                if os.path.exists(t):
-                    os.unlink(t)
+            _host.remove_files(temps)
             _host.release_memory()
         shown = [f"prompt: {result.prompt}"]
         if result.fallback_reason:
@@ -85,23 +82,6 @@ class MusicPrompt(io.ComfyNode):
         if result.summary:
             shown.append(f"summary: {result.summary}")
         return io.NodeOutput(result.prompt, ui=ui.PreviewText("\n".join(shown)))
-
-
-def _video_file(video, images, fps, temps: list[str]) -> str:
-    import tempfile
-
-    if video is not None:
-        path, is_temp = _host.video_to_file(video)
-        if is_temp:
-            temps.append(path)
-        return path
-    if images is not None:
-        fd, path = tempfile.mkstemp(prefix="v2m-prompt-", suffix=".mp4", dir=_host._temp_dir())
-        os.close(fd)
-        temps.append(path)
-        media.write_video(_host.images_to_uint8(images), fps, path)
-        return path
-    raise V2MError("connect a video, or images with their fps, to Music Prompt")
 
 
 NODES = [MusicPrompt]
