@@ -11,20 +11,26 @@ str → str map) holds one JSON value per top-level field::
     sample_rate  44100
     curve        {"encoder": ..., "smoothing_seconds": ..., "standardise": true, ...}
 
-Only safetensors is read: pickle-based files (``.ckpt``/``.pt``/``.pth``/``.bin``, zip or raw
-pickle) can run code when loaded, so they are refused with the way to convert them.
+All file reading, writing (atomic), header checks and pickle refusal go through
+:mod:`.weights`: only safetensors is read; pickle-based files (``.ckpt``/``.pt``/``.pth``/``.bin``,
+zip or raw pickle) can run code when loaded, so they are refused with the way to convert them.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import struct
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..core.errors import ModelError
+from .weights import (
+    diff_state_dict,
+    list_keys,
+    read_safetensors,
+    read_safetensors_header,
+    write_safetensors,
+)
 
 V2M_FORMAT = 1
 OBJECTIVES = ("rectified_flow", "v")
@@ -34,85 +40,10 @@ OPTIONAL_BUFFER_SUFFIXES = ("rotary_pos_emb.inv_freq", "_norm.beta", "pre_norm.b
 # prefixes a V2M/SAO file may carry that the DiT does not use
 NON_DIT_PREFIXES = ("pretransform.",)
 
-_PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle"}
-_MAX_HEADER = 100 * 1024 * 1024
-
-
-def _pickle_refusal(path: Path) -> ModelError:
-    return ModelError(
-        f"{path}: this is a pickle checkpoint (.ckpt/.pt/zip), which can run code when loaded, so "
-        "V2M-Zero does not open it. Convert it once to safetensors in a trusted environment, e.g. "
-        "`python -c \"import torch, safetensors.torch as s; sd = torch.load('model.ckpt', "
-        "weights_only=True)['state_dict']; s.save_file({k: v.contiguous() for k, v in sd.items()}, "
-        "'model.safetensors')\"`, or download the .safetensors release of the model."
-    )
-
-
-def sniff_safetensors(path: str | os.PathLike) -> None:
-    """Raise a clear ``ModelError`` unless ``path`` looks like a complete safetensors file."""
-    p = Path(path)
-    if not p.exists():
-        raise ModelError(f"{p}: file not found")
-    if p.is_dir():
-        raise ModelError(f"{p}: is a folder; give the .safetensors file inside it")
-    size = p.stat().st_size
-    with open(p, "rb") as f:
-        head = f.read(9)
-    if head[:2] == b"PK" or head[:1] == b"\x80" or p.suffix.lower() in _PICKLE_SUFFIXES:
-        raise _pickle_refusal(p)
-    if len(head) < 9:
-        raise ModelError(f"{p}: only {size} bytes — empty or truncated, not a safetensors file")
-    (n,) = struct.unpack("<Q", head[:8])
-    if n > _MAX_HEADER or head[8:9] != b"{":
-        raise ModelError(f"{p}: not a safetensors file (bad header); re-download or re-export it")
-    if 8 + n > size:
-        raise ModelError(f"{p}: truncated ({size} bytes, header alone needs {8 + n}); re-download it")
-    with open(p, "rb") as f:
-        f.seek(8)
-        try:
-            header = json.loads(f.read(n))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ModelError(f"{p}: corrupt safetensors header ({exc}); re-download it") from exc
-    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
-    if 8 + n + end > size:
-        raise ModelError(
-            f"{p}: truncated — the header promises {8 + n + end} bytes but the file has {size}; "
-            "the download or copy was cut short, fetch it again"
-        )
-
-
-def read_safetensors(
-    path: str | os.PathLike, device: str = "cpu", skip_prefixes: tuple[str, ...] = ()
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """The tensors (less those under ``skip_prefixes``) and raw metadata of a safetensors file,
-    with errors that name the file."""
-    from safetensors import safe_open
-
-    sniff_safetensors(path)
-    try:
-        tensors: dict[str, Any] = {}
-        with safe_open(str(path), framework="pt", device=device) as f:
-            meta = dict(f.metadata() or {})
-            for k in f.keys():
-                if not (skip_prefixes and k.startswith(skip_prefixes)):
-                    tensors[k] = f.get_tensor(k)
-    except ModelError:
-        raise
-    except Exception as exc:  # safetensors raises its own error types (SafetensorError, OSError)
-        raise ModelError(f"{path}: cannot read as safetensors ({exc})") from exc
-    return tensors, meta
-
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """Decoded V2M metadata without loading tensors (cheap: reads the header only)."""
-    from safetensors import safe_open
-
-    sniff_safetensors(path)
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            raw = dict(f.metadata() or {})
-    except Exception as exc:
-        raise ModelError(f"{path}: cannot read as safetensors ({exc})") from exc
+    _, raw = read_safetensors_header(path)
     return _decode_meta(raw, path)
 
 
@@ -170,31 +101,16 @@ def _decode_meta(raw: Mapping[str, str], path) -> dict[str, Any]:
 
 
 def save_v2m_checkpoint(path: str | os.PathLike, state_dict: Mapping[str, Any], meta: Mapping[str, Any]) -> Path:
-    """Write ``state_dict`` + ``meta`` atomically (temp file in the same folder, then ``os.replace``)."""
+    """Write ``state_dict`` + ``meta`` atomically (see :func:`weights.write_safetensors`)."""
     import torch
-    from safetensors.torch import save_file
 
     p = Path(path)
     validate_meta(meta, where=str(p))
-    tensors = {}
     for k, v in state_dict.items():
         if not isinstance(v, torch.Tensor):
-            raise ModelError(f"{p}: state_dict[{k!r}] is a {type(v).__name__}, not a tensor")
-        # safetensors refuses shared or strided storage: store each tensor on its own
-        tensors[k] = v.detach().to("cpu").contiguous().clone()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=_encode_meta(meta))
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return p
+            raise ModelError(f"{p}: state_dict[{k!r}] is a {type(v).__name__}, not a tensor. "
+                             "Fix: pass a state dict of tensors (e.g. model.state_dict()).")
+    return write_safetensors(p, state_dict, _encode_meta(meta))
 
 
 def load_v2m_checkpoint(
@@ -208,12 +124,6 @@ def load_v2m_checkpoint(
     return tensors, meta
 
 
-def _first(items, n=5) -> str:
-    items = list(items)
-    more = f" (+{len(items) - n} more)" if len(items) > n else ""
-    return ", ".join(items[:n]) + more
-
-
 def check_state_dict(model, state_dict: Mapping[str, Any], source: str = "state dict") -> dict[str, Any]:
     """Strict key/shape check of ``state_dict`` against ``model``; returns the dict to load.
 
@@ -223,22 +133,16 @@ def check_state_dict(model, state_dict: Mapping[str, Any], source: str = "state 
     """
     expected = model.state_dict()
     given = {k: v for k, v in state_dict.items() if not k.startswith(NON_DIT_PREFIXES)}
-    missing = [k for k in expected if k not in given and not k.endswith(OPTIONAL_BUFFER_SUFFIXES)]
-    unexpected = [k for k in given if k not in expected]
-    mismatched = [
-        f"{k} {tuple(given[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in given and tuple(given[k].shape) != tuple(expected[k].shape)
-    ]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s): {_first(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s): {_first(unexpected)}")
-        if mismatched:
-            parts.append(f"{len(mismatched)} shape mismatch(es): {_first(mismatched, 3)}")
-        raise ModelError(f"{source}: weights do not fit the model config — " + "; ".join(parts))
+    missing, unexpected, mismatched = diff_state_dict(expected, given, optional_suffixes=OPTIONAL_BUFFER_SUFFIXES)
+    shapes = [f"{k} {got} vs model {want}" for k, got, want in mismatched]
+    parts = [s for s in (list_keys("missing key(s)", missing), list_keys("unexpected key(s)", unexpected),
+                         list_keys("shape mismatch(es)", shapes, 3)) if s]
+    if parts:
+        raise ModelError(
+            f"{source}: weights do not fit the model config — " + "; ".join(parts)
+            + ". Fix: use a checkpoint whose model_config matches these weights (a different model "
+            "size/variant or a damaged or partial file gives these errors)."
+        )
     out = dict(given)
     for k, v in expected.items():
         if k not in out:

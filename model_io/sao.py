@@ -111,7 +111,7 @@ def split_sao_state_dict(state_dict: Mapping[str, Any]) -> dict[str, dict[str, A
 
 def load_sao_file(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """Read SAO 1.0's ``model.safetensors`` and split it (see :func:`split_sao_state_dict`)."""
-    from .checkpoint import read_safetensors
+    from .weights import read_safetensors
 
     tensors, _ = read_safetensors(path)
     parts = split_sao_state_dict(tensors)

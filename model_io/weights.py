@@ -21,6 +21,8 @@ __all__ = [
     "read_safetensors_header",
     "write_safetensors",
     "strip_prefix",
+    "diff_state_dict",
+    "list_keys",
     "check_state_dict",
 ]
 
@@ -101,12 +103,14 @@ def read_safetensors_header(path: str | os.PathLike) -> tuple[dict[str, dict[str
 
 
 def read_safetensors(
-    path: str | os.PathLike, *, prefix: str | None = None, device: Any = "cpu"
+    path: str | os.PathLike, *, prefix: str | None = None, device: Any = "cpu",
+    skip_prefixes: Iterable[str] = (),
 ) -> tuple[dict[str, "torch.Tensor"], dict[str, str]]:  # noqa: F821
     """Load tensors (optionally only those under ``prefix``, with it stripped) and the metadata.
 
     Only the selected tensors are read from disk, so taking the VAE out of a full Stable Audio
-    checkpoint does not load the DiT.
+    checkpoint does not load the DiT. Tensors whose full key starts with one of
+    ``skip_prefixes`` are left unread (e.g. ``("pretransform.",)`` to skip the codec).
     """
     from safetensors import safe_open
 
@@ -119,6 +123,9 @@ def read_safetensors(
             sample = ", ".join(list(header)[:_MAX_LISTED]) or "(no tensors)"
             raise _fail(p, f"has no tensors under the prefix {prefix!r} (first keys: {sample})",
                         "check that this is the right kind of checkpoint")
+    skip = tuple(skip_prefixes)
+    if skip:
+        keys = [k for k in keys if not k.startswith(skip)]
     out: dict[str, Any] = {}
     try:
         with safe_open(str(p), framework="pt", device=str(device)) as f:
@@ -178,13 +185,37 @@ def strip_prefix(sd: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     return {k[n:]: v for k, v in sd.items() if k.startswith(prefix)}
 
 
-def _listing(label: str, items: Iterable[str]) -> str:
+def list_keys(label: str, items: Iterable[str], limit: int = _MAX_LISTED) -> str:
+    """``"N label: a, b, c (+k more)"`` for a non-empty ``items``, else ``""``."""
     items = list(items)
     if not items:
         return ""
-    shown = ", ".join(items[:_MAX_LISTED])
-    more = f" (+{len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else ""
+    shown = ", ".join(items[:limit])
+    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
     return f"{len(items)} {label}: {shown}{more}"
+
+
+def diff_state_dict(
+    expected: Mapping[str, Any], given: Mapping[str, Any], *,
+    ignore_missing: Iterable[str] = (), ignore_unexpected: Iterable[str] = (),
+    optional_suffixes: Iterable[str] = (),
+) -> tuple[list[str], list[str], list[tuple[str, tuple[int, ...], tuple[int, ...]]]]:
+    """Compare two state dicts key for key and shape.
+
+    Returns ``(missing, unexpected, mismatched)``: keys of ``expected`` absent from ``given``
+    (less ``ignore_missing`` and keys ending in one of ``optional_suffixes``), keys of ``given``
+    absent from ``expected`` (less ``ignore_unexpected``), and ``(key, given shape, expected
+    shape)`` for every shared key whose shapes differ.
+    """
+    ign_m, ign_u, opt = set(ignore_missing), set(ignore_unexpected), tuple(optional_suffixes)
+    missing = [k for k in expected if k not in given and k not in ign_m and not (opt and k.endswith(opt))]
+    unexpected = [k for k in given if k not in expected and k not in ign_u]
+    mismatched = [
+        (k, tuple(given[k].shape), tuple(expected[k].shape))
+        for k in expected
+        if k in given and tuple(given[k].shape) != tuple(expected[k].shape)
+    ]
+    return missing, unexpected, mismatched
 
 
 def check_state_dict(module: "torch.nn.Module", sd: Mapping[str, Any], *, name: str,  # noqa: F821
@@ -194,17 +225,11 @@ def check_state_dict(module: "torch.nn.Module", sd: Mapping[str, Any], *, name: 
     ``name`` is what the message calls the weights (usually the file path). Keys listed in
     ``ignore_missing``/``ignore_unexpected`` are tolerated.
     """
-    own = module.state_dict()
-    ign_m, ign_u = set(ignore_missing), set(ignore_unexpected)
-    missing = [k for k in own if k not in sd and k not in ign_m]
-    unexpected = [k for k in sd if k not in own and k not in ign_u]
-    mismatched = [
-        f"{k} (file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)})"
-        for k in own
-        if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)
-    ]
-    parts = [s for s in (_listing("missing keys", missing), _listing("unexpected keys", unexpected),
-                         _listing("shape mismatches", mismatched)) if s]
+    missing, unexpected, mismatched = diff_state_dict(
+        module.state_dict(), sd, ignore_missing=ignore_missing, ignore_unexpected=ignore_unexpected)
+    shapes = [f"{k} (file {got} vs model {want})" for k, got, want in mismatched]
+    parts = [s for s in (list_keys("missing keys", missing), list_keys("unexpected keys", unexpected),
+                         list_keys("shape mismatches", shapes)) if s]
     if parts:
         raise ModelError(
             f"{name}: weights do not fit {type(module).__name__}: " + "; ".join(parts)
