@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import uuid
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterable, Iterator
@@ -21,6 +20,7 @@ from typing import Iterable, Iterator
 import av
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import MediaError
 
 __all__ = [
@@ -627,43 +627,12 @@ def _container_format(out_path: str) -> str:
     return fmt
 
 
-class _AtomicOutput:
-    """Temp file next to the target; os.replace on success, removed on any failure."""
-
-    def __init__(self, out_path):
-        self.final = os.path.abspath(os.fspath(out_path))
-        folder = os.path.dirname(self.final)
-        if not os.path.isdir(folder):
-            raise MediaError(f"Output folder {folder!r} does not exist; create it first.")
-        stem, ext = os.path.splitext(os.path.basename(self.final))
-        # O_EXCL reserves a unique name; mode 0o666 (minus umask) gives the usual file permissions.
-        while True:
-            self.tmp = os.path.join(folder, f".{stem}.{uuid.uuid4().hex[:12]}.tmp{ext}")
-            try:
-                os.close(os.open(self.tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-                break
-            except FileExistsError:
-                continue
-
-    def __enter__(self) -> str:
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            try:
-                os.replace(self.tmp, self.final)
-                return False
-            except BaseException:
-                self._cleanup()
-                raise
-        self._cleanup()
-        return False
-
-    def _cleanup(self) -> None:
-        try:
-            os.remove(self.tmp)
-        except OSError:
-            pass
+def _atomic_output(out_path):
+    """atomic_path, after checking that the output folder exists (media writes no folders)."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(out_path)))
+    if not os.path.isdir(folder):
+        raise MediaError(f"Output folder {folder!r} does not exist; create it first.")
+    return atomic_path(out_path, fsync=False)
 
 
 def _mov_options(fmt: str, video_time_base) -> dict:
@@ -712,7 +681,7 @@ def mux_audio(video, audio: np.ndarray, sample_rate: int, out_path, *, bitrate: 
     info = probe_video(video)
     n_total = int(round(info.duration * sr))
     wave = fit_length(wave, n_total)
-    with _AtomicOutput(out_path) as tmp:
+    with _atomic_output(out_path) as tmp:
         inp = _open_input(video, name, need="video")
         try:
             ivs = inp.streams.video[0]
@@ -835,7 +804,7 @@ def write_video(
     h, w = first.shape[:2]
     pix_fmt = "yuv420p" if (w % 2 == 0 and h % 2 == 0) else "yuv444p"
 
-    with _AtomicOutput(out_path) as tmp:
+    with _atomic_output(out_path) as tmp:
         with av.open(tmp, mode="w", format=fmt, options=_mov_options(fmt, tb)) as out:
             vs = out.add_stream("libx264", rate=rate)
             vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt

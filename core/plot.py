@@ -93,19 +93,10 @@ def plot_curves(
 
 def save_png(image: np.ndarray, path: str) -> str:
     """Write an RGB array as PNG atomically."""
-    import os
-    import tempfile
-
     from PIL import Image
 
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
-    os.close(fd)
-    try:
+    from .atomic import atomic_path
+
+    with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from . import curves
+from .atomic import write_json
 from .errors import MediaError, ModelError, V2MError
 
 __all__ = [
@@ -190,21 +191,7 @@ def load_manifest(cache_dir: str | os.PathLike) -> dict | None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_json(path, data)
 
 
 def _spec_diff(old: Mapping, new: Mapping) -> list[str]:

@@ -31,12 +31,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .atomic import write_json
 from .errors import MediaError, ModelError, V2MError
 
 ASR_SAMPLE_RATE = 16000
@@ -692,15 +692,7 @@ class MusicPromptPipeline:
         if path is None:
             return
         os.makedirs(self.cache_dir, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".prompt-", suffix=".tmp", dir=self.cache_dir)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"key": key, "result": {**res.to_dict(), "cached": False}}, f, ensure_ascii=False, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_json(path, {"key": key, "result": {**res.to_dict(), "cached": False}}, ensure_ascii=False)
 
     def run(
         self, video_path: str, *, audio: tuple[np.ndarray, int] | None = None, user_text: str = "",

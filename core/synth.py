@@ -14,7 +14,7 @@ import av
 import numpy as np
 
 from .errors import MediaError
-from .media import _AtomicOutput, _as_rate, write_video
+from .media import _as_rate, _atomic_output, write_video
 
 __all__ = [
     "SynthClip",
@@ -240,7 +240,7 @@ def make_audio_file(path, wave: np.ndarray, sample_rate: int, *, layout: str = "
     if not np.all(np.isfinite(wave)):
         raise MediaError(f"NaN/Inf in audio; refusing to write {path!r}.")
     wave = np.clip(wave, -1.0, 1.0)
-    with _AtomicOutput(path) as tmp:
+    with _atomic_output(path) as tmp:
         with av.open(tmp, mode="w", format=fmt) as out:
             stream = out.add_stream(codec, rate=int(sample_rate), layout=layout)
             if codec == "aac":

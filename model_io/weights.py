@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..core.atomic import atomic_path
 from ..core.errors import ModelError
 
 __all__ = [
@@ -161,19 +161,8 @@ def write_safetensors(
         elif ident is not None:
             seen.add(ident)
         clean[str(k)] = t
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
-    try:
+    with atomic_path(p) as tmp:
         save_file(clean, tmp, metadata=meta)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     return p
 
 

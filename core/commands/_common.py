@@ -2,27 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tempfile
 
-
-def write_json(path: str, data: dict) -> str:
-    """Write JSON atomically (temp file in the same folder, then rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+from ..atomic import write_json  # noqa: F401  (re-exported for the commands)
 
 
 class TextProgress:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
+from ..atomic import write_json
 
 NAME = "eval"
 HELP = (
@@ -37,18 +36,7 @@ def _write_json_atomic(path: str, payload: dict) -> None:
         from ..errors import V2MError
 
         raise V2MError(f"--json: folder {folder!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".eval-", suffix=".json.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, allow_nan=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_json(path, payload, indent=2, allow_nan=False)
 
 
 def run(args) -> int:
