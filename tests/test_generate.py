@@ -106,3 +106,31 @@ def test_negative_prompt_replaces_text_in_uncond_branch():
     out = cfg(torch.zeros(1, 2, 5), torch.tensor([0.5]), curve=torch.zeros(1, 1, 5), cond_tokens=pos)
     assert torch.equal(seen["tokens"][1], neg[0]) and not seen["drop"].any()
     assert torch.allclose(out, torch.full_like(out, -1 + 2 * (1 - -1)))
+
+
+def test_t5_conditioned_checkpoint_with_prompt_and_negative_prompt(tmp_path):
+    import test_text
+
+    from v2m_zero.core.text import T5TextEncoder
+
+    folder = tmp_path / "t5-tiny"
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=len(test_text.WORDS) + 3, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2,
+                   relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1)
+    T5EncoderModel(cfg).eval().save_pretrained(folder, safe_serialization=True)
+    test_text._tokenizer().save_pretrained(folder)
+    ck = tiny_v2m_checkpoint(str(tmp_path / "t5.safetensors"), text_dim=16, text="t5")
+    with pytest.raises(ModelError, match="T5"):
+        generate.load_generator(ck, device="cpu")
+    gen = generate.load_generator(ck, text_encoder=str(folder), device="cpu")
+    assert isinstance(gen.text, T5TextEncoder)
+    d = 1.5
+    cond = generate.conditioning_curve_for(gen, _raw_curve(d))
+    kw = dict(duration=d, steps=3, cfg_scale=4.0, seed=2)
+    a = generate.sample_latents(gen, cond, "calm piano", **kw)
+    b = generate.sample_latents(gen, cond, "upbeat electronic dance track", **kw)
+    c = generate.sample_latents(gen, cond, "calm piano", negative_prompt="soft drums", **kw)
+    assert not torch.equal(a, b) and not torch.equal(a, c)
+    assert np.isfinite(generate.decode_audio(gen, a, d)).all()

@@ -11,7 +11,7 @@ from v2m_zero.model_io.checkpoint import V2M_FORMAT, save_v2m_checkpoint
 PATCH = {"patch_size": 16, "audio_channels": 1, "sample_rate": 1600}
 
 
-def tiny_v2m_checkpoint(path: str, *, seed: int = 0, smoothing_seconds: float = 0.5, text_dim: int = 32) -> str:
+def tiny_v2m_checkpoint(path: str, *, seed: int = 0, smoothing_seconds: float = 0.5, text_dim: int = 32, text: str = "none") -> str:
     torch.manual_seed(seed)
     cfg = make_model_config(io_channels=16, embed_dim=64, depth=2, num_heads=2, cond_token_dim=32, text_dim=text_dim, with_curve=True)
     dit = V2MDiT(cfg, objective="rectified_flow")
@@ -27,7 +27,7 @@ def tiny_v2m_checkpoint(path: str, *, seed: int = 0, smoothing_seconds: float = 
         "sample_rate": PATCH["sample_rate"],
         "curve": {"encoder": "pixels", "smoothing_seconds": smoothing_seconds, "standardise": True},
         "codec": {"type": "patch", "config": PATCH},
-        "text": {"type": "none"},
+        "text": {"type": text},
     }
     save_v2m_checkpoint(path, dit.state_dict(), meta)
     return path
