@@ -332,13 +332,12 @@ def encode_video_curve(
     """
     from . import curves, media
 
-    info = media.probe_video(src)
-    if hasattr(src, "seek"):
-        src.seek(0)
-    total = info.frame_count if not sample_fps else int(info.duration * sample_fps) + 1
+    # One pass over the file: the decoder also measures the exact duration (no probe first).
+    stats: dict = {}
+    total = None
     prev = None
     parts, times, done = [], [], 0
-    for b in media.iter_frames(src, size=size or encoder.decode_size, sample_fps=sample_fps, batch=batch):
+    for b in media.iter_frames(src, size=size or encoder.decode_size, sample_fps=sample_fps, batch=batch, stats=stats):
         if check_interrupt is not None:
             check_interrupt()
         f = np.asarray(encoder.encode(b.frames), dtype=np.float32)
@@ -356,7 +355,7 @@ def encode_video_curve(
         raise V2MError("no frames were decoded: the video is empty")
     kw = {} if min_std is None else {"min_std": min_std}
     a = np.concatenate(parts) if parts else np.zeros(0)
-    return curves.curve_from_dissimilarity(a, np.concatenate(times) if times else np.zeros(0), info.duration, encoder=encoder.id, **kw)
+    return curves.curve_from_dissimilarity(a, np.concatenate(times) if times else np.zeros(0), stats["duration"], encoder=encoder.id, **kw)
 
 
 def encode_frames(

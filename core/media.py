@@ -169,6 +169,42 @@ def _stream_fps(stream) -> Fraction | None:
     return None
 
 
+class _PacketClock:
+    """Exact frame count and duration from demuxed packets (shared by probe and decode)."""
+
+    def __init__(self):
+        self.count = 0
+        self.first_pts = None
+        self.last_pts = None
+        self.last_dur = 0
+        self.no_pts = False
+
+    def observe(self, packet) -> None:
+        if packet.size == 0 or packet.is_discard:
+            return
+        self.count += 1
+        pts = packet.pts if packet.pts is not None else packet.dts
+        if pts is None:
+            self.no_pts = True
+            return
+        if self.first_pts is None or pts < self.first_pts:
+            self.first_pts = pts
+        if self.last_pts is None or pts >= self.last_pts:
+            self.last_pts = pts
+            self.last_dur = packet.duration or 0
+
+    def duration(self, tb: Fraction, rate: Fraction | None, name: str) -> tuple[Fraction, Fraction]:
+        """(duration, start) in seconds: last pts + its duration − first pts."""
+        if rate is None and self.no_pts:
+            raise MediaError(f"{name!r} has neither timestamps nor a frame rate; remux it (e.g. to .mp4) first.")
+        if self.no_pts or self.first_pts is None:
+            return Fraction(self.count) / rate, Fraction(0)
+        end_ticks = Fraction(self.last_pts - self.first_pts + self.last_dur) * tb
+        if self.last_dur <= 0:
+            end_ticks += 1 / rate if rate else 0
+        return end_ticks, self.first_pts * tb
+
+
 def probe_video(src) -> VideoInfo:
     """Measure a video exactly by demuxing its packets (no decode beyond the first frame).
 
@@ -185,12 +221,8 @@ def probe_video(src) -> VideoInfo:
         tb = vs.time_base or Fraction(1, 90000)
         tb = Fraction(tb.numerator, tb.denominator)
         rate = _stream_fps(vs)
-        count = 0
+        clock = _PacketClock()
         total = 0
-        first_pts = None
-        last_pts = None
-        last_dur = 0
-        no_pts = False
         decoded = False
         decode_errors: list[str] = []
         ctx = vs.codec_context
@@ -205,22 +237,13 @@ def probe_video(src) -> VideoInfo:
                         except av.FFmpegError as exc:
                             decode_errors.append(str(exc))
                     continue
-                count += 1
-                pts = packet.pts if packet.pts is not None else packet.dts
-                if pts is None:
-                    no_pts = True
-                else:
-                    if first_pts is None or pts < first_pts:
-                        first_pts = pts
-                    if last_pts is None or pts >= last_pts:
-                        last_pts = pts
-                        last_dur = packet.duration or 0
+                clock.observe(packet)
                 if not decoded:
                     try:
                         decoded = bool(ctx.decode(packet))
                     except av.FFmpegError as exc:
                         decode_errors.append(str(exc))
-            if not decoded and count:
+            if not decoded and clock.count:
                 try:
                     decoded = bool(ctx.decode(None))
                 except av.FFmpegError as exc:
@@ -231,23 +254,14 @@ def probe_video(src) -> VideoInfo:
                 "Re-export or re-download the file."
             ) from exc
         _check_complete(container, vs, total, name)
+        count = clock.count
         if count == 0 or not decoded:
             why = f" (decoder said: {decode_errors[-1]})" if decode_errors else ""
             raise MediaError(
                 f"{name!r} is truncated or corrupt: no video frame could be decoded{why}. "
                 "Re-export or re-download the file."
             )
-        if rate is None and no_pts:
-            raise MediaError(f"{name!r} has neither timestamps nor a frame rate; remux it (e.g. to .mp4) first.")
-        if no_pts or first_pts is None:
-            duration = Fraction(count) / rate
-            start = Fraction(0)
-        else:
-            end_ticks = Fraction(last_pts - first_pts + last_dur) * tb
-            if last_dur <= 0:
-                end_ticks += 1 / rate if rate else 0
-            duration = end_ticks
-            start = first_pts * tb
+        duration, start = clock.duration(tb, rate, name)
         if rate is None:
             rate = Fraction(count) / duration if duration > 0 else Fraction(0)
         audio = container.streams.audio[0] if container.streams.audio else None
@@ -333,6 +347,7 @@ def iter_frames(
     sample_fps: float | None = None,
     batch: int = 32,
     threads: bool = True,
+    stats: dict | None = None,
 ) -> Iterator[FrameBatch]:
     """Decode a video as batches of RGB frames with their true timestamps (streaming).
 
@@ -341,6 +356,9 @@ def iter_frames(
     from each frame's pts, so VFR files are timed correctly. With `sample_fps`, for every tick
     k / sample_fps the first frame whose time is >= the tick is kept (each frame at most once);
     the others are decoded but never converted. At most `batch` frames are held at a time.
+    When the stream is exhausted, ``stats`` (if given) receives ``frame_count`` and ``duration``,
+    measured from the same packets exactly as :func:`probe_video` does, so a caller needs no
+    second pass over the file.
     """
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
@@ -349,10 +367,10 @@ def iter_frames(
     if sample_fps is not None and not (sample_fps > 0 and math.isfinite(sample_fps)):
         raise ValueError(f"sample_fps must be a positive number or None, got {sample_fps}")
     name = _src_name(src)
-    return _iter_frames(src, name, size, sample_fps, batch, threads)
+    return _iter_frames(src, name, size, sample_fps, batch, threads, stats)
 
 
-def _iter_frames(src, name, size, sample_fps, batch, threads) -> Iterator[FrameBatch]:
+def _iter_frames(src, name, size, sample_fps, batch, threads, stats) -> Iterator[FrameBatch]:
     # A generator: the file is opened (and validated) on the first next().
     container = _open_input(src, name, need="video")
     try:
@@ -377,10 +395,12 @@ def _iter_frames(src, name, size, sample_fps, batch, threads) -> Iterator[FrameB
         buf = tbuf = None
         n = 0
         n_packets = 0
+        clock = _PacketClock()
         try:
             for packet in container.demux(vs):
                 if packet.size:
                     n_packets += 1
+                clock.observe(packet)
                 for frame in decode(packet):
                     pts = frame.pts
                     if pts is None:
@@ -430,6 +450,9 @@ def _iter_frames(src, name, size, sample_fps, batch, threads) -> Iterator[FrameB
                 f"{name!r} is truncated or corrupt: no video frame could be decoded. Re-export or re-download the file."
             )
         _check_complete(container, vs, n_packets, name)
+        if stats is not None:
+            duration, _ = clock.duration(Fraction(tb_num, tb_den), rate, name)
+            stats.update(frame_count=clock.count, duration=float(duration))
     finally:
         container.close()
         _rewind(src)
