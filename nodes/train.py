@@ -126,7 +126,11 @@ class Train(io.ComfyNode):
         def progress(info):
             bar(int(info.get("step", 0)), max_steps)
 
-        result = train.train(cfg, progress=progress, should_stop=mm.processing_interrupted)
+        import torch
+
+        # ComfyUI runs nodes under torch.inference_mode(); training needs autograd back.
+        with torch.inference_mode(False), torch.enable_grad():
+            result = train.train(cfg, progress=progress, should_stop=mm.processing_interrupted)
         if result.stopped:
             mm.throw_exception_if_processing_interrupted()  # the state is saved; re-queue to resume
         if not result.checkpoint_path:
