@@ -115,7 +115,7 @@ def codec_spec(codec, source: Any = None) -> dict:
 
     if isinstance(codec, PatchCodec):
         return {"type": "patch", "config": {"patch_size": codec.patch_size, "audio_channels": codec.audio_channels,
-                                            "sample_rate": codec.sample_rate}}
+                                            "sample_rate": codec.sample_rate, "scale": codec.scale}}
     spec = {"type": "oobleck", "config": dict(getattr(codec, "config", {}) or {})}
     if source is not None and not isinstance(source, Mapping) and not hasattr(source, "encode"):
         spec["path"] = os.path.abspath(str(source))

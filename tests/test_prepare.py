@@ -257,3 +257,12 @@ def test_cli_prepare_end_to_end(tmp_path, capsys):
     assert prep_cmd.run(args) == 0
     out = capsys.readouterr().out
     assert "6 clips" in out and "1 skipped" in out and "broken.wav" in out
+
+
+def test_codec_spec_round_trips_patch_scale():
+    from v2m_zero.core.codec import PatchCodec
+    from v2m_zero.core.prepare import codec_spec, make_codec
+
+    spec = codec_spec(PatchCodec(patch_size=64, audio_channels=1, sample_rate=4000, scale=0.25))
+    again = make_codec(spec)
+    assert spec["config"]["scale"] == 0.25 and again.scale == 0.25 and again.latent_channels == 64
