@@ -30,8 +30,10 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[str]
             break
         except FileExistsError:
             continue
+    mode = os.stat(tmp).st_mode & 0o777  # 0o666 minus the umask
     try:
         yield tmp
+        os.chmod(tmp, mode)  # writers that recreate the file (safetensors) would leave 0o600
         if fsync:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())

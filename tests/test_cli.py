@@ -15,15 +15,29 @@ def run(*argv):
 
 
 def test_demo_main_job(tmp_path, capsys):
+    """The README's main job: generated clip → curve → music from the bundled demo model → mux → SCH."""
     assert run("demo", "--out", tmp_path / "out", "--duration", "6") == 0
     text = capsys.readouterr().out
-    for name in ("curve.json", "curve.png", "demo_with_soundtrack.mp4"):
+    for name in ("curve.json", "curve.png", "demo_with_music.mp4"):
         assert os.path.exists(tmp_path / "out" / name) and str(tmp_path / "out" / name) in text
+    assert "DEMO checkpoint" in text
     m = [line for line in text.splitlines() if line.startswith("cuts found within one frame")][0]
     found, total = m.split(": ")[1].split("/")
     assert found == total and int(total) == 3  # demo cuts before 6 s: 1.5, 3.0, 4.25
-    info = media.probe_video(str(tmp_path / "out" / "demo_with_soundtrack.mp4"))
+    sch_line = [line for line in text.splitlines() if line.startswith("Scene Cut Hit:")][0]
+    sch = float(sch_line.split()[3])
+    null = float(sch_line.split("chance level ")[1].split(";")[0])
+    assert 0.0 <= sch <= 1.0 and 0.0 <= null <= 1.0
+    info = media.probe_video(str(tmp_path / "out" / "demo_with_music.mp4"))
     assert info.has_audio and info.duration == pytest.approx(6.0)
+    wave, sr = media.decode_audio(str(tmp_path / "out" / "demo_with_music.mp4"))
+    assert abs(wave.shape[1] - 6 * sr) <= 1 and np.abs(wave).max() > 0.01  # exact length, not silence
+
+
+def test_demo_sonify_needs_no_model(tmp_path, capsys):
+    assert run("demo", "--out", tmp_path / "out", "--duration", "4", "--sonify") == 0
+    text = capsys.readouterr().out
+    assert "sonification" in text and os.path.exists(tmp_path / "out" / "demo_with_soundtrack.mp4")
 
 
 def test_curve_command_json_and_plot(tmp_path, capsys):

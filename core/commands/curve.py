@@ -24,9 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", default=None, help="also write a PNG plot of the curves")
 
 
-def add_encoder_arguments(p: argparse.ArgumentParser) -> None:
+def add_encoder_arguments(p: argparse.ArgumentParser, default: str | None = "pixels") -> None:
     """Frame-encoder options shared by the commands that compute a video's curve."""
-    p.add_argument("--encoder", default="pixels", help=f"frame encoder: {', '.join(encoders.encoder_ids())} (default pixels)")
+    p.add_argument("--encoder", default=default, help=f"frame encoder: {', '.join(encoders.encoder_ids())} (default {default or 'the one the checkpoint was made for'})")
     p.add_argument("--model", default=None, help="model folder for dinov2 (default dinov2-large under $V2M_MODELS_DIR/encoders)")
     p.add_argument("--pooling", default="mean_patch", choices=["mean_patch", "cls"], help="DINOv2 pooling")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="DINOv2 (and generator) precision")

@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cfg", type=float, default=7.0, help="classifier-free guidance scale")
     p.add_argument("--uncond", default="both", choices=["both", "text", "curve"], help="what guidance's unconditional branch drops")
     p.add_argument("--seed", type=int, default=0)
-    add_encoder_arguments(p)
+    add_encoder_arguments(p, default=None)
     p.add_argument("--out", required=True, help="output video with the music (.mp4/.mkv/.mov)")
     p.add_argument("--audio-out", default=None, help="also write the music alone (.wav/.flac/.m4a)")
 
@@ -32,6 +32,8 @@ def run(args) -> int:
     from ._common import TextProgress
 
     gen = generate.load_generator(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec, device=args.device, precision=args.precision)
+    # The curve must come from the encoder the checkpoint's curve spec names (training used it).
+    args.encoder = args.encoder or gen.curve_spec.get("encoder") or "pixels"
     enc = build_encoder(args)
     progress = TextProgress(f"encoding {args.video}")
     try:
