@@ -109,3 +109,19 @@ def test_cuda_bf16_training_resume_export_and_generate(tmp_path):
     lat = generate.sample_latents(gen, cond, "", duration=2.0, steps=5, cfg_scale=2.0, seed=0)
     wave = generate.decode_audio(gen, lat, 2.0)
     assert wave.shape == (1, 8000) and np.isfinite(wave).all()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+def test_dinov2_encoder_on_cuda_matches_cpu(tmp_path, precision):
+    import numpy as np
+
+    from test_encoders import _tiny_dinov2
+    from v2m_zero.core import encoders
+
+    folder = str(tmp_path / "dinov2-tiny")
+    _tiny_dinov2(folder)
+    frames = np.random.default_rng(0).integers(0, 256, size=(6, 72, 128, 3), dtype=np.uint8)
+    ref = encoders.get_encoder("dinov2", model=folder, device="cpu").encode(frames)
+    got = encoders.get_encoder("dinov2", model=folder, device="cuda", precision=precision).encode(frames)
+    tol = {"fp32": 1e-4, "fp16": 2e-2, "bf16": 5e-2}[precision]
+    assert np.abs(got - ref).max() / np.abs(ref).max() < tol
