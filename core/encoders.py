@@ -204,7 +204,7 @@ class Dinov2Encoder(FrameEncoder):
         self.dtype = _torch_dtype(precision)
         try:
             self.processor = AutoImageProcessor.from_pretrained(self.path, local_files_only=True)
-            self.model = Dinov2Model.from_pretrained(self.path, local_files_only=True, torch_dtype=self.dtype)
+            self.model = Dinov2Model.from_pretrained(self.path, local_files_only=True, use_safetensors=True, dtype=self.dtype)
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load DINOv2 from {self.path}: {exc}") from exc
         self.model.eval().to(self.device)
@@ -245,9 +245,11 @@ class Dinov2Encoder(FrameEncoder):
         return {"encoder": self.id, "model": os.path.basename(os.path.normpath(self.path)), "pooling": self.pooling}
 
 
+# Short ids (dinov2-s/b/l/g) and the folder names (dinov2-small/base/large/giant, as checkpoints'
+# curve specs record them) both select DINOv2 with that model folder by default.
 for _alias, _name in DINOV2_SIZES.items():
-    if _alias != "dinov2":
-        register_encoder(_alias)(lambda _n=_name, **kw: Dinov2Encoder(kw.pop("model", _n), **kw))
+    for _id in {_alias, _name} - {"dinov2"}:
+        register_encoder(_id)(lambda _n=_name, **kw: Dinov2Encoder(kw.pop("model", _n), **kw))
 
 
 ProgressFn = Callable[[int, int | None], None]
@@ -294,11 +296,15 @@ def encode_video(
     batch: int = 32,
     progress: ProgressFn | None = None,
     check_interrupt: Callable[[], None] | None = None,
+    info=None,
 ) -> Features:
-    """Stream-decode a video (path or file object) straight to the encoder's size and encode it."""
+    """Stream-decode a video (path or file object) straight to the encoder's size and encode it.
+
+    ``info`` (a ``media.VideoInfo`` the caller already has) saves a probe of the file.
+    """
     from . import media
 
-    info = media.probe_video(src)
+    info = info or media.probe_video(src)
     if hasattr(src, "seek"):
         src.seek(0)
     total = info.frame_count if not sample_fps else int(info.duration * sample_fps) + 1

@@ -16,6 +16,3 @@ class CurveError(V2MError):
 class ModelError(V2MError):
     """Weights that are missing, of the wrong layout, mismatched, truncated or unsafe."""
 
-
-class InterruptedError_(V2MError):
-    """The user stopped a long job; what was finished is kept."""

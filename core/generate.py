@@ -47,9 +47,6 @@ class Generator:
     def curve_spec(self) -> dict:
         return dict(self.meta.get("curve") or {})
 
-    def release(self) -> None:
-        self.dit = self.codec = self.text = None
-
 
 def _dtype(precision: str) -> torch.dtype:
     table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

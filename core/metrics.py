@@ -189,9 +189,13 @@ def sch_null(
     n_shifts = max(1, int(n_shifts))
     u = np.random.default_rng(seed).random()
     shifts = (np.arange(n_shifts) + u) * (duration / n_shifts)
-    shifted = np.mod(beats[None, :] + shifts[:, None], duration)  # [S, B]
-    dist = np.abs(shifted[:, None, :] - cuts[None, :, None]).min(axis=2)  # [S, C]
-    return float((dist <= tolerance + 1e-9).mean())
+    hits = 0
+    for s in shifts:  # nearest shifted beat per cut by binary search: O(C) memory, any length
+        b = np.sort(np.mod(beats + s, duration))
+        i = np.clip(np.searchsorted(b, cuts), 1, len(b) - 1) if len(b) > 1 else np.zeros(len(cuts), dtype=int)
+        nearest = np.minimum(np.abs(b[i] - cuts), np.abs(b[i - 1] - cuts)) if len(b) > 1 else np.abs(b[0] - cuts)
+        hits += int((nearest <= tolerance + 1e-9).sum())
+    return hits / (n_shifts * cuts.size)
 
 
 # ----------------------------------------------------------------------------------------
@@ -468,7 +472,7 @@ def clap_score(audio_paths, texts, weights_dir=None) -> dict:
         from transformers import ClapModel, ClapProcessor
 
         folder = os.fspath(weights_dir)
-        model = ClapModel.from_pretrained(folder, local_files_only=True).eval()
+        model = ClapModel.from_pretrained(folder, local_files_only=True, use_safetensors=True).eval()
         processor = ClapProcessor.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError, ImportError) as exc:
         raise ModelError(f"cannot load CLAP from {os.fspath(weights_dir)!r}: {exc}") from exc

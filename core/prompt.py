@@ -362,7 +362,7 @@ def load_model(kind: str, model_dir: str, *, device: str = "cpu", dtype: Any = N
     role = {"asr": "ASR", "vlm": "VLM", "llm": "LLM"}[kind]
     path = check_model_dir(model_dir, role)
     torch_dtype = resolve_dtype(dtype, device)
-    kw = {"local_files_only": True, _dtype_kw(): torch_dtype}
+    kw = {"local_files_only": True, "use_safetensors": True, _dtype_kw(): torch_dtype}
     processor_cls, model_cls, expected = {
         "asr": (tf.WhisperProcessor, tf.WhisperForConditionalGeneration,
                 "a Whisper model (e.g. openai/whisper-small)"),

@@ -131,14 +131,18 @@ def video_to_file(video, folder: str | None = None) -> tuple[str, bool]:
     folder = folder or _temp_dir()
     fd, tmp = tempfile.mkstemp(prefix="v2m-", suffix=".mp4", dir=folder)
     os.close(fd)
-    if src is not None:  # in-memory file (BytesIO)
-        with open(tmp, "wb") as f:
-            f.write(src.read())
+    try:
+        if src is not None:  # in-memory file (BytesIO)
+            with open(tmp, "wb") as f:
+                f.write(src.read())
+            return tmp, True
+        comps = video.get_components()
+        wave, sr = audio_to_numpy(comps.audio) if comps.audio is not None else (None, None)
+        media.write_video(images_to_uint8(comps.images), comps.frame_rate, tmp, audio=wave, sample_rate=sr)
         return tmp, True
-    comps = video.get_components()
-    frames = images_to_uint8(comps.images)
-    media.write_video(frames, comps.frame_rate, tmp)
-    return tmp, True
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def video_or_images_file(video, images, fps: float, temps: list[str], *, node: str) -> str:

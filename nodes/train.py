@@ -8,6 +8,7 @@ import shutil
 
 from comfy_api.latest import io, ui
 
+from ..core.atomic import atomic_path
 from ..core.errors import V2MError
 from . import _host
 
@@ -138,9 +139,9 @@ class Train(io.ComfyNode):
         dest_dir = os.path.join(folder_paths.models_dir, "v2m", "checkpoints")
         os.makedirs(dest_dir, exist_ok=True)
         dest = os.path.join(dest_dir, f"{run}.safetensors")
-        tmp = dest + ".tmp"
-        shutil.copyfile(result.checkpoint_path, tmp)
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(result.checkpoint_path, tmp)
+        _host.release_memory()
         loss = "n/a" if result.last_loss is None else f"{result.last_loss:.4f}"
         text = f"step {result.step}, last loss {loss}\ncheckpoint: {dest}\nrun folder: {run_dir}"
         return io.NodeOutput(dest, ui=ui.PreviewText(text))

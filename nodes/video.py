@@ -124,7 +124,8 @@ def _encode(enc, video, images, fps, sample_fps, size, batch):
             if hasattr(src, "seek"):
                 src.seek(0)
             return encoders.encode_video(
-                src, enc, sample_fps=sample_fps, size=size, batch=batch, progress=progress, check_interrupt=progress.check_interrupt
+                src, enc, sample_fps=sample_fps, size=size, batch=batch, progress=progress,
+                check_interrupt=progress.check_interrupt, info=info,
             )
         comps = video.get_components()
         images, fps = comps.images, float(comps.frame_rate)

@@ -9,7 +9,8 @@ from v2m_zero.core.errors import ModelError, V2MError
 
 def test_registry_lists_and_rejects_unknown_ids():
     ids = encoders.encoder_ids()
-    for needed in ("pixels", "histogram", "dinov2", "dinov2-s", "dinov2-b", "dinov2-g"):
+    # short ids and the folder names that checkpoints' curve specs record
+    for needed in ("pixels", "histogram", "dinov2", "dinov2-s", "dinov2-b", "dinov2-g", "dinov2-large", "dinov2-small"):
         assert needed in ids
     with pytest.raises(V2MError, match="unknown frame encoder 'nope'.*pixels"):
         encoders.get_encoder("nope")

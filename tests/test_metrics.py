@@ -422,3 +422,18 @@ def test_cli_errors_name_the_problem(clips, tmp_path):
     cmd, args = _cli_args([str(tmp_path / "gone.mp4")])
     with pytest.raises(V2MError, match="gone.mp4"):
         cmd.run(args)
+
+
+def test_sch_null_matches_brute_force_and_scales():
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    cuts, beats, dur = np.sort(rng.uniform(0, 30, 12)), np.sort(rng.uniform(0, 30, 50)), 30.0
+    got = metrics.sch_null(cuts, beats, dur, n_shifts=64, seed=5)
+    u = np.random.default_rng(5).random()
+    shifts = (np.arange(64) + u) * (dur / 64)
+    brute = np.mean([[np.min(np.abs(np.mod(beats + s, dur) - c)) <= 0.1 + 1e-9 for c in cuts] for s in shifts])
+    assert got == pytest.approx(brute, abs=1e-12)
+    assert metrics.sch_null([5.0], [7.0], 10.0, n_shifts=10) is not None  # a single beat works
+    long_cuts, long_beats = np.sort(rng.uniform(0, 1800, 600)), np.arange(0, 1800, 0.5)
+    assert 0.3 < metrics.sch_null(long_cuts, long_beats, 1800.0, n_shifts=50) < 0.5  # 30 min, ≈ 0.4, small memory

@@ -156,3 +156,25 @@ def test_mux_node_from_components_leaves_no_temp(nodes, clip_in_input, host):
     assert info.frame_count == 30 and info.duration == pytest.approx(1.0)
     temp = folder_paths.get_temp_directory()
     assert [f for f in os.listdir(temp) if f.startswith("v2m-") and not f.startswith("v2m-mux-")] == []
+
+
+def test_video_from_components_keeps_its_audio_when_written_to_a_file(host):
+    import torch
+    from comfy_api.latest import InputImpl, Types
+
+    from v2m_zero.nodes import _host
+
+    audio = {"waveform": torch.from_numpy(synth.click_track([0.3], 1.0))[None], "sample_rate": 44100}
+    vc = InputImpl.VideoFromComponents(Types.VideoComponents(images=torch.rand(24, 36, 64, 3), audio=audio, frame_rate=Fraction(24)))
+    path, temporary = _host.video_to_file(vc)
+    try:
+        assert temporary and media.probe_video(path).has_audio
+    finally:
+        os.unlink(path)
+    bad = InputImpl.VideoFromComponents(Types.VideoComponents(images=torch.rand(2, 36, 64, 3), frame_rate=Fraction(0)))
+    import folder_paths
+
+    before = set(os.listdir(folder_paths.get_temp_directory()))
+    with pytest.raises(Exception):
+        _host.video_to_file(bad)
+    assert set(os.listdir(folder_paths.get_temp_directory())) == before  # no temp file left
