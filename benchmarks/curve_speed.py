@@ -45,7 +45,7 @@ if kind == "bare":
 elif kind == "v2m":
     raw = encoders.encode_video_curve(path, encoders.get_encoder(encoder))
     peaks = curves.find_peaks(raw)
-    smooth = curves.smooth_curve(curves.resample_curve(raw, rate=44100 / 2048))
+    smooth = curves.smooth_curve(curves.resample_curve(raw, rate=curves.SAO_LATENT_RATE))
     extra.update(frames=len(raw) + 1, peaks=[round(float(p), 3) for p in peaks])
 elif kind == "scenedet":
     scenes = detect(path, AdaptiveDetector())

@@ -162,7 +162,8 @@ def resolve_model_dir(name_or_path: str, kind: str) -> str:
     )
 
 
-def _torch_dtype(precision: str):
+def torch_dtype(precision: str):
+    """Precision name ("fp32", "fp16" or "bf16") → torch dtype; one table for encoders and generator."""
     import torch
 
     table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -201,7 +202,7 @@ class Dinov2Encoder(FrameEncoder):
         self.pooling = pooling
         self.batch_size = max(1, int(batch_size))
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.dtype = _torch_dtype(precision)
+        self.dtype = torch_dtype(precision)
         try:
             self.processor = AutoImageProcessor.from_pretrained(self.path, local_files_only=True)
             self.model = Dinov2Model.from_pretrained(self.path, local_files_only=True, use_safetensors=True, dtype=self.dtype)

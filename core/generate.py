@@ -18,6 +18,7 @@ import torch
 
 from . import curves
 from .codec import AudioCodec, PatchCodec, load_codec
+from .encoders import torch_dtype
 from .errors import ModelError, V2MError
 
 # How the unconditional branch of CFG treats text and curve (see flow.CFGDenoiser).
@@ -48,13 +49,6 @@ class Generator:
         return dict(self.meta.get("curve") or {})
 
 
-def _dtype(precision: str) -> torch.dtype:
-    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if precision not in table:
-        raise V2MError(f"precision must be one of {', '.join(table)}, got {precision!r}")
-    return table[precision]
-
-
 def codec_from_meta(meta: dict, checkpoint: str) -> AudioCodec:
     """The codec a checkpoint declares: a weightless patch codec, or the VAE stored inside it."""
     spec = meta.get("codec") or {}
@@ -82,7 +76,7 @@ def load_generator(
     from ..model_io.checkpoint import build_dit_from_checkpoint
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = _dtype(precision)
+    dtype = torch_dtype(precision)
     dit = build_dit_from_checkpoint(checkpoint, device=dev, dtype=dtype)
     meta = dict(getattr(dit, "meta", {}) or {})
     if dit.curve_channels < 1:

@@ -190,10 +190,6 @@ def load_manifest(cache_dir: str | os.PathLike) -> dict | None:
         raise V2MError(f"{p}: corrupt cache manifest ({exc}). Fix: delete the cache folder and prepare again.") from None
 
 
-def _write_json(path: Path, data: dict) -> None:
-    write_json(path, data)
-
-
 def _spec_diff(old: Mapping, new: Mapping) -> list[str]:
     keys = sorted(set(old) | set(new))
     return [f"{k}: {old.get(k)!r} → {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
@@ -353,7 +349,7 @@ def prepare_dataset(
         merged.update({s["file"]: s for s in skipped_now})
         manifest["skipped"] = sorted(merged.values(), key=lambda s: s["file"])
         manifest["num_clips"] = len(manifest["clips"])
-        _write_json(cache / MANIFEST, manifest)
+        write_json(cache / MANIFEST, manifest)
         pending_lat, pending_curve, pending_sec, pending_clips, pending_files = [], [], [], [], {}
 
     min_last = max(1, int(math.ceil(min_last_fraction * clip_samples)))

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 
 from . import curves
+from .atomic import write_json
 from .errors import ModelError, V2MError
 
 __all__ = [
@@ -365,12 +366,6 @@ def _set_rng_state(d: Mapping, gen: torch.Generator) -> None:
         torch.cuda.set_rng_state_all([_unb64(s) for s in d["torch_cuda"]])
 
 
-def _write_json(path: Path, data: Mapping) -> None:
-    from .prepare import _write_json as write
-
-    write(path, dict(data))
-
-
 def _optimizer_to_flat(sd: Mapping) -> tuple[dict, dict]:
     tensors, extra = {}, {}
     for idx, st in sd["state"].items():
@@ -666,11 +661,11 @@ class _Trainer:
                     "lr": lr_at(self.step, self.cfg["optim"], self.cfg["train"]["max_steps"]),
                     "schedule": {k: self.cfg["optim"][k] for k in ("lr", "warmup_steps", "schedule", "min_lr_ratio")},
                     "config": self.cfg, "time": time.time()}
-            _write_json(tmp / "trainer.json", info)
+            write_json(tmp / "trainer.json", info)
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
-            _write_json(root / "latest.json", {"dir": name, "step": self.step})
+            write_json(root / "latest.json", {"dir": name, "step": self.step})
             _prune(root, "step-*", int(self.cfg["checkpoint"]["keep_last"]))
         rt.wait()
         return final
@@ -935,7 +930,7 @@ class _Trainer:
         state_dir = self.resumed_from
         if self.rt.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            _write_json(self.run_dir / "config.json", cfg)
+            write_json(self.run_dir / "config.json", cfg)
         while self.step < max_steps:
             loss, lr, gn = self.train_step()
             losses.append((self.step, loss))

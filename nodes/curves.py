@@ -9,7 +9,7 @@ from . import _host
 from .types import CurveType, FeaturesType
 
 CATEGORY = "V2M-Zero/curves"
-SAO_LATENT_RATE = 44100 / 2048
+SAO_LATENT_RATE = curves.SAO_LATENT_RATE
 
 
 def _plot(label: str, curve: curves.Curve, peaks=(), title: str = ""):

@@ -102,7 +102,7 @@ def test_dinov2_missing_folder_is_clear(tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="models/v2m/encoders/dinov2-large"):
         encoders.get_encoder("dinov2")
     with pytest.raises(V2MError, match="precision"):
-        encoders._torch_dtype("fp8")
+        encoders.torch_dtype("fp8")
 
 
 def test_encode_frames_in_memory_times():

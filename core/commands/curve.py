@@ -10,13 +10,12 @@ from ._common import TextProgress, write_json
 NAME = "curve"
 HELP = "compute a video's event curve (JSON with times, smoothed values and hit points)"
 
-SAO_LATENT_RATE = 44100 / 2048
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="video file (any format PyAV reads)")
     add_encoder_arguments(p)
-    p.add_argument("--rate", type=float, default=SAO_LATENT_RATE, help="output rate in Hz (default: Stable Audio latents, 44100/2048)")
+    p.add_argument("--rate", type=float, default=curves.SAO_LATENT_RATE, help="output rate in Hz (default: Stable Audio latents, 44100/2048)")
     p.add_argument("--length", type=int, default=0, help="exact number of output samples (overrides --rate)")
     p.add_argument("--smoothing", type=float, default=curves.DEFAULT_SMOOTHING_SECONDS, help="Hann kernel in seconds (default 2.52 = paper)")
     p.add_argument("--min-gap", type=float, default=0.25, help="minimum seconds between hit points")

@@ -99,7 +99,7 @@ def run(args) -> int:
     encoder_id = (gen.curve_spec.get("encoder") if gen else None) or "pixels"
     raw = encoders.encode_video_curve(video, encoders.get_encoder(encoder_id))
     peaks = curves.find_peaks(raw)
-    smooth = curves.smooth_curve(curves.resample_curve(raw, rate=44100 / 2048))
+    smooth = curves.smooth_curve(curves.resample_curve(raw, rate=curves.SAO_LATENT_RATE))
 
     if gen is None:
         wave, sr = sonify(smooth, peaks, raw.duration), 44100
