@@ -287,9 +287,13 @@ def find_peaks(
         med = float(np.median(v))
         mad = float(np.median(np.abs(v - med))) * 1.4826
         threshold = max(med + 6.0 * mad, 1.0)
+    import bisect
+
     cand = np.flatnonzero(v > threshold)
-    peaks: list[int] = []
+    chosen: list[float] = []  # sorted times of the peaks kept so far
     for i in cand[np.argsort(-v[cand], kind="stable")]:
-        if all(abs(t[i] - t[j]) > min_gap for j in peaks):
-            peaks.append(int(i))
-    return np.sort(t[np.asarray(peaks, dtype=np.int64)]) if peaks else np.zeros(0)
+        ti = float(t[i])
+        k = bisect.bisect_left(chosen, ti)
+        if (k == len(chosen) or chosen[k] - ti > min_gap) and (k == 0 or ti - chosen[k - 1] > min_gap):
+            chosen.insert(k, ti)
+    return np.asarray(chosen, dtype=np.float64)
