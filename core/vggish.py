@@ -394,23 +394,17 @@ def embed_waveform(model: VGGish, wave: np.ndarray, sample_rate: int = SAMPLE_RA
     return embed_examples(model, waveform_to_examples(wave, sample_rate))
 
 
-_CACHE: dict = {}
-
-
 def embed_file(path, model: VGGish | None = None, *, weights=None, device="cpu") -> np.ndarray:
     """float32 ``[N, 128]`` VGGish frames of an audio (or video) file, one per 0.96 s.
 
     Decodes with ``media.decode_audio(path, sample_rate=16000)`` and averages the channels.
-    ``model``: a loaded ``VGGish``; else ``weights`` (folder or file) is loaded once and cached.
+    ``model``: a loaded ``VGGish`` (load it once with ``load_vggish`` for many files); else
+    ``weights`` (folder or file) is loaded for this call only — nothing stays cached.
     """
     if model is None:
         if weights is None:
             raise ModelError("embed_file needs a model or a weights folder/file. Fix: " + _FIX + ".")
-        key = (os.path.abspath(os.fspath(weights)), str(device))
-        if key not in _CACHE:
-            _CACHE.clear()
-            _CACHE[key] = load_vggish(weights, device)
-        model = _CACHE[key]
+        model = load_vggish(weights, device)
     from . import media
 
     if not os.path.isfile(os.fspath(path)):
