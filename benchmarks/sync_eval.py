@@ -69,10 +69,9 @@ def main(argv=None) -> int:
     rows = {"curve": [], "text-only": []}
     for path in videos:
         raw = encoders.encode_video_curve(path, enc)
-        cond = generate.conditioning_curve_for(gen, raw)
-        for label, c in (("curve", cond), ("text-only", None)):
-            lat = generate.sample_latents(gen, c, args.prompt, duration=raw.duration, steps=args.steps, cfg_scale=args.cfg, seed=args.seed)
-            wave = generate.decode_audio(gen, lat, raw.duration)
+        for label, c in (("curve", raw), ("text-only", None)):
+            wave, _ = generate.music_for_curve(gen, c, args.prompt, duration=raw.duration, steps=args.steps,
+                                               cfg_scale=args.cfg, seed=args.seed)
             out = os.path.join(args.out, f"{os.path.splitext(os.path.basename(path))[0]}.{label}.mp4")
             media.mux_audio(path, wave, gen.sample_rate, out)
             rows[label].append(metrics.evaluate_video(out))

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from .curves import Features
 from .errors import ModelError, V2MError
+from .registry import Registry
 
 
 class FrameEncoder(ABC):
@@ -36,30 +37,10 @@ class FrameEncoder(ABC):
         return {"encoder": self.id}
 
 
-_REGISTRY: dict[str, Callable[..., FrameEncoder]] = {}
-
-
-def register_encoder(encoder_id: str):
-    def deco(factory):
-        _REGISTRY[encoder_id] = factory
-        return factory
-
-    return deco
-
-
-def encoder_ids() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def get_encoder(encoder_id: str, **kwargs) -> FrameEncoder:
-    """Build an encoder by id; unknown ids raise a V2MError listing the known ones."""
-    try:
-        factory = _REGISTRY[encoder_id]
-    except KeyError:
-        raise V2MError(
-            f"unknown frame encoder {encoder_id!r}: choose one of {', '.join(encoder_ids())}"
-        ) from None
-    return factory(**kwargs)
+_ENCODERS: Registry[FrameEncoder] = Registry("frame encoder")
+register_encoder = _ENCODERS.register
+encoder_ids = _ENCODERS.ids
+get_encoder = _ENCODERS.get
 
 
 def _area_resize(frames: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
@@ -366,18 +347,31 @@ def encode_video_curve(
 
 
 def encode_frames(
-    frames: np.ndarray,
+    frames,
     fps: float,
     encoder: FrameEncoder,
     *,
+    sample_fps: float | None = None,
     batch: int = 32,
+    convert: Callable[[Any], np.ndarray] | None = None,
     progress: ProgressFn | None = None,
     check_interrupt: Callable[[], None] | None = None,
 ) -> Features:
-    """Encode in-memory frames [N, H, W, 3] uint8 played at ``fps`` (frame k at k/fps)."""
+    """Encode in-memory frames played at ``fps`` (frame k at k/fps).
+
+    ``frames`` is anything indexable by an index array with ``len`` (a uint8 [N, H, W, 3] array,
+    or a torch IMAGE batch with ``convert`` turning each chunk into uint8 RGB). ``sample_fps``
+    keeps, for every tick k/sample_fps, the first frame at or after it (as ``media.iter_frames``).
+    """
     if fps is None or not fps > 0:
         raise V2MError(f"fps must be positive for image frames, got {fps}: connect the frame rate of the video")
     n = len(frames)
     t = np.arange(n, dtype=np.float64) / float(fps)
-    batches = ((frames[i : i + batch], t[i : i + batch]) for i in range(0, n, batch))
-    return encode_batches(batches, encoder, duration=n / float(fps), total=n, progress=progress, check_interrupt=check_interrupt)
+    keep = np.arange(n)
+    if sample_fps:
+        ticks = np.arange(0.0, n / float(fps), 1.0 / sample_fps)
+        keep = np.unique(np.searchsorted(t, ticks - 1e-9))
+        keep = keep[keep < n]
+    convert = convert or np.asarray
+    batches = ((convert(frames[keep[i : i + batch]]), t[keep[i : i + batch]]) for i in range(0, len(keep), batch))
+    return encode_batches(batches, encoder, duration=n / float(fps), total=len(keep), progress=progress, check_interrupt=check_interrupt)

@@ -189,3 +189,28 @@ def decode_audio(gen: Generator, latents: torch.Tensor, duration: float) -> np.n
     if wave.shape[-1] < n:
         wave = np.pad(wave, ((0, 0), (0, n - wave.shape[-1])))
     return np.clip(wave[:, :n], -1.0, 1.0).astype(np.float32)
+
+
+def music_for_curve(
+    gen: Generator,
+    raw: curves.Curve | None,
+    prompt: str = "",
+    *,
+    duration: float | None = None,
+    negative_prompt: str = "",
+    steps: int = 96,
+    cfg_scale: float = 7.0,
+    seed: int = 0,
+    uncond: str = "both",
+    callback: Callable[[dict], None] | None = None,
+) -> tuple[np.ndarray, curves.Curve | None]:
+    """Raw event curve → the model's conditioning curve → Euler + CFG → decoded audio.
+
+    ``raw=None`` (with ``duration``) samples with the zero curve (text only). Returns the audio
+    (float32 [C, T], exactly the duration) and the conditioning curve that was used.
+    """
+    duration = float(duration if duration is not None else raw.duration)
+    cond = conditioning_curve_for(gen, raw, duration) if raw is not None else None
+    lat = sample_latents(gen, cond, prompt, negative_prompt=negative_prompt, duration=duration, steps=steps,
+                         cfg_scale=cfg_scale, seed=seed, uncond=uncond, callback=callback)
+    return decode_audio(gen, lat, duration), cond

@@ -177,12 +177,11 @@ def sch_null(
     """
     import numpy as np
 
-    cuts = np.asarray(cut_times, dtype=np.float64).reshape(-1)
-    if cuts.size == 0:
-        return None
+    degenerate = scene_cut_hit(cut_times, beat_times, tolerance)  # None without cuts, 0.0 without beats
     beats = np.asarray(beat_times, dtype=np.float64).reshape(-1)
-    if beats.size == 0:
-        return 0.0
+    if degenerate is None or beats.size == 0:
+        return degenerate
+    cuts = np.asarray(cut_times, dtype=np.float64).reshape(-1)
     duration = float(duration)
     if not duration > 0:
         raise V2MError(f"sch_null needs a positive duration, got {duration}")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import numpy as np
 
 from .curves import Features
 from .errors import ModelError, V2MError
+from .registry import Registry
 
 __all__ = [
     "MUSICFM_HINT",
@@ -73,30 +74,10 @@ class MusicEncoder(ABC):
         """Release weights and device memory."""
 
 
-_REGISTRY: dict[str, Callable[..., MusicEncoder]] = {}
-
-
-def register_music_encoder(encoder_id: str):
-    def deco(factory):
-        _REGISTRY[encoder_id] = factory
-        return factory
-
-    return deco
-
-
-def music_encoder_ids() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def get_music_encoder(encoder_id: str, **kwargs) -> MusicEncoder:
-    """Build a music encoder by id; unknown ids raise a V2MError listing the known ones."""
-    try:
-        factory = _REGISTRY[encoder_id]
-    except KeyError:
-        raise V2MError(
-            f"unknown music encoder {encoder_id!r}: choose one of {', '.join(music_encoder_ids())}"
-        ) from None
-    return factory(**kwargs)
+_MUSIC_ENCODERS: Registry[MusicEncoder] = Registry("music encoder")
+register_music_encoder = _MUSIC_ENCODERS.register
+music_encoder_ids = _MUSIC_ENCODERS.ids
+get_music_encoder = _MUSIC_ENCODERS.get
 
 
 # --------------------------------------------------------------------------------------------

@@ -129,13 +129,6 @@ def _check_video(path: str) -> str:
     return path
 
 
-def video_duration(path: str) -> float:
-    """Duration of the video stream in seconds (``media.probe_video``)."""
-    from . import media
-
-    return float(media.probe_video(path).duration)
-
-
 def _open_video(path: str):
     import av
 
@@ -205,7 +198,8 @@ def detect_cuts(
     from . import media
 
     hists, times = [], []
-    for batch in media.iter_frames(video_path, size=size, sample_fps=sample_fps):
+    stats: dict = {}  # the decode pass also measures the exact duration (no second probe)
+    for batch in media.iter_frames(video_path, size=size, sample_fps=sample_fps, stats=stats):
         frames, ts = np.asarray(batch.frames), np.asarray(batch.times, dtype=np.float64)
         n = frames.shape[0]
         q = (frames.reshape(n, -1, 3).astype(np.int64) * bins) // 256 + np.arange(3) * bins
@@ -213,7 +207,7 @@ def detect_cuts(
         h = np.bincount(q.ravel(), minlength=n * 3 * bins).reshape(n, 3 * bins).astype(np.float64)
         hists.append(h / h.sum(axis=1, keepdims=True))  # each channel sums to 1/3
         times.append(ts)
-    duration = video_duration(video_path)
+    duration = float(stats["duration"])
     if sum(len(h) for h in hists) < 2:
         return [], duration
     H = np.concatenate(hists)

@@ -7,7 +7,6 @@ module needs only ``comfy_api`` (which ComfyUI, or the tests' fake, provides).
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Callable
 
 import numpy as np
@@ -118,7 +117,7 @@ def video_source(video):
     return src
 
 
-def video_to_file(video, folder: str | None = None) -> tuple[str, bool]:
+def video_to_file(video) -> tuple[str, bool]:
     """A file holding the VIDEO: its own file when it has one, else a temporary H.264 encode.
 
     Returns (path, is_temporary).
@@ -128,9 +127,7 @@ def video_to_file(video, folder: str | None = None) -> tuple[str, bool]:
     src = video_source(video)
     if isinstance(src, (str, os.PathLike)):
         return os.fspath(src), False
-    folder = folder or _temp_dir()
-    fd, tmp = tempfile.mkstemp(prefix="v2m-", suffix=".mp4", dir=folder)
-    os.close(fd)
+    tmp = temp_video_path()
     try:
         if src is not None:  # in-memory file (BytesIO)
             with open(tmp, "wb") as f:
@@ -141,7 +138,7 @@ def video_to_file(video, folder: str | None = None) -> tuple[str, bool]:
         media.write_video(images_to_uint8(comps.images), comps.frame_rate, tmp, audio=wave, sample_rate=sr)
         return tmp, True
     except BaseException:
-        os.unlink(tmp)
+        remove_files([tmp])
         raise
 
 
@@ -156,8 +153,7 @@ def video_or_images_file(video, images, fps: float, temps: list[str], *, node: s
         raise V2MError(f"connect a video, or images with their fps, to {node}")
     from ..core import media
 
-    fd, path = tempfile.mkstemp(prefix="v2m-", suffix=".mp4", dir=_temp_dir())
-    os.close(fd)
+    path = temp_video_path()
     temps.append(path)
     media.write_video(images_to_uint8(images), fps, path)
     return path
@@ -169,12 +165,15 @@ def remove_files(paths: list[str]) -> None:
             os.unlink(p)
 
 
-def _temp_dir() -> str:
+def temp_video_path(prefix: str = "v2m-") -> str:
+    """A fresh .mp4 path in ComfyUI's temp folder (not created: our writers create it atomically)."""
+    import uuid
+
     import folder_paths
 
     d = folder_paths.get_temp_directory()
     os.makedirs(d, exist_ok=True)
-    return d
+    return os.path.join(d, f"{prefix}{uuid.uuid4().hex[:16]}.mp4")
 
 
 def images_to_uint8(images, size: int | None = None) -> np.ndarray:

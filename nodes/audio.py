@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
 from comfy_api.latest import InputImpl, io, ui
 
@@ -39,9 +38,7 @@ class MuxAudio(io.ComfyNode):
             if save_mp4:
                 out, file, subfolder = _host.output_path(filename_prefix, "mp4")
             else:
-                fd, out = tempfile.mkstemp(prefix="v2m-mux-", suffix=".mp4", dir=_host._temp_dir())
-                os.close(fd)
-                os.unlink(out)
+                out = _host.temp_video_path("v2m-mux-")
             media.mux_audio(src, wave, sr, out)
         finally:
             if temporary and os.path.exists(src):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 from comfy_api.latest import io, ui
 
@@ -76,14 +75,10 @@ def _report(r: dict) -> str:
 
 def _file_to_evaluate(video, images, audio, fps, temps: list[str]) -> str:
     """A file holding the frames and the music to evaluate (temporary ones go in ``temps``)."""
-    import tempfile
-
     path = _host.video_or_images_file(video, images, fps, temps, node="Sync Report")
     if audio is not None:
         wave, sr = _host.audio_to_numpy(audio)
-        fd, muxed = tempfile.mkstemp(prefix="v2m-eval-", suffix=".mp4", dir=_host._temp_dir())
-        os.close(fd)
-        os.unlink(muxed)
+        muxed = _host.temp_video_path("v2m-eval-")
         temps.append(muxed)
         media.mux_audio(path, wave, sr, muxed)
         path = muxed

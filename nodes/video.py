@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 from comfy_api.latest import InputImpl, io
 
 from ..core import encoders, media
@@ -133,23 +132,12 @@ def _encode(enc, video, images, fps, sample_fps, size, batch):
 
 
 def _encode_images(enc, images, fps, sample_fps, size, batch):
-    """IMAGE frames at ``fps``, optionally thinned by time to ``sample_fps``, encoded in chunks."""
-    n = int(images.shape[0])
-    times = np.arange(n, dtype=np.float64) / float(fps)
-    keep = np.arange(n)
-    if sample_fps:
-        ticks = np.arange(0.0, n / float(fps), 1.0 / sample_fps)
-        keep = np.unique(np.searchsorted(times, ticks - 1e-9))
-        keep = keep[keep < n]
-    progress = _host.Progress(len(keep))
-
-    def batches():
-        for i in range(0, len(keep), batch):
-            idx = keep[i : i + batch]
-            yield _host.images_to_uint8(images[idx], size or enc.decode_size), times[idx]
-
-    return encoders.encode_batches(
-        batches(), enc, duration=n / float(fps), total=len(keep), progress=progress, check_interrupt=progress.check_interrupt
+    """IMAGE frames at ``fps`` (converted to uint8 chunk by chunk, at the encoder's size)."""
+    progress = _host.Progress(int(images.shape[0]))
+    return encoders.encode_frames(
+        images, fps, enc, sample_fps=sample_fps, batch=batch,
+        convert=lambda chunk: _host.images_to_uint8(chunk, size or enc.decode_size),
+        progress=progress, check_interrupt=progress.check_interrupt,
     )
 
 

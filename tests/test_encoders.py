@@ -112,3 +112,16 @@ def test_encode_frames_in_memory_times():
     assert feats.duration == pytest.approx(0.4)
     with pytest.raises(V2MError, match="fps"):
         encoders.encode_frames(frames, 0, encoders.get_encoder("pixels"))
+
+
+def test_encode_frames_thins_by_time_and_converts_chunks():
+    frames = np.zeros((30, 8, 8, 3), np.uint8)
+    seen = []
+
+    def convert(chunk):
+        seen.append(len(chunk))
+        return np.asarray(chunk)
+
+    feats = encoders.encode_frames(frames, 30.0, encoders.get_encoder("pixels"), sample_fps=10.0, batch=4, convert=convert)
+    np.testing.assert_allclose(feats.times, np.arange(10) / 10.0)
+    assert seen == [4, 4, 2] and feats.duration == pytest.approx(1.0)

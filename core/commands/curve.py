@@ -55,17 +55,20 @@ def compute(video, args) -> tuple[dict, "curves.Curve", "curves.Curve", list]:
     peaks = curves.find_peaks(raw, min_gap=args.min_gap)
     res = curves.resample_curve(raw, length=args.length) if args.length else curves.resample_curve(raw, rate=args.rate)
     smooth = curves.smooth_curve(res, args.smoothing)
-    data = {
-        "video": str(video),
-        "duration": raw.duration,
-        "rate": smooth.rate,
-        "times": [round(float(t), 6) for t in smooth.times],
-        "values": [round(float(v), 6) for v in smooth.values],
-        "peaks": [round(float(p), 6) for p in peaks],
-        "raw": {"times": [round(float(t), 6) for t in raw.times], "values": [round(float(v), 6) for v in raw.values]},
-        "spec": smooth.spec,
+    return curve_document(video, raw, smooth, peaks), raw, smooth, list(peaks)
+
+
+def curve_document(video, raw: "curves.Curve", smooth: "curves.Curve", peaks) -> dict:
+    """The curve JSON: ``times``/``values`` of the conditioning curve, ``peaks``, the raw curve, spec."""
+
+    def r(xs):
+        return [round(float(x), 6) for x in xs]
+
+    return {
+        "video": str(video), "duration": raw.duration, "rate": smooth.rate,
+        "times": r(smooth.times), "values": r(smooth.values), "peaks": r(peaks),
+        "raw": {"times": r(raw.times), "values": r(raw.values)}, "spec": smooth.spec,
     }
-    return data, raw, smooth, list(peaks)
 
 
 def run(args) -> int:

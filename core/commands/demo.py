@@ -77,6 +77,7 @@ def score(video: str, wave: np.ndarray, sr: int, duration: float, known_cuts) ->
 def run(args) -> int:
     from .. import curves, encoders, generate, media, plot, synth
     from ._common import write_json
+    from .curve import curve_document
 
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
@@ -105,20 +106,14 @@ def run(args) -> int:
         wave, sr = sonify(smooth, peaks, raw.duration), 44100
         cond = smooth
     else:
-        cond = generate.conditioning_curve_for(gen, raw)
         sampling = gen.meta.get("sampling") or {}
         steps = args.steps or int(sampling.get("steps", 96))
         cfg = args.cfg if args.cfg is not None else float(sampling.get("cfg_scale", 7.0))
-        lat = generate.sample_latents(gen, cond, args.prompt, duration=raw.duration, steps=steps, cfg_scale=cfg, seed=args.seed,
-                                      uncond=sampling.get("uncond", "both"))
-        wave, sr = generate.decode_audio(gen, lat, raw.duration), gen.sample_rate
+        wave, cond = generate.music_for_curve(gen, raw, args.prompt, steps=steps, cfg_scale=cfg, seed=args.seed,
+                                              uncond=sampling.get("uncond", "both"))
+        sr = gen.sample_rate
 
-    curve_json = os.path.join(out, "curve.json")
-    write_json(curve_json, {
-        "video": video, "duration": raw.duration, "rate": cond.rate,
-        "times": [round(float(x), 6) for x in cond.times], "values": [round(float(x), 6) for x in cond.values],
-        "peaks": [round(float(x), 6) for x in peaks], "spec": cond.spec,
-    })
+    curve_json = write_json(os.path.join(out, "curve.json"), curve_document(video, raw, cond, peaks))
     png = plot.save_png(plot.plot_curves([("conditioning curve", cond), ("event curve", raw)], peaks=peaks, title=f"event curve of {os.path.basename(video)}"), os.path.join(out, "curve.png"))
     muxed = media.mux_audio(video, wave, sr, os.path.join(out, "demo_with_music.mp4" if gen else "demo_with_soundtrack.mp4"))
     result = score(muxed, wave, sr, raw.duration, truth if truth is not None else peaks)

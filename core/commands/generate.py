@@ -41,13 +41,11 @@ def run(args) -> int:
     finally:
         progress.close()
         enc.close()
-    cond = generate.conditioning_curve_for(gen, raw)
     steps = TextProgress("sampling")
-    lat = generate.sample_latents(gen, cond, args.prompt, negative_prompt=args.negative_prompt, duration=raw.duration,
-                                  steps=args.steps, cfg_scale=args.cfg, seed=args.seed, uncond=args.uncond,
-                                  callback=lambda s: steps(s["i"] + 1, args.steps))
+    wave, _ = generate.music_for_curve(gen, raw, args.prompt, negative_prompt=args.negative_prompt, steps=args.steps,
+                                       cfg_scale=args.cfg, seed=args.seed, uncond=args.uncond,
+                                       callback=lambda s: steps(s["i"] + 1, args.steps))
     steps.close()
-    wave = generate.decode_audio(gen, lat, raw.duration)
     out = media.mux_audio(args.video, wave, gen.sample_rate, args.out)
     print(f"music: {wave.shape[-1] / gen.sample_rate:.3f} s at {gen.sample_rate} Hz for a {raw.duration:.3f} s video -> {out}")
     if args.audio_out:
