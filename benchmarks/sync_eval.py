@@ -54,7 +54,8 @@ def main(argv=None) -> int:
     ap.add_argument("--demo", type=int, default=0, help="write this many synthetic videos into the folder first")
     args = ap.parse_args(argv)
 
-    from v2m_zero.core import encoders, generate, media, metrics
+    from v2m_zero.core.timing import encoders, media
+    from v2m_zero.core import generate, metrics
 
     if args.demo:
         make_demo_videos(args.videos, args.demo)

@@ -65,7 +65,8 @@ if __package__ in (None, ""):  # run as a script: make the pack importable as v2
 
 import torch  # noqa: E402
 
-from v2m_zero.core import curves, encoders, generate, media, metrics, synth  # noqa: E402
+from v2m_zero.core.timing import curves, encoders, media  # noqa: E402
+from v2m_zero.core import generate, metrics, synth  # noqa: E402
 from v2m_zero.core.codec import PatchCodec  # noqa: E402
 from v2m_zero.model_io.checkpoint import V2M_FORMAT, load_v2m_checkpoint, save_v2m_checkpoint  # noqa: E402
 
@@ -157,7 +158,7 @@ def make_music(folder: str, n_files: int, seed: int) -> dict:
             onsets += [s * CLIP_SECONDS + t for t in on]
         wave = synth.click_track(onsets, FILE_SECONDS, sample_rate=SAMPLE_RATE, channels=1, seed=seed * 100003 + i)
         name = f"music-{i:04d}.flac"
-        synth.make_audio_file(os.path.join(folder, name), wave, SAMPLE_RATE, layout="mono")
+        media.write_audio(os.path.join(folder, name), wave, SAMPLE_RATE, layout="mono")
         rows.append((name, PATTERNS[max(set(kinds), key=kinds.count)][0]))
     with open(os.path.join(folder, "captions.csv"), "w", newline="") as f:
         w = csv.writer(f)

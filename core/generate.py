@@ -16,9 +16,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import curves
+from .timing import curves
 from .codec import AudioCodec, PatchCodec, load_codec
-from .encoders import torch_dtype
+from .precision import torch_dtype
 from .errors import ModelError, V2MError
 
 # How the unconditional branch of CFG treats text and curve (see flow.CFGDenoiser).

@@ -38,7 +38,7 @@ def load_audio(path) -> tuple:
 
     Raises ``MediaError`` when the file has no audio stream.
     """
-    from . import media
+    from .timing import media
 
     return media.decode_audio(_check_file(path, "audio"))
 
@@ -475,7 +475,7 @@ def clap_score(audio_paths, texts, weights_dir=None) -> dict:
         processor = ClapProcessor.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError, ImportError) as exc:
         raise ModelError(f"cannot load CLAP from {os.fspath(weights_dir)!r}: {exc}") from exc
-    from . import media
+    from .timing import media
 
     sr = int(getattr(processor.feature_extractor, "sampling_rate", 48000))
     # transformers < 4.5x names the processor argument ``audios``; later releases ``audio``.
@@ -607,7 +607,7 @@ def evaluate_video(
         reference_music = _check_file(reference_music, "reference music")
         result.update({"reference_music": reference_music, "bcs": None, "bhs": None, "td": None})
 
-    from . import media
+    from .timing import media
 
     info = media.probe_video(path)
     result["duration"] = round(float(info.duration), 6)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .curves import Features
+from .timing.curves import Features
 from .errors import ModelError, V2MError
 from .registry import Registry
 
@@ -115,7 +115,7 @@ class LogMelEncoder(MusicEncoder):
     def encode(self, wave: np.ndarray, sample_rate: int) -> Features:
         import librosa
 
-        from .media import resample_audio
+        from .timing.media import resample_audio
 
         mono = _mono(wave)
         duration = mono.shape[-1] / float(sample_rate)
@@ -159,7 +159,7 @@ class CodecMusicEncoder(MusicEncoder):
     def encode(self, wave: np.ndarray, sample_rate: int) -> Features:
         import torch
 
-        from .media import resample_audio
+        from .timing.media import resample_audio
 
         w = np.asarray(wave, np.float32)
         if w.ndim == 1:
@@ -553,7 +553,7 @@ class MusicFMEncoder(MusicEncoder):
     def encode(self, wave: np.ndarray, sample_rate: int) -> Features:
         import torch
 
-        from .media import resample_audio
+        from .timing.media import resample_audio
 
         mono = _mono(wave)
         duration = mono.shape[-1] / float(sample_rate)

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from . import curves
+from .timing import curves
 from .atomic import write_json
 from .errors import MediaError, ModelError, V2MError
 
@@ -243,7 +243,7 @@ def prepare_dataset(
     """
     import torch
 
-    from .media import decode_audio
+    from .timing.media import decode_audio
     from .music_encoders import CodecMusicEncoder, MusicEncoder, get_music_encoder
 
     if last_clip not in ("pad", "drop"):

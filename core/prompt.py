@@ -172,7 +172,7 @@ def _grab_frames(path: str, times: Sequence[float], *, start: float, max_side: i
 
 def _decode_audio_mono(path: str, sample_rate: int) -> np.ndarray | None:
     """Mono float32 audio of the video at ``sample_rate``, or None when it has no audio stream."""
-    from . import media
+    from .timing import media
 
     if not media.probe_video(path).has_audio:
         return None
@@ -195,7 +195,7 @@ def detect_cuts(
     ``min_jump``. Gradual transitions and fast motion inside a shot are not counted; that is fine
     for a tempo hint, not for evaluation (use PySceneDetect there).
     """
-    from . import media
+    from .timing import media
 
     hists, times = [], []
     stats: dict = {}  # the decode pass also measures the exact duration (no second probe)
@@ -263,7 +263,7 @@ def sample_frames(
     """``[(time, PIL.Image)]``: ``n`` frames evenly spread (centres of ``n`` equal spans), or with
     ``mode="scenes"`` the middle frame of each scene between ``cut_times`` (detected with
     ``detect_cuts`` when None), keeping the ``n`` longest scenes when there are more."""
-    from . import media
+    from .timing import media
 
     path = _check_video(video_path)
     if n < 1:
@@ -408,7 +408,7 @@ def _to_mono_16k(audio: np.ndarray, sr: int) -> np.ndarray:
     elif x.ndim != 1:
         raise V2MError(f"audio must be [channels, samples] or [samples], got shape {x.shape}")
     if int(sr) != ASR_SAMPLE_RATE and x.size:
-        from . import media
+        from .timing import media
 
         x = np.asarray(media.resample_audio(x, int(sr), ASR_SAMPLE_RATE), dtype=np.float32)
     return x

@@ -6,15 +6,13 @@ Everything is deterministic for a given seed and needs no weights or network.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-import av
 import numpy as np
 
 from .errors import MediaError
-from .media import _as_rate, _atomic_output, write_video
+from .timing.media import as_rate, write_video
 
 __all__ = [
     "SynthClip",
@@ -22,7 +20,6 @@ __all__ = [
     "make_static_clip",
     "make_one_frame_clip",
     "click_track",
-    "make_audio_file",
 ]
 
 _VFR_TICKS = 90000  # write_video's VFR time base
@@ -141,7 +138,7 @@ def make_cut_clip(
     """
     if not duration > 0:
         raise MediaError(f"duration must be positive, got {duration}")
-    rate = _as_rate(fps)
+    rate = as_rate(fps)
     rng = np.random.default_rng(seed + 7919)
     times = _frame_times(float(duration), rate, vfr, rng)
     aligned: list[float] = []
@@ -175,7 +172,7 @@ def make_static_clip(
 
 def make_one_frame_clip(path, *, size=(160, 90), fps: float | Fraction = 24, seed: int = 0) -> SynthClip:
     """A valid video of exactly one frame."""
-    rate = _as_rate(fps)
+    rate = as_rate(fps)
     return make_cut_clip(path, cut_times=[], duration=float(1 / rate), fps=rate, size=size, seed=seed, motion=False)
 
 
@@ -215,47 +212,3 @@ def click_track(
     if peak > 0.9:
         out *= 0.9 / peak
     return out.astype(np.float32)
-
-
-_AUDIO_CODECS = {".m4a": ("aac", "mp4"), ".mp4": ("aac", "mp4"), ".aac": ("aac", "adts"),
-                 ".wav": ("pcm_s16le", "wav"), ".flac": ("flac", "flac"), ".mka": ("aac", "matroska")}
-
-
-def make_audio_file(path, wave: np.ndarray, sample_rate: int, *, layout: str = "stereo") -> str:
-    """Write an audio-only file (.m4a/.aac AAC, .wav PCM, .flac, .mka) from float [C, T]; returns its path.
-
-    layout: an FFmpeg layout name ("mono", "stereo", "5.1", ...); wave's channel count must match.
-    """
-    path = os.path.abspath(os.fspath(path))
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in _AUDIO_CODECS:
-        raise MediaError(f"Unsupported audio extension {ext!r} for {path!r}; use one of {sorted(_AUDIO_CODECS)}.")
-    codec, fmt = _AUDIO_CODECS[ext]
-    wave = np.asarray(wave, dtype=np.float32)
-    if wave.ndim == 1:
-        wave = wave[None]
-    n_ch = av.AudioLayout(layout).nb_channels
-    if wave.shape[0] != n_ch:
-        raise MediaError(f"Layout {layout!r} has {n_ch} channels but the audio has {wave.shape[0]}.")
-    if not np.all(np.isfinite(wave)):
-        raise MediaError(f"NaN/Inf in audio; refusing to write {path!r}.")
-    wave = np.clip(wave, -1.0, 1.0)
-    with _atomic_output(path) as tmp:
-        with av.open(tmp, mode="w", format=fmt) as out:
-            stream = out.add_stream(codec, rate=int(sample_rate), layout=layout)
-            if codec == "aac":
-                stream.bit_rate = 64_000 * n_ch
-            step = 8192
-            for i in range(0, max(wave.shape[1], 1), step):
-                chunk = np.ascontiguousarray(wave[:, i : i + step])
-                if chunk.shape[1] == 0:
-                    break
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
-                frame.sample_rate = int(sample_rate)
-                frame.pts = i
-                frame.time_base = Fraction(1, int(sample_rate))
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-            for packet in stream.encode(None):
-                out.mux(packet)
-    return path

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import curves
+from .timing import curves
 from .atomic import write_json
 from .errors import ModelError, V2MError
 

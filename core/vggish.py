@@ -145,7 +145,7 @@ def waveform_to_examples(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np
     elif wave.ndim != 1:
         raise ValueError(f"expected audio [T] or [C, T], got shape {wave.shape}")
     if int(sample_rate) != SAMPLE_RATE:
-        from . import media
+        from .timing import media
 
         wave = media.resample_audio(wave, int(sample_rate), SAMPLE_RATE)
     log_mel = log_mel_spectrogram(wave, SAMPLE_RATE)
@@ -405,7 +405,7 @@ def embed_file(path, model: VGGish | None = None, *, weights=None, device="cpu")
         if weights is None:
             raise ModelError("embed_file needs a model or a weights folder/file. Fix: " + _FIX + ".")
         model = load_vggish(weights, device)
-    from . import media
+    from .timing import media
 
     if not os.path.isfile(os.fspath(path)):
         raise MediaError(f"audio file not found: {os.fspath(path)!r}")

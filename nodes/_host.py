@@ -21,9 +21,13 @@ def register_model_folders() -> None:
     """``models/v2m/<kind>/`` for every kind, registered once with ComfyUI's folder_paths."""
     import folder_paths
 
+    from ..model_io.folders import register_models_root
+
     for kind in MODEL_KINDS:
         # Idempotent in ComfyUI: a path already registered is not added twice.
         folder_paths.add_model_folder_path(f"v2m_{kind}", os.path.join(folder_paths.models_dir, "v2m", kind))
+    # the library finds model folders by name (e.g. DINOv2 "dinov2-large") under this root too
+    register_models_root(os.path.join(folder_paths.models_dir, "v2m"))
 
 
 def model_choices(kind: str, *, folders: bool, extensions: tuple[str, ...] = (".safetensors",)) -> list[str]:
@@ -122,7 +126,7 @@ def video_to_file(video) -> tuple[str, bool]:
 
     Returns (path, is_temporary).
     """
-    from ..core import media
+    from ..core.timing import media
 
     src = video_source(video)
     if isinstance(src, (str, os.PathLike)):
@@ -151,7 +155,7 @@ def video_or_images_file(video, images, fps: float, temps: list[str], *, node: s
         return path
     if images is None:
         raise V2MError(f"connect a video, or images with their fps, to {node}")
-    from ..core import media
+    from ..core.timing import media
 
     path = temp_video_path()
     temps.append(path)

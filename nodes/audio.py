@@ -6,7 +6,7 @@ import os
 
 from comfy_api.latest import InputImpl, io, ui
 
-from ..core import media
+from ..core.timing import media
 from . import _host
 
 CATEGORY = "V2M-Zero/audio"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io, ui
 
-from ..core import curves, plot
+from ..core.timing import curves, plot
 from . import _host
 from .types import CurveType, FeaturesType
 

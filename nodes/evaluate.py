@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io, ui
 
-from ..core import encoders, media, metrics, plot
+from ..core.timing import encoders, media, plot
+from ..core import metrics
 from . import _host
 
 CATEGORY = "V2M-Zero/evaluate"

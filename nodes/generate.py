@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from comfy_api.latest import io, ui
 
-from ..core import curves, generate, plot
+from ..core.timing import curves, plot
+from ..core import generate
 from ..core.errors import V2MError
 from . import _host
 from .types import CurveType, ModelType

@@ -6,7 +6,7 @@ import os
 
 from comfy_api.latest import InputImpl, io
 
-from ..core import encoders, media
+from ..core.timing import encoders, media
 from ..core.errors import V2MError
 from . import _host
 from .types import FeaturesType

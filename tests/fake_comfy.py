@@ -171,7 +171,7 @@ class VideoFromFile:
     def get_components(self):  # full decode, as the real host does (tests keep clips tiny)
         import torch
 
-        from v2m_zero.core import media
+        from v2m_zero.core.timing import media
 
         src = self._file
         info = media.probe_video(src)
@@ -181,7 +181,7 @@ class VideoFromFile:
         return VideoComponents(images=torch.from_numpy(frames).float() / 255, frame_rate=Fraction(info.fps).limit_denominator(100000))
 
     def get_duration(self):
-        from v2m_zero.core import media
+        from v2m_zero.core.timing import media
 
         return media.probe_video(self._file).duration
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tiny_models import tiny_v2m_checkpoint
-from v2m_zero.core import cli, media, synth
+from v2m_zero.core import cli, synth
+from v2m_zero.core.timing import media
 
 
 def run(*argv):
@@ -54,7 +55,7 @@ def test_curve_command_json_and_plot(tmp_path, capsys):
 
 def test_mux_command(tmp_path, capsys):
     clip = synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[1.0], duration=2.0, fps=30, size=(64, 36))
-    song = synth.make_audio_file(str(tmp_path / "s.wav"), synth.click_track([0.5], 5.0), 44100)
+    song = media.write_audio(str(tmp_path / "s.wav"), synth.click_track([0.5], 5.0), 44100)
     assert run("mux", clip.path, song, "--out", tmp_path / "o.mp4") == 0
     wave, sr = media.decode_audio(str(tmp_path / "o.mp4"))
     assert abs(wave.shape[1] - 2 * sr) <= 1024
@@ -77,7 +78,7 @@ def _bad_inputs(tmp_path):
     trunc.write_bytes(open(good, "rb").read()[: os.path.getsize(good) // 2])
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video\n" * 50)
-    audio_only = synth.make_audio_file(str(tmp_path / "song.m4a"), synth.click_track([0.2], 1.0), 44100)
+    audio_only = media.write_audio(str(tmp_path / "song.m4a"), synth.click_track([0.2], 1.0), 44100)
     one = synth.make_one_frame_clip(str(tmp_path / "one.mp4")).path
     return {"zero-byte": (str(zero), "zero.mp4"), "truncated": (str(trunc), "trunc.mp4"), "not a video": (str(text), "notes.mp4"),
             "audio-only": (audio_only, "song.m4a"), "one frame": (one, "at least 2 frames"), "missing": (str(tmp_path / "nope.mp4"), "nope.mp4")}
@@ -98,7 +99,7 @@ def test_bad_inputs_give_clear_errors_and_write_nothing(tmp_path, capsys):
     assert "unknown frame encoder 'clip-vit'" in err and "pixels" in err
     assert not (tmp_path / "x.json").exists()
     # mux of a bad video writes nothing
-    song = synth.make_audio_file(str(tmp_path / "s.wav"), synth.click_track([0.2], 1.0), 44100)
+    song = media.write_audio(str(tmp_path / "s.wav"), synth.click_track([0.2], 1.0), 44100)
     for label in ("zero-byte", "truncated", "not a video", "audio-only"):
         assert run("mux", cases[label][0], song, "--out", tmp_path / "m.mp4") == 2
         assert not (tmp_path / "m.mp4").exists()

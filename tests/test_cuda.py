@@ -12,7 +12,7 @@ def test_same_seed_same_music_on_cpu_and_cuda(tmp_path):
     import numpy as np
 
     from v2m_zero.core import generate
-    from v2m_zero.core.curves import Curve
+    from v2m_zero.core.timing.curves import Curve
 
     path = tiny_v2m_checkpoint(str(tmp_path / "t.safetensors"))
     raw = Curve(np.r_[np.zeros(20), 5.0, np.zeros(27)], np.arange(1, 49) / 24, 2.0)
@@ -73,6 +73,7 @@ def test_cuda_bf16_training_resume_export_and_generate(tmp_path):
 
     from test_train import _cfg
     from v2m_zero.core import generate, synth
+    from v2m_zero.core.timing import media
     from v2m_zero.core.prepare import prepare_dataset
     from v2m_zero.core.train import train
 
@@ -81,7 +82,7 @@ def test_cuda_bf16_training_resume_export_and_generate(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(3):
         t = np.sort(rng.uniform(0.1, 2.8, 5))
-        synth.make_audio_file(str(data / f"m{i}.wav"), synth.click_track(t, 3.0, sample_rate=4000, channels=1, seed=i), 4000, layout="mono")
+        media.write_audio(str(data / f"m{i}.wav"), synth.click_track(t, 3.0, sample_rate=4000, channels=1, seed=i), 4000, layout="mono")
         (data / f"m{i}.txt").write_text(f"drums {i}")
     cache = str(tmp_path / "cache")
     prepare_dataset(data, cache, codec="patch:64:1:4000", clip_seconds=1.0, smoothing_seconds=0.1, device="cuda")
@@ -103,7 +104,7 @@ def test_cuda_bf16_training_resume_export_and_generate(tmp_path):
     assert all(np.isfinite(want))
     gen = generate.load_generator(full.checkpoint_path, device="cuda", precision="bf16")
     raw_t = np.arange(1, 48) / 24
-    from v2m_zero.core.curves import Curve
+    from v2m_zero.core.timing.curves import Curve
 
     cond = generate.conditioning_curve_for(gen, Curve(np.where(np.abs(raw_t - 1.0) < 0.02, 5.0, 0.0), raw_t, 2.0))
     lat = generate.sample_latents(gen, cond, "", duration=2.0, steps=5, cfg_scale=2.0, seed=0)
@@ -116,7 +117,7 @@ def test_dinov2_encoder_on_cuda_matches_cpu(tmp_path, precision):
     import numpy as np
 
     from test_encoders import _tiny_dinov2
-    from v2m_zero.core import encoders
+    from v2m_zero.core.timing import encoders
 
     folder = str(tmp_path / "dinov2-tiny")
     _tiny_dinov2(folder)

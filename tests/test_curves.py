@@ -5,8 +5,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from v2m_zero.core import curves, encoders, synth
-from v2m_zero.core.curves import Curve, Features
+from v2m_zero.core.timing import curves, encoders
+from v2m_zero.core import synth
+from v2m_zero.core.timing.curves import Curve, Features
 from v2m_zero.core.errors import CurveError
 
 SAO_RATE = 44100 / 2048

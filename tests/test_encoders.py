@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from v2m_zero.core import curves, encoders, synth
+from v2m_zero.core.timing import curves, encoders
+from v2m_zero.core import synth
 from v2m_zero.core.errors import ModelError, V2MError
+from v2m_zero.core.precision import torch_dtype
 
 
 def test_registry_lists_and_rejects_unknown_ids():
@@ -102,7 +104,7 @@ def test_dinov2_missing_folder_is_clear(tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="models/v2m/encoders/dinov2-large"):
         encoders.get_encoder("dinov2")
     with pytest.raises(V2MError, match="precision"):
-        encoders.torch_dtype("fp8")
+        torch_dtype("fp8")
 
 
 def test_encode_frames_in_memory_times():

@@ -6,7 +6,7 @@ import torch
 
 from tiny_models import PATCH, tiny_v2m_checkpoint
 from v2m_zero.core import flow, generate
-from v2m_zero.core.curves import Curve
+from v2m_zero.core.timing.curves import Curve
 from v2m_zero.core.errors import ModelError, V2MError
 
 

@@ -10,7 +10,8 @@ import av
 import numpy as np
 import pytest
 
-from v2m_zero.core import media, synth
+from v2m_zero.core.timing import media
+from v2m_zero.core import synth
 from v2m_zero.core.errors import MediaError
 
 FPS_CASES = [12, 24, 25, Fraction(30000, 1001), 60]
@@ -162,11 +163,11 @@ def test_decode_audio_layouts_and_resampling(tmp_path):
     onsets = [0.25, 0.75]
     wave = synth.click_track(onsets, 1.0, sample_rate=44100, channels=2)
     assert wave.dtype == np.float32 and wave.shape == (2, 44100) and np.abs(wave).max() <= 0.9 + 1e-6
-    st = synth.make_audio_file(tmp_path / "st.m4a", wave, 44100)
-    mono = synth.make_audio_file(tmp_path / "mono.wav", wave[:1], 44100, layout="mono")
+    st = media.write_audio(tmp_path / "st.m4a", wave, 44100)
+    mono = media.write_audio(tmp_path / "mono.wav", wave[:1], 44100, layout="mono")
     six = synth.click_track(onsets, 1.0, sample_rate=48000, channels=6)
-    surround = synth.make_audio_file(tmp_path / "s51.flac", six, 48000, layout="5.1")
-    surround_aac = synth.make_audio_file(tmp_path / "s51.m4a", six, 48000, layout="5.1")
+    surround = media.write_audio(tmp_path / "s51.flac", six, 48000, layout="5.1")
+    surround_aac = media.write_audio(tmp_path / "s51.m4a", six, 48000, layout="5.1")
 
     x, sr = media.decode_audio(st)
     assert sr == 44100 and x.shape == (2, 44100) and x.dtype == np.float32  # AAC padding trimmed
@@ -370,7 +371,7 @@ def bad_files(tmp_path_factory, clips):
     (d / "empty.mp4").write_bytes(b"")
     (d / "half.mp4").write_bytes(good[: len(good) // 2])
     (d / "text.mp4").write_text("this is a text file, not a video\n" * 40)
-    synth.make_audio_file(d / "audio_only.m4a", synth.click_track([0.1], 0.5), 44100)
+    media.write_audio(d / "audio_only.m4a", synth.click_track([0.1], 0.5), 44100)
     # MP4 with the index first ("faststart"), cut short: opens, but frames are missing
     with av.open(str(d / "fast.mp4"), "w", options={"movflags": "faststart"}) as c:
         s = c.add_stream("libx264", rate=24)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from v2m_zero.core import metrics, synth
+from v2m_zero.core.timing import media
 from v2m_zero.core.errors import MediaError, V2MError
 
 SR = 44100
@@ -354,7 +355,7 @@ def _tiny_clap(folder):
 def test_clap_score_from_a_local_folder(tmp_path):
     pytest.importorskip("transformers")
     weights = _tiny_clap(tmp_path / "clap")
-    wav = synth.make_audio_file(tmp_path / "a.wav", click_track([0.2, 0.6], 0.8, sample_rate=48000), 48000)
+    wav = media.write_audio(tmp_path / "a.wav", click_track([0.2, 0.6], 0.8, sample_rate=48000), 48000)
     out = metrics.clap_score([wav, wav], ["drums", "soft piano"], weights_dir=weights)
     assert out["skipped"] is None and len(out["per_item"]) == 2
     assert all(-1.0 <= v <= 1.0 for v in out["per_item"])

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tiny_models import PATCH, tiny_v2m_checkpoint
-from v2m_zero.core import media, synth
+from v2m_zero.core.timing import media
+from v2m_zero.core import synth
 from v2m_zero.core.errors import V2MError
 
 
@@ -57,7 +58,7 @@ def test_graph_video_to_music_exact_length(setup, tmp_path, fps):
 
 
 def test_sampler_interrupt_stops_within_a_step(setup, tmp_path):
-    from v2m_zero.core.curves import Curve
+    from v2m_zero.core.timing.curves import Curve
     from v2m_zero.nodes import generate
 
     model = generate.LoadModel.execute(checkpoint="tiny-v2m.safetensors", text_encoder="none", codec="from checkpoint", precision="fp32", offload=False).args[0]

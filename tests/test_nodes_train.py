@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from v2m_zero.core import synth
+from v2m_zero.core.timing import media
 from v2m_zero.core.errors import V2MError
 
 CONFIG = """
@@ -36,7 +37,7 @@ def dataset(host):
     rng = np.random.default_rng(0)
     for i in range(3):
         onsets = np.sort(rng.uniform(0, 4, 6))
-        synth.make_audio_file(os.path.join(root, f"m{i}.wav"), synth.click_track(onsets, 4.0, sample_rate=4000, channels=1), 4000, layout="mono")
+        media.write_audio(os.path.join(root, f"m{i}.wav"), synth.click_track(onsets, 4.0, sample_rate=4000, channels=1), 4000, layout="mono")
         open(os.path.join(root, f"m{i}.txt"), "w").write("sparse percussion")
     return "music"
 

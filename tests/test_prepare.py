@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 import torch
-from v2m_zero.core import curves, synth
+from v2m_zero.core.timing import curves, media
+from v2m_zero.core import synth
 from v2m_zero.core.errors import ModelError, V2MError
 from v2m_zero.core.music_encoders import (
     CodecMusicEncoder,
@@ -39,7 +40,7 @@ def make_music(folder, *, n=3, duration=5.0, seed=0, corrupt=True):
         ext = ".flac" if i == 1 else ".wav"
         name = f"song{i}{ext}"
         t = _onsets(rng, duration, 6)
-        synth.make_audio_file(os.path.join(folder, name), synth.click_track(t, duration, sample_rate=SR, channels=1, seed=i),
+        media.write_audio(os.path.join(folder, name), synth.click_track(t, duration, sample_rate=SR, channels=1, seed=i),
                               SR, layout="mono")
         onsets[name] = t
         if i != n - 1:
@@ -85,7 +86,7 @@ def test_prepare_writes_shards_manifest_and_reports_corrupt_file(tmp_path):
     assert t["latents"].shape == (9, 32, 100) and t["curves"].shape == (9, 100) and t["seconds"].shape == (9,)
     assert torch.isfinite(t["curves"]).all()
     # the latents are the codec's encoding of the clip
-    from v2m_zero.core.media import decode_audio
+    from v2m_zero.core.timing.media import decode_audio
 
     wave, _ = decode_audio(str(data / "song0.wav"), sample_rate=SR, channels=1)
     ref = make_codec(CODEC).encode(torch.from_numpy(wave[:, 3200:6400])[None])
@@ -100,7 +101,7 @@ def test_resume_skips_done_files_and_last_clip_drop(tmp_path):
     assert res.new_clips == 0 and res.files_skipped_done == 3 and res.clips == 9 and not res.rebuilt
     # a caption edit is picked up without re-encoding
     (data / "song0.txt").write_text("new words")
-    synth.make_audio_file(str(data / "late.wav"), synth.click_track([0.5, 1.5], 2.0, sample_rate=SR, channels=1), SR,
+    media.write_audio(str(data / "late.wav"), synth.click_track([0.5, 1.5], 2.0, sample_rate=SR, channels=1), SR,
                           layout="mono")
     res = _prep(data, cache)
     assert res.new_clips == 1 and res.clips == 10

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from v2m_zero.core import flow, synth
+from v2m_zero.core.timing import media
 from v2m_zero.core.errors import V2MError
 from v2m_zero.core.prepare import prepare_dataset
 from v2m_zero.core.train import ClipCache, latest_state, lr_at, resolve_config, train
@@ -24,7 +25,7 @@ def cache(tmp_path_factory):
     rng = np.random.default_rng(0)
     for i in range(3):
         t = np.sort(rng.uniform(0.1, 2.8, 5))
-        synth.make_audio_file(str(data / f"m{i}.wav"), synth.click_track(t, 3.0, sample_rate=SR, channels=1, seed=i), SR,
+        media.write_audio(str(data / f"m{i}.wav"), synth.click_track(t, 3.0, sample_rate=SR, channels=1, seed=i), SR,
                               layout="mono")
         (data / f"m{i}.txt").write_text(f"drums {i}")
     out = root / "cache"
@@ -153,7 +154,7 @@ def test_checkpoint_loads_and_carries_curve_spec(cache, tmp_path):
         assert torch.equal(dit.state_dict()[k], v)
     # inference takes it as it is
     gen = load_generator(res.checkpoint_path, device="cpu")
-    from v2m_zero.core import curves
+    from v2m_zero.core.timing import curves
 
     raw = curves.Curve(values=np.zeros(10), times=np.arange(10) * 0.1, duration=1.0)
     assert len(conditioning_curve_for(gen, raw)) == 100

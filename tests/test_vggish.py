@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 from safetensors.torch import save_file  # noqa: E402
 
 from v2m_zero.core import metrics, synth, vggish  # noqa: E402
+from v2m_zero.core.timing import media  # noqa: E402
 from v2m_zero.core.errors import ModelError  # noqa: E402
 
 SR = 16000
@@ -231,16 +232,16 @@ def audio_sets(tmp_path_factory):
     for d in (gen, gen_copy, ref):
         d.mkdir()
     for i, f in enumerate((220.0, 440.0, 880.0)):
-        synth.make_audio_file(gen / f"tone{i}.wav", _tone(f, 3.0), SR, layout="mono")
+        media.write_audio(gen / f"tone{i}.wav", _tone(f, 3.0), SR, layout="mono")
     # 44.1 kHz stereo: exercises the decode-time resampling to 16 kHz and the channel mean.
-    synth.make_audio_file(gen / "tone3.wav", np.stack([_tone(330.0, 2.5, 44100)] * 2), 44100)
+    media.write_audio(gen / "tone3.wav", np.stack([_tone(330.0, 2.5, 44100)] * 2), 44100)
     for name in sorted(p.name for p in gen.iterdir()):
         shutil.copy(gen / name, gen_copy / name)
     rng = np.random.default_rng(7)
     for i in range(3):
         noise = (rng.standard_normal(3 * SR) * 0.3).astype(np.float32)
         clicks = synth.click_track(np.arange(0.25, 3.0, 0.5), 3.0, sample_rate=SR, channels=1, seed=i)
-        synth.make_audio_file(ref / f"noise{i}.wav", noise + np.asarray(clicks, np.float32).reshape(-1), SR,
+        media.write_audio(ref / f"noise{i}.wav", noise + np.asarray(clicks, np.float32).reshape(-1), SR,
                               layout="mono")
     return {"gen": gen, "gen_copy": gen_copy, "ref": ref}
 
@@ -249,7 +250,7 @@ def test_embed_file_shapes(weights, audio_sets, tmp_path):
     model = vggish.load_vggish(weights["st"])
     assert vggish.embed_file(audio_sets["gen"] / "tone0.wav", model).shape == (3, 128)
     assert vggish.embed_file(audio_sets["gen"] / "tone3.wav", model).shape == (2, 128)
-    short = synth.make_audio_file(tmp_path / "short.wav", _tone(440.0, 0.9), SR, layout="mono")
+    short = media.write_audio(tmp_path / "short.wav", _tone(440.0, 0.9), SR, layout="mono")
     assert vggish.embed_file(short, model).shape == (0, 128)
     # weights= instead of a model: loaded once and cached.
     e = vggish.embed_file(audio_sets["gen"] / "tone0.wav", weights=weights["pth"])

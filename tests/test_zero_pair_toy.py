@@ -64,7 +64,7 @@ def test_quick_run_end_to_end(tmp_path):
     assert next(gen.dit.parameters()).dtype.is_floating_point
     assert gen.codec.scale == meta["codec"]["config"]["scale"]
     clip = toy.make_videos(str(tmp_path / "v"), 1, seed=5)[0]
-    from v2m_zero.core import encoders
+    from v2m_zero.core.timing import encoders
 
     raw = encoders.encode_video_curve(clip.path, encoders.get_encoder("pixels"))
     cond = generate.conditioning_curve_for(gen, raw, clip.duration)

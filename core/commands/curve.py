@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import curves, encoders
+from ..timing import curves, encoders
 from ._common import TextProgress, write_json
 
 NAME = "curve"
@@ -72,7 +72,7 @@ def curve_document(video, raw: "curves.Curve", smooth: "curves.Curve", peaks) ->
 
 
 def run(args) -> int:
-    from .. import plot
+    from ..timing import plot
 
     data, raw, smooth, peaks = compute(args.video, args)
     write_json(args.out, data)

@@ -75,7 +75,8 @@ def score(video: str, wave: np.ndarray, sr: int, duration: float, known_cuts) ->
 
 
 def run(args) -> int:
-    from .. import curves, encoders, generate, media, plot, synth
+    from ..timing import curves, encoders, media, plot
+    from .. import generate, synth
     from ._common import write_json
     from .curve import curve_document
 

@@ -28,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from .. import encoders, generate, media, synth
+    from ..timing import encoders, media
+    from .. import generate
     from ._common import TextProgress
 
     gen = generate.load_generator(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec, device=args.device, precision=args.precision)
@@ -49,6 +50,6 @@ def run(args) -> int:
     out = media.mux_audio(args.video, wave, gen.sample_rate, args.out)
     print(f"music: {wave.shape[-1] / gen.sample_rate:.3f} s at {gen.sample_rate} Hz for a {raw.duration:.3f} s video -> {out}")
     if args.audio_out:
-        synth.make_audio_file(args.audio_out, wave, gen.sample_rate, layout="mono" if wave.shape[0] == 1 else "stereo")
+        media.write_audio(args.audio_out, wave, gen.sample_rate, layout="mono" if wave.shape[0] == 1 else "stereo")
         print(f"audio -> {os.path.abspath(args.audio_out)}")
     return 0

@@ -16,7 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from .. import media
+    from ..timing import media
 
     wave, sr = media.decode_audio(args.audio)
     out = media.mux_audio(args.video, wave, sr, args.out, bitrate=args.bitrate)

@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..curves import DEFAULT_SMOOTHING_SECONDS
+    from ..timing.curves import DEFAULT_SMOOTHING_SECONDS
     from ..errors import V2MError
     from ..prepare import prepare_dataset
     from ._common import TextProgress

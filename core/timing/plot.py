@@ -95,7 +95,7 @@ def save_png(image: np.ndarray, path: str) -> str:
     """Write an RGB array as PNG atomically."""
     from PIL import Image
 
-    from .atomic import atomic_path
+    from ..atomic import atomic_path
 
     with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")

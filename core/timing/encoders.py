@@ -1,8 +1,8 @@
-"""Frame encoders: frames [N, H, W, 3] uint8 → features [N, D], and video → Features.
+"""Frame encoders: frames [N, H, W, 3] uint8 → features [N, D], and video → Features / event curve (paper §3.2, §3.5).
 
 An encoder is registered by id. Weightless ones (``pixels``, ``histogram``) need no download and
-serve tests, the demo and quick previews; ``dinov2`` is the paper's default (§3.5). Heavy
-libraries (torch, transformers) are imported only when such an encoder is built.
+serve tests, the demo and quick previews; ``dinov2`` is the paper's default. Heavy libraries
+(torch, transformers) are imported only when such an encoder is built.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from ..errors import V2MError
+from ..precision import precision_name, torch_dtype
+from ..registry import Registry
+from . import curves, media
 from .curves import Features
-from .errors import ModelError, V2MError
-from .registry import Registry
 
 
 class FrameEncoder(ABC):
@@ -113,46 +115,6 @@ class HistogramEncoder(FrameEncoder):
 DINOV2_SIZES = {"dinov2-s": "dinov2-small", "dinov2-b": "dinov2-base", "dinov2": "dinov2-large", "dinov2-l": "dinov2-large", "dinov2-g": "dinov2-giant"}
 
 
-def resolve_model_dir(name_or_path: str, kind: str) -> str:
-    """A local model folder: an existing path, or ``<models>/v2m/<kind>/<name>`` in ComfyUI.
-
-    Never downloads. ``V2M_MODELS_DIR`` (or ComfyUI's models folder when running inside it) is
-    searched; the error lists where we looked and what to put there.
-    """
-    if os.path.isdir(name_or_path):
-        return name_or_path
-    looked = [name_or_path]
-    roots = []
-    if os.environ.get("V2M_MODELS_DIR"):
-        roots.append(os.environ["V2M_MODELS_DIR"])
-    try:  # inside ComfyUI
-        import folder_paths  # type: ignore
-
-        roots.append(os.path.join(folder_paths.models_dir, "v2m"))
-    except Exception:
-        pass
-    for root in roots:
-        cand = os.path.join(root, kind, name_or_path)
-        looked.append(cand)
-        if os.path.isdir(cand):
-            return cand
-    raise ModelError(
-        f"model folder {name_or_path!r} not found (looked in: {', '.join(looked)}). Put a Hugging Face "
-        f"model folder (config.json, preprocessor_config.json, model.safetensors) at models/v2m/{kind}/"
-        f"{os.path.basename(name_or_path) or name_or_path}/ or pass its path."
-    )
-
-
-def torch_dtype(precision: str):
-    """Precision name ("fp32", "fp16" or "bf16") → torch dtype; one table for encoders and generator."""
-    import torch
-
-    table = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if precision not in table:
-        raise V2MError(f"precision must be one of {', '.join(table)}, got {precision!r}")
-    return table[precision]
-
-
 @register_encoder("dinov2")
 class Dinov2Encoder(FrameEncoder):
     """DINOv2 (transformers ``Dinov2Model``) from a local folder; paper default DINOv2-L.
@@ -177,27 +139,21 @@ class Dinov2Encoder(FrameEncoder):
         if pooling not in ("mean_patch", "cls"):
             raise V2MError(f"pooling must be 'mean_patch' or 'cls', got {pooling!r}")
         import torch
-        from transformers import AutoImageProcessor, Dinov2Model
 
-        self.path = resolve_model_dir(model, "encoders")
+        from ...model_io.hf import load_dinov2
+
         self.pooling = pooling
         self.batch_size = max(1, int(batch_size))
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = torch_dtype(precision)
-        try:
-            self.processor = AutoImageProcessor.from_pretrained(self.path, local_files_only=True)
-            self.model = Dinov2Model.from_pretrained(self.path, local_files_only=True, use_safetensors=True, dtype=self.dtype)
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot load DINOv2 from {self.path}: {exc}") from exc
+        self.path, self.processor, self.model = load_dinov2(model, dtype=self.dtype)
         self.model.eval().to(self.device)
         size = getattr(self.processor, "size", None) or {}
         self.decode_size = int(size.get("shortest_edge") or size.get("height") or 256)
 
     @property
     def precision(self) -> str:
-        import torch
-
-        return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.dtype]
+        return precision_name(self.dtype)
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
         import torch
@@ -284,8 +240,6 @@ def encode_video(
 
     ``info`` (a ``media.VideoInfo`` the caller already has) saves a probe of the file.
     """
-    from . import media
-
     info = info or media.probe_video(src)
     if hasattr(src, "seek"):
         src.seek(0)
@@ -318,8 +272,6 @@ def encode_video_curve(
     Same result as ``curves.event_curve(encode_video(...))``, but only the last feature vector
     of each batch is carried over, so memory does not grow with the video's length.
     """
-    from . import curves, media
-
     # One pass over the file: the decoder also measures the exact duration (no probe first).
     stats: dict = {}
     total = None

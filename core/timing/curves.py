@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import CurveError
+from ..errors import CurveError
 
 # The paper's smoothing: a Hann kernel of 31 latent frames at 12.3 Hz (§5.3, Fig. 4).
 PAPER_KERNEL_FRAMES = 31

@@ -1,0 +1,106 @@
+"""Audio decode (any layout, any rate), resampling and length fitting."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from ...errors import MediaError
+from .source import open_input, rewind, source_name
+
+
+def _layout_name(channels: int) -> str:
+    return {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}.get(channels, "")
+
+
+def decode_audio(src, *, sample_rate: int | None = None, channels: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream to float32 ``[C, T]`` in [-1, 1]; returns (wave, sample_rate).
+
+    channels: 1 = mono, 2 = stereo (downmixed by libswresample, e.g. from 5.1), None = keep the
+    file's channels. sample_rate: None keeps the file's rate. Raises MediaError if the file has
+    no audio stream.
+    """
+    if channels is not None and channels < 1:
+        raise ValueError(f"channels must be >= 1 or None, got {channels}")
+    if sample_rate is not None and sample_rate < 1:
+        raise ValueError(f"sample_rate must be >= 1 or None, got {sample_rate}")
+    name = source_name(src)
+    container = open_input(src, name, need="audio")
+    try:
+        stream = container.streams.audio[0]
+        ctx = stream.codec_context
+        in_rate = int(ctx.sample_rate or stream.rate or 0)
+        in_layout = ctx.layout
+        in_channels = int(ctx.channels or 0)
+        if channels is None:
+            layout = in_layout if in_layout is not None and in_layout.nb_channels else _layout_name(in_channels)
+        else:
+            layout = _layout_name(channels)
+            if not layout:
+                raise ValueError(f"channels={channels} is not supported (use 1, 2 or None)")
+        rate = int(sample_rate or in_rate)
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        chunks: list[np.ndarray] = []
+        # AAC and similar codecs decode whole frames (1024 samples) even where the container says
+        # the last packet is shorter (encoder padding). Where timestamps are sample-exact, honour
+        # the packet duration by trimming that padding from the end.
+        sample_exact = stream.time_base is not None and in_rate and stream.time_base == Fraction(1, in_rate)
+        tail_trim = 0
+        n_in = 0
+        try:
+            for frame in container.decode(stream):
+                n_in += frame.samples
+                dur = frame.duration or 0
+                tail_trim = frame.samples - dur if (sample_exact and 0 < dur < frame.samples) else 0
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray())
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray())
+        except av.FFmpegError as exc:
+            raise MediaError(
+                f"Audio of {name!r} is truncated or corrupt: decoding failed ({exc}). Re-export the file."
+            ) from exc
+        n_ch = av.AudioLayout(layout).nb_channels if isinstance(layout, str) else layout.nb_channels
+        if chunks:
+            wave = np.concatenate([c.reshape(c.shape[0], -1) for c in chunks], axis=1).astype(np.float32, copy=False)
+        else:
+            wave = np.zeros((n_ch, 0), dtype=np.float32)
+        # The input's length at the output rate; libswresample may hold back a sample or two of
+        # filter delay, so pad/trim to it (that also drops the encoder padding found above).
+        n_out = int(round((n_in - tail_trim) * rate / in_rate)) if in_rate else wave.shape[1]
+        wave = fit_length(wave, n_out)
+        wave = np.clip(wave, -1.0, 1.0)
+        return np.ascontiguousarray(wave), rate
+    finally:
+        container.close()
+        rewind(src)
+
+
+def resample_audio(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Resample ``[C, T]`` (or ``[T]``) audio from sr_in to sr_out with soxr_hq; identity if equal."""
+    wave = np.asarray(wave, dtype=np.float32)
+    if int(sr_in) == int(sr_out):
+        return wave
+    if sr_in <= 0 or sr_out <= 0:
+        raise ValueError(f"sample rates must be positive, got {sr_in} -> {sr_out}")
+    import librosa  # heavy import, only when resampling is needed
+
+    out = librosa.resample(wave, orig_sr=int(sr_in), target_sr=int(sr_out), res_type="soxr_hq", axis=-1)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def fit_length(wave: np.ndarray, n_samples: int) -> np.ndarray:
+    """Trim or zero-pad ``[C, T]`` audio to exactly ``n_samples`` along time."""
+    wave = np.asarray(wave)
+    n_samples = int(n_samples)
+    if n_samples < 0:
+        raise ValueError(f"n_samples must be >= 0, got {n_samples}")
+    t = wave.shape[-1]
+    if t == n_samples:
+        return wave
+    if t > n_samples:
+        return wave[..., :n_samples]
+    pad = [(0, 0)] * (wave.ndim - 1) + [(0, n_samples - t)]
+    return np.pad(wave, pad)

@@ -1,0 +1,416 @@
+"""Writing media atomically: mux music into a video at its exact length, encode frames, write audio files.
+
+Length contract: the audio is fitted to exactly the video's duration as `probe_video` measures it
+(see `mux_audio`); outputs are written to a temporary file beside the target and renamed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from fractions import Fraction
+from typing import Iterable
+
+import av
+import numpy as np
+
+from ...atomic import atomic_path
+from ...errors import MediaError
+from .audio import fit_length, resample_audio
+from .probe import probe_video
+from .source import open_input, rewind, source_name
+
+
+_CONTAINER_FORMATS = {
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".m4a": "mp4",
+    ".mov": "mov",
+    ".mkv": "matroska",
+    ".mka": "matroska",
+    ".webm": "webm",
+    ".wav": "wav",
+    ".flac": "flac",
+}
+_AAC_RATES = (44100, 48000)
+_VFR_TIME_BASE = Fraction(1, 90000)
+
+
+def _prepare_audio(audio, sample_rate, where: str) -> tuple[np.ndarray, int]:
+    """Validate and convert audio for AAC: float32 [C<=2, T], finite, rate 44100/48000."""
+    if sample_rate is None or int(sample_rate) <= 0:
+        raise MediaError(f"A positive sample_rate is required with the audio for {where!r}, got {sample_rate}.")
+    wave = np.asarray(audio)
+    if wave.ndim == 1:
+        wave = wave[None, :]
+    if wave.ndim != 2 or wave.shape[0] < 1:
+        raise MediaError(f"Audio for {where!r} must have shape [channels, samples], got {wave.shape}.")
+    wave = wave.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(wave)):
+        raise MediaError(f"NaN/Inf in audio; refusing to write {where!r}. Check the generator/decoder output.")
+    if wave.shape[0] > 2:
+        wave = _downmix_stereo(wave)
+    sr = int(sample_rate)
+    if sr not in _AAC_RATES:
+        wave = resample_audio(wave, sr, 48000)
+        sr = 48000
+    return np.clip(wave, -1.0, 1.0), sr
+
+
+def _downmix_stereo(wave: np.ndarray) -> np.ndarray:
+    c = wave.shape[0]
+    if c == 6:  # FL FR FC LFE BL BR (ITU-R BS.775 style, LFE dropped)
+        k = 1 / math.sqrt(2)
+        left = wave[0] + k * wave[2] + k * wave[4]
+        right = wave[1] + k * wave[2] + k * wave[5]
+        out = np.stack([left, right]) / (1 + 2 * k)
+    else:
+        mono = wave.mean(axis=0)
+        out = np.stack([mono, mono])
+    return out.astype(np.float32)
+
+
+class _AacTrack:
+    """Feeds an in-memory waveform to an AAC stream in step with the video, for interleaving."""
+
+    CHUNK = 1024 * 8
+
+    def __init__(self, container, wave: np.ndarray, sample_rate: int, n_total: int, start: float, bitrate: int):
+        self.layout = "mono" if wave.shape[0] == 1 else "stereo"
+        self.stream = container.add_stream("aac", rate=sample_rate, layout=self.layout)
+        self.stream.bit_rate = int(bitrate)
+        self.stream.codec_context.time_base = Fraction(1, sample_rate)
+        self.wave = wave
+        self.sr = sample_rate
+        self.n_total = int(n_total)
+        self.start_pts = int(round(start * sample_rate))
+        self.pos = 0
+        self.container = container
+
+    def push_until(self, t_rel: float) -> None:
+        """Encode and mux samples up to time t_rel (seconds from the video start)."""
+        self._feed(min(self.n_total, max(0, int(t_rel * self.sr))))
+
+    def _feed(self, upto: int) -> None:
+        while self.pos < upto:
+            n = min(self.CHUNK, upto - self.pos)
+            chunk = self.wave[:, self.pos : self.pos + n]
+            if chunk.shape[1] < n:  # pad with silence past the end of the given audio
+                chunk = np.pad(chunk, ((0, 0), (0, n - chunk.shape[1])))
+            chunk = np.ascontiguousarray(chunk, dtype=np.float32)
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self.layout)
+            frame.sample_rate = self.sr
+            frame.pts = self.start_pts + self.pos
+            frame.time_base = Fraction(1, self.sr)
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+            self.pos += n
+
+    def finish(self) -> None:
+        self._feed(self.n_total)
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
+
+
+# --------------------------------------------------------------------------------------------
+# writing (atomic)
+
+
+def _container_format(out_path: str) -> str:
+    ext = os.path.splitext(out_path)[1].lower()
+    if not ext:
+        return "mp4"
+    fmt = _CONTAINER_FORMATS.get(ext)
+    if fmt is None:
+        raise MediaError(
+            f"Unsupported output extension {ext!r} for {out_path!r}; use one of "
+            + ", ".join(sorted(k for k in _CONTAINER_FORMATS if k not in (".wav", ".flac", ".m4a", ".mka")))
+        )
+    return fmt
+
+
+def atomic_output(out_path):
+    """atomic_path, after checking that the output folder exists (media writes no folders)."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(out_path)))
+    if not os.path.isdir(folder):
+        raise MediaError(f"Output folder {folder!r} does not exist; create it first.")
+    return atomic_path(out_path, fsync=False)
+
+
+def _mov_options(fmt: str, video_time_base) -> dict:
+    """MP4/MOV write edit lists and header durations in the movie timescale (1/1000 s by
+    default); using the video's own time base keeps the container duration exact too."""
+    if fmt not in ("mp4", "mov") or not video_time_base:
+        return {}
+    return {"movie_timescale": str(int(Fraction(video_time_base).denominator))}
+
+
+def _same_file(src, out_path: str) -> bool:
+    if not isinstance(src, (str, os.PathLike)):
+        return False
+    a, b = os.path.realpath(os.fspath(src)), os.path.realpath(out_path)
+    if a == b:
+        return True
+    try:
+        return os.path.exists(b) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def mux_audio(video, audio: np.ndarray, sample_rate: int, out_path, *, bitrate: int = 192_000) -> str:
+    """Write `video`'s video stream (packets copied, no re-encode) with `audio` as AAC to out_path.
+
+    The video keeps every frame with the same timestamps; any audio the input had is dropped.
+    The audio (mono or stereo; more channels are downmixed; rates other than 44100/48000 are
+    resampled to 48000) is fitted to exactly the video's duration per `probe_video`:
+    n = round(duration * sr) samples are encoded, padding with silence or trimming, starting at
+    the first video frame. "Exactly" means: the encoded sample count and the audio stream's
+    duration in the container are n samples; decoding the file back gives n samples up to AAC
+    framing (priming/padding), i.e. within +-1024 samples of n; for MP4/MOV output, whose
+    timestamps are sample-exact, `decode_audio` trims the padding and returns exactly n. (MKV
+    stores milliseconds, so there the video duration itself is exact only to 1 ms.) The output
+    timeline starts at the first frame: a video whose first pts is t0 != 0 is shifted by -t0,
+    every interval unchanged (otherwise the AAC priming would delay the music). Written atomically (temp file
+    + os.replace); the input is never modified and out_path may not be the input. Returns the
+    absolute output path.
+    """
+    out_path = os.path.abspath(os.fspath(out_path))
+    name = source_name(video)
+    if _same_file(video, out_path):
+        raise MediaError(f"Output path {out_path!r} is the input video {name!r}; choose a different output file.")
+    fmt = _container_format(out_path)
+    wave, sr = _prepare_audio(audio, sample_rate, out_path)
+    info = probe_video(video)
+    n_total = int(round(info.duration * sr))
+    wave = fit_length(wave, n_total)
+    with atomic_output(out_path) as tmp:
+        inp = open_input(video, name, need="video")
+        try:
+            ivs = inp.streams.video[0]
+            with av.open(tmp, mode="w", format=fmt, options=_mov_options(fmt, ivs.time_base)) as out:
+                if hasattr(out, "add_stream_from_template"):
+                    ovs = out.add_stream_from_template(ivs)
+                else:  # PyAV < 14
+                    ovs = out.add_stream(template=ivs)
+                track = _AacTrack(out, wave, sr, n_total, 0.0, bitrate)
+                itb = ivs.time_base
+                # The output timeline starts at the first frame: a video starting at t0 != 0 is
+                # shifted by -t0 (all intervals unchanged). With a non-zero start the MP4 muxer
+                # would not mark the AAC priming samples for removal and the music would play
+                # ~21 ms late.
+                shift = int(round(Fraction(info.start_time) / Fraction(itb))) if itb else 0
+                try:
+                    for packet in inp.demux(ivs):
+                        if packet.size == 0:
+                            continue
+                        if shift:
+                            if packet.pts is not None:
+                                packet.pts -= shift
+                            if packet.dts is not None:
+                                packet.dts -= shift
+                        stamp = packet.dts if packet.dts is not None else packet.pts
+                        if stamp is not None:
+                            track.push_until(float(stamp * itb))
+                        packet.stream = ovs
+                        out.mux(packet)
+                except av.FFmpegError as exc:
+                    raise MediaError(f"{name!r} is truncated or corrupt: copying its video failed ({exc}).") from exc
+                track.finish()
+        finally:
+            inp.close()
+            rewind(video)
+    return out_path
+
+
+def as_rate(fps) -> Fraction:
+    """fps as an exact fraction; NTSC rates such as 29.97 become 30000/1001."""
+    if isinstance(fps, Fraction):
+        rate = fps
+    else:
+        f = float(fps)
+        if not (f > 0 and math.isfinite(f)):
+            raise MediaError(f"fps must be a positive number, got {fps!r}")
+        ntsc = round(f * 1.001)
+        if ntsc > 0 and abs(f - ntsc / 1.001) < 1e-3 and abs(f - ntsc) > 1e-3:
+            rate = Fraction(ntsc * 1000, 1001)
+        else:
+            rate = Fraction(f).limit_denominator(1001)
+            if abs(float(rate) - f) > 1e-9:
+                rate = Fraction(f).limit_denominator(1_000_000)
+    if rate <= 0:
+        raise MediaError(f"fps must be positive, got {fps!r}")
+    return rate
+
+
+def _as_uint8_frame(frame, index: int, out_path: str) -> np.ndarray:
+    arr = np.asarray(frame)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise MediaError(f"Frame {index} for {out_path!r} must be [h, w, 3] RGB, got shape {arr.shape}.")
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating):
+            if not np.all(np.isfinite(arr)):
+                raise MediaError(f"NaN/Inf in frame {index}; refusing to write {out_path!r}.")
+            arr = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+        else:
+            arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def write_video(
+    frames: Iterable[np.ndarray] | np.ndarray,
+    fps,
+    out_path,
+    *,
+    times: np.ndarray | None = None,
+    crf: int = 18,
+    preset: str = "veryfast",
+    audio: np.ndarray | None = None,
+    sample_rate: int | None = None,
+) -> str:
+    """Encode uint8 RGB frames ``[h, w, 3]`` with libx264 and return the absolute output path.
+
+    Constant rate: frame i has pts i / fps (29.97 is stored as 30000/1001). Variable rate: pass
+    `times` (seconds, strictly increasing, one per frame); the time base is 1/90000 and the last
+    frame lasts 1 / fps; with audio, times are shifted so the first frame is at 0. yuv420p when
+    width and height are even, else yuv444p. Float frames in
+    [0, 1] are accepted and converted. Optional AAC audio is fitted to the video's duration.
+    Written atomically (temp file + os.replace).
+    """
+    out_path = os.path.abspath(os.fspath(out_path))
+    fmt = _container_format(out_path)
+    rate = as_rate(fps)
+    wave = sr = None
+    if audio is not None:
+        wave, sr = _prepare_audio(audio, sample_rate, out_path)
+    if times is not None:
+        times = np.asarray(times, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(times)):
+            raise MediaError(f"NaN/Inf in frame times; refusing to write {out_path!r}.")
+        tb = _VFR_TIME_BASE
+        pts_all = np.rint(times * tb.denominator).astype(np.int64)
+        if len(pts_all) > 1 and np.any(np.diff(pts_all) <= 0):
+            raise MediaError(f"Frame times for {out_path!r} must be strictly increasing (at 1/90000 s resolution).")
+        last_dur = max(1, int(round(tb.denominator / float(rate))))
+        if wave is not None and len(pts_all):
+            pts_all = pts_all - pts_all[0]  # with audio the file starts at 0 (see mux_audio: AAC priming)
+    else:
+        tb = 1 / rate
+        pts_all = None
+        last_dur = 1
+    it = iter(frames)
+    try:
+        first = next(it)
+    except StopIteration:
+        raise MediaError(f"No frames to write to {out_path!r}.") from None
+    first = _as_uint8_frame(first, 0, out_path)
+    h, w = first.shape[:2]
+    pix_fmt = "yuv420p" if (w % 2 == 0 and h % 2 == 0) else "yuv444p"
+
+    with atomic_output(out_path) as tmp:
+        with av.open(tmp, mode="w", format=fmt, options=_mov_options(fmt, tb)) as out:
+            vs = out.add_stream("libx264", rate=rate)
+            vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+            vs.codec_context.time_base = tb
+            vs.time_base = tb
+            options = {"crf": str(int(crf)), "preset": str(preset)}
+            if pts_all is not None:
+                # MP4 stores sample durations as decode-order deltas; with B-frames and uneven
+                # intervals the last displayed frame's duration would be lost. No reordering keeps
+                # every frame's duration (and so the file's duration) exact.
+                options["bf"] = "0"
+            vs.options = options
+            start_pts = int(pts_all[0]) if pts_all is not None else 0
+            start = float(start_pts * tb)
+            track = None
+            if wave is not None:
+                # n_total is only known at the end for iterators; feed progressively, fit at the end.
+                track = _AacTrack(out, wave, sr, wave.shape[1], start, 192_000)
+
+            def encode(arr: np.ndarray, index: int, pts: int, dur: int) -> None:
+                frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+                frame.pts = pts
+                frame.time_base = tb
+                frame.duration = dur
+                for packet in vs.encode(frame):
+                    out.mux(packet)
+                if track is not None:
+                    track.push_until(float((pts - start_pts) * tb) - 0.5)
+
+            pending = (first, 0)
+            index = 0
+            for nxt in it:
+                index += 1
+                nxt = _as_uint8_frame(nxt, index, out_path)
+                if nxt.shape != first.shape:
+                    raise MediaError(
+                        f"Frame {index} for {out_path!r} has shape {nxt.shape}, expected {first.shape} like frame 0."
+                    )
+                arr, i = pending
+                if pts_all is not None:
+                    if index >= len(pts_all):
+                        raise MediaError(f"More frames than times ({len(pts_all)}) for {out_path!r}.")
+                    encode(arr, i, int(pts_all[i]), int(pts_all[index] - pts_all[i]))
+                else:
+                    encode(arr, i, i, 1)
+                pending = (nxt, index)
+            arr, i = pending
+            if pts_all is not None:
+                if i + 1 != len(pts_all):
+                    raise MediaError(f"Got {i + 1} frames but {len(pts_all)} times for {out_path!r}.")
+                end_pts = int(pts_all[i]) + last_dur
+                encode(arr, i, int(pts_all[i]), last_dur)
+            else:
+                end_pts = i + 1
+                encode(arr, i, i, 1)
+            for packet in vs.encode(None):
+                out.mux(packet)
+            if track is not None:
+                n_total = int(round(float((end_pts - start_pts) * tb) * sr))
+                track.wave = fit_length(track.wave, n_total)
+                track.n_total = n_total
+                track.finish()
+    return out_path
+
+
+_AUDIO_CODECS = {".m4a": ("aac", "mp4"), ".mp4": ("aac", "mp4"), ".aac": ("aac", "adts"),
+                 ".wav": ("pcm_s16le", "wav"), ".flac": ("flac", "flac"), ".mka": ("aac", "matroska")}
+
+
+def write_audio(path, wave: np.ndarray, sample_rate: int, *, layout: str = "stereo") -> str:
+    """Write an audio-only file (.m4a/.aac AAC, .wav PCM, .flac, .mka) from float [C, T]; returns its path.
+
+    layout: an FFmpeg layout name ("mono", "stereo", "5.1", ...); wave's channel count must match.
+    """
+    path = os.path.abspath(os.fspath(path))
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in _AUDIO_CODECS:
+        raise MediaError(f"Unsupported audio extension {ext!r} for {path!r}; use one of {sorted(_AUDIO_CODECS)}.")
+    codec, fmt = _AUDIO_CODECS[ext]
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim == 1:
+        wave = wave[None]
+    n_ch = av.AudioLayout(layout).nb_channels
+    if wave.shape[0] != n_ch:
+        raise MediaError(f"Layout {layout!r} has {n_ch} channels but the audio has {wave.shape[0]}.")
+    if not np.all(np.isfinite(wave)):
+        raise MediaError(f"NaN/Inf in audio; refusing to write {path!r}.")
+    wave = np.clip(wave, -1.0, 1.0)
+    with atomic_output(path) as tmp:
+        with av.open(tmp, mode="w", format=fmt) as out:
+            stream = out.add_stream(codec, rate=int(sample_rate), layout=layout)
+            if codec == "aac":
+                stream.bit_rate = 64_000 * n_ch
+            step = 8192
+            for i in range(0, max(wave.shape[1], 1), step):
+                chunk = np.ascontiguousarray(wave[:, i : i + step])
+                if chunk.shape[1] == 0:
+                    break
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+                frame.sample_rate = int(sample_rate)
+                frame.pts = i
+                frame.time_base = Fraction(1, int(sample_rate))
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+    return path
