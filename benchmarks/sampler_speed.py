@@ -38,8 +38,8 @@ if __package__ in (None, ""):  # run as a script: make the pack importable as v2
         sys.modules["v2m_zero"] = mod
         spec.loader.exec_module(mod)
 
-from v2m_zero.core.dit import V2MDiT, count_parameters, make_model_config  # noqa: E402
-from v2m_zero.core.flow import CFGDenoiser, make_noise, rf_timesteps, sample_euler  # noqa: E402
+from v2m_zero.core.model.dit import V2MDiT, count_parameters, make_model_config  # noqa: E402
+from v2m_zero.core.model.flow import CFGDenoiser, make_noise, rf_timesteps, sample_euler  # noqa: E402
 
 SIZES = {
     # name: DiT fields (head dim 64 throughout, as SAO 1.0)

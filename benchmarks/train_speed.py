@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sampler_speed as ss  # noqa: E402  (also makes the pack importable as v2m_zero)
 
-from v2m_zero.core.flow import rf_loss  # noqa: E402
+from v2m_zero.core.model.flow import rf_loss  # noqa: E402
 
 
 def step_fn(model, opt, batch: int, length: int, device: str, amp: bool, gen: torch.Generator):

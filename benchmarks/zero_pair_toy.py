@@ -67,7 +67,7 @@ import torch  # noqa: E402
 
 from v2m_zero.core.timing import curves, encoders, media  # noqa: E402
 from v2m_zero.core import generate, metrics, synth  # noqa: E402
-from v2m_zero.core.codec import PatchCodec  # noqa: E402
+from v2m_zero.core.model.codec import PatchCodec  # noqa: E402
 from v2m_zero.model_io.checkpoint import V2M_FORMAT, load_v2m_checkpoint, save_v2m_checkpoint  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -297,7 +297,7 @@ def make_videos(folder: str, n: int, seed: int) -> list[synth.SynthClip]:
 
 def manual_latents(gen, raw: curves.Curve | None, duration: float, steps: int, cfg: float, seed: int) -> torch.Tensor:
     """The sampling spelled out with curves/flow primitives (checks generate.* reproduces it)."""
-    from v2m_zero.core import flow
+    from v2m_zero.core.model import flow
 
     n = curves.latent_length(duration, SAMPLE_RATE / PATCH)
     if raw is None:

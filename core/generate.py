@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .timing import curves
-from .codec import AudioCodec, PatchCodec, load_codec
+from .model.codec import AudioCodec
 from .precision import torch_dtype
 from .errors import ModelError, V2MError
 
@@ -49,21 +49,6 @@ class Generator:
         return dict(self.meta.get("curve") or {})
 
 
-def codec_from_meta(meta: dict, checkpoint: str) -> AudioCodec:
-    """The codec a checkpoint declares: a weightless patch codec, or the VAE stored inside it."""
-    spec = meta.get("codec") or {}
-    kind = spec.get("type")
-    if kind == "patch":
-        return PatchCodec(**(spec.get("config") or {}))
-    try:
-        return load_codec(checkpoint)
-    except ModelError as exc:
-        raise ModelError(
-            f"{checkpoint} carries no audio codec ({exc}). Choose a codec file (models/v2m/codecs/, e.g. the "
-            "Stable Audio Open 1.0 model.safetensors) or write the checkpoint with its pretransform."
-        ) from None
-
-
 def load_generator(
     checkpoint: str,
     *,
@@ -74,14 +59,17 @@ def load_generator(
 ) -> Generator:
     """Load a V2M checkpoint, its codec (embedded, declared, or ``codec`` path) and T5 folder."""
     from ..model_io.checkpoint import build_dit_from_checkpoint
+    from ..model_io.codec import make_codec
+    from ..model_io.weights import SafetensorsFile
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = torch_dtype(precision)
-    dit = build_dit_from_checkpoint(checkpoint, device=dev, dtype=dtype)
+    file = SafetensorsFile(checkpoint)  # the header is parsed once for the DiT and the codec
+    dit = build_dit_from_checkpoint(file, device=dev, dtype=dtype)
     meta = dict(getattr(dit, "meta", {}) or {})
     if dit.curve_channels < 1:
         raise ModelError(f"{checkpoint} has no event-curve input channel: make one with `v2m-zero init-checkpoint`")
-    cod = load_codec(codec) if codec else codec_from_meta(meta, checkpoint)
+    cod = make_codec(codec) if codec else make_codec(meta.get("codec") or {"type": "oobleck"}, checkpoint=file)
     if isinstance(cod, torch.nn.Module):
         cod = cod.to(dev)
     if cod.latent_channels != dit.config.io_channels:
@@ -92,9 +80,9 @@ def load_generator(
     if needs_text and text_spec == "t5":
         if not text_encoder:
             raise ModelError(f"{checkpoint} is conditioned on T5 text: choose a T5 folder (models/v2m/text_encoders/t5-base)")
-        from .text import T5TextEncoder
+        from ..model_io.text import load_t5
 
-        text = T5TextEncoder.from_folder(text_encoder, device=dev)
+        text = load_t5(text_encoder, device=dev)
     return Generator(dit=dit, codec=cod, text=text, meta=meta, device=dev, dtype=dtype)
 
 
@@ -144,7 +132,7 @@ def sample_latents(
     callback: Callable[[dict], None] | None = None,
 ) -> torch.Tensor:
     """Euler sampling of the rectified flow with CFG → latents [1, D, L] (float32, CPU)."""
-    from . import flow
+    from .model import flow
 
     if uncond not in UNCOND_CHOICES:
         raise V2MError(f"uncond must be one of {UNCOND_CHOICES}, got {uncond!r}")

@@ -50,10 +50,8 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "CACHE_VERSION",
     "PrepareResult",
-    "codec_spec",
     "find_audio_files",
     "load_manifest",
-    "make_codec",
     "prepare_dataset",
     "read_captions",
 ]
@@ -76,52 +74,6 @@ class PrepareResult:
     uncaptioned: int = 0
     rebuilt: bool = False
     messages: list = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------------------------
-# codec
-
-
-def make_codec(codec: Any = "patch"):
-    """An :class:`~core.codec.AudioCodec` from ``"patch"``, ``"patch:P:C:SR"`` (patch size,
-    channels, sample rate), a spec dict (``{"type": "patch", "config": {...}}`` or ``{"type":
-    "oobleck", "path": ...}``), a codec weights path, or a codec instance."""
-    from .codec import AudioCodec, PatchCodec, load_codec
-
-    if isinstance(codec, AudioCodec):
-        return codec
-    if isinstance(codec, Mapping):
-        kind = codec.get("type")
-        if kind == "patch":
-            return PatchCodec(**dict(codec.get("config") or {}))
-        if kind == "oobleck" and codec.get("path"):
-            return load_codec(codec["path"])
-        raise V2MError(f"codec spec {dict(codec)!r}: type must be 'patch' (with config) or 'oobleck' (with path)")
-    s = str(codec)
-    if s == "patch" or s.startswith("patch:"):
-        parts = s.split(":")[1:]
-        try:
-            vals = [int(x) for x in parts]
-        except ValueError:
-            raise V2MError(f"codec {s!r}: write patch:PATCH_SIZE:CHANNELS:SAMPLE_RATE, e.g. patch:32:2:44100") from None
-        keys = ("patch_size", "audio_channels", "sample_rate")
-        return PatchCodec(**dict(zip(keys, vals)))
-    return load_codec(s)
-
-
-def codec_spec(codec, source: Any = None) -> dict:
-    """JSON description of a codec (cache spec and checkpoint metadata ``codec``)."""
-    from .codec import PatchCodec
-
-    if isinstance(codec, PatchCodec):
-        return {"type": "patch", "config": {"patch_size": codec.patch_size, "audio_channels": codec.audio_channels,
-                                            "sample_rate": codec.sample_rate, "scale": codec.scale}}
-    spec = {"type": "oobleck", "config": dict(getattr(codec, "config", {}) or {})}
-    if source is not None and not isinstance(source, Mapping) and not hasattr(source, "encode"):
-        spec["path"] = os.path.abspath(str(source))
-    elif isinstance(source, Mapping) and source.get("path"):
-        spec["path"] = source["path"]
-    return spec
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,6 +195,7 @@ def prepare_dataset(
     """
     import torch
 
+    from ..model_io.codec import codec_spec, make_codec
     from .timing.media import decode_audio
     from .music_encoders import CodecMusicEncoder, MusicEncoder, get_music_encoder
 

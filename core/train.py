@@ -467,7 +467,7 @@ class _Runtime:
 
 
 def _build_model(cfg: Mapping, spec: Mapping, text_dim: int | None):
-    from .dit import V2MDiT, make_model_config
+    from .model.dit import V2MDiT, make_model_config
 
     m = cfg["model"]
     carried: dict[str, torch.Tensor] = {}
@@ -513,9 +513,9 @@ class _Text:
         enc = cfg["text"]["encoder"]
         self.t5 = None
         if enc not in (None, "", "none"):
-            from .text import T5TextEncoder
+            from ..model_io.text import load_t5
 
-            self.t5 = T5TextEncoder.from_folder(enc, max_length=int(cfg["text"]["max_length"]), device=device)
+            self.t5 = load_t5(enc, max_length=int(cfg["text"]["max_length"]), device=device)
 
     @property
     def dim(self) -> int | None:
@@ -687,7 +687,7 @@ class _Trainer:
         state.update(self.carried)
         codec = dict(self.spec["codec"])
         if codec.get("type") == "oobleck" and not any(k.startswith("pretransform.") for k in state):
-            from .prepare import make_codec
+            from ..model_io.codec import make_codec
 
             vae = make_codec(codec)
             state.update({"pretransform.model." + k: v for k, v in vae.state_dict().items()})
@@ -759,7 +759,7 @@ class _Trainer:
     # ---- one optimiser step
 
     def _loss(self, batch: dict) -> torch.Tensor:
-        from . import flow
+        from .model import flow
 
         dev = self.rt.device
         core = self.rt.unwrap(self.model)
@@ -838,7 +838,7 @@ class _Trainer:
     def _curve_tools(self):
         if self._val_tools is None:
             from .music_encoders import CodecMusicEncoder, get_music_encoder
-            from .prepare import make_codec
+            from ..model_io.codec import make_codec
 
             codec = make_codec(self.spec["codec"])
             if isinstance(codec, torch.nn.Module):
@@ -860,7 +860,7 @@ class _Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict:
-        from . import flow
+        from .model import flow
         from .metrics import _pearson
 
         if len(self.val_ids) == 0 or not self.rt.is_main:

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 from ..core.errors import ModelError
 from .weights import (
+    SafetensorsFile,
     diff_state_dict,
     list_keys,
     read_safetensors,
@@ -41,9 +42,9 @@ OPTIONAL_BUFFER_SUFFIXES = ("rotary_pos_emb.inv_freq", "_norm.beta", "pre_norm.b
 NON_DIT_PREFIXES = ("pretransform.",)
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+def read_metadata(path: "str | os.PathLike | SafetensorsFile") -> dict[str, Any]:
     """Decoded V2M metadata without loading tensors (cheap: reads the header only)."""
-    _, raw = read_safetensors_header(path)
+    raw = path.metadata if isinstance(path, SafetensorsFile) else read_safetensors_header(path)[1]
     return _decode_meta(raw, path)
 
 
@@ -114,7 +115,7 @@ def save_v2m_checkpoint(path: str | os.PathLike, state_dict: Mapping[str, Any], 
 
 
 def load_v2m_checkpoint(
-    path: str | os.PathLike, device: str = "cpu", skip_prefixes: tuple[str, ...] = ()
+    path: "str | os.PathLike | SafetensorsFile", device: str = "cpu", skip_prefixes: tuple[str, ...] = ()
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(state_dict, meta)`` of a V2M checkpoint; ``ModelError`` naming the file if it is not one.
     ``skip_prefixes=("pretransform.",)`` leaves the codec's tensors unread."""
@@ -124,7 +125,7 @@ def load_v2m_checkpoint(
     return tensors, meta
 
 
-def check_state_dict(model, state_dict: Mapping[str, Any], source: str = "state dict") -> dict[str, Any]:
+def complete_dit_state_dict(model, state_dict: Mapping[str, Any], source: str = "state dict") -> dict[str, Any]:
     """Strict key/shape check of ``state_dict`` against ``model``; returns the dict to load.
 
     Optional derived buffers (rotary ``inv_freq``, LayerNorm ``beta``) missing from the file are
@@ -163,7 +164,7 @@ def _default_buffer(model, key: str):
     raise ModelError(f"no default for missing buffer {key}")  # pragma: no cover
 
 
-def build_dit_from_checkpoint(path: str | os.PathLike, device="cpu", dtype=None):
+def build_dit_from_checkpoint(path: "str | os.PathLike | SafetensorsFile", device="cpu", dtype=None):
     """Build a :class:`~core.dit.V2MDiT` from a V2M checkpoint, strictly checked.
 
     The module is created on the meta device and the file's tensors are assigned (no double
@@ -173,7 +174,7 @@ def build_dit_from_checkpoint(path: str | os.PathLike, device="cpu", dtype=None)
     """
     import torch
 
-    from ..core.dit import V2MDiT
+    from ..core.model.dit import V2MDiT
 
     state, meta = load_v2m_checkpoint(path, skip_prefixes=NON_DIT_PREFIXES)
     try:
@@ -181,7 +182,7 @@ def build_dit_from_checkpoint(path: str | os.PathLike, device="cpu", dtype=None)
             model = V2MDiT(meta["model_config"], objective=meta["objective"])
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}") from exc
-    full = check_state_dict(model, state, source=str(path))
+    full = complete_dit_state_dict(model, state, source=str(path))
     model.load_state_dict(full, strict=True, assign=True)
     model.to(device=device)
     if dtype is not None:

@@ -93,6 +93,51 @@ def sao1_model_config(with_curve: bool = False) -> dict[str, Any]:
     return cfg
 
 
+def widen_for_curve(
+    state_dict: Mapping[str, Any], model_config: Mapping[str, Any], channels: int = 1, curve_id: str = "curve"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Add ``channels`` input-concat channels (the event curve) with zero weights.
+
+    stable-audio-tools concatenates input-concat conditioning *after* the latent channels, then
+    applies ``x + preprocess_conv(x)`` over all channels and ``project_in``. So the new channel is
+    index ``io_channels + old_concat_dim``; ``preprocess_conv.weight`` [C,C,1] → [C+k,C+k,1] and
+    ``transformer.project_in.weight`` [D,C] → [D,C+k] gain zero rows/columns. The latent channels'
+    path is then untouched and the curve reaches project_in only through zero weights: outputs
+    are bit-identical until training moves those weights.
+    """
+    cfg = copy.deepcopy(dict(model_config))
+    diff = cfg.setdefault("diffusion", {})
+    dcfg = diff.setdefault("config", {})
+    ids = list(diff.get("input_concat_ids", []))
+    if curve_id in ids:
+        raise ModelError(f"the model already has an input-concat conditioner {curve_id!r}")
+    sd = dict(state_dict)
+    conv_key = DIT_PREFIX + "preprocess_conv.weight"
+    proj_key = DIT_PREFIX + "transformer.project_in.weight"
+    for k in (conv_key, proj_key):
+        if k not in sd:
+            raise ModelError(f"cannot widen: {k} missing from the state dict")
+    conv, proj = sd[conv_key], sd[proj_key]
+    c = conv.shape[0]
+    patch = int(dcfg.get("patch_size", 1))
+    if proj.shape[1] != c * patch:
+        raise ModelError(f"cannot widen: project_in {tuple(proj.shape)} does not match preprocess_conv {tuple(conv.shape)}")
+    new_conv = conv.new_zeros(c + channels, c + channels, conv.shape[2])
+    new_conv[:c, :c] = conv
+    # project_in sees patches flattened as (channel, patch) pairs: channel-major, patch-minor
+    d = proj.shape[0]
+    new_proj = proj.new_zeros(d, c + channels, patch)
+    new_proj[:, :c] = proj.reshape(d, c, patch)
+    sd[conv_key] = new_conv
+    sd[proj_key] = new_proj.reshape(d, (c + channels) * patch)
+    dcfg["input_concat_dim"] = int(dcfg.get("input_concat_dim", 0)) + channels
+    diff["input_concat_ids"] = ids + [curve_id]
+    cond = cfg.setdefault("conditioning", {"configs": [], "cond_dim": dcfg.get("cond_token_dim", 768)})
+    if not any(item.get("id") == curve_id for item in cond.setdefault("configs", [])):
+        cond["configs"].append({"id": curve_id, "type": "curve", "config": {"channels": channels}})
+    return sd, cfg
+
+
 def split_sao_state_dict(state_dict: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Split a stable-audio-tools single-file state dict into ``dit``/``conditioner``/``pretransform``
     parts (keys keep their full prefixes) and ``other`` (anything else)."""
@@ -140,15 +185,15 @@ def init_from_sao(
     layout, other sizes); the file's weights are strictly checked against it either way."""
     import torch
 
-    from ..core.dit import V2MDiT, widen_for_curve
-    from .checkpoint import V2M_FORMAT, check_state_dict, save_v2m_checkpoint
+    from ..core.model.dit import V2MDiT
+    from .checkpoint import V2M_FORMAT, complete_dit_state_dict, save_v2m_checkpoint
 
     parts = load_sao_file(path)
     base_cfg = copy.deepcopy(dict(base_config)) if base_config is not None else sao1_model_config(with_curve=False)
     dit_sd = {**parts["dit"], **parts["conditioner"]}
     with torch.device("meta"):
         base = V2MDiT(base_cfg)
-    dit_sd = check_state_dict(base, dit_sd, source=str(path))
+    dit_sd = complete_dit_state_dict(base, dit_sd, source=str(path))
     widened, cfg = widen_for_curve(dit_sd, base_cfg)
     state = dict(widened)
     if include_pretransform:

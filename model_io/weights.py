@@ -19,6 +19,7 @@ from ..core.errors import ModelError
 __all__ = [
     "read_safetensors",
     "read_safetensors_header",
+    "SafetensorsFile",
     "write_safetensors",
     "strip_prefix",
     "diff_state_dict",
@@ -102,8 +103,29 @@ def read_safetensors_header(path: str | os.PathLike) -> tuple[dict[str, dict[str
     return header, dict(metadata)
 
 
+class SafetensorsFile:
+    """One safetensors file whose header is validated and parsed once (tensors are read on demand).
+
+    Pass it instead of a path to :func:`read_safetensors` (and to the loaders built on it) when
+    several readers take parts of the same file, e.g. a V2M checkpoint's DiT and its codec.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.header, self.metadata = read_safetensors_header(self.path)
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def keys(self) -> list[str]:
+        return list(self.header)
+
+
 def read_safetensors(
-    path: str | os.PathLike, *, prefix: str | None = None, device: Any = "cpu",
+    path: "str | os.PathLike | SafetensorsFile", *, prefix: str | None = None, device: Any = "cpu",
     skip_prefixes: Iterable[str] = (),
 ) -> tuple[dict[str, "torch.Tensor"], dict[str, str]]:  # noqa: F821
     """Load tensors (optionally only those under ``prefix``, with it stripped) and the metadata.
@@ -114,8 +136,8 @@ def read_safetensors(
     """
     from safetensors import safe_open
 
-    header, metadata = read_safetensors_header(path)
-    p = Path(path)
+    f = path if isinstance(path, SafetensorsFile) else SafetensorsFile(path)
+    header, metadata, p = f.header, f.metadata, f.path
     keys = list(header)
     if prefix:
         keys = [k for k in keys if k.startswith(prefix)]

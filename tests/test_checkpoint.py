@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from v2m_zero.core.commands import init_checkpoint
-from v2m_zero.core.dit import V2MDiT, make_model_config
+from v2m_zero.core.model.dit import V2MDiT, make_model_config
 from v2m_zero.core.errors import ModelError, V2MError
 from v2m_zero.model_io import sao
 from v2m_zero.model_io.checkpoint import (

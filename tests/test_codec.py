@@ -9,14 +9,9 @@ import warnings
 import pytest
 import torch
 
-from v2m_zero.core.codec import (
-    SAO_VAE_CONFIG,
-    OobleckVAE,
-    PatchCodec,
-    diffusers_to_oobleck,
-    infer_oobleck_config,
-    load_codec,
-)
+from v2m_zero.core.model.oobleck import SAO_VAE_CONFIG, OobleckVAE
+from v2m_zero.core.model.codec import PatchCodec
+from v2m_zero.model_io.codec import diffusers_to_oobleck, infer_oobleck_config, load_codec
 from v2m_zero.core.errors import ModelError
 from v2m_zero.model_io.weights import (
     check_state_dict,

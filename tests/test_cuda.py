@@ -28,7 +28,7 @@ def test_same_seed_same_music_on_cpu_and_cuda(tmp_path):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_dit_is_close_to_fp32(dtype):
-    from v2m_zero.core.dit import V2MDiT, make_model_config
+    from v2m_zero.core.model.dit import V2MDiT, make_model_config
 
     torch.manual_seed(0)
     cfg = make_model_config(io_channels=64, embed_dim=256, depth=4, num_heads=4, cond_token_dim=128, with_curve=True)
@@ -45,8 +45,8 @@ def test_half_precision_dit_is_close_to_fp32(dtype):
 
 
 def test_cuda_training_step_lowers_loss():
-    from v2m_zero.core import flow
-    from v2m_zero.core.dit import V2MDiT, make_model_config
+    from v2m_zero.core.model import flow
+    from v2m_zero.core.model.dit import V2MDiT, make_model_config
 
     torch.manual_seed(0)
     cfg = make_model_config(io_channels=16, embed_dim=128, depth=2, num_heads=2, cond_token_dim=64, with_curve=True)

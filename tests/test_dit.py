@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from v2m_zero.core.dit import (
-    DiTConfig,
-    V2MDiT,
-    count_parameters,
-    make_model_config,
-    widen_for_curve,
-)
+from v2m_zero.core.model.dit import DiTConfig, V2MDiT, count_parameters, make_model_config
+from v2m_zero.model_io.sao import widen_for_curve
 from v2m_zero.core.errors import CurveError, ModelError
 from v2m_zero.model_io.sao import (
     conditioners_to_diffusers,

@@ -7,18 +7,9 @@ import math
 import pytest
 import torch
 
-from v2m_zero.core.dit import V2MDiT, make_model_config
+from v2m_zero.core.model.dit import V2MDiT, make_model_config
 from v2m_zero.core.errors import V2MError
-from v2m_zero.core.flow import (
-    CFGDenoiser,
-    VPredictionVelocity,
-    make_noise,
-    rf_loss,
-    rf_timesteps,
-    sample_euler,
-    v_timesteps,
-    velocity_model,
-)
+from v2m_zero.core.model.flow import CFGDenoiser, VPredictionVelocity, make_noise, rf_loss, rf_timesteps, sample_euler, v_timesteps, velocity_model
 
 MU, SIG = 1.5, 0.5  # data x0 ~ N(MU, SIG²), elementwise
 

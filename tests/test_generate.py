@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from tiny_models import PATCH, tiny_v2m_checkpoint
-from v2m_zero.core import flow, generate
+from v2m_zero.core.model import flow
+from v2m_zero.core import generate
 from v2m_zero.core.timing.curves import Curve
 from v2m_zero.core.errors import ModelError, V2MError
 
@@ -83,7 +84,7 @@ def test_wrong_curve_length_is_clear(gen):
 
 
 def test_checkpoint_without_curve_channel_is_refused(tmp_path):
-    from v2m_zero.core.dit import V2MDiT, make_model_config
+    from v2m_zero.core.model.dit import V2MDiT, make_model_config
     from v2m_zero.model_io.checkpoint import V2M_FORMAT, save_v2m_checkpoint
 
     cfg = make_model_config(io_channels=16, embed_dim=64, depth=1, num_heads=2, cond_token_dim=32)
@@ -111,7 +112,7 @@ def test_negative_prompt_replaces_text_in_uncond_branch():
 def test_t5_conditioned_checkpoint_with_prompt_and_negative_prompt(tmp_path):
     import test_text
 
-    from v2m_zero.core.text import T5TextEncoder
+    from v2m_zero.core.model.text import T5TextEncoder
 
     folder = tmp_path / "t5-tiny"
     from transformers import T5Config, T5EncoderModel

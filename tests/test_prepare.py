@@ -9,15 +9,10 @@ import torch
 from v2m_zero.core.timing import curves, media
 from v2m_zero.core import synth
 from v2m_zero.core.errors import ModelError, V2MError
-from v2m_zero.core.music_encoders import (
-    CodecMusicEncoder,
-    LogMelEncoder,
-    MusicFMEncoder,
-    get_music_encoder,
-    load_musicfm,
-    music_encoder_ids,
-)
-from v2m_zero.core.prepare import make_codec, prepare_dataset
+from v2m_zero.core.music_encoders import CodecMusicEncoder, LogMelEncoder, MusicFMEncoder, get_music_encoder, music_encoder_ids
+from v2m_zero.model_io.musicfm import load_musicfm
+from v2m_zero.model_io.codec import make_codec
+from v2m_zero.core.prepare import prepare_dataset
 from v2m_zero.model_io.weights import read_safetensors
 
 SR = 1600
@@ -165,7 +160,7 @@ def test_logmel_and_codec_features_have_times():
 
 
 def _tiny_musicfm(seed=0):
-    from v2m_zero.core.music_encoders import MusicFM25Hz, musicfm_conformer_config
+    from v2m_zero.core.model.musicfm import MusicFM25Hz, musicfm_conformer_config
 
     torch.manual_seed(seed)
     cfg = musicfm_conformer_config(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=96,
@@ -261,8 +256,8 @@ def test_cli_prepare_end_to_end(tmp_path, capsys):
 
 
 def test_codec_spec_round_trips_patch_scale():
-    from v2m_zero.core.codec import PatchCodec
-    from v2m_zero.core.prepare import codec_spec, make_codec
+    from v2m_zero.core.model.codec import PatchCodec
+    from v2m_zero.model_io.codec import codec_spec, make_codec
 
     spec = codec_spec(PatchCodec(patch_size=64, audio_channels=1, sample_rate=4000, scale=0.25))
     again = make_codec(spec)

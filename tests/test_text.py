@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from v2m_zero.core.errors import ModelError
-from v2m_zero.core.text import T5TextEncoder, find_t5_files
+from v2m_zero.model_io.text import find_t5_files, load_t5
 
 WORDS = "a calm piano piece with soft drums and strings upbeat electronic dance track".split()
 
@@ -39,7 +39,7 @@ def t5_folder(tmp_path_factory):
 
 
 def test_encode_shapes_mask_and_zeroed_padding(t5_folder):
-    enc = T5TextEncoder.from_folder(t5_folder)
+    enc = load_t5(t5_folder)
     assert enc.dim == 16 and enc.max_length == 128 and enc.dtype == torch.float32
     tokens, mask = enc.encode(["a calm piano piece", "upbeat electronic dance track with drums"])
     assert tokens.shape == (2, 128, 16) and tokens.dtype == torch.float32
@@ -56,8 +56,8 @@ def test_encode_shapes_mask_and_zeroed_padding(t5_folder):
 
 
 def test_deterministic_and_reload_identical(t5_folder):
-    a = T5TextEncoder.from_folder(t5_folder)
-    b = T5TextEncoder.from_folder(t5_folder)
+    a = load_t5(t5_folder)
+    b = load_t5(t5_folder)
     t1, m1 = a.encode("soft strings")
     t2, m2 = a.encode(["soft strings"])
     t3, _ = b.encode(["soft strings"])
@@ -68,14 +68,14 @@ def test_deterministic_and_reload_identical(t5_folder):
 
 
 def test_truncation_and_custom_length(t5_folder):
-    enc = T5TextEncoder.from_folder(t5_folder, max_length=4, dtype=torch.float64)
+    enc = load_t5(t5_folder, max_length=4, dtype=torch.float64)
     tokens, mask = enc.encode(["a calm piano piece with soft drums"])
     assert tokens.shape == (1, 4, 16) and tokens.dtype == torch.float32
     assert mask.all()
 
 
 def test_null_conditions(t5_folder):
-    enc = T5TextEncoder.from_folder(t5_folder)
+    enc = load_t5(t5_folder)
     zeros, zmask = enc.null_condition(3)
     assert zeros.shape == (3, 128, 16) and (zeros == 0).all() and zmask.all()
     empty, emask = enc.null_condition(2, mode="empty")
@@ -93,26 +93,26 @@ def test_diffusers_style_subfolders(t5_folder, tmp_path):
         f.rename(tmp_path / "tokenizer" / f.name)
     model_dir, tok_dir = find_t5_files(tmp_path)
     assert model_dir.name == "text_encoder" and tok_dir.name == "tokenizer"
-    t1, _ = T5TextEncoder.from_folder(tmp_path).encode("calm piano")
-    t2, _ = T5TextEncoder.from_folder(t5_folder).encode("calm piano")
+    t1, _ = load_t5(tmp_path).encode("calm piano")
+    t2, _ = load_t5(t5_folder).encode("calm piano")
     assert torch.equal(t1, t2)
 
 
 def test_missing_or_incomplete_folder(t5_folder, tmp_path):
     with pytest.raises(ModelError, match=r"not found.*models/v2m/text_encoders/t5-base"):
-        T5TextEncoder.from_folder(tmp_path / "absent")
+        load_t5(tmp_path / "absent")
     no_tok = tmp_path / "no_tok"
     shutil.copytree(t5_folder, no_tok)
     (no_tok / "tokenizer.json").unlink()
     with pytest.raises(ModelError, match=r"no_tok.*tokenizer"):
-        T5TextEncoder.from_folder(no_tok)
+        load_t5(no_tok)
     no_cfg = tmp_path / "no_cfg"
     shutil.copytree(t5_folder, no_cfg)
     (no_cfg / "config.json").unlink()
     with pytest.raises(ModelError, match=r"no_cfg.*config\.json"):
-        T5TextEncoder.from_folder(no_cfg)
+        load_t5(no_cfg)
     no_weights = tmp_path / "no_weights"
     shutil.copytree(t5_folder, no_weights)
     (no_weights / "model.safetensors").rename(no_weights / "pytorch_model.bin")
     with pytest.raises(ModelError, match=r"no_weights.*model\.safetensors.*pytorch_model\.bin"):
-        T5TextEncoder.from_folder(no_weights)
+        load_t5(no_weights)

@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 import torch
-from v2m_zero.core import flow, synth
+from v2m_zero.core.model import flow
+from v2m_zero.core import synth
 from v2m_zero.core.timing import media
 from v2m_zero.core.errors import V2MError
 from v2m_zero.core.prepare import prepare_dataset
@@ -52,7 +53,7 @@ def _cfg(cache, run_dir, **over):
 
 
 def test_one_optimizer_step_lowers_loss_on_fixed_batch(cache):
-    from v2m_zero.core.dit import V2MDiT, make_model_config
+    from v2m_zero.core.model.dit import V2MDiT, make_model_config
 
     torch.manual_seed(0)
     model = V2MDiT(make_model_config(io_channels=16, embed_dim=64, depth=2, num_heads=2, cond_token_dim=32, with_curve=True),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from v2m_zero.core.dit import V2MDiT, make_model_config
+from v2m_zero.core.model.dit import V2MDiT, make_model_config
 from v2m_zero.model_io.checkpoint import V2M_FORMAT, save_v2m_checkpoint
 
 # A weightless patch codec at a low rate keeps latents short: 16 channels at 100 Hz.

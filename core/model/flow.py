@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from .errors import ModelError, V2MError
+from ..errors import ModelError, V2MError
 
 OBJECTIVES = ("rectified_flow", "v")
 UNCOND_MODES = ("both", "text", "curve")

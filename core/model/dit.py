@@ -14,23 +14,22 @@ Conditioning is data: the model config lists which conditioner ids feed cross-at
 global (prepended) token and the input-concat channels. V2M-Zero's event curve is one
 input-concat conditioner (``input_concat_ids: ["curve"]``, ``input_concat_dim: 1``): it is
 concatenated to the latent along channels *after* the latent channels, before ``preprocess_conv``
-and ``project_in``, as stable-audio-tools does. :func:`widen_for_curve` grows a pretrained
+and ``project_in``, as stable-audio-tools does. ``model_io.sao.widen_for_curve`` grows a pretrained
 checkpoint by that channel with zero weights, so outputs are unchanged until training.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint as _checkpoint
 
-from .errors import CurveError, ModelError, V2MError
+from ..errors import CurveError, ModelError, V2MError
+from .blocks import ContinuousTransformer, FourierFeatures, mlp
+from .conditioners import MultiConditioner, build_conditioners, default_conditioning_config
 
 # --------------------------------------------------------------------------------------------
 # configuration
@@ -122,182 +121,7 @@ class DiTConfig:
 
 
 # --------------------------------------------------------------------------------------------
-# building blocks (names of submodules are the checkpoint's key names)
-
-
-class FourierFeatures(nn.Module):
-    """Random Fourier features of the timestep: ``[cos(2π t W), sin(2π t W)]``."""
-
-    def __init__(self, in_features: int, out_features: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_features // 2, in_features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = 2 * math.pi * x @ self.weight.T
-        return torch.cat([f.cos(), f.sin()], dim=-1)
-
-
-class LayerNorm(nn.Module):
-    """Bias-free LayerNorm of stable-audio-tools: ``gamma`` parameter, ``beta`` a zero buffer."""
-
-    def __init__(self, dim: int, eps: float = 1e-5):
-        super().__init__()
-        self.gamma = nn.Parameter(torch.ones(dim))
-        self.register_buffer("beta", torch.zeros(dim))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, x.shape[-1:], weight=self.gamma, bias=self.beta, eps=self.eps)
-
-
-class RotaryEmbedding(nn.Module):
-    """Rotary position frequencies; ``inv_freq`` is a checkpoint buffer kept in float32."""
-
-    def __init__(self, dim: int, base: float = 10000.0):
-        super().__init__()
-        self.register_buffer("inv_freq", 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim)))
-
-    def _apply(self, fn, *args, **kwargs):
-        # Casting the model to bf16 must not quantise the frequencies (positions up to ~1000
-        # would drift by whole radians): keep the buffer in float32 whatever dtype the rest has.
-        keep = self.inv_freq
-        out = super()._apply(fn, *args, **kwargs)
-        if keep.device.type != "meta" and self.inv_freq.dtype != torch.float32:
-            self.inv_freq = keep.to(device=self.inv_freq.device, dtype=torch.float32)
-        return out
-
-    def forward(self, seq_len: int, device: torch.device) -> torch.Tensor:
-        pos = torch.arange(seq_len, device=device, dtype=torch.float32)
-        freqs = torch.outer(pos, self.inv_freq.to(device=device, dtype=torch.float32))
-        return torch.cat((freqs, freqs), dim=-1)  # [N, rotary_dim]
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
-
-
-def apply_partial_rotary(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
-    """Rotate the first ``freqs.shape[-1]`` channels of each head (in float32); keep the rest."""
-    rot = freqs.shape[-1]
-    xr, xp = x[..., :rot].float(), x[..., rot:]
-    xr = xr * freqs.cos() + _rotate_half(xr) * freqs.sin()
-    return torch.cat((xr.to(x.dtype), xp), dim=-1)
-
-
-class Attention(nn.Module):
-    """Multi-head attention via PyTorch SDPA; fused ``to_qkv`` for self-, ``to_q``/``to_kv`` for cross-.
-
-    Cross-attention keys/values keep the context width, so they may have fewer heads than the
-    queries (SAO 1.0: 12 kv heads of 64 for 768-wide T5 tokens vs 24 query heads); each kv head
-    serves consecutive query heads (``repeat_interleave``), as stable-audio-tools does.
-    """
-
-    def __init__(self, dim: int, dim_heads: int, dim_context: int | None = None):
-        super().__init__()
-        self.dim_heads = dim_heads
-        self.num_heads = dim // dim_heads
-        dim_kv = dim_context if dim_context is not None else dim
-        self.kv_heads = dim_kv // dim_heads
-        if dim_context is not None:
-            self.to_q = nn.Linear(dim, dim, bias=False)
-            self.to_kv = nn.Linear(dim_kv, dim_kv * 2, bias=False)
-        else:
-            self.to_qkv = nn.Linear(dim, dim * 3, bias=False)
-        self.to_out = nn.Linear(dim, dim, bias=False)
-
-    def _heads(self, t: torch.Tensor, h: int) -> torch.Tensor:
-        b, n, _ = t.shape
-        return t.view(b, n, h, self.dim_heads).transpose(1, 2)
-
-    def forward(self, x, context=None, rotary=None, context_mask=None):
-        if context is None:
-            q, k, v = self.to_qkv(x).chunk(3, dim=-1)
-            q, k, v = (self._heads(t, self.num_heads) for t in (q, k, v))
-        else:
-            q = self._heads(self.to_q(x), self.num_heads)
-            k, v = self.to_kv(context).chunk(2, dim=-1)
-            k, v = self._heads(k, self.kv_heads), self._heads(v, self.kv_heads)
-        if rotary is not None:
-            q, k = apply_partial_rotary(q, rotary), apply_partial_rotary(k, rotary)
-        if self.kv_heads != self.num_heads:
-            rep = self.num_heads // self.kv_heads
-            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-        mask = None
-        if context_mask is not None:
-            mask = context_mask[:, None, None, :]
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        b, h, n, d = out.shape
-        return self.to_out(out.transpose(1, 2).reshape(b, n, h * d))
-
-
-class GLU(nn.Module):
-    def __init__(self, dim_in: int, dim_out: int):
-        super().__init__()
-        self.proj = nn.Linear(dim_in, dim_out * 2)
-
-    def forward(self, x):
-        x, gate = self.proj(x).chunk(2, dim=-1)
-        return x * F.silu(gate)
-
-
-class FeedForward(nn.Module):
-    """SwiGLU feed-forward; ``ff.0`` is the GLU, ``ff.1`` an identity slot, ``ff.2`` the output."""
-
-    def __init__(self, dim: int, mult: int = 4):
-        super().__init__()
-        inner = dim * mult
-        self.ff = nn.Sequential(GLU(dim, inner), nn.Identity(), nn.Linear(inner, dim))
-
-    def forward(self, x):
-        return self.ff(x)
-
-
-class TransformerBlock(nn.Module):
-    def __init__(self, dim: int, dim_heads: int, dim_context: int | None, ff_mult: int):
-        super().__init__()
-        self.pre_norm = LayerNorm(dim)
-        self.self_attn = Attention(dim, dim_heads)
-        self.cross_attend = dim_context is not None
-        if self.cross_attend:
-            self.cross_attend_norm = LayerNorm(dim)
-            self.cross_attn = Attention(dim, dim_heads, dim_context=dim_context)
-        self.ff_norm = LayerNorm(dim)
-        self.ff = FeedForward(dim, ff_mult)
-
-    def forward(self, x, rotary, context=None, context_mask=None):
-        x = x + self.self_attn(self.pre_norm(x), rotary=rotary)
-        if context is not None and self.cross_attend:
-            x = x + self.cross_attn(self.cross_attend_norm(x), context=context, context_mask=context_mask)
-        return x + self.ff(self.ff_norm(x))
-
-
-class ContinuousTransformer(nn.Module):
-    def __init__(self, dim, depth, dim_in, dim_out, dim_heads, dim_context, ff_mult, rotary_dim):
-        super().__init__()
-        self.project_in = nn.Linear(dim_in, dim, bias=False)
-        self.project_out = nn.Linear(dim, dim_out, bias=False)
-        self.rotary_pos_emb = RotaryEmbedding(rotary_dim)
-        self.layers = nn.ModuleList(
-            TransformerBlock(dim, dim_heads, dim_context, ff_mult) for _ in range(depth)
-        )
-        self.gradient_checkpointing = False
-
-    def forward(self, x, prepend_embeds=None, context=None, context_mask=None):
-        x = self.project_in(x)
-        if prepend_embeds is not None:
-            x = torch.cat((prepend_embeds.to(x.dtype), x), dim=-2)
-        rotary = self.rotary_pos_emb(x.shape[1], x.device)
-        for layer in self.layers:
-            if self.gradient_checkpointing and torch.is_grad_enabled():
-                x = _checkpoint(layer, x, rotary, context, context_mask, use_reentrant=False)
-            else:
-                x = layer(x, rotary, context, context_mask)
-        return self.project_out(x)
-
-
-def _mlp(d_in: int, d_out: int, bias: bool) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, d_out, bias=bias), nn.SiLU(), nn.Linear(d_out, d_out, bias=bias))
+# the transformer
 
 
 class DiffusionTransformer(nn.Module):
@@ -313,13 +137,13 @@ class DiffusionTransformer(nn.Module):
         c = self.config = config
         d = c.embed_dim
         self.timestep_features = FourierFeatures(1, c.timestep_features_dim)
-        self.to_timestep_embed = _mlp(c.timestep_features_dim, d, bias=True)
+        self.to_timestep_embed = mlp(c.timestep_features_dim, d, bias=True)
         if c.cond_token_dim > 0:
-            self.to_cond_embed = _mlp(c.cond_token_dim, c.cond_embed_dim, bias=False)
+            self.to_cond_embed = mlp(c.cond_token_dim, c.cond_embed_dim, bias=False)
         if c.global_cond_dim > 0:
-            self.to_global_embed = _mlp(c.global_cond_dim, d if c.project_global_cond else c.global_cond_dim, bias=False)
+            self.to_global_embed = mlp(c.global_cond_dim, d if c.project_global_cond else c.global_cond_dim, bias=False)
         if c.prepend_cond_dim > 0:
-            self.to_prepend_embed = _mlp(c.prepend_cond_dim, d, bias=False)
+            self.to_prepend_embed = mlp(c.prepend_cond_dim, d, bias=False)
         dim_in = c.io_channels + c.input_concat_dim
         self.transformer = ContinuousTransformer(
             dim=d,
@@ -398,122 +222,7 @@ class DiffusionTransformer(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# conditioners (the weight-owning part of stable-audio-tools' MultiConditioner)
-
-
-class LearnedPositionalEmbedding(nn.Module):
-    """Fourier embedding of a scalar in [0,1]: ``[x, sin(2π x w), cos(2π x w)]``."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.weights = nn.Parameter(torch.randn(dim // 2))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, None]
-        freqs = x * self.weights[None, :] * 2 * math.pi
-        return torch.cat((x, freqs.sin(), freqs.cos()), dim=-1)
-
-
-class NumberEmbedder(nn.Module):
-    def __init__(self, features: int, dim: int = 256):
-        super().__init__()
-        self.embedding = nn.Sequential(LearnedPositionalEmbedding(dim), nn.Linear(dim + 1, features))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embedding(x)
-
-
-class NumberConditioner(nn.Module):
-    """stable-audio-tools ``number`` conditioner: clamp to [min,max], normalise, embed → [B,1,dim]."""
-
-    def __init__(self, output_dim: int, min_val: float = 0.0, max_val: float = 1.0):
-        super().__init__()
-        self.min_val, self.max_val = float(min_val), float(max_val)
-        self.embedder = NumberEmbedder(features=output_dim)
-
-    def forward(self, floats) -> tuple[torch.Tensor, torch.Tensor]:
-        p = self.embedder.embedding[1].weight
-        x = torch.as_tensor(floats, dtype=torch.float32, device=p.device).reshape(-1)
-        x = (x.clamp(self.min_val, self.max_val) - self.min_val) / (self.max_val - self.min_val)
-        emb = self.embedder(x.to(p.dtype)).unsqueeze(1)
-        return emb, torch.ones(emb.shape[0], 1, dtype=torch.bool, device=emb.device)
-
-
-# d_model of the T5 encoders stable-audio-tools' ``t5`` conditioner accepts
-_T5_DIMS = {
-    "t5-small": 512, "t5-base": 768, "t5-large": 1024, "t5-3b": 1024, "t5-11b": 1024,
-    "google/flan-t5-small": 512, "google/flan-t5-base": 768, "google/flan-t5-large": 1024,
-    "google/flan-t5-xl": 2048, "google/flan-t5-xxl": 4096,
-}
-
-
-class TokenConditioner(nn.Module):
-    """Weights of a text conditioner: only its optional ``proj_out`` (the encoder lives elsewhere).
-
-    Padded positions are zeroed after projection, as stable-audio-tools' T5 conditioner does.
-    """
-
-    def __init__(self, text_dim: int, output_dim: int, project_out: bool = False):
-        super().__init__()
-        self.text_dim = int(text_dim)
-        self.proj_out = nn.Linear(text_dim, output_dim) if (text_dim != output_dim or project_out) else nn.Identity()
-
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        if not isinstance(self.proj_out, nn.Identity):
-            tokens = tokens.to(self.proj_out.weight.dtype)
-        tokens = self.proj_out(tokens)
-        if mask is None:
-            mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-        mask = mask.to(device=tokens.device, dtype=torch.bool)
-        return tokens * mask.unsqueeze(-1).to(tokens.dtype), mask
-
-
-class MultiConditioner(nn.Module):
-    def __init__(self, conditioners: dict[str, nn.Module]):
-        super().__init__()
-        self.conditioners = nn.ModuleDict(conditioners)
-
-
-_TEXT_TYPES = {"t5", "t5gemma", "text", "clap_text"}
-_NUMBER_TYPES = {"number"}
-_CURVE_TYPES = {"curve"}
-
-
-def _build_conditioners(cond_cfg: Mapping[str, Any]) -> tuple[dict[str, nn.Module], dict[str, str]]:
-    cond_dim = int(cond_cfg.get("cond_dim", 768))
-    modules: dict[str, nn.Module] = {}
-    kinds: dict[str, str] = {}
-    for item in cond_cfg.get("configs", []):
-        cid, ctype, cc = item["id"], item["type"], dict(item.get("config", {}))
-        if ctype in _NUMBER_TYPES:
-            modules[cid] = NumberConditioner(cond_dim, cc.get("min_val", 0), cc.get("max_val", 1))
-            kinds[cid] = "number"
-        elif ctype in _TEXT_TYPES:
-            text_dim = int(cc.get("text_dim") or _T5_DIMS.get(cc.get("t5_model_name", ""), cond_dim))
-            # weightless (Identity) when the encoder width already equals cond_dim, as SAO's T5
-            modules[cid] = TokenConditioner(text_dim, cond_dim, bool(cc.get("project_out", False)))
-            kinds[cid] = "tokens"
-        elif ctype in _CURVE_TYPES:
-            kinds[cid] = "curve"
-        else:
-            raise ModelError(f"unsupported conditioner type {ctype!r} for {cid!r}")
-    return modules, kinds
-
-
-# --------------------------------------------------------------------------------------------
 # the public model
-
-
-def default_conditioning_config(cond_dim: int = 768, with_curve: bool = False) -> dict[str, Any]:
-    """SAO 1.0's conditioning block (T5-base prompt, seconds_start/total numbers in [0, 512])."""
-    configs = [
-        {"id": "prompt", "type": "t5", "config": {"t5_model_name": "t5-base", "max_length": 128}},
-        {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}},
-        {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 512}},
-    ]
-    if with_curve:
-        configs.append({"id": "curve", "type": "curve", "config": {"channels": 1}})
-    return {"configs": configs, "cond_dim": cond_dim}
 
 
 def make_model_config(*, with_curve: bool = False, text_dim: int | None = None, **dit_fields: Any) -> dict[str, Any]:
@@ -583,7 +292,7 @@ class V2MDiT(nn.Module):
         self.prepend_cond_ids = list(diff.get("prepend_cond_ids", []))
         if self.prepend_cond_ids:
             raise ModelError("prepend_cond_ids are not supported")
-        modules, self._kinds = _build_conditioners(self.model_config.get("conditioning", {}))
+        modules, self._kinds = build_conditioners(self.model_config.get("conditioning", {}))
         for cid in self.cross_attention_cond_ids + self.global_cond_ids + self.input_concat_ids:
             if cid not in self._kinds:
                 raise ModelError(f"conditioning id {cid!r} is used by the DiT but not declared in 'conditioning'")
@@ -743,54 +452,3 @@ class V2MDiT(nn.Module):
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-# --------------------------------------------------------------------------------------------
-# widening a pretrained DiT by the curve channel
-
-DIT_PREFIX = "model.model."
-
-
-def widen_for_curve(
-    state_dict: Mapping[str, torch.Tensor], model_config: Mapping[str, Any], channels: int = 1, curve_id: str = "curve"
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Add ``channels`` input-concat channels (the event curve) with zero weights.
-
-    stable-audio-tools concatenates input-concat conditioning *after* the latent channels, then
-    applies ``x + preprocess_conv(x)`` over all channels and ``project_in``. So the new channel is
-    index ``io_channels + old_concat_dim``; ``preprocess_conv.weight`` [C,C,1] → [C+k,C+k,1] and
-    ``transformer.project_in.weight`` [D,C] → [D,C+k] gain zero rows/columns. The latent channels'
-    path is then untouched and the curve reaches project_in only through zero weights: outputs
-    are bit-identical until training moves those weights.
-    """
-    cfg = copy.deepcopy(dict(model_config))
-    diff = cfg.setdefault("diffusion", {})
-    dcfg = diff.setdefault("config", {})
-    ids = list(diff.get("input_concat_ids", []))
-    if curve_id in ids:
-        raise ModelError(f"the model already has an input-concat conditioner {curve_id!r}")
-    sd = dict(state_dict)
-    conv_key = DIT_PREFIX + "preprocess_conv.weight"
-    proj_key = DIT_PREFIX + "transformer.project_in.weight"
-    for k in (conv_key, proj_key):
-        if k not in sd:
-            raise ModelError(f"cannot widen: {k} missing from the state dict")
-    conv, proj = sd[conv_key], sd[proj_key]
-    c = conv.shape[0]
-    patch = int(dcfg.get("patch_size", 1))
-    if proj.shape[1] != c * patch:
-        raise ModelError(f"cannot widen: project_in {tuple(proj.shape)} does not match preprocess_conv {tuple(conv.shape)}")
-    new_conv = conv.new_zeros(c + channels, c + channels, conv.shape[2])
-    new_conv[:c, :c] = conv
-    # project_in sees patches flattened as (channel, patch) pairs: channel-major, patch-minor
-    d = proj.shape[0]
-    new_proj = proj.new_zeros(d, c + channels, patch)
-    new_proj[:, :c] = proj.reshape(d, c, patch)
-    sd[conv_key] = new_conv
-    sd[proj_key] = new_proj.reshape(d, (c + channels) * patch)
-    dcfg["input_concat_dim"] = int(dcfg.get("input_concat_dim", 0)) + channels
-    diff["input_concat_ids"] = ids + [curve_id]
-    cond = cfg.setdefault("conditioning", {"configs": [], "cond_dim": dcfg.get("cond_token_dim", 768)})
-    if not any(item.get("id") == curve_id for item in cond.setdefault("configs", [])):
-        cond["configs"].append({"id": curve_id, "type": "curve", "config": {"channels": channels}})
-    return sd, cfg

@@ -1,0 +1,189 @@
+"""Transformer building blocks of stable-audio-tools' ``ContinuousTransformer``.
+
+Submodule names are the checkpoint's key names (``self_attn.to_qkv``, ``ff.ff.0.proj``, ...), so
+Stable Audio Open weights load without renaming.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint as _checkpoint
+
+
+class FourierFeatures(nn.Module):
+    """Random Fourier features of the timestep: ``[cos(2π t W), sin(2π t W)]``."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features // 2, in_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = 2 * math.pi * x @ self.weight.T
+        return torch.cat([f.cos(), f.sin()], dim=-1)
+
+
+class LayerNorm(nn.Module):
+    """Bias-free LayerNorm of stable-audio-tools: ``gamma`` parameter, ``beta`` a zero buffer."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(dim))
+        self.register_buffer("beta", torch.zeros(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:], weight=self.gamma, bias=self.beta, eps=self.eps)
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position frequencies; ``inv_freq`` is a checkpoint buffer kept in float32."""
+
+    def __init__(self, dim: int, base: float = 10000.0):
+        super().__init__()
+        self.register_buffer("inv_freq", 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim)))
+
+    def _apply(self, fn, *args, **kwargs):
+        # Casting the model to bf16 must not quantise the frequencies (positions up to ~1000
+        # would drift by whole radians): keep the buffer in float32 whatever dtype the rest has.
+        keep = self.inv_freq
+        out = super()._apply(fn, *args, **kwargs)
+        if keep.device.type != "meta" and self.inv_freq.dtype != torch.float32:
+            self.inv_freq = keep.to(device=self.inv_freq.device, dtype=torch.float32)
+        return out
+
+    def forward(self, seq_len: int, device: torch.device) -> torch.Tensor:
+        pos = torch.arange(seq_len, device=device, dtype=torch.float32)
+        freqs = torch.outer(pos, self.inv_freq.to(device=device, dtype=torch.float32))
+        return torch.cat((freqs, freqs), dim=-1)  # [N, rotary_dim]
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_partial_rotary(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """Rotate the first ``freqs.shape[-1]`` channels of each head (in float32); keep the rest."""
+    rot = freqs.shape[-1]
+    xr, xp = x[..., :rot].float(), x[..., rot:]
+    xr = xr * freqs.cos() + _rotate_half(xr) * freqs.sin()
+    return torch.cat((xr.to(x.dtype), xp), dim=-1)
+
+
+class Attention(nn.Module):
+    """Multi-head attention via PyTorch SDPA; fused ``to_qkv`` for self-, ``to_q``/``to_kv`` for cross-.
+
+    Cross-attention keys/values keep the context width, so they may have fewer heads than the
+    queries (SAO 1.0: 12 kv heads of 64 for 768-wide T5 tokens vs 24 query heads); each kv head
+    serves consecutive query heads (``repeat_interleave``), as stable-audio-tools does.
+    """
+
+    def __init__(self, dim: int, dim_heads: int, dim_context: int | None = None):
+        super().__init__()
+        self.dim_heads = dim_heads
+        self.num_heads = dim // dim_heads
+        dim_kv = dim_context if dim_context is not None else dim
+        self.kv_heads = dim_kv // dim_heads
+        if dim_context is not None:
+            self.to_q = nn.Linear(dim, dim, bias=False)
+            self.to_kv = nn.Linear(dim_kv, dim_kv * 2, bias=False)
+        else:
+            self.to_qkv = nn.Linear(dim, dim * 3, bias=False)
+        self.to_out = nn.Linear(dim, dim, bias=False)
+
+    def _heads(self, t: torch.Tensor, h: int) -> torch.Tensor:
+        b, n, _ = t.shape
+        return t.view(b, n, h, self.dim_heads).transpose(1, 2)
+
+    def forward(self, x, context=None, rotary=None, context_mask=None):
+        if context is None:
+            q, k, v = self.to_qkv(x).chunk(3, dim=-1)
+            q, k, v = (self._heads(t, self.num_heads) for t in (q, k, v))
+        else:
+            q = self._heads(self.to_q(x), self.num_heads)
+            k, v = self.to_kv(context).chunk(2, dim=-1)
+            k, v = self._heads(k, self.kv_heads), self._heads(v, self.kv_heads)
+        if rotary is not None:
+            q, k = apply_partial_rotary(q, rotary), apply_partial_rotary(k, rotary)
+        if self.kv_heads != self.num_heads:
+            rep = self.num_heads // self.kv_heads
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        mask = None
+        if context_mask is not None:
+            mask = context_mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        b, h, n, d = out.shape
+        return self.to_out(out.transpose(1, 2).reshape(b, n, h * d))
+
+
+class GLU(nn.Module):
+    def __init__(self, dim_in: int, dim_out: int):
+        super().__init__()
+        self.proj = nn.Linear(dim_in, dim_out * 2)
+
+    def forward(self, x):
+        x, gate = self.proj(x).chunk(2, dim=-1)
+        return x * F.silu(gate)
+
+
+class FeedForward(nn.Module):
+    """SwiGLU feed-forward; ``ff.0`` is the GLU, ``ff.1`` an identity slot, ``ff.2`` the output."""
+
+    def __init__(self, dim: int, mult: int = 4):
+        super().__init__()
+        inner = dim * mult
+        self.ff = nn.Sequential(GLU(dim, inner), nn.Identity(), nn.Linear(inner, dim))
+
+    def forward(self, x):
+        return self.ff(x)
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, dim: int, dim_heads: int, dim_context: int | None, ff_mult: int):
+        super().__init__()
+        self.pre_norm = LayerNorm(dim)
+        self.self_attn = Attention(dim, dim_heads)
+        self.cross_attend = dim_context is not None
+        if self.cross_attend:
+            self.cross_attend_norm = LayerNorm(dim)
+            self.cross_attn = Attention(dim, dim_heads, dim_context=dim_context)
+        self.ff_norm = LayerNorm(dim)
+        self.ff = FeedForward(dim, ff_mult)
+
+    def forward(self, x, rotary, context=None, context_mask=None):
+        x = x + self.self_attn(self.pre_norm(x), rotary=rotary)
+        if context is not None and self.cross_attend:
+            x = x + self.cross_attn(self.cross_attend_norm(x), context=context, context_mask=context_mask)
+        return x + self.ff(self.ff_norm(x))
+
+
+class ContinuousTransformer(nn.Module):
+    def __init__(self, dim, depth, dim_in, dim_out, dim_heads, dim_context, ff_mult, rotary_dim):
+        super().__init__()
+        self.project_in = nn.Linear(dim_in, dim, bias=False)
+        self.project_out = nn.Linear(dim, dim_out, bias=False)
+        self.rotary_pos_emb = RotaryEmbedding(rotary_dim)
+        self.layers = nn.ModuleList(
+            TransformerBlock(dim, dim_heads, dim_context, ff_mult) for _ in range(depth)
+        )
+        self.gradient_checkpointing = False
+
+    def forward(self, x, prepend_embeds=None, context=None, context_mask=None):
+        x = self.project_in(x)
+        if prepend_embeds is not None:
+            x = torch.cat((prepend_embeds.to(x.dtype), x), dim=-2)
+        rotary = self.rotary_pos_emb(x.shape[1], x.device)
+        for layer in self.layers:
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                x = _checkpoint(layer, x, rotary, context, context_mask, use_reentrant=False)
+            else:
+                x = layer(x, rotary, context, context_mask)
+        return self.project_out(x)
+
+
+def mlp(d_in: int, d_out: int, bias: bool) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, d_out, bias=bias), nn.SiLU(), nn.Linear(d_out, d_out, bias=bias))

@@ -1,0 +1,126 @@
+"""Conditioners: the weight-owning part of stable-audio-tools' ``MultiConditioner``, built from config.
+
+Conditioning is data: a model config lists conditioner ids with a type (``t5``/text tokens,
+``number`` for seconds, ``curve`` for the event curve as an input-concat channel).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+
+
+class LearnedPositionalEmbedding(nn.Module):
+    """Fourier embedding of a scalar in [0,1]: ``[x, sin(2π x w), cos(2π x w)]``."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.weights = nn.Parameter(torch.randn(dim // 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, None]
+        freqs = x * self.weights[None, :] * 2 * math.pi
+        return torch.cat((x, freqs.sin(), freqs.cos()), dim=-1)
+
+
+class NumberEmbedder(nn.Module):
+    def __init__(self, features: int, dim: int = 256):
+        super().__init__()
+        self.embedding = nn.Sequential(LearnedPositionalEmbedding(dim), nn.Linear(dim + 1, features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedding(x)
+
+
+class NumberConditioner(nn.Module):
+    """stable-audio-tools ``number`` conditioner: clamp to [min,max], normalise, embed → [B,1,dim]."""
+
+    def __init__(self, output_dim: int, min_val: float = 0.0, max_val: float = 1.0):
+        super().__init__()
+        self.min_val, self.max_val = float(min_val), float(max_val)
+        self.embedder = NumberEmbedder(features=output_dim)
+
+    def forward(self, floats) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.embedder.embedding[1].weight
+        x = torch.as_tensor(floats, dtype=torch.float32, device=p.device).reshape(-1)
+        x = (x.clamp(self.min_val, self.max_val) - self.min_val) / (self.max_val - self.min_val)
+        emb = self.embedder(x.to(p.dtype)).unsqueeze(1)
+        return emb, torch.ones(emb.shape[0], 1, dtype=torch.bool, device=emb.device)
+
+
+# d_model of the T5 encoders stable-audio-tools' ``t5`` conditioner accepts
+_T5_DIMS = {
+    "t5-small": 512, "t5-base": 768, "t5-large": 1024, "t5-3b": 1024, "t5-11b": 1024,
+    "google/flan-t5-small": 512, "google/flan-t5-base": 768, "google/flan-t5-large": 1024,
+    "google/flan-t5-xl": 2048, "google/flan-t5-xxl": 4096,
+}
+
+
+class TokenConditioner(nn.Module):
+    """Weights of a text conditioner: only its optional ``proj_out`` (the encoder lives elsewhere).
+
+    Padded positions are zeroed after projection, as stable-audio-tools' T5 conditioner does.
+    """
+
+    def __init__(self, text_dim: int, output_dim: int, project_out: bool = False):
+        super().__init__()
+        self.text_dim = int(text_dim)
+        self.proj_out = nn.Linear(text_dim, output_dim) if (text_dim != output_dim or project_out) else nn.Identity()
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(self.proj_out, nn.Identity):
+            tokens = tokens.to(self.proj_out.weight.dtype)
+        tokens = self.proj_out(tokens)
+        if mask is None:
+            mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        mask = mask.to(device=tokens.device, dtype=torch.bool)
+        return tokens * mask.unsqueeze(-1).to(tokens.dtype), mask
+
+
+class MultiConditioner(nn.Module):
+    def __init__(self, conditioners: dict[str, nn.Module]):
+        super().__init__()
+        self.conditioners = nn.ModuleDict(conditioners)
+
+
+_TEXT_TYPES = {"t5", "t5gemma", "text", "clap_text"}
+_NUMBER_TYPES = {"number"}
+_CURVE_TYPES = {"curve"}
+
+
+def build_conditioners(cond_cfg: Mapping[str, Any]) -> tuple[dict[str, nn.Module], dict[str, str]]:
+    cond_dim = int(cond_cfg.get("cond_dim", 768))
+    modules: dict[str, nn.Module] = {}
+    kinds: dict[str, str] = {}
+    for item in cond_cfg.get("configs", []):
+        cid, ctype, cc = item["id"], item["type"], dict(item.get("config", {}))
+        if ctype in _NUMBER_TYPES:
+            modules[cid] = NumberConditioner(cond_dim, cc.get("min_val", 0), cc.get("max_val", 1))
+            kinds[cid] = "number"
+        elif ctype in _TEXT_TYPES:
+            text_dim = int(cc.get("text_dim") or _T5_DIMS.get(cc.get("t5_model_name", ""), cond_dim))
+            # weightless (Identity) when the encoder width already equals cond_dim, as SAO's T5
+            modules[cid] = TokenConditioner(text_dim, cond_dim, bool(cc.get("project_out", False)))
+            kinds[cid] = "tokens"
+        elif ctype in _CURVE_TYPES:
+            kinds[cid] = "curve"
+        else:
+            raise ModelError(f"unsupported conditioner type {ctype!r} for {cid!r}")
+    return modules, kinds
+
+
+def default_conditioning_config(cond_dim: int = 768, with_curve: bool = False) -> dict[str, Any]:
+    """SAO 1.0's conditioning block (T5-base prompt, seconds_start/total numbers in [0, 512])."""
+    configs = [
+        {"id": "prompt", "type": "t5", "config": {"t5_model_name": "t5-base", "max_length": 128}},
+        {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}},
+        {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 512}},
+    ]
+    if with_curve:
+        configs.append({"id": "curve", "type": "curve", "config": {"channels": 1}})
+    return {"configs": configs, "cond_dim": cond_dim}

@@ -1,0 +1,153 @@
+"""Reading MusicFM checkpoints: the public ``pretrained_*.pt`` (``torch.load(weights_only=True)``) or safetensors."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import ModelError
+from ..core.model.musicfm import MusicFM25Hz, musicfm_conformer_config
+
+
+MUSICFM_HINT = (
+    "Fix: download MusicFM's pretrained_msd.pt and msd_stats.json from "
+    "https://huggingface.co/minzwon/MusicFM into models/v2m/music_encoders/musicfm/ (the .pt is read "
+    "with torch.load(weights_only=True), tensors only; a .safetensors with the same keys also works)."
+)
+
+
+# keys of the public checkpoint that only the pre-training heads use
+_MUSICFM_TRAINING_PREFIXES = ("quantizer_", "linear.", "cls_token")
+# buffers we can derive (torchaudio's window / mel bank, rotary inverse frequencies, BN counters)
+_MUSICFM_DERIVED_SUFFIXES = ("spectrogram.window", "mel_scale.fb", "embed_positions.inv_freq", "num_batches_tracked")
+
+
+def musicfm_state_dict(raw: Mapping[str, Any], *, name: str = "checkpoint") -> dict:
+    """The public checkpoint's tensors in our module's key layout.
+
+    ``pretrained_*.pt`` is a Lightning-style ``{"state_dict": {"model.<key>": tensor}}``; the
+    original loader strips the 6-character ``model.`` prefix. Pre-training heads (random
+    quantizers, the codebook projection ``linear``, ``cls_token``) are dropped, and weight norm
+    saved by older torch (``weight_g``/``weight_v``) is renamed to the parametrization names
+    current torch uses.
+    """
+    import torch
+
+    sd = raw.get("state_dict", raw) if isinstance(raw, Mapping) else raw
+    if not isinstance(sd, Mapping):
+        raise ModelError(f"{name}: not a MusicFM state dict (got {type(sd).__name__}). {MUSICFM_HINT}")
+    out = {}
+    for k, v in sd.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        key = k.removeprefix("model.")
+        if key.startswith(_MUSICFM_TRAINING_PREFIXES):
+            continue
+        key = key.replace("pos_conv_embed.conv.weight_g", "pos_conv_embed.conv.parametrizations.weight.original0")
+        key = key.replace("pos_conv_embed.conv.weight_v", "pos_conv_embed.conv.parametrizations.weight.original1")
+        out[key] = v
+    return out
+
+
+def _read_musicfm_file(path: Path) -> dict:
+    import pickle
+
+    import torch
+
+    if path.suffix.lower() == ".safetensors":
+        from .weights import read_safetensors
+
+        tensors, _ = read_safetensors(path)
+        return tensors
+    try:
+        # tensors and plain containers only: a pickle that needs anything else is refused
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError, ValueError) as exc:
+        raise ModelError(
+            f"{path}: cannot be read safely as a tensor checkpoint ({type(exc).__name__}: {str(exc)[:300]}). "
+            "It holds more than tensors (or is damaged). Convert it once to safetensors in a trusted session, "
+            "e.g. `sd = torch.load(PATH, weights_only=False)['state_dict']; "
+            "safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, 'musicfm.safetensors')`. "
+            + MUSICFM_HINT
+        ) from None
+
+
+def _find_stats(ckpt: Path, stats: str | os.PathLike | None) -> Path:
+    if stats is not None:
+        p = Path(stats)
+        if not p.is_file():
+            raise ModelError(f"{p}: MusicFM stats file not found. {MUSICFM_HINT}")
+        return p
+    folder = ckpt.parent
+    stem = ckpt.stem.replace("pretrained_", "")
+    for cand in (folder / f"{stem}_stats.json", folder / "msd_stats.json", folder / "fma_stats.json"):
+        if cand.is_file():
+            return cand
+    found = sorted(folder.glob("*stats*.json"))
+    if len(found) == 1:
+        return found[0]
+    raise ModelError(f"{folder}: no MusicFM stats JSON (e.g. msd_stats.json) next to {ckpt.name}. {MUSICFM_HINT}")
+
+
+def _read_stats(path: Path, key: str = "melspec_2048") -> tuple[float, float]:
+    try:
+        d = json.loads(path.read_text())
+        return float(d[f"{key}_mean"]), float(d[f"{key}_std"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{path}: not a MusicFM stats file (needs {key}_mean and {key}_std; {exc}). {MUSICFM_HINT}") from None
+
+
+def load_musicfm(path: str | os.PathLike, *, stats: str | os.PathLike | None = None, conformer_config=None,
+                 device: Any = "cpu", dtype=None):
+    """Load MusicFM from a local ``pretrained_*.pt`` (``weights_only=True``) or ``.safetensors``.
+
+    The architecture (depth, width, conv width, mel bands) is read off the tensor shapes unless
+    ``conformer_config`` is given; the rest of the config is MusicFM's. ``stats`` is the dataset
+    stats JSON (default: ``<name>_stats.json``/``msd_stats.json`` next to the checkpoint).
+    Missing derived buffers (mel bank, window, rotary frequencies) are rebuilt; any other
+    missing, unexpected or mis-shaped key raises ``ModelError``.
+    """
+
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"{p}: MusicFM checkpoint not found. {MUSICFM_HINT}")
+    sd = musicfm_state_dict(_read_musicfm_file(p), name=str(p))
+    mean, std = _read_stats(_find_stats(p, stats))
+    try:
+        hidden = int(sd["conv.linear.weight"].shape[0])
+        conv_dim = int(sd["conv.conv.0.conv1.weight"].shape[0])
+        n_mels = int(sd["conv.linear.weight"].shape[1]) * 4 // conv_dim
+        depth = 1 + max(int(k.split(".")[2]) for k in sd if k.startswith("conformer.layers."))
+        ffn = int(sd["conformer.layers.0.ffn1.intermediate_dense.weight"].shape[0])
+        kernel = int(sd["conformer.layers.0.conv_module.depthwise_conv.weight"].shape[-1])
+    except (KeyError, ValueError, IndexError) as exc:
+        raise ModelError(f"{p}: not a MusicFM checkpoint (missing {exc}). {MUSICFM_HINT}") from None
+    if conformer_config is None:
+        inv = sd.get("conformer.embed_positions.inv_freq")  # head_dim / 2 rotary frequencies
+        heads = hidden // (2 * int(inv.shape[0])) if inv is not None else (16 if hidden == 1024 else max(1, hidden // 64))
+        pos_k = sd.get("conformer.pos_conv_embed.conv.parametrizations.weight.original1")
+        extra = {}
+        if pos_k is not None:
+            extra = {"num_conv_pos_embeddings": int(pos_k.shape[-1]),
+                     "num_conv_pos_embedding_groups": hidden // int(pos_k.shape[1])}
+        conformer_config = musicfm_conformer_config(hidden_size=hidden, num_hidden_layers=depth, num_attention_heads=heads,
+                                                    intermediate_size=ffn, conv_depthwise_kernel_size=kernel, **extra)
+    model = MusicFM25Hz(conformer_config, n_mels=n_mels, conv_dim=conv_dim, stat_mean=mean, stat_std=std)
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd and not k.endswith(_MUSICFM_DERIVED_SUFFIXES)]
+    unexpected = [k for k in sd if k not in own]
+    bad = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape]
+    if missing or unexpected or bad:
+        parts = [f"{len(x)} {what}: {', '.join(x[:4])}" for what, x in
+                 (("missing", missing), ("unexpected", unexpected), ("mis-shaped", bad)) if x]
+        raise ModelError(f"{p}: weights do not fit MusicFM — " + "; ".join(parts) + f". {MUSICFM_HINT}")
+    full = {k: sd.get(k, v) for k, v in own.items()}
+    model.load_state_dict(full, strict=True)
+    model = model.to(device=device).eval().requires_grad_(False)
+    if dtype is not None:
+        model.conv.to(dtype)
+        model.conformer.to(dtype)
+    return model
