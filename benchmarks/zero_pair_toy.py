@@ -185,7 +185,7 @@ def latent_scale(folder: str, n_files: int = 8) -> float:
 
 
 def prepare(music_dir: str, cache_dir: str, scale: float):
-    from v2m_zero.core.prepare import prepare_dataset
+    from v2m_zero.core.train.prepare import prepare_dataset
 
     codec = PatchCodec(patch_size=PATCH, audio_channels=1, sample_rate=SAMPLE_RATE, scale=scale)
     last = [0.0]

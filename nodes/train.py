@@ -96,7 +96,8 @@ class Train(io.ComfyNode):
         import comfy.model_management as mm
         import folder_paths
 
-        from ..core import prepare, train
+        from ..core.train import prepare
+        from ..core import train
 
         data_dir = _dataset_dir(dataset)
         run = _run_name(run_name)

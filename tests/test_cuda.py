@@ -74,7 +74,7 @@ def test_cuda_bf16_training_resume_export_and_generate(tmp_path):
     from test_train import _cfg
     from v2m_zero.core import generate, synth
     from v2m_zero.core.timing import media
-    from v2m_zero.core.prepare import prepare_dataset
+    from v2m_zero.core.train.prepare import prepare_dataset
     from v2m_zero.core.train import train
 
     data = tmp_path / "data"

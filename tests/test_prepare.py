@@ -9,10 +9,10 @@ import torch
 from v2m_zero.core.timing import curves, media
 from v2m_zero.core import synth
 from v2m_zero.core.errors import ModelError, V2MError
-from v2m_zero.core.music_encoders import CodecMusicEncoder, LogMelEncoder, MusicFMEncoder, get_music_encoder, music_encoder_ids
+from v2m_zero.core.train.music_encoders import CodecMusicEncoder, LogMelEncoder, MusicFMEncoder, get_music_encoder, music_encoder_ids
 from v2m_zero.model_io.musicfm import load_musicfm
 from v2m_zero.model_io.codec import make_codec
-from v2m_zero.core.prepare import prepare_dataset
+from v2m_zero.core.train.prepare import prepare_dataset
 from v2m_zero.model_io.weights import read_safetensors
 
 SR = 1600

@@ -10,7 +10,7 @@ from v2m_zero.core.model import flow
 from v2m_zero.core import synth
 from v2m_zero.core.timing import media
 from v2m_zero.core.errors import V2MError
-from v2m_zero.core.prepare import prepare_dataset
+from v2m_zero.core.train.prepare import prepare_dataset
 from v2m_zero.core.train import ClipCache, latest_state, lr_at, resolve_config, train
 from v2m_zero.model_io.weights import read_safetensors
 

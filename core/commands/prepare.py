@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..timing.curves import DEFAULT_SMOOTHING_SECONDS
     from ..errors import V2MError
-    from ..prepare import prepare_dataset
+    from ..train.prepare import prepare_dataset
     from ._common import TextProgress
 
     opts = {}

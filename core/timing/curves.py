@@ -297,3 +297,13 @@ def find_peaks(
         if (k == len(chosen) or chosen[k] - ti > min_gap) and (k == 0 or ti - chosen[k - 1] > min_gap):
             chosen.insert(k, ti)
     return np.asarray(chosen, dtype=np.float64)
+
+
+def curve_correlation(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Pearson correlation of two curves sampled on the same grid; None when either is constant."""
+    a = np.asarray(a, dtype=np.float64) - np.mean(a)
+    b = np.asarray(b, dtype=np.float64) - np.mean(b)
+    den = math.sqrt(float(np.dot(a, a)) * float(np.dot(b, b)))
+    if den <= 1e-12:
+        return None
+    return float(np.dot(a, b) / den)

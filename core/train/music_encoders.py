@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from .timing.curves import Features
-from .errors import ModelError, V2MError
-from .model.musicfm import MUSICFM_FRAME, MUSICFM_SAMPLE_RATE
-from .registry import Registry
+from ..errors import ModelError, V2MError
+from ..timing import curves
+from ..timing.curves import Curve, Features
+from ..model.musicfm import MUSICFM_FRAME, MUSICFM_SAMPLE_RATE
+from ..registry import Registry
 
 __all__ = [
     "CodecMusicEncoder",
@@ -36,6 +37,7 @@ __all__ = [
     "MusicEncoder",
     "MusicFMEncoder",
     "get_music_encoder",
+    "make_music_encoder",
     "music_encoder_ids",
     "register_music_encoder",
 ]
@@ -63,6 +65,21 @@ class MusicEncoder(ABC):
         """The settings that determine the features (recorded in cache specs and checkpoints)."""
         return {"id": self.id}
 
+    def clip_features(self, audio, sample_rate: int, *, latents=None, duration: float | None = None) -> Features:
+        """Features of one training clip.
+
+        ``audio`` is the waveform ``[C, T]`` or a function that returns it (called only by encoders
+        that need the audio); ``latents`` are the codec's latents of the clip when already computed
+        (encoders that work on latents use them and never decode).
+        """
+        return self.encode(audio() if callable(audio) else audio, sample_rate)
+
+    def conditioning_curve(self, audio, sample_rate: int, *, length: int, smoothing_seconds: float,
+                           latents=None, duration: float | None = None) -> Curve:
+        """The clip's music event curve on its latent grid (eq. 2–4), as training uses it."""
+        feats = self.clip_features(audio, sample_rate, latents=latents, duration=duration)
+        return curves.conditioning_curve(feats, length=length, smoothing_seconds=smoothing_seconds)
+
     def close(self) -> None:
         """Release weights and device memory."""
 
@@ -71,6 +88,24 @@ _MUSIC_ENCODERS: Registry[MusicEncoder] = Registry("music encoder")
 register_music_encoder = _MUSIC_ENCODERS.register
 music_encoder_ids = _MUSIC_ENCODERS.ids
 get_music_encoder = _MUSIC_ENCODERS.get
+
+
+def make_music_encoder(source: Any, *, codec: Any = None, **options) -> "MusicEncoder":
+    """A music encoder from an instance, an id (``"codec"`` wraps ``codec``), or a ``describe()`` dict.
+
+    A description from a cache spec rebuilds the same encoder; MusicFM needs its checkpoint
+    ``path`` in ``options`` (descriptions keep only its file name).
+    """
+    if isinstance(source, MusicEncoder):
+        return source
+    if isinstance(source, dict):
+        options = {**{k: v for k, v in source.items() if k not in ("id", "checkpoint")}, **options}
+        source = source["id"]
+    if source == "codec":
+        return CodecMusicEncoder(codec)
+    if source == "musicfm":
+        options.pop("chunk_frames", None)  # recorded in descriptions; fixed by chunk_seconds
+    return get_music_encoder(str(source), **options)
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,7 +143,7 @@ class LogMelEncoder(MusicEncoder):
     def encode(self, wave: np.ndarray, sample_rate: int) -> Features:
         import librosa
 
-        from .timing.media import resample_audio
+        from ..timing.media import resample_audio
 
         mono = _mono(wave)
         duration = mono.shape[-1] / float(sample_rate)
@@ -141,6 +176,14 @@ class CodecMusicEncoder(MusicEncoder):
     def describe(self) -> dict:
         return {"id": self.id}  # the codec itself is part of the cache spec already
 
+    def clip_features(self, audio, sample_rate: int, *, latents=None, duration: float | None = None) -> Features:
+        if latents is None:
+            return super().clip_features(audio, sample_rate)
+        if duration is None:
+            wave = audio() if callable(audio) else audio
+            duration = np.asarray(wave).shape[-1] / float(sample_rate)
+        return self.features_from_latents(latents, duration)
+
     def features_from_latents(self, latents, duration: float) -> Features:
         """Features from already computed latents ``[D, L]`` (saves a second encode)."""
         lat = np.asarray(latents.detach().float().cpu().numpy() if hasattr(latents, "detach") else latents, np.float32)
@@ -152,7 +195,7 @@ class CodecMusicEncoder(MusicEncoder):
     def encode(self, wave: np.ndarray, sample_rate: int) -> Features:
         import torch
 
-        from .timing.media import resample_audio
+        from ..timing.media import resample_audio
 
         w = np.asarray(wave, np.float32)
         if w.ndim == 1:
@@ -196,7 +239,7 @@ class MusicFMEncoder(MusicEncoder):
                  chunk_seconds: float = 30.0, device: Any = None, model: Any = None):
         import torch
 
-        from ..model_io.musicfm import MUSICFM_HINT, load_musicfm
+        from ...model_io.musicfm import MUSICFM_HINT, load_musicfm
 
         if model is None:
             if path is None:
@@ -219,7 +262,7 @@ class MusicFMEncoder(MusicEncoder):
     def encode(self, wave: np.ndarray, sample_rate: int) -> Features:
         import torch
 
-        from .timing.media import resample_audio
+        from ..timing.media import resample_audio
 
         mono = _mono(wave)
         duration = mono.shape[-1] / float(sample_rate)

@@ -1,0 +1,175 @@
+"""Training configuration: the example TOML, defaults, validation, and the learning-rate schedule.
+
+Paths in a config are relative to ``base_dir`` (the TOML file's folder).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import V2MError
+
+
+EXAMPLE_TOML = """\
+seed = 0
+run_dir = "runs/toy"            # states, checkpoints, logs (relative to this file)
+
+[data]
+cache = "cache"                 # made by `v2m-zero prepare`
+val_clips = 2                   # held-out clips (a seeded random choice), not trained on
+
+[model]
+# either a V2M checkpoint (e.g. from `v2m-zero init-checkpoint`) ...
+# from_checkpoint = "models/v2m/checkpoints/v2m-sao1.safetensors"
+# ... or a fresh model from make_model_config fields (io_channels defaults to the cache's):
+objective = "rectified_flow"    # for from_config; a checkpoint keeps its own
+[model.from_config]
+embed_dim = 64
+depth = 2
+num_heads = 2
+cond_token_dim = 64
+
+[text]
+encoder = "none"                # or a T5 folder, e.g. "models/v2m/text_encoders/t5-base"
+max_length = 128
+
+[optim]
+lr = 1e-4
+betas = [0.9, 0.999]
+weight_decay = 0.001
+eps = 1e-8
+warmup_steps = 100
+schedule = "constant"           # or "cosine" (to min_lr_ratio · lr at max_steps)
+min_lr_ratio = 0.0
+grad_clip = 1.0                 # 0 = off
+
+[train]
+batch_size = 4                  # per process
+grad_accum = 1
+max_steps = 1000
+precision = "bf16"              # bf16 autocast on CUDA; CPU always runs fp32
+gradient_checkpointing = false
+t_sampling = "logit_normal"     # or "uniform"
+p_drop_text = 0.1
+p_drop_curve = 0.1
+accelerate = "auto"             # true / false / "auto"
+device = "auto"                 # "cpu", "cuda", "auto"
+
+[ema]
+enabled = true
+decay = 0.999
+
+[checkpoint]
+every = 500                     # steps between resumable states (+ a V2M checkpoint)
+keep_last = 3
+export = "ema"                  # weights in the V2M checkpoints: "ema" or "model"
+
+[validation]
+every = 500                     # 0 = off
+steps = 10                      # Euler steps for the sampled clips
+cfg_scale = 1.0
+curve_metric = true             # event-curve correlation of generated vs target clips
+
+[log]
+every = 10                      # CSV rows (always) and TensorBoard (if installed)
+tensorboard = true
+"""
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "seed": 0,
+    "run_dir": "runs/v2m",
+    "resume": True,
+    "data": {"cache": None, "val_clips": 2},
+    "model": {"from_checkpoint": None, "from_config": None, "objective": "rectified_flow"},
+    "text": {"encoder": "none", "max_length": 128},
+    "optim": {"lr": 1e-4, "betas": [0.9, 0.999], "weight_decay": 1e-3, "eps": 1e-8, "warmup_steps": 100,
+              "schedule": "constant", "min_lr_ratio": 0.0, "grad_clip": 1.0},
+    "train": {"batch_size": 4, "grad_accum": 1, "max_steps": 1000, "precision": "bf16",
+              "gradient_checkpointing": False, "t_sampling": "logit_normal", "p_drop_text": 0.1,
+              "p_drop_curve": 0.1, "accelerate": "auto", "device": "auto"},
+    "ema": {"enabled": True, "decay": 0.999},
+    "checkpoint": {"every": 500, "keep_last": 3, "export": "ema"},
+    "validation": {"every": 500, "steps": 10, "cfg_scale": 1.0, "curve_metric": True, "music_encoder_path": None},
+    "log": {"every": 10, "tensorboard": True},
+    "curve": {"video_encoder": None},
+}
+
+
+def merge_config(base: Mapping, over: Mapping, where: str = "") -> dict:
+    out = copy.deepcopy(dict(base))
+    for k, v in over.items():
+        if k not in base:
+            raise V2MError(f"unknown training config key {where}{k!r}; known: {', '.join(sorted(base))}")
+        if isinstance(base[k], Mapping) and isinstance(v, Mapping):
+            out[k] = merge_config(base[k], v, f"{where}{k}.")
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def resolve_config(config: Mapping[str, Any], base_dir: str | os.PathLike | None = None) -> dict:
+    """Defaults merged in, keys checked, relative paths made absolute against ``base_dir``."""
+    model_over = dict(config.get("model") or {})
+    cfg = merge_config(DEFAULT_CONFIG, {k: v for k, v in config.items() if k != "model"})
+    cfg["model"] = merge_config({k: v for k, v in DEFAULT_CONFIG["model"].items()}, model_over, "model.")
+    base = Path(base_dir) if base_dir else Path.cwd()
+
+    def absolute(p):
+        return None if p in (None, "") else str(p if os.path.isabs(str(p)) else (base / str(p)))
+
+    cfg["run_dir"] = absolute(cfg["run_dir"])
+    cfg["data"]["cache"] = absolute(cfg["data"]["cache"])
+    cfg["model"]["from_checkpoint"] = absolute(cfg["model"]["from_checkpoint"])
+    if cfg["text"]["encoder"] not in (None, "none", ""):
+        cfg["text"]["encoder"] = absolute(cfg["text"]["encoder"])
+    if cfg["validation"].get("music_encoder_path"):
+        cfg["validation"]["music_encoder_path"] = absolute(cfg["validation"]["music_encoder_path"])
+    if not cfg["data"]["cache"]:
+        raise V2MError("training config: set data.cache to a folder made by `v2m-zero prepare`")
+    if bool(cfg["model"]["from_checkpoint"]) == bool(cfg["model"]["from_config"]):
+        raise V2MError("training config: give exactly one of model.from_checkpoint (a V2M checkpoint) or "
+                       "[model.from_config] (make_model_config fields)")
+    t, o = cfg["train"], cfg["optim"]
+    for key, val in (("train.batch_size", t["batch_size"]), ("train.grad_accum", t["grad_accum"]),
+                     ("train.max_steps", t["max_steps"])):
+        if not isinstance(val, int) or val < 1:
+            raise V2MError(f"training config: {key} must be a whole number >= 1, got {val!r}")
+    if o["schedule"] not in ("constant", "cosine"):
+        raise V2MError(f"training config: optim.schedule must be 'constant' or 'cosine', got {o['schedule']!r}")
+    if t["precision"] not in ("bf16", "fp32"):
+        raise V2MError(f"training config: train.precision must be 'bf16' or 'fp32', got {t['precision']!r}")
+    if cfg["checkpoint"]["export"] not in ("ema", "model"):
+        raise V2MError("training config: checkpoint.export must be 'ema' or 'model'")
+    return cfg
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    """Read a TOML training config and resolve it (paths relative to the file's folder)."""
+    import tomllib
+
+    p = Path(path)
+    if not p.is_file():
+        raise V2MError(f"{p}: training config not found")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise V2MError(f"{p}: not valid TOML ({exc})") from None
+    return resolve_config(raw, base_dir=p.parent)
+
+
+def lr_at(step: int, optim: Mapping[str, Any], max_steps: int) -> float:
+    """Learning rate for optimiser step ``step`` (0-based): linear warm-up, then constant or cosine."""
+    lr, warm = float(optim["lr"]), int(optim.get("warmup_steps", 0))
+    if warm > 0 and step < warm:
+        return lr * (step + 1) / warm
+    if optim.get("schedule") == "cosine":
+        span = max(1, max_steps - warm)
+        p = min(1.0, max(0.0, (step - warm) / span))
+        lo = float(optim.get("min_lr_ratio", 0.0))
+        return lr * (lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * p)))
+    return lr

@@ -1,0 +1,65 @@
+"""Where training runs: one process (CPU or one GPU) or several under Accelerate (DDP/FSDP).
+
+Accelerate is imported only when used (``train.accelerate = "auto"`` uses it when launched by
+accelerate or torchrun, ``true`` always, ``false`` never).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import torch
+
+from ..errors import V2MError
+
+
+class Runtime:
+    def __init__(self, cfg: Mapping):
+        t = cfg["train"]
+        want = t["accelerate"]
+        launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or any(k.startswith("ACCELERATE_") for k in os.environ)
+        use = want is True or (want == "auto" and launched)
+        self.acc = None
+        dev_cfg = t["device"]
+        if use:
+            try:
+                from accelerate import Accelerator
+            except ImportError:
+                if want is True:
+                    raise V2MError("train.accelerate = true but accelerate is not installed. Fix: pip install accelerate") from None
+                use = False
+        if use:
+            cuda_ok = torch.cuda.is_available() and dev_cfg != "cpu"
+            mp = "bf16" if (t["precision"] == "bf16" and cuda_ok) else "no"
+            self.acc = Accelerator(mixed_precision=mp, gradient_accumulation_steps=int(t["grad_accum"]), cpu=not cuda_ok)
+            self.device = self.acc.device
+            self.rank, self.world, self.is_main = self.acc.process_index, self.acc.num_processes, self.acc.is_main_process
+        else:
+            if dev_cfg == "auto":
+                dev_cfg = "cuda" if torch.cuda.is_available() else "cpu"
+            self.device = torch.device(dev_cfg)
+            self.rank, self.world, self.is_main = 0, 1, True
+        self.bf16 = t["precision"] == "bf16" and self.device.type == "cuda"
+
+    def autocast(self):
+        import contextlib
+
+        if self.acc is None and self.bf16:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def wait(self) -> None:
+        if self.acc is not None:
+            self.acc.wait_for_everyone()
+
+    def unwrap(self, model):
+        return self.acc.unwrap_model(model) if self.acc is not None else model
+
+    def state_dict(self, model) -> dict:
+        if self.acc is not None:
+            return self.acc.get_state_dict(model)
+        return model.state_dict()
+
+
+# --------------------------------------------------------------------------------------------
