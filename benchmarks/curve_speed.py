@@ -58,7 +58,7 @@ print(json.dumps({"seconds": dt, "rss_mb": rss, **extra}))
 
 
 def make_clip(path: str, duration: float, fps: float, cuts_every: float) -> list[float]:
-    from v2m_zero.core import synth
+    from v2m_zero.core.eval import synth
 
     cuts = [round(c, 3) for c in list(_frange(cuts_every, duration, cuts_every))]
     if not os.path.exists(path):

@@ -24,7 +24,7 @@ VIDEO_EXT = (".mp4", ".mov", ".mkv", ".webm", ".m4v")
 def make_demo_videos(folder: str, n: int, seed: int = 0) -> None:
     import numpy as np
 
-    from v2m_zero.core import synth
+    from v2m_zero.core.eval import synth
 
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from v2m_zero.core.timing import encoders, media
-    from v2m_zero.core import generate, metrics
+    from v2m_zero.core import generate, eval as metrics
 
     if args.demo:
         make_demo_videos(args.videos, args.demo)
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
 
     table = {}
     for label, res in rows.items():
-        summ = metrics.summarise(res)
+        summ = metrics.summarise_results(res)
         entry = {"sch": summ.get("sch"), "sch_null": summ.get("sch_null"), "sch_minus_null": summ.get("sch_minus_null")}
         if args.clap_weights:
             paths = [r["video"] for r in res]

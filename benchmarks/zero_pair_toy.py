@@ -66,7 +66,8 @@ if __package__ in (None, ""):  # run as a script: make the pack importable as v2
 import torch  # noqa: E402
 
 from v2m_zero.core.timing import curves, encoders, media  # noqa: E402
-from v2m_zero.core import generate, metrics, synth  # noqa: E402
+from v2m_zero.core import generate, eval as metrics  # noqa: E402
+from v2m_zero.core.eval import synth  # noqa: E402
 from v2m_zero.core.model.codec import PatchCodec  # noqa: E402
 from v2m_zero.model_io.checkpoint import V2M_FORMAT, load_v2m_checkpoint, save_v2m_checkpoint  # noqa: E402
 
@@ -343,7 +344,7 @@ def evaluate(ckpt: str, clips, out_dir: str, p: dict, seed: int) -> dict:
         r = rows["curve"][-1], rows["text-only"][-1]
         log(f"video {i + 1}/{len(clips)}: cuts {len(clip.cut_times)} detected {r[0]['n_cuts']} | curve SCH "
             f"{_f(r[0]['sch'])} null {_f(r[0]['sch_null'])} | text-only SCH {_f(r[1]['sch'])} null {_f(r[1]['sch_null'])}")
-    summary = {k: metrics.summarise(v) for k, v in rows.items()}
+    summary = {k: metrics.summarise_results(v) for k, v in rows.items()}
     return {"rows": rows, "summary": summary, "generate_vs_manual_max_abs_diff": max_diff}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from ..core.timing import encoders, media, plot
-from ..core import metrics
+from ..core.eval import report as metrics_report
 from . import _host
 
 CATEGORY = "V2M-Zero/evaluate"
@@ -37,7 +37,7 @@ class SyncReport(io.ComfyNode):
         temps: list[str] = []
         try:
             path = _file_to_evaluate(video, images, audio, fps, temps)
-            result = metrics.evaluate_video(path, tolerance=tolerance, n_shifts=shifts)
+            result = metrics_report.evaluate_video(path, tolerance=tolerance, n_shifts=shifts)
             raw = encoders.encode_video_curve(path, encoders.get_encoder("pixels"), check_interrupt=_host.Progress.check_interrupt)
         finally:
             _host.remove_files(temps)

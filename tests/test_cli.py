@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tiny_models import tiny_v2m_checkpoint
-from v2m_zero.core import cli, synth
+from v2m_zero.core import cli
+from v2m_zero.core.eval import synth
 from v2m_zero.core.timing import media
 
 

@@ -72,7 +72,8 @@ def test_cuda_bf16_training_resume_export_and_generate(tmp_path):
     import numpy as np
 
     from test_train import _cfg
-    from v2m_zero.core import generate, synth
+    from v2m_zero.core import generate
+    from v2m_zero.core.eval import synth
     from v2m_zero.core.timing import media
     from v2m_zero.core.train.prepare import prepare_dataset
     from v2m_zero.core.train import train

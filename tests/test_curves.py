@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from v2m_zero.core.timing import curves, encoders
-from v2m_zero.core import synth
+from v2m_zero.core.eval import synth
 from v2m_zero.core.timing.curves import Curve, Features
 from v2m_zero.core.errors import CurveError
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from v2m_zero.core.timing import curves, encoders
-from v2m_zero.core import synth
+from v2m_zero.core.eval import synth
 from v2m_zero.core.errors import ModelError, V2MError
 from v2m_zero.core.precision import torch_dtype
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from v2m_zero.core.timing import media
-from v2m_zero.core import synth
+from v2m_zero.core.eval import synth
 from v2m_zero.core.errors import MediaError
 
 FPS_CASES = [12, 24, 25, Fraction(30000, 1001), 60]

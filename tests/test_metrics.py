@@ -11,7 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from v2m_zero.core import metrics, synth
+from v2m_zero.core import eval as metrics
+from v2m_zero.core.timing import cuts as cut_detection
+from v2m_zero.core.eval import synth
 from v2m_zero.core.timing import media
 from v2m_zero.core.errors import MediaError, V2MError
 
@@ -60,7 +62,7 @@ def clips(tmp_path_factory):
 
 def test_module_imports_without_heavy_libraries():
     code = (
-        "import sys; import v2m_zero.core.metrics, v2m_zero.core.commands.eval; "
+        "import sys; import v2m_zero.core.eval, v2m_zero.core.timing.cuts, v2m_zero.core.commands.eval; "
         "bad = [m for m in ('torch', 'numpy', 'librosa', 'scenedetect', 'transformers') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
@@ -73,7 +75,7 @@ def test_module_imports_without_heavy_libraries():
 
 
 def test_detect_cuts_finds_the_generated_cuts(clips):
-    cuts = metrics.detect_cuts(clips["on"])
+    cuts = cut_detection.detect_cuts(clips["on"])
     assert len(cuts) == len(CUTS_ON)
     np.testing.assert_allclose(cuts, CUTS_ON, atol=1.5 / 24)
 
@@ -81,12 +83,12 @@ def test_detect_cuts_finds_the_generated_cuts(clips):
 @pytest.mark.parametrize("backend", ["opencv", "pyav"])
 def test_detect_cuts_on_a_variable_frame_rate_clip(tmp_path, backend):
     clip = synth.make_cut_clip(tmp_path / "vfr.mp4", cut_times=[1.5, 3.0, 4.6], duration=6.0, vfr=True, motion=False)
-    np.testing.assert_allclose(metrics.detect_cuts(clip.path, backend=backend), clip.cut_times, atol=1e-3)
+    np.testing.assert_allclose(cut_detection.detect_cuts(clip.path, backend=backend), clip.cut_times, atol=1e-3)
 
 
 def test_detect_cuts_on_a_static_clip_is_empty(tmp_path):
     clip = synth.make_static_clip(tmp_path / "static.mp4", duration=3.0, fps=24, size=(160, 90))
-    assert metrics.detect_cuts(clip.path) == []
+    assert cut_detection.detect_cuts(clip.path) == []
 
 
 def test_timecode_shim_for_scenedetect_06_and_07():
@@ -102,8 +104,8 @@ def test_timecode_shim_for_scenedetect_06_and_07():
         def get_seconds(self):
             raise AssertionError("deprecated call")
 
-    assert metrics._seconds(Timecode06()) == 1.25
-    assert metrics._seconds(Timecode07()) == 2.5
+    assert cut_detection._seconds(Timecode06()) == 1.25
+    assert cut_detection._seconds(Timecode07()) == 2.5
 
 
 def test_detect_cuts_with_a_06_style_detect_without_backend(monkeypatch, clips):
@@ -117,9 +119,9 @@ def test_detect_cuts_with_a_06_style_detect_without_backend(monkeypatch, clips):
 
     monkeypatch.setattr(scenedetect, "detect", detect06)
     # the default backend calls detect(path, AdaptiveDetector()) as Algorithm 1 ...
-    np.testing.assert_allclose(metrics.detect_cuts(clips["on"]), CUTS_ON, atol=1e-6)
+    np.testing.assert_allclose(cut_detection.detect_cuts(clips["on"]), CUTS_ON, atol=1e-6)
     # ... another backend goes through open_video(backend=) + SceneManager, which 0.6 has too
-    np.testing.assert_allclose(metrics.detect_cuts(clips["on"], backend="pyav"), CUTS_ON, atol=1e-6)
+    np.testing.assert_allclose(cut_detection.detect_cuts(clips["on"], backend="pyav"), CUTS_ON, atol=1e-6)
 
 
 def test_sch_is_one_when_cuts_are_on_the_beat(clips):
@@ -168,7 +170,7 @@ def test_missing_or_corrupt_file_is_a_clear_error(tmp_path):
     with pytest.raises(MediaError, match="bad.mp4"):
         metrics.evaluate_video(bad)
     with pytest.raises(MediaError, match="bad.mp4"):
-        metrics.detect_cuts(bad)
+        cut_detection.detect_cuts(bad)
 
 
 def test_beat_scores_against_reference_music(clips):
@@ -243,40 +245,6 @@ def test_tempo_deviation_between_100_and_120_bpm():
     b = click_track(np.arange(0.0, 10.0, 60 / 120), 10.0, sample_rate=sr, channels=1)[0]
     assert metrics.tempo_deviation(a, b, sr) == pytest.approx(20.0, abs=3.0)
     assert metrics.tempo_deviation(a, a, sr) == pytest.approx(0.0, abs=1e-6)
-
-
-# ----------------------------------------------------------------------------------------
-# Curve correlation around cuts
-
-
-def _peaks(times, centres, width=0.15):
-    return sum(np.exp(-0.5 * ((times - c) / width) ** 2) for c in centres)
-
-
-def test_cut_window_correlation():
-    rng = np.random.default_rng(0)
-    cuts = [5.0, 14.5, 23.0, 31.0, 40.0, 52.0]
-    vt = np.arange(0, 60, 1 / 24)  # video curve at 24 fps
-    mt = np.arange(0, 60, 1 / 12.3)  # music curve at the latent rate
-    video = _peaks(vt, cuts) + 0.05 * rng.standard_normal(vt.size)
-    music = _peaks(mt, cuts, width=0.2) + 0.05 * rng.standard_normal(mt.size)
-    r = metrics.cut_window_correlation(video, vt, music, mt, cuts, seed=1)
-    assert r["at_cuts"] > 0.5 and r["n_cuts"] == len(cuts)
-    # random centres only sometimes overlap a shared peak (the paper's ≈0.2 baseline)
-    assert r["random"] < 0.25 and r["random"] < r["at_cuts"] - 0.5 and r["n_random"] == 200
-    # a music curve with its peaks elsewhere correlates neither at the cuts nor at random
-    other = _peaks(mt, rng.uniform(1, 59, size=6)) + 0.05 * rng.standard_normal(mt.size)
-    r = metrics.cut_window_correlation(video, vt, other, mt, cuts, seed=1)
-    assert abs(r["at_cuts"]) < 0.2 and abs(r["random"]) < 0.2
-    # constant curves: every window skipped, no NaN
-    flat = metrics.cut_window_correlation(np.ones_like(vt), vt, music, mt, cuts)
-    assert flat["at_cuts"] is None and flat["random"] is None
-    # a cut too near the edge for a full window is skipped
-    assert metrics.cut_window_correlation(video, vt, music, mt, [0.2, 3.0])["n_cuts"] == 1
-
-
-# ----------------------------------------------------------------------------------------
-# Fréchet distance, FAD, CLAP
 
 
 def test_frechet_distance_closed_form_for_diagonal_covariances():
@@ -377,7 +345,7 @@ def test_summarise_and_table():
         {"video": "/a/y.mp4", "duration": 4.0, "n_cuts": 0, "n_beats": 7, "sch": None, "sch_null": None,
          "sch_minus_null": None, "bcs": 0.5, "bhs": 0.0, "td": 4.0, "note": "no scene cuts detected"},
     ]
-    s = metrics.summarise(rows)
+    s = metrics.summarise_results(rows)
     assert s["n_videos"] == 2 and s["n_sch"] == 1 and s["sch"] == 1.0 and s["n_no_cuts"] == 1
     assert s["bcs"] == 0.5 and s["bhs"] == 0.5 and s["td"] == 3.0 and s["f1"] == pytest.approx(0.5)
     table = metrics.format_table(rows)

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from v2m_zero.core import synth
+from v2m_zero.core.eval import synth
 
 
 def test_sync_report_on_beat_video_and_on_images_plus_audio(host, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from tiny_models import PATCH, tiny_v2m_checkpoint
 from v2m_zero.core.timing import media
-from v2m_zero.core import synth
+from v2m_zero.core.eval import synth
 from v2m_zero.core.errors import V2MError
 
 

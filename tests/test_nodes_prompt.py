@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from v2m_zero.core import synth
+from v2m_zero.core.eval import synth
 
 
 @pytest.fixture

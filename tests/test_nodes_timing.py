@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from v2m_zero.core.timing import media
-from v2m_zero.core import synth
+from v2m_zero.core.eval import synth
 from v2m_zero.core.errors import MediaError, V2MError
 
 CUTS = [1.0, 2.5]

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from v2m_zero.core import synth
+from v2m_zero.core.eval import synth
 from v2m_zero.core.timing import media
 from v2m_zero.core.errors import V2MError
 

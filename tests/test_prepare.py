@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from v2m_zero.core.timing import curves, media
-from v2m_zero.core import synth
+from v2m_zero.core.eval import synth
 from v2m_zero.core.errors import ModelError, V2MError
 from v2m_zero.core.train.music_encoders import CodecMusicEncoder, LogMelEncoder, MusicFMEncoder, get_music_encoder, music_encoder_ids
 from v2m_zero.model_io.musicfm import load_musicfm

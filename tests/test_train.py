@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from v2m_zero.core.model import flow
-from v2m_zero.core import synth
+from v2m_zero.core.eval import synth
 from v2m_zero.core.timing import media
 from v2m_zero.core.errors import V2MError
 from v2m_zero.core.train.prepare import prepare_dataset

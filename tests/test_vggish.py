@@ -15,7 +15,9 @@ import pytest
 torch = pytest.importorskip("torch")
 from safetensors.torch import save_file  # noqa: E402
 
-from v2m_zero.core import metrics, synth, vggish  # noqa: E402
+from v2m_zero.core import eval as metrics  # noqa: E402
+from v2m_zero.model_io.vggish import load_vggish  # noqa: E402
+from v2m_zero.core.eval import synth, vggish  # noqa: E402
 from v2m_zero.core.timing import media  # noqa: E402
 from v2m_zero.core.errors import ModelError  # noqa: E402
 
@@ -143,7 +145,7 @@ def test_load_safetensors_and_pth_give_n_by_128(weights):
         ref = _reference_forward(weights["sd"], torch.from_numpy(ex)).numpy()
     outs = []
     for src in (weights["st"], weights["pth"], weights["st"] / "vggish.safetensors"):
-        model = vggish.load_vggish(src, "cpu")
+        model = load_vggish(src, "cpu")
         assert not model.training and not model.postprocess and not model.final_relu
         out = vggish.embed_examples(model, ex)
         assert out.shape == (3, 128) and out.dtype == np.float32
@@ -156,12 +158,12 @@ def test_load_safetensors_and_pth_give_n_by_128(weights):
 def test_postprocessor_pca_and_quantisation(weights, tmp_path):
     shutil.copy(weights["pth"] / "vggish-10086976.pth", tmp_path / "vggish-10086976.pth")
     with pytest.raises(ModelError, match="PCA"):
-        vggish.load_vggish(tmp_path, postprocess=True)
+        load_vggish(tmp_path, postprocess=True)
     # The public PCA file holds numpy arrays (means as [128]); identity PCA, zero means.
     torch.save({"pca_eigen_vectors": np.eye(128), "pca_means": np.zeros(128)},
                str(tmp_path / "vggish_pca_params-970ea276.pth"))
-    model = vggish.load_vggish(tmp_path, postprocess=True, final_relu=True)
-    raw = vggish.load_vggish(tmp_path, final_relu=True)
+    model = load_vggish(tmp_path, postprocess=True, final_relu=True)
+    raw = load_vggish(tmp_path, final_relu=True)
     ex = vggish.waveform_to_examples(np.random.default_rng(4).standard_normal(SR).astype(np.float32), SR)
     q, r = vggish.embed_examples(model, ex), vggish.embed_examples(raw, ex)
     assert (r >= 0).all()
@@ -175,7 +177,7 @@ def test_key_and_shape_mismatch_listed(weights, tmp_path):
     sd["extra.weight"] = torch.zeros(1)
     torch.save(sd, str(tmp_path / "vggish.pth"))
     with pytest.raises(ModelError) as err:
-        vggish.load_vggish(tmp_path)
+        load_vggish(tmp_path)
     msg = str(err.value)
     assert "missing keys" in msg and "embeddings.4.weight" in msg
     assert "unexpected keys" in msg and "extra.weight" in msg
@@ -198,20 +200,20 @@ class _Evil:
 def test_pickle_with_non_tensor_refused(tmp_path):
     torch.save({"features.0.weight": torch.zeros(64, 1, 3, 3), "payload": _Evil()}, str(tmp_path / "vggish.pth"))
     with pytest.raises(ModelError, match="weights_only") as err:
-        vggish.load_vggish(tmp_path)
+        load_vggish(tmp_path)
     assert "vggish.pth" in str(err.value) and not _CALLED
     # A junk file and an allowed-but-not-tensor value are refused too.
     (tmp_path / "vggish.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="vggish.pth"):
-        vggish.load_vggish(tmp_path)
+        load_vggish(tmp_path)
     torch.save({"features.0.weight": torch.zeros(1), "note": "text"}, str(tmp_path / "vggish.pth"))
     with pytest.raises(ModelError, match="'note' is a str"):
-        vggish.load_vggish(tmp_path)
+        load_vggish(tmp_path)
 
 
 def test_missing_weights_error_names_folder_and_file(tmp_path):
     with pytest.raises(ModelError) as err:
-        vggish.load_vggish(tmp_path)
+        load_vggish(tmp_path)
     msg = str(err.value)
     assert str(tmp_path) in msg and "vggish.safetensors" in msg and "vggish-10086976.pth" in msg
 
@@ -247,7 +249,7 @@ def audio_sets(tmp_path_factory):
 
 
 def test_embed_file_shapes(weights, audio_sets, tmp_path):
-    model = vggish.load_vggish(weights["st"])
+    model = load_vggish(weights["st"])
     assert vggish.embed_file(audio_sets["gen"] / "tone0.wav", model).shape == (3, 128)
     assert vggish.embed_file(audio_sets["gen"] / "tone3.wav", model).shape == (2, 128)
     short = media.write_audio(tmp_path / "short.wav", _tone(440.0, 0.9), SR, layout="mono")
@@ -283,5 +285,5 @@ def test_fad_skips_without_weights(tmp_path, audio_sets):
 
 
 def test_metrics_import_stays_torch_free():
-    code = "import sys; import v2m_zero.core.metrics; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys; import v2m_zero.core.eval; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

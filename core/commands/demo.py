@@ -41,42 +41,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def sonify(smooth, peaks, duration: float, sample_rate: int = 44100) -> np.ndarray:
     """A stereo soundtrack that makes the curve audible: hits at ``peaks``, a pad following ``smooth``."""
-    from .. import synth
+    from .. import examples
 
     n = int(round(duration * sample_rate))
     t = np.arange(n) / sample_rate
     env = np.interp(t, smooth.times + 0.5 / smooth.rate, smooth.values)
     env = (env - env.min()) / (np.ptp(env) or 1.0)
     pad = 0.12 * (0.25 + 0.75 * env) * (np.sin(2 * np.pi * 110 * t) + 0.5 * np.sin(2 * np.pi * 164.8 * t))
-    hits = synth.click_track(list(peaks), duration, sample_rate=sample_rate, channels=2)
+    hits = examples.click_track(list(peaks), duration, sample_rate=sample_rate, channels=2)
     return np.clip(hits * 0.8 + pad[None].astype(np.float32), -1, 1).astype(np.float32)
 
 
 def score(video: str, wave: np.ndarray, sr: int, duration: float, known_cuts) -> dict:
     """Scene Cut Hit and its chance level: PySceneDetect cuts when installed (paper Algorithm 1),
     else the clip's known cut times (or our hit points), which the result says."""
-    from .. import metrics
+    from ..eval import report, sch
 
     try:
         import scenedetect  # noqa: F401
 
-        r = metrics.evaluate_video(video)
+        r = report.evaluate_video(video)
         r["cuts_from"] = "PySceneDetect AdaptiveDetector"
         return r
     except ImportError:
         pass
     mono = wave.mean(axis=0)
-    beats = metrics.beat_times(mono, sr)
+    beats = sch.beat_times(mono, sr)
     cuts = list(known_cuts)
-    sch = metrics.scene_cut_hit(cuts, beats)
-    null = metrics.sch_null(cuts, beats, duration) if cuts else None
-    return {"sch": sch, "sch_null": null, "sch_minus_null": None if sch is None or null is None else sch - null,
+    hit = sch.scene_cut_hit(cuts, beats)
+    null = sch.sch_null(cuts, beats, duration) if cuts else None
+    return {"sch": hit, "sch_null": null, "sch_minus_null": None if hit is None or null is None else hit - null,
             "cuts": cuts, "beats": list(beats), "cuts_from": "known cut times (install scenedetect for Algorithm 1's detector)"}
 
 
 def run(args) -> int:
+    from .. import examples, generate
     from ..timing import curves, encoders, media, plot
-    from .. import generate, synth
     from ._common import write_json
     from .curve import curve_document
 
@@ -86,7 +86,7 @@ def run(args) -> int:
         video, truth = args.video, None
     else:
         video = os.path.join(out, "demo_clip.mp4")
-        clip = synth.make_cut_clip(video, cut_times=[c for c in DEMO_CUTS if c < args.duration], duration=args.duration, fps=args.fps, size=(320, 180))
+        clip = examples.make_cut_clip(video, cut_times=[c for c in DEMO_CUTS if c < args.duration], duration=args.duration, fps=args.fps, size=(320, 180))
         truth = clip.cut_times
         print(f"generated {video}: {args.duration:g} s at {args.fps:g} fps with cuts at " + ", ".join(f"{c:.3f}" for c in truth))
 

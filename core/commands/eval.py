@@ -40,7 +40,7 @@ def _write_json_atomic(path: str, payload: dict) -> None:
 
 
 def run(args) -> int:
-    from .. import metrics
+    from ..eval import report
     from ..errors import V2MError
 
     videos = list(args.videos)
@@ -62,15 +62,15 @@ def run(args) -> int:
     results = []
     for i, video in enumerate(videos):
         results.append(
-            metrics.evaluate_video(
+            report.evaluate_video(
                 video,
                 reference_music=refs[i] if refs else None,
                 tolerance=args.tolerance,
                 n_shifts=args.shifts,
             )
         )
-    print(metrics.format_table(results))
+    print(report.format_table(results))
     if args.json:
-        _write_json_atomic(args.json, {"videos": results, "mean": metrics.summarise(results)})
+        _write_json_atomic(args.json, {"videos": results, "mean": report.summarise_results(results)})
         print(f"wrote {args.json}")
     return 0

@@ -1,6 +1,8 @@
-"""Generated media with known truth (cut times, onsets, frame times) for tests and the CLI demo.
+"""Media the pack makes itself, with known truth: clips with cuts at chosen times, click tracks.
 
-Everything is deterministic for a given seed and needs no weights or network.
+The demo clip of the main job and the templates, the synthetic data of the zero-pair experiment,
+and (through :mod:`core.eval.synth`) the tests' media. Deterministic for a given seed; no weights,
+no network, no third-party footage.
 """
 
 from __future__ import annotations
@@ -14,13 +16,6 @@ import numpy as np
 from .errors import MediaError
 from .timing.media import as_rate, write_video
 
-__all__ = [
-    "SynthClip",
-    "make_cut_clip",
-    "make_static_clip",
-    "make_one_frame_clip",
-    "click_track",
-]
 
 _VFR_TICKS = 90000  # write_video's VFR time base
 
@@ -161,19 +156,6 @@ def make_cut_clip(
     last = float(rate.denominator / rate.numerator)
     dur = float(times[-1] + last) if vfr else len(times) * last
     return SynthClip(path=out, fps=float(rate), duration=dur, frame_times=times, cut_times=aligned)
-
-
-def make_static_clip(
-    path, *, duration: float = 2.0, fps: float | Fraction = 24, size=(160, 90), seed: int = 0
-) -> SynthClip:
-    """A clip whose frames are all identical (no cuts, no motion)."""
-    return make_cut_clip(path, cut_times=[], duration=duration, fps=fps, size=size, seed=seed, motion=False)
-
-
-def make_one_frame_clip(path, *, size=(160, 90), fps: float | Fraction = 24, seed: int = 0) -> SynthClip:
-    """A valid video of exactly one frame."""
-    rate = as_rate(fps)
-    return make_cut_clip(path, cut_times=[], duration=float(1 / rate), fps=rate, size=size, seed=seed, motion=False)
 
 
 def click_track(
