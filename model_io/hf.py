@@ -9,12 +9,29 @@ from ..core.errors import ModelError
 from .folders import resolve_model_dir
 
 
-def load_pretrained(model_cls: Any, path: str | os.PathLike, *, what: str, **kwargs) -> Any:
-    """``model_cls.from_pretrained(path)`` offline, safetensors only; a failure names the folder."""
+def load_pretrained(model_cls: Any, path: str | os.PathLike, *, what: str, hint: str = "", **kwargs) -> Any:
+    """``model_cls.from_pretrained(path)`` offline, safetensors only; a failure names the folder (and ``hint``)."""
     try:
         return model_cls.from_pretrained(os.fspath(path), local_files_only=True, use_safetensors=True, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot load {what} from {os.fspath(path)}: {exc}") from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"cannot load {what} from {os.fspath(path)}: {exc}{'. ' + hint if hint else ''}") from exc
+
+
+def check_model_dir(model_dir: str | os.PathLike, role: str) -> str:
+    """The absolute path of a transformers model folder (it exists and has a config.json), else a ModelError."""
+    path = os.path.abspath(os.fspath(model_dir))
+    if not os.path.isdir(path):
+        raise ModelError(
+            f"{role} model folder not found: {path}. Download the model into that folder "
+            f"(e.g. `huggingface-cli download <repo> --local-dir {path}`), fix the path, or leave "
+            f"the {role} model unset to skip this step"
+        )
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise ModelError(
+            f"{role} model folder {path} has no config.json; it must be a transformers model "
+            f"folder (config.json, weights and tokenizer/processor files)"
+        )
+    return path
 
 
 def load_dinov2(name_or_path: str, *, dtype=None) -> tuple[str, Any, Any]:

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from v2m_zero.core import prompt as P
-from v2m_zero.core.errors import MediaError, ModelError
+from v2m_zero.core.prompt import pipeline as PL
+from v2m_zero.core.errors import MediaError, ModelError, V2MError
+from v2m_zero.core.timing.cuts import HistogramCuts
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -218,7 +220,8 @@ def models(tmp_path_factory) -> dict[str, str]:
 
 
 def test_detect_cuts_and_pacing(clip):
-    cuts, duration = P.detect_cuts(clip)
+    cuts = HistogramCuts().detect(clip)
+    duration = cuts.duration
     assert duration == pytest.approx(DURATION, abs=0.1)
     assert len(cuts) == len(CUTS)
     for got, want in zip(cuts, CUTS):
@@ -244,7 +247,7 @@ def test_sample_frames_even_and_scenes(clip):
     assert np.asarray(scenes[2][1]).reshape(-1, 3).mean(0)[2] > 150  # blue scene
     detected = P.sample_frames(clip, n=2, mode="scenes")  # cuts detected; keeps the 2 longest
     assert len(detected) == 2
-    with pytest.raises(P.V2MError):
+    with pytest.raises(V2MError):
         P.sample_frames(clip, mode="random")
 
 
@@ -284,7 +287,7 @@ def test_missing_folders_and_files(clip, tmp_path):
 
 def test_video_without_audio_gives_empty_transcript(models, tmp_path, monkeypatch):
     silent = _write_clip(str(tmp_path / "silent.mp4"), audio=False)
-    monkeypatch.setattr(P, "transcribe", lambda *a, **kw: pytest.fail("no audio, nothing to transcribe"))
+    monkeypatch.setattr(PL, "transcribe", lambda *a, **kw: pytest.fail("no audio, nothing to transcribe"))
     res = P.MusicPromptPipeline(asr_dir=models["asr"]).run(silent, user_text="quiet")
     assert res.transcript == "" and res.used_models == {"asr": models["asr"]}
     assert res.fallback_reason.startswith("no LLM configured: ")
@@ -322,16 +325,16 @@ def test_pipeline_end_to_end_and_cache(clip, models, tmp_path, monkeypatch):
     seen = {}
 
     def spy(name):
-        real = getattr(P, name)
+        real = getattr(PL, name)
 
         def wrapper(*a, **kw):
             out = real(*a, **kw)
             seen.setdefault(name, []).append((a, kw, out))
             return out
 
-        monkeypatch.setattr(P, name, wrapper)
+        monkeypatch.setattr(PL, name, wrapper)
 
-    for name in ("transcribe", "caption_frames", "summarise", "music_prompt"):
+    for name in ("transcribe", "caption_frames", "summarise_captions", "music_prompt"):
         spy(name)
     steps = []
     cache = tmp_path / "cache"
@@ -348,7 +351,7 @@ def test_pipeline_end_to_end_and_cache(clip, models, tmp_path, monkeypatch):
     (_, _, caps), = seen["caption_frames"]
     assert res.captions == caps and len(caps) == 3 and all(caps)
     assert res.frame_times == [1.0, 3.0, 5.0]
-    (args, kw, summary), = seen["summarise"]
+    (args, kw, summary), = seen["summarise_captions"]
     assert args[0] == caps and kw["model"].kind == "llm" and res.summary == summary
     (args, kw, prompt), = seen["music_prompt"]
     assert args == (res.transcript, res.summary) and kw["user_text"] == "a sunny walk"
@@ -360,7 +363,7 @@ def test_pipeline_end_to_end_and_cache(clip, models, tmp_path, monkeypatch):
     def no_load(*a, **kw):
         raise AssertionError("a model was loaded on a cache hit")
 
-    monkeypatch.setattr(P, "load_model", no_load)
+    monkeypatch.setattr(PL, "load_model", no_load)
     hit = P.MusicPromptPipeline(models["asr"], models["vlm"], models["llm"], cache_dir=str(cache), n_frames=3,
                                 caption_tokens=8, summary_tokens=8, prompt_tokens=12).run(clip, user_text="a sunny walk")
     assert hit.cached and hit.prompt == res.prompt and hit.captions == res.captions
@@ -381,7 +384,7 @@ def test_vlm_writes_the_text_when_no_llm(clip, models, monkeypatch):
         loads.append(kind)
         return real(kind, path, **kw)
 
-    monkeypatch.setattr(P, "load_model", counting)
+    monkeypatch.setattr(PL, "load_model", counting)
     res = P.MusicPromptPipeline(vlm_dir=models["vlm"], n_frames=2, frame_mode="scenes", caption_tokens=6,
                                 summary_tokens=6, prompt_tokens=10).run(clip)
     assert loads == ["vlm"]  # loaded once, kept for the summary and the prompt
@@ -405,7 +408,7 @@ def test_gemma3_does_all_three_steps(clip, tmp_path):
 
 
 def test_empty_llm_answer_falls_back(clip, models, monkeypatch):
-    monkeypatch.setattr(P, "music_prompt", lambda *a, **kw: "")
+    monkeypatch.setattr(PL, "music_prompt", lambda *a, **kw: "")
     res = P.MusicPromptPipeline(llm_dir=models["llm"]).run(clip, user_text="slow piano")
     assert res.used_models == {"text": models["llm"]}
     assert res.fallback_reason.startswith("the text model returned an empty prompt")
@@ -427,7 +430,7 @@ def test_llm_without_chat_template(models, tmp_path):
             (path / f).unlink()
     lm = P.load_model("llm", str(path))
     assert not getattr(lm.processor, "chat_template", None)
-    out = P.summarise(["a red room", "a green field"], model=lm, max_new_tokens=5)
+    out = P.summarise_captions(["a red room", "a green field"], model=lm, max_new_tokens=5)
     assert isinstance(out, str)
 
 

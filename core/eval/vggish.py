@@ -137,7 +137,7 @@ def waveform_to_examples(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np
     elif wave.ndim != 1:
         raise ValueError(f"expected audio [T] or [C, T], got shape {wave.shape}")
     if int(sample_rate) != SAMPLE_RATE:
-        from .timing import media
+        from ..timing import media
 
         wave = media.resample_audio(wave, int(sample_rate), SAMPLE_RATE)
     log_mel = log_mel_spectrogram(wave, SAMPLE_RATE)
