@@ -66,6 +66,7 @@ if __package__ in (None, ""):  # run as a script: make the pack importable as v2
 import torch  # noqa: E402
 
 from v2m_zero.core.timing import curves, encoders, media  # noqa: E402
+from v2m_zero.core.timing.spec import CurveSpec  # noqa: E402
 from v2m_zero.core import generate, eval as metrics  # noqa: E402
 from v2m_zero.core.eval import synth  # noqa: E402
 from v2m_zero.core.model.codec import PatchCodec  # noqa: E402
@@ -253,8 +254,8 @@ def write_demo_checkpoint(src: str, dst: str, scale: float, p: dict, extra: dict
     """The trainer's export, re-written with the demo metadata (codec scale, pixels) in fp16."""
     state, meta = load_v2m_checkpoint(src)
     state = {k: (v.half() if v.is_floating_point() and not k.endswith("inv_freq") else v) for k, v in state.items()}
-    curve = dict(meta.get("curve") or {})
-    curve.update({"encoder": "pixels", "music_encoder": "logmel", "smoothing_seconds": SMOOTHING, "standardise": True})
+    curve = CurveSpec.from_dict(meta.get("curve")).replace(encoder="pixels", music_encoder="logmel",
+                                                          smoothing_seconds=SMOOTHING, standardise=True).to_dict()
     new = {
         "v2m_format": V2M_FORMAT,
         "model_config": meta["model_config"],

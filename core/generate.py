@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .timing import curves
+from .timing.spec import CurveSpec
 from .model.codec import AudioCodec
 from .precision import torch_dtype
 from .errors import ModelError, V2MError
@@ -45,8 +46,9 @@ class Generator:
         return int(self.codec.sample_rate)
 
     @property
-    def curve_spec(self) -> dict:
-        return dict(self.meta.get("curve") or {})
+    def curve_spec(self) -> CurveSpec:
+        """How the checkpoint's training curves were made (its metadata ``curve``)."""
+        return CurveSpec.from_dict(self.meta.get("curve"))
 
 
 def load_generator(
@@ -86,17 +88,22 @@ def load_generator(
     return Generator(dit=dit, codec=cod, text=text, meta=meta, device=dev, dtype=dtype)
 
 
-def conditioning_curve_for(gen: Generator, raw: curves.Curve, duration: float | None = None) -> curves.Curve:
-    """The raw event curve on this model's latent grid, smoothed as the model was trained.
+def conditioning_curve_for(gen: Generator, curve: curves.Curve, duration: float | None = None) -> curves.Curve:
+    """An event curve fitted to this model's latent grid.
 
+    A raw event curve (no uniform rate) is resampled and smoothed as the model was trained (its
+    curve spec); an already smoothed curve (e.g. from Smooth Curve) is only resampled by time.
     Latent length = ceil(duration · latent_rate) (rounded up to the DiT's patch size), so the
     decoded audio covers the whole video and is then trimmed to its exact length.
     """
-    duration = float(duration or raw.duration)
+    duration = float(duration or curve.duration)
     n = latent_frames(gen, duration)
-    res = curves.resample_curve(raw.replace(duration=n / gen.latent_rate), length=n)
-    seconds = float(gen.curve_spec.get("smoothing_seconds", curves.DEFAULT_SMOOTHING_SECONDS))
-    return curves.smooth_curve(res, seconds).replace(duration=duration)
+    on_grid = curve.replace(duration=n / gen.latent_rate)
+    if curve.rate is None:
+        fitted = gen.curve_spec.smooth(on_grid, length=n)
+    else:
+        fitted = curves.resample_curve(on_grid, length=n)
+    return fitted.replace(duration=duration)
 
 
 def latent_frames(gen: Generator, duration: float) -> int:

@@ -22,6 +22,7 @@ import re
 from typing import Any, Mapping
 
 from ..core.errors import ModelError
+from ..core.timing.spec import DEFAULT_MUSIC_ENCODER, CurveSpec
 
 SAO1_SAMPLE_RATE = 44100
 SAO1_DOWNSAMPLING = 2048
@@ -31,16 +32,6 @@ DIT_PREFIX = "model.model."
 CONDITIONER_PREFIX = "conditioner.conditioners."
 PRETRANSFORM_PREFIX = "pretransform.model."
 
-# the curve spec written into a fresh checkpoint (paper §3.2/§3.5: DINOv2 video features,
-# standardised dissimilarity, Hann smoothing of 31 latent frames at 12.3 Hz ≈ 2.5 s)
-DEFAULT_CURVE_SPEC: dict[str, Any] = {
-    "encoder": "dinov2-large",
-    "music_encoder": "musicfm",
-    "standardise": True,
-    "smoothing_seconds": 2.5,
-    "window": "hann",
-    "channels": 1,
-}
 
 
 def sao1_model_config(with_curve: bool = False) -> dict[str, Any]:
@@ -206,7 +197,8 @@ def init_from_sao(
         "objective": "v",
         "latent_rate": SAO1_LATENT_RATE,
         "sample_rate": SAO1_SAMPLE_RATE,
-        "curve": {**DEFAULT_CURVE_SPEC, **dict(curve or {})},
+        # the paper's curve (DINOv2-L video features, MusicFM music features, 2.52 s Hann), with overrides
+        "curve": CurveSpec.from_dict({**CurveSpec(music_encoder=DEFAULT_MUSIC_ENCODER).to_dict(), **dict(curve or {})}).to_dict(),
         "base": {"name": "stable-audio-open-1.0", "source_file": os.path.basename(str(path))},
     }
     save_v2m_checkpoint(out, state, meta)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from ..core.timing import curves, plot
+from ..core.timing.spec import CurveSpec
 from . import _host
 from .types import CurveType, FeaturesType
 
@@ -67,11 +68,8 @@ class SmoothCurve(io.ComfyNode):
 
     @classmethod
     def execute(cls, curve, kernel_seconds, target_rate, latent_length, scale, offset) -> io.NodeOutput:
-        if latent_length:
-            res = curves.resample_curve(curve, length=latent_length)
-        else:
-            res = curves.resample_curve(curve, rate=target_rate)
-        smooth = curves.smooth_curve(res, kernel_seconds)
+        spec = CurveSpec(smoothing_seconds=kernel_seconds)
+        smooth = spec.smooth(curve, length=latent_length) if latent_length else spec.smooth(curve, rate=target_rate)
         if scale != 1.0 or offset != 0.0:
             smooth = smooth.replace(values=smooth.values * scale + offset, spec=dict(smooth.spec, scale=scale, offset=offset))
         image = _host.image_tensor(

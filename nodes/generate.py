@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from comfy_api.latest import io, ui
 
-from ..core.timing import curves, plot
+from ..core.timing import plot
 from ..core import generate
 from ..core.errors import V2MError
 from . import _host
@@ -77,15 +77,6 @@ class _Placed:
         return False
 
 
-def model_curve(gen, curve: curves.Curve) -> curves.Curve:
-    """A raw event curve gets the model's own smoothing; an already smoothed one is only regridded."""
-    if curve.rate is None:
-        return generate.conditioning_curve_for(gen, curve)
-    n = generate.latent_frames(gen, curve.duration)
-    regrid = curves.resample_curve(curve.replace(duration=n / gen.latent_rate), length=n)
-    return regrid.replace(duration=curve.duration)
-
-
 class Sampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -109,7 +100,7 @@ class Sampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, curve, prompt, negative_prompt, steps, cfg, seed, uncond) -> io.NodeOutput:
-        cond = model_curve(model, curve)
+        cond = generate.conditioning_curve_for(model, curve)
         bar = _host.Progress(steps)
 
         def callback(state):

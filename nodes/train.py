@@ -10,6 +10,7 @@ from comfy_api.latest import io, ui
 
 from ..core.atomic import atomic_path
 from ..core.errors import V2MError
+from ..core.timing.curves import DEFAULT_SMOOTHING_SECONDS
 from . import _host
 
 CATEGORY = "V2M-Zero/train"
@@ -81,7 +82,7 @@ class Train(io.ComfyNode):
                 io.Combo.Input("codec", options=PATCH_CODECS + _host.model_choices("codecs", folders=False), default=PATCH_CODECS[0], tooltip="Audio codec for the latents: a weightless patch codec (patch:SIZE:CHANNELS:RATE, toy runs) or an autoencoder file from models/v2m/codecs/ (Stable Audio Open's)."),
                 io.Combo.Input("music_encoder", options=["logmel", "codec", "musicfm"], default="logmel", tooltip="Encoder for the music event curves (paper: MusicFM; logmel is weightless)."),
                 io.Float.Input("clip_seconds", default=8.0, min=1.0, max=120.0, step=0.5, tooltip="Training clip length (paper: 32 s)."),
-                io.Float.Input("smoothing_seconds", default=2.52, min=0.0, max=30.0, step=0.05, tooltip="Hann smoothing of the music curves; inference uses the same (stored in the checkpoint)."),
+                io.Float.Input("smoothing_seconds", default=round(DEFAULT_SMOOTHING_SECONDS, 2), min=0.0, max=30.0, step=0.05, tooltip="Hann smoothing of the music curves; inference uses the same (stored in the checkpoint)."),
                 io.Int.Input("max_steps", default=1000, min=1, max=10_000_000, tooltip="Total optimiser steps of the run (a resumed run continues to this)."),
                 io.String.Input("config", default=DEFAULT_CONFIG_TOML, multiline=True, tooltip="Trainer settings as TOML (optimiser, batch, EMA, model size...)."),
             ],

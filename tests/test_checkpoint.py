@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from v2m_zero.core.commands import init_checkpoint
 from v2m_zero.core.model.dit import V2MDiT, make_model_config
 from v2m_zero.core.errors import ModelError, V2MError
+from v2m_zero.core.timing.curves import DEFAULT_SMOOTHING_SECONDS
 from v2m_zero.model_io import sao
 from v2m_zero.model_io.checkpoint import (
     build_dit_from_checkpoint,
@@ -214,7 +215,7 @@ def test_init_from_sao_widens_and_keeps_outputs(tmp_path):
 
     meta = sao.init_from_sao(src, out, base_config=base.model_config)
     assert meta["objective"] == "v" and meta["latent_rate"] == 44100 / 2048 and meta["sample_rate"] == 44100
-    assert meta["curve"]["standardise"] is True and meta["curve"]["smoothing_seconds"] == 2.5
+    assert meta["curve"]["standardise"] is True and meta["curve"]["smoothing_seconds"] == DEFAULT_SMOOTHING_SECONDS
     built = build_dit_from_checkpoint(out)
     assert built.curve_channels == 1 and built.objective == "v"
     sd, _ = load_v2m_checkpoint(out)

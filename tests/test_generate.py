@@ -27,7 +27,7 @@ def _raw_curve(duration, fps=24.0, cuts=(1.0, 2.0)):
 
 def test_generator_reads_codec_and_curve_spec(gen):
     assert gen.latent_rate == 100.0 and gen.sample_rate == 1600
-    assert gen.curve_spec["smoothing_seconds"] == 0.5
+    assert gen.curve_spec.smoothing_seconds == 0.5
     assert gen.codec.latent_channels == 16 and gen.text is None
 
 

@@ -62,7 +62,7 @@ def test_train_node_writes_checkpoint_usable_by_generator(host, dataset):
     assert path == os.path.join(folder_paths.models_dir, "v2m", "checkpoints", "toy.safetensors") and os.path.exists(path)
     assert host.STATE["progress"][-1] == (4, 4)
     model = generate.LoadModel.execute(checkpoint="toy.safetensors", text_encoder="none", codec="from checkpoint", precision="fp32", offload=False).args[0]
-    assert model.curve_spec["smoothing_seconds"] == pytest.approx(0.2)
+    assert model.curve_spec.smoothing_seconds == pytest.approx(0.2)
     assert model.sample_rate == 4000
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..timing import curves, encoders
+from ..timing.spec import CurveSpec
 from ._common import TextProgress, write_json
 
 NAME = "curve"
@@ -53,8 +54,9 @@ def compute(video, args) -> tuple[dict, "curves.Curve", "curves.Curve", list]:
         progress.close()
         enc.close()
     peaks = curves.find_peaks(raw, min_gap=args.min_gap)
-    res = curves.resample_curve(raw, length=args.length) if args.length else curves.resample_curve(raw, rate=args.rate)
-    smooth = curves.smooth_curve(res, args.smoothing)
+    spec = CurveSpec(encoder=args.encoder, smoothing_seconds=args.smoothing, length=args.length or None,
+                     rate=None if args.length else args.rate)
+    smooth = spec.smooth(raw)
     return curve_document(video, raw, smooth, peaks), raw, smooth, list(peaks)
 
 

@@ -77,6 +77,7 @@ def score(video: str, wave: np.ndarray, sr: int, duration: float, known_cuts) ->
 def run(args) -> int:
     from .. import examples, generate
     from ..timing import curves, encoders, media, plot
+    from ..timing.spec import CurveSpec
     from ._common import write_json
     from .curve import curve_document
 
@@ -98,10 +99,10 @@ def run(args) -> int:
             print(f"model: DEMO checkpoint {ckpt} — a 1 M-parameter toy trained on synthetic percussion with music curves only (benchmarks/zero_pair_toy.py); it shows timing transfer, not musical quality")
         else:
             print(f"model: {ckpt}")
-    encoder_id = (gen.curve_spec.get("encoder") if gen else None) or "pixels"
-    raw = encoders.encode_video_curve(video, encoders.get_encoder(encoder_id))
+    spec = gen.curve_spec if gen else CurveSpec(encoder="pixels", rate=curves.SAO_LATENT_RATE)
+    raw = encoders.encode_video_curve(video, encoders.get_encoder(spec.encoder))
     peaks = curves.find_peaks(raw)
-    smooth = curves.smooth_curve(curves.resample_curve(raw, rate=curves.SAO_LATENT_RATE))
+    smooth = CurveSpec(rate=curves.SAO_LATENT_RATE).smooth(raw)
 
     if gen is None:
         wave, sr = sonify(smooth, peaks, raw.duration), 44100

@@ -34,7 +34,7 @@ def run(args) -> int:
 
     gen = generate.load_generator(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec, device=args.device, precision=args.precision)
     # The curve must come from the encoder the checkpoint's curve spec names (training used it).
-    args.encoder = args.encoder or gen.curve_spec.get("encoder") or "pixels"
+    args.encoder = args.encoder or gen.curve_spec.encoder
     enc = build_encoder(args)
     progress = TextProgress(f"encoding {args.video}")
     try:

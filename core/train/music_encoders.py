@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, V2MError
-from ..timing import curves
 from ..timing.curves import Curve, Features
+from ..timing.spec import CurveSpec
 from ..model.musicfm import MUSICFM_FRAME, MUSICFM_SAMPLE_RATE
 from ..registry import Registry
 
@@ -74,11 +74,10 @@ class MusicEncoder(ABC):
         """
         return self.encode(audio() if callable(audio) else audio, sample_rate)
 
-    def conditioning_curve(self, audio, sample_rate: int, *, length: int, smoothing_seconds: float,
+    def conditioning_curve(self, audio, sample_rate: int, *, spec: CurveSpec, length: int,
                            latents=None, duration: float | None = None) -> Curve:
-        """The clip's music event curve on its latent grid (eq. 2–4), as training uses it."""
-        feats = self.clip_features(audio, sample_rate, latents=latents, duration=duration)
-        return curves.conditioning_curve(feats, length=length, smoothing_seconds=smoothing_seconds)
+        """The clip's music event curve on its latent grid (eq. 2–4, as ``spec`` says), as training uses it."""
+        return spec.conditioning_curve(self.clip_features(audio, sample_rate, latents=latents, duration=duration), length=length)
 
     def close(self) -> None:
         """Release weights and device memory."""

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import MediaError, ModelError, V2MError
 from ..timing import curves
+from ..timing.spec import CurveSpec
 from .cache import CACHE_VERSION, ShardWriter, clear_cache, load_manifest, new_manifest, spec_diff
 from .dataset_files import caption_for, file_signature, find_audio_files, read_captions
 
@@ -68,7 +69,7 @@ def _clip_windows(n_samples: int, clip_samples: int, last_clip: str, min_last: i
     return out
 
 
-def _cache_spec(cod, codec_source, enc, *, clip_seconds: float, smoothing_seconds: float, last_clip: str,
+def _cache_spec(cod, codec_source, enc, curve: CurveSpec, *, clip_seconds: float, last_clip: str,
                 min_last_fraction: float) -> dict:
     from ...model_io.codec import codec_spec
 
@@ -78,8 +79,8 @@ def _cache_spec(cod, codec_source, enc, *, clip_seconds: float, smoothing_second
         "version": CACHE_VERSION,
         "codec": codec_spec(cod, codec_source),
         "encoder": enc.describe(),
-        "smoothing_seconds": float(smoothing_seconds),
-        "standardise": True,
+        "smoothing_seconds": float(curve.smoothing_seconds),
+        "standardise": bool(curve.standardise),
         "clip_seconds": float(clip_seconds),
         "clip_samples": int(clip_samples),
         "clip_duration": clip_samples / cod.sample_rate,
@@ -109,7 +110,7 @@ def _encode_clips(wave: np.ndarray, windows, cod, enc, spec: Mapping, *, batch_s
     import torch
 
     clip_samples, latent_len = int(spec["clip_samples"]), int(spec["latent_length"])
-    smoothing = float(spec["smoothing_seconds"])
+    curve_spec = CurveSpec.from_cache(spec)
     step = max(1, int(batch_size))
     for b0 in range(0, len(windows), step):
         chunk = windows[b0:b0 + step]
@@ -126,8 +127,7 @@ def _encode_clips(wave: np.ndarray, windows, cod, enc, spec: Mapping, *, batch_s
         if lat.shape[-1] != latent_len:
             raise ModelError(f"codec gave {lat.shape[-1]} latent frames for {clip_samples} samples, expected {latent_len}")
         for j, (s, valid) in enumerate(chunk):
-            curve = enc.conditioning_curve(batch[j], cod.sample_rate, length=latent_len, smoothing_seconds=smoothing,
-                                           latents=lat[j])
+            curve = enc.conditioning_curve(batch[j], cod.sample_rate, spec=curve_spec, length=latent_len, latents=lat[j])
             yield lat[j].numpy(), np.asarray(curve.values, np.float32), valid, s
 
 
@@ -205,8 +205,6 @@ def prepare_dataset(
         raise V2MError(f"last_clip must be 'pad' or 'drop', got {last_clip!r}")
     if not clip_seconds > 0:
         raise V2MError(f"clip_seconds must be > 0, got {clip_seconds}")
-    if smoothing_seconds < 0:
-        raise V2MError(f"smoothing seconds must be >= 0, got {smoothing_seconds}")
     messages: list[str] = []
 
     def say(msg: str) -> None:
@@ -223,8 +221,11 @@ def prepare_dataset(
     if isinstance(cod, torch.nn.Module):
         cod = cod.to(dev)
     enc = make_music_encoder(music_encoder, codec=cod, **dict(encoder_options or {}))
-    spec = _cache_spec(cod, codec, enc, clip_seconds=clip_seconds, smoothing_seconds=smoothing_seconds,
-                       last_clip=last_clip, min_last_fraction=min_last_fraction)
+    described = enc.describe()
+    curve = CurveSpec(music_encoder=described.get("id"), music_encoder_options={k: v for k, v in described.items() if k != "id"},
+                      smoothing_seconds=smoothing_seconds)
+    spec = _cache_spec(cod, codec, enc, curve, clip_seconds=clip_seconds, last_clip=last_clip,
+                       min_last_fraction=min_last_fraction)
 
     manifest, rebuilt = _open_cache(cache, spec, say)
     table = read_captions(data_root)

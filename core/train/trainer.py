@@ -49,6 +49,7 @@ import torch
 from ..atomic import write_json
 from ..errors import ModelError, V2MError
 from .config import lr_at, resolve_config
+from ..timing.spec import CurveSpec
 from .cache import ClipCache
 from .data import DataOrder, split_clips
 from .runtime import Runtime
@@ -229,18 +230,9 @@ class Trainer:
 
             vae = make_codec(codec)
             state.update({"pretransform.model." + k: v for k, v in vae.state_dict().items()})
-        src_curve = dict(self.src_meta.get("curve") or {})
-        enc = dict(self.spec["encoder"])
-        curve = {
-            "encoder": self.cfg["curve"]["video_encoder"] or src_curve.get("encoder", "dinov2-large"),
-            "music_encoder": enc.get("id"),
-            "music_encoder_spec": enc,
-            "standardise": True,
-            "smoothing_seconds": float(self.spec["smoothing_seconds"]),
-            "window": "hann",
-            "channels": int(model.curve_channels),
-            "clip_seconds": float(self.spec["clip_duration"]),
-        }
+        # the cache's curve spec, with the video encoder of the config or of the base checkpoint
+        video_encoder = self.cfg["curve"]["video_encoder"] or CurveSpec.from_dict(self.src_meta.get("curve")).encoder
+        curve = CurveSpec.from_cache(self.spec, encoder=video_encoder).replace(channels=int(model.curve_channels)).to_dict()
         meta = {
             "v2m_format": V2M_FORMAT,
             "model_config": model.model_config,

@@ -7,6 +7,7 @@ import torch
 
 from ..errors import V2MError
 from ..timing import curves
+from ..timing.spec import CurveSpec
 
 
 def _swap_ema(tr):
@@ -94,9 +95,8 @@ def validate(tr) -> dict:
             cors = []
             for j in range(lat.shape[0]):
                 gen_curve = enc.conditioning_curve(
-                    lambda j=j: _decode(codec, lat[j:j + 1]), codec.sample_rate, latents=lat[j],
-                    duration=float(tr.spec["clip_duration"]), length=lat.shape[-1],
-                    smoothing_seconds=float(tr.spec["smoothing_seconds"]))
+                    lambda j=j: _decode(codec, lat[j:j + 1]), codec.sample_rate, spec=CurveSpec.from_cache(tr.spec),
+                    latents=lat[j], duration=float(tr.spec["clip_duration"]), length=lat.shape[-1])
                 c = curves.curve_correlation(np.asarray(gen_curve.values, np.float64), target[j].double().numpy())
                 if c is not None:
                     cors.append(c)
