@@ -22,8 +22,6 @@ from .model.codec import AudioCodec
 from .precision import torch_dtype
 from .errors import ModelError, V2MError
 
-# How the unconditional branch of CFG treats text and curve (see flow.CFGDenoiser).
-UNCOND_CHOICES = ("both", "text", "curve")
 
 
 @dataclass
@@ -112,18 +110,6 @@ def latent_frames(gen: Generator, duration: float) -> int:
     return int(math.ceil(n / p) * p)
 
 
-def encode_text(gen: Generator, prompt: str) -> dict:
-    """Cross-attention inputs for one prompt (empty dict when the model takes no text)."""
-    if gen.text is None:
-        if "prompt" not in getattr(gen.dit, "cross_attention_cond_ids", []):
-            return {}
-        # A model trained without a text encoder saw the null (all-zero) text condition only.
-        dim = gen.dit.conditioner.conditioners["prompt"].text_dim
-        return {"cond_tokens": torch.zeros(1, 1, dim), "cond_mask": torch.ones(1, 1, dtype=torch.bool)}
-    tokens, mask = gen.text.encode([prompt])
-    return {"cond_tokens": tokens, "cond_mask": mask}
-
-
 def sample_latents(
     gen: Generator,
     curve: curves.Curve | None,
@@ -135,30 +121,27 @@ def sample_latents(
     cfg_scale: float = 7.0,
     seed: int = 0,
     uncond: str = "both",
-    shift: float | None = None,
     callback: Callable[[dict], None] | None = None,
 ) -> torch.Tensor:
-    """Euler sampling of the rectified flow with CFG → latents [1, D, L] (float32, CPU)."""
+    """Euler sampling of the rectified flow with CFG → latents [1, D, L] (float32, CPU).
+
+    ``curve`` is the conditioning curve on the model's latent grid (:func:`conditioning_curve_for`),
+    or None for the zero curve (text only).
+    """
     from .model import flow
 
-    if uncond not in UNCOND_CHOICES:
-        raise V2MError(f"uncond must be one of {UNCOND_CHOICES}, got {uncond!r}")
     n = latent_frames(gen, duration)
     if curve is not None and len(curve) != n:
         raise V2MError(f"curve has {len(curve)} samples but {duration:.3f} s needs {n} latent frames: use conditioning_curve_for")
-    dev, dt = gen.device, gen.dtype
-    x = flow.make_noise((1, gen.dit.config.io_channels, n), seed, device=dev, dtype=dt)
-    extra: dict[str, Any] = {k: v.to(dev) if v.dtype == torch.bool else v.to(dev, dt) for k, v in encode_text(gen, prompt).items()}
-    if "seconds_total" in getattr(gen.dit, "_kinds", {}):
-        extra.update(seconds_start=0.0, seconds_total=float(duration))
+    dev, dt, dit = gen.device, gen.dtype, gen.dit
+    text = gen.text.encode([prompt]) if gen.text is not None and dit.takes_text else None
+    cond = dit.conditioning(text=text, seconds=float(duration), device=dev, dtype=dt)
     negative = None
-    if negative_prompt and gen.text is not None:
-        neg = encode_text(gen, negative_prompt)
-        negative = {k: v.to(dev) if v.dtype == torch.bool else v.to(dev, dt) for k, v in neg.items()}
+    if negative_prompt and gen.text is not None and dit.takes_text:
+        negative = dit.conditioning(text=gen.text.encode([negative_prompt]), device=dev, dtype=dt)
     c = torch.zeros(1, 1, n) if curve is None else torch.from_numpy(np.asarray(curve.values, np.float32))[None, None]
-    model = flow.CFGDenoiser(flow.velocity_model(gen.dit), cfg_scale, uncond=uncond, negative=negative)
-    extra["curve"] = c.to(dev, dt)
-    out = flow.sample_euler(model, x, flow.rf_timesteps(int(steps), shift=shift), extra_args=extra, callback=callback, disable=True)
+    out = flow.sample(dit, (1, dit.config.io_channels, n), seed=seed, steps=steps, cfg_scale=cfg_scale, uncond=uncond,
+                      cond=cond, curve=c.to(dev, dt), negative=negative, callback=callback, device=dev, dtype=dt)
     out = out.float().cpu()
     check_finite(out, "the sampled latents")
     return out

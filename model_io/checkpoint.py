@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..core.errors import ModelError
+from ..core.model.flow import OBJECTIVES
 from .weights import (
     SafetensorsFile,
     diff_state_dict,
@@ -34,7 +35,6 @@ from .weights import (
 )
 
 V2M_FORMAT = 1
-OBJECTIVES = ("rectified_flow", "v")
 # buffers that stable-audio-tools derives from the config; a file may lack them (e.g. one
 # converted from diffusers) and they are then rebuilt with their defaults
 OPTIONAL_BUFFER_SUFFIXES = ("rotary_pos_emb.inv_freq", "_norm.beta", "pre_norm.beta")

@@ -7,6 +7,7 @@ from comfy_api.latest import io, ui
 
 from ..core.timing import plot
 from ..core import generate
+from ..core.model.flow import UNCOND_MODES
 from ..core.errors import V2MError
 from . import _host
 from .types import CurveType, ModelType
@@ -93,7 +94,7 @@ class Sampler(io.ComfyNode):
                 io.Int.Input("steps", default=96, min=1, max=1000, tooltip="Euler steps (paper: 96)."),
                 io.Float.Input("cfg", default=7.0, min=1.0, max=30.0, step=0.1, tooltip="Classifier-free guidance scale (1 = off)."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip="Noise seed; the same seed gives the same music on any device."),
-                io.Combo.Input("uncond", options=list(generate.UNCOND_CHOICES), default="both", tooltip="Guidance's unconditional branch drops: both text and curve (default), only text (curve as plain conditioning), or only the curve (stronger timing)."),
+                io.Combo.Input("uncond", options=list(UNCOND_MODES), default="both", tooltip="Guidance's unconditional branch drops: both text and curve (default), only text (curve as plain conditioning), or only the curve (stronger timing)."),
             ],
             outputs=[io.Latent.Output(display_name="latent"), io.Image.Output(display_name="curve_plot")],
         )

@@ -166,7 +166,7 @@ def test_cond_drop_zeroes_the_whole_cross_attention_sequence():
     kw = dict(seconds_start=inp["ss"], seconds_total=inp["st"])
     with torch.no_grad():
         dropped = model(inp["x"], inp["t"], cond_tokens=inp["tok"], cond_drop=torch.tensor([True, False]), **kw)
-        cond = model.conditioning_inputs(2, torch.device("cpu"), cond_tokens=inp["tok"] * 0, **kw)
+        cond = model.assemble_conditioning(2, torch.device("cpu"), cond_tokens=inp["tok"] * 0, **kw)
         cond["cross_attn_cond"] = cond["cross_attn_cond"] * 0  # SAO's null: text and seconds tokens zero
         manual = model.dit(inp["x"], inp["t"], **cond)
         kept = model(inp["x"], inp["t"], cond_tokens=inp["tok"], **kw)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..model.flow import UNCOND_MODES
 from .curve import add_encoder_arguments, build_encoder
 
 NAME = "generate"
@@ -20,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negative-prompt", default="", help="what to steer away from")
     p.add_argument("--steps", type=int, default=96, help="Euler steps (paper: 96)")
     p.add_argument("--cfg", type=float, default=7.0, help="classifier-free guidance scale")
-    p.add_argument("--uncond", default="both", choices=["both", "text", "curve"], help="what guidance's unconditional branch drops")
+    p.add_argument("--uncond", default="both", choices=list(UNCOND_MODES), help="what guidance's unconditional branch drops")
     p.add_argument("--seed", type=int, default=0)
     add_encoder_arguments(p, default=None)
     p.add_argument("--out", required=True, help="output video with the music (.mp4/.mkv/.mov)")

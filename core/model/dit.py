@@ -321,6 +321,46 @@ class V2MDiT(nn.Module):
     def curve_channels(self) -> int:
         return self.config.input_concat_dim
 
+    @property
+    def takes_text(self) -> bool:
+        """Whether a text conditioner (e.g. T5 tokens) feeds cross-attention."""
+        return any(self._kinds[cid] == "tokens" for cid in self.cross_attention_cond_ids)
+
+    @property
+    def text_dim(self) -> int | None:
+        """Width of the text tokens the model takes (None without text conditioning)."""
+        for cid in self.cross_attention_cond_ids:
+            if self._kinds[cid] == "tokens":
+                return int(self.conditioner.conditioners[cid].text_dim)
+        return None
+
+    def conditioning(self, *, text: tuple[torch.Tensor, torch.Tensor] | None = None, seconds=None, batch: int = 1,
+                     device=None, dtype=None) -> dict[str, torch.Tensor]:
+        """The conditioning keyword inputs of :meth:`forward` for a batch (the curve is passed apart).
+
+        ``text`` is ``(tokens [B|1, S, text_dim], mask [B|1, S])`` from a text encoder, or None: the
+        null text condition, one all-zero token (what a model trained without a text encoder saw,
+        and what inference gives it). ``seconds`` (a float or [B]) is the clip length: it feeds
+        ``seconds_total`` (``seconds_start`` = 0) when the model takes them. Floating tensors go to
+        ``dtype``; everything to ``device``.
+        """
+        out: dict[str, torch.Tensor] = {}
+        if self.takes_text:
+            if text is None:
+                tokens, mask = torch.zeros(batch, 1, self.text_dim), torch.ones(batch, 1, dtype=torch.bool)
+            else:
+                tokens, mask = text
+            out["cond_tokens"] = torch.as_tensor(tokens).to(device=device, dtype=dtype)
+            out["cond_mask"] = torch.as_tensor(mask).to(device=device, dtype=torch.bool)
+        if seconds is not None:
+            total = torch.as_tensor(seconds, dtype=torch.float32).reshape(-1)
+            total = total.expand(batch) if total.numel() == 1 else total
+            if "seconds_start" in self._kinds:
+                out["seconds_start"] = torch.zeros_like(total).to(device)
+            if "seconds_total" in self._kinds:
+                out["seconds_total"] = total.to(device)
+        return out
+
     def set_gradient_checkpointing(self, on: bool = True) -> None:
         self.dit.transformer.gradient_checkpointing = bool(on)
 
@@ -347,7 +387,7 @@ class V2MDiT(nn.Module):
             raise CurveError(f"curve batch {curve.shape[0]} does not match latent batch {b}")
         return curve
 
-    def conditioning_inputs(
+    def assemble_conditioning(
         self,
         batch: int,
         device: torch.device,
@@ -437,7 +477,7 @@ class V2MDiT(nn.Module):
         t = torch.as_tensor(t, device=x.device, dtype=torch.float32).reshape(-1)
         if t.numel() == 1 and b > 1:
             t = t.expand(b)
-        cond = self.conditioning_inputs(
+        cond = self.assemble_conditioning(
             b, x.device, cond_tokens=cond_tokens, cond_mask=cond_mask, seconds_start=seconds_start,
             seconds_total=seconds_total, global_cond=global_cond, cond_drop=cond_drop,
         )

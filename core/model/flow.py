@@ -246,6 +246,45 @@ def sample_euler(
     return x
 
 
+Sampler = Callable[..., torch.Tensor]  # sampler(model, x, ts, extra_args=, callback=, disable=) -> x at ts[-1]
+
+
+def sample(
+    model: Callable[..., torch.Tensor],
+    shape: Sequence[int],
+    *,
+    seed: int = 0,
+    steps: int = 96,
+    cfg_scale: float = 7.0,
+    uncond: str = "both",
+    cond: Mapping[str, Any] | None = None,
+    curve: torch.Tensor | None = None,
+    negative: Mapping[str, Any] | None = None,
+    sampler: Sampler | None = None,
+    shift: float | None = None,
+    objective: str | None = None,
+    callback: Callable[[dict], None] | None = None,
+    device=None,
+    dtype=torch.float32,
+) -> torch.Tensor:
+    """noise → classifier-free guidance → ``sampler``: samples of ``model`` from t = 1 down to 0.
+
+    ``model`` is a network in its own objective (``objective`` or ``model.objective``; turned into
+    a velocity model by :func:`velocity_model`); ``cond`` its conditioning keyword inputs (e.g.
+    ``V2MDiT.conditioning``), ``curve`` the event curve, ``negative`` the negative prompt's text
+    inputs for the unconditional branch. Noise comes from ``make_noise(shape, seed)``, so a seed
+    gives the same samples on any device. ``sampler`` is any k-diffusion-style sampler
+    (default :func:`sample_euler`) over ``rf_timesteps(steps, shift=shift)``.
+    """
+    den = CFGDenoiser(velocity_model(model, objective), cfg_scale, uncond=uncond, negative=negative)
+    x = make_noise(shape, seed, device=device, dtype=dtype)
+    extra = dict(cond or {})
+    if curve is not None:
+        extra["curve"] = curve
+    run = sampler or sample_euler
+    return run(den, x, rf_timesteps(int(steps), shift=shift), extra_args=extra, callback=callback, disable=True)
+
+
 # --------------------------------------------------------------------------------------------
 # training objective
 

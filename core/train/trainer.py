@@ -17,7 +17,7 @@ pure function of the step. Resuming from a state therefore repeats the uninterru
 bit for bit on CPU (same thread count, same torch build).
 
 Text. ``text.encoder = "none"`` trains without a text encoder: every row gets the null text
-condition (one all-zero token), which is exactly what inference (``generate.encode_text``)
+condition (one all-zero token, ``V2MDiT.conditioning(text=None)``), which is exactly what inference
 feeds a checkpoint whose metadata says ``text.type = "none"``. A learned per-caption embedding
 was not used on purpose: inference could not reproduce it. Otherwise give a T5 folder.
 
@@ -114,8 +114,8 @@ def _build_model(cfg: Mapping, spec: Mapping, text_dim: int | None):
     return model, objective, carried, src_meta
 
 
-class _Text:
-    """Caption → cross-attention inputs (T5 or the null condition)."""
+class CaptionText:
+    """Captions → the model's conditioning inputs: T5 tokens, or the null text condition (``text = none``)."""
 
     def __init__(self, cfg: Mapping, device):
         enc = cfg["text"]["encoder"]
@@ -134,26 +134,11 @@ class _Text:
             return {"type": "none"}
         return {"type": "t5", "max_length": int(cfg["text"]["max_length"])}
 
-    def __call__(self, model, captions: list[str], device) -> dict:
-        if "prompt" not in model.cross_attention_cond_ids:
-            return {}
-        if self.t5 is None:
-            dim = model.conditioner.conditioners["prompt"].text_dim
-            b = len(captions)
-            return {"cond_tokens": torch.zeros(b, 1, dim, device=device),
-                    "cond_mask": torch.ones(b, 1, dtype=torch.bool, device=device)}
-        tokens, mask = self.t5.encode(list(captions))
-        return {"cond_tokens": tokens.to(device), "cond_mask": mask.to(device)}
-
-
-def _numbers(model, seconds: torch.Tensor, device) -> dict:
-    kinds = getattr(model, "_kinds", {})
-    out = {}
-    if "seconds_start" in kinds:
-        out["seconds_start"] = torch.zeros_like(seconds).to(device)
-    if "seconds_total" in kinds:
-        out["seconds_total"] = seconds.to(device)
-    return out
+    def conditioning(self, model, batch: dict, device) -> dict:
+        """``model.conditioning`` of a data batch: its captions and clip lengths (``seconds``)."""
+        captions = list(batch["captions"])
+        text = self.t5.encode(captions) if self.t5 is not None and model.takes_text else None
+        return model.conditioning(text=text, seconds=batch["seconds"], batch=len(captions), device=device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,10 +154,10 @@ class Trainer:
         self.data = ClipCache(cfg["data"]["cache"])
         self.spec = self.data.spec
         self.train_ids, self.val_ids = split_clips(len(self.data), cfg["data"]["val_clips"], cfg["seed"])
-        self.text = _Text(cfg, self.rt.device)
+        self.text = CaptionText(cfg, self.rt.device)
         model, self.objective, self.carried, self.src_meta = _build_model(cfg, self.spec, self.text.dim)
-        if self.text.t5 is not None and "prompt" in model.cross_attention_cond_ids:
-            want = model.conditioner.conditioners["prompt"].text_dim
+        if self.text.t5 is not None and model.takes_text:
+            want = model.text_dim
             if want != self.text.dim:
                 raise ModelError(f"the model's prompt conditioner takes {want}-wide tokens but the T5 in "
                                  f"{cfg['text']['encoder']} gives {self.text.dim}")
@@ -295,8 +280,7 @@ class Trainer:
         core = self.rt.unwrap(self.model)
         x0 = batch["latents"].to(dev)
         curve = batch["curves"].to(dev)
-        cond = dict(self.text(core, batch["captions"], dev))
-        cond.update(_numbers(core, batch["seconds"], dev))
+        cond = self.text.conditioning(core, batch, dev)
         t = self.cfg["train"]
         with self.rt.autocast():
             return flow.rf_loss(flow.velocity_model(self.model, self.objective), x0, curve=curve, generator=self.gen,

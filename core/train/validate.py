@@ -59,7 +59,6 @@ def validate(tr) -> dict:
     """Validation loss on the held-out clips; with ``validation.curve_metric``, the mean correlation of
     the event curves of clips sampled on the held-out curves with those curves."""
     from ..model import flow
-    from .trainer import _numbers
 
     if len(tr.val_ids) == 0 or not tr.rt.is_main:
         return {}
@@ -72,8 +71,7 @@ def validate(tr) -> dict:
         batch = tr.data.batch(tr.val_ids)
         dev = tr.rt.device
         x0, target = batch["latents"].to(dev), batch["curves"]
-        cond = dict(tr.text(model, batch["captions"], dev))
-        cond.update(_numbers(model, batch["seconds"], dev))
+        cond = tr.text.conditioning(model, batch, dev)
         g = torch.Generator(device="cpu").manual_seed(int(tr.cfg["seed"]) + 4242)
         vel = flow.velocity_model(model, tr.objective)
         with tr.rt.autocast():
@@ -86,11 +84,10 @@ def validate(tr) -> dict:
                 tr._log(f"validation: no curve metric ({exc})")
                 v["curve_metric"] = False
                 return out
-            den = flow.CFGDenoiser(vel, float(v["cfg_scale"]), uncond="both")
-            noise = flow.make_noise(tuple(x0.shape), int(tr.cfg["seed"]) + 777, device=dev)
             with tr.rt.autocast():
-                lat = flow.sample_euler(den, noise, flow.rf_timesteps(int(v["steps"])),
-                                        extra_args={"curve": target.to(dev), **cond}, disable=True)
+                lat = flow.sample(model, tuple(x0.shape), seed=int(tr.cfg["seed"]) + 777, steps=int(v["steps"]),
+                                  cfg_scale=float(v["cfg_scale"]), uncond="both", cond=cond, curve=target.to(dev),
+                                  objective=tr.objective, device=dev)
             lat = lat.float()
             cors = []
             for j in range(lat.shape[0]):
