@@ -18,28 +18,15 @@ nothing is asserted. Weights are random (timing does not depend on their values)
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import time
 
 import torch
 
-if __package__ in (None, ""):  # run as a script: make the pack importable as v2m_zero
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        import v2m_zero  # noqa: F401
-    except ImportError:  # pragma: no cover - not installed: map the checkout root to the package
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location("v2m_zero", os.path.join(root, "__init__.py"),
-                                                      submodule_search_locations=[root])
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["v2m_zero"] = mod
-        spec.loader.exec_module(mod)
-
-from v2m_zero.core.model.dit import V2MDiT, count_parameters, make_model_config  # noqa: E402
-from v2m_zero.core.model.flow import CFGDenoiser, make_noise, rf_timesteps, sample_euler  # noqa: E402
+from v2m_zero.core.model.dit import V2MDiT, count_parameters, make_model_config
+from v2m_zero.core.model.flow import CFGDenoiser, make_noise, rf_timesteps, sample_euler
+from v2m_zero.core.timing.curves import SAO_LATENT_RATE
 
 SIZES = {
     # name: DiT fields (head dim 64 throughout, as SAO 1.0)
@@ -48,7 +35,7 @@ SIZES = {
     "base": dict(embed_dim=1024, depth=16, num_heads=16, cond_token_dim=512),
     "sao1": dict(embed_dim=1536, depth=24, num_heads=24, cond_token_dim=768),
 }
-LATENT_RATE = 44100 / 2048
+LATENT_RATE = SAO_LATENT_RATE
 TEXT_TOKENS = 128
 
 

@@ -12,16 +12,14 @@ timed. MFU counts model FLOPs only (3 × forward: forward + backward), not check
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import sampler_speed as ss  # noqa: E402  (also makes the pack importable as v2m_zero)
+import sampler_speed as ss  # the sibling script (its folder is on sys.path when run as a script)
 
-from v2m_zero.core.model.flow import rf_loss  # noqa: E402
+from v2m_zero.core.model.flow import rf_loss
 
 
 def step_fn(model, opt, batch: int, length: int, device: str, amp: bool, gen: torch.Generator):

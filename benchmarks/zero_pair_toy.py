@@ -45,32 +45,18 @@ import csv
 import json
 import math
 import os
-import sys
 import time
 
 import numpy as np
 
-if __package__ in (None, ""):  # run as a script: make the pack importable as v2m_zero
-    _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        import v2m_zero  # noqa: F401
-    except ImportError:
-        import importlib.util
+import torch
 
-        _spec = importlib.util.spec_from_file_location("v2m_zero", os.path.join(_root, "__init__.py"),
-                                                       submodule_search_locations=[_root])
-        _mod = importlib.util.module_from_spec(_spec)
-        sys.modules["v2m_zero"] = _mod
-        _spec.loader.exec_module(_mod)
-
-import torch  # noqa: E402
-
-from v2m_zero.core.timing import curves, encoders, media  # noqa: E402
-from v2m_zero.core.timing.spec import CurveSpec  # noqa: E402
-from v2m_zero.core import generate, eval as metrics  # noqa: E402
-from v2m_zero.core.eval import synth  # noqa: E402
-from v2m_zero.core.model.codec import PatchCodec  # noqa: E402
-from v2m_zero.model_io.checkpoint import V2M_FORMAT, load_v2m_checkpoint, save_v2m_checkpoint  # noqa: E402
+from v2m_zero.core.timing import curves, encoders, media
+from v2m_zero.core.timing.spec import CurveSpec
+from v2m_zero.core import generate, eval as metrics
+from v2m_zero.core.eval import synth
+from v2m_zero.core.model.codec import PatchCodec
+from v2m_zero.model_io.checkpoint import V2M_FORMAT, load_v2m_checkpoint, save_v2m_checkpoint
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, ".cache", "zero_pair_toy")

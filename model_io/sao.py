@@ -22,11 +22,11 @@ import re
 from typing import Any, Mapping
 
 from ..core.errors import ModelError
+from ..core.timing.curves import SAO_LATENT_RATE
 from ..core.timing.spec import DEFAULT_MUSIC_ENCODER, CurveSpec
 
 SAO1_SAMPLE_RATE = 44100
 SAO1_DOWNSAMPLING = 2048
-SAO1_LATENT_RATE = SAO1_SAMPLE_RATE / SAO1_DOWNSAMPLING  # ≈ 21.53 latent frames per second
 
 DIT_PREFIX = "model.model."
 CONDITIONER_PREFIX = "conditioner.conditioners."
@@ -195,7 +195,7 @@ def init_from_sao(
         "v2m_format": V2M_FORMAT,
         "model_config": cfg,
         "objective": "v",
-        "latent_rate": SAO1_LATENT_RATE,
+        "latent_rate": SAO_LATENT_RATE,
         "sample_rate": SAO1_SAMPLE_RATE,
         # the paper's curve (DINOv2-L video features, MusicFM music features, 2.52 s Hann), with overrides
         "curve": CurveSpec.from_dict({**CurveSpec(music_encoder=DEFAULT_MUSIC_ENCODER).to_dict(), **dict(curve or {})}).to_dict(),

@@ -9,6 +9,7 @@ from ..core.timing import plot
 from ..core import generate
 from ..core.model.flow import UNCOND_MODES
 from ..core.errors import V2MError
+from ..core.precision import PRECISIONS
 from . import _host
 from .types import CurveType, ModelType
 
@@ -29,7 +30,7 @@ class LoadModel(io.ComfyNode):
                 io.Combo.Input("checkpoint", options=_host.model_choices("checkpoints", folders=False), tooltip="V2M checkpoint in models/v2m/checkpoints/."),
                 io.Combo.Input("text_encoder", options=[NONE] + _host.model_choices("text_encoders", folders=True), default=NONE, tooltip="T5 folder in models/v2m/text_encoders/ (t5-base for Stable Audio Open); none for models trained without text."),
                 io.Combo.Input("codec", options=[FROM_CHECKPOINT] + _host.model_choices("codecs", folders=False), default=FROM_CHECKPOINT, tooltip="Audio autoencoder: the one stored in or declared by the checkpoint, or a file in models/v2m/codecs/."),
-                io.Combo.Input("precision", options=["fp32", "fp16", "bf16"], default="fp32", tooltip="DiT weights and activations; bf16 halves memory on recent GPUs."),
+                io.Combo.Input("precision", options=list(PRECISIONS), default="fp32", tooltip="DiT weights and activations; bf16 halves memory on recent GPUs."),
                 io.Boolean.Input("offload", default=True, tooltip="Keep the model in CPU memory between runs and move it to the GPU only while sampling/decoding."),
             ],
             outputs=[ModelType.Output(display_name="model")],

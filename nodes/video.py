@@ -8,6 +8,7 @@ from comfy_api.latest import InputImpl, io
 
 from ..core.timing import encoders, media
 from ..core.errors import V2MError
+from ..core.precision import PRECISIONS
 from . import _host
 from .types import FeaturesType
 
@@ -85,7 +86,7 @@ class EncodeFrames(io.ComfyNode):
                 io.Float.Input("fps", default=24.0, min=0.01, max=1000.0, step=0.01, tooltip="Frame rate of the images input (ignored for a VIDEO, which carries its own)."),
                 io.Combo.Input("dinov2_model", options=_dinov2_choices(), default="dinov2-large", tooltip="DINOv2 folder in models/v2m/encoders/ (a Hugging Face model folder)."),
                 io.Combo.Input("pooling", options=["mean_patch", "cls"], default="mean_patch", tooltip="mean_patch: mean of patch tokens (paper); cls: the class token."),
-                io.Combo.Input("precision", options=["fp32", "fp16", "bf16"], default="fp32", tooltip="DINOv2 weights and activations; fp16/bf16 halve memory on GPU."),
+                io.Combo.Input("precision", options=list(PRECISIONS), default="fp32", tooltip="DINOv2 weights and activations; fp16/bf16 halve memory on GPU."),
                 io.Int.Input("batch_size", default=16, min=1, max=512, tooltip="Frames per encoder forward pass."),
             ],
             outputs=[FeaturesType.Output(display_name="features")],

@@ -9,7 +9,7 @@ import torch
 
 from v2m_zero.core.model.dit import V2MDiT, make_model_config
 from v2m_zero.core.errors import V2MError
-from v2m_zero.core.model.flow import CFGDenoiser, VPredictionVelocity, make_noise, rf_loss, rf_timesteps, sample_euler, v_timesteps, velocity_model
+from v2m_zero.core.model.flow import CFGDenoiser, VPredictionVelocity, make_noise, rf_loss, rf_timesteps, sample_euler, velocity_model
 
 MU, SIG = 1.5, 0.5  # data x0 ~ N(MU, SIG²), elementwise
 
@@ -62,15 +62,6 @@ def test_rf_timesteps_and_shift():
         rf_timesteps(0)
 
 
-def test_v_timesteps_match_sao_sigmas():
-    t = v_timesteps(10)
-    assert len(t) == 11 and t[-1] == 0
-    assert t[0].item() == pytest.approx(500 / 501)
-    assert t[-2].item() == pytest.approx(0.03 / 1.03)
-    assert v_timesteps(10, sigma_min=0.3)[-2].item() == pytest.approx(0.3 / 1.3)
-    assert torch.all(t[:-1] > t[1:])
-
-
 def test_v_prediction_conversion_is_exact():
     x = torch.randn(3, 2, 7, dtype=torch.float64)
     model = VPredictionVelocity(_model(gaussian_v_prediction))
@@ -80,9 +71,9 @@ def test_v_prediction_conversion_is_exact():
         torch.testing.assert_close(got, gaussian_rf_velocity(x, t), atol=1e-5, rtol=1e-5)
 
 
-def test_v_model_samples_with_the_sao_schedule():
+def test_v_model_samples_with_the_rf_schedule():
     eps = make_noise((2, 2, 40), seed=3, dtype=torch.float64)
-    ts = v_timesteps(400)
+    ts = rf_timesteps(400)
     m = velocity_model(_model(gaussian_v_prediction), "v")
     out = sample_euler(m, eps * ts[0].item(), ts, disable=True)
     assert (out - (MU + SIG * eps)).abs().max() < 0.02

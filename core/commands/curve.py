@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..timing import curves, encoders
+from ..precision import PRECISIONS
 from ..timing.spec import CurveSpec
 from ._common import TextProgress, write_json
 
@@ -29,7 +30,7 @@ def add_encoder_arguments(p: argparse.ArgumentParser, default: str | None = "pix
     p.add_argument("--encoder", default=default, help=f"frame encoder: {', '.join(encoders.encoder_ids())} (default {default or 'the one the checkpoint was made for'})")
     p.add_argument("--model", default=None, help="model folder for dinov2 (default dinov2-large under $V2M_MODELS_DIR/encoders)")
     p.add_argument("--pooling", default="mean_patch", choices=["mean_patch", "cls"], help="DINOv2 pooling")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"], help="DINOv2 (and generator) precision")
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS), help="DINOv2 (and generator) precision")
     p.add_argument("--device", default=None, help="torch device for DINOv2 and the generator (default: cuda if available)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--sample-fps", type=float, default=0.0, help="encode this many frames per second (0 = every frame)")

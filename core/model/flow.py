@@ -3,9 +3,9 @@
 Convention (paper eq. 1, 6): ``x_t = t·ε + (1 − t)·x0`` with t = 1 pure noise and t = 0 data; the
 network predicts the velocity ``ε − x0`` and samples come from integrating ``dx/dt = v(x, t)``
 from t = 1 down to t = 0. A *velocity model* here is any callable
-``model(x, t[B], **extra_args) -> v`` in that convention. Schedules (``rf_timesteps``,
-``v_timesteps``) are separate from samplers (``sample_euler``), and noise comes from
-``make_noise`` so a seed gives the same music on any device.
+``model(x, t[B], **extra_args) -> v`` in that convention. The schedule (``rf_timesteps``) is
+separate from samplers (``sample_euler``), ``sample`` wires noise, guidance and a sampler, and
+noise comes from ``make_noise`` so a seed gives the same music on any device.
 
 Models trained with stable-audio-tools' ``v`` objective (Stable Audio Open 1.0) are turned into
 velocity models by :class:`VPredictionVelocity`, an exact change of variables (see its doc), so
@@ -54,28 +54,6 @@ def rf_timesteps(steps: int, *, shift: float | None = None, t_max: float = 1.0) 
             raise V2MError(f"shift must be > 0, got {shift}")
         t = shift * t / (1 + (shift - 1) * t)
     return t
-
-
-def sigmas_to_rf(sigmas: torch.Tensor) -> torch.Tensor:
-    """k-diffusion noise levels σ (x = x0 + σ·ε) → RF times t = σ / (1 + σ) (σ = ∞ → 1)."""
-    s = torch.as_tensor(sigmas, dtype=torch.float64)
-    return torch.where(torch.isinf(s), torch.ones_like(s), s / (1 + s))
-
-
-def v_timesteps(steps: int, *, sigma_min: float = 0.03, sigma_max: float = 500.0, rho: float = 1.0) -> torch.Tensor:
-    """The schedule stable-audio-tools' ``sample_k`` uses for v models, as RF times.
-
-    k-diffusion's poly-exponential σ schedule (``rho = 1``: log-linear from ``sigma_max`` to
-    ``sigma_min``, then 0) mapped through :func:`sigmas_to_rf`. The last step (σ_min → 0) returns
-    the model's x0 estimate, a posterior mean: with a deterministic sampler a large σ_min shrinks
-    detail, so the default is ComfyUI's SAO setting σ 500 → 0.03 (stable-audio-tools' README pairs
-    σ_min 0.3 with a stochastic dpmpp-3m-sde sampler, which re-injects noise).
-    """
-    if int(steps) < 1:
-        raise V2MError(f"steps must be >= 1, got {steps}")
-    ramp = torch.linspace(1, 0, int(steps), dtype=torch.float64) ** rho
-    sig = torch.exp(ramp * (math.log(sigma_max) - math.log(sigma_min)) + math.log(sigma_min))
-    return sigmas_to_rf(torch.cat([sig, sig.new_zeros(1)]))
 
 
 # --------------------------------------------------------------------------------------------

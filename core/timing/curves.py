@@ -24,7 +24,7 @@ PAPER_KERNEL_FRAMES = 31
 PAPER_LATENT_RATE = 12.3
 DEFAULT_SMOOTHING_SECONDS = PAPER_KERNEL_FRAMES / PAPER_LATENT_RATE  # ≈ 2.52 s
 # Stable Audio latents: 44.1 kHz audio, 2048× down-sampling (the default grid of curves).
-SAO_LATENT_RATE = 44100 / 2048
+SAO_LATENT_RATE = 44100 / 2048  # ≈ 21.53 latent frames per second
 
 # Raw dissimilarities whose standard deviation is below this are treated as a constant curve
 # (no events): standardising codec noise of a still shot would otherwise blow it up to unit
