@@ -71,7 +71,7 @@ def test_cuda_bf16_training_resume_export_and_generate(tmp_path):
     """The trainer on a GPU: bf16 autocast, stop + exact resume, export, then generation on CUDA."""
     import numpy as np
 
-    from test_train import _cfg
+    from tiny_models import tiny_train_config
     from v2m_zero.core import generate
     from v2m_zero.core.eval import synth
     from v2m_zero.core.timing import media
@@ -88,16 +88,16 @@ def test_cuda_bf16_training_resume_export_and_generate(tmp_path):
     cache = str(tmp_path / "cache")
     prepare_dataset(data, cache, codec="patch:64:1:4000", clip_seconds=1.0, smoothing_seconds=0.1, device="cuda")
     gpu = {"device": "cuda", "precision": "bf16", "max_steps": 6}
-    full = train(_cfg(cache, tmp_path / "full", train=gpu, validation={"every": 0}))
+    full = train(tiny_train_config(cache, tmp_path / "full", train=gpu, validation={"every": 0}))
     calls = {"n": 0}
 
     def stop_after_3():
         calls["n"] += 1
         return calls["n"] == 3
 
-    first = train(_cfg(cache, tmp_path / "split", train=gpu, validation={"every": 0}), should_stop=stop_after_3)
+    first = train(tiny_train_config(cache, tmp_path / "split", train=gpu, validation={"every": 0}), should_stop=stop_after_3)
     assert first.stopped and first.step == 3
-    rest = train(_cfg(cache, tmp_path / "split", train=gpu, validation={"every": 0}))
+    rest = train(tiny_train_config(cache, tmp_path / "split", train=gpu, validation={"every": 0}))
     assert rest.step == 6
     got = [loss for _, loss in first.losses + rest.losses]
     want = [loss for _, loss in full.losses]
@@ -117,11 +117,11 @@ def test_cuda_bf16_training_resume_export_and_generate(tmp_path):
 def test_dinov2_encoder_on_cuda_matches_cpu(tmp_path, precision):
     import numpy as np
 
-    from test_encoders import _tiny_dinov2
+    from tiny_models import tiny_dinov2
     from v2m_zero.core.timing import encoders
 
     folder = str(tmp_path / "dinov2-tiny")
-    _tiny_dinov2(folder)
+    tiny_dinov2(folder)
     frames = np.random.default_rng(0).integers(0, 256, size=(6, 72, 128, 3), dtype=np.uint8)
     ref = encoders.get_encoder("dinov2", model=folder, device="cpu").encode(frames)
     got = encoders.get_encoder("dinov2", model=folder, device="cuda", precision=precision).encode(frames)

@@ -7,6 +7,7 @@ from v2m_zero.core.timing import curves, encoders
 from v2m_zero.core.eval import synth
 from v2m_zero.core.errors import ModelError, V2MError
 from v2m_zero.core.precision import torch_dtype
+from tiny_models import tiny_dinov2
 
 
 def test_registry_lists_and_rejects_unknown_ids():
@@ -46,32 +47,11 @@ def test_histogram_encoder_is_bhattacharyya():
     assert curves.cosine_dissimilarity(same)[0] == pytest.approx(0.0, abs=1e-6)
 
 
-def _tiny_dinov2(folder):
-    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
-
-    cfg = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=14, image_size=56)
-    import torch
-
-    torch.manual_seed(0)
-    model = Dinov2Model(cfg).eval()
-    proc = BitImageProcessor(
-        size={"shortest_edge": 64},
-        crop_size={"height": 56, "width": 56},
-        do_center_crop=True,
-        image_mean=[0.485, 0.456, 0.406],
-        image_std=[0.229, 0.224, 0.225],
-        do_convert_rgb=True,
-    )
-    model.save_pretrained(folder)  # safetensors
-    proc.save_pretrained(folder)
-    return model, proc
-
-
 def test_tiny_dinov2_saved_and_loaded_through_real_loader(tmp_path, monkeypatch):
     import torch
 
     folder = tmp_path / "models" / "encoders" / "dinov2-tiny"
-    ref, proc = _tiny_dinov2(str(folder))
+    ref, proc = tiny_dinov2(str(folder))
     assert (folder / "model.safetensors").exists()
     monkeypatch.setenv("V2M_MODELS_DIR", str(tmp_path / "models"))
     rng = np.random.default_rng(0)
@@ -91,7 +71,7 @@ def test_tiny_dinov2_saved_and_loaded_through_real_loader(tmp_path, monkeypatch)
 
 def test_tiny_dinov2_bf16_and_video(tmp_path):
     folder = tmp_path / "dinov2-tiny"
-    _tiny_dinov2(str(folder))
+    tiny_dinov2(str(folder))
     clip = synth.make_cut_clip(str(tmp_path / "c.mp4"), cut_times=[1.0], duration=2.0, fps=12, size=(96, 54))
     enc = encoders.get_encoder("dinov2", model=str(folder), precision="bf16", device="cpu")
     feats = encoders.encode_video(clip.path, enc)

@@ -110,18 +110,10 @@ def test_negative_prompt_replaces_text_in_uncond_branch():
 
 
 def test_t5_conditioned_checkpoint_with_prompt_and_negative_prompt(tmp_path):
-    import test_text
-
+    from tiny_models import tiny_t5
     from v2m_zero.core.model.text import T5TextEncoder
 
-    folder = tmp_path / "t5-tiny"
-    from transformers import T5Config, T5EncoderModel
-
-    torch.manual_seed(0)
-    cfg = T5Config(vocab_size=len(test_text.WORDS) + 3, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2,
-                   relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1)
-    T5EncoderModel(cfg).eval().save_pretrained(folder, safe_serialization=True)
-    test_text._tokenizer().save_pretrained(folder)
+    folder = tiny_t5(tmp_path / "t5-tiny")
     ck = tiny_v2m_checkpoint(str(tmp_path / "t5.safetensors"), text_dim=16, text="t5")
     with pytest.raises(ModelError, match="T5"):
         generate.load_generator(ck, device="cpu")

@@ -27,15 +27,15 @@ def test_music_prompt_fallback_without_models(host, clip):
 
 def test_music_prompt_with_tiny_models_from_models_folder(host, clip):
     import folder_paths
-    import test_prompt as tp
+    import tiny_models as tp
     from comfy_api.latest import InputImpl
 
     from v2m_zero.nodes import prompt as node
 
     root = os.path.join(folder_paths.models_dir, "v2m", "prompt")
-    tp._tiny_whisper(os.path.join(root, "whisper-tiny-random"))
-    tp._tiny_llava(os.path.join(root, "vlm-tiny-random"))
-    tp._tiny_llm(os.path.join(root, "llm-tiny-random"))
+    tp.tiny_whisper(os.path.join(root, "whisper-tiny-random"))
+    tp.tiny_llava(os.path.join(root, "vlm-tiny-random"))
+    tp.tiny_llm(os.path.join(root, "llm-tiny-random"))
     options = node.MusicPrompt.define_schema().inputs[5].options
     assert {"none", "whisper-tiny-random", "vlm-tiny-random", "llm-tiny-random"} <= set(options)
     out = node.MusicPrompt.execute(video=InputImpl.VideoFromFile(clip), user_text="", fps=24.0, asr_model="whisper-tiny-random",

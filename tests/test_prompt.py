@@ -13,6 +13,7 @@ from v2m_zero.core import prompt as P
 from v2m_zero.core.prompt import pipeline as PL
 from v2m_zero.core.errors import MediaError, ModelError, V2MError
 from v2m_zero.core.timing.cuts import HistogramCuts
+from tiny_models import tiny_gemma3, tiny_llava, tiny_llm, tiny_whisper
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -20,12 +21,6 @@ pytest.importorskip("transformers")
 CUTS = (2.0, 4.0)
 DURATION = 6.0
 FPS = 24
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>\n"
-    "{% if m['content'] is string %}{{ m['content'] }}{% else %}{% for c in m['content'] %}"
-    "{% if c['type'] == 'image' %}<image>{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-)
 
 
 # ------------------------------------------------------------------------------------------
@@ -80,138 +75,13 @@ def clip(tmp_path_factory) -> str:
 # tiny random models (real tokenizers/processors, saved and loaded through core.prompt)
 
 
-def _byte_vocab() -> dict[str, int]:
-    from tokenizers import pre_tokenizers
-
-    return {ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-
-
-def _byte_tokenizer(extra: dict | None = None):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    tk = Tokenizer(models.BPE(vocab=_byte_vocab(), merges=[]))
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tk, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-        chat_template=CHAT_TEMPLATE, **(extra or {}),
-    )
-
-
-def _tiny_whisper(path: str) -> str:
-    import torch
-    from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
-                              WhisperForConditionalGeneration, WhisperProcessor, WhisperTokenizer)
-
-    specials = ["<|startoftranscript|>", "<|en|>", "<|fr|>", "<|de|>", "<|translate|>", "<|transcribe|>",
-                "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
-    vocab = _byte_vocab()
-    merges = [("Ġ", "t"), ("h", "e"), ("Ġt", "he")]
-    for a, b in merges:
-        vocab[a + b] = len(vocab)
-    tok = WhisperTokenizer(vocab=vocab, merges=merges)  # adds <|endoftext|>
-    tok.add_special_tokens({"additional_special_tokens": specials})
-    ids = {s: tok.convert_tokens_to_ids(s) for s in ["<|endoftext|>"] + specials}
-    eot = ids["<|endoftext|>"]
-    cfg = WhisperConfig(
-        vocab_size=len(tok), num_mel_bins=80, d_model=16, encoder_layers=1, decoder_layers=1,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
-        max_source_positions=1500, max_target_positions=48, pad_token_id=eot, bos_token_id=eot,
-        eos_token_id=eot, decoder_start_token_id=ids["<|startoftranscript|>"],
-    )
-    torch.manual_seed(0)
-    model = WhisperForConditionalGeneration(cfg)
-    model.generation_config = GenerationConfig(
-        decoder_start_token_id=ids["<|startoftranscript|>"], eos_token_id=eot, pad_token_id=eot, bos_token_id=eot,
-        lang_to_id={k: ids[k] for k in ("<|en|>", "<|fr|>", "<|de|>")},
-        task_to_id={"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]},
-        no_timestamps_token_id=ids["<|notimestamps|>"], is_multilingual=True, max_length=48,
-        begin_suppress_tokens=[eot],
-        # random weights would otherwise repeat a special token forever and decode to ""
-        suppress_tokens=[ids[s] for s in specials],
-    )
-    model.save_pretrained(path)
-    WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tok).save_pretrained(path)
-    return path
-
-
-def _tiny_llava(path: str) -> str:
-    import torch
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
-
-    tok = _byte_tokenizer({"extra_special_tokens": {"image_token": "<image>"}})
-    proc = LlavaProcessor(
-        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
-        tokenizer=tok, patch_size=8, vision_feature_select_strategy="default", chat_template=CHAT_TEMPLATE,
-        image_token="<image>", num_additional_image_tokens=1,
-    )
-    cfg = LlavaConfig(
-        vision_config=CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=16, intermediate_size=32,
-                                       num_hidden_layers=1, num_attention_heads=2, projection_dim=16),
-        text_config=LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
-                                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                                pad_token_id=tok.pad_token_id),
-        image_token_index=tok.convert_tokens_to_ids("<image>"), vision_feature_layer=-1,
-        vision_feature_select_strategy="default",
-    )
-    torch.manual_seed(1)
-    LlavaForConditionalGeneration(cfg).save_pretrained(path)
-    proc.save_pretrained(path)
-    return path
-
-
-def _tiny_gemma3(path: str) -> str:
-    """The paper's VLM family (Gemma 3), tiny: SigLIP tower + Gemma 3 text model."""
-    import torch
-    from transformers import (Gemma3Config, Gemma3ForConditionalGeneration, Gemma3ImageProcessor, Gemma3Processor,
-                              Gemma3TextConfig, SiglipVisionConfig)
-
-    template = CHAT_TEMPLATE.replace("<image>", "<start_of_image>")  # Gemma's templates emit the BOI token
-    tok = _byte_tokenizer({"extra_special_tokens": {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>",
-                                                    "image_token": "<image_soft_token>"}})
-    tok.chat_template = template
-    proc = Gemma3Processor(image_processor=Gemma3ImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok,
-                           chat_template=template, image_seq_length=4)
-    cfg = Gemma3Config(
-        text_config=Gemma3TextConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                     num_attention_heads=2, num_key_value_heads=1, head_dim=8,
-                                     max_position_embeddings=1024, sliding_window=64, bos_token_id=tok.bos_token_id,
-                                     eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id),
-        vision_config=SiglipVisionConfig(image_size=32, patch_size=8, hidden_size=16, intermediate_size=32,
-                                         num_hidden_layers=1, num_attention_heads=2),
-        mm_tokens_per_image=4, boi_token_index=tok.boi_token_id,
-        eoi_token_index=tok.convert_tokens_to_ids("<end_of_image>"), image_token_index=tok.image_token_id,
-    )
-    torch.manual_seed(3)
-    Gemma3ForConditionalGeneration(cfg).save_pretrained(path)
-    proc.save_pretrained(path)
-    return path
-
-
-def _tiny_llm(path: str) -> str:
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    tok = _byte_tokenizer()
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    torch.manual_seed(2)
-    Qwen2ForCausalLM(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("models")
     return {
-        "asr": _tiny_whisper(str(root / "whisper")),
-        "vlm": _tiny_llava(str(root / "llava")),
-        "llm": _tiny_llm(str(root / "qwen2")),
+        "asr": tiny_whisper(str(root / "whisper")),
+        "vlm": tiny_llava(str(root / "llava")),
+        "llm": tiny_llm(str(root / "qwen2")),
     }
 
 
@@ -399,7 +269,7 @@ def test_vlm_writes_the_text_when_no_llm(clip, models, monkeypatch):
 
 
 def test_gemma3_does_all_three_steps(clip, tmp_path):
-    gemma = _tiny_gemma3(str(tmp_path / "gemma-3-tiny"))
+    gemma = tiny_gemma3(str(tmp_path / "gemma-3-tiny"))
     res = P.MusicPromptPipeline(vlm_dir=gemma, n_frames=2, caption_tokens=6, summary_tokens=6,
                                 prompt_tokens=10).run(clip, user_text="a road trip")
     assert res.used_models == {"vlm": gemma, "text": gemma}

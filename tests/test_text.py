@@ -9,33 +9,12 @@ import torch
 
 from v2m_zero.core.errors import ModelError
 from v2m_zero.model_io.text import find_t5_files, load_t5
-
-WORDS = "a calm piano piece with soft drums and strings upbeat electronic dance track".split()
-
-
-def _tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(WORDS)}}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    # T5 appends </s> to every sequence, including the empty one.
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+from tiny_models import tiny_t5
 
 
 @pytest.fixture(scope="module")
 def t5_folder(tmp_path_factory):
-    from transformers import T5Config, T5EncoderModel
-
-    torch.manual_seed(0)
-    config = T5Config(vocab_size=len(WORDS) + 3, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2,
-                      relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1)
-    folder = tmp_path_factory.mktemp("t5-tiny")
-    T5EncoderModel(config).eval().save_pretrained(folder, safe_serialization=True)
-    _tokenizer().save_pretrained(folder)
-    return folder
+    return tiny_t5(tmp_path_factory.mktemp("t5-tiny"))
 
 
 def test_encode_shapes_mask_and_zeroed_padding(t5_folder):

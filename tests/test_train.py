@@ -13,6 +13,7 @@ from v2m_zero.core.errors import V2MError
 from v2m_zero.core.train.prepare import prepare_dataset
 from v2m_zero.core.train import ClipCache, latest_state, lr_at, resolve_config, train
 from v2m_zero.model_io.weights import read_safetensors
+from tiny_models import tiny_train_config
 
 SR = 1600
 CODEC = "patch:16:1:1600"  # 16 latent channels at 100 Hz, as tests/tiny_models.PATCH
@@ -32,24 +33,6 @@ def cache(tmp_path_factory):
     out = root / "cache"
     prepare_dataset(data, out, codec=CODEC, clip_seconds=1.0, smoothing_seconds=0.1, device="cpu")
     return str(out)
-
-
-def _cfg(cache, run_dir, **over):
-    cfg = {
-        "seed": 1,
-        "run_dir": str(run_dir),
-        "data": {"cache": cache, "val_clips": 2},
-        "model": {"from_config": {"embed_dim": 64, "depth": 2, "num_heads": 2, "cond_token_dim": 32}},
-        "optim": {"lr": 1e-3, "warmup_steps": 2, "schedule": "cosine"},
-        "train": {"batch_size": 2, "grad_accum": 2, "max_steps": 6, "device": "cpu", "accelerate": False},
-        "ema": {"decay": 0.9},
-        "checkpoint": {"every": 0, "keep_last": 2},
-        "validation": {"every": 3, "steps": 3},
-        "log": {"every": 1, "tensorboard": False},
-    }
-    for k, v in over.items():
-        cfg[k] = {**cfg.get(k, {}), **v} if isinstance(v, dict) else v
-    return cfg
 
 
 def test_one_optimizer_step_lowers_loss_on_fixed_batch(cache):
@@ -79,7 +62,7 @@ def test_one_optimizer_step_lowers_loss_on_fixed_batch(cache):
 
 
 def test_kill_and_resume_is_bitwise_equal(cache, tmp_path):
-    full = train(_cfg(cache, tmp_path / "full"))
+    full = train(tiny_train_config(cache, tmp_path / "full"))
     assert full.step == 6 and not full.stopped and len(full.losses) == 6
     # the same run stopped after 3 steps (should_stop), then resumed in a fresh trainer
     calls = {"n": 0}
@@ -88,13 +71,13 @@ def test_kill_and_resume_is_bitwise_equal(cache, tmp_path):
         calls["n"] += 1
         return calls["n"] == 3
 
-    half = train(_cfg(cache, tmp_path / "split"), should_stop=stop)
+    half = train(tiny_train_config(cache, tmp_path / "split"), should_stop=stop)
     assert half.stopped and half.step == 3
     st = latest_state(tmp_path / "split")
     assert st is not None and st.name == "step-00000003" and (st / "optimizer.safetensors").is_file()
     info = json.loads((st / "trainer.json").read_text())
     assert info["step"] == 3 and set(info["data"]) == {"epoch", "index"}
-    rest = train(_cfg(cache, tmp_path / "split"))
+    rest = train(tiny_train_config(cache, tmp_path / "split"))
     assert rest.step == 6 and [s for s, _ in rest.losses] == [4, 5, 6]
     assert [l for _, l in half.losses] == [l for _, l in full.losses[:3]]
     assert [l for _, l in rest.losses] == [l for _, l in full.losses[3:]]  # bitwise
@@ -116,7 +99,7 @@ def test_sigkill_and_resume_from_periodic_state(cache, tmp_path):
     import subprocess
     import sys
 
-    cfg = _cfg(cache, tmp_path / "killed", checkpoint={"every": 2, "keep_last": 2}, validation={"every": 0})
+    cfg = tiny_train_config(cache, tmp_path / "killed", checkpoint={"every": 2, "keep_last": 2}, validation={"every": 0})
     script = (
         "import json, os, signal, sys\n"
         "from v2m_zero.core.train import train\n"
@@ -130,7 +113,7 @@ def test_sigkill_and_resume_from_periodic_state(cache, tmp_path):
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert latest_state(tmp_path / "killed").name == "step-00000004"
     rest = train(cfg)
-    full = train(_cfg(cache, tmp_path / "ref", checkpoint={"every": 2, "keep_last": 2}, validation={"every": 0}))
+    full = train(tiny_train_config(cache, tmp_path / "ref", checkpoint={"every": 2, "keep_last": 2}, validation={"every": 0}))
     assert [s for s, _ in rest.losses] == [5, 6]
     assert [l for _, l in rest.losses] == [l for _, l in full.losses[4:]]
     assert sorted(p.name for p in (tmp_path / "killed" / "state").glob("step-*")) == ["step-00000004", "step-00000006"]
@@ -140,7 +123,7 @@ def test_checkpoint_loads_and_carries_curve_spec(cache, tmp_path):
     from v2m_zero.core.generate import conditioning_curve_for, load_generator
     from v2m_zero.model_io.checkpoint import build_dit_from_checkpoint
 
-    res = train(_cfg(cache, tmp_path / "run", train={"max_steps": 2}, validation={"every": 0}))
+    res = train(tiny_train_config(cache, tmp_path / "run", train={"max_steps": 2}, validation={"every": 0}))
     assert res.checkpoint_path.endswith("v2m-final.safetensors")
     dit = build_dit_from_checkpoint(res.checkpoint_path)
     meta = dit.meta
@@ -165,16 +148,16 @@ def test_train_from_checkpoint_and_config_errors(cache, tmp_path):
     from tiny_models import tiny_v2m_checkpoint
 
     ckpt = tiny_v2m_checkpoint(str(tmp_path / "init.safetensors"))
-    res = train(_cfg(cache, tmp_path / "ft", model={"from_checkpoint": ckpt, "from_config": None},
+    res = train(tiny_train_config(cache, tmp_path / "ft", model={"from_checkpoint": ckpt, "from_config": None},
                      train={"max_steps": 2, "gradient_checkpointing": True}, validation={"every": 0}))
     assert res.step == 2 and os.path.isfile(res.checkpoint_path)
-    ref = train(_cfg(cache, tmp_path / "ft-ref", model={"from_checkpoint": ckpt, "from_config": None},
+    ref = train(tiny_train_config(cache, tmp_path / "ft-ref", model={"from_checkpoint": ckpt, "from_config": None},
                      train={"max_steps": 2}, validation={"every": 0}))
     assert [l for _, l in res.losses] == pytest.approx([l for _, l in ref.losses], abs=1e-6)
     with pytest.raises(V2MError, match="exactly one"):
-        resolve_config(_cfg(cache, tmp_path / "x", model={"from_checkpoint": ckpt}))
+        resolve_config(tiny_train_config(cache, tmp_path / "x", model={"from_checkpoint": ckpt}))
     with pytest.raises(V2MError, match="unknown training config key"):
-        resolve_config(_cfg(cache, tmp_path / "x", optim={"learning_rate": 1}))
+        resolve_config(tiny_train_config(cache, tmp_path / "x", optim={"learning_rate": 1}))
 
 
 def test_lr_schedule():
@@ -187,8 +170,8 @@ def test_lr_schedule():
 
 def test_accelerate_path_matches_plain_first_step(cache, tmp_path):
     pytest.importorskip("accelerate")
-    plain = train(_cfg(cache, tmp_path / "plain", train={"max_steps": 2}, validation={"every": 0}))
-    acc = train(_cfg(cache, tmp_path / "acc", train={"max_steps": 2, "accelerate": True}, validation={"every": 0}))
+    plain = train(tiny_train_config(cache, tmp_path / "plain", train={"max_steps": 2}, validation={"every": 0}))
+    acc = train(tiny_train_config(cache, tmp_path / "acc", train={"max_steps": 2, "accelerate": True}, validation={"every": 0}))
     assert acc.step == 2
     assert acc.losses[0][1] == pytest.approx(plain.losses[0][1], abs=1e-6)
     assert acc.losses[1][1] == pytest.approx(plain.losses[1][1], abs=1e-5)

@@ -6,6 +6,7 @@ Length contract: the audio is fitted to exactly the video's duration as `probe_v
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from fractions import Fraction
@@ -256,6 +257,54 @@ def _as_uint8_frame(frame, index: int, out_path: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _frame_clock(times, rate: Fraction, out_path: str, start_at_zero: bool) -> tuple[Fraction, np.ndarray | None, int]:
+    """(time base, pts of every frame or None for constant rate, duration of the last frame in ticks).
+
+    Constant rate: frame i has pts i at time base 1 / fps. Variable rate: ``times`` at 1/90000 s;
+    the last frame lasts 1 / fps; ``start_at_zero`` shifts the first frame to 0 (needed with audio:
+    see ``mux_audio`` on AAC priming).
+    """
+    if times is None:
+        return 1 / rate, None, 1
+    times = np.asarray(times, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(times)):
+        raise MediaError(f"NaN/Inf in frame times; refusing to write {out_path!r}.")
+    tb = _VFR_TIME_BASE
+    pts_all = np.rint(times * tb.denominator).astype(np.int64)
+    if len(pts_all) > 1 and np.any(np.diff(pts_all) <= 0):
+        raise MediaError(f"Frame times for {out_path!r} must be strictly increasing (at 1/90000 s resolution).")
+    if start_at_zero and len(pts_all):
+        pts_all = pts_all - pts_all[0]
+    return tb, pts_all, max(1, int(round(tb.denominator / float(rate))))
+
+
+def _timed_frames(frames, pts_all: np.ndarray | None, last_dur: int, out_path: str):
+    """Yield ``(uint8 frame, pts, duration)``: a frame's duration is known once the next one arrives."""
+    it = iter(frames)
+    try:
+        first = _as_uint8_frame(next(it), 0, out_path)
+    except StopIteration:
+        raise MediaError(f"No frames to write to {out_path!r}.") from None
+    pending, index = (first, 0), 0
+    for nxt in it:
+        index += 1
+        nxt = _as_uint8_frame(nxt, index, out_path)
+        if nxt.shape != first.shape:
+            raise MediaError(f"Frame {index} for {out_path!r} has shape {nxt.shape}, expected {first.shape} like frame 0.")
+        arr, i = pending
+        if pts_all is None:
+            yield arr, i, 1
+        elif index >= len(pts_all):
+            raise MediaError(f"More frames than times ({len(pts_all)}) for {out_path!r}.")
+        else:
+            yield arr, int(pts_all[i]), int(pts_all[index] - pts_all[i])
+        pending = (nxt, index)
+    arr, i = pending
+    if pts_all is not None and i + 1 != len(pts_all):
+        raise MediaError(f"Got {i + 1} frames but {len(pts_all)} times for {out_path!r}.")
+    yield arr, (i if pts_all is None else int(pts_all[i])), (1 if pts_all is None else last_dur)
+
+
 def write_video(
     frames: Iterable[np.ndarray] | np.ndarray,
     fps,
@@ -282,34 +331,15 @@ def write_video(
     wave = sr = None
     if audio is not None:
         wave, sr = _prepare_audio(audio, sample_rate, out_path)
-    if times is not None:
-        times = np.asarray(times, dtype=np.float64).reshape(-1)
-        if not np.all(np.isfinite(times)):
-            raise MediaError(f"NaN/Inf in frame times; refusing to write {out_path!r}.")
-        tb = _VFR_TIME_BASE
-        pts_all = np.rint(times * tb.denominator).astype(np.int64)
-        if len(pts_all) > 1 and np.any(np.diff(pts_all) <= 0):
-            raise MediaError(f"Frame times for {out_path!r} must be strictly increasing (at 1/90000 s resolution).")
-        last_dur = max(1, int(round(tb.denominator / float(rate))))
-        if wave is not None and len(pts_all):
-            pts_all = pts_all - pts_all[0]  # with audio the file starts at 0 (see mux_audio: AAC priming)
-    else:
-        tb = 1 / rate
-        pts_all = None
-        last_dur = 1
-    it = iter(frames)
-    try:
-        first = next(it)
-    except StopIteration:
-        raise MediaError(f"No frames to write to {out_path!r}.") from None
-    first = _as_uint8_frame(first, 0, out_path)
-    h, w = first.shape[:2]
-    pix_fmt = "yuv420p" if (w % 2 == 0 and h % 2 == 0) else "yuv444p"
-
+    tb, pts_all, last_dur = _frame_clock(times, rate, out_path, start_at_zero=wave is not None)
+    timed = _timed_frames(frames, pts_all, last_dur, out_path)
+    first = next(timed)
+    h, w = first[0].shape[:2]
     with atomic_output(out_path) as tmp:
         with av.open(tmp, mode="w", format=fmt, options=_mov_options(fmt, tb)) as out:
             vs = out.add_stream("libx264", rate=rate)
-            vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+            vs.width, vs.height = w, h
+            vs.pix_fmt = "yuv420p" if (w % 2 == 0 and h % 2 == 0) else "yuv444p"
             vs.codec_context.time_base = tb
             vs.time_base = tb
             options = {"crf": str(int(crf)), "preset": str(preset)}
@@ -319,49 +349,18 @@ def write_video(
                 # every frame's duration (and so the file's duration) exact.
                 options["bf"] = "0"
             vs.options = options
-            start_pts = int(pts_all[0]) if pts_all is not None else 0
-            start = float(start_pts * tb)
-            track = None
-            if wave is not None:
-                # n_total is only known at the end for iterators; feed progressively, fit at the end.
-                track = _AacTrack(out, wave, sr, wave.shape[1], start, 192_000)
-
-            def encode(arr: np.ndarray, index: int, pts: int, dur: int) -> None:
+            start_pts = first[1]
+            # the audio's length is known only at the end for iterators: feed it progressively, fit at the end
+            track = None if wave is None else _AacTrack(out, wave, sr, wave.shape[1], float(start_pts * tb), 192_000)
+            end_pts = start_pts
+            for arr, pts, dur in itertools.chain([first], timed):
                 frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
-                frame.pts = pts
-                frame.time_base = tb
-                frame.duration = dur
+                frame.pts, frame.time_base, frame.duration = pts, tb, dur
                 for packet in vs.encode(frame):
                     out.mux(packet)
                 if track is not None:
                     track.push_until(float((pts - start_pts) * tb) - 0.5)
-
-            pending = (first, 0)
-            index = 0
-            for nxt in it:
-                index += 1
-                nxt = _as_uint8_frame(nxt, index, out_path)
-                if nxt.shape != first.shape:
-                    raise MediaError(
-                        f"Frame {index} for {out_path!r} has shape {nxt.shape}, expected {first.shape} like frame 0."
-                    )
-                arr, i = pending
-                if pts_all is not None:
-                    if index >= len(pts_all):
-                        raise MediaError(f"More frames than times ({len(pts_all)}) for {out_path!r}.")
-                    encode(arr, i, int(pts_all[i]), int(pts_all[index] - pts_all[i]))
-                else:
-                    encode(arr, i, i, 1)
-                pending = (nxt, index)
-            arr, i = pending
-            if pts_all is not None:
-                if i + 1 != len(pts_all):
-                    raise MediaError(f"Got {i + 1} frames but {len(pts_all)} times for {out_path!r}.")
-                end_pts = int(pts_all[i]) + last_dur
-                encode(arr, i, int(pts_all[i]), last_dur)
-            else:
-                end_pts = i + 1
-                encode(arr, i, i, 1)
+                end_pts = pts + dur
             for packet in vs.encode(None):
                 out.mux(packet)
             if track is not None:
