@@ -9,7 +9,16 @@ import torch
 
 from v2m_zero.core.model.dit import V2MDiT, make_model_config
 from v2m_zero.core.errors import V2MError
-from v2m_zero.core.model.flow import CFGDenoiser, VPredictionVelocity, make_noise, rf_loss, rf_timesteps, sample_euler, velocity_model
+from v2m_zero.core.model.flow import (
+    CFGDenoiser,
+    VPredictionVelocity,
+    make_noise,
+    rf_loss,
+    rf_timesteps,
+    sample,
+    sample_euler,
+    velocity_model,
+)
 
 MU, SIG = 1.5, 0.5  # data x0 ~ N(MU, SIG²), elementwise
 
@@ -232,3 +241,42 @@ def test_rf_loss_trains_the_tiny_dit():
     loss.backward()
     assert torch.isfinite(loss)
     assert dit.dit.transformer.project_in.weight.grad is not None
+
+
+def test_sample_wires_noise_guidance_and_the_given_sampler():
+    """flow.sample = make_noise(shape, seed) → CFGDenoiser(velocity_model) → sampler over rf_timesteps."""
+    torch.manual_seed(0)
+    model = V2MDiT(make_model_config(io_channels=4, embed_dim=64, depth=1, num_heads=1, cond_token_dim=64, with_curve=True),
+                   objective="rectified_flow").eval()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    cond = model.conditioning(seconds=2.0)
+    curve = torch.randn(1, 1, 8)
+    got = sample(model, (1, 4, 8), seed=5, steps=3, cfg_scale=2.0, cond=cond, curve=curve)
+    den = CFGDenoiser(velocity_model(model), 2.0)
+    want = sample_euler(den, make_noise((1, 4, 8), 5), rf_timesteps(3), extra_args={**cond, "curve": curve}, disable=True)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    seen = {}
+
+    def my_sampler(m, x, ts, extra_args=None, callback=None, disable=None):
+        seen.update(ts=ts, keys=sorted(extra_args))
+        return x
+
+    out = sample(model, (1, 4, 8), seed=5, steps=4, shift=3.0, cond=cond, curve=curve, sampler=my_sampler)
+    torch.testing.assert_close(out, make_noise((1, 4, 8), 5))
+    assert torch.equal(seen["ts"], rf_timesteps(4, shift=3.0)) and "curve" in seen["keys"] and "seconds_total" in seen["keys"]
+
+
+def test_model_conditioning_inputs():
+    model = V2MDiT(make_model_config(io_channels=4, embed_dim=64, depth=1, num_heads=1, cond_token_dim=64, text_dim=32,
+                                     with_curve=True))
+    assert model.takes_text and model.text_dim == 32
+    null = model.conditioning(batch=3, seconds=torch.tensor([1.0, 2.0, 3.0]))
+    assert null["cond_tokens"].shape == (3, 1, 32) and not null["cond_tokens"].any() and null["cond_mask"].all()
+    assert null["seconds_start"].tolist() == [0, 0, 0] and null["seconds_total"].tolist() == [1, 2, 3]
+    tok, mask = torch.randn(1, 5, 32), torch.ones(1, 5, dtype=torch.bool)
+    text = model.conditioning(text=(tok, mask), dtype=torch.float64)
+    assert text["cond_tokens"].dtype == torch.float64 and text["cond_mask"].dtype == torch.bool and "seconds_total" not in text
+    plain = V2MDiT({"diffusion": {"type": "dit", "config": {"io_channels": 4, "embed_dim": 64, "depth": 1, "num_heads": 1,
+                                                           "cond_token_dim": 0, "global_cond_dim": 0}}})
+    assert not plain.takes_text and plain.text_dim is None and plain.conditioning(seconds=1.0) == {}

@@ -262,3 +262,28 @@ def test_codec_spec_round_trips_patch_scale():
     spec = codec_spec(PatchCodec(patch_size=64, audio_channels=1, sample_rate=4000, scale=0.25))
     again = make_codec(spec)
     assert spec["config"]["scale"] == 0.25 and again.scale == 0.25 and again.latent_channels == 64
+
+
+def test_every_music_encoder_makes_its_curve_through_one_method():
+    """conditioning_curve: codec features from latents when given (the audio is never decoded), else from audio;
+    make_music_encoder rebuilds an encoder from the description a cache records."""
+    from v2m_zero.core.timing.spec import CurveSpec
+    from v2m_zero.core.train.music_encoders import make_music_encoder
+    from v2m_zero.model_io.codec import make_codec
+
+    codec = make_codec(CODEC)
+    wave = synth.click_track([0.2, 0.9, 1.4], 2.0, sample_rate=SR, channels=1)
+    lat = codec.encode(torch.from_numpy(wave)[None])[0]
+    spec = CurveSpec(smoothing_seconds=0.2)
+    enc = make_music_encoder("codec", codec=codec)
+
+    def never():
+        raise AssertionError("decoded although latents were given")
+
+    from_latents = enc.conditioning_curve(never, SR, spec=spec, length=lat.shape[-1], latents=lat, duration=2.0)
+    from_audio = enc.conditioning_curve(wave, SR, spec=spec, length=lat.shape[-1])
+    np.testing.assert_allclose(from_latents.values, from_audio.values, atol=1e-5)
+    logmel = make_music_encoder({"id": "logmel", "n_mels": 32, "sample_rate": 16000, "hop_length": 256, "n_fft": 512, "amin": 1e-10})
+    assert logmel.describe()["n_mels"] == 32 and make_music_encoder(logmel) is logmel
+    curve = logmel.conditioning_curve(lambda: wave, SR, spec=spec, length=50)
+    assert len(curve) == 50 and np.isfinite(curve.values).all()
