@@ -6,7 +6,7 @@ The paper's claim (§3.4) in miniature, with nothing downloaded:
    follow random event patterns — sparse aperiodic accents, a steady pulse with dropped beats,
    or a pulse with extra accents — captioned ``captions.csv`` (captions are not used: the model
    trains without a text encoder, ``text.type = "none"``).
-2. **Data prep** through the library (``core.prepare.prepare_dataset``): weightless ``PatchCodec``
+2. **Data prep** through the library (``core.train.prepare_dataset``): weightless ``PatchCodec``
    latents and music event curves from the weightless ``logmel`` music encoder →
    ``curves.conditioning_curve`` (standardise → resample by time → Hann smoothing), exactly the
    training path of ``v2m-zero prepare``.
@@ -320,7 +320,7 @@ def evaluate(ckpt: str, clips, out_dir: str, p: dict, seed: int) -> dict:
                 ref = manual_latents(gen, raw if curve is not None else None, dur, p["sample_steps"], p["cfg"], noise_seed)
                 d = float((ref - lat).abs().max())
                 max_diff = d if max_diff is None else max(max_diff, d)
-            wave = generate.decode_audio(gen, lat, dur)
+            wave = generate.decode_latents(gen, lat, dur)
             out = media.mux_audio(clip.path, wave, gen.sample_rate, os.path.join(out_dir, f"{name.split()[0]}-{i:03d}.mp4"))
             rows[name].append(metrics.evaluate_video(out))
         for name, onsets in (("oracle (clicks at cuts)", clip.cut_times),

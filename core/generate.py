@@ -2,7 +2,7 @@
 
 ``load_generator`` reads a V2M checkpoint and what travels with it; ``conditioning_curve_for``
 turns a raw event curve into the curve the checkpoint was trained on (its own smoothing, the
-latent grid of the requested duration); ``sample_latents`` runs Euler + CFG; ``decode_audio``
+latent grid of the requested duration); ``sample_latents`` runs Euler + CFG; ``decode_latents``
 decodes and trims to the exact duration. The CLI and the ComfyUI nodes are thin layers over
 these functions.
 """
@@ -28,9 +28,9 @@ from .errors import ModelError, V2MError
 class Generator:
     """Everything needed to turn (curve, prompt) into audio."""
 
-    dit: Any  # core.dit.V2MDiT with .objective and .meta
+    dit: Any  # core.model.dit.V2MDiT with .objective and .meta
     codec: AudioCodec
-    text: Any | None  # core.text.T5TextEncoder, or None (toy models without text)
+    text: Any | None  # core.model.text.T5TextEncoder, or None (toy models without text)
     meta: dict = field(default_factory=dict)
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
@@ -156,7 +156,7 @@ def check_finite(t: torch.Tensor | np.ndarray, what: str) -> None:
 
 
 @torch.no_grad()
-def decode_audio(gen: Generator, latents: torch.Tensor, duration: float) -> np.ndarray:
+def decode_latents(gen: Generator, latents: torch.Tensor, duration: float) -> np.ndarray:
     """Decode [1, D, L] latents → float32 [C, T] with T = round(duration · sample_rate) exactly."""
     check_finite(latents, "the latents")
     lat = latents.to(gen.device, torch.float32)
@@ -191,4 +191,4 @@ def music_for_curve(
     cond = conditioning_curve_for(gen, raw, duration) if raw is not None else None
     lat = sample_latents(gen, cond, prompt, negative_prompt=negative_prompt, duration=duration, steps=steps,
                          cfg_scale=cfg_scale, seed=seed, uncond=uncond, callback=callback)
-    return decode_audio(gen, lat, duration), cond
+    return decode_latents(gen, lat, duration), cond

@@ -165,7 +165,7 @@ def _default_buffer(model, key: str):
 
 
 def build_dit_from_checkpoint(path: "str | os.PathLike | SafetensorsFile", device="cpu", dtype=None):
-    """Build a :class:`~core.dit.V2MDiT` from a V2M checkpoint, strictly checked.
+    """Build a :class:`~core.model.dit.V2MDiT` from a V2M checkpoint, strictly checked.
 
     The module is created on the meta device and the file's tensors are assigned (no double
     allocation of a 1 B-parameter model). ``dtype`` (e.g. ``torch.bfloat16``) casts floating

@@ -142,7 +142,7 @@ class DecodeLatents(io.ComfyNode):
         duration = float(latent.get("duration") or samples.shape[-1] / model.latent_rate)
         bar = _host.Progress(1)
         with _Placed(model) as gen:
-            wave = generate.decode_audio(gen, samples[:1], duration)
+            wave = generate.decode_latents(gen, samples[:1], duration)
         bar(1, 1)
         audio = _host.numpy_to_audio(np.ascontiguousarray(wave), model.sample_rate)
         return io.NodeOutput(audio, ui=ui.PreviewAudio(audio, cls=cls))

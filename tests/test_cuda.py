@@ -21,7 +21,7 @@ def test_same_seed_same_music_on_cpu_and_cuda(tmp_path):
         gen = generate.load_generator(path, device=dev)
         cond = generate.conditioning_curve_for(gen, raw)
         lat = generate.sample_latents(gen, cond, "", duration=2.0, steps=8, cfg_scale=3.0, seed=11)
-        out[dev] = generate.decode_audio(gen, lat, 2.0)
+        out[dev] = generate.decode_latents(gen, lat, 2.0)
     assert out["cpu"].shape == out["cuda"].shape
     assert np.abs(out["cpu"] - out["cuda"]).max() < 1e-3  # same noise; only float rounding differs
 
@@ -109,7 +109,7 @@ def test_cuda_bf16_training_resume_export_and_generate(tmp_path):
 
     cond = generate.conditioning_curve_for(gen, Curve(np.where(np.abs(raw_t - 1.0) < 0.02, 5.0, 0.0), raw_t, 2.0))
     lat = generate.sample_latents(gen, cond, "", duration=2.0, steps=5, cfg_scale=2.0, seed=0)
-    wave = generate.decode_audio(gen, lat, 2.0)
+    wave = generate.decode_latents(gen, lat, 2.0)
     assert wave.shape == (1, 8000) and np.isfinite(wave).all()
 
 

@@ -39,7 +39,7 @@ def test_exact_length_at_any_fps(gen, fps):
     assert len(cond) == generate.latent_frames(gen, duration)
     assert cond.spec["smoothing_seconds"] == 0.5
     lat = generate.sample_latents(gen, cond, "", duration=duration, steps=2, cfg_scale=1.0, seed=1)
-    wave = generate.decode_audio(gen, lat, duration)
+    wave = generate.decode_latents(gen, lat, duration)
     assert wave.shape == (1, round(duration * PATCH["sample_rate"]))
     assert np.isfinite(wave).all()
 
@@ -74,7 +74,7 @@ def test_callback_can_interrupt(gen):
 def test_nan_guard(gen):
     lat = torch.full((1, 16, 10), float("nan"))
     with pytest.raises(V2MError, match="NaN/Inf"):
-        generate.decode_audio(gen, lat, 0.1)
+        generate.decode_latents(gen, lat, 0.1)
 
 
 def test_wrong_curve_length_is_clear(gen):
@@ -126,4 +126,4 @@ def test_t5_conditioned_checkpoint_with_prompt_and_negative_prompt(tmp_path):
     b = generate.sample_latents(gen, cond, "upbeat electronic dance track", **kw)
     c = generate.sample_latents(gen, cond, "calm piano", negative_prompt="soft drums", **kw)
     assert not torch.equal(a, b) and not torch.equal(a, c)
-    assert np.isfinite(generate.decode_audio(gen, a, d)).all()
+    assert np.isfinite(generate.decode_latents(gen, a, d)).all()

@@ -275,7 +275,7 @@ class V2MDiT(nn.Module):
          "io_channels": 64}
 
     ``forward`` returns the raw network output in the model's own objective (``self.objective``:
-    ``"v"`` for SAO 1.0, ``"rectified_flow"`` for V2M fine-tunes); :mod:`core.flow` turns it into a
+    ``"v"`` for SAO 1.0, ``"rectified_flow"`` for V2M fine-tunes); :mod:`core.model.flow` turns it into a
     rectified-flow velocity for the sampler.
     """
 

@@ -131,7 +131,7 @@ class CFGDenoiser:
     "Null text" follows stable-audio-tools: the whole cross-attention sequence of the row (text
     *and* seconds tokens) is zeroed (``cond_drop=True``), the global seconds token is kept. "Zero
     curve" is the all-zero channel (a standardised curve has mean 0). The wrapped model must
-    accept ``curve=`` and ``cond_drop=`` keywords (as :class:`~core.dit.V2MDiT` does); other
+    accept ``curve=`` and ``cond_drop=`` keywords (as :class:`~core.model.dit.V2MDiT` does); other
     keyword tensors with a leading batch dimension are duplicated for the 2B batch.
     With ``cfg_scale == 1`` only the conditional branch runs.
 

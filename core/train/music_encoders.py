@@ -1,4 +1,4 @@
-"""Music encoders: audio → :class:`~core.curves.Features` with times (training curves, paper §3.2).
+"""Music encoders: audio → :class:`~core.timing.curves.Features` with times (training curves, paper §3.2).
 
 The music event curve is made exactly as the video one: ``curves.conditioning_curve(features,
 length=latent_length, smoothing_seconds=...)``; only the encoder differs. Encoders are

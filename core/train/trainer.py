@@ -1,6 +1,6 @@
 """Fine-tuning a V2M DiT on a prepared cache (paper §3.3, eq. 6) with exact resume.
 
-``train(config)`` reads clips from a cache made by :mod:`core.prepare`, trains with
+``train(config)`` reads clips from a cache made by :mod:`core.train.prepare`, trains with
 ``flow.rf_loss`` (text and curve dropped independently, 10 % each), keeps an EMA, validates,
 checkpoints, and writes a V2M checkpoint (EMA weights by default) whose metadata carries the
 cache's curve spec, so inference rebuilds the curve the model was trained on.
