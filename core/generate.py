@@ -166,7 +166,11 @@ def decode_latents(gen: Generator, latents: torch.Tensor, duration: float) -> np
     n = int(round(duration * gen.sample_rate))
     if wave.shape[-1] < n:
         wave = np.pad(wave, ((0, 0), (0, n - wave.shape[-1])))
-    return np.clip(wave[:, :n], -1.0, 1.0).astype(np.float32)
+    from .timing.media.levels import limit_true_peak
+
+    wave = np.ascontiguousarray(wave[:, :n], dtype=np.float32)
+    # the model's output can exceed full scale: limit it (true peak -1 dBTP) instead of clipping
+    return limit_true_peak(wave, gen.sample_rate) if np.max(np.abs(wave), initial=0.0) > 1.0 else wave
 
 
 def music_for_curve(

@@ -15,12 +15,20 @@ def _layout_name(channels: int) -> str:
     return {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}.get(channels, "")
 
 
+def _packed_to_planar(chunk: np.ndarray, channels: int) -> np.ndarray:
+    """A packed (interleaved) ``flt`` frame ``[1, T·C]`` as ``[C, T]``."""
+    return chunk.reshape(-1, channels).T
+
+
 def decode_audio(src, *, sample_rate: int | None = None, channels: int | None = None) -> tuple[np.ndarray, int]:
     """Decode the first audio stream to float32 ``[C, T]`` in [-1, 1]; returns (wave, sample_rate).
 
     channels: 1 = mono, 2 = stereo (downmixed by libswresample, e.g. from 5.1), None = keep the
     file's channels. sample_rate: None keeps the file's rate. Raises MediaError if the file has
-    no audio stream.
+    no audio stream. Any channel layout decodes (7.1 and beyond): frames are converted to packed
+    float, which PyAV handles for every channel count (its planar path breaks at 8 planes).
+    Samples are not clipped: a float file may peak above 1.0, and the caller decides; a downmix
+    that overflows (libswresample sums channels) is scaled back to full scale instead.
     """
     if channels is not None and channels < 1:
         raise ValueError(f"channels must be >= 1 or None, got {channels}")
@@ -41,7 +49,8 @@ def decode_audio(src, *, sample_rate: int | None = None, channels: int | None = 
             if not layout:
                 raise ValueError(f"channels={channels} is not supported (use 1, 2 or None)")
         rate = int(sample_rate or in_rate)
-        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        resampler = av.AudioResampler(format="flt", layout=layout, rate=rate)
+        n_ch = av.AudioLayout(layout).nb_channels if isinstance(layout, str) else layout.nb_channels
         chunks: list[np.ndarray] = []
         # AAC and similar codecs decode whole frames (1024 samples) even where the container says
         # the last packet is shorter (encoder padding). Where timestamps are sample-exact, honour
@@ -55,23 +64,24 @@ def decode_audio(src, *, sample_rate: int | None = None, channels: int | None = 
                 dur = frame.duration or 0
                 tail_trim = frame.samples - dur if (sample_exact and 0 < dur < frame.samples) else 0
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
+                    chunks.append(_packed_to_planar(out.to_ndarray(), n_ch))
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
+                chunks.append(_packed_to_planar(out.to_ndarray(), n_ch))
         except av.FFmpegError as exc:
             raise MediaError(
                 f"Audio of {name!r} is truncated or corrupt: decoding failed ({exc}). Re-export the file."
             ) from exc
-        n_ch = av.AudioLayout(layout).nb_channels if isinstance(layout, str) else layout.nb_channels
         if chunks:
-            wave = np.concatenate([c.reshape(c.shape[0], -1) for c in chunks], axis=1).astype(np.float32, copy=False)
+            wave = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
         else:
             wave = np.zeros((n_ch, 0), dtype=np.float32)
         # The input's length at the output rate; libswresample may hold back a sample or two of
         # filter delay, so pad/trim to it (that also drops the encoder padding found above).
         n_out = int(round((n_in - tail_trim) * rate / in_rate)) if in_rate else wave.shape[1]
         wave = fit_length(wave, n_out)
-        wave = np.clip(wave, -1.0, 1.0)
+        peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+        if channels is not None and channels < in_channels and peak > 1.0:
+            wave = wave / np.float32(peak)
         return np.ascontiguousarray(wave), rate
     finally:
         container.close()

@@ -11,7 +11,7 @@ import av
 import numpy as np
 
 from ...errors import MediaError
-from .probe import PacketClock, check_complete, stream_fps
+from .probe import PacketClock, check_complete, decode_order_durations, stream_fps
 from .source import open_input, rewind, source_name
 
 
@@ -120,7 +120,7 @@ def _iter_frames(src, name, size, sample_fps, batch, threads, stats) -> Iterator
         buf = tbuf = None
         n = 0
         n_packets = 0
-        clock = PacketClock()
+        clock = PacketClock(decode_order_durations(container))
         try:
             for packet in container.demux(vs):
                 if packet.size:

@@ -39,15 +39,30 @@ def stream_fps(stream) -> Fraction | None:
     return None
 
 
-class PacketClock:
-    """Exact frame count and duration from demuxed packets (shared by probe and decode)."""
+def decode_order_durations(container) -> bool:
+    """Whether the container stores a frame's duration as the gap to the next frame in *decode*
+    order (MP4/MOV sample tables) rather than its display duration (Matroska and most others)."""
+    name = container.format.name or ""
+    return "mp4" in name or "mov" in name
 
-    def __init__(self):
+
+class PacketClock:
+    """Exact frame count and duration from demuxed packets (shared by probe and decode).
+
+    The video ends where its last *displayed* frame ends. With frame reordering (B-frames) in a
+    container that stores decode-order durations (MP4/MOV), the last sample in decode order carries
+    the duration that ends the track, so that one is used; elsewhere the last frame's own duration.
+    """
+
+    def __init__(self, decode_order: bool = False):
         self.count = 0
         self.first_pts = None
         self.last_pts = None
         self.last_dur = 0
         self.no_pts = False
+        self.decode_order = decode_order
+        self.reordered = False
+        self.decode_last_dur = 0
 
     def observe(self, packet) -> None:
         if packet.size == 0 or packet.is_discard:
@@ -59,9 +74,12 @@ class PacketClock:
             return
         if self.first_pts is None or pts < self.first_pts:
             self.first_pts = pts
+        self.decode_last_dur = packet.duration or 0
         if self.last_pts is None or pts >= self.last_pts:
             self.last_pts = pts
             self.last_dur = packet.duration or 0
+        else:
+            self.reordered = True
 
     def duration(self, tb: Fraction, rate: Fraction | None, name: str) -> tuple[Fraction, Fraction]:
         """(duration, start) in seconds: last pts + its duration − first pts."""
@@ -69,8 +87,9 @@ class PacketClock:
             raise MediaError(f"{name!r} has neither timestamps nor a frame rate; remux it (e.g. to .mp4) first.")
         if self.no_pts or self.first_pts is None:
             return Fraction(self.count) / rate, Fraction(0)
-        end_ticks = Fraction(self.last_pts - self.first_pts + self.last_dur) * tb
-        if self.last_dur <= 0:
+        last_dur = self.decode_last_dur if (self.reordered and self.decode_order) else self.last_dur
+        end_ticks = Fraction(self.last_pts - self.first_pts + last_dur) * tb
+        if last_dur <= 0:
             end_ticks += 1 / rate if rate else 0
         return end_ticks, self.first_pts * tb
 
@@ -91,7 +110,7 @@ def probe_video(src) -> VideoInfo:
         tb = vs.time_base or Fraction(1, 90000)
         tb = Fraction(tb.numerator, tb.denominator)
         rate = stream_fps(vs)
-        clock = PacketClock()
+        clock = PacketClock(decode_order_durations(container))
         total = 0
         decoded = False
         decode_errors: list[str] = []
@@ -168,3 +187,42 @@ def check_complete(container, stream, n_packets: int, name: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CopyTiming:
+    """Timestamps for copying a video stream's packets so every container reports its true duration.
+
+    ``durations[pts]``: each frame lasts until the next frame is shown (the last one until the end
+    ``probe_video`` measured). ``dts[i]``: the decode timestamp of the i-th packet in decode order,
+    ``sorted_pts[i] - delay``, so decode-order gaps equal display durations (an MP4 sample table then
+    sums to the video's duration even with B-frames) and every frame is decoded before it is shown.
+    ``last_duration``: the last displayed frame's duration.
+    """
+
+    durations: dict
+    dts: list
+    last_duration: int
+
+
+def copy_timing(src, info: VideoInfo) -> CopyTiming:
+    """Read the video packets' timestamps once and plan their timing in a copy (see :class:`CopyTiming`)."""
+    name = source_name(src)
+    container = open_input(src, name, need="video")
+    try:
+        vs = container.streams.video[0]
+        tb = Fraction(vs.time_base.numerator, vs.time_base.denominator) if vs.time_base else Fraction(1, 90000)
+        decode_pts = [int(p.pts) for p in container.demux(vs) if p.size and p.pts is not None]
+    except av.FFmpegError as exc:
+        raise MediaError(f"{name!r} is truncated or corrupt: reading its video packets failed ({exc}).") from exc
+    finally:
+        container.close()
+        rewind(src)
+    if not decode_pts:
+        return CopyTiming({}, [], 0)
+    shown = sorted(decode_pts)
+    end = int(round((Fraction(info.start_time) + Fraction(info.duration)) / tb))
+    durations = {a: b - a for a, b in zip(shown[:-1], shown[1:])}
+    durations[shown[-1]] = max(1, end - shown[-1])
+    delay = max(s - p for s, p in zip(shown, decode_pts))
+    return CopyTiming(durations, [s - delay for s in shown], durations[shown[-1]])

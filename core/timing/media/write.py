@@ -18,7 +18,8 @@ import numpy as np
 from ...atomic import atomic_path
 from ...errors import MediaError
 from .audio import fit_length, resample_audio
-from .probe import probe_video
+from .levels import fit_for_aac, limit_true_peak
+from .probe import copy_timing, probe_video
 from .source import open_input, rewind, source_name
 
 
@@ -29,11 +30,12 @@ _CONTAINER_FORMATS = {
     ".mov": "mov",
     ".mkv": "matroska",
     ".mka": "matroska",
-    ".webm": "webm",
     ".wav": "wav",
     ".flac": "flac",
 }
 _AAC_RATES = (44100, 48000)
+#: AAC bitrates (bit/s) the mux accepts, inclusive.
+AAC_BITRATES = (32_000, 512_000)
 _VFR_TIME_BASE = Fraction(1, 90000)
 
 
@@ -47,6 +49,9 @@ def _prepare_audio(audio, sample_rate, where: str) -> tuple[np.ndarray, int]:
     if wave.ndim != 2 or wave.shape[0] < 1:
         raise MediaError(f"Audio for {where!r} must have shape [channels, samples], got {wave.shape}.")
     wave = wave.astype(np.float32, copy=False)
+    if wave.shape[1] == 0:
+        raise MediaError(f"The audio for {where!r} has no samples (0 s): nothing to put in the soundtrack. "
+                         "Connect or give audio that lasts longer than 0 s.")
     if not np.all(np.isfinite(wave)):
         raise MediaError(f"NaN/Inf in audio; refusing to write {where!r}. Check the generator/decoder output.")
     if wave.shape[0] > 2:
@@ -55,7 +60,14 @@ def _prepare_audio(audio, sample_rate, where: str) -> tuple[np.ndarray, int]:
     if sr not in _AAC_RATES:
         wave = resample_audio(wave, sr, 48000)
         sr = 48000
-    return np.clip(wave, -1.0, 1.0), sr
+    return wave, sr
+
+
+def check_bitrate(bitrate: int) -> int:
+    """An AAC bitrate in bit/s, or a MediaError naming the allowed range."""
+    if isinstance(bitrate, bool) or not isinstance(bitrate, (int, np.integer)) or not AAC_BITRATES[0] <= bitrate <= AAC_BITRATES[1]:
+        raise MediaError(f"AAC bitrate {bitrate!r} bit/s is out of range: use {AAC_BITRATES[0]}…{AAC_BITRATES[1]} (e.g. 192000)")
+    return int(bitrate)
 
 
 def _downmix_stereo(wave: np.ndarray) -> np.ndarray:
@@ -109,7 +121,14 @@ class _AacTrack:
 
     def finish(self) -> None:
         self._feed(self.n_total)
+        end = self.start_pts + self.n_total
         for packet in self.stream.encode(None):
+            # the encoder pads its last frame: packets past the end hold only padding, and the
+            # last one ends at the end, so no container reports the audio as longer than the video
+            if packet.pts is not None and packet.pts >= end:
+                continue
+            if packet.pts is not None and packet.duration and packet.pts + packet.duration > end:
+                packet.duration = end - packet.pts
             self.container.mux(packet)
 
 
@@ -180,10 +199,12 @@ def mux_audio(video, audio: np.ndarray, sample_rate: int, out_path, *, bitrate: 
     if _same_file(video, out_path):
         raise MediaError(f"Output path {out_path!r} is the input video {name!r}; choose a different output file.")
     fmt = _container_format(out_path)
+    bitrate = check_bitrate(bitrate)
     wave, sr = _prepare_audio(audio, sample_rate, out_path)
     info = probe_video(video)
     n_total = int(round(info.duration * sr))
-    wave = fit_length(wave, n_total)
+    wave = fit_for_aac(fit_length(wave, n_total), sr, bitrate=bitrate, where=out_path)
+    timing = copy_timing(video, info)
     with atomic_output(out_path) as tmp:
         inp = open_input(video, name, need="video")
         try:
@@ -193,6 +214,8 @@ def mux_audio(video, audio: np.ndarray, sample_rate: int, out_path, *, bitrate: 
                     ovs = out.add_stream_from_template(ivs)
                 else:  # PyAV < 14
                     ovs = out.add_stream(template=ivs)
+                for key in [k for k in ovs.metadata if k.upper() == "DURATION"]:
+                    del ovs.metadata[key]  # a copied header duration can be stale; the muxer writes the true one
                 track = _AacTrack(out, wave, sr, n_total, 0.0, bitrate)
                 itb = ivs.time_base
                 # The output timeline starts at the first frame: a video starting at t0 != 0 is
@@ -200,10 +223,20 @@ def mux_audio(video, audio: np.ndarray, sample_rate: int, out_path, *, bitrate: 
                 # would not mark the AAC priming samples for removal and the music would play
                 # ~21 ms late.
                 shift = int(round(Fraction(info.start_time) / Fraction(itb))) if itb else 0
+                mov = fmt in ("mp4", "mov")
+                index = 0
                 try:
                     for packet in inp.demux(ivs):
                         if packet.size == 0:
                             continue
+                        # every frame lasts until the next one is shown (the last: as probed) and
+                        # decode-order gaps equal those durations, so the container and the stream
+                        # report the input's duration, and muxing the output again changes nothing
+                        if packet.pts is not None and index < len(timing.dts):
+                            packet.dts = timing.dts[index]
+                            last = index == len(timing.dts) - 1
+                            packet.duration = timing.last_duration if (mov and last) else timing.durations[packet.pts]
+                        index += 1
                         if shift:
                             if packet.pts is not None:
                                 packet.pts -= shift
@@ -331,6 +364,7 @@ def write_video(
     wave = sr = None
     if audio is not None:
         wave, sr = _prepare_audio(audio, sample_rate, out_path)
+        wave = fit_for_aac(wave, sr, where=out_path)
     tb, pts_all, last_dur = _frame_clock(times, rate, out_path, start_at_zero=wave is not None)
     timed = _timed_frames(frames, pts_all, last_dur, out_path)
     first = next(timed)
@@ -375,10 +409,13 @@ _AUDIO_CODECS = {".m4a": ("aac", "mp4"), ".mp4": ("aac", "mp4"), ".aac": ("aac",
                  ".wav": ("pcm_s16le", "wav"), ".flac": ("flac", "flac"), ".mka": ("aac", "matroska")}
 
 
-def write_audio(path, wave: np.ndarray, sample_rate: int, *, layout: str = "stereo") -> str:
+def write_audio(path, wave: np.ndarray, sample_rate: int, *, layout: str = "stereo", master: bool = False) -> str:
     """Write an audio-only file (.m4a/.aac AAC, .wav PCM, .flac, .mka) from float [C, T]; returns its path.
 
     layout: an FFmpeg layout name ("mono", "stereo", "5.1", ...); wave's channel count must match.
+    Samples are written as they are when within full scale; above it they are limited (true peak
+    -1 dBTP), never clipped. ``master=True`` (finished mono/stereo music) always brings the true
+    peak below -1 dBTP, measured after encoding for AAC.
     """
     path = os.path.abspath(os.fspath(path))
     ext = os.path.splitext(path)[1].lower()
@@ -393,7 +430,10 @@ def write_audio(path, wave: np.ndarray, sample_rate: int, *, layout: str = "ster
         raise MediaError(f"Layout {layout!r} has {n_ch} channels but the audio has {wave.shape[0]}.")
     if not np.all(np.isfinite(wave)):
         raise MediaError(f"NaN/Inf in audio; refusing to write {path!r}.")
-    wave = np.clip(wave, -1.0, 1.0)
+    if master:  # finished music: its true peak below -1 dBTP, after encoding for AAC
+        wave = fit_for_aac(wave, int(sample_rate), where=path) if codec == "aac" else limit_true_peak(wave, int(sample_rate))
+    elif np.max(np.abs(wave), initial=0.0) > 1.0:  # never clip: limit what is above full scale
+        wave = limit_true_peak(wave, int(sample_rate))
     with atomic_output(path) as tmp:
         with av.open(tmp, mode="w", format=fmt) as out:
             stream = out.add_stream(codec, rate=int(sample_rate), layout=layout)
@@ -404,7 +444,8 @@ def write_audio(path, wave: np.ndarray, sample_rate: int, *, layout: str = "ster
                 chunk = np.ascontiguousarray(wave[:, i : i + step])
                 if chunk.shape[1] == 0:
                     break
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=layout)
+                # packed float: PyAV's planar path breaks at 8 channels (7.1)
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk.T).reshape(1, -1), format="flt", layout=layout)
                 frame.sample_rate = int(sample_rate)
                 frame.pts = i
                 frame.time_base = Fraction(1, int(sample_rate))
