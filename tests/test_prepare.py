@@ -241,18 +241,19 @@ def test_musicfm_mel_matches_librosa_htk():
 
 
 def test_cli_prepare_end_to_end(tmp_path, capsys):
-    from v2m_zero.core.cli import build_parser
+    import argparse
+
     from v2m_zero.core.commands import prepare as prep_cmd
 
     data, cache = tmp_path / "data", tmp_path / "cache"
     make_music(data, n=2)
-    parser = build_parser.__globals__["argparse"].ArgumentParser()
+    parser = argparse.ArgumentParser()
     prep_cmd.add_arguments(parser)
     args = parser.parse_args([str(data), "--out", str(cache), "--codec", CODEC, "--clip-seconds", "2",
                               "--smoothing", "0.1", "--device", "cpu"])
     assert prep_cmd.run(args) == 0
-    out = capsys.readouterr().out
-    assert "6 clips" in out and "1 skipped" in out and "broken.wav" in out
+    captured = capsys.readouterr()
+    assert "6 clips" in captured.out and "1 skipped" in captured.out and "broken.wav" in captured.err
 
 
 def test_codec_spec_round_trips_patch_scale():

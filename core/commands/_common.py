@@ -1,24 +1,103 @@
-"""Small helpers shared by the subcommands."""
+"""Helpers shared by the subcommands: bounded argument types, progress on stderr, the output plan."""
 
 from __future__ import annotations
 
+import argparse
+import math
 import sys
+import time
 
 from ..atomic import write_json  # noqa: F401  (re-exported for the commands)
+from ..outputs import OutputPlan  # noqa: F401  (re-exported for the commands)
+
+VIDEO_OUT = (".mp4", ".m4v", ".mov", ".mkv")
+AUDIO_OUT = (".wav", ".flac", ".m4a", ".aac", ".mka")
 
 
-class TextProgress:
-    """A one-line progress counter on stderr (silent when stderr is not a terminal)."""
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``v2m-zero CMD: error: …`` (no usage block), exit 2."""
 
-    def __init__(self, label: str):
-        self.label = label
-        self.tty = sys.stderr.isatty()
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def number(kind=float, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False):
+    """An argparse type: a finite ``kind`` in [lo, hi] (``lo_open``: lo itself excluded).
+
+    Arguments that scale time or memory get bounds, so a typo fails at once instead of running for
+    hours (``--rate 1e7``).
+    """
+
+    def parse(text: str):
+        try:
+            value = kind(float(text)) if kind is int and float(text).is_integer() else kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"expected a {'whole number' if kind is int else 'number'}, got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        low_ok = lo is None or (value > lo if lo_open else value >= lo)
+        if not low_ok or (hi is not None and value > hi):
+            left = "(" if lo_open else "["
+            raise argparse.ArgumentTypeError(f"must be in {left}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}], got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+class Progress:
+    """Progress of one stage on stderr: a tqdm bar on a terminal, one line when the stage ends otherwise.
+
+    Call it with ``(done, total)``; use it as a context manager (or call :meth:`close`).
+    """
+
+    def __init__(self, label: str, total: int | None = None, *, unit: str = "it", stream=None):
+        self.label, self.total, self.unit = label, total, unit
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.done, self.t0, self.bar, self.closed = 0, time.time(), None, False
+        if self.tty:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=label, unit=unit, file=self.stream, leave=True, dynamic_ncols=True)
 
     def __call__(self, done: int, total: int | None = None) -> None:
-        if self.tty:
-            of = f"/{total}" if total else ""
-            print(f"\r{self.label}: {done}{of}", end="", file=sys.stderr, flush=True)
+        if total:
+            self.total = int(total)
+        self.done = int(done)
+        if self.bar is not None:
+            if self.total and self.bar.total != self.total:
+                self.bar.total = self.total
+            self.bar.n = self.done
+            self.bar.refresh()
 
     def close(self) -> None:
-        if self.tty:
-            print(file=sys.stderr)
+        if self.closed:
+            return
+        self.closed = True
+        if self.bar is not None:
+            self.bar.close()
+            return
+        of = f"/{self.total}" if self.total else ""
+        count = f" {self.done}{of} {self.unit}" if (self.done or self.total) else ""
+        print(f"{self.label}:{count} done in {time.time() - self.t0:.1f} s", file=self.stream, flush=True)
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.close()
+        elif self.bar is not None:
+            self.bar.close()
+        self.closed = True
+        return False
+
+
+def duration_text(seconds: float | None) -> str:
+    """``H:MM:SS`` (days included past 24 h: ``2 days, 3:04:05``); ``?`` when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    import datetime
+
+    return str(datetime.timedelta(seconds=int(max(0.0, seconds))))

@@ -18,6 +18,8 @@ import os
 
 import numpy as np
 
+from ._common import OutputPlan, Progress, number, write_json
+
 NAME = "demo"
 HELP = "run the main job on a generated clip: video -> event curve -> music (bundled demo model) -> mux -> SCH (offline)"
 
@@ -26,16 +28,17 @@ DEMO_CHECKPOINT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(o
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="v2m_out", help="output folder (default ./v2m_out)")
+    from .generate import add_sampling_arguments
+
+    p.add_argument("--out", default="v2m_out", help="output folder (default ./v2m_out; made if missing)")
     p.add_argument("--video", default=None, help="use this video instead of a generated clip")
     p.add_argument("--checkpoint", default=None, help="a V2M checkpoint (default: the bundled demo checkpoint)")
     p.add_argument("--text-encoder", default=None, help="T5 folder, for checkpoints conditioned on text")
     p.add_argument("--prompt", default="", help="music prompt (text-conditioned checkpoints only)")
-    p.add_argument("--steps", type=int, default=None, help="Euler steps (default: the checkpoint's, else 96)")
-    p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the checkpoint's, else 7)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fps", type=float, default=24.0, help="frame rate of the generated clip")
-    p.add_argument("--duration", type=float, default=12.0, help="length of the generated clip in seconds")
+    add_sampling_arguments(p, steps=None, cfg=None)
+    p.add_argument("--fps", type=number(float, 1, 240), default=24.0, help="frame rate of the generated clip (1–240)")
+    p.add_argument("--duration", type=number(float, 0.5, 600), default=12.0,
+                   help="length of the generated clip in seconds (0.5–600)")
     p.add_argument("--sonify", action="store_true", help="no generation: make the curve audible (hits at hit points)")
 
 
@@ -49,19 +52,23 @@ def sonify(smooth, peaks, duration: float, sample_rate: int = 44100) -> np.ndarr
     env = (env - env.min()) / (np.ptp(env) or 1.0)
     pad = 0.12 * (0.25 + 0.75 * env) * (np.sin(2 * np.pi * 110 * t) + 0.5 * np.sin(2 * np.pi * 164.8 * t))
     hits = examples.click_track(list(peaks), duration, sample_rate=sample_rate, channels=2)
-    return np.clip(hits * 0.8 + pad[None].astype(np.float32), -1, 1).astype(np.float32)
+    return (hits * 0.8 + pad[None].astype(np.float32)).astype(np.float32)
 
 
-def score(video: str, wave: np.ndarray, sr: int, duration: float, known_cuts) -> dict:
+NO_SCENEDETECT = "PySceneDetect is not installed, so not Algorithm 1's detector; pip install scenedetect for that"
+
+
+def score(video: str, wave: np.ndarray, sr: int, duration: float, known_cuts, cuts_from: str) -> dict:
     """Scene Cut Hit and its chance level: PySceneDetect cuts when installed (paper Algorithm 1),
-    else the clip's known cut times (or our hit points), which the result says."""
+    else ``known_cuts`` (the generated clip's true cut times, or our event-curve hit points), and the
+    result says which (``cuts_from``)."""
     from ..eval import report, sch
 
     try:
         import scenedetect  # noqa: F401
 
         r = report.evaluate_video(video)
-        r["cuts_from"] = "PySceneDetect AdaptiveDetector"
+        r["cuts_from"] = "PySceneDetect AdaptiveDetector (Algorithm 1)"
         return r
     except ImportError:
         pass
@@ -71,65 +78,81 @@ def score(video: str, wave: np.ndarray, sr: int, duration: float, known_cuts) ->
     hit = sch.scene_cut_hit(cuts, beats)
     null = sch.sch_null(cuts, beats, duration) if cuts else None
     return {"sch": hit, "sch_null": null, "sch_minus_null": None if hit is None or null is None else hit - null,
-            "cuts": cuts, "beats": list(beats), "cuts_from": "known cut times (install scenedetect for Algorithm 1's detector)"}
+            "cuts": cuts, "beats": list(beats), "cuts_from": f"{cuts_from} ({NO_SCENEDETECT})"}
+
+
+def _music(gen, raw, args):
+    """The checkpoint's music for the raw curve, with its own sampling defaults (progress on stderr)."""
+    from .. import generate
+
+    sampling = gen.meta.get("sampling") or {}
+    steps = args.steps or int(sampling.get("steps", 96))
+    cfg = args.cfg if args.cfg is not None else float(sampling.get("cfg_scale", 7.0))
+    with Progress("sampling", steps, unit="steps") as bar:
+        return generate.music_for_curve(gen, raw, args.prompt, steps=steps, cfg_scale=cfg, seed=args.seed,
+                                        uncond=sampling.get("uncond", "both"), callback=lambda s: bar(s["i"] + 1, steps))
+
+
+def _report(result: dict, peaks, truth, fps: float, files) -> None:
+    print(f"hit points ({len(peaks)}): " + ", ".join(f"{p:.3f}" for p in peaks))
+    if truth is not None:
+        matched = sum(any(abs(p - c) <= 1.0 / fps + 1e-6 for p in peaks) for c in truth)
+        print(f"cuts found within one frame: {matched}/{len(truth)}")
+    fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+    print(f"Scene Cut Hit: {fmt(result['sch'])}  (chance level {fmt(result['sch_null'])}; cuts: {result['cuts_from']})")
+    print("results:")
+    for label, path in files:
+        print(f"  {label:18s} {path}")
 
 
 def run(args) -> int:
     from .. import examples, generate
     from ..timing import curves, encoders, media, plot
     from ..timing.spec import CurveSpec
-    from ._common import write_json
     from .curve import curve_document
 
-    out = os.path.abspath(args.out)
-    os.makedirs(out, exist_ok=True)
-    if args.video:
-        video, truth = args.video, None
-    else:
-        video = os.path.join(out, "demo_clip.mp4")
-        clip = examples.make_cut_clip(video, cut_times=[c for c in DEMO_CUTS if c < args.duration], duration=args.duration, fps=args.fps, size=(320, 180))
-        truth = clip.cut_times
-        print(f"generated {video}: {args.duration:g} s at {args.fps:g} fps with cuts at " + ", ".join(f"{c:.3f}" for c in truth))
-
-    gen = None
-    if not args.sonify:
-        ckpt = args.checkpoint or DEMO_CHECKPOINT
-        gen = generate.load_generator(ckpt, text_encoder=args.text_encoder)
-        if gen.meta.get("demo"):
-            print(f"model: DEMO checkpoint {ckpt} — a 1 M-parameter toy trained on synthetic percussion with music curves only (benchmarks/zero_pair_toy.py); it shows timing transfer, not musical quality")
+    plan = OutputPlan()
+    plan.input(args.video, "--video")
+    plan.input(args.checkpoint, "--checkpoint")
+    out = plan.folder(args.out, "--out")
+    video = args.video or plan.file(os.path.join(out, "demo_clip.mp4"), "the demo clip", create_parent=True)
+    curve_json = plan.file(os.path.join(out, "curve.json"), "the curve JSON", create_parent=True)
+    png = plan.file(os.path.join(out, "curve.png"), "the curve plot", create_parent=True)
+    muxed = plan.file(os.path.join(out, "demo_with_soundtrack.mp4" if args.sonify else "demo_with_music.mp4"),
+                      "the video with music", create_parent=True)
+    with plan:
+        truth = None
+        if not args.video:
+            clip = examples.make_cut_clip(video, cut_times=[c for c in DEMO_CUTS if c < args.duration],
+                                          duration=args.duration, fps=args.fps, size=(320, 180))
+            truth = clip.cut_times
+            print(f"generated {video}: {args.duration:g} s at {args.fps:g} fps with cuts at " + ", ".join(f"{c:.3f}" for c in truth))
+        gen = None
+        if not args.sonify:
+            ckpt = args.checkpoint or DEMO_CHECKPOINT
+            gen = generate.load_generator(ckpt, text_encoder=args.text_encoder)
+            if gen.meta.get("demo"):
+                print(f"model: DEMO checkpoint {ckpt} — a 1 M-parameter toy trained on synthetic percussion with music curves only (benchmarks/zero_pair_toy.py); it shows timing transfer, not musical quality")
+            else:
+                print(f"model: {ckpt}")
+        spec = gen.curve_spec if gen else CurveSpec(encoder="pixels", rate=curves.SAO_LATENT_RATE)
+        with Progress("encoding frames", unit="frames") as bar:
+            raw = encoders.encode_video_curve(video, encoders.get_encoder(spec.encoder), progress=bar)
+        peaks = curves.find_peaks(raw)
+        if gen is None:
+            cond = CurveSpec(rate=curves.SAO_LATENT_RATE).smooth(raw)
+            wave, sr = sonify(cond, peaks, raw.duration), 44100
         else:
-            print(f"model: {ckpt}")
-    spec = gen.curve_spec if gen else CurveSpec(encoder="pixels", rate=curves.SAO_LATENT_RATE)
-    raw = encoders.encode_video_curve(video, encoders.get_encoder(spec.encoder))
-    peaks = curves.find_peaks(raw)
-    smooth = CurveSpec(rate=curves.SAO_LATENT_RATE).smooth(raw)
-
-    if gen is None:
-        wave, sr = sonify(smooth, peaks, raw.duration), 44100
-        cond = smooth
-    else:
-        sampling = gen.meta.get("sampling") or {}
-        steps = args.steps or int(sampling.get("steps", 96))
-        cfg = args.cfg if args.cfg is not None else float(sampling.get("cfg_scale", 7.0))
-        wave, cond = generate.music_for_curve(gen, raw, args.prompt, steps=steps, cfg_scale=cfg, seed=args.seed,
-                                              uncond=sampling.get("uncond", "both"))
-        sr = gen.sample_rate
-
-    curve_json = write_json(os.path.join(out, "curve.json"), curve_document(video, raw, cond, peaks))
-    png = plot.save_png(plot.plot_curves([("conditioning curve", cond), ("event curve", raw)], peaks=peaks, title=f"event curve of {os.path.basename(video)}"), os.path.join(out, "curve.png"))
-    muxed = media.mux_audio(video, wave, sr, os.path.join(out, "demo_with_music.mp4" if gen else "demo_with_soundtrack.mp4"))
-    result = score(muxed, wave, sr, raw.duration, truth if truth is not None else peaks)
-
-    print(f"hit points ({len(peaks)}): " + ", ".join(f"{p:.3f}" for p in peaks))
-    if truth is not None:
-        frame = 1.0 / args.fps
-        matched = sum(any(abs(p - c) <= frame + 1e-6 for p in peaks) for c in truth)
-        print(f"cuts found within one frame: {matched}/{len(truth)}")
-    fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
-    print(f"Scene Cut Hit: {fmt(result['sch'])}  (chance level {fmt(result['sch_null'])}; cuts: {result['cuts_from']})")
-    print("results:")
-    for label, path in (("curve JSON", curve_json), ("curve plot", png), ("video + music" if gen else "video + soundtrack", muxed)):
-        print(f"  {label:18s} {path}")
+            (wave, cond), sr = _music(gen, raw, args), gen.sample_rate
+        write_json(curve_json, curve_document(video, raw, cond, peaks))
+        plot.save_png(plot.plot_curves([("conditioning curve", cond), ("event curve", raw)], peaks=peaks,
+                                       title=f"event curve of {os.path.basename(video)}"), png)
+        media.mux_audio(video, wave, sr, muxed)
+        with Progress("scoring"):
+            result = score(muxed, wave, sr, raw.duration, truth if truth is not None else peaks,
+                           "the clip's known cut times" if truth is not None else "event-curve hit points")
+    _report(result, peaks, truth, args.fps, (("curve JSON", curve_json), ("curve plot", png),
+                                              ("video + music" if gen else "video + soundtrack", muxed)))
     if gen is None:
         print("note: the soundtrack is a sonification of the curve (hits at hit points), not generated music")
     return 0

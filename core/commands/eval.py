@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+
 from ..atomic import write_json
+from ._common import OutputPlan, Progress, number
 
 NAME = "eval"
 HELP = (
@@ -23,25 +25,15 @@ def add_arguments(p) -> None:
         "adds beat coverage/hit scores (BCS/BHS, LORIS, 0.2 s bins) and tempo deviation (TD)",
     )
     p.add_argument("--json", metavar="PATH", default=None, help="also write the per-video results and means as JSON")
-    p.add_argument("--tolerance", type=float, default=0.1, help="SCH hit tolerance in seconds (paper: 0.1)")
-    p.add_argument(
-        "--shifts", type=int, default=200, help="circular beat shifts averaged for the SCH chance level (default 200)"
-    )
-
-
-def _write_json_atomic(path: str, payload: dict) -> None:
-    path = os.path.abspath(path)
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        from ..errors import V2MError
-
-        raise V2MError(f"--json: folder {folder!r} does not exist")
-    write_json(path, payload, indent=2, allow_nan=False)
+    p.add_argument("--tolerance", type=number(float, 0, 2, lo_open=True), default=0.1,
+                   help="SCH hit tolerance in seconds, at most 2 (paper: 0.1)")
+    p.add_argument("--shifts", type=number(int, 1, 10_000), default=200,
+                   help="circular beat shifts averaged for the SCH chance level (1–10000, default 200)")
 
 
 def run(args) -> int:
-    from ..eval import report
     from ..errors import V2MError
+    from ..eval import report
 
     videos = list(args.videos)
     refs = args.reference_music
@@ -51,26 +43,24 @@ def run(args) -> int:
         raise V2MError(
             f"--reference-music needs one file per video: {len(videos)} video(s), {len(refs)} reference file(s)"
         )
-    if not args.tolerance > 0:
-        raise V2MError(f"--tolerance must be positive, got {args.tolerance}")
-    if args.shifts < 1:
-        raise V2MError(f"--shifts must be at least 1, got {args.shifts}")
     missing = [p for p in videos + list(refs or []) if not os.path.isfile(p)]
     if missing:
         raise V2MError(f"file not found: {', '.join(repr(p) for p in missing)}")
-
-    results = []
-    for i, video in enumerate(videos):
-        results.append(
-            report.evaluate_video(
-                video,
-                reference_music=refs[i] if refs else None,
-                tolerance=args.tolerance,
-                n_shifts=args.shifts,
-            )
-        )
-    print(report.format_table(results))
-    if args.json:
-        _write_json_atomic(args.json, {"videos": results, "mean": report.summarise_results(results)})
-        print(f"wrote {args.json}")
+    plan = OutputPlan()
+    for i, v in enumerate(videos):
+        plan.input(v, f"video {i + 1}")
+    for i, r in enumerate(refs or []):
+        plan.input(r, f"reference music {i + 1}")
+    out = plan.file(args.json, "--json", extensions=(".json",)) if args.json else None
+    with plan:
+        results = []
+        with Progress("evaluating videos", len(videos), unit="videos") as bar:
+            for i, video in enumerate(videos):
+                results.append(report.evaluate_video(video, reference_music=refs[i] if refs else None,
+                                                     tolerance=args.tolerance, n_shifts=args.shifts))
+                bar(i + 1)
+        print(report.format_table(results))
+        if out:
+            write_json(out, {"videos": results, "mean": report.summarise_results(results)}, indent=2, allow_nan=False)
+            print(f"wrote {out}")
     return 0

@@ -6,10 +6,20 @@ import argparse
 import os
 
 from ..model.flow import UNCOND_MODES
-from .curve import add_encoder_arguments, build_encoder
+from ._common import AUDIO_OUT, VIDEO_OUT, OutputPlan, Progress, number
+from .curve import add_encoder_arguments, video_curve
 
 NAME = "generate"
 HELP = "generate music for a video with a V2M checkpoint and mux it in (curve -> sample -> decode -> mux)"
+
+
+def add_sampling_arguments(p: argparse.ArgumentParser, *, steps: int | None, cfg: float | None) -> None:
+    """Sampling options shared by generate and demo (None: the checkpoint's own default)."""
+    p.add_argument("--steps", type=number(int, 1, 1000), default=steps,
+                   help="Euler steps, 1–1000 (paper: 96)" + ("" if steps else "; default: the checkpoint's, else 96"))
+    p.add_argument("--cfg", type=number(float, 0, 100), default=cfg,
+                   help="classifier-free guidance scale, 0–100" + ("" if cfg else "; default: the checkpoint's, else 7"))
+    p.add_argument("--seed", type=number(int, 0, 2**63 - 1), default=0, help="noise seed (the same seed gives the same music on any device)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,38 +29,46 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--codec", default=None, help="audio codec file, if the checkpoint does not carry or declare one")
     p.add_argument("--prompt", default="", help="what the music should sound like")
     p.add_argument("--negative-prompt", default="", help="what to steer away from")
-    p.add_argument("--steps", type=int, default=96, help="Euler steps (paper: 96)")
-    p.add_argument("--cfg", type=float, default=7.0, help="classifier-free guidance scale")
+    add_sampling_arguments(p, steps=96, cfg=7.0)
     p.add_argument("--uncond", default="both", choices=list(UNCOND_MODES), help="what guidance's unconditional branch drops")
-    p.add_argument("--seed", type=int, default=0)
     add_encoder_arguments(p, default=None)
-    p.add_argument("--out", required=True, help="output video with the music (.mp4/.mkv/.mov)")
-    p.add_argument("--audio-out", default=None, help="also write the music alone (.wav/.flac/.m4a)")
+    p.add_argument("--out", required=True, help=f"output video with the music ({', '.join(VIDEO_OUT)})")
+    p.add_argument("--audio-out", default=None, help=f"also write the music alone ({', '.join(AUDIO_OUT)})")
+
+
+def music_for_video(gen, video, args, *, prompt: str = "", negative_prompt: str = "", steps: int, cfg: float,
+                    uncond: str = "both"):
+    """The video's curve → the model's music for it (progress per stage); returns (wave, curve used, raw curve)."""
+    from .. import generate
+
+    raw = video_curve(video, args)
+    with Progress("sampling", steps, unit="steps") as bar:
+        wave, cond = generate.music_for_curve(gen, raw, prompt, negative_prompt=negative_prompt, steps=steps,
+                                              cfg_scale=cfg, seed=args.seed, uncond=uncond,
+                                              callback=lambda s: bar(s["i"] + 1, steps))
+    return wave, cond, raw
 
 
 def run(args) -> int:
-    from ..timing import encoders, media
     from .. import generate
-    from ._common import TextProgress
+    from ..timing import media
 
-    gen = generate.load_generator(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec, device=args.device, precision=args.precision)
-    # The curve must come from the encoder the checkpoint's curve spec names (training used it).
-    args.encoder = args.encoder or gen.curve_spec.encoder
-    enc = build_encoder(args)
-    progress = TextProgress(f"encoding {args.video}")
-    try:
-        raw = encoders.encode_video_curve(args.video, enc, sample_fps=args.sample_fps or None, size=args.size or None, progress=progress)
-    finally:
-        progress.close()
-        enc.close()
-    steps = TextProgress("sampling")
-    wave, _ = generate.music_for_curve(gen, raw, args.prompt, negative_prompt=args.negative_prompt, steps=args.steps,
-                                       cfg_scale=args.cfg, seed=args.seed, uncond=args.uncond,
-                                       callback=lambda s: steps(s["i"] + 1, args.steps))
-    steps.close()
-    out = media.mux_audio(args.video, wave, gen.sample_rate, args.out)
-    print(f"music: {wave.shape[-1] / gen.sample_rate:.3f} s at {gen.sample_rate} Hz for a {raw.duration:.3f} s video -> {out}")
-    if args.audio_out:
-        media.write_audio(args.audio_out, wave, gen.sample_rate, layout="mono" if wave.shape[0] == 1 else "stereo")
-        print(f"audio -> {os.path.abspath(args.audio_out)}")
+    plan = OutputPlan()
+    for path, label in ((args.video, "input video"), (args.checkpoint, "--checkpoint"), (args.codec, "--codec"),
+                        (args.text_encoder, "--text-encoder")):
+        plan.input(path, label)
+    out = plan.file(args.out, "--out", extensions=VIDEO_OUT)
+    audio_out = plan.file(args.audio_out, "--audio-out", extensions=AUDIO_OUT) if args.audio_out else None
+    with plan:
+        gen = generate.load_generator(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec, device=args.device,
+                                      precision=args.precision)
+        # The curve must come from the encoder the checkpoint's curve spec names (training used it).
+        args.encoder = args.encoder or gen.curve_spec.encoder
+        wave, _, raw = music_for_video(gen, args.video, args, prompt=args.prompt, negative_prompt=args.negative_prompt,
+                                       steps=args.steps, cfg=args.cfg, uncond=args.uncond)
+        out = media.mux_audio(args.video, wave, gen.sample_rate, out)
+        print(f"music: {wave.shape[-1] / gen.sample_rate:.3f} s at {gen.sample_rate} Hz for a {raw.duration:.3f} s video -> {out}")
+        if audio_out:
+            media.write_audio(audio_out, wave, gen.sample_rate, layout="mono" if wave.shape[0] == 1 else "stereo", master=True)
+            print(f"audio -> {os.path.abspath(audio_out)}")
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._common import OutputPlan, number
+
 NAME = "init-checkpoint"
 HELP = "make a V2M checkpoint from a pretrained model (adds the event-curve input channel, zero-initialised)"
 
@@ -22,8 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-pretransform", action="store_true",
                    help="leave the codec (pretransform.model.*) out of the checkpoint")
     p.add_argument("--curve-encoder", default=None, help="video encoder id recorded in the curve spec")
-    p.add_argument("--smoothing-seconds", type=float, default=None,
-                   help="Hann smoothing window (seconds) recorded in the curve spec")
+    p.add_argument("--smoothing-seconds", type=number(float, 0, 60, lo_open=True), default=None,
+                   help="Hann smoothing window (seconds, up to 60) recorded in the curve spec")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
 
@@ -31,18 +33,16 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import V2MError
 
     out = Path(args.out)
-    if out.suffix.lower() != ".safetensors":
-        raise V2MError(f"--out must end in .safetensors (got {out.name})")
+    plan = OutputPlan()
+    plan.input(args.source, "source model")
+    plan.file(out, "--out", extensions=(".safetensors",))
+    plan.check()
     if out.exists() and not args.force:
         raise V2MError(f"{out} exists; pass --force to overwrite it")
-    if Path(args.source).resolve() == out.resolve():
-        raise V2MError("--out must differ from the source file")
     curve = {}
     if args.curve_encoder:
         curve["encoder"] = args.curve_encoder
     if args.smoothing_seconds is not None:
-        if not args.smoothing_seconds > 0:
-            raise V2MError("--smoothing-seconds must be > 0")
         curve["smoothing_seconds"] = args.smoothing_seconds
     dtype = None
     if args.dtype:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
+
+from ._common import OutputPlan, number, write_json
 
 NAME = "prompt"
 HELP = (
@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "SmolVLM2-256M-Video-Instruct; also writes the summary and prompt when --llm is not given")
     p.add_argument("--llm", metavar="DIR", help="chat LLM folder for the summary and the prompt")
     p.add_argument("--text", default="", help="your own description or wishes; always part of the prompt's input")
-    p.add_argument("--frames", metavar="N", type=int, default=8, help="frames to caption (default 8)")
+    p.add_argument("--frames", metavar="N", type=number(int, 1, 64), default=8, help="frames to caption (1–64, default 8)")
     p.add_argument("--frame-mode", choices=("even", "scenes"), default="even",
                    help="frames evenly spread, or one in the middle of each scene (default even)")
     p.add_argument("--language", default=None, help="spoken language (e.g. en); default: detected")
@@ -35,6 +35,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+
+    plan = OutputPlan()
+    plan.input(args.video, "input video")
+    for d, label in ((args.asr, "--asr"), (args.vlm, "--vlm"), (args.llm, "--llm")):
+        plan.input(d, label)
+    out = plan.file(args.json, "--json", extensions=(".json",), create_parent=True) if args.json else None
+    if args.cache:
+        plan.folder(args.cache, "--cache")
+    with plan:
+        return _run(args, out)
+
+
+def _run(args, out) -> int:
     from ..prompt import MusicPromptPipeline
 
     pipe = MusicPromptPipeline(
@@ -62,9 +75,6 @@ def run(args: argparse.Namespace) -> int:
     if res.fallback_reason:
         print(f"note: {res.fallback_reason}", file=sys.stderr)
     print(res.prompt)
-    if args.json:
-        out = os.path.abspath(args.json)
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        with open(out, "w", encoding="utf-8") as f:
-            json.dump(res.to_dict(), f, ensure_ascii=False, indent=1)
+    if out:
+        write_json(out, res.to_dict(), ensure_ascii=False)
     return 0

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
+
+from ._common import OutputPlan, duration_text, number
 
 NAME = "train"
 HELP = "fine-tune a V2M model on a prepared cache from a TOML config (Ctrl-C saves a resumable state)"
@@ -13,34 +16,42 @@ HELP = "fine-tune a V2M model on a prepared cache from a TOML config (Ctrl-C sav
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", help="training config (.toml); `--example` prints a complete one")
-    p.add_argument("--max-steps", type=int, default=None, help="override train.max_steps")
+    p.add_argument("--max-steps", type=number(int, 1, 10**9), default=None, help="override train.max_steps")
     p.add_argument("--run-dir", default=None, help="override run_dir")
     p.add_argument("--no-resume", action="store_true", help="start fresh even if the run folder holds a state")
     p.add_argument("--example", action="store_true", help="print an example config and exit (CONFIG is ignored)")
 
 
-class _Bar:
-    """One stderr line with step, loss and ETA (rewritten in a terminal, every 5 s otherwise)."""
+class TrainProgress:
+    """Training progress on stderr: a tqdm bar with loss and lr on a terminal; otherwise one line
+    (step, loss, lr, epoch, ETA) every ``every`` seconds and at the last step. The ETA never wraps
+    at 24 hours (``1 day, 2:03:04``)."""
 
-    def __init__(self):
-        self.tty = sys.stderr.isatty()
-        self.last = 0.0
+    def __init__(self, stream=None, every: float = 5.0):
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every, self.last, self.bar = every, 0.0, None
 
     def __call__(self, info: dict) -> None:
-        eta = info.get("eta_seconds")
-        eta_s = "?" if eta is None else time.strftime("%H:%M:%S", time.gmtime(max(0, eta)))
-        line = (f"step {info['step']}/{info['max_steps']}  loss {info['loss']:.4f}  lr {info['lr']:.2e}  "
-                f"epoch {info['epoch']}  ETA {eta_s}")
-        now = time.time()
+        step, total = int(info["step"]), int(info["max_steps"])
         if self.tty:
-            print("\r" + line, end="", file=sys.stderr, flush=True)
-        elif now - self.last > 5 or info["step"] == info["max_steps"]:
-            print(line, file=sys.stderr, flush=True)
+            if self.bar is None:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=total, initial=step - 1, desc="training", unit="step", file=self.stream,
+                                dynamic_ncols=True)
+            self.bar.set_postfix(loss=f"{info['loss']:.4f}", lr=f"{info['lr']:.2e}", epoch=info["epoch"], refresh=False)
+            self.bar.update(step - self.bar.n)
+            return
+        now = time.time()
+        if now - self.last > self.every or step == total:
+            print(f"step {step}/{total}  loss {info['loss']:.4f}  lr {info['lr']:.2e}  epoch {info['epoch']}  "
+                  f"ETA {duration_text(info.get('eta_seconds'))}", file=self.stream, flush=True)
             self.last = now
 
     def close(self) -> None:
-        if self.tty:
-            print(file=sys.stderr)
+        if self.bar is not None:
+            self.bar.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,11 +68,15 @@ def run(args: argparse.Namespace) -> int:
     if args.max_steps is not None:
         cfg["train"]["max_steps"] = int(args.max_steps)
     if args.run_dir is not None:
-        import os
-
         cfg["run_dir"] = os.path.abspath(args.run_dir)
     if args.no_resume:
         cfg["resume"] = False
+    plan = OutputPlan()
+    plan.input(args.config, "training config")
+    plan.input(cfg["data"]["cache"], "cache folder (data.cache)")
+    plan.input(cfg["model"]["from_checkpoint"], "model.from_checkpoint")
+    plan.folder(cfg["run_dir"], "run folder (run_dir)")
+    plan.check()
     stop = {"flag": False}
     prev = None
 
@@ -76,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         prev = signal.signal(signal.SIGINT, on_sigint)
     except ValueError:  # not the main thread
         prev = None
-    bar = _Bar()
+    bar = TrainProgress()
     try:
         res = train(cfg, progress=bar, should_stop=lambda: stop["flag"])
     finally:

@@ -134,6 +134,30 @@ class ClipCache:
         if not self.clips:
             raise V2MError(f"{self.dir}: the cache holds no clips (all files skipped or too short?)")
         self._handles: dict[str, Any] = {}
+        self._check_shards()
+
+    def _rebuild_hint(self) -> str:
+        return (f"Fix: delete {self.dir} and run `v2m-zero prepare DATA --out {self.dir}` again "
+                "(the music files are not touched)")
+
+    def _check_shards(self) -> None:
+        """Every shard the clips use exists, is a whole safetensors file, and holds their rows (fails fast)."""
+        from ...model_io.weights import read_safetensors_header
+
+        rows: dict[str, int] = {}
+        for c in self.clips:
+            rows[c["shard"]] = max(rows.get(c["shard"], 0), int(c["row"]) + 1)
+        for shard, n in rows.items():
+            path = self.dir / shard
+            if not path.is_file():
+                raise V2MError(f"{path}: cache shard missing. {self._rebuild_hint()}")
+            try:
+                header, _ = read_safetensors_header(path)
+            except V2MError as exc:
+                raise V2MError(f"cache shard {path} is damaged ({exc}). {self._rebuild_hint()}") from None
+            for key in ("latents", "curves", "seconds"):
+                if key not in header or not header[key]["shape"] or header[key]["shape"][0] < n:
+                    raise V2MError(f"cache shard {path} lacks the {key!r} rows its clips need. {self._rebuild_hint()}")
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -144,9 +168,10 @@ class ClipCache:
         h = self._handles.get(shard)
         if h is None:
             path = self.dir / shard
-            if not path.is_file():
-                raise V2MError(f"{path}: cache shard missing. Fix: run `v2m-zero prepare` again on this cache")
-            h = safe_open(str(path), framework="pt", device="cpu")
+            try:
+                h = safe_open(str(path), framework="pt", device="cpu")
+            except Exception as exc:  # safetensors raises its own error types
+                raise V2MError(f"cache shard {path} cannot be read ({exc}). {self._rebuild_hint()}") from None
             self._handles[shard] = h
         return h
 
@@ -156,9 +181,12 @@ class ClipCache:
             c = self.clips[int(i)]
             h = self._handle(c["shard"])
             r = int(c["row"])
-            lat.append(h.get_slice("latents")[r:r + 1])
-            cur.append(h.get_slice("curves")[r:r + 1])
-            sec.append(h.get_slice("seconds")[r:r + 1])
+            try:
+                lat.append(h.get_slice("latents")[r:r + 1])
+                cur.append(h.get_slice("curves")[r:r + 1])
+                sec.append(h.get_slice("seconds")[r:r + 1])
+            except Exception as exc:  # corrupt tensor data
+                raise V2MError(f"cache shard {self.dir / c['shard']} cannot be read ({exc}). {self._rebuild_hint()}") from None
             caps.append(c.get("caption", ""))
         return {"latents": torch.cat(lat).float(), "curves": torch.cat(cur).float(),
                 "seconds": torch.cat(sec).float(), "captions": caps}
