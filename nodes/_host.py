@@ -229,13 +229,45 @@ def image_tensor(rgb: np.ndarray):
     return torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).float().div(255.0)[None]
 
 
+def _missing_folders(folder: str) -> list[str]:
+    """``folder`` and its missing parents, deepest first."""
+    out = []
+    while folder and not os.path.exists(folder):
+        out.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return out
+
+
 def output_path(prefix: str, ext: str, width: int = 0, height: int = 0) -> tuple[str, str, str]:
-    """A fresh file in the output folder via ComfyUI's own naming: (full path, file, subfolder)."""
+    """A fresh file in the output folder via ComfyUI's own naming: (full path, file, subfolder).
+
+    The folder is not created here: write through an ``OutputPlan`` (``create_parent=True``), which
+    makes it and removes it again if the write fails.
+
+    The prefix may name sub-folders, but never one outside the output folder (``..``, absolute paths
+    and links out of it are refused), whatever the host's own checks do.
+    """
     import folder_paths
 
     out_dir = folder_paths.get_output_directory()
+    if not isinstance(prefix, str) or not prefix.strip() or os.path.isabs(prefix) or "\0" in prefix:
+        raise V2MError(f"filename_prefix {prefix!r}: give a relative name such as 'video/V2M'")
+    base = os.path.realpath(out_dir)
+    wanted = os.path.realpath(os.path.join(out_dir, prefix))
+    if os.path.commonpath([base, wanted]) != base or wanted == base:
+        raise V2MError(f"filename_prefix {prefix!r} points outside ComfyUI's output folder ({base}): use a name inside it")
+    missing = [p for p in _missing_folders(os.path.dirname(wanted)) if p.startswith(base)]
     full_folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(prefix, out_dir, width, height)
-    os.makedirs(full_folder, exist_ok=True)
+    for folder in missing:  # ComfyUI makes the folder; leave that to the write, which undoes it on failure
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
+    if os.path.commonpath([base, os.path.realpath(full_folder)]) != base:
+        raise V2MError(f"filename_prefix {prefix!r} points outside ComfyUI's output folder ({base}): use a name inside it")
     file = f"{filename}_{counter:05}_.{ext}"
     return os.path.join(full_folder, file), file, subfolder
 

@@ -7,6 +7,7 @@ import os
 from comfy_api.latest import InputImpl, io, ui
 
 from ..core.timing import media
+from ..core.outputs import OutputPlan
 from . import _host
 
 CATEGORY = "V2M-Zero/audio"
@@ -33,13 +34,17 @@ class MuxAudio(io.ComfyNode):
     @classmethod
     def execute(cls, video, audio, save_mp4, filename_prefix) -> io.NodeOutput:
         wave, sr = _host.audio_to_numpy(audio)
+        if save_mp4:
+            out, file, subfolder = _host.output_path(filename_prefix, "mp4")
+        else:
+            out = _host.temp_video_path("v2m-mux-")
         src, temporary = _host.video_to_file(video)
         try:
-            if save_mp4:
-                out, file, subfolder = _host.output_path(filename_prefix, "mp4")
-            else:
-                out = _host.temp_video_path("v2m-mux-")
-            media.mux_audio(src, wave, sr, out)
+            plan = OutputPlan()
+            plan.input(src, "input video")
+            plan.file(out, "the muxed video", extensions=(".mp4",), create_parent=True)
+            with plan:
+                media.mux_audio(src, wave, sr, out)
         finally:
             if temporary and os.path.exists(src):
                 os.unlink(src)

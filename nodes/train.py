@@ -10,6 +10,7 @@ from comfy_api.latest import io, ui
 
 from ..core.atomic import atomic_path
 from ..core.errors import V2MError
+from ..core.outputs import OutputPlan
 from ..core.timing.curves import DEFAULT_SMOOTHING_SECONDS
 from . import _host
 
@@ -108,6 +109,14 @@ class Train(io.ComfyNode):
             raise V2MError(f"the config is not valid TOML: {exc}") from None
         run_dir = os.path.join(folder_paths.get_output_directory(), "v2m_training", run)
         cache = os.path.join(run_dir, "cache")
+        dest = os.path.join(folder_paths.models_dir, "v2m", "checkpoints", f"{run}.safetensors")
+        plan = OutputPlan()  # nothing the run writes may be one of its inputs (the init checkpoint, the music)
+        plan.input(data_dir, "dataset folder")
+        if init_checkpoint != NONE:
+            plan.input(_host.model_path("checkpoints", init_checkpoint), "init_checkpoint")
+        plan.folder(run_dir, "run folder")
+        plan.file(dest, "the trained checkpoint", create_parent=True)
+        plan.check()
         os.makedirs(run_dir, exist_ok=True)
 
         bar = _host.Progress(max_steps)
@@ -138,9 +147,7 @@ class Train(io.ComfyNode):
             mm.throw_exception_if_processing_interrupted()  # the state is saved; re-queue to resume
         if not result.checkpoint_path:
             raise V2MError(f"training wrote no checkpoint (run folder {run_dir})")
-        dest_dir = os.path.join(folder_paths.models_dir, "v2m", "checkpoints")
-        os.makedirs(dest_dir, exist_ok=True)
-        dest = os.path.join(dest_dir, f"{run}.safetensors")
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
         with atomic_path(dest) as tmp:
             shutil.copyfile(result.checkpoint_path, tmp)
         _host.release_memory()

@@ -101,7 +101,7 @@ class EncodeFrames(io.ComfyNode):
             import comfy.model_management
 
             kwargs = dict(
-                model=dinov2_model,
+                model=_host.model_path("encoders", dinov2_model),
                 pooling=pooling,
                 precision=precision,
                 batch_size=batch_size,

@@ -243,6 +243,7 @@ def _folder_paths_module(root: str):
     fp.get_folder_paths = lambda name: list(fp.folder_names_and_paths[name][0])
 
     def get_save_image_path(prefix, output_dir, w=0, h=0):
+        # as ComfyUI's: the next counter in the folder, which it creates when missing
         subfolder, filename = os.path.split(os.path.normpath(prefix))
         full = os.path.join(output_dir, subfolder)
         os.makedirs(full, exist_ok=True)
