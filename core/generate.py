@@ -19,7 +19,7 @@ import torch
 from .timing import curves
 from .timing.spec import CurveSpec
 from .model.codec import AudioCodec
-from .precision import torch_dtype
+from .precision import torch_device, torch_dtype
 from .errors import ModelError, V2MError
 
 
@@ -62,7 +62,7 @@ def load_generator(
     from ..model_io.codec import make_codec
     from ..model_io.weights import SafetensorsFile
 
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = torch_device(device)
     dtype = torch_dtype(precision)
     file = SafetensorsFile(checkpoint)  # the header is parsed once for the DiT and the codec
     dit = build_dit_from_checkpoint(file, device=dev, dtype=dtype)

@@ -61,6 +61,8 @@ def corpus(tmp_path_factory):
     os.symlink("V.mp4", root / "L.mp4")
     os.link(root / "V.mp4", root / "H.mp4")
     (root / "bad.toml").write_text('[data]\ncache = "no_such_cache"\n[model.from_config]\nembed_dim = 64\n')
+    (root / "huge.toml").write_text('[data]\ncache = "no_such_cache"\n[model.from_config]\nembed_dim = 64\n'
+                                    '[train]\nbatch_size = 100000000\n')
     return root
 
 
@@ -130,6 +132,11 @@ CLI_CASES = [
     ("prepare-missing-data", ["prepare", "no_data", "--out", "cache"], "no_data"),
     ("train-missing-cache", ["train", "bad.toml"], "no_such_cache"),
     ("train-missing-config", ["train", "gone.toml"], "gone.toml"),
+    ("train-batch-huge", ["train", "huge.toml"], "train.batch_size"),
+    ("generate-cuda-without-gpu", ["generate", "V.mp4", "--checkpoint", "tiny.safetensors", "--out", "o.mp4",
+                                   "--device", "cuda"], "device"),
+    ("generate-device-typo", ["generate", "V.mp4", "--checkpoint", "tiny.safetensors", "--out", "o.mp4",
+                              "--device", "gpu0"], "device"),
 ]
 
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import V2MError
-from ..precision import precision_name, torch_dtype
+from ..precision import precision_name, torch_device, torch_dtype
 from ..registry import Registry
 from . import curves, media
 from .curves import Features
@@ -138,13 +138,12 @@ class Dinov2Encoder(FrameEncoder):
     ):
         if pooling not in ("mean_patch", "cls"):
             raise V2MError(f"pooling must be 'mean_patch' or 'cls', got {pooling!r}")
-        import torch
 
         from ...model_io.hf import load_dinov2
 
         self.pooling = pooling
         self.batch_size = max(1, int(batch_size))
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch_device(device)
         self.dtype = torch_dtype(precision)
         self.path, self.processor, self.model = load_dinov2(model, dtype=self.dtype)
         self.model.eval().to(self.device)

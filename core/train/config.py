@@ -135,10 +135,18 @@ def resolve_config(config: Mapping[str, Any], base_dir: str | os.PathLike | None
         raise V2MError("training config: give exactly one of model.from_checkpoint (a V2M checkpoint) or "
                        "[model.from_config] (make_model_config fields)")
     t, o = cfg["train"], cfg["optim"]
-    for key, val in (("train.batch_size", t["batch_size"]), ("train.grad_accum", t["grad_accum"]),
-                     ("train.max_steps", t["max_steps"])):
-        if not isinstance(val, int) or val < 1:
-            raise V2MError(f"training config: {key} must be a whole number >= 1, got {val!r}")
+    v = cfg["validation"]
+    for key, val, hi in (("train.batch_size", t["batch_size"], 65_536), ("train.grad_accum", t["grad_accum"], 4096),
+                         ("train.max_steps", t["max_steps"], 10**9), ("data.val_clips", cfg["data"]["val_clips"], 100_000),
+                         ("validation.steps", v["steps"], 1000)):
+        if isinstance(val, bool) or not isinstance(val, int) or not (0 if key == "data.val_clips" else 1) <= val <= hi:
+            raise V2MError(f"training config: {key} must be a whole number in {0 if key == 'data.val_clips' else 1}…{hi}, "
+                           f"got {val!r}")
+    for key, val in (("optim.lr", o["lr"]), ("train.p_drop_text", t["p_drop_text"]), ("train.p_drop_curve", t["p_drop_curve"])):
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) or val < 0 or \
+                (key.startswith("train.p_") and val > 1):
+            raise V2MError(f"training config: {key} must be a finite number{' in 0…1' if key.startswith('train.p_') else ' >= 0'}, "
+                           f"got {val!r}")
     if o["schedule"] not in ("constant", "cosine"):
         raise V2MError(f"training config: optim.schedule must be 'constant' or 'cosine', got {o['schedule']!r}")
     if t["precision"] not in ("bf16", "fp32"):

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MediaError, ModelError, V2MError
+from ..precision import torch_device
 from ..timing import curves
 from ..timing.spec import CurveSpec
 from .cache import CACHE_VERSION, ShardWriter, clear_cache, load_manifest, new_manifest, spec_diff
@@ -216,7 +217,7 @@ def prepare_dataset(
     files = find_audio_files(data_root)
     cache = Path(out_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = torch_device(device)
     cod = make_codec(codec)
     if isinstance(cod, torch.nn.Module):
         cod = cod.to(dev)

@@ -36,9 +36,9 @@ class Runtime:
             self.device = self.acc.device
             self.rank, self.world, self.is_main = self.acc.process_index, self.acc.num_processes, self.acc.is_main_process
         else:
-            if dev_cfg == "auto":
-                dev_cfg = "cuda" if torch.cuda.is_available() else "cpu"
-            self.device = torch.device(dev_cfg)
+            from ..precision import torch_device
+
+            self.device = torch_device(dev_cfg)
             self.rank, self.world, self.is_main = 0, 1, True
         self.bf16 = t["precision"] == "bf16" and self.device.type == "cuda"
 
