@@ -267,3 +267,34 @@ def test_node_bad_input(case, host, corpus):
             train.Train.execute("music", "tiny", "tiny.safetensors", "patch:64:1:4000", "logmel", 1.0, 0.2, 1, "")
     assert str(err.value) and "\n" not in str(err.value)
     assert _tree(base) == before
+
+
+def test_unwritable_places_are_named(corpus, tmp_path, monkeypatch, capsys):
+    """A read-only folder or file (checked with os.access: root passes every real check, so the
+    answer is simulated) and a write that fails anyway (an OSError deep in a writer) end in one line."""
+    root = tmp_path / "work"
+    shutil.copytree(corpus, root, symlinks=True)
+    monkeypatch.chdir(root)
+    (root / "ro").mkdir()
+    (root / "ro.json").write_text("{}")
+    real_access = os.access
+    locked = {str(root / "ro"), str(root / "ro.json")}
+    monkeypatch.setattr(os, "access", lambda p, mode: False if os.path.abspath(p) in locked else real_access(p, mode))
+    before = _tree(str(root))
+    rc, _, err = _run_cli(["curve", "V.mp4", "--out", "ro/c.json"], capsys)
+    assert rc == 2 and "permission denied" in err and err.count("\n") == 1
+    rc, _, err = _run_cli(["curve", "V.mp4", "--out", "ro.json"], capsys)
+    assert rc == 2 and "read-only" in err and err.count("\n") == 1
+    monkeypatch.setattr(os, "access", real_access)
+
+    from v2m_zero.core import atomic
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied", str(root / "c.json"))
+
+    monkeypatch.setattr(atomic, "atomic_path", refuse)
+    rc, _, err = _run_cli(["curve", "V.mp4", "--out", "c.json"], capsys)
+    errors = [ln for ln in err.splitlines() if ln.startswith("v2m-zero curve: error: ")]  # after the encoding stage's line
+    assert rc == 2 and len(errors) == 1 and "Permission denied" in errors[0] and "c.json" in errors[0]
+    assert "Traceback" not in err
+    assert _tree(str(root)) == before
