@@ -2,7 +2,8 @@
 
 ``load_codec`` reads a Stable Audio single file (``pretransform.model.*``), a standalone VAE file
 (stable-audio-tools/ComfyUI or diffusers keys) or a diffusers ``AutoencoderOobleck`` folder.
-``make_codec`` builds any codec from a codec spec (what caches and checkpoints record).
+Stable Audio 3's SAME is read by :mod:`.same`. ``make_codec`` builds any codec (patch, Oobleck,
+SAME) from a codec spec (what caches and checkpoints record) or a file, recognising SAME by its keys.
 """
 
 from __future__ import annotations

@@ -342,3 +342,38 @@ def seconds_to_diffusers(sd: Mapping[str, Any], min_freq: float = 0.5, max_freq:
 
 def seconds_from_diffusers(sd: Mapping[str, Any]) -> dict[str, Any]:
     return {SECONDS_PREFIX + k[len("linear."):]: v for k, v in sd.items() if k.startswith("linear.")}
+
+
+# --------------------------------------------------------------------------------------------
+# the fine-tuning preset (for ``train --example --base sa3``, which builds on the fine-tune road)
+
+# Linear layers a LoRA adapts in SA3's DiT (names relative to ``model.model.transformer.layers.N``), as
+# stable_audio_3's LoRA trainer does for the diffusion backbone; the curve's new weights
+# (``preprocess_conv`` and ``transformer.project_in``) are trained in full.
+SA3_LORA_TARGETS = ("self_attn.to_qkv", "self_attn.to_out", "cross_attn.to_q", "cross_attn.to_kv", "cross_attn.to_out",
+                    "ff.ff.0.proj", "ff.ff.2")
+SA3_FULL_TRAIN = ("model.model.preprocess_conv.weight", "model.model.transformer.project_in.weight")
+SA3_SMALL_WINDOW_SECONDS = 5292032 / SA3_SAMPLE_RATE  # stable_audio_3 generate()'s sample_size for small: 120 s
+
+
+def sa3_train_preset(checkpoint: str | None = None, text_encoder: str | None = None) -> dict[str, Any]:
+    """What fine-tuning an SA3 base the paper's way needs, as data (the preset's values).
+
+    ``checkpoint`` is the SA3 file or a V2M checkpoint made from one (its SAME is the codec);
+    ``text_encoder`` a T5Gemma folder or ComfyUI's file. Objective: SA3's own rectified flow (no
+    change of variables, unlike SAO 1.0). The reference LoRA trainer samples t from a flipped,
+    truncated logit-normal and shifts it by length (``DistributionShift``); our trainer's
+    ``logit_normal`` is the nearest it has (recorded under ``reference``).
+    """
+    return {
+        "base": "sa3", "checkpoint": checkpoint, "objective": "rectified_flow",
+        "codec": {"type": "same", "path": checkpoint}, "sample_rate": SA3_SAMPLE_RATE, "latent_rate": SA3_LATENT_RATE,
+        "latent_channels": 256, "clip_seconds": SA3_SMALL_WINDOW_SECONDS,
+        "text": {"encoder": text_encoder, "type": "t5gemma", "max_length": 256},
+        "music_encoder": "musicfm", "curve": {"smoothing_seconds": CurveSpec().smoothing_seconds},
+        "train": {"t_sampling": "logit_normal", "p_drop_text": 0.1, "p_drop_curve": 0.1, "lr": 1e-4},
+        "lora": {"rank": 16, "alpha": 16, "targets": list(SA3_LORA_TARGETS), "train_in_full": list(SA3_FULL_TRAIN)},
+        "sampling": copy.deepcopy(SA3_BASE_SAMPLING),
+        "reference": {"t_sampling": "trunc_logit_normal, flipped, then DistributionShift(full) by length",
+                      "optimizer": "AdamW lr 1e-4, betas (0.9, 0.95), weight decay 0.01", "lora_rank": 16},
+    }

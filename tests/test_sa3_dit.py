@@ -250,3 +250,16 @@ def test_safetensors_whose_header_length_starts_like_a_pickle_still_load(tmp_pat
     torch.save({"a": torch.ones(2)}, pickled, _use_new_zipfile_serialization=False)
     with pytest.raises(ModelError, match="pickle"):
         read_safetensors(pickled)
+
+
+def test_train_preset_names_real_modules(tmp_path):
+    from v2m_zero.model_io.sa3 import sa3_train_preset
+
+    preset = sa3_train_preset(str(tmp_path / "sa3.safetensors"), "t5gemma_b_b_ul2.safetensors")
+    assert preset["objective"] == "rectified_flow" and preset["codec"]["type"] == "same" and preset["text"]["max_length"] == 256
+    assert round(preset["clip_seconds"] * preset["latent_rate"]) == 1292  # SA3 small's window in SAME frames
+    model = SA3DiT(make_sa3_model_config(**DIT, with_curve=True))
+    names = {n for n, _ in model.named_modules()}
+    for target in preset["lora"]["targets"]:
+        assert f"model.model.transformer.layers.0.{target}" in names, target
+    assert set(preset["lora"]["train_in_full"]) <= set(model.state_dict())
