@@ -263,3 +263,24 @@ def test_train_preset_names_real_modules(tmp_path):
     for target in preset["lora"]["targets"]:
         assert f"model.model.transformer.layers.0.{target}" in names, target
     assert set(preset["lora"]["train_in_full"]) <= set(model.state_dict())
+
+
+def test_bf16_close_to_fp32_and_checkpointing_gives_the_same_gradients():
+    model = _model(True)
+    inp = _inputs()
+    kw = dict(cond_tokens=inp["tok"], cond_mask=inp["mask"], seconds_total=inp["sec"])
+    with torch.no_grad():
+        ref = model(inp["x"], inp["t"], **kw)
+        low = SA3DiT(model.model_config).eval()
+        low.load_state_dict(model.state_dict())
+        low.to(torch.bfloat16)
+        assert low.dit.transformer.rotary_pos_emb.inv_freq.dtype == torch.float32
+        out = low(inp["x"].bfloat16(), inp["t"], **kw)
+    assert out.dtype == torch.bfloat16 and (out.float() - ref).abs().max() < 0.05 * ref.abs().max()
+    grads = []
+    for on in (False, True):
+        model.zero_grad()
+        model.set_gradient_checkpointing(on)
+        model(inp["x"], inp["t"], **kw).square().mean().backward()
+        grads.append(model.dit.transformer.layers[0].self_attn.to_qkv.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1])

@@ -34,7 +34,8 @@ class NumberEmbedder(nn.Module):
 
     def __init__(self, features: int, dim: int = 256, fourier_features_type: str = "learned"):
         super().__init__()
-        if fourier_features_type == "expo":
+        self.expo = fourier_features_type == "expo"
+        if self.expo:
             from .sa3_blocks import ExpoFourierFeatures
 
             self.embedding = nn.Sequential(ExpoFourierFeatures(dim), nn.Linear(dim, features))
@@ -59,7 +60,10 @@ class NumberConditioner(nn.Module):
         p = self.embedder.embedding[1].weight
         x = torch.as_tensor(floats, dtype=torch.float32, device=p.device).reshape(-1)
         x = (x.clamp(self.min_val, self.max_val) - self.min_val) / (self.max_val - self.min_val)
-        emb = self.embedder(x.to(p.dtype)).unsqueeze(1)
+        if self.embedder.expo:  # fixed features up to 10 kHz: computed from float32 seconds (half precision moves them)
+            emb = self.embedder.embedding[1](self.embedder.embedding[0](x).to(p.dtype)).unsqueeze(1)
+        else:
+            emb = self.embedder(x.to(p.dtype)).unsqueeze(1)
         return emb, torch.ones(emb.shape[0], 1, dtype=torch.bool, device=emb.device)
 
 

@@ -172,8 +172,9 @@ class SA3DiffusionTransformer(nn.Module):
         if self.config.timestep_features_logsnr:  # the reference's normalised log-SNR, range [-12, 5]
             tc = t.float().clamp(1e-7, 1 - 1e-7)
             t = (5.0 - torch.log((1 - tc) / tc).clamp(-12.0, 5.0)) / 17.0
-        # as the reference: t is cast to the model dtype, the features are computed in float32
-        return self.to_timestep_embed(self.timestep_features(t.to(dtype)[:, None]).to(dtype))
+        # features from float32 t (as diffusers; the reference casts t to the model dtype first, which in
+        # half precision moves the 10 kHz features by radians), then the model dtype for the MLP
+        return self.to_timestep_embed(self.timestep_features(t.float()[:, None]).to(dtype))
 
     def forward(self, x, t, *, cross_attn_cond, global_embed, cross_attn_mask=None, input_concat_cond=None,
                 local_add_cond=None):
