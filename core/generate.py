@@ -30,7 +30,7 @@ class Generator:
 
     dit: Any  # core.model.dit.V2MDiT with .objective and .meta
     codec: AudioCodec
-    text: Any | None  # core.model.text.T5TextEncoder, or None (toy models without text)
+    text: Any | None  # core.model.text.T5TextEncoder / T5GemmaTextEncoder, or None (toy models without text)
     meta: dict = field(default_factory=dict)
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
@@ -57,7 +57,8 @@ def load_generator(
     device: str | torch.device | None = None,
     precision: str = "fp32",
 ) -> Generator:
-    """Load a V2M checkpoint, its codec (embedded, declared, or ``codec`` path) and T5 folder."""
+    """Load a V2M checkpoint (or a Stable Audio 3 base file), its codec (embedded, declared, or
+    ``codec`` path) and its text encoder (T5 or T5Gemma, as the checkpoint's metadata says)."""
     from ..model_io.checkpoint import build_dit_from_checkpoint
     from ..model_io.codec import make_codec
     from ..model_io.weights import SafetensorsFile
@@ -76,13 +77,16 @@ def load_generator(
         raise ModelError(f"codec has {cod.latent_channels} latent channels but the DiT expects {dit.config.io_channels}")
     text = None
     needs_text = "prompt" in getattr(dit, "cross_attention_cond_ids", [])
-    text_spec = (meta.get("text") or {}).get("type", "t5")
-    if needs_text and text_spec == "t5":
+    text_spec = meta.get("text") or {}
+    if needs_text and text_spec.get("type", "t5") in ("t5", "t5gemma"):
+        kind = text_spec.get("type", "t5")
         if not text_encoder:
-            raise ModelError(f"{checkpoint} is conditioned on T5 text: choose a T5 folder (models/v2m/text_encoders/t5-base)")
-        from ..model_io.text import load_t5
+            hint = ("a T5Gemma encoder (models/text_encoders/t5gemma_b_b_ul2.safetensors or the t5gemma-b-b-ul2 folder)"
+                    if kind == "t5gemma" else "a T5 folder (models/v2m/text_encoders/t5-base)")
+            raise ModelError(f"{checkpoint} is conditioned on {kind} text: choose {hint}")
+        from ..model_io.text import load_text_encoder
 
-        text = load_t5(text_encoder, device=dev)
+        text = load_text_encoder(text_encoder, kind=kind, max_length=text_spec.get("max_length"), device=dev)
     return Generator(dit=dit, codec=cod, text=text, meta=meta, device=dev, dtype=dtype)
 
 
@@ -140,8 +144,10 @@ def sample_latents(
     if negative_prompt and gen.text is not None and dit.takes_text:
         negative = dit.conditioning(text=gen.text.encode([negative_prompt]), device=dev, dtype=dt)
     c = torch.zeros(1, 1, n) if curve is None else torch.from_numpy(np.asarray(curve.values, np.float32))[None, None]
+    ts = flow.schedule_timesteps(steps, (gen.meta.get("sampling") or {}).get("schedule"))  # the checkpoint's schedule
     out = flow.sample(dit, (1, dit.config.io_channels, n), seed=seed, steps=steps, cfg_scale=cfg_scale, uncond=uncond,
-                      cond=cond, curve=c.to(dev, dt), negative=negative, callback=callback, device=dev, dtype=dt)
+                      cond=cond, curve=c.to(dev, dt), negative=negative, callback=callback, device=dev, dtype=dt,
+                      timesteps=ts)
     out = out.float().cpu()
     check_finite(out, "the sampled latents")
     return out

@@ -83,8 +83,8 @@ def _decode_meta(raw: Mapping[str, str], path) -> dict[str, Any]:
     if "v2m_format" not in raw:
         hint = ""
         if raw.get("format") == "pt" or not raw:
-            hint = (" If it is Stable Audio Open 1.0's model.safetensors, make a V2M checkpoint from it "
-                    "with `v2m-zero init-checkpoint --from sao1 model.safetensors --out v2m.safetensors`.")
+            hint = (" If it is Stable Audio Open 1.0's (or Stable Audio 3's) model.safetensors, make a V2M checkpoint "
+                    "from it with `v2m-zero init-checkpoint --from sao1 (or sa3) model.safetensors --out v2m.safetensors`.")
         raise ModelError(f"{path}: not a V2M checkpoint (no 'v2m_format' in its metadata).{hint}")
     meta: dict[str, Any] = {}
     for k, v in raw.items():
@@ -165,21 +165,26 @@ def _default_buffer(model, key: str):
 
 
 def build_dit_from_checkpoint(path: "str | os.PathLike | SafetensorsFile", device="cpu", dtype=None):
-    """Build a :class:`~core.model.dit.V2MDiT` from a V2M checkpoint, strictly checked.
+    """Build the DiT of a V2M checkpoint (the architecture its ``model_config`` names), strictly checked.
 
     The module is created on the meta device and the file's tensors are assigned (no double
     allocation of a 1 B-parameter model). ``dtype`` (e.g. ``torch.bfloat16``) casts floating
     weights; the rotary frequencies stay float32. The returned model carries ``.objective`` and
     ``.meta`` (the decoded metadata) and is in eval mode.
+
+    A Stable Audio 3 single file (not a V2M checkpoint) is initialised in memory as
+    ``init-checkpoint --from sa3`` would write it (curve channel with zero weights), so its base
+    files can be used directly.
     """
     import torch
 
-    from ..core.model.dit import V2MDiT
+    from ..core.model.architectures import build_dit
 
-    state, meta = load_v2m_checkpoint(path, skip_prefixes=NON_DIT_PREFIXES)
+    file = path if isinstance(path, SafetensorsFile) else SafetensorsFile(path)
+    state, meta = _dit_state_and_meta(file)
     try:
         with torch.device("meta"):
-            model = V2MDiT(meta["model_config"], objective=meta["objective"])
+            model = build_dit(meta["model_config"], objective=meta["objective"])
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}") from exc
     full = complete_dit_state_dict(model, state, source=str(path))
@@ -189,3 +194,13 @@ def build_dit_from_checkpoint(path: "str | os.PathLike | SafetensorsFile", devic
         model.to(dtype=dtype)
     model.meta = meta
     return model.eval()
+
+
+def _dit_state_and_meta(file: SafetensorsFile) -> tuple[dict[str, Any], dict[str, Any]]:
+    if "v2m_format" not in file.metadata:
+        from .sa3 import is_sa3_state_dict, sa3_v2m_parts
+
+        if is_sa3_state_dict(file.keys()):
+            state, meta = sa3_v2m_parts(file, include_pretransform=False)
+            return {k: v for k, v in state.items() if not k.startswith(NON_DIT_PREFIXES)}, meta
+    return load_v2m_checkpoint(file, skip_prefixes=NON_DIT_PREFIXES)

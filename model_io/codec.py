@@ -2,7 +2,8 @@
 
 ``load_codec`` reads a Stable Audio single file (``pretransform.model.*``), a standalone VAE file
 (stable-audio-tools/ComfyUI or diffusers keys) or a diffusers ``AutoencoderOobleck`` folder.
-``make_codec`` builds any codec from a codec spec (what caches and checkpoints record).
+Stable Audio 3's SAME is read by :mod:`.same`. ``make_codec`` builds any codec (patch, Oobleck,
+SAME) from a codec spec (what caches and checkpoints record) or a file, recognising SAME by its keys.
 """
 
 from __future__ import annotations
@@ -224,7 +225,9 @@ def make_codec(source: Any = "patch", *, checkpoint: Any = None) -> AudioCodec:
                 ) from None
         if kind == "oobleck" and source.get("path"):
             return load_codec(source["path"])
-        raise ModelError(f"codec spec {dict(source)!r}: type must be 'patch' (with config) or 'oobleck' (with path)")
+        if kind == "same":
+            return _load_same_spec(source, checkpoint)
+        raise ModelError(f"codec spec {dict(source)!r}: type must be 'patch' (with config), 'oobleck' or 'same' (with path)")
     s = os.fspath(source)
     if s == "patch" or s.startswith("patch:"):
         try:
@@ -232,7 +235,43 @@ def make_codec(source: Any = "patch", *, checkpoint: Any = None) -> AudioCodec:
         except ValueError:
             raise ModelError(f"codec {s!r}: write patch:PATCH_SIZE:CHANNELS:SAMPLE_RATE, e.g. patch:32:2:44100") from None
         return PatchCodec(**dict(zip(("patch_size", "audio_channels", "sample_rate"), vals)))
+    if _is_same(s):
+        from .same import load_same
+
+        return load_same(s)
     return load_codec(s)
+
+
+def _is_same(path: str) -> bool:
+    """Whether ``path`` (a file or a diffusers folder) holds SAME weights (Stable Audio 3's autoencoder)."""
+    from .same import find_same_prefix
+
+    p = Path(path)
+    if p.is_dir():
+        folder = p / "vae" if (p / "vae" / "config.json").is_file() else p
+        try:
+            return json.loads((folder / "config.json").read_text()).get("_class_name") == "AutoencoderSAME"
+        except (OSError, ValueError):
+            return False
+    try:
+        return p.is_file() and find_same_prefix(SafetensorsFile(p).keys()) is not None
+    except ModelError:
+        return False
+
+
+def _load_same_spec(spec: Mapping[str, Any], checkpoint: Any) -> AudioCodec:
+    from .same import load_same
+
+    source = checkpoint if checkpoint is not None else spec.get("path")
+    if source is None:
+        raise ModelError("codec spec 'same' needs weights: a checkpoint carrying pretransform.model.* or a 'path'")
+    try:
+        return load_same(source, config=spec.get("config") or None)
+    except ModelError as exc:
+        if checkpoint is not None and spec.get("path"):
+            return load_same(spec["path"], config=spec.get("config") or None)
+        raise ModelError(f"{_name(source)} carries no SAME autoencoder ({exc}). Choose a codec file (the Stable Audio 3 "
+                         "model.safetensors or a SAME-S file) or write the checkpoint with its pretransform.") from None
 
 
 def codec_spec(codec: AudioCodec, source: Any = None) -> dict:
@@ -240,7 +279,10 @@ def codec_spec(codec: AudioCodec, source: Any = None) -> dict:
     if isinstance(codec, PatchCodec):
         return {"type": "patch", "config": {"patch_size": codec.patch_size, "audio_channels": codec.audio_channels,
                                             "sample_rate": codec.sample_rate, "scale": codec.scale}}
-    spec = {"type": "oobleck", "config": dict(getattr(codec, "config", {}) or {})}
+    from ..core.model.same import SAMECodec
+
+    kind = "same" if isinstance(codec, SAMECodec) else "oobleck"
+    spec = {"type": kind, "config": dict(getattr(codec, "config", {}) or {})}
     if isinstance(source, (str, os.PathLike)):
         spec["path"] = os.path.abspath(os.fspath(source))
     elif isinstance(source, Mapping) and source.get("path"):

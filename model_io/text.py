@@ -1,4 +1,5 @@
-"""Text encoders from local folders (T5 for Stable Audio Open); never downloads."""
+"""Text encoders from local folders: T5 (Stable Audio Open) and T5Gemma (Stable Audio 3, also from
+ComfyUI's single file); ``load_text_encoder`` picks by the files. Never downloads."""
 
 from __future__ import annotations
 
@@ -67,3 +68,149 @@ def load_t5(folder: str | os.PathLike, *, max_length: int = SAO_T5_MAX_LENGTH,
     except Exception as exc:  # transformers raises OSError/ValueError/KeyError for bad folders
         raise _needs(Path(folder), f"cannot be loaded as a T5 encoder ({type(exc).__name__}: {exc})") from None
     return T5TextEncoder(model.to(device), tokenizer, max_length=max_length)
+
+
+# --------------------------------------------------------------------------------------------
+# T5Gemma (Stable Audio 3)
+
+_T5GEMMA_HINT = ("Fix: use the t5gemma-b-b-ul2 folder of the Stable Audio 3 repository (config.json, model.safetensors, "
+                 "tokenizer files), a diffusers SA3 folder (text_encoder/ + tokenizer/), or ComfyUI's "
+                 "models/text_encoders/t5gemma_b_b_ul2.safetensors.")
+# T5Gemma b-b (what SA3 uses) where a ComfyUI file's shapes do not say (as ComfyUI's own loader)
+_T5GEMMA_BB = {"head_dim": 64, "rms_norm_eps": 1e-6, "attn_logit_softcapping": 50.0, "sliding_window": 4096,
+               "hidden_activation": "gelu_pytorch_tanh"}
+
+
+def _model_type(folder: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads((folder / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError):
+        return None
+
+
+def text_encoder_folders(path: str | os.PathLike) -> tuple[Path, Path]:
+    """``(model_folder, tokenizer_folder)`` of a text-encoder folder: a plain transformers folder, a
+    diffusers pipeline (``text_encoder/`` + ``tokenizer/``) or a Stable Audio 3 repository
+    (``model_config.json`` + ``t5gemma-*/``)."""
+    root = Path(path)
+    if (root / "config.json").is_file():
+        return root, root
+    if (root / "text_encoder").is_dir():
+        return root / "text_encoder", root / "tokenizer" if (root / "tokenizer").is_dir() else root / "text_encoder"
+    subs = sorted(p for p in root.glob("t5gemma*") if p.is_dir()) if root.is_dir() else []
+    if subs:
+        return subs[0], subs[0]
+    return root, root
+
+
+def is_t5gemma_file(path: str | os.PathLike) -> bool:
+    """True for ComfyUI's single-file T5Gemma encoder (reads the header only)."""
+    from .weights import SafetensorsFile
+
+    try:
+        return any(k.startswith("model.encoder.layers.0.pre_self_attn_layernorm") for k in SafetensorsFile(path).keys())
+    except (ModelError, OSError):
+        return False
+
+
+def text_encoder_kind(path: str | os.PathLike) -> str:
+    """``"t5"`` or ``"t5gemma"`` for a text-encoder folder or file (by its config or keys)."""
+    p = Path(path)
+    if p.is_file():
+        if is_t5gemma_file(p):
+            return "t5gemma"
+        raise ModelError(f"{p}: not a text encoder this pack reads as a single file (only ComfyUI's T5Gemma file). "
+                         f"Fix: give a Hugging Face folder instead. {_T5GEMMA_HINT}")
+    folder, _ = text_encoder_folders(p)
+    kind = _model_type(folder)
+    if kind in ("t5", "t5gemma"):
+        return kind
+    if kind is None:  # no readable config.json: the T5 loader names what is missing
+        return "t5"
+    raise ModelError(f"{folder}: config.json names model_type {kind!r}; expected a T5 (Stable Audio Open) or "
+                     f"T5Gemma (Stable Audio 3) encoder. {_T5GEMMA_HINT}")
+
+
+def load_text_encoder(path: str | os.PathLike, *, kind: str | None = None, max_length: int | None = None,
+                      device: Any = "cpu", dtype: torch.dtype = torch.float32):
+    """The text encoder in ``path`` (T5 or T5Gemma, by its files); ``kind`` is what the checkpoint
+    was trained with (its metadata ``text.type``), checked against what the files hold."""
+    found = text_encoder_kind(path)
+    if kind is not None and kind != found:
+        names = {"t5": "T5 (Stable Audio Open)", "t5gemma": "T5Gemma (Stable Audio 3)"}
+        raise ModelError(f"{path} is a {names.get(found, found)} text encoder but the checkpoint was trained with "
+                         f"{names.get(kind, kind)}: choose the matching one")
+    if found == "t5gemma":
+        from ..core.model.text import SA3_T5GEMMA_MAX_LENGTH
+
+        return load_t5gemma(path, max_length=max_length or SA3_T5GEMMA_MAX_LENGTH, device=device, dtype=dtype)
+    return load_t5(path, max_length=max_length or SAO_T5_MAX_LENGTH, device=device, dtype=dtype)
+
+
+def load_t5gemma(path: str | os.PathLike, *, max_length: int = 256, device: Any = "cpu", dtype: torch.dtype = torch.float32):
+    """T5Gemma's encoder (``T5GemmaEncoderModel``) + tokenizer from a folder or ComfyUI's single file; never downloads."""
+    from ..core.model.text import T5GemmaTextEncoder
+
+    p = Path(path)
+    if p.is_file():
+        model, tokenizer = _t5gemma_from_file(p, dtype)
+    else:
+        model, tokenizer = _t5gemma_from_folder(p, dtype)
+    return T5GemmaTextEncoder(model.to(device), tokenizer, max_length=max_length)
+
+
+def _t5gemma_from_folder(root: Path, dtype):
+    model_dir, tok_dir = text_encoder_folders(root)
+    if not (model_dir / "config.json").is_file():
+        raise ModelError(f"{model_dir}: config.json is missing. {_T5GEMMA_HINT}")
+    if not any((model_dir / f).is_file() for f in _WEIGHT_FILES):
+        raise ModelError(f"{model_dir}: model.safetensors is missing. {_T5GEMMA_HINT}")
+    from transformers import AutoConfig, AutoTokenizer, T5GemmaEncoderModel
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # an encoder-decoder folder: the decoder weights are unused on purpose
+    try:
+        cfg = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
+        cfg.is_encoder_decoder = False  # as the SA3 reference: the encoder alone
+        model = T5GemmaEncoderModel.from_pretrained(str(model_dir), config=cfg, local_files_only=True, use_safetensors=True,
+                                                    dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    except Exception as exc:  # transformers raises OSError/ValueError/KeyError for bad folders
+        raise ModelError(f"{root}: cannot be loaded as a T5Gemma encoder ({type(exc).__name__}: {exc}). {_T5GEMMA_HINT}") from None
+    finally:
+        hf_logging.set_verbosity(level)
+    return model, tokenizer
+
+
+def _t5gemma_from_file(p: Path, dtype):
+    """ComfyUI's ``t5gemma_b_b_ul2.safetensors``: ``model.encoder.*`` and the tokenizer as ``spiece_model`` bytes."""
+    from transformers import T5GemmaConfig, T5GemmaEncoderModel
+    from transformers.models.t5gemma.configuration_t5gemma import T5GemmaModuleConfig
+
+    from ..core.model.text import SentencePieceTokens
+    from .weights import check_state_dict, read_safetensors
+
+    tensors, _ = read_safetensors(p)
+    spiece = tensors.pop("spiece_model", None)
+    if spiece is None:
+        raise ModelError(f"{p}: no tokenizer inside (no 'spiece_model'). {_T5GEMMA_HINT}")
+    sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.encoder.")}
+    if "encoder.embed_tokens.weight" not in sd:
+        raise ModelError(f"{p}: no T5Gemma encoder weights (model.encoder.*). {_T5GEMMA_HINT}")
+    vocab, hidden = sd["encoder.embed_tokens.weight"].shape
+    layers = 1 + max(int(k.split(".")[2]) for k in sd if k.startswith("encoder.layers."))
+    hd = _T5GEMMA_BB["head_dim"]
+    module = T5GemmaModuleConfig(
+        vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, head_dim=hd, query_pre_attn_scalar=hd,
+        num_attention_heads=sd["encoder.layers.0.self_attn.q_proj.weight"].shape[0] // hd,
+        num_key_value_heads=sd["encoder.layers.0.self_attn.k_proj.weight"].shape[0] // hd,
+        intermediate_size=sd["encoder.layers.0.mlp.gate_proj.weight"].shape[0],
+        layer_types=["sliding_attention", "full_attention"] * (layers // 2) + ["sliding_attention"] * (layers % 2),
+        **{k: v for k, v in _T5GEMMA_BB.items() if k != "head_dim"})
+    model = T5GemmaEncoderModel(T5GemmaConfig(encoder=module.to_dict(), decoder=module.to_dict(), is_encoder_decoder=False))
+    check_state_dict(model, sd, name=str(p))
+    model.load_state_dict(sd, strict=True)
+    return model.to(dtype=dtype), SentencePieceTokens(spiece.to(torch.uint8).numpy().tobytes())

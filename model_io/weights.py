@@ -68,7 +68,11 @@ def read_safetensors_header(path: str | os.PathLike) -> tuple[dict[str, dict[str
     p, size = _check_file(path)
     with open(p, "rb") as f:
         head = f.read(8)
-        if head.startswith(_PICKLE_MAGIC) or head.startswith(_ZIP_MAGIC):
+        # A safetensors header length can itself start with 0x80 (any length ≡ 128 mod 256): it is a
+        # pickle only when the bytes are not a plausible safetensors header ({ right after the length).
+        plausible = len(head) == 8 and 8 + struct.unpack("<Q", head)[0] <= size and f.read(1) == b"{"
+        f.seek(8)
+        if head.startswith(_ZIP_MAGIC) or (head.startswith(_PICKLE_MAGIC) and not plausible):
             raise _fail(p, "is a PyTorch pickle/zip checkpoint, which we never open (unsafe)", _CONVERT_HINT)
         if len(head) < 8:
             raise _fail(p, f"is too short to be a safetensors file ({size} bytes)", "fetch the file again")

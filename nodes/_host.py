@@ -63,6 +63,67 @@ def model_path(kind: str, name: str) -> str:
     raise V2MError(f"{name!r} is not in models/v2m/{kind}/ (looked in {', '.join(roots)}): put it there and refresh")
 
 
+# --------------------------------------------------------------------------------------------
+# Stable Audio 3 files in ComfyUI's own model folders (its native SA3 nodes read them from there)
+
+_HEADER_CACHE: dict[tuple[str, float, int], bool] = {}
+
+
+def _comfy_files(folder: str) -> list[tuple[str, str]]:
+    """``(name, full path)`` of the .safetensors files in one of ComfyUI's model folders (e.g. ``checkpoints``)."""
+    import folder_paths
+
+    try:
+        roots = folder_paths.get_folder_paths(folder)
+    except KeyError:  # a host without that folder kind
+        return []
+    out = []
+    for root in roots:
+        if os.path.isdir(root):
+            out += [(f, os.path.join(root, f)) for f in sorted(os.listdir(root))
+                    if f.lower().endswith(".safetensors") and os.path.isfile(os.path.join(root, f))]
+    return out
+
+
+def _cached_check(path: str, check: Callable[[str], bool]) -> bool:
+    st = os.stat(path)
+    key = (path + ":" + check.__name__, st.st_mtime, st.st_size)
+    if key not in _HEADER_CACHE:
+        _HEADER_CACHE[key] = bool(check(path))  # reads the header only
+    return _HEADER_CACHE[key]
+
+
+def comfy_model_choices(folder: str, check: Callable[[str], bool]) -> list[str]:
+    """Files of ComfyUI's ``models/<folder>/`` that ``check`` accepts, as ``"<folder>/<file>"`` choices."""
+    return sorted({f"{folder}/{name}" for name, full in _comfy_files(folder) if _cached_check(full, check)})
+
+
+def comfy_model_path(choice: str) -> str | None:
+    """The file behind a :func:`comfy_model_choices` choice (never outside that folder), or None if
+    ``choice`` is not one (then it is a ``models/v2m/...`` name)."""
+    folder, _, name = str(choice).partition("/")
+    if folder not in ("checkpoints", "text_encoders") or not name or "/" in name or "\\" in name or name in (".", ".."):
+        return None
+    for n, full in _comfy_files(folder):
+        if n == name:
+            return full
+    raise V2MError(f"{name!r} is not in ComfyUI's models/{folder}/ any more: put it back and refresh")
+
+
+def sa3_base_choices() -> list[str]:
+    """Stable Audio 3 single files in ComfyUI's ``models/checkpoints/`` (e.g. stable_audio_3_small_music_base)."""
+    from ..model_io.sa3 import is_sa3_file
+
+    return comfy_model_choices("checkpoints", is_sa3_file)
+
+
+def t5gemma_file_choices() -> list[str]:
+    """ComfyUI's T5Gemma text-encoder files (``models/text_encoders/t5gemma_b_b_ul2.safetensors``)."""
+    from ..model_io.text import is_t5gemma_file
+
+    return comfy_model_choices("text_encoders", is_t5gemma_file)
+
+
 def input_video_choices() -> list[str]:
     import folder_paths
 

@@ -25,10 +25,10 @@ class LoadModel(io.ComfyNode):
             node_id="V2M_LoadModel",
             display_name="Load V2M Model",
             category=CATEGORY,
-            description="Load a V2M checkpoint (a DiT with an event-curve input channel), its audio codec and T5 text encoder. Make one from Stable Audio Open 1.0 with `v2m-zero init-checkpoint`, or train one.",
+            description="Load a V2M checkpoint (a DiT with an event-curve input channel), its audio codec and text encoder. Make one from Stable Audio Open 1.0 or Stable Audio 3 with `v2m-zero init-checkpoint`, or train one; Stable Audio 3 base files in models/checkpoints/ are listed too.",
             inputs=[
-                io.Combo.Input("checkpoint", options=_host.model_choices("checkpoints", folders=False), tooltip="V2M checkpoint in models/v2m/checkpoints/."),
-                io.Combo.Input("text_encoder", options=[NONE] + _host.model_choices("text_encoders", folders=True), default=NONE, tooltip="T5 folder in models/v2m/text_encoders/ (t5-base for Stable Audio Open); none for models trained without text."),
+                io.Combo.Input("checkpoint", options=_host.model_choices("checkpoints", folders=False) + _host.sa3_base_choices(), tooltip="V2M checkpoint in models/v2m/checkpoints/, or a Stable Audio 3 base file from models/checkpoints/ (used as an untrained V2M model: the curve has no effect until fine-tuned)."),
+                io.Combo.Input("text_encoder", options=[NONE] + _host.model_choices("text_encoders", folders=True) + _host.t5gemma_file_choices(), default=NONE, tooltip="T5 folder in models/v2m/text_encoders/ (t5-base for Stable Audio Open), or T5Gemma for Stable Audio 3 (a t5gemma-b-b-ul2 folder, or models/text_encoders/t5gemma_b_b_ul2.safetensors); none for models trained without text."),
                 io.Combo.Input("codec", options=[FROM_CHECKPOINT] + _host.model_choices("codecs", folders=False), default=FROM_CHECKPOINT, tooltip="Audio autoencoder: the one stored in or declared by the checkpoint, or a file in models/v2m/codecs/."),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="fp32", tooltip="DiT weights and activations; bf16 halves memory on recent GPUs."),
                 io.Boolean.Input("offload", default=True, tooltip="Keep the model in CPU memory between runs and move it to the GPU only while sampling/decoding."),
@@ -40,8 +40,8 @@ class LoadModel(io.ComfyNode):
     def execute(cls, checkpoint, text_encoder, codec, precision, offload) -> io.NodeOutput:
         import comfy.model_management as mm
 
-        ckpt = _host.model_path("checkpoints", checkpoint)
-        text = None if text_encoder == NONE else _host.model_path("text_encoders", text_encoder)
+        ckpt = _host.comfy_model_path(checkpoint) or _host.model_path("checkpoints", checkpoint)
+        text = None if text_encoder == NONE else (_host.comfy_model_path(text_encoder) or _host.model_path("text_encoders", text_encoder))
         cod = None if codec == FROM_CHECKPOINT else _host.model_path("codecs", codec)
         device = "cpu" if offload else mm.get_torch_device()
         gen = generate.load_generator(ckpt, text_encoder=text, codec=cod, device=device, precision=precision)

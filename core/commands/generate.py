@@ -25,11 +25,13 @@ def add_sampling_arguments(p: argparse.ArgumentParser, *, steps: int | None, cfg
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="input video (never modified)")
     p.add_argument("--checkpoint", required=True, help="V2M checkpoint (.safetensors), e.g. from init-checkpoint or train")
-    p.add_argument("--text-encoder", default=None, help="T5 folder (t5-base for Stable Audio Open)")
+    p.add_argument("--text-encoder", default=None,
+                   help="text encoder: a T5 folder (t5-base) for Stable Audio Open, T5Gemma (a t5gemma-b-b-ul2 folder or "
+                        "ComfyUI's t5gemma_b_b_ul2.safetensors) for Stable Audio 3")
     p.add_argument("--codec", default=None, help="audio codec file, if the checkpoint does not carry or declare one")
     p.add_argument("--prompt", default="", help="what the music should sound like")
     p.add_argument("--negative-prompt", default="", help="what to steer away from")
-    add_sampling_arguments(p, steps=96, cfg=7.0)
+    add_sampling_arguments(p, steps=None, cfg=None)
     p.add_argument("--uncond", default="both", choices=list(UNCOND_MODES), help="what guidance's unconditional branch drops")
     add_encoder_arguments(p, default=None)
     p.add_argument("--out", required=True, help=f"output video with the music ({', '.join(VIDEO_OUT)})")
@@ -64,8 +66,11 @@ def run(args) -> int:
                                       precision=args.precision)
         # The curve must come from the encoder the checkpoint's curve spec names (training used it).
         args.encoder = args.encoder or gen.curve_spec.encoder
+        sampling = gen.meta.get("sampling") or {}  # the checkpoint's own defaults (e.g. SA3: 50 steps, cfg 7)
+        steps = args.steps or int(sampling.get("steps", 96))
+        cfg = args.cfg if args.cfg is not None else float(sampling.get("cfg_scale", 7.0))
         wave, _, raw = music_for_video(gen, args.video, args, prompt=args.prompt, negative_prompt=args.negative_prompt,
-                                       steps=args.steps, cfg=args.cfg, uncond=args.uncond)
+                                       steps=steps, cfg=cfg, uncond=args.uncond)
         out = media.mux_audio(args.video, wave, gen.sample_rate, out)
         print(f"music: {wave.shape[-1] / gen.sample_rate:.3f} s at {gen.sample_rate} Hz for a {raw.duration:.3f} s video -> {out}")
         if audio_out:

@@ -56,6 +56,32 @@ def rf_timesteps(steps: int, *, shift: float | None = None, t_max: float = 1.0) 
     return t
 
 
+def logsnr_timesteps(steps: int, *, logsnr_min: float = -6.2, logsnr_max: float = 2.0, t_max: float = 1.0) -> torch.Tensor:
+    """``steps + 1`` times from ``t_max`` to 0, evenly spaced in log-SNR (Stable Audio 3's schedule).
+
+    As stable_audio_3's ``LogSNRShift`` (rate 0): a linear ``u`` from ``t_max`` to 0 maps to
+    ``logsnr = logsnr_max − u·(logsnr_max − logsnr_min)`` and ``t = sigmoid(−logsnr)``, with the
+    end points kept exactly (``t_max`` and 0). ``logsnr = log((1 − t)/t)`` in the RF convention.
+    """
+    u = rf_timesteps(steps, t_max=t_max)
+    t = torch.sigmoid(-(logsnr_max - u * (logsnr_max - logsnr_min)))
+    t[0], t[-1] = float(t_max), 0.0
+    return t
+
+
+def schedule_timesteps(steps: int, schedule: Mapping[str, Any] | None = None) -> torch.Tensor:
+    """Times for a schedule described as data (a checkpoint's ``sampling.schedule``): ``None`` or
+    ``{"type": "linear", "shift": s}`` → :func:`rf_timesteps`; ``{"type": "logsnr", "logsnr_min",
+    "logsnr_max"}`` → :func:`logsnr_timesteps`."""
+    s = dict(schedule or {})
+    kind = s.get("type", "linear")
+    if kind == "linear":
+        return rf_timesteps(steps, shift=s.get("shift"))
+    if kind == "logsnr":
+        return logsnr_timesteps(steps, logsnr_min=float(s.get("logsnr_min", -6.2)), logsnr_max=float(s.get("logsnr_max", 2.0)))
+    raise V2MError(f"unknown sampling schedule type {kind!r}; expected 'linear' or 'logsnr'")
+
+
 # --------------------------------------------------------------------------------------------
 # objectives
 
@@ -244,6 +270,7 @@ def sample(
     callback: Callable[[dict], None] | None = None,
     device=None,
     dtype=torch.float32,
+    timesteps: Sequence[float] | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """noise → classifier-free guidance → ``sampler``: samples of ``model`` from t = 1 down to 0.
 
@@ -252,7 +279,8 @@ def sample(
     ``V2MDiT.conditioning``), ``curve`` the event curve, ``negative`` the negative prompt's text
     inputs for the unconditional branch. Noise comes from ``make_noise(shape, seed)``, so a seed
     gives the same samples on any device. ``sampler`` is any k-diffusion-style sampler
-    (default :func:`sample_euler`) over ``rf_timesteps(steps, shift=shift)``.
+    (default :func:`sample_euler`) over ``rf_timesteps(steps, shift=shift)``, or over ``timesteps``
+    when given (e.g. :func:`schedule_timesteps` of a checkpoint's schedule).
     """
     den = CFGDenoiser(velocity_model(model, objective), cfg_scale, uncond=uncond, negative=negative)
     x = make_noise(shape, seed, device=device, dtype=dtype)
@@ -260,7 +288,8 @@ def sample(
     if curve is not None:
         extra["curve"] = curve
     run = sampler or sample_euler
-    return run(den, x, rf_timesteps(int(steps), shift=shift), extra_args=extra, callback=callback, disable=True)
+    ts = rf_timesteps(int(steps), shift=shift) if timesteps is None else timesteps
+    return run(den, x, ts, extra_args=extra, callback=callback, disable=True)
 
 
 # --------------------------------------------------------------------------------------------

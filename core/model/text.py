@@ -10,7 +10,10 @@ mask). ``null_condition(batch, mode="zeros")`` gives exactly that; ``mode="empty
 empty string instead (what diffusers' pipeline does for a negative prompt of ""). Use "zeros" with
 SAO-family weights.
 
-Reading the weights from a local folder is ``model_io.text.load_t5``; nothing is ever downloaded.
+Stable Audio 3 uses T5Gemma's encoder instead (:class:`T5GemmaTextEncoder`, 256 tokens).
+
+Reading the weights from a local folder is ``model_io.text.load_t5`` / ``load_t5gemma``; nothing
+is ever downloaded.
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["T5TextEncoder", "SAO_T5_MAX_LENGTH"]
+__all__ = ["T5TextEncoder", "T5GemmaTextEncoder", "SentencePieceTokens", "SAO_T5_MAX_LENGTH", "SA3_T5GEMMA_MAX_LENGTH"]
 
 SAO_T5_MAX_LENGTH = 128
+SA3_T5GEMMA_MAX_LENGTH = 256
 
 
 class T5TextEncoder:
     """Prompts -> ``(tokens [B, L, D] float32, mask [B, L] bool)`` with padded tokens zeroed."""
+
+    kind = "t5"
 
     def __init__(self, model: Any, tokenizer: Any, *, max_length: int = SAO_T5_MAX_LENGTH):
         self.model = model.eval().requires_grad_(False)
@@ -78,3 +84,85 @@ class T5TextEncoder:
         if mode == "empty":
             return self.encode([""] * batch_size)
         raise ValueError(f"null_condition mode must be 'zeros' or 'empty', not {mode!r}.")
+
+
+class SentencePieceTokens:
+    """A tokenizer from SentencePiece model bytes, for text-encoder files that carry their own.
+
+    ComfyUI's ``t5gemma_b_b_ul2.safetensors`` (Stable Audio 3) stores the tokenizer as a byte
+    tensor ``spiece_model`` and encodes prompts without BOS/EOS (as Stability's own MLX port of
+    SA3 does); so does this. Prompts are truncated to ``max_length`` and right-padded with id 0.
+    Needs the ``sentencepiece`` package (ComfyUI installs it).
+    """
+
+    def __init__(self, model_proto: bytes):
+        try:
+            import sentencepiece
+        except ImportError:
+            raise ModuleNotFoundError("reading a tokenizer stored in a text-encoder file needs the sentencepiece package: "
+                                      "pip install sentencepiece") from None
+        self.sp = sentencepiece.SentencePieceProcessor(model_proto=bytes(model_proto))
+        self.pad_id = 0
+
+    def __call__(self, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [self.sp.encode(t)[:max_length] for t in texts]
+        ids = torch.full((len(rows), max_length), self.pad_id, dtype=torch.long)
+        mask = torch.zeros(len(rows), max_length, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+            mask[i, : len(r)] = True
+        return ids, mask
+
+
+class T5GemmaTextEncoder:
+    """Prompts -> ``(tokens [B, L, D] float32, mask [B, L] bool)`` with T5Gemma's encoder (Stable Audio 3).
+
+    Prompts are padded on the right to ``max_length`` (256 for SA3) and truncated. Padded positions
+    are left as the encoder gives them: the DiT's prompt conditioner treats them as it was trained
+    (SA3 replaces them with its learned ``padding_embedding`` and attends to all 256 positions).
+    ``tokenizer`` is a transformers tokenizer (a Hugging Face folder: its own settings, e.g. BOS)
+    or a :class:`SentencePieceTokens`.
+    """
+
+    kind = "t5gemma"
+
+    def __init__(self, model: Any, tokenizer: Any, *, max_length: int = 256):
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def dim(self) -> int:
+        cfg = self.model.config
+        return int(getattr(cfg, "encoder", cfg).hidden_size)
+
+    def to(self, device: Any = None, dtype: torch.dtype | None = None) -> "T5GemmaTextEncoder":
+        self.model.to(device=device, dtype=dtype)
+        return self
+
+    def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(self.tokenizer, SentencePieceTokens):
+            return self.tokenizer(texts, self.max_length)
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding="max_length",
+                             padding_side="right", return_tensors="pt")
+        return enc["input_ids"], enc["attention_mask"].bool()
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str] | str) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = ["" if t is None else str(t) for t in texts]
+        if not texts:
+            raise ValueError("T5GemmaTextEncoder.encode needs at least one prompt.")
+        ids, mask = self.tokenize(texts)
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        hidden = self.model(input_ids=ids, attention_mask=mask.long())["last_hidden_state"]
+        return hidden.float(), mask

@@ -115,15 +115,20 @@ def _build_model(cfg: Mapping, spec: Mapping, text_dim: int | None):
 
 
 class CaptionText:
-    """Captions → the model's conditioning inputs: T5 tokens, or the null text condition (``text = none``)."""
+    """Captions → the model's conditioning inputs: text-encoder tokens (T5, or T5Gemma for Stable
+    Audio 3), or the null text condition (``text = none``)."""
 
     def __init__(self, cfg: Mapping, device):
         enc = cfg["text"]["encoder"]
         self.t5 = None
         if enc not in (None, "", "none"):
-            from ...model_io.text import load_t5
+            from ...model_io.text import load_text_encoder
 
-            self.t5 = load_t5(enc, max_length=int(cfg["text"]["max_length"]), device=device)
+            base = _base_text_meta(cfg)
+            kind = base.get("type") if base.get("type") in ("t5", "t5gemma") else None
+            # T5Gemma's length is part of what SA3 learned (it attends to every padded position)
+            length = int(base.get("max_length") or 256) if kind == "t5gemma" else int(cfg["text"]["max_length"])
+            self.t5 = load_text_encoder(enc, kind=kind, max_length=length, device=device)
 
     @property
     def dim(self) -> int | None:
@@ -132,13 +137,27 @@ class CaptionText:
     def meta(self, cfg) -> dict:
         if self.t5 is None:
             return {"type": "none"}
-        return {"type": "t5", "max_length": int(cfg["text"]["max_length"])}
+        return {"type": getattr(self.t5, "kind", "t5"), "max_length": int(self.t5.max_length)}
 
     def conditioning(self, model, batch: dict, device) -> dict:
         """``model.conditioning`` of a data batch: its captions and clip lengths (``seconds``)."""
         captions = list(batch["captions"])
         text = self.t5.encode(captions) if self.t5 is not None and model.takes_text else None
         return model.conditioning(text=text, seconds=batch["seconds"], batch=len(captions), device=device)
+
+
+def _base_text_meta(cfg: Mapping) -> dict:
+    """The text encoder the base checkpoint was made with (its metadata ``text``), if any."""
+    path = cfg["model"]["from_checkpoint"]
+    if not path:
+        return {}
+    from ...model_io.checkpoint import read_metadata
+    from ...model_io.sa3 import is_sa3_file
+
+    try:
+        return dict(read_metadata(path).get("text") or {})
+    except ModelError:  # not a V2M checkpoint: a Stable Audio 3 base file is initialised in memory
+        return {"type": "t5gemma", "max_length": 256} if is_sa3_file(path) else {}
 
 
 # --------------------------------------------------------------------------------------------
