@@ -8,11 +8,9 @@ inputs; before and after, the folder's files are hashed (links included) and com
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 
-import numpy as np
 import pytest
 
 from tiny_models import tiny_v2m_checkpoint

@@ -93,7 +93,7 @@ def test_nodes_list_sa3_base_files_and_generate_exact_length(host, files):
     ckpts, texts = schema.inputs[0].options, schema.inputs[1].options
     assert "checkpoints/stable_audio_3_small_music_base.safetensors" in ckpts and not any("sd15" in c for c in ckpts)
     assert "text_encoders/t5gemma_b_b_ul2.safetensors" in texts
-    clip = synth.make_cut_clip(os.path.join(folder_paths.get_input_directory(), "c.mp4"), cut_times=[0.5], duration=1.1,
+    synth.make_cut_clip(os.path.join(folder_paths.get_input_directory(), "c.mp4"), cut_times=[0.5], duration=1.1,
                                fps=30000 / 1001, size=(64, 36))
     vid, _, duration, frames = video.LoadVideo.execute(file="c.mp4").args
     feats = video.EncodeFrames.execute(video=vid, encoder="pixels", sample_fps=0.0, size=0, fps=24.0, dinov2_model="dinov2-large",
