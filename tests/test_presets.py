@@ -25,24 +25,24 @@ from tiny_models import tiny_t5
 VAE = {"channels": 8, "c_mults": [1, 2], "strides": [8, 8], "latent_dim": 4, "audio_channels": 2}
 
 
-def _vae(seed):
+def _vae(seed, config=VAE):
     torch.manual_seed(seed)
-    vae = OobleckVAE.from_config(VAE)
+    vae = OobleckVAE.from_config(config)
     with torch.no_grad():
         for p in vae.parameters():
             p.add_(0.05 * torch.randn(p.shape))
     return vae
 
 
-def sao_like_base(path, *, vae_seed=0, text=None, latent_rate=44100 / 64):
+def sao_like_base(path, *, vae_seed=0, text=None, vae=VAE):
     """An init-checkpoint-like V2M file: prompt-conditioned DiT + curve channel, the VAE as pretransform.model.*,
     no 'codec' in the metadata (as `init-checkpoint --from sao1` writes it)."""
     torch.manual_seed(0)
     cfg = make_model_config(io_channels=4, embed_dim=64, depth=2, num_heads=2, cond_token_dim=32, text_dim=32, with_curve=True)
     dit = V2MDiT(cfg, objective="v")
     state = dict(dit.state_dict())
-    state.update({"pretransform.model." + k: v for k, v in _vae(vae_seed).state_dict().items()})
-    meta = {"v2m_format": V2M_FORMAT, "model_config": cfg, "objective": "v", "latent_rate": latent_rate,
+    state.update({"pretransform.model." + k: v for k, v in _vae(vae_seed, vae).state_dict().items()})
+    meta = {"v2m_format": V2M_FORMAT, "model_config": cfg, "objective": "v", "latent_rate": 44100 / np.prod(vae["strides"]),
             "sample_rate": 44100, "curve": {"encoder": "dinov2-large", "music_encoder": "musicfm"},
             "base": {"name": "tiny-sao"}}
     if text:
@@ -169,7 +169,7 @@ def test_refusals_before_the_first_step(road, capsys, tmp_path):
     _refused(capsys, _run_cfg(vae_cache, base, text={"allow_none": True}, curve={"music_encoder": "musicfm"}), tmp_path,
              r"holds logmel music curves but the config asks for musicfm")
     _refused(capsys, _run_cfg(vae_cache, base, text={"allow_none": True}, curve={"smoothing_seconds": 1.0}), tmp_path,
-             r"smoothed its curves with a 2.52 s Hann kernel but the config asks for 1 s")
+             r"smoothed its curves with a 2.52033 s Hann kernel but the config asks for 1 s")
     # allow_none says the user means it: the run goes
     cfg = resolve_config(_run_cfg(vae_cache, base, text={"allow_none": True}, run_dir=str(tmp_path / "ok")))
     assert train(cfg).step == 1
