@@ -24,7 +24,13 @@ def _where_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=type(p))
+    class ActionParser(type(p)):
+        """Errors read ``v2m-zero models: error: ...`` (one line), like every command's."""
+
+        def error(self, message: str):
+            self.exit(2, f"{self.prog.rsplit(' ', 1)[0]}: error: {message} (see {self.prog} --help)\n")
+
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=ActionParser)
     ls = sub.add_parser("list", help="every known model: installed or missing, where, and what each node/command lacks")
     _where_arguments(ls)
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")

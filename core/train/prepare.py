@@ -205,6 +205,47 @@ def _open_cache(cache: Path, spec: dict, say: Callable[[str], None]) -> tuple[di
     return (manifest if manifest is not None else new_manifest(spec)), False
 
 
+def _encode_files(files: list[Path], data_root: Path, manifest: dict, encoder: "_FileEncoder", progress) -> dict:
+    """Encode new or changed files, skip finished and known-unreadable ones; refresh every clip's caption."""
+    writer, say = encoder.writer, encoder.say
+    table = read_captions(data_root)
+    # captions are refreshed for finished files too (cheap, and edits need no re-encoding)
+    by_file: dict[str, list[dict]] = {}
+    for c in manifest["clips"]:
+        by_file.setdefault(c["file"], []).append(c)
+    counts = {"new": 0, "done_before": 0, "uncaptioned": 0, "generated": 0}
+    for i, path in enumerate(files):
+        rel = path.relative_to(data_root).as_posix()
+        writer.visited.add(rel)
+        sig = file_signature(path)
+        caption, source = caption_source(path, rel, table)
+        entry, prev = manifest["files"].get(rel), writer.skipped_prev.get(rel)
+        if entry is not None and all(entry.get(k) == sig[k] for k in sig):
+            counts["uncaptioned"] += caption is None
+            if caption is None and encoder.generate_captions and entry.get("generated_caption"):
+                caption, source = entry["generated_caption"], "generated"
+            counts["generated"] += source == "generated"
+            for c in by_file.get(rel, []):
+                c["caption"], c["caption_source"] = caption or "", source
+            counts["done_before"] += 1
+        elif prev is not None and all(prev.get(k) == sig[k] for k in sig):
+            writer.skip(prev)
+            say(f"skipped {rel}: {prev['reason']} (unchanged since the last run)")
+        else:
+            if entry is not None:
+                # changed since it was cached: its old clips stay in their shard but leave the manifest
+                manifest["clips"] = [c for c in manifest["clips"] if c["file"] != rel]
+                say(f"{rel} changed since it was cached: encoding it again")
+            done = encoder.encode(path, rel, sig, caption, source)
+            if done is not None:
+                counts["new"] += done[0]
+                counts["uncaptioned"] += caption is None
+                counts["generated"] += done[2] == "generated"
+        if progress is not None:
+            progress(i + 1, len(files), rel)
+    return counts
+
+
 def prepare_dataset(
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -262,45 +303,11 @@ def prepare_dataset(
         spec["music_encoder_fallback"] = fallback
 
     manifest, rebuilt = _open_cache(cache, spec, say)
-    table = read_captions(data_root)
     writer = ShardWriter(cache, manifest)
-    # captions are refreshed for finished files too (cheap, and edits need no re-encoding)
-    by_file: dict[str, list[dict]] = {}
-    for c in manifest["clips"]:
-        by_file.setdefault(c["file"], []).append(c)
     encoder = _FileEncoder(cod, enc, spec, writer, say, batch_size=batch_size, device=dev, shard_size=shard_size,
                            generate_captions=generate_captions)
-    counts = {"new": 0, "done_before": 0, "uncaptioned": 0, "generated": 0}
-    for i, path in enumerate(files):
-        rel = path.relative_to(data_root).as_posix()
-        writer.visited.add(rel)
-        sig = file_signature(path)
-        caption, source = caption_source(path, rel, table)
-        entry, prev = manifest["files"].get(rel), writer.skipped_prev.get(rel)
-        if entry is not None and all(entry.get(k) == sig[k] for k in sig):
-            counts["uncaptioned"] += caption is None
-            if caption is None and generate_captions and entry.get("generated_caption"):
-                caption, source = entry["generated_caption"], "generated"
-            counts["generated"] += source == "generated"
-            for c in by_file.get(rel, []):
-                c["caption"], c["caption_source"] = caption or "", source
-            counts["done_before"] += 1
-        elif prev is not None and all(prev.get(k) == sig[k] for k in sig):
-            writer.skip(prev)
-            say(f"skipped {rel}: {prev['reason']} (unchanged since the last run)")
-        else:
-            if entry is not None:
-                # changed since it was cached: its old clips stay in their shard but leave the manifest
-                manifest["clips"] = [c for c in manifest["clips"] if c["file"] != rel]
-                say(f"{rel} changed since it was cached: encoding it again")
-            done = encoder.encode(path, rel, sig, caption, source)
-            if done is not None:
-                counts["new"] += done[0]
-                counts["uncaptioned"] += caption is None
-                counts["generated"] += done[2] == "generated"
-        if progress is not None:
-            progress(i + 1, len(files), rel)
-    writer.flush()
+    counts = _encode_files(files, data_root, manifest, encoder, progress)
+    encoder.writer.flush()
     if counts["generated"]:
         say(f"{counts['generated']} file(s) have no caption (no sidecar .txt or captions.csv/.jsonl row): captions generated "
             "from their tags and measured tempo, key, loudness and brightness (caption_source 'generated' in the manifest)")
