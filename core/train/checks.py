@@ -150,8 +150,8 @@ def _check_curve(cfg: Mapping, spec: Mapping, cache: str, out: RunChecks) -> Non
     s = c.get("smoothing_seconds")
     if s is not None and not math.isclose(float(s), float(spec["smoothing_seconds"]), abs_tol=1e-4):
         raise ConsistencyError(
-            f"the cache {cache} smoothed its curves with a {float(spec['smoothing_seconds']):.4g} s Hann kernel but the "
-            f"config asks for {float(s):.4g} s (curve.smoothing_seconds): prepare again with --smoothing {float(s):.6g}, "
+            f"the cache {cache} smoothed its curves with a {float(spec['smoothing_seconds']):.6g} s Hann kernel but the "
+            f"config asks for {float(s):.6g} s (curve.smoothing_seconds): prepare again with --smoothing {float(s):.6g}, "
             "or change the config")
 
 
