@@ -135,8 +135,7 @@ def start_lora(model, cfg: Mapping) -> LoraRun:
 
 
 def export_adapter(tr, out, curve: dict):
-    """Write the run's adapter (EMA or model weights) to ``out``; with ``export_merged`` at the end, also
-    ``<out>-merged.safetensors`` (base + adapter, a full checkpoint)."""
+    """Write the run's adapter (EMA or model weights, as ``checkpoint.export`` says) to ``out``."""
     from ...model_io.lora import save_adapter
 
     model = tr.rt.unwrap(tr.model)
@@ -147,6 +146,7 @@ def export_adapter(tr, out, curve: dict):
 
 
 def export_merged(tr, adapter_path):
+    """``<adapter>-merged.safetensors``: base + adapter as one full V2M checkpoint (``lora.export_merged``)."""
     from ...model_io.lora import merge_adapter_into_checkpoint
 
     out = adapter_path.with_name(adapter_path.stem + "-merged.safetensors")
