@@ -56,9 +56,16 @@ def load_generator(
     codec: str | None = None,
     device: str | torch.device | None = None,
     precision: str = "fp32",
+    lora: str | None = None,
+    lora_strength: float = 1.0,
 ) -> Generator:
     """Load a V2M checkpoint (or a Stable Audio 3 base file), its codec (embedded, declared, or
-    ``codec`` path) and its text encoder (T5 or T5Gemma, as the checkpoint's metadata says)."""
+    ``codec`` path) and its text encoder (T5 or T5Gemma, as the checkpoint's metadata says).
+
+    ``lora``: a LoRA adapter file trained on this checkpoint, folded into the DiT's weights at
+    ``lora_strength`` (0 = the base, 1 = as trained) before the cast to ``precision``; its curve
+    spec and text settings replace the checkpoint's (they describe what training used).
+    """
     from ..model_io.checkpoint import build_dit_from_checkpoint
     from ..model_io.codec import make_codec
     from ..model_io.weights import SafetensorsFile
@@ -66,7 +73,16 @@ def load_generator(
     dev = torch_device(device)
     dtype = torch_dtype(precision)
     file = SafetensorsFile(checkpoint)  # the header is parsed once for the DiT and the codec
-    dit = build_dit_from_checkpoint(file, device=dev, dtype=dtype)
+    if lora:
+        from ..model_io.lora import ADAPTER_META_KEYS, apply_adapter
+
+        dit = build_dit_from_checkpoint(file, device="cpu")
+        adapter = apply_adapter(dit, lora, strength=lora_strength, base=file)
+        dit.meta.update({k: adapter[k] for k in ADAPTER_META_KEYS if k in adapter})
+        dit.meta["lora"] = {"file": str(lora), "strength": float(lora_strength), **(adapter.get("lora") or {})}
+        dit.to(device=dev, dtype=dtype)
+    else:
+        dit = build_dit_from_checkpoint(file, device=dev, dtype=dtype)
     meta = dict(getattr(dit, "meta", {}) or {})
     if dit.curve_channels < 1:
         raise ModelError(f"{checkpoint} has no event-curve input channel: make one with `v2m-zero init-checkpoint`")

@@ -151,3 +151,18 @@ def load_musicfm(path: str | os.PathLike, *, stats: str | os.PathLike | None = N
         model.conv.to(dtype)
         model.conformer.to(dtype)
     return model
+
+
+MUSICFM_FILES = ("pretrained_msd.pt", "pretrained_msd.safetensors", "musicfm.safetensors")
+
+
+def find_musicfm() -> str | None:
+    """A MusicFM checkpoint in the models folders (``<root>/music_encoders/musicfm/``), or None."""
+    from .folders import models_roots
+
+    for root in models_roots():
+        folder = Path(root) / "music_encoders" / "musicfm"
+        for name in MUSICFM_FILES:
+            if (folder / name).is_file():
+                return str(folder / name)
+    return None

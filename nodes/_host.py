@@ -13,7 +13,7 @@ import numpy as np
 
 from ..core.errors import MediaError, V2MError
 
-MODEL_KINDS = ("encoders", "checkpoints", "text_encoders", "codecs", "prompt")
+MODEL_KINDS = ("encoders", "checkpoints", "text_encoders", "codecs", "prompt", "loras", "music_encoders")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif")
 
 
@@ -122,6 +122,46 @@ def t5gemma_file_choices() -> list[str]:
     from ..model_io.text import is_t5gemma_file
 
     return comfy_model_choices("text_encoders", is_t5gemma_file)
+
+
+def download_folders() -> dict[str, str]:
+    """Where downloads go inside ComfyUI: ``models/v2m/<kind>/`` (SAO 1.0: ComfyUI's ``models/checkpoints/``)."""
+    import folder_paths
+
+    register_model_folders()
+    out = {kind: folder_paths.get_folder_paths(f"v2m_{kind}")[0] for kind in MODEL_KINDS}
+    base = folder_paths.get_folder_paths("checkpoints") if "checkpoints" in getattr(folder_paths, "folder_names_and_paths", {}) else []
+    out["base"] = base[0] if base else os.path.join(folder_paths.models_dir, "checkpoints")
+    return out
+
+
+def download_model(name: str) -> str:
+    """Download a known model (``v2m-zero models list``) into ComfyUI's folders, with a progress bar."""
+    from ..model_io.download import download
+
+    bar = Progress(100)
+
+    def progress(done: int, total: int) -> None:
+        bar(int(100 * done / total) if total else 0, 100)
+
+    return str(download(name, folders=download_folders(), progress=progress))
+
+
+def model_path_or_download(kind: str, name: str, download: bool) -> str:
+    """``model_path``, or (``download``: the node's "download if missing" switch) fetch a known model first."""
+    from ..model_io.download import MODELS
+
+    try:
+        return model_path(kind, name)
+    except V2MError:
+        known = MODELS.get(name)
+        if known is None or known.kind != kind:
+            raise
+        if not download:
+            raise V2MError(f"{name!r} is not in models/v2m/{kind}/: switch on 'download_if_missing', or run "
+                           f"`v2m-zero models download {name} --comfyui <ComfyUI folder>`") from None
+    download_model(name)
+    return model_path(kind, name)
 
 
 def input_video_choices() -> list[str]:

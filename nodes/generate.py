@@ -28,23 +28,30 @@ class LoadModel(io.ComfyNode):
             description="Load a V2M checkpoint (a DiT with an event-curve input channel), its audio codec and text encoder. Make one from Stable Audio Open 1.0 or Stable Audio 3 with `v2m-zero init-checkpoint`, or train one; Stable Audio 3 base files in models/checkpoints/ are listed too.",
             inputs=[
                 io.Combo.Input("checkpoint", options=_host.model_choices("checkpoints", folders=False) + _host.sa3_base_choices(), tooltip="V2M checkpoint in models/v2m/checkpoints/, or a Stable Audio 3 base file from models/checkpoints/ (used as an untrained V2M model: the curve has no effect until fine-tuned)."),
-                io.Combo.Input("text_encoder", options=[NONE] + _host.model_choices("text_encoders", folders=True) + _host.t5gemma_file_choices(), default=NONE, tooltip="T5 folder in models/v2m/text_encoders/ (t5-base for Stable Audio Open), or T5Gemma for Stable Audio 3 (a t5gemma-b-b-ul2 folder, or models/text_encoders/t5gemma_b_b_ul2.safetensors); none for models trained without text."),
+                io.Combo.Input("text_encoder", options=[NONE] + sorted(set(_host.model_choices("text_encoders", folders=True)) | {"t5-base"}) + _host.t5gemma_file_choices(), default=NONE, tooltip="T5 folder in models/v2m/text_encoders/ (t5-base for Stable Audio Open), or T5Gemma for Stable Audio 3 (a t5gemma-b-b-ul2 folder, or models/text_encoders/t5gemma_b_b_ul2.safetensors); none for models trained without text."),
                 io.Combo.Input("codec", options=[FROM_CHECKPOINT] + _host.model_choices("codecs", folders=False), default=FROM_CHECKPOINT, tooltip="Audio autoencoder: the one stored in or declared by the checkpoint, or a file in models/v2m/codecs/."),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="fp32", tooltip="DiT weights and activations; bf16 halves memory on recent GPUs."),
                 io.Boolean.Input("offload", default=True, tooltip="Keep the model in CPU memory between runs and move it to the GPU only while sampling/decoding."),
+                io.Combo.Input("lora", options=[NONE] + _host.model_choices("loras", folders=False), default=NONE, optional=True, tooltip="A LoRA adapter in models/v2m/loras/ (from Train V2M with the sao1 preset), applied on top of the checkpoint it was trained on."),
+                io.Float.Input("lora_strength", default=1.0, min=-2.0, max=2.0, step=0.05, optional=True, tooltip="How much of the adapter: 1 = as trained, 0 = the checkpoint alone."),
+                io.Boolean.Input("download_if_missing", default=False, optional=True, tooltip="Download the text encoder (t5-base) from the Hugging Face Hub into models/v2m/text_encoders/ if it is not there. Off: nothing is downloaded."),
             ],
             outputs=[ModelType.Output(display_name="model")],
         )
 
     @classmethod
-    def execute(cls, checkpoint, text_encoder, codec, precision, offload) -> io.NodeOutput:
+    def execute(cls, checkpoint, text_encoder, codec, precision, offload, lora=NONE, lora_strength=1.0,
+                download_if_missing=False) -> io.NodeOutput:
         import comfy.model_management as mm
 
         ckpt = _host.comfy_model_path(checkpoint) or _host.model_path("checkpoints", checkpoint)
-        text = None if text_encoder == NONE else (_host.comfy_model_path(text_encoder) or _host.model_path("text_encoders", text_encoder))
+        text = None if text_encoder == NONE else (_host.comfy_model_path(text_encoder)
+                                                  or _host.model_path_or_download("text_encoders", text_encoder, download_if_missing))
         cod = None if codec == FROM_CHECKPOINT else _host.model_path("codecs", codec)
+        adapter = None if lora in (None, NONE) else _host.model_path("loras", lora)
         device = "cpu" if offload else mm.get_torch_device()
-        gen = generate.load_generator(ckpt, text_encoder=text, codec=cod, device=device, precision=precision)
+        gen = generate.load_generator(ckpt, text_encoder=text, codec=cod, device=device, precision=precision,
+                                      lora=adapter, lora_strength=float(lora_strength))
         gen.meta["_offload"] = bool(offload)
         return io.NodeOutput(gen)
 

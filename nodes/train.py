@@ -18,6 +18,8 @@ CATEGORY = "V2M-Zero/train"
 NONE = "none"
 # Weightless patch codecs for toy runs (latents at 62.5 Hz): 16 kHz mono, or 4 kHz mono.
 PATCH_CODECS = ["patch:256:1:16000", "patch:64:1:4000"]
+CUSTOM = "custom"
+PRESET_CHOICES = [CUSTOM, "sao1"]
 
 DEFAULT_CONFIG_TOML = """\
 # Overrides of the trainer's defaults (see `v2m-zero train --example`); the node fills in
@@ -86,13 +88,16 @@ class Train(io.ComfyNode):
                 io.Float.Input("smoothing_seconds", default=round(DEFAULT_SMOOTHING_SECONDS, 2), min=0.0, max=30.0, step=0.05, tooltip="Hann smoothing of the music curves; inference uses the same (stored in the checkpoint)."),
                 io.Int.Input("max_steps", default=1000, min=1, max=10_000_000, tooltip="Total optimiser steps of the run (a resumed run continues to this)."),
                 io.String.Input("config", default=DEFAULT_CONFIG_TOML, multiline=True, tooltip="Trainer settings as TOML (optimiser, batch, EMA, model size...)."),
+                io.Combo.Input("preset", options=PRESET_CHOICES, default=CUSTOM, optional=True, tooltip="sao1: fine-tune Stable Audio Open 1.0 with LoRA (init_checkpoint = its V2M checkpoint from init-checkpoint; its own VAE as codec, MusicFM curves or log-mel with a warning, T5-base text, 32 s clips; your config's changes still apply). Writes a LoRA into models/v2m/loras/. custom: the widgets and config as they are."),
+                io.Boolean.Input("download_if_missing", default=False, optional=True, tooltip="With the sao1 preset: download T5-base and MusicFM from the Hugging Face Hub into models/v2m/ if they are not there. Off: nothing is downloaded."),
             ],
             outputs=[io.String.Output(display_name="checkpoint_path")],
             is_output_node=True,
         )
 
     @classmethod
-    def execute(cls, dataset, run_name, init_checkpoint, codec, music_encoder, clip_seconds, smoothing_seconds, max_steps, config) -> io.NodeOutput:
+    def execute(cls, dataset, run_name, init_checkpoint, codec, music_encoder, clip_seconds, smoothing_seconds, max_steps, config,
+                preset=CUSTOM, download_if_missing=False) -> io.NodeOutput:
         import tomllib
 
         import comfy.model_management as mm
@@ -107,9 +112,16 @@ class Train(io.ComfyNode):
             cfg = tomllib.loads(config or "")
         except tomllib.TOMLDecodeError as exc:
             raise V2MError(f"the config is not valid TOML: {exc}") from None
+        sao = preset == "sao1"
+        if sao:
+            cfg, prep = _sao1_settings(init_checkpoint, cfg, download_if_missing)
+            cfg["curve"]["smoothing_seconds"] = float(smoothing_seconds)  # the cache is made with the widget's
+        else:
+            prep = {"codec": codec if codec in PATCH_CODECS else _host.model_path("codecs", codec),
+                    "music_encoder": music_encoder, "clip_seconds": clip_seconds}
         run_dir = os.path.join(folder_paths.get_output_directory(), "v2m_training", run)
         cache = os.path.join(run_dir, "cache")
-        dest = os.path.join(folder_paths.models_dir, "v2m", "checkpoints", f"{run}.safetensors")
+        dest = os.path.join(folder_paths.models_dir, "v2m", "loras" if sao else "checkpoints", f"{run}.safetensors")
         plan = OutputPlan()  # nothing the run writes may be one of its inputs (the init checkpoint, the music)
         plan.input(data_dir, "dataset folder")
         if init_checkpoint != NONE:
@@ -120,13 +132,12 @@ class Train(io.ComfyNode):
         os.makedirs(run_dir, exist_ok=True)
 
         bar = _host.Progress(max_steps)
-        codec_arg = codec if codec in PATCH_CODECS else _host.model_path("codecs", codec)
 
         def prep_progress(done, total, name):
             _host.Progress.check_interrupt()
 
-        prepare.prepare_dataset(data_dir, cache, codec=codec_arg, music_encoder=music_encoder, clip_seconds=clip_seconds,
-                                smoothing_seconds=smoothing_seconds, progress=prep_progress, device=str(mm.get_torch_device()))
+        prepare.prepare_dataset(data_dir, cache, **prep, smoothing_seconds=smoothing_seconds, progress=prep_progress,
+                                device=str(mm.get_torch_device()), log=_log)
         cfg.setdefault("data", {})["cache"] = cache
         cfg["run_dir"] = run_dir
         cfg.setdefault("train", {})["max_steps"] = int(max_steps)
@@ -152,8 +163,61 @@ class Train(io.ComfyNode):
             shutil.copyfile(result.checkpoint_path, tmp)
         _host.release_memory()
         loss = "n/a" if result.last_loss is None else f"{result.last_loss:.4f}"
-        text = f"step {result.step}, last loss {loss}\ncheckpoint: {dest}\nrun folder: {run_dir}"
+        what = f"LoRA adapter: {dest}\n(use it in Load V2M Model's lora input with {init_checkpoint})" if sao else f"checkpoint: {dest}"
+        text = f"step {result.step}, last loss {loss}\n{what}\nrun folder: {run_dir}"
         return io.NodeOutput(dest, ui=ui.PreviewText(text))
+
+
+def _log(message: str) -> None:
+    """prepare's messages: warnings (e.g. MusicFM missing, log-mel used) go to ComfyUI's console."""
+    import logging
+
+    if message.startswith("warning: "):
+        logging.getLogger("v2m_zero").warning(message[len("warning: "):])
+
+
+def _overrides(user: dict, default: dict) -> dict:
+    """What the user changed in the node's config relative to its default text (only that overrides a preset)."""
+    out = {}
+    for k, v in user.items():
+        if isinstance(v, dict) and isinstance(default.get(k), dict):
+            sub = _overrides(v, default[k])
+            if sub:
+                out[k] = sub
+        elif default.get(k, object()) != v:
+            out[k] = v
+    return out
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _sao1_settings(init_checkpoint: str, user_cfg: dict, download: bool) -> tuple[dict, dict]:
+    """The sao1 preset's training config (with the user's own changes) and prepare settings."""
+    import tomllib
+
+    from ..core.train.presets import example_toml, prepare_preset
+    from ..model_io.musicfm import find_musicfm
+
+    if init_checkpoint == NONE:
+        raise V2MError("the sao1 preset fine-tunes a V2M checkpoint made from Stable Audio Open 1.0: choose it as "
+                       "init_checkpoint (`v2m-zero init-checkpoint --from sao1 model.safetensors --out "
+                       "models/v2m/checkpoints/v2m_sao1.safetensors`)")
+    base = _host.model_path("checkpoints", init_checkpoint)
+    _host.model_path_or_download("text_encoders", "t5-base", download)
+    if download and find_musicfm() is None:
+        _host.download_model("musicfm")
+    cfg = _merge(tomllib.loads(example_toml("sao1", base)), _overrides(user_cfg, tomllib.loads(DEFAULT_CONFIG_TOML)))
+    cfg.get("model", {}).pop("from_config", None)
+    p = prepare_preset("sao1")
+    musicfm = find_musicfm()
+    prep = {"codec": base, "music_encoder": p.music_encoder, "music_encoder_fallback": p.fallback_encoder,
+            "encoder_options": {"path": musicfm} if musicfm else {}, "clip_seconds": p.clip_seconds}
+    return cfg, prep
 
 
 NODES = [Train]

@@ -66,7 +66,8 @@ ENCODER_CHOICES = ["pixels", "histogram", "dinov2"]
 
 
 def _dinov2_choices() -> list[str]:
-    return sorted(set(_host.model_choices("encoders", folders=True)) | {"dinov2-large"})
+    known = {"dinov2-small", "dinov2-base", "dinov2-large", "dinov2-giant"}  # downloadable (v2m-zero models list)
+    return sorted(set(_host.model_choices("encoders", folders=True)) | known)
 
 
 class EncodeFrames(io.ComfyNode):
@@ -88,12 +89,14 @@ class EncodeFrames(io.ComfyNode):
                 io.Combo.Input("pooling", options=["mean_patch", "cls"], default="mean_patch", tooltip="mean_patch: mean of patch tokens (paper); cls: the class token."),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="fp32", tooltip="DINOv2 weights and activations; fp16/bf16 halve memory on GPU."),
                 io.Int.Input("batch_size", default=16, min=1, max=512, tooltip="Frames per encoder forward pass."),
+                io.Boolean.Input("download_if_missing", default=False, optional=True, tooltip="Download the chosen DINOv2 from the Hugging Face Hub into models/v2m/encoders/ if it is not there. Off: nothing is downloaded."),
             ],
             outputs=[FeaturesType.Output(display_name="features")],
         )
 
     @classmethod
-    def execute(cls, encoder, sample_fps, size, fps, dinov2_model, pooling, precision, batch_size, video=None, images=None) -> io.NodeOutput:
+    def execute(cls, encoder, sample_fps, size, fps, dinov2_model, pooling, precision, batch_size, video=None, images=None,
+                download_if_missing=False) -> io.NodeOutput:
         if video is None and images is None:
             raise V2MError("connect a video or images (with their fps) to Encode Frames")
         kwargs = {}
@@ -101,7 +104,7 @@ class EncodeFrames(io.ComfyNode):
             import comfy.model_management
 
             kwargs = dict(
-                model=_host.model_path("encoders", dinov2_model),
+                model=_host.model_path_or_download("encoders", dinov2_model, download_if_missing),
                 pooling=pooling,
                 precision=precision,
                 batch_size=batch_size,

@@ -135,6 +135,15 @@ CLI_CASES = [
                                    "--device", "cuda"], "device"),
     ("generate-device-typo", ["generate", "V.mp4", "--checkpoint", "tiny.safetensors", "--out", "o.mp4",
                               "--device", "gpu0"], "device"),
+    # the fine-tuning road (issue 12)
+    ("generate-lora-strength-huge", ["generate", "V.mp4", "--checkpoint", "tiny.safetensors", "--out", "o.mp4",
+                                     "--lora", "tiny.safetensors", "--lora-strength", "9"], "--lora-strength"),
+    ("prepare-preset-without-checkpoint", ["prepare", "outdir", "--out", "cache", "--preset", "sao1"], "--checkpoint"),
+    ("train-example-base-typo", ["train", "--example", "--base", "sao2"], "invalid choice"),
+    ("train-example-checkpoint-missing", ["train", "--example", "--base", "sao1", "--checkpoint", "gone.safetensors"],
+     "gone.safetensors"),
+    ("models-download-into-a-file", ["models", "download", "t5-base", "--dir", "V.mp4"], "is a file"),
+    ("models-download-unknown", ["models", "download", "t5-large"], "invalid choice"),
 ]
 
 
@@ -168,7 +177,7 @@ def test_cli_bad_input(name, argv, words, corpus, tmp_path, monkeypatch, capsys)
 
 def test_the_corpus_covers_every_command():
     commands = {c[1][0] for c in CLI_CASES}
-    assert commands == {"curve", "mux", "eval", "prompt", "generate", "init-checkpoint", "prepare", "demo", "train"}
+    assert commands == {"curve", "mux", "eval", "prompt", "generate", "init-checkpoint", "prepare", "demo", "train", "models"}
     assert len(CLI_CASES) >= 40
 
 

@@ -10,6 +10,8 @@ import time
 from ..atomic import write_json  # noqa: F401  (re-exported for the commands)
 from ..outputs import OutputPlan  # noqa: F401  (re-exported for the commands)
 
+# the base presets of core.train.presets (listed here so that building the parser imports no torch)
+PRESETS = ("toy", "sao1")
 VIDEO_OUT = (".mp4", ".m4v", ".mov", ".mkv")
 AUDIO_OUT = (".wav", ".flac", ".m4a", ".aac", ".mka")
 

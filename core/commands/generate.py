@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="text encoder: a T5 folder (t5-base) for Stable Audio Open, T5Gemma (a t5gemma-b-b-ul2 folder or "
                         "ComfyUI's t5gemma_b_b_ul2.safetensors) for Stable Audio 3")
     p.add_argument("--codec", default=None, help="audio codec file, if the checkpoint does not carry or declare one")
+    p.add_argument("--lora", default=None, help="a LoRA adapter (.safetensors from `train` with [lora]) applied on top of --checkpoint")
+    p.add_argument("--lora-strength", type=number(float, -2, 2), default=1.0,
+                   help="how much of the adapter to apply, -2–2 (1 = as trained, 0 = the base alone)")
     p.add_argument("--prompt", default="", help="what the music should sound like")
     p.add_argument("--negative-prompt", default="", help="what to steer away from")
     add_sampling_arguments(p, steps=None, cfg=None)
@@ -57,13 +60,13 @@ def run(args) -> int:
 
     plan = OutputPlan()
     for path, label in ((args.video, "input video"), (args.checkpoint, "--checkpoint"), (args.codec, "--codec"),
-                        (args.text_encoder, "--text-encoder")):
+                        (args.text_encoder, "--text-encoder"), (args.lora, "--lora")):
         plan.input(path, label)
     out = plan.file(args.out, "--out", extensions=VIDEO_OUT)
     audio_out = plan.file(args.audio_out, "--audio-out", extensions=AUDIO_OUT) if args.audio_out else None
     with plan:
         gen = generate.load_generator(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec, device=args.device,
-                                      precision=args.precision)
+                                      precision=args.precision, lora=args.lora, lora_strength=args.lora_strength)
         # The curve must come from the encoder the checkpoint's curve spec names (training used it).
         args.encoder = args.encoder or gen.curve_spec.encoder
         sampling = gen.meta.get("sampling") or {}  # the checkpoint's own defaults (e.g. SA3: 50 steps, cfg 7)

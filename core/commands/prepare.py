@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from ._common import OutputPlan, Progress, number
+from ._common import PRESETS, OutputPlan, Progress, number
 
 NAME = "prepare"
 HELP = "encode music files (+ captions) into a training cache of codec latents and music event curves"
@@ -16,14 +16,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", help="folder of music files (wav/flac/mp3/ogg/m4a) with <name>.txt captions "
                                     "or a captions.csv / captions.jsonl (file,caption)")
     p.add_argument("--out", required=True, help="cache folder (created; re-runs resume it)")
-    p.add_argument("--codec", default="patch",
-                   help="'patch' (weightless, 32x at 44.1 kHz stereo), 'patch:P:C:SR', or a codec weights path "
-                        "(e.g. Stable Audio Open's model.safetensors)")
-    p.add_argument("--music-encoder", default="logmel", help="logmel | codec | musicfm (default logmel)")
+    p.add_argument("--preset", choices=PRESETS, default=None,
+                   help="the base model's settings: sao1 = Stable Audio Open 1.0 (its own VAE from --checkpoint, "
+                        "MusicFM curves or log-mel with a warning when MusicFM is missing, 32 s clips); toy = the defaults")
+    p.add_argument("--checkpoint", default=None,
+                   help="the base checkpoint whose codec encodes the latents (--preset sao1): the V2M checkpoint from "
+                        "init-checkpoint, or SAO 1.0's model.safetensors")
+    p.add_argument("--codec", default=None,
+                   help="'patch' (weightless, 32x at 44.1 kHz stereo; the default), 'patch:P:C:SR', or a codec weights "
+                        "path (e.g. Stable Audio Open's model.safetensors)")
+    p.add_argument("--music-encoder", default=None, help="logmel | codec | musicfm (default logmel; musicfm with --preset sao1)")
     p.add_argument("--musicfm", default=None, help="MusicFM checkpoint (pretrained_msd.pt or .safetensors) for --music-encoder musicfm")
     p.add_argument("--musicfm-layer", type=number(int, 0, 64), default=7, help="MusicFM conformer layer whose output is the feature (default 7)")
-    p.add_argument("--clip-seconds", type=number(float, 0.1, 600), default=32.0,
+    p.add_argument("--clip-seconds", type=number(float, 0.1, 600), default=None,
                    help="clip length in seconds, 0.1–600 (default 32, the paper's)")
+    p.add_argument("--no-generated-captions", action="store_true",
+                   help="files without a caption get '' instead of one generated from their tags and measured "
+                        "tempo, key, loudness and brightness")
     p.add_argument("--smoothing", type=number(float, 0, 60), default=None,
                    help="Hann smoothing of the curve in seconds (default: the paper's 31 frames at 12.3 Hz = 2.52 s)")
     p.add_argument("--last-clip", choices=["pad", "drop"], default="pad",
@@ -33,27 +42,51 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
 
 
+def _settings(args) -> dict:
+    """Codec, music encoder (+ options, fallback) and clip length from the arguments and the preset."""
+    from ..errors import V2MError
+    from ..train.presets import prepare_preset
+
+    preset = prepare_preset(args.preset or "toy")
+    codec = args.codec or preset.codec or args.checkpoint
+    if codec is None:
+        raise V2MError(f"--preset {args.preset} encodes with the base checkpoint's own VAE: give --checkpoint "
+                       "(the V2M checkpoint from init-checkpoint, or SAO 1.0's model.safetensors)")
+    encoder = args.music_encoder or preset.music_encoder
+    fallback = None if args.music_encoder else preset.fallback_encoder
+    opts = {}
+    if encoder == "musicfm":
+        path = args.musicfm
+        if path is None:
+            from ...model_io.musicfm import find_musicfm
+
+            path = find_musicfm()
+        if path is None and fallback is None:
+            raise V2MError("--music-encoder musicfm needs --musicfm PATH (MusicFM's pretrained_msd.pt; "
+                           "`v2m-zero models download musicfm`)")
+        opts = {"path": path, "layer": args.musicfm_layer}
+    return {"codec": codec, "music_encoder": encoder, "encoder_options": opts, "music_encoder_fallback": fallback,
+            "clip_seconds": args.clip_seconds or preset.clip_seconds}
+
+
 def run(args: argparse.Namespace) -> int:
     from ..timing.curves import DEFAULT_SMOOTHING_SECONDS
     from ..errors import V2MError
     from ..train.prepare import prepare_dataset
-    opts = {}
-    if args.music_encoder == "musicfm":
-        if not args.musicfm:
-            raise V2MError("--music-encoder musicfm needs --musicfm PATH (MusicFM's pretrained_msd.pt)")
-        opts = {"path": args.musicfm, "layer": args.musicfm_layer}
+
+    settings = _settings(args)
     if not os.path.isdir(args.data_dir):
         raise V2MError(f"{args.data_dir}: data folder not found. Fix: give the folder that holds the music files.")
     plan = OutputPlan()
     plan.input(args.data_dir, "data folder")
     plan.input(args.musicfm, "--musicfm")
-    if os.path.exists(args.codec):
-        plan.input(args.codec, "--codec")
+    plan.input(args.checkpoint, "--checkpoint")
+    if os.path.exists(settings["codec"]):
+        plan.input(settings["codec"], "--codec")
     plan.folder(args.out, "--out")
     with plan, Progress("encoding music files", unit="files") as bar:
         res = prepare_dataset(
-            args.data_dir, args.out, codec=args.codec, music_encoder=args.music_encoder, encoder_options=opts,
-            clip_seconds=args.clip_seconds,
+            args.data_dir, args.out, **settings, generate_captions=not args.no_generated_captions,
             smoothing_seconds=DEFAULT_SMOOTHING_SECONDS if args.smoothing is None else args.smoothing,
             last_clip=args.last_clip, shard_size=args.shard_size, batch_size=args.batch_size, device=args.device,
             progress=lambda done, total, name: bar(done, total), log=lambda m: print(m, file=sys.stderr),

@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 
-from ._common import OutputPlan, duration_text, number
+from ._common import PRESETS, OutputPlan, duration_text, number
 
 NAME = "train"
 HELP = "fine-tune a V2M model on a prepared cache from a TOML config (Ctrl-C saves a resumable state)"
@@ -19,7 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=number(int, 1, 10**9), default=None, help="override train.max_steps")
     p.add_argument("--run-dir", default=None, help="override run_dir")
     p.add_argument("--no-resume", action="store_true", help="start fresh even if the run folder holds a state")
-    p.add_argument("--example", action="store_true", help="print an example config and exit (CONFIG is ignored)")
+    p.add_argument("--example", action="store_true", help="print a complete, commented config and exit (CONFIG is ignored)")
+    p.add_argument("--base", choices=PRESETS, default="toy",
+                   help="with --example: the preset; sao1 = fine-tune Stable Audio Open 1.0 with LoRA (its VAE, MusicFM "
+                        "curves, T5-base text, 32 s clips); toy = a small model from scratch (default)")
+    p.add_argument("--checkpoint", default=None,
+                   help="with --example --base sao1: the V2M checkpoint made by init-checkpoint (written into the config)")
 
 
 class TrainProgress:
@@ -58,7 +63,13 @@ def run(args: argparse.Namespace) -> int:
     from ..train import EXAMPLE_TOML, load_config, train
 
     if args.example:
-        print(EXAMPLE_TOML, end="")
+        if args.checkpoint:
+            from ...model_io.checkpoint import read_metadata
+
+            read_metadata(args.checkpoint)  # a V2M checkpoint (SAO's own file gets the init-checkpoint hint)
+        from ..train.presets import example_toml
+
+        print(EXAMPLE_TOML if args.base == "toy" and not args.checkpoint else example_toml(args.base, args.checkpoint), end="")
         return 0
     if not args.config:
         from ..errors import V2MError

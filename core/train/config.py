@@ -13,80 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import V2MError
+from .presets import LORA_TARGETS, PRESETS, example_toml
 
 
-EXAMPLE_TOML = """\
-seed = 0
-run_dir = "runs/toy"            # states, checkpoints, logs (relative to this file)
-
-[data]
-cache = "cache"                 # made by `v2m-zero prepare`
-val_clips = 2                   # held-out clips (a seeded random choice), not trained on
-
-[model]
-# either a V2M checkpoint (e.g. from `v2m-zero init-checkpoint`) ...
-# from_checkpoint = "models/v2m/checkpoints/v2m-sao1.safetensors"
-# ... or a fresh model from make_model_config fields (io_channels defaults to the cache's):
-objective = "rectified_flow"    # for from_config; a checkpoint keeps its own
-[model.from_config]
-embed_dim = 64
-depth = 2
-num_heads = 2
-cond_token_dim = 64
-
-[text]
-encoder = "none"                # or a T5 folder, e.g. "models/v2m/text_encoders/t5-base"
-max_length = 128
-
-[optim]
-lr = 1e-4
-betas = [0.9, 0.999]
-weight_decay = 0.001
-eps = 1e-8
-warmup_steps = 100
-schedule = "constant"           # or "cosine" (to min_lr_ratio · lr at max_steps)
-min_lr_ratio = 0.0
-grad_clip = 1.0                 # 0 = off
-
-[train]
-batch_size = 4                  # per process
-grad_accum = 1
-max_steps = 1000
-precision = "bf16"              # bf16 autocast on CUDA; CPU always runs fp32
-gradient_checkpointing = false
-t_sampling = "logit_normal"     # or "uniform"
-p_drop_text = 0.1
-p_drop_curve = 0.1
-accelerate = "auto"             # true / false / "auto"
-device = "auto"                 # "cpu", "cuda", "auto"
-
-[ema]
-enabled = true
-decay = 0.999
-
-[checkpoint]
-every = 500                     # steps between resumable states (+ a V2M checkpoint)
-keep_last = 3
-export = "ema"                  # weights in the V2M checkpoints: "ema" or "model"
-
-[validation]
-every = 500                     # 0 = off
-steps = 10                      # Euler steps for the sampled clips
-cfg_scale = 1.0
-curve_metric = true             # event-curve correlation of generated vs target clips
-
-[log]
-every = 10                      # CSV rows (always) and TensorBoard (if installed)
-tensorboard = true
-"""
+EXAMPLE_TOML = example_toml("toy")
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "seed": 0,
     "run_dir": "runs/v2m",
+    "base": None,  # a preset name ("toy", "sao1"): what the consistency checks expect
     "resume": True,
     "data": {"cache": None, "val_clips": 2},
     "model": {"from_checkpoint": None, "from_config": None, "objective": "rectified_flow"},
-    "text": {"encoder": "none", "max_length": 128},
+    "text": {"encoder": "none", "max_length": 128, "allow_none": False},
     "optim": {"lr": 1e-4, "betas": [0.9, 0.999], "weight_decay": 1e-3, "eps": 1e-8, "warmup_steps": 100,
               "schedule": "constant", "min_lr_ratio": 0.0, "grad_clip": 1.0},
     "train": {"batch_size": 4, "grad_accum": 1, "max_steps": 1000, "precision": "bf16",
@@ -96,7 +35,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "checkpoint": {"every": 500, "keep_last": 3, "export": "ema"},
     "validation": {"every": 500, "steps": 10, "cfg_scale": 1.0, "curve_metric": True, "music_encoder_path": None},
     "log": {"every": 10, "tensorboard": True},
-    "curve": {"video_encoder": None},
+    # what the cache's curves must be (None: whatever the cache holds); checked before training
+    "curve": {"video_encoder": None, "music_encoder": None, "music_encoder_fallback": None, "smoothing_seconds": None},
+    "lora": {"enabled": False, "rank": 16, "alpha": 16.0, "dropout": 0.0, "targets": list(LORA_TARGETS),
+             "train_curve_weights": True, "export_merged": False},
 }
 
 
@@ -125,8 +67,9 @@ def resolve_config(config: Mapping[str, Any], base_dir: str | os.PathLike | None
     cfg["run_dir"] = absolute(cfg["run_dir"])
     cfg["data"]["cache"] = absolute(cfg["data"]["cache"])
     cfg["model"]["from_checkpoint"] = absolute(cfg["model"]["from_checkpoint"])
-    if cfg["text"]["encoder"] not in (None, "none", ""):
-        cfg["text"]["encoder"] = absolute(cfg["text"]["encoder"])
+    enc = cfg["text"]["encoder"]
+    if enc not in (None, "none", "") and (os.sep in str(enc) or "/" in str(enc) or (base / str(enc)).exists()):
+        cfg["text"]["encoder"] = absolute(enc)  # a bare name (e.g. "t5-base") is looked up in the models folders
     if cfg["validation"].get("music_encoder_path"):
         cfg["validation"]["music_encoder_path"] = absolute(cfg["validation"]["music_encoder_path"])
     if not cfg["data"]["cache"]:
@@ -153,7 +96,25 @@ def resolve_config(config: Mapping[str, Any], base_dir: str | os.PathLike | None
         raise V2MError(f"training config: train.precision must be 'bf16' or 'fp32', got {t['precision']!r}")
     if cfg["checkpoint"]["export"] not in ("ema", "model"):
         raise V2MError("training config: checkpoint.export must be 'ema' or 'model'")
+    if cfg["base"] is not None and cfg["base"] not in PRESETS:
+        raise V2MError(f"training config: base must be one of {', '.join(PRESETS)}, got {cfg['base']!r}")
+    _check_lora(cfg["lora"])
     return cfg
+
+
+def _check_lora(lora: Mapping[str, Any]) -> None:
+    r, a, d, targets = lora["rank"], lora["alpha"], lora["dropout"], lora["targets"]
+    if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= 4096:
+        raise V2MError(f"training config: lora.rank must be a whole number in 1…4096, got {r!r}")
+    if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a) or a <= 0:
+        raise V2MError(f"training config: lora.alpha must be a finite number > 0, got {a!r}")
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d < 1:
+        raise V2MError(f"training config: lora.dropout must be a number in 0…1 (1 excluded), got {d!r}")
+    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t.strip() for t in targets):
+        raise V2MError("training config: lora.targets must be a non-empty list of module names, e.g. [\"self_attn.to_qkv\"]")
+    for key in ("enabled", "train_curve_weights", "export_merged"):
+        if not isinstance(lora[key], bool):
+            raise V2MError(f"training config: lora.{key} must be true or false, got {lora[key]!r}")
 
 
 def load_config(path: str | os.PathLike) -> dict:

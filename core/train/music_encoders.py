@@ -102,8 +102,14 @@ def make_music_encoder(source: Any, *, codec: Any = None, **options) -> "MusicEn
         source = source["id"]
     if source == "codec":
         return CodecMusicEncoder(codec)
-    if source == "musicfm":
-        options.pop("chunk_frames", None)  # recorded in descriptions; fixed by chunk_seconds
+    if source == "musicfm":  # descriptions record windows in 25 Hz frames
+        from ..model.musicfm import MUSICFM_FRAME, MUSICFM_SAMPLE_RATE
+
+        per_s = MUSICFM_SAMPLE_RATE / MUSICFM_FRAME
+        if "chunk_frames" in options:
+            options.setdefault("chunk_seconds", options.pop("chunk_frames") / per_s)
+        if "overlap_frames" in options:
+            options.setdefault("overlap_seconds", options.pop("overlap_frames") / per_s)
     return get_music_encoder(str(source), **options)
 
 
@@ -227,15 +233,21 @@ class MusicFMEncoder(MusicEncoder):
     """MusicFM features of one conformer layer at 25 Hz (mono, 24 kHz input).
 
     ``layer`` 7 follows MusicFM's README example (its mid layers carry the most musical
-    information); audio is processed in windows of ``chunk_seconds`` (MusicFM was trained on
-    30 s excerpts) with the tail zero-padded to whole 40 ms frames, and frames past the end of
+    information). Audio up to ``chunk_seconds`` (MusicFM was trained on 30 s excerpts) is encoded
+    in one pass; longer audio in windows of that length that overlap by at least
+    ``overlap_seconds`` (the last one ends at the audio's end, so every window is whole), blended
+    by overlap-add: each window's features are weighted by a ramp that rises over its first and
+    falls over its last ``overlap_seconds`` (except at the audio's own start and end) and the sum
+    is normalised. A window's edge frames, which see a cut-off context, thus get almost no weight,
+    and the features move from one window's to the next over seconds: no seam (a spurious event)
+    where windows meet. The tail is zero-padded to whole 40 ms frames and frames past the end of
     the audio are dropped. Frame k stands for ``[k, k+1) · 40 ms``.
     """
 
     id = "musicfm"
 
     def __init__(self, path: str | os.PathLike | None = None, *, layer: int = 7, stats: str | None = None,
-                 chunk_seconds: float = 30.0, device: Any = None, model: Any = None):
+                 chunk_seconds: float = 30.0, overlap_seconds: float = 10.0, device: Any = None, model: Any = None):
         import torch
 
         from ...model_io.musicfm import MUSICFM_HINT, load_musicfm
@@ -251,15 +263,16 @@ class MusicFMEncoder(MusicEncoder):
         if not 0 <= self.layer <= model.depth:
             raise V2MError(f"musicfm layer must be in 0..{model.depth}, got {layer}")
         self.chunk_frames = max(1, int(round(float(chunk_seconds) * MUSICFM_SAMPLE_RATE / MUSICFM_FRAME)))
+        self.overlap_frames = min(self.chunk_frames // 2,
+                                  max(0, int(round(float(overlap_seconds) * MUSICFM_SAMPLE_RATE / MUSICFM_FRAME))))
 
     def describe(self) -> dict:
-        d = {"id": self.id, "layer": self.layer, "chunk_frames": self.chunk_frames}
+        d = {"id": self.id, "layer": self.layer, "chunk_frames": self.chunk_frames, "overlap_frames": self.overlap_frames}
         if self.path:
             d["checkpoint"] = os.path.basename(self.path)
         return d
 
     def encode(self, wave: np.ndarray, sample_rate: int) -> Features:
-        import torch
 
         from ..timing.media import resample_audio
 
@@ -270,18 +283,42 @@ class MusicFMEncoder(MusicEncoder):
         y = resample_audio(mono, int(sample_rate), MUSICFM_SAMPLE_RATE)
         n_frames = -(-y.shape[-1] // MUSICFM_FRAME)
         y = np.pad(y, (0, n_frames * MUSICFM_FRAME - y.shape[-1]))
-        dev = next(self.model.parameters()).device
-        feats = []
-        step = self.chunk_frames * MUSICFM_FRAME
-        with torch.no_grad():
-            for s in range(0, y.shape[-1], step):
-                x = torch.from_numpy(np.ascontiguousarray(y[s:s + step]))[None].to(dev)
-                h = self.model.hidden_states(x, upto=self.layer)[self.layer]
-                feats.append(h[0].float().cpu().numpy())
-        values = np.concatenate(feats, axis=0)[:n_frames]
+        values = self._overlap_add(y, n_frames)
         times = np.arange(values.shape[0], dtype=np.float64) * MUSICFM_FRAME / MUSICFM_SAMPLE_RATE
         keep = times < duration
         return Features(values=values[keep], times=times[keep], duration=duration, encoder=self.id, meta=self.describe())
+
+    def windows(self, n_frames: int) -> list[int]:
+        """Start frames of the windows covering ``n_frames`` (see the class doc)."""
+        size = self.chunk_frames
+        if n_frames <= size:
+            return [0]
+        hop = max(1, size - self.overlap_frames)
+        starts = list(range(0, n_frames - size, hop))
+        return starts + [n_frames - size]
+
+    def _overlap_add(self, y: np.ndarray, n_frames: int) -> np.ndarray:
+        import torch
+
+        dev = next(self.model.parameters()).device
+        size, ramp = min(self.chunk_frames, n_frames), self.overlap_frames
+        starts = self.windows(n_frames)
+        total, weight = None, np.zeros(n_frames, np.float64)
+        with torch.no_grad():
+            for s in starts:
+                x = torch.from_numpy(np.ascontiguousarray(y[s * MUSICFM_FRAME:(s + size) * MUSICFM_FRAME]))[None].to(dev)
+                h = self.model.hidden_states(x, upto=self.layer)[self.layer][0].double().cpu().numpy()
+                w = np.ones(size)
+                if ramp > 0 and len(starts) > 1:
+                    up = (np.arange(ramp) + 0.5) / ramp
+                    if s > 0:
+                        w[:ramp] = up
+                    if s + size < n_frames:
+                        w[-ramp:] = np.minimum(w[-ramp:], up[::-1])
+                total = np.zeros((n_frames, h.shape[1])) if total is None else total
+                total[s:s + size] += w[:, None] * h
+                weight[s:s + size] += w
+        return (total / weight[:, None]).astype(np.float32)
 
     def close(self) -> None:
         self.model = None

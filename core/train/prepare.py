@@ -10,9 +10,16 @@ Each clip's curve is the music event curve of paper §3.2 computed exactly as fo
 inference: encoder features of the clip → ``curves.conditioning_curve`` (dissimilarity,
 standardised per clip, resampled by time to the ``L`` latent frames, Hann-smoothed).
 
-Captions (see :mod:`.dataset_files`): a file without caption gets ``""`` (it then trains the
-text-dropped branch only) and is counted in ``uncaptioned``. Captions are re-read on every run,
-so editing them needs no re-encoding.
+Captions (see :mod:`.dataset_files`): a file without caption gets a generated one from its tags
+and measured tempo, key, loudness and brightness (``generate_captions``, the default; stored with
+the file's manifest entry and marked ``caption_source: generated`` on its clips), or ``""`` when
+generation is off (it then trains the text-dropped branch only); both are counted in
+``uncaptioned``. Captions are re-read on every run, so editing them needs no re-encoding.
+
+Music encoder fallback: when ``music_encoder`` cannot be built because its weights are missing
+(MusicFM without a checkpoint) and ``music_encoder_fallback`` names another encoder, that one is
+used with a warning, and the cache spec records ``music_encoder_fallback`` (wanted, used, reason)
+so training can check it and the checkpoint can carry it.
 
 Resuming: files whose (path, size, mtime) match a finished entry are skipped; a killed run loses
 at most the clips not yet flushed to a shard (:class:`.cache.ShardWriter`). Unreadable files are
@@ -37,7 +44,8 @@ from ..precision import torch_device
 from ..timing import curves
 from ..timing.spec import CurveSpec
 from .cache import CACHE_VERSION, ShardWriter, clear_cache, load_manifest, new_manifest, spec_diff
-from .dataset_files import caption_for, file_signature, find_audio_files, read_captions
+from .dataset_files import (audio_tags, caption_source, file_signature, find_audio_files, generated_caption,
+                            measured_properties, read_captions)
 
 __all__ = ["DEFAULT_CLIP_SECONDS", "PrepareResult", "prepare_dataset"]
 
@@ -54,6 +62,7 @@ class PrepareResult:
     files_skipped_done: int  # already in the cache, skipped
     skipped: list = field(default_factory=list)  # [{"file", "reason"}]
     uncaptioned: int = 0
+    generated_captions: int = 0
     rebuilt: bool = False
     messages: list = field(default_factory=list)
 
@@ -136,13 +145,14 @@ class _FileEncoder:
     """Decodes one music file, encodes its clips into the shard writer, or records why it was skipped."""
 
     def __init__(self, cod, enc, spec: Mapping, writer: ShardWriter, say: Callable[[str], None], *,
-                 batch_size: int, device, shard_size: int):
+                 batch_size: int, device, shard_size: int, generate_captions: bool = True):
         self.cod, self.enc, self.spec, self.writer, self.say = cod, enc, spec, writer, say
+        self.generate_captions = generate_captions
         self.batch_size, self.device, self.shard_size = batch_size, device, shard_size
         self.min_last = max(1, int(math.ceil(float(spec["min_last_fraction"]) * int(spec["clip_samples"]))))
 
-    def encode(self, path: Path, rel: str, sig: dict, caption: str | None) -> int | None:
-        """The number of clips added, or None when the file could not be read (it is skipped)."""
+    def encode(self, path: Path, rel: str, sig: dict, caption: str | None, source: str) -> tuple[int, str, str] | None:
+        """``(clips added, caption, caption source)``, or None when the file could not be read (it is skipped)."""
         cod, writer = self.cod, self.writer
         try:
             wave = _decode_music(path, rel, cod)
@@ -151,18 +161,38 @@ class _FileEncoder:
             writer.skip({"file": rel, "reason": reason, **sig})
             self.say(f"skipped {rel}: {reason}")
             return None
+        entry = {**sig}
+        if caption is None and self.generate_captions:
+            caption, source = generated_caption(audio_tags(path), measured_properties(wave, cod.sample_rate)), "generated"
+            entry["generated_caption"] = caption
         windows = _clip_windows(wave.shape[-1], int(self.spec["clip_samples"]), self.spec["last_clip"], self.min_last)
         clips = _encode_clips(wave, windows, cod, self.enc, self.spec, batch_size=self.batch_size, device=self.device)
         for lat, curve, valid, start in clips:
             writer.add_clip(lat, curve, valid / cod.sample_rate, {
-                "file": rel, "offset": start / cod.sample_rate, "seconds": valid / cod.sample_rate, "caption": caption or ""})
-        writer.file_done(rel, {**sig, "clips": len(windows)})
+                "file": rel, "offset": start / cod.sample_rate, "seconds": valid / cod.sample_rate, "caption": caption or "",
+                "caption_source": source})
+        writer.file_done(rel, {**entry, "clips": len(windows)})
         if not windows:
             self.say(f"{rel}: shorter than {float(self.spec['min_last_fraction']):g} of a clip "
                      f"({wave.shape[-1] / cod.sample_rate:.2f} s), no clip")
         if len(writer) >= self.shard_size:
             writer.flush()
-        return len(windows)
+        return len(windows), caption or "", source
+
+
+def _music_encoder(name, fallback: str | None, cod, options, say):
+    """``(encoder, fallback record or None)``: the wanted music encoder, or the fallback when its weights are missing."""
+    from .music_encoders import make_music_encoder
+
+    try:
+        return make_music_encoder(name, codec=cod, **dict(options or {})), None
+    except ModelError as exc:
+        if not fallback or not isinstance(name, str):
+            raise
+        reason = f"no {name} weights: " + str(exc).split(". ")[0]
+        say(f"warning: {reason}. The music curves use {fallback} instead (recorded in the cache and the checkpoint); "
+            f"for the paper's curves get the weights (`v2m-zero models download {name}`) and prepare again")
+        return make_music_encoder(fallback, codec=cod), {"wanted": name, "used": fallback, "reason": reason}
 
 
 def _open_cache(cache: Path, spec: dict, say: Callable[[str], None]) -> tuple[dict, bool]:
@@ -175,6 +205,47 @@ def _open_cache(cache: Path, spec: dict, say: Callable[[str], None]) -> tuple[di
     return (manifest if manifest is not None else new_manifest(spec)), False
 
 
+def _encode_files(files: list[Path], data_root: Path, manifest: dict, encoder: "_FileEncoder", progress) -> dict:
+    """Encode new or changed files, skip finished and known-unreadable ones; refresh every clip's caption."""
+    writer, say = encoder.writer, encoder.say
+    table = read_captions(data_root)
+    # captions are refreshed for finished files too (cheap, and edits need no re-encoding)
+    by_file: dict[str, list[dict]] = {}
+    for c in manifest["clips"]:
+        by_file.setdefault(c["file"], []).append(c)
+    counts = {"new": 0, "done_before": 0, "uncaptioned": 0, "generated": 0}
+    for i, path in enumerate(files):
+        rel = path.relative_to(data_root).as_posix()
+        writer.visited.add(rel)
+        sig = file_signature(path)
+        caption, source = caption_source(path, rel, table)
+        entry, prev = manifest["files"].get(rel), writer.skipped_prev.get(rel)
+        if entry is not None and all(entry.get(k) == sig[k] for k in sig):
+            counts["uncaptioned"] += caption is None
+            if caption is None and encoder.generate_captions and entry.get("generated_caption"):
+                caption, source = entry["generated_caption"], "generated"
+            counts["generated"] += source == "generated"
+            for c in by_file.get(rel, []):
+                c["caption"], c["caption_source"] = caption or "", source
+            counts["done_before"] += 1
+        elif prev is not None and all(prev.get(k) == sig[k] for k in sig):
+            writer.skip(prev)
+            say(f"skipped {rel}: {prev['reason']} (unchanged since the last run)")
+        else:
+            if entry is not None:
+                # changed since it was cached: its old clips stay in their shard but leave the manifest
+                manifest["clips"] = [c for c in manifest["clips"] if c["file"] != rel]
+                say(f"{rel} changed since it was cached: encoding it again")
+            done = encoder.encode(path, rel, sig, caption, source)
+            if done is not None:
+                counts["new"] += done[0]
+                counts["uncaptioned"] += caption is None
+                counts["generated"] += done[2] == "generated"
+        if progress is not None:
+            progress(i + 1, len(files), rel)
+    return counts
+
+
 def prepare_dataset(
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -182,6 +253,8 @@ def prepare_dataset(
     codec: Any = "patch",
     music_encoder: str | Any = "logmel",
     encoder_options: Mapping[str, Any] | None = None,
+    music_encoder_fallback: str | None = None,
+    generate_captions: bool = True,
     clip_seconds: float = DEFAULT_CLIP_SECONDS,
     smoothing_seconds: float = curves.DEFAULT_SMOOTHING_SECONDS,
     last_clip: str = "pad",
@@ -200,7 +273,6 @@ def prepare_dataset(
     import torch
 
     from ...model_io.codec import make_codec
-    from .music_encoders import make_music_encoder
 
     if last_clip not in ("pad", "drop"):
         raise V2MError(f"last_clip must be 'pad' or 'drop', got {last_clip!r}")
@@ -221,52 +293,28 @@ def prepare_dataset(
     cod = make_codec(codec)
     if isinstance(cod, torch.nn.Module):
         cod = cod.to(dev)
-    enc = make_music_encoder(music_encoder, codec=cod, **dict(encoder_options or {}))
+    enc, fallback = _music_encoder(music_encoder, music_encoder_fallback, cod, encoder_options, say)
     described = enc.describe()
     curve = CurveSpec(music_encoder=described.get("id"), music_encoder_options={k: v for k, v in described.items() if k != "id"},
                       smoothing_seconds=smoothing_seconds)
     spec = _cache_spec(cod, codec, enc, curve, clip_seconds=clip_seconds, last_clip=last_clip,
                        min_last_fraction=min_last_fraction)
+    if fallback:
+        spec["music_encoder_fallback"] = fallback
 
     manifest, rebuilt = _open_cache(cache, spec, say)
-    table = read_captions(data_root)
     writer = ShardWriter(cache, manifest)
-    # captions are refreshed for finished files too (cheap, and edits need no re-encoding)
-    by_file: dict[str, list[dict]] = {}
-    for c in manifest["clips"]:
-        by_file.setdefault(c["file"], []).append(c)
-    encoder = _FileEncoder(cod, enc, spec, writer, say, batch_size=batch_size, device=dev, shard_size=shard_size)
-    counts = {"new": 0, "done_before": 0, "uncaptioned": 0}
-    for i, path in enumerate(files):
-        rel = path.relative_to(data_root).as_posix()
-        writer.visited.add(rel)
-        sig = file_signature(path)
-        caption = caption_for(path, rel, table)
-        entry, prev = manifest["files"].get(rel), writer.skipped_prev.get(rel)
-        if entry is not None and all(entry.get(k) == sig[k] for k in sig):
-            for c in by_file.get(rel, []):
-                c["caption"] = caption or ""
-            counts["done_before"] += 1
-            counts["uncaptioned"] += caption is None
-        elif prev is not None and all(prev.get(k) == sig[k] for k in sig):
-            writer.skip(prev)
-            say(f"skipped {rel}: {prev['reason']} (unchanged since the last run)")
-        else:
-            if entry is not None:
-                # changed since it was cached: its old clips stay in their shard but leave the manifest
-                manifest["clips"] = [c for c in manifest["clips"] if c["file"] != rel]
-                say(f"{rel} changed since it was cached: encoding it again")
-            n = encoder.encode(path, rel, sig, caption)
-            if n is not None:
-                counts["new"] += n
-                counts["uncaptioned"] += caption is None
-        if progress is not None:
-            progress(i + 1, len(files), rel)
-    writer.flush()
-    if counts["uncaptioned"]:
+    encoder = _FileEncoder(cod, enc, spec, writer, say, batch_size=batch_size, device=dev, shard_size=shard_size,
+                           generate_captions=generate_captions)
+    counts = _encode_files(files, data_root, manifest, encoder, progress)
+    encoder.writer.flush()
+    if counts["generated"]:
+        say(f"{counts['generated']} file(s) have no caption (no sidecar .txt or captions.csv/.jsonl row): captions generated "
+            "from their tags and measured tempo, key, loudness and brightness (caption_source 'generated' in the manifest)")
+    elif counts["uncaptioned"]:
         say(f"{counts['uncaptioned']} file(s) have no caption (no sidecar .txt or captions.csv/.jsonl row): caption ''")
     return PrepareResult(
         cache_dir=str(cache), spec=spec, clips=len(manifest["clips"]), new_clips=counts["new"],
         files_done=len(manifest["files"]), files_skipped_done=counts["done_before"], skipped=list(manifest["skipped"]),
-        uncaptioned=counts["uncaptioned"], rebuilt=rebuilt, messages=messages,
+        uncaptioned=counts["uncaptioned"], generated_captions=counts["generated"], rebuilt=rebuilt, messages=messages,
     )

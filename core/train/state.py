@@ -112,7 +112,16 @@ def load_state(tr, folder: Path) -> None:
         tr._log(f"warning: resuming a run saved with {info.get('world_size')} process(es) on {tr.rt.world}: "
                 "the data order continues but is not the one an uninterrupted run would have used")
     sd, _ = read_safetensors(folder / "model.safetensors")
-    tr.model.load_state_dict(sd, strict=True)
+    if tr.lora is None:
+        tr.model.load_state_dict(sd, strict=True)
+    else:  # a LoRA state holds the trained tensors only; the base comes from model.from_checkpoint
+        want = set(tr.lora.trainable)
+        if set(sd) != want:
+            from ..errors import V2MError
+
+            raise V2MError(f"{folder}: this state does not hold the LoRA run's tensors (the [lora] settings changed?). "
+                           "Fix: restore the config, or start a new run_dir (or --no-resume)")
+        tr.model.load_state_dict(sd, strict=False)
     if tr.ema is not None and (folder / "ema.safetensors").is_file():
         ema, _ = read_safetensors(folder / "ema.safetensors")
         tr.ema = {k: v.float() for k, v in ema.items()}
@@ -140,7 +149,11 @@ def save_state(tr) -> Path:
     root = tr.run_dir / STATE_DIR
     final = root / name
     tmp = root / f".tmp-{name}"
-    sd = rt.state_dict(tr.model)
+    if tr.lora is None:
+        sd = rt.state_dict(tr.model)
+    else:  # only what trains (the frozen base is model.from_checkpoint)
+        params = dict(rt.unwrap(tr.model).named_parameters())
+        sd = {n: params[n].detach() for n in tr.lora.trainable}
     opt_sd = tr.opt.state_dict()
     rng = _rng_state(tr.gen)
     if rt.is_main:

@@ -51,6 +51,7 @@ from ..errors import ModelError, V2MError
 from .config import lr_at, resolve_config
 from ..timing.spec import CurveSpec
 from .cache import ClipCache
+from .checks import check_run
 from .data import DataOrder, split_clips
 from .runtime import Runtime
 from .state import latest_state, load_state, prune, save_state
@@ -69,12 +70,14 @@ class TrainResult:
     state_dir: str | None = None
     losses: list = field(default_factory=list)  # (step, loss) of this session
     val: dict | None = None
+    adapter: bool = False  # checkpoint_path is a LoRA adapter (apply it on top of the base checkpoint)
+    merged_path: str | None = None  # base + adapter as one checkpoint (lora.export_merged)
 
 
 # model and text
 
 
-def _build_model(cfg: Mapping, spec: Mapping, text_dim: int | None):
+def _build_model(cfg: Mapping, spec: Mapping, text_dim: int | None, carry_codec: bool = True):
     from ..model.dit import V2MDiT, make_model_config
 
     m = cfg["model"]
@@ -88,7 +91,7 @@ def _build_model(cfg: Mapping, spec: Mapping, text_dim: int | None):
         model = model.float()
         src_meta = dict(model.meta)
         try:
-            pre, _ = read_safetensors(m["from_checkpoint"], prefix="pretransform.")
+            pre, _ = read_safetensors(m["from_checkpoint"], prefix="pretransform.") if carry_codec else ({}, {})
             carried = {"pretransform." + k: v for k, v in pre.items()}
         except ModelError:
             carried = {}
@@ -122,13 +125,16 @@ class CaptionText:
         enc = cfg["text"]["encoder"]
         self.t5 = None
         if enc not in (None, "", "none"):
+            from ...model_io.folders import resolve_model_dir
             from ...model_io.text import load_text_encoder
 
+            # a name means a folder under the models roots; a path (folder or ComfyUI file) is used as given
+            path = enc if (os.path.isabs(enc) or os.path.exists(enc)) else resolve_model_dir(enc, "text_encoders")
             base = _base_text_meta(cfg)
             kind = base.get("type") if base.get("type") in ("t5", "t5gemma") else None
             # T5Gemma's length is part of what SA3 learned (it attends to every padded position)
             length = int(base.get("max_length") or 256) if kind == "t5gemma" else int(cfg["text"]["max_length"])
-            self.t5 = load_text_encoder(enc, kind=kind, max_length=length, device=device)
+            self.t5 = load_text_encoder(path, kind=kind, max_length=length, device=device)
 
     @property
     def dim(self) -> int | None:
@@ -172,9 +178,13 @@ class Trainer:
         self.run_dir = Path(cfg["run_dir"])
         self.data = ClipCache(cfg["data"]["cache"])
         self.spec = self.data.spec
+        self.checks = check_run(cfg, self.spec)  # refuses a mismatched cache / base / config before any work
+        for w in self.checks.warnings:
+            self._log(f"warning: {w}")
         self.train_ids, self.val_ids = split_clips(len(self.data), cfg["data"]["val_clips"], cfg["seed"])
         self.text = CaptionText(cfg, self.rt.device)
-        model, self.objective, self.carried, self.src_meta = _build_model(cfg, self.spec, self.text.dim)
+        use_lora = bool(cfg["lora"]["enabled"])
+        model, self.objective, self.carried, self.src_meta = _build_model(cfg, self.spec, self.text.dim, not use_lora)
         if self.text.t5 is not None and model.takes_text:
             want = model.text_dim
             if want != self.text.dim:
@@ -183,15 +193,21 @@ class Trainer:
         if cfg["train"]["gradient_checkpointing"]:
             model.set_gradient_checkpointing(True)
         model.train().requires_grad_(True)
+        self.lora = None
+        if use_lora:
+            from .lora import param_groups, start_lora
+
+            self.lora = start_lora(model, cfg)
         model.to(self.rt.device)
         self.model = model
         o = cfg["optim"]
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(self.params, lr=float(o["lr"]), betas=tuple(float(b) for b in o["betas"]),
+        groups = param_groups(model, self.lora, o["weight_decay"]) if self.lora else self.params
+        self.opt = torch.optim.AdamW(groups, lr=float(o["lr"]), betas=tuple(float(b) for b in o["betas"]),
                                      weight_decay=float(o["weight_decay"]), eps=float(o["eps"]))
         self.ema = None
-        if cfg["ema"]["enabled"]:
-            self.ema = {n: p.detach().float().clone() for n, p in model.named_parameters()}
+        if cfg["ema"]["enabled"]:  # of the trained parameters (all of them, or LoRA's)
+            self.ema = {n: p.detach().float().clone() for n, p in model.named_parameters() if p.requires_grad}
         self.gen = torch.Generator(device="cpu").manual_seed(int(cfg["seed"]) * 1_000_003 + self.rt.rank)
         self.step = 0
         self.sampler = DataOrder(self.train_ids, cfg["seed"])
@@ -213,11 +229,32 @@ class Trainer:
                 self.tb = None
         self._val_tools = None
 
+    def curve_meta(self, model) -> dict:
+        """The cache's curve spec, with the video encoder of the config or of the base checkpoint, and any
+        music-encoder fallback the checks found."""
+        video_encoder = self.cfg["curve"]["video_encoder"] or CurveSpec.from_dict(self.src_meta.get("curve")).encoder
+        curve = CurveSpec.from_cache(self.spec, encoder=video_encoder).replace(channels=int(model.curve_channels)).to_dict()
+        curve.update(self.checks.curve_record)
+        return curve
+
     def export(self, name: str | None = None) -> Path | None:
-        """Write a V2M checkpoint (EMA weights by default) with the training curve spec."""
+        """Write a V2M checkpoint (EMA weights by default) with the training curve spec; a LoRA run writes
+        its adapter instead (``name`` None: a periodic one, pruned to ``keep_last``)."""
         from ...model_io.checkpoint import V2M_FORMAT, save_v2m_checkpoint
 
         rt = self.rt
+        if self.lora is not None:
+            if not rt.is_main:
+                rt.wait()
+                return None
+            from .lora import export_adapter
+
+            out = self.run_dir / CKPT_DIR / (name or f"v2m-lora-step-{self.step:08d}.safetensors")
+            export_adapter(self, out, self.curve_meta(rt.unwrap(self.model)))
+            if name is None:
+                prune(out.parent, "v2m-lora-step-*.safetensors", int(self.cfg["checkpoint"]["keep_last"]))
+            rt.wait()
+            return out
         sd = rt.state_dict(self.model)
         if not rt.is_main:
             rt.wait()
@@ -234,16 +271,13 @@ class Trainer:
 
             vae = make_codec(codec)
             state.update({"pretransform.model." + k: v for k, v in vae.state_dict().items()})
-        # the cache's curve spec, with the video encoder of the config or of the base checkpoint
-        video_encoder = self.cfg["curve"]["video_encoder"] or CurveSpec.from_dict(self.src_meta.get("curve")).encoder
-        curve = CurveSpec.from_cache(self.spec, encoder=video_encoder).replace(channels=int(model.curve_channels)).to_dict()
         meta = {
             "v2m_format": V2M_FORMAT,
             "model_config": model.model_config,
             "objective": self.objective,
             "latent_rate": float(self.spec["latent_rate"]),
             "sample_rate": int(self.spec["sample_rate"]),
-            "curve": curve,
+            "curve": self.curve_meta(model),
             "codec": codec,
             "text": self.text.meta(self.cfg),
             "training": {"step": self.step, "weights": self.cfg["checkpoint"]["export"] if self.ema is not None else "model",
@@ -344,7 +378,8 @@ class Trainer:
             decay = min(float(self.cfg["ema"]["decay"]), (1 + self.step) / (10 + self.step))
             with torch.no_grad():
                 for n, p in self.rt.unwrap(self.model).named_parameters():
-                    self.ema[n].lerp_(p.detach().float().to(self.ema[n].device), 1.0 - decay)
+                    if n in self.ema:
+                        self.ema[n].lerp_(p.detach().float().to(self.ema[n].device), 1.0 - decay)
         self.step += 1
         self.last_loss = total
         return total, lr, grad_norm
@@ -359,7 +394,7 @@ class Trainer:
         losses: list[tuple[int, float]] = []
         start_step, t0 = self.step, time.time()
         val: dict | None = None
-        stopped = False
+        stopped, merged = False, None
         state_dir = self.resumed_from
         if self.rt.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -404,12 +439,17 @@ class Trainer:
         if not stopped:
             if self.resumed_from is None or self.step != int(json.loads((self.resumed_from / "trainer.json").read_text())["step"]):
                 state_dir = save_state(self)
-            path = self.export("v2m-final.safetensors")
+            path = self.export("v2m-lora-final.safetensors" if self.lora is not None else "v2m-final.safetensors")
+            if self.lora is not None and self.cfg["lora"]["export_merged"] and path is not None:
+                from .lora import export_merged
+
+                merged = export_merged(self, path)
         if self.tb is not None:
             self.tb.flush()
         return TrainResult(checkpoint_path=None if path is None else str(path), step=self.step, last_loss=self.last_loss,
                            stopped=stopped, run_dir=str(self.run_dir), state_dir=None if state_dir is None else str(state_dir),
-                           losses=losses, val=val)
+                           losses=losses, val=val, adapter=self.lora is not None,
+                           merged_path=None if merged is None else str(merged))
 
 
 def train(

@@ -14,10 +14,11 @@ def _swap_ema(tr):
     model = tr.rt.unwrap(tr.model)
     if tr.ema is None:
         return None
-    backup = {n: p.detach().clone() for n, p in model.named_parameters()}
+    backup = {n: p.detach().clone() for n, p in model.named_parameters() if n in tr.ema}
     with torch.no_grad():
         for n, p in model.named_parameters():
-            p.copy_(tr.ema[n].to(p.device, p.dtype))
+            if n in tr.ema:
+                p.copy_(tr.ema[n].to(p.device, p.dtype))
     return backup
 
 
@@ -26,7 +27,8 @@ def _restore(tr, backup) -> None:
         return
     with torch.no_grad():
         for n, p in tr.rt.unwrap(tr.model).named_parameters():
-            p.copy_(backup[n])
+            if n in backup:
+                p.copy_(backup[n])
 
 
 def _curve_tools(tr):

@@ -1,0 +1,275 @@
+"""Model downloads, only on request: what each model is, where it goes, and a resumable fetch.
+
+Nothing here runs unless the user asks (``v2m-zero models download NAME``, or a node's "download if
+missing" switch). Files come from the Hugging Face Hub (``$HF_ENDPOINT`` when set) through
+``huggingface_hub`` (URLs, metadata, authentication with ``HF_TOKEN`` or a saved login, the HTTP
+transfer); safetensors and plain files only, no code. Where they go: a node passes ComfyUI's
+folders (``models/v2m/<kind>/``, SAO into ``models/checkpoints/``); the command line uses
+``$V2M_MODELS_DIR/<kind>/`` (or ``--dir``).
+
+Each file is written to ``<name>.part`` and renamed when complete (size checked, and its sha256
+when the Hub gives one): an interrupted download continues where it stopped on the next run (an
+HTTP range request), and a file that is there is not fetched again. Without a network the first
+metadata request fails at once (no retries, a short timeout) and the error is one line with the
+manual steps. ``HF_HUB_OFFLINE=1`` refuses without trying.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.errors import ModelError
+
+__all__ = ["MODELS", "DownloadError", "HubModel", "download", "model_status", "target_dir"]
+
+HUB = "https://huggingface.co"
+METADATA_TIMEOUT = 10.0  # seconds for the first answer; no retries
+
+
+class DownloadError(ModelError):
+    """A download that could not be done (no network, gated, not found), with the manual steps."""
+
+
+@dataclass(frozen=True)
+class HubModel:
+    name: str
+    repo: str
+    kind: str  # folder kind: encoders, text_encoders, prompt, music_encoders, base (SAO: ComfyUI's models/checkpoints)
+    files: tuple[str, ...]  # needed
+    optional: tuple[str, ...] = ()  # fetched when the repository has them
+    folder: str | None = None  # sub-folder of the kind folder (None: the model's name; "": the kind folder itself)
+    rename: Mapping[str, str] = field(default_factory=dict)
+    size: str = ""
+    used_by: str = ""
+    gated: bool = False
+    revision: str = "main"
+
+    def dest_name(self, file: str) -> str:
+        return self.rename.get(file, file)
+
+
+_HF_IMAGE = ("config.json", "preprocessor_config.json", "model.safetensors")
+_TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json",
+              "merges.txt", "generation_config.json")
+_ENCODERS = "V2M_EncodeFrames / curve / generate --encoder dinov2 (the paper's video encoder is dinov2-large)"
+_PROMPT = "V2M_MusicPrompt / prompt (optional: without it the prompt is your text + a tempo hint)"
+
+MODELS: dict[str, HubModel] = {m.name: m for m in (
+    HubModel("dinov2-small", "facebook/dinov2-small", "encoders", _HF_IMAGE, size="88 MB", used_by=_ENCODERS),
+    HubModel("dinov2-base", "facebook/dinov2-base", "encoders", _HF_IMAGE, size="346 MB", used_by=_ENCODERS),
+    HubModel("dinov2-large", "facebook/dinov2-large", "encoders", _HF_IMAGE, size="1.2 GB", used_by=_ENCODERS),
+    HubModel("dinov2-giant", "facebook/dinov2-giant", "encoders", _HF_IMAGE, size="4.5 GB", used_by=_ENCODERS),
+    HubModel("t5-base", "google-t5/t5-base", "text_encoders", ("config.json", "model.safetensors"),
+             optional=("spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"), size="0.9 GB",
+             used_by="V2M_LoadModel / generate with SAO-based checkpoints; train --base sao1 (the prompt encoder)"),
+    HubModel("musicfm", "minzwon/MusicFM", "music_encoders", ("pretrained_msd.pt", "msd_stats.json"), size="1.3 GB",
+             used_by="prepare / V2M_Train with the sao1 preset (the paper's music curves; log-mel without it)"),
+    HubModel("whisper-small", "openai/whisper-small", "prompt", ("config.json", "model.safetensors"),
+             optional=("preprocessor_config.json", "normalizer.json") + _TOKENIZER, size="0.97 GB", used_by=_PROMPT),
+    HubModel("smolvlm2-256m", "HuggingFaceTB/SmolVLM2-256M-Video-Instruct", "prompt", ("config.json", "model.safetensors"),
+             optional=("preprocessor_config.json", "processor_config.json", "chat_template.json", "chat_template.jinja")
+             + _TOKENIZER, size="0.5 GB", used_by=_PROMPT),
+    HubModel("qwen2.5-1.5b-instruct", "Qwen/Qwen2.5-1.5B-Instruct", "prompt", ("config.json", "model.safetensors"),
+             optional=_TOKENIZER, size="3.1 GB", used_by=_PROMPT),
+    HubModel("sao1", "stabilityai/stable-audio-open-1.0", "base", ("model.safetensors",), folder="",
+             rename={"model.safetensors": "stable-audio-open-1.0.safetensors"}, size="4.9 GB", gated=True,
+             used_by="init-checkpoint --from sao1 (the base to fine-tune; accept its licence on the Hub and log in)"),
+)}
+
+# where a kind lives under $V2M_MODELS_DIR (a ComfyUI host passes its own folders)
+STANDALONE_FOLDER = {"base": "checkpoints"}
+
+
+def get_model(name: str) -> HubModel:
+    if name not in MODELS:
+        raise ModelError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def target_dir(model: HubModel, *, folders: Mapping[str, str] | None = None, root: str | os.PathLike | None = None) -> Path:
+    """Where a model's files go: ``folders[kind]`` (a host's folders), else ``<root or $V2M_MODELS_DIR>/<kind>``."""
+    if folders and model.kind in folders:
+        base = Path(folders[model.kind])
+    else:
+        root = root or os.environ.get("V2M_MODELS_DIR")
+        if not root:
+            raise ModelError("no models folder: set V2M_MODELS_DIR (or pass --dir DIR, or --comfyui COMFYUI_ROOT)")
+        base = Path(root) / STANDALONE_FOLDER.get(model.kind, model.kind)
+    sub = model.name if model.folder is None else model.folder
+    return base / sub if sub else base
+
+
+def model_status(model: HubModel, **where) -> dict:
+    """``{"state": installed | partial | missing, "path", "missing": [files]}``."""
+    dest = target_dir(model, **where)
+    missing = [f for f in model.files if not (dest / model.dest_name(f)).is_file()]
+    partial = any((dest / (model.dest_name(f) + ".part")).is_file() for f in model.files)
+    state = "installed" if not missing else ("partial" if partial else "missing")
+    path = dest / model.dest_name(model.files[0]) if model.folder == "" else dest
+    return {"state": state, "path": str(path), "missing": missing}
+
+
+# --------------------------------------------------------------------------------------------
+# fetching
+
+
+def _manual(model: HubModel, dest: Path, endpoint: str, why: str) -> DownloadError:
+    files = " ".join(model.files)
+    login = " (accept its licence on the Hub page first and log in: `hf auth login` or HF_TOKEN)" if model.gated else ""
+    renames = "".join(f", and rename {a} to {b}" for a, b in model.rename.items())
+    return DownloadError(f"{model.name}: {why}. Manual steps: download {files} from {endpoint}/{model.repo}{login} into "
+                         f"{dest} (e.g. `hf download {model.repo} {files} --local-dir {dest}`){renames}, then run again")
+
+
+def _why(exc: BaseException, endpoint: str) -> str:
+    from huggingface_hub import errors
+
+    if isinstance(exc, errors.GatedRepoError):
+        return "the repository is gated: you have not accepted its licence or gave no token"
+    if isinstance(exc, errors.RepositoryNotFoundError):
+        return "repository not found (or private/gated and no token given)"
+    if isinstance(exc, errors.HfHubHTTPError):
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        return f"the Hub answered HTTP {status}"
+    return f"cannot reach {endpoint} ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
+
+
+def _not_found(exc: BaseException) -> bool:
+    from huggingface_hub import errors
+
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return isinstance(exc, errors.EntryNotFoundError) or status == 404
+
+
+class _Counting:
+    """A file wrapper that reports every write to ``tick(bytes)`` (progress for any huggingface_hub version)."""
+
+    def __init__(self, f, tick):
+        self.f, self.tick = f, tick
+
+    def write(self, b):
+        n = self.f.write(b)
+        self.tick(len(b))
+        return n
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 24), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fetch(meta, out: Path, headers: dict, tick: Callable[[int], None]) -> None:
+    """One file into ``out.part`` (continued from where a previous run stopped), checked, then renamed."""
+    from huggingface_hub.file_download import http_get
+
+    part = out.with_name(out.name + ".part")
+    have = part.stat().st_size if part.is_file() else 0
+    if meta.size is not None and have > meta.size:
+        part.unlink()
+        have = 0
+    tick(have)
+    with open(part, "ab") as f:
+        http_get(meta.location, _Counting(f, tick), resume_size=have, headers=headers, expected_size=meta.size,
+                 displayed_filename=out.name)
+    size = part.stat().st_size
+    if meta.size is not None and size != meta.size:
+        raise DownloadError(f"{out.name}: got {size} bytes, expected {meta.size}; run again to continue")
+    etag = (meta.etag or "").strip('"')
+    if re.fullmatch(r"[0-9a-f]{64}", etag) and _sha256(part) != etag:
+        part.unlink()
+        raise DownloadError(f"{out.name}: the downloaded file's sha256 differs from the Hub's; it was removed, run again")
+    os.replace(part, out)
+
+
+def download(model: HubModel | str, *, folders: Mapping[str, str] | None = None, root: str | os.PathLike | None = None,
+             token: str | None = None, endpoint: str | None = None,
+             progress: Callable[[int, int], None] | None = None, log: Callable[[str], None] | None = None) -> Path:
+    """Fetch a model's files (see the module doc); returns its folder (or file, for single-file models).
+
+    ``progress(done_bytes, total_bytes)`` follows the transfer. Raises :class:`DownloadError` (one line,
+    with the manual steps) when it cannot be done.
+    """
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.utils import are_progress_bars_disabled, build_hf_headers, disable_progress_bars, enable_progress_bars
+
+    model = get_model(model) if isinstance(model, str) else model
+    endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or HUB).rstrip("/")
+    dest = target_dir(model, folders=folders, root=root)
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise _manual(model, dest, endpoint, "HF_HUB_OFFLINE is set, so nothing is downloaded")
+    todo = []
+    for file in model.files + model.optional:
+        out = dest / model.dest_name(file)
+        if out.is_file():
+            continue
+        url = hf_hub_url(model.repo, file, revision=model.revision, endpoint=endpoint)
+        try:
+            todo.append((get_hf_file_metadata(url, token=token, timeout=METADATA_TIMEOUT), out))
+        except Exception as exc:  # network errors have many types across huggingface_hub versions
+            if file in model.optional and _not_found(exc):
+                continue
+            raise _manual(model, dest, endpoint, _why(exc, endpoint)) from None
+    dest.mkdir(parents=True, exist_ok=True)
+    total = sum(int(m.size or 0) for m, _ in todo)
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(done[0], total)
+
+    quiet = are_progress_bars_disabled()
+    disable_progress_bars()  # ours instead: one bar for the whole model
+    try:
+        for meta, out in todo:
+            if log is not None:
+                log(f"{model.name}: {out.name} ({(meta.size or 0) / 1e6:.1f} MB)")
+            try:
+                _fetch(meta, out, build_hf_headers(token=token), tick)
+            except DownloadError:
+                raise
+            except Exception as exc:
+                raise _manual(model, dest, endpoint, _why(exc, endpoint) + f" while fetching {out.name} "
+                              "(the part already downloaded is kept: running again continues it)") from None
+    finally:
+        if not quiet:
+            enable_progress_bars()
+    return dest / model.dest_name(model.files[0]) if model.folder == "" else dest
+
+
+# what each node or command needs: (who, models, note); a group with "any" is satisfied by one of them
+NEEDS = (
+    ("V2M_EncodeFrames / curve / generate with --encoder dinov2", ("dinov2-large", "dinov2-small", "dinov2-base", "dinov2-giant"),
+     "any", "the paper uses dinov2-large; the weightless pixels / histogram encoders need nothing"),
+    ("V2M_LoadModel / generate with an SAO-based checkpoint", ("t5-base",), "all", ""),
+    ("init-checkpoint --from sao1", ("sao1",), "all", "gated: accept its licence on the Hub and log in first"),
+    ("prepare / train / V2M_Train with the sao1 preset", ("t5-base", "musicfm"), "all",
+     "without musicfm the music curves are log-mel (warned and recorded)"),
+    ("V2M_MusicPrompt / prompt", ("whisper-small", "smolvlm2-256m", "qwen2.5-1.5b-instruct"), "all",
+     "optional: without them the prompt is your text + a tempo hint"),
+)
+
+
+def missing_report(**where) -> list[tuple[str, list[str], str]]:
+    """``[(who, missing model names, note)]`` for every entry of :data:`NEEDS`."""
+    state = {name: model_status(m, **where)["state"] for name, m in MODELS.items()}
+    out = []
+    for who, names, mode, note in NEEDS:
+        missing = [n for n in names if state[n] != "installed"]
+        if mode == "any" and len(missing) < len(names):
+            missing = []
+        elif mode == "any":
+            missing = missing[:1]
+        out.append((who, missing, note))
+    return out
