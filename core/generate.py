@@ -56,8 +56,15 @@ def load_generator(
     codec: str | None = None,
     device: str | torch.device | None = None,
     precision: str = "fp32",
+    tokenizer: str | None = None,
 ) -> Generator:
-    """Load a V2M checkpoint, its codec (embedded, declared, or ``codec`` path) and T5 folder."""
+    """Load a V2M checkpoint, its codec (embedded, declared, or ``codec`` path) and T5 text encoder.
+
+    ``checkpoint`` may also be a Stable Audio Open 1.0 single file: it is widened by the zero curve
+    channel in memory (``meta["note"]`` says that timing needs fine-tuning). ``text_encoder`` is a
+    T5 folder or a single-file T5 (ComfyUI's ``t5_base.safetensors``, whose tokenizer comes from the
+    folder ``tokenizer``)."""
+    from ..model_io import sao
     from ..model_io.checkpoint import build_dit_from_checkpoint
     from ..model_io.codec import make_codec
     from ..model_io.weights import SafetensorsFile
@@ -65,7 +72,10 @@ def load_generator(
     dev = torch_device(device)
     dtype = torch_dtype(precision)
     file = SafetensorsFile(checkpoint)  # the header is parsed once for the DiT and the codec
-    dit = build_dit_from_checkpoint(file, device=dev, dtype=dtype)
+    if sao.is_sao_file(file):
+        dit = sao.load_sao_as_v2m(file, device=dev, dtype=dtype)
+    else:
+        dit = build_dit_from_checkpoint(file, device=dev, dtype=dtype)
     meta = dict(getattr(dit, "meta", {}) or {})
     if dit.curve_channels < 1:
         raise ModelError(f"{checkpoint} has no event-curve input channel: make one with `v2m-zero init-checkpoint`")
@@ -82,7 +92,7 @@ def load_generator(
             raise ModelError(f"{checkpoint} is conditioned on T5 text: choose a T5 folder (models/v2m/text_encoders/t5-base)")
         from ..model_io.text import load_t5
 
-        text = load_t5(text_encoder, device=dev)
+        text = load_t5(text_encoder, device=dev, tokenizer=tokenizer)
     return Generator(dit=dit, codec=cod, text=text, meta=meta, device=dev, dtype=dtype)
 
 

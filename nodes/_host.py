@@ -64,13 +64,59 @@ def model_path(kind: str, name: str) -> str:
 
 
 def input_video_choices() -> list[str]:
+    """Videos in the input folder, and always the pack's example clip (made on first use)."""
     import folder_paths
 
+    from ..core.examples import DEMO_CLIP_NAME
+
     root = folder_paths.get_input_directory()
-    if not os.path.isdir(root):
+    files = [f for f in os.listdir(root) if os.path.isfile(os.path.join(root, f))] if os.path.isdir(root) else []
+    return sorted(set(folder_paths.filter_files_content_types(files, ["video"])) | {DEMO_CLIP_NAME})
+
+
+def input_video_path(name: str) -> str:
+    """Like :func:`confined_input_path`, but the example clip is made in the input folder when missing."""
+    import folder_paths
+
+    from ..core import examples
+
+    if name == examples.DEMO_CLIP_NAME:
+        path = os.path.join(folder_paths.get_input_directory(), name)
+        if not os.path.lexists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            examples.make_demo_clip(path)  # written atomically
+    return confined_input_path(name)
+
+
+def host_model_files(folder_name: str) -> list[str]:
+    """Files ComfyUI lists for one of its own model folders (``checkpoints``, ``text_encoders``...)."""
+    import folder_paths
+
+    try:
+        return list(folder_paths.get_filename_list(folder_name))
+    except (KeyError, OSError):
         return []
-    files = [f for f in os.listdir(root) if os.path.isfile(os.path.join(root, f))]
-    return sorted(folder_paths.filter_files_content_types(files, ["video"]))
+
+
+def host_model_path(folder_name: str, name: str) -> str:
+    """Full path of a file in one of ComfyUI's model folders, or a V2MError naming the folder."""
+    import folder_paths
+
+    path = folder_paths.get_full_path(folder_name, name)
+    if not path:
+        raise V2MError(f"{name!r} is not in models/{folder_name}/: put it there and refresh")
+    return path
+
+
+def host_t5_tokenizer() -> str | None:
+    """The T5 tokenizer folder ComfyUI ships for its own Stable Audio nodes (comfy/text_encoders/t5_tokenizer)."""
+    import comfy
+
+    for root in list(getattr(comfy, "__path__", []) or []):
+        folder = os.path.join(root, "text_encoders", "t5_tokenizer")
+        if os.path.isfile(os.path.join(folder, "tokenizer.json")):
+            return folder
+    return None
 
 
 def confined_input_path(name: str) -> str:
@@ -111,9 +157,15 @@ class Progress:
 
 
 def video_source(video):
-    """A path or file object for a core VIDEO, or None when it only exists as components."""
+    """A path or file object for a core VIDEO, or None when it only exists as components.
+
+    ComfyUI's ``VideoFromComponents`` (CreateVideo) would give a stream only by encoding all its
+    frames to H.264 in memory (lossy, slow): its frames are used directly instead.
+    """
+    from comfy_api.latest import InputImpl
+
     get = getattr(video, "get_stream_source", None)
-    if get is None:
+    if get is None or isinstance(video, InputImpl.VideoFromComponents):
         return None
     src = get()
     if hasattr(src, "seek"):

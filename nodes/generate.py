@@ -6,6 +6,7 @@ import numpy as np
 from comfy_api.latest import io, ui
 
 from ..core.timing import plot
+from ..core.timing.spec import curve_mismatches
 from ..core import generate
 from ..core.model.flow import UNCOND_MODES
 from ..core.errors import V2MError
@@ -16,6 +17,79 @@ from .types import CurveType, ModelType
 CATEGORY = "V2M-Zero/generate"
 FROM_CHECKPOINT = "from checkpoint"
 NONE = "none"
+#: The bundled toy checkpoint (the default, so a fresh install generates), and the label of
+#: Stable Audio Open 1.0 files found in ComfyUI's own models/checkpoints/.
+DEMO_CHECKPOINT = "demo/v2m-zero-pair-toy.safetensors"
+SAO_BASE = "[SAO 1.0 base] "
+DEMO_NOTE = ("DEMO checkpoint: a 1 M-parameter toy trained on synthetic percussion with music curves only "
+             "(benchmarks/zero_pair_toy.py); its hits land on the video's cuts, but it makes clicks at 8 kHz, not music")
+_HEADER_CACHE: dict[tuple, bool] = {}
+
+
+def _cached_check(path: str, check) -> bool:
+    """``check(path)`` (a header read), remembered per file size and modification time."""
+    import os
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    key = (path, check.__name__, st.st_size, st.st_mtime_ns)
+    if key not in _HEADER_CACHE:
+        _HEADER_CACHE[key] = bool(check(path))
+    return _HEADER_CACHE[key]
+
+
+def _sao_bases() -> list[str]:
+    from ..model_io.sao import is_sao_file
+
+    names = [n for n in _host.host_model_files("checkpoints") if n.lower().endswith(".safetensors")]
+    return [SAO_BASE + n for n in names if _cached_check(_host.host_model_path("checkpoints", n), is_sao_file)]
+
+
+def _host_t5_files() -> list[str]:
+    from ..model_io.text import is_t5_file
+
+    names = [n for n in _host.host_model_files("text_encoders") if n.lower().endswith(".safetensors")]
+    return [n for n in names if _cached_check(_host.host_model_path("text_encoders", n), is_t5_file)]
+
+
+def checkpoint_choices() -> list[str]:
+    return [DEMO_CHECKPOINT] + _host.model_choices("checkpoints", folders=False) + _sao_bases()
+
+
+def checkpoint_path(name: str) -> str:
+    """The file behind a checkpoint choice: the bundled demo, a SAO 1.0 file in models/checkpoints/, or models/v2m/checkpoints/."""
+    from ..model_io.folders import DEMO_CHECKPOINT as demo_path
+
+    if name == DEMO_CHECKPOINT:
+        return demo_path
+    if name.startswith(SAO_BASE):
+        return _host.host_model_path("checkpoints", name[len(SAO_BASE):])
+    return _host.model_path("checkpoints", name)
+
+
+def _text_encoder(name: str) -> tuple[str | None, str | None]:
+    """(T5 folder or file, tokenizer folder for a single file)."""
+    if name == NONE:
+        return None, None
+    if name.lower().endswith(".safetensors") and name in _host_t5_files():
+        tok = _host.host_t5_tokenizer()
+        if tok is None:
+            raise V2MError(f"{name}: a single-file T5 needs ComfyUI's T5 tokenizer (comfy/text_encoders/t5_tokenizer), "
+                           "which this ComfyUI lacks: update ComfyUI or use a T5 folder in models/v2m/text_encoders/")
+        return _host.host_model_path("text_encoders", name), tok
+    return _host.model_path("text_encoders", name), None
+
+
+def model_notes(gen) -> list[str]:
+    """What a user must know about the loaded model (demo toy, SAO base without curve training)."""
+    notes = []
+    if gen.meta.get("demo"):
+        notes.append(DEMO_NOTE)
+    if gen.meta.get("note"):
+        notes.append(str(gen.meta["note"]))
+    return notes
 
 
 class LoadModel(io.ComfyNode):
@@ -25,10 +99,14 @@ class LoadModel(io.ComfyNode):
             node_id="V2M_LoadModel",
             display_name="Load V2M Model",
             category=CATEGORY,
-            description="Load a V2M checkpoint (a DiT with an event-curve input channel), its audio codec and T5 text encoder. Make one from Stable Audio Open 1.0 with `v2m-zero init-checkpoint`, or train one.",
+            description="Load a V2M checkpoint (a DiT with an event-curve input channel), its audio codec and T5 text encoder: the bundled demo toy, a checkpoint in models/v2m/checkpoints/, or Stable Audio Open 1.0 from models/checkpoints/ as a base (curve channel added on load).",
             inputs=[
-                io.Combo.Input("checkpoint", options=_host.model_choices("checkpoints", folders=False), tooltip="V2M checkpoint in models/v2m/checkpoints/."),
-                io.Combo.Input("text_encoder", options=[NONE] + _host.model_choices("text_encoders", folders=True), default=NONE, tooltip="T5 folder in models/v2m/text_encoders/ (t5-base for Stable Audio Open); none for models trained without text."),
+                io.Combo.Input("checkpoint", options=checkpoint_choices(), default=DEMO_CHECKPOINT,
+                               tooltip=f"{DEMO_CHECKPOINT}: the bundled TOY (1 M parameters, synthetic percussion at 8 kHz: shows timing transfer, not music). "
+                                       f"Others: V2M checkpoints in models/v2m/checkpoints/, and '{SAO_BASE}…' = Stable Audio Open 1.0 files in models/checkpoints/ "
+                                       "with a zero-weight curve channel added on load (its timing ignores the video until fine-tuned)."),
+                io.Combo.Input("text_encoder", options=[NONE] + _host.model_choices("text_encoders", folders=True) + _host_t5_files(), default=NONE,
+                               tooltip="T5 for the prompt (Stable Audio Open uses t5-base): ComfyUI's t5_base.safetensors from models/text_encoders/ (tokenizer from ComfyUI), or a T5 folder in models/v2m/text_encoders/; none for models trained without text (the demo)."),
                 io.Combo.Input("codec", options=[FROM_CHECKPOINT] + _host.model_choices("codecs", folders=False), default=FROM_CHECKPOINT, tooltip="Audio autoencoder: the one stored in or declared by the checkpoint, or a file in models/v2m/codecs/."),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="fp32", tooltip="DiT weights and activations; bf16 halves memory on recent GPUs."),
                 io.Boolean.Input("offload", default=True, tooltip="Keep the model in CPU memory between runs and move it to the GPU only while sampling/decoding."),
@@ -40,13 +118,14 @@ class LoadModel(io.ComfyNode):
     def execute(cls, checkpoint, text_encoder, codec, precision, offload) -> io.NodeOutput:
         import comfy.model_management as mm
 
-        ckpt = _host.model_path("checkpoints", checkpoint)
-        text = None if text_encoder == NONE else _host.model_path("text_encoders", text_encoder)
+        ckpt = checkpoint_path(checkpoint)
+        text, tokenizer = _text_encoder(text_encoder)
         cod = None if codec == FROM_CHECKPOINT else _host.model_path("codecs", codec)
         device = "cpu" if offload else mm.get_torch_device()
-        gen = generate.load_generator(ckpt, text_encoder=text, codec=cod, device=device, precision=precision)
+        gen = generate.load_generator(ckpt, text_encoder=text, codec=cod, device=device, precision=precision, tokenizer=tokenizer)
         gen.meta["_offload"] = bool(offload)
-        return io.NodeOutput(gen)
+        notes = model_notes(gen)
+        return io.NodeOutput(gen, ui=ui.PreviewText("\n".join(notes)) if notes else None)
 
 
 def _on_device(gen: generate.Generator, device) -> None:
@@ -102,6 +181,7 @@ class Sampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, curve, prompt, negative_prompt, steps, cfg, seed, uncond) -> io.NodeOutput:
+        notes = curve_mismatches(curve.spec, model.curve_spec, smoothed_here=curve.rate is None) + model_notes(model)
         cond = generate.conditioning_curve_for(model, curve)
         bar = _host.Progress(steps)
 
@@ -114,9 +194,18 @@ class Sampler(io.ComfyNode):
                 gen, cond, prompt, negative_prompt=negative_prompt, duration=curve.duration,
                 steps=steps, cfg_scale=cfg, seed=seed, uncond=uncond, callback=callback,
             )
-        image = _host.image_tensor(plot.plot_curves([("conditioning curve", cond)], title=f"{len(cond)} latent frames, {curve.duration:.2f} s"))
+        title = f"conditioning curve: {len(cond)} latent frames, {curve.duration:.2f} s"
+        # notes are drawn on the preview itself: visible where people look
+        image = _host.image_tensor(plot.plot_curves([("conditioning curve", cond)], title=title, notes=notes, height=400 + 70 * len(notes)))
         latent = {"samples": latents, "type": "audio", "duration": float(curve.duration), "sample_rate": model.sample_rate}
-        return io.NodeOutput(latent, image, ui=ui.PreviewImage(image, cls=cls))
+        text = "\n".join(["curve and checkpoint agree" if not notes else "notes:"] + [f"- {n}" for n in notes])
+        return io.NodeOutput(latent, image, ui={"text": (text,), **_image_ui(image, cls)})
+
+
+def _image_ui(image, cls) -> dict:
+    preview = ui.PreviewImage(image, cls=cls)
+    as_dict = getattr(preview, "as_dict", None)
+    return as_dict() if callable(as_dict) else {}
 
 
 class DecodeLatents(io.ComfyNode):

@@ -89,6 +89,7 @@ def plot_curves(
     width: int = 1024,
     height: int = 400,
     title: str = "",
+    notes: Sequence[str] = (),
 ) -> np.ndarray:
     """Labelled curves on one time axis, with ``peaks`` (hit points) and ``marks`` rows below.
 
@@ -113,8 +114,14 @@ def plot_curves(
 
     n_rows = len(marks)
     mark_frac = min(0.12 * n_rows, 0.4)
-    grid = fig.add_gridspec(2 if n_rows else 1, 1, height_ratios=[1 - mark_frac, mark_frac] if n_rows else [1])
-    ax = fig.add_subplot(grid[0])
+    note_lines = _wrap_notes(notes, width, font_px * 0.75)
+    ratios = ([min(0.08 * len(note_lines), 0.45)] if note_lines else []) + [1 - mark_frac] + ([mark_frac] if n_rows else [])
+    grid = fig.add_gridspec(len(ratios), 1, height_ratios=ratios)
+    if note_lines:  # warnings the user must see, above the plot in a darker red
+        box = fig.add_subplot(grid[0])
+        box.axis("off")
+        box.text(0.0, 1.0, "\n".join(note_lines), va="top", ha="left", fontsize=fs * 0.75, color="#a01010", transform=box.transAxes)
+    ax = fig.add_subplot(grid[1 if note_lines else 0])
     ax.set_facecolor("white")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -167,13 +174,20 @@ def plot_curves(
     xlabel_ax = ax
     if n_rows:
         ax.tick_params(labelbottom=False)
-        rows = fig.add_subplot(grid[1], sharex=ax)
+        rows = fig.add_subplot(grid[-1], sharex=ax)
         _draw_marks(rows, marks, seconds_per_px, fs, line_w)
         xlabel_ax = rows
     xlabel_ax.set_xlabel("time (min:s)" if duration >= 120 else "time (s)", fontsize=fs * 0.9)
     fig.canvas.draw()
     rgba = np.asarray(fig.canvas.buffer_rgba())
     return np.ascontiguousarray(rgba[..., :3])
+
+
+def _wrap_notes(notes: Sequence[str], width: int, char_px: float) -> list[str]:
+    import textwrap
+
+    per_line = max(20, int(width / (0.55 * char_px)))
+    return [line for note in notes for line in textwrap.wrap("⚠ " + str(note), per_line)]
 
 
 def _draw_marks(ax, marks, seconds_per_px: float, fs: float, line_w: float) -> None:
