@@ -149,7 +149,9 @@ def plot_curves(
             target, label = right, f"{label} (right axis)"
         if t.size == 1:
             t, v = np.r_[t, t + 1e-6], np.r_[v, v]
-        (h,) = target.plot(t, v, color=_COLOURS[i % len(_COLOURS)], linewidth=line_w, label=label, zorder=3)
+        # the first curve is the one the picture is about: drawn on top, the others thinner below it
+        (h,) = target.plot(t, v, color=_COLOURS[i % len(_COLOURS)], linewidth=line_w if i == 0 else line_w * 0.7,
+                           alpha=1.0 if i == 0 else 0.85, label=label, zorder=3 + len(curves) - i)
         handles.append(h)
 
     shown = _thin(peaks, seconds_per_px)
