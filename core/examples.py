@@ -311,6 +311,9 @@ def make_demo_dataset(folder) -> str:
     parent = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".v2m-demo-music-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # a normal folder once renamed (mkdtemp makes it private)
     try:
         make_pattern_music(tmp, **DEMO_DATASET)
         with open(os.path.join(tmp, "README.txt"), "w") as f:
