@@ -41,7 +41,6 @@ Prints a markdown results table and the checkpoint path; writes ``results.json``
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -53,7 +52,7 @@ import torch
 
 from v2m_zero.core.timing import curves, encoders, media
 from v2m_zero.core.timing.spec import CurveSpec
-from v2m_zero.core import generate, eval as metrics
+from v2m_zero.core import examples, generate, eval as metrics
 from v2m_zero.core.eval import synth
 from v2m_zero.core.model.codec import PatchCodec
 from v2m_zero.model_io.checkpoint import V2M_FORMAT, load_v2m_checkpoint, save_v2m_checkpoint
@@ -95,64 +94,15 @@ def log(msg: str) -> None:
 # 1. synthetic music with random event patterns
 
 
-def _sparse(rng: np.random.Generator, dur: float) -> list[float]:
-    """Aperiodic accents, gaps uniform in [0.3, 2.2] s."""
-    out, t = [], rng.uniform(0.05, 1.2)
-    while t < dur - 0.05:
-        out.append(t)
-        t += rng.uniform(0.3, 2.2)
-    return out
-
-
-def _pulse(rng: np.random.Generator, dur: float, keep: float) -> list[float]:
-    """A steady pulse at 60–150 BPM, each beat kept with probability ``keep``."""
-    period = 60.0 / rng.uniform(60, 150)
-    beats = np.arange(rng.uniform(0, period), dur - 0.05, period)
-    return [float(b) for b in beats if rng.random() < keep]
-
-
-PATTERNS = {
-    "sparse": ("sparse percussive hits", 0.5),
-    "pulse": ("steady percussive pulse", 0.2),
-    "pulse+accents": ("percussive loop with accents", 0.3),
-}
-
-
-def segment_onsets(rng: np.random.Generator, dur: float) -> tuple[str, list[float]]:
-    names = list(PATTERNS)
-    kind = names[rng.choice(len(names), p=[PATTERNS[k][1] for k in names])]
-    if kind == "sparse":
-        on = _sparse(rng, dur)
-    elif kind == "pulse":
-        on = _pulse(rng, dur, rng.uniform(0.6, 1.0))
-    else:
-        on = sorted(set(np.round(_pulse(rng, dur, rng.uniform(0.3, 0.8)) + _sparse(rng, dur), 3)))
-    return kind, [float(x) for x in on]
+# The patterns and the writer live in the library: the train template's demo dataset uses them too.
+PATTERNS = examples.MUSIC_PATTERNS
+segment_onsets = examples.segment_onsets
 
 
 def make_music(folder: str, n_files: int, seed: int) -> dict:
     """``n_files`` FLAC files of FILE_SECONDS, each 8 clip-aligned segments with their own pattern."""
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    counts: dict[str, int] = {k: 0 for k in PATTERNS}
-    rows = []
-    n_seg = int(round(FILE_SECONDS / CLIP_SECONDS))
-    for i in range(n_files):
-        onsets, kinds = [], []
-        for s in range(n_seg):
-            kind, on = segment_onsets(rng, CLIP_SECONDS)
-            counts[kind] += 1
-            kinds.append(kind)
-            onsets += [s * CLIP_SECONDS + t for t in on]
-        wave = synth.click_track(onsets, FILE_SECONDS, sample_rate=SAMPLE_RATE, channels=1, seed=seed * 100003 + i)
-        name = f"music-{i:04d}.flac"
-        media.write_audio(os.path.join(folder, name), wave, SAMPLE_RATE, layout="mono")
-        rows.append((name, PATTERNS[max(set(kinds), key=kinds.count)][0]))
-    with open(os.path.join(folder, "captions.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["file", "caption"])
-        w.writerows(rows)
-    return counts
+    return examples.make_pattern_music(folder, n_files, seed=seed, file_seconds=FILE_SECONDS, clip_seconds=CLIP_SECONDS,
+                                       sample_rate=SAMPLE_RATE)
 
 
 def latent_scale(folder: str, n_files: int = 8) -> float:

@@ -194,3 +194,132 @@ def click_track(
     if peak > 0.9:
         out *= 0.9 / peak
     return out.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# The pack's example clip: what the templates load on a fresh install
+
+#: Its name in ComfyUI's input folder, and its cuts (s): shots of 1.25–2 s with one 0.5 s shot.
+DEMO_CLIP_NAME = "v2m_demo_clip.mp4"
+DEMO_CUTS = (1.5, 3.0, 4.25, 6.0, 7.5, 8.0, 10.0)
+DEMO_CLIP = {"duration": 12.0, "fps": 24, "size": (320, 180), "seed": 0}
+
+
+def make_demo_clip(path) -> SynthClip:
+    """The example clip (12 s, 24 fps, 320×180, seven cuts; our own synthetic textures, no audio).
+
+    The same bytes for the same PyAV/FFmpeg build; a few hundred kB.
+    """
+    return make_cut_clip(path, cut_times=list(DEMO_CUTS), **DEMO_CLIP)
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic music with event patterns: the zero-pair toy's training data and the demo dataset
+
+#: pattern → (caption, probability)
+MUSIC_PATTERNS = {
+    "sparse": ("sparse percussive hits", 0.5),
+    "pulse": ("steady percussive pulse", 0.2),
+    "pulse+accents": ("percussive loop with accents", 0.3),
+}
+
+
+def _sparse(rng: np.random.Generator, dur: float) -> list[float]:
+    """Aperiodic accents, gaps uniform in [0.3, 2.2] s."""
+    out, t = [], rng.uniform(0.05, 1.2)
+    while t < dur - 0.05:
+        out.append(t)
+        t += rng.uniform(0.3, 2.2)
+    return out
+
+
+def _pulse(rng: np.random.Generator, dur: float, keep: float) -> list[float]:
+    """A steady pulse at 60–150 BPM, each beat kept with probability ``keep``."""
+    period = 60.0 / rng.uniform(60, 150)
+    beats = np.arange(rng.uniform(0, period), dur - 0.05, period)
+    return [float(b) for b in beats if rng.random() < keep]
+
+
+def segment_onsets(rng: np.random.Generator, dur: float) -> tuple[str, list[float]]:
+    """One segment's pattern name and onset times (s): sparse accents, a pulse, or both."""
+    names = list(MUSIC_PATTERNS)
+    kind = names[rng.choice(len(names), p=[MUSIC_PATTERNS[k][1] for k in names])]
+    if kind == "sparse":
+        on = _sparse(rng, dur)
+    elif kind == "pulse":
+        on = _pulse(rng, dur, rng.uniform(0.6, 1.0))
+    else:
+        on = sorted(set(np.round(_pulse(rng, dur, rng.uniform(0.3, 0.8)) + _sparse(rng, dur), 3)))
+    return kind, [float(x) for x in on]
+
+
+def make_pattern_music(folder, n_files: int, *, seed: int = 0, file_seconds: float = 64.0, clip_seconds: float = 8.0,
+                       sample_rate: int = 8000) -> dict:
+    """``n_files`` mono FLAC files of percussive hits, each made of clip-aligned segments with their
+    own event pattern, and a ``captions.csv`` (the file's main pattern). Returns pattern counts."""
+    import csv
+    import os
+
+    from .timing.media import write_audio
+
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    counts: dict[str, int] = {k: 0 for k in MUSIC_PATTERNS}
+    rows = []
+    n_seg = int(round(file_seconds / clip_seconds))
+    for i in range(n_files):
+        onsets, kinds = [], []
+        for s in range(n_seg):
+            kind, on = segment_onsets(rng, clip_seconds)
+            counts[kind] += 1
+            kinds.append(kind)
+            onsets += [s * clip_seconds + t for t in on]
+        wave = click_track(onsets, file_seconds, sample_rate=sample_rate, channels=1, seed=seed * 100003 + i)
+        name = f"music-{i:04d}.flac"
+        write_audio(os.path.join(folder, name), wave, sample_rate, layout="mono")
+        rows.append((name, MUSIC_PATTERNS[max(set(kinds), key=kinds.count)][0]))
+    with open(os.path.join(folder, "captions.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "caption"])
+        w.writerows(rows)
+    return counts
+
+
+#: The built-in demo dataset of the train template: small enough to prepare and train in minutes on a CPU.
+DEMO_DATASET = {"n_files": 12, "file_seconds": 32.0, "clip_seconds": 8.0, "sample_rate": 8000, "seed": 0}
+DEMO_DATASET_README = (
+    "DEMO dataset made by V2M-Zero: synthetic percussive click tracks with random event patterns\n"
+    "(sparse accents, steady pulses), not music. It lets the train template run on a fresh install\n"
+    "and shows the paper's training on music event curves; a model trained on it is a toy.\n"
+    "Put your own music files + captions in another folder of the input folder to train for real.\n"
+)
+
+
+def make_demo_dataset(folder) -> str:
+    """Write the demo dataset into ``folder`` (made if missing; complete files are kept); returns it.
+
+    Written into a sibling temporary folder and renamed, so a half-made dataset is never left
+    under the final name.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    folder = os.path.abspath(os.fspath(folder))
+    if os.path.isdir(folder) and os.listdir(folder):  # made before (it is only ever renamed into place whole)
+        return folder
+    parent = os.path.dirname(folder)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".v2m-demo-music-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # a normal folder once renamed (mkdtemp makes it private)
+    try:
+        make_pattern_music(tmp, **DEMO_DATASET)
+        with open(os.path.join(tmp, "README.txt"), "w") as f:
+            f.write(DEMO_DATASET_README)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder

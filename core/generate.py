@@ -58,14 +58,21 @@ def load_generator(
     precision: str = "fp32",
     lora: str | None = None,
     lora_strength: float = 1.0,
+    tokenizer: str | None = None,
 ) -> Generator:
-    """Load a V2M checkpoint (or a Stable Audio 3 base file), its codec (embedded, declared, or
-    ``codec`` path) and its text encoder (T5 or T5Gemma, as the checkpoint's metadata says).
+    """Load a V2M checkpoint (or a Stable Audio 3 / Stable Audio Open 1.0 base file), its codec
+    (embedded, declared, or ``codec`` path) and its text encoder (T5 or T5Gemma, as the checkpoint's
+    metadata says).
 
-    ``lora``: a LoRA adapter file trained on this checkpoint, folded into the DiT's weights at
-    ``lora_strength`` (0 = the base, 1 = as trained) before the cast to ``precision``; its curve
-    spec and text settings replace the checkpoint's (they describe what training used).
+    A Stable Audio Open 1.0 single file is widened by the zero curve channel in memory
+    (``meta["note"]`` says that timing needs fine-tuning). ``text_encoder`` is a folder or a single
+    file (ComfyUI's ``t5_base.safetensors``, whose tokenizer comes from the folder ``tokenizer``; or
+    ``t5gemma_b_b_ul2.safetensors``). ``lora``: a LoRA adapter file trained on this checkpoint, folded
+    into the DiT's weights at ``lora_strength`` (0 = the base, 1 = as trained) before the cast to
+    ``precision``; its curve spec and text settings replace the checkpoint's (they describe what
+    training used).
     """
+    from ..model_io import sao
     from ..model_io.checkpoint import build_dit_from_checkpoint
     from ..model_io.codec import make_codec
     from ..model_io.weights import SafetensorsFile
@@ -73,16 +80,18 @@ def load_generator(
     dev = torch_device(device)
     dtype = torch_dtype(precision)
     file = SafetensorsFile(checkpoint)  # the header is parsed once for the DiT and the codec
+    load_device, load_dtype = ("cpu", None) if lora else (dev, dtype)
+    if sao.is_sao_file(file):
+        dit = sao.load_sao_as_v2m(file, device=load_device, dtype=load_dtype)
+    else:
+        dit = build_dit_from_checkpoint(file, device=load_device, dtype=load_dtype)
     if lora:
         from ..model_io.lora import ADAPTER_META_KEYS, apply_adapter
 
-        dit = build_dit_from_checkpoint(file, device="cpu")
         adapter = apply_adapter(dit, lora, strength=lora_strength, base=file)
         dit.meta.update({k: adapter[k] for k in ADAPTER_META_KEYS if k in adapter})
         dit.meta["lora"] = {"file": str(lora), "strength": float(lora_strength), **(adapter.get("lora") or {})}
         dit.to(device=dev, dtype=dtype)
-    else:
-        dit = build_dit_from_checkpoint(file, device=dev, dtype=dtype)
     meta = dict(getattr(dit, "meta", {}) or {})
     if dit.curve_channels < 1:
         raise ModelError(f"{checkpoint} has no event-curve input channel: make one with `v2m-zero init-checkpoint`")
@@ -102,7 +111,8 @@ def load_generator(
             raise ModelError(f"{checkpoint} is conditioned on {kind} text: choose {hint}")
         from ..model_io.text import load_text_encoder
 
-        text = load_text_encoder(text_encoder, kind=kind, max_length=text_spec.get("max_length"), device=dev)
+        text = load_text_encoder(text_encoder, kind=kind, max_length=text_spec.get("max_length"), device=dev,
+                                 tokenizer=tokenizer)
     return Generator(dit=dit, codec=cod, text=text, meta=meta, device=dev, dtype=dtype)
 
 

@@ -160,6 +160,35 @@ def load_sao_file(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     return parts
 
 
+def _sao_meta(cfg: Mapping[str, Any], source: str, curve: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """V2M metadata of a SAO 1.0-family model widened by the curve channel."""
+    from .checkpoint import V2M_FORMAT
+
+    return {
+        "v2m_format": V2M_FORMAT,
+        "model_config": dict(cfg),
+        "objective": "v",
+        "latent_rate": SAO_LATENT_RATE,
+        "sample_rate": SAO1_SAMPLE_RATE,
+        # the paper's curve (DINOv2-L video features, MusicFM music features, 2.52 s Hann), with overrides
+        "curve": CurveSpec.from_dict({**CurveSpec(music_encoder=DEFAULT_MUSIC_ENCODER).to_dict(), **dict(curve or {})}).to_dict(),
+        "base": {"name": "stable-audio-open-1.0", "source_file": os.path.basename(source)},
+    }
+
+
+def _widened_state(parts: Mapping[str, Mapping[str, Any]], base_cfg: Mapping[str, Any], source: str):
+    """The DiT + conditioner tensors strictly checked against ``base_cfg``, then widened (zero curve channel)."""
+    import torch
+
+    from ..core.model.dit import V2MDiT
+    from .checkpoint import complete_dit_state_dict
+
+    with torch.device("meta"):
+        base = V2MDiT(copy.deepcopy(dict(base_cfg)))
+    dit_sd = complete_dit_state_dict(base, {**parts["dit"], **parts["conditioner"]}, source=source)
+    return widen_for_curve(dit_sd, base_cfg)
+
+
 def init_from_sao(
     path: str | os.PathLike,
     out: str | os.PathLike,
@@ -174,35 +203,95 @@ def init_from_sao(
 
     ``base_config`` replaces SAO 1.0's model config for other members of the family (same
     layout, other sizes); the file's weights are strictly checked against it either way."""
-    import torch
-
-    from ..core.model.dit import V2MDiT
-    from .checkpoint import V2M_FORMAT, complete_dit_state_dict, save_v2m_checkpoint
+    from .checkpoint import save_v2m_checkpoint
 
     parts = load_sao_file(path)
     base_cfg = copy.deepcopy(dict(base_config)) if base_config is not None else sao1_model_config(with_curve=False)
-    dit_sd = {**parts["dit"], **parts["conditioner"]}
-    with torch.device("meta"):
-        base = V2MDiT(base_cfg)
-    dit_sd = complete_dit_state_dict(base, dit_sd, source=str(path))
-    widened, cfg = widen_for_curve(dit_sd, base_cfg)
+    widened, cfg = _widened_state(parts, base_cfg, str(path))
     state = dict(widened)
     if include_pretransform:
         state.update(parts["pretransform"])
     if dtype is not None:
         state = {k: (v.to(dtype) if v.is_floating_point() and not k.endswith("inv_freq") else v) for k, v in state.items()}
-    meta = {
-        "v2m_format": V2M_FORMAT,
-        "model_config": cfg,
-        "objective": "v",
-        "latent_rate": SAO_LATENT_RATE,
-        "sample_rate": SAO1_SAMPLE_RATE,
-        # the paper's curve (DINOv2-L video features, MusicFM music features, 2.52 s Hann), with overrides
-        "curve": CurveSpec.from_dict({**CurveSpec(music_encoder=DEFAULT_MUSIC_ENCODER).to_dict(), **dict(curve or {})}).to_dict(),
-        "base": {"name": "stable-audio-open-1.0", "source_file": os.path.basename(str(path))},
-    }
+    meta = _sao_meta(cfg, str(path), curve)
     save_v2m_checkpoint(out, state, meta)
     return meta
+
+
+# --------------------------------------------------------------------------------------------
+# a SAO 1.0 file used directly as a base (ComfyUI's models/checkpoints), widened in memory
+
+#: Shown wherever a widened base is used: its curve channel has zero weights.
+SAO_BASE_NOTE = ("Stable Audio Open 1.0 used as a base: the event-curve channel was added with zero weights, so the "
+                 "music ignores the video's timing until the model is fine-tuned on music curves (V2M_Train / v2m-zero train)")
+_SAO_ANCHORS = (DIT_PREFIX + "preprocess_conv.weight", DIT_PREFIX + "transformer.project_in.weight",
+                DIT_PREFIX + "transformer.layers.0.self_attn.to_qkv.weight", CONDITIONER_PREFIX + "seconds_total.")
+
+
+def is_sao_file(file) -> bool:
+    """A stable-audio-tools single file without our curve channel (SAO 1.0 as ComfyUI users keep it).
+
+    Reads the header only. V2M checkpoints (``v2m_format`` metadata) and Stable Audio 3 files (same
+    key prefixes, other blocks) are not SAO files.
+    """
+    from .sa3 import is_sa3_state_dict
+    from .weights import SafetensorsFile
+
+    try:
+        f = file if isinstance(file, SafetensorsFile) else SafetensorsFile(file)
+    except (ModelError, OSError, ValueError):
+        return False
+    if "v2m_format" in f.metadata or is_sa3_state_dict(f.keys()):
+        return False
+    keys = f.header
+    if not all(any(k.startswith(a) for k in keys) for a in _SAO_ANCHORS[3:]) or not all(a in keys for a in _SAO_ANCHORS[:3]):
+        return False
+    conv, proj = keys[_SAO_ANCHORS[0]]["shape"], keys[_SAO_ANCHORS[1]]["shape"]
+    return conv[0] == proj[1]  # not widened yet (patch size 1, as SAO 1.0)
+
+
+def sao_config_from_header(file) -> dict[str, Any]:
+    """The model config of a SAO-family file, read off its tensor shapes: SAO 1.0's own config when
+    the sizes are SAO 1.0's, else the same layout at the file's sizes (smaller family members, tests).
+    SAO's attention heads are 64 wide, so the head count is the width / 64 (at least 1)."""
+    from ..core.model.dit import make_model_config
+
+    h = file.header
+    io, dim = h[_SAO_ANCHORS[1]]["shape"][1], h[_SAO_ANCHORS[1]]["shape"][0]
+    depth = 1 + max(int(m.group(1)) for k in h for m in [re.match(re.escape(DIT_PREFIX) + r"transformer\.layers\.(\d+)\.", k)] if m)
+    cond = h[DIT_PREFIX + "transformer.layers.0.cross_attn.to_kv.weight"]["shape"][1]
+    glob = next((v["shape"][1] for k, v in h.items() if k.startswith(DIT_PREFIX + "to_global_embed.0.weight")), 2 * cond)
+    sao1 = sao1_model_config(with_curve=False)
+    d = sao1["diffusion"]["config"]
+    if (io, dim, depth, cond, glob) == (d["io_channels"], d["embed_dim"], d["depth"], d["cond_token_dim"], d["global_cond_dim"]):
+        return sao1
+    return make_model_config(io_channels=io, embed_dim=dim, depth=depth, num_heads=max(1, dim // 64),
+                             cond_token_dim=cond, global_cond_dim=glob, project_cond_tokens=False)
+
+
+def load_sao_as_v2m(path, *, device="cpu", dtype=None):
+    """A SAO 1.0 file → a V2M DiT with the zero curve channel, built in memory (nothing is written).
+
+    The returned model carries ``.objective`` (``v``) and ``.meta`` (as :func:`init_from_sao` would
+    write, plus ``"note"``: :data:`SAO_BASE_NOTE`). The codec stays in the file (``pretransform``)."""
+    import torch
+
+    from ..core.model.dit import V2MDiT
+    from .weights import SafetensorsFile, read_safetensors
+
+    file = path if isinstance(path, SafetensorsFile) else SafetensorsFile(path)
+    if not is_sao_file(file):
+        raise ModelError(f"{file.path}: not a Stable Audio Open 1.0 single file (model.model.*, conditioner.*, pretransform.*)")
+    tensors, _ = read_safetensors(file, skip_prefixes=(PRETRANSFORM_PREFIX,))
+    widened, cfg = _widened_state(split_sao_state_dict(tensors), sao_config_from_header(file), str(file.path))
+    with torch.device("meta"):
+        model = V2MDiT(cfg, objective="v")
+    model.load_state_dict(widened, strict=True, assign=True)
+    model.to(device=device)
+    if dtype is not None:
+        model.to(dtype=dtype)  # the rotary frequencies stay float32 (as build_dit_from_checkpoint)
+    model.meta = {**_sao_meta(cfg, str(file.path)), "note": SAO_BASE_NOTE}
+    return model.eval()
 
 
 # --------------------------------------------------------------------------------------------

@@ -51,11 +51,17 @@ def find_t5_files(folder: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def load_t5(folder: str | os.PathLike, *, max_length: int = SAO_T5_MAX_LENGTH,
-            device: Any = "cpu", dtype: torch.dtype = torch.float32) -> T5TextEncoder:
+            device: Any = "cpu", dtype: torch.dtype = torch.float32, tokenizer: str | os.PathLike | None = None) -> T5TextEncoder:
     """Load ``T5EncoderModel`` + tokenizer from ``folder`` (never downloads).
 
-    stable-audio-tools runs T5 in float16 on GPU; float32 is the default here so CPU works.
+    ``folder`` may also be a single ``.safetensors`` file of T5 weights in the Hugging Face key
+    layout, as ComfyUI keeps T5-base for Stable Audio (``models/text_encoders/t5_base.safetensors``);
+    its tokenizer then comes from the folder ``tokenizer`` (ComfyUI ships one:
+    ``comfy/text_encoders/t5_tokenizer``). stable-audio-tools runs T5 in float16 on GPU; float32 is
+    the default here so CPU works.
     """
+    if os.path.isfile(folder) and str(folder).lower().endswith(".safetensors"):
+        return load_t5_file(folder, tokenizer=tokenizer, max_length=max_length, device=device, dtype=dtype)
     model_dir, tok_dir = find_t5_files(folder)
     from transformers import AutoTokenizer, T5EncoderModel
 
@@ -68,6 +74,84 @@ def load_t5(folder: str | os.PathLike, *, max_length: int = SAO_T5_MAX_LENGTH,
     except Exception as exc:  # transformers raises OSError/ValueError/KeyError for bad folders
         raise _needs(Path(folder), f"cannot be loaded as a T5 encoder ({type(exc).__name__}: {exc})") from None
     return T5TextEncoder(model.to(device), tokenizer, max_length=max_length)
+
+
+# --------------------------------------------------------------------------------------------
+# a single-file T5 (ComfyUI's models/text_encoders/t5_base.safetensors)
+
+_T5_ANCHOR = "encoder.block.0.layer.0.SelfAttention.q.weight"
+
+
+def is_t5_file(path: str | os.PathLike) -> bool:
+    """A safetensors file holding a T5 encoder in the Hugging Face key layout (reads the header only)."""
+    from .weights import read_safetensors_header
+
+    try:
+        header, _ = read_safetensors_header(path)
+    except (ModelError, OSError, ValueError):
+        return False
+    return _T5_ANCHOR in header and "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight" in header
+
+
+def t5_config_from_header(header: dict) -> dict[str, Any]:
+    """``T5Config`` fields read off the tensor shapes (t5-base: 12 layers, 768 wide, 12 heads, 3072 ff)."""
+    import re
+
+    def shape(key):
+        return header[key]["shape"]
+
+    emb = "shared.weight" if "shared.weight" in header else "encoder.embed_tokens.weight"
+    if emb not in header:
+        raise ModelError("no token embedding (shared.weight or encoder.embed_tokens.weight)")
+    vocab, d_model = shape(emb)
+    layers = 1 + max(int(m.group(1)) for k in header for m in [re.match(r"encoder\.block\.(\d+)\.", k)] if m)
+    inner = shape(_T5_ANCHOR)[0]
+    buckets, heads = shape("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight")
+    gated = "encoder.block.0.layer.1.DenseReluDense.wi_0.weight" in header
+    d_ff = shape("encoder.block.0.layer.1.DenseReluDense." + ("wi_0" if gated else "wi") + ".weight")[0]
+    return {"vocab_size": vocab, "d_model": d_model, "d_kv": inner // heads, "d_ff": d_ff, "num_layers": layers,
+            "num_heads": heads, "relative_attention_num_buckets": buckets,
+            "feed_forward_proj": "gated-gelu" if gated else "relu", "pad_token_id": 0, "eos_token_id": 1,
+            "is_encoder_decoder": False, "use_cache": False}
+
+
+def load_t5_file(path: str | os.PathLike, *, tokenizer: str | os.PathLike | None, max_length: int = SAO_T5_MAX_LENGTH,
+                 device: Any = "cpu", dtype: torch.dtype = torch.float32) -> T5TextEncoder:
+    """A T5 encoder from one safetensors file (decoder and LM head, if present, are not read) and a
+    tokenizer folder (``tokenizer.json`` or ``spiece.model``)."""
+    from .weights import read_safetensors, read_safetensors_header
+
+    path = Path(path)
+    header, _ = read_safetensors_header(path)
+    if _T5_ANCHOR not in header:
+        raise ModelError(f"{path}: not a T5 encoder in the Hugging Face layout (no {_T5_ANCHOR!r}). Fix: use "
+                         "t5_base.safetensors (google-t5/t5-base's model.safetensors) or a T5 folder.")
+    if tokenizer is None or not any((Path(tokenizer) / f).is_file() for f in _TOKENIZER_FILES):
+        raise ModelError(f"{path}: a single-file T5 needs a tokenizer folder (tokenizer.json or spiece.model); "
+                         f"got {tokenizer!r}. In ComfyUI the host's comfy/text_encoders/t5_tokenizer is used; "
+                         f"elsewhere pass a T5 folder such as {_DEFAULT_FOLDER_HINT}")
+    try:
+        cfg = t5_config_from_header(header)
+    except (ModelError, KeyError, ValueError, IndexError) as exc:
+        raise ModelError(f"{path}: cannot read a T5 config off its tensors ({exc})") from None
+    from transformers import AutoTokenizer, T5Config, T5EncoderModel
+
+    with torch.device("meta"):
+        model = T5EncoderModel(T5Config(**cfg))
+    tensors, _ = read_safetensors(path, skip_prefixes=("decoder.", "lm_head."))
+    want = model.state_dict()
+    emb = tensors.get("shared.weight", tensors.get("encoder.embed_tokens.weight"))
+    sd = {k: (emb if k in ("shared.weight", "encoder.embed_tokens.weight") else tensors.get(k)) for k in want}
+    missing = [k for k, v in sd.items() if v is None]
+    bad = [k for k, v in sd.items() if v is not None and tuple(v.shape) != tuple(want[k].shape)]
+    if missing or bad:
+        raise ModelError(f"{path}: T5 weights incomplete or mis-shaped (missing: {missing[:3]}, shapes: {bad[:3]})")
+    model.load_state_dict({k: v.to(dtype) for k, v in sd.items()}, strict=True, assign=True)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(tokenizer), local_files_only=True)
+    except Exception as exc:  # transformers raises OSError/ValueError for bad folders
+        raise ModelError(f"{tokenizer}: cannot load the T5 tokenizer ({type(exc).__name__}: {exc})") from None
+    return T5TextEncoder(model.to(device).eval(), tok, max_length=max_length)
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,8 +205,10 @@ def text_encoder_kind(path: str | os.PathLike) -> str:
     if p.is_file():
         if is_t5gemma_file(p):
             return "t5gemma"
-        raise ModelError(f"{p}: not a text encoder this pack reads as a single file (only ComfyUI's T5Gemma file). "
-                         f"Fix: give a Hugging Face folder instead. {_T5GEMMA_HINT}")
+        if is_t5_file(p):
+            return "t5"
+        raise ModelError(f"{p}: not a text encoder this pack reads as a single file (ComfyUI's t5_base.safetensors "
+                         f"or t5gemma_b_b_ul2.safetensors). Fix: give a Hugging Face folder instead. {_T5GEMMA_HINT}")
     folder, _ = text_encoder_folders(p)
     kind = _model_type(folder)
     if kind in ("t5", "t5gemma"):
@@ -134,9 +220,10 @@ def text_encoder_kind(path: str | os.PathLike) -> str:
 
 
 def load_text_encoder(path: str | os.PathLike, *, kind: str | None = None, max_length: int | None = None,
-                      device: Any = "cpu", dtype: torch.dtype = torch.float32):
+                      device: Any = "cpu", dtype: torch.dtype = torch.float32, tokenizer: str | os.PathLike | None = None):
     """The text encoder in ``path`` (T5 or T5Gemma, by its files); ``kind`` is what the checkpoint
-    was trained with (its metadata ``text.type``), checked against what the files hold."""
+    was trained with (its metadata ``text.type``), checked against what the files hold. ``tokenizer``:
+    the tokenizer folder of a single-file T5 (ComfyUI's own, inside ComfyUI)."""
     found = text_encoder_kind(path)
     if kind is not None and kind != found:
         names = {"t5": "T5 (Stable Audio Open)", "t5gemma": "T5Gemma (Stable Audio 3)"}
@@ -146,7 +233,7 @@ def load_text_encoder(path: str | os.PathLike, *, kind: str | None = None, max_l
         from ..core.model.text import SA3_T5GEMMA_MAX_LENGTH
 
         return load_t5gemma(path, max_length=max_length or SA3_T5GEMMA_MAX_LENGTH, device=device, dtype=dtype)
-    return load_t5(path, max_length=max_length or SAO_T5_MAX_LENGTH, device=device, dtype=dtype)
+    return load_t5(path, max_length=max_length or SAO_T5_MAX_LENGTH, device=device, dtype=dtype, tokenizer=tokenizer)
 
 
 def load_t5gemma(path: str | os.PathLike, *, max_length: int = 256, device: Any = "cpu", dtype: torch.dtype = torch.float32):

@@ -70,23 +70,16 @@ _HEADER_CACHE: dict[tuple[str, float, int], bool] = {}
 
 
 def _comfy_files(folder: str) -> list[tuple[str, str]]:
-    """``(name, full path)`` of the .safetensors files in one of ComfyUI's model folders (e.g. ``checkpoints``)."""
-    import folder_paths
-
-    try:
-        roots = folder_paths.get_folder_paths(folder)
-    except KeyError:  # a host without that folder kind
-        return []
-    out = []
-    for root in roots:
-        if os.path.isdir(root):
-            out += [(f, os.path.join(root, f)) for f in sorted(os.listdir(root))
-                    if f.lower().endswith(".safetensors") and os.path.isfile(os.path.join(root, f))]
-    return out
+    """``(name, full path)`` of the .safetensors files ComfyUI lists in one of its model folders
+    (e.g. ``checkpoints``; names may contain subfolders, as ComfyUI's own loaders show them)."""
+    return [(n, host_model_path(folder, n)) for n in host_model_files(folder) if n.lower().endswith(".safetensors")]
 
 
 def _cached_check(path: str, check: Callable[[str], bool]) -> bool:
-    st = os.stat(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
     key = (path + ":" + check.__name__, st.st_mtime, st.st_size)
     if key not in _HEADER_CACHE:
         _HEADER_CACHE[key] = bool(check(path))  # reads the header only
@@ -99,15 +92,21 @@ def comfy_model_choices(folder: str, check: Callable[[str], bool]) -> list[str]:
 
 
 def comfy_model_path(choice: str) -> str | None:
-    """The file behind a :func:`comfy_model_choices` choice (never outside that folder), or None if
-    ``choice`` is not one (then it is a ``models/v2m/...`` name)."""
+    """The file behind a :func:`comfy_model_choices` choice (only a file ComfyUI lists in that folder),
+    or None if ``choice`` is not one (then it is a ``models/v2m/...`` name)."""
     folder, _, name = str(choice).partition("/")
-    if folder not in ("checkpoints", "text_encoders") or not name or "/" in name or "\\" in name or name in (".", ".."):
+    if folder not in ("checkpoints", "text_encoders") or not name:
         return None
-    for n, full in _comfy_files(folder):
-        if n == name:
-            return full
+    if name in host_model_files(folder):
+        return host_model_path(folder, name)
     raise V2MError(f"{name!r} is not in ComfyUI's models/{folder}/ any more: put it back and refresh")
+
+
+def sao_base_choices() -> list[str]:
+    """Stable Audio Open 1.0 single files in ComfyUI's ``models/checkpoints/`` (used as bases: curve channel added on load)."""
+    from ..model_io.sao import is_sao_file
+
+    return comfy_model_choices("checkpoints", is_sao_file)
 
 
 def sa3_base_choices() -> list[str]:
@@ -115,6 +114,13 @@ def sa3_base_choices() -> list[str]:
     from ..model_io.sa3 import is_sa3_file
 
     return comfy_model_choices("checkpoints", is_sa3_file)
+
+
+def t5_file_choices() -> list[str]:
+    """ComfyUI's single-file T5 text encoders (``models/text_encoders/t5_base.safetensors``)."""
+    from ..model_io.text import is_t5_file
+
+    return comfy_model_choices("text_encoders", is_t5_file)
 
 
 def t5gemma_file_choices() -> list[str]:
@@ -165,13 +171,59 @@ def model_path_or_download(kind: str, name: str, download: bool) -> str:
 
 
 def input_video_choices() -> list[str]:
+    """Videos in the input folder, and always the pack's example clip (made on first use)."""
     import folder_paths
 
+    from ..core.examples import DEMO_CLIP_NAME
+
     root = folder_paths.get_input_directory()
-    if not os.path.isdir(root):
+    files = [f for f in os.listdir(root) if os.path.isfile(os.path.join(root, f))] if os.path.isdir(root) else []
+    return sorted(set(folder_paths.filter_files_content_types(files, ["video"])) | {DEMO_CLIP_NAME})
+
+
+def input_video_path(name: str) -> str:
+    """Like :func:`confined_input_path`, but the example clip is made in the input folder when missing."""
+    import folder_paths
+
+    from ..core import examples
+
+    if name == examples.DEMO_CLIP_NAME:
+        path = os.path.join(folder_paths.get_input_directory(), name)
+        if not os.path.lexists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            examples.make_demo_clip(path)  # written atomically
+    return confined_input_path(name)
+
+
+def host_model_files(folder_name: str) -> list[str]:
+    """Files ComfyUI lists for one of its own model folders (``checkpoints``, ``text_encoders``...)."""
+    import folder_paths
+
+    try:
+        return list(folder_paths.get_filename_list(folder_name))
+    except (KeyError, OSError):
         return []
-    files = [f for f in os.listdir(root) if os.path.isfile(os.path.join(root, f))]
-    return sorted(folder_paths.filter_files_content_types(files, ["video"]))
+
+
+def host_model_path(folder_name: str, name: str) -> str:
+    """Full path of a file in one of ComfyUI's model folders, or a V2MError naming the folder."""
+    import folder_paths
+
+    path = folder_paths.get_full_path(folder_name, name)
+    if not path:
+        raise V2MError(f"{name!r} is not in models/{folder_name}/: put it there and refresh")
+    return path
+
+
+def host_t5_tokenizer() -> str | None:
+    """The T5 tokenizer folder ComfyUI ships for its own Stable Audio nodes (comfy/text_encoders/t5_tokenizer)."""
+    import comfy
+
+    for root in list(getattr(comfy, "__path__", []) or []):
+        folder = os.path.join(root, "text_encoders", "t5_tokenizer")
+        if os.path.isfile(os.path.join(folder, "tokenizer.json")):
+            return folder
+    return None
 
 
 def confined_input_path(name: str) -> str:
@@ -212,9 +264,15 @@ class Progress:
 
 
 def video_source(video):
-    """A path or file object for a core VIDEO, or None when it only exists as components."""
+    """A path or file object for a core VIDEO, or None when it only exists as components.
+
+    ComfyUI's ``VideoFromComponents`` (CreateVideo) would give a stream only by encoding all its
+    frames to H.264 in memory (lossy, slow): its frames are used directly instead.
+    """
+    from comfy_api.latest import InputImpl
+
     get = getattr(video, "get_stream_source", None)
-    if get is None:
+    if get is None or isinstance(video, InputImpl.VideoFromComponents):
         return None
     src = get()
     if hasattr(src, "seek"):

@@ -7,7 +7,7 @@ from comfy_api.latest import io, ui
 from ..core.timing import curves, plot
 from ..core.timing.spec import CurveSpec
 from . import _host
-from .types import CurveType, FeaturesType
+from .types import CurveType, FeaturesType, ModelType
 
 CATEGORY = "V2M-Zero/curves"
 SAO_LATENT_RATE = curves.SAO_LATENT_RATE
@@ -41,8 +41,9 @@ class EventCurve(io.ComfyNode):
     def execute(cls, features, peak_threshold, min_gap) -> io.NodeOutput:
         curve = curves.event_curve(features)
         peaks = curves.find_peaks(curve, threshold=peak_threshold or None, min_gap=min_gap)
-        curve = curve.replace(spec=dict(curve.spec, peaks=[round(float(p), 6) for p in peaks]))
-        image = _plot("event curve (standardised)", curve, peaks, f"{len(peaks)} hit points")
+        options = {k: v for k, v in (features.meta or {}).items() if k != "encoder"}
+        curve = curve.replace(spec=dict(curve.spec, encoder_options=options, peaks=[round(float(p), 6) for p in peaks]))
+        image = _plot("event curve", curve, peaks, f"event curve ({features.encoder}), {len(peaks)} hit points")
         hits = ", ".join(f"{p:.3f}" for p in peaks)
         return io.NodeOutput(curve, image, hits, ui=ui.PreviewImage(image, cls=cls))
 
@@ -62,18 +63,24 @@ class SmoothCurve(io.ComfyNode):
                 io.Int.Input("latent_length", default=0, min=0, max=1_000_000, tooltip="Exact number of samples (overrides target_rate); 0 = from the rate and the duration."),
                 io.Float.Input("scale", default=1.0, min=-100.0, max=100.0, step=0.05, tooltip="Multiply the curve (stronger or weaker timing cues)."),
                 io.Float.Input("offset", default=0.0, min=-100.0, max=100.0, step=0.05, tooltip="Add to the curve after scaling."),
+                ModelType.Input("model", optional=True, tooltip="Follow this V2M model: its latent rate and the smoothing it was trained with replace kernel_seconds and target_rate."),
             ],
             outputs=[CurveType.Output(display_name="curve"), io.Image.Output(display_name="plot")],
         )
 
     @classmethod
-    def execute(cls, curve, kernel_seconds, target_rate, latent_length, scale, offset) -> io.NodeOutput:
+    def execute(cls, curve, kernel_seconds, target_rate, latent_length, scale, offset, model=None) -> io.NodeOutput:
+        follow = ""
+        if model is not None:
+            kernel_seconds, target_rate = model.curve_spec.smoothing_seconds, model.latent_rate
+            follow = ", the model's smoothing"
         spec = CurveSpec(smoothing_seconds=kernel_seconds)
         smooth = spec.smooth(curve, length=latent_length) if latent_length else spec.smooth(curve, rate=target_rate)
         if scale != 1.0 or offset != 0.0:
             smooth = smooth.replace(values=smooth.values * scale + offset, spec=dict(smooth.spec, scale=scale, offset=offset))
         image = _host.image_tensor(
-            plot.plot_curves([("smoothed", smooth), ("raw", curve)], peaks=curve.spec.get("peaks", ()), title=f"{len(smooth)} samples at {smooth.rate:.3f} Hz")
+            plot.plot_curves([("smoothed", smooth), ("raw", curve)], peaks=curve.spec.get("peaks", ()),
+                             title=f"smoothed: {kernel_seconds:.3g} s Hann{follow}, {len(smooth)} samples at {smooth.rate:.3f} Hz")
         )
         return io.NodeOutput(smooth, image, ui=ui.PreviewImage(image, cls=cls))
 

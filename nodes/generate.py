@@ -6,6 +6,7 @@ import numpy as np
 from comfy_api.latest import io, ui
 
 from ..core.timing import plot
+from ..core.timing.spec import curve_mismatches
 from ..core import generate
 from ..core.model.flow import UNCOND_MODES
 from ..core.errors import V2MError
@@ -16,6 +17,57 @@ from .types import CurveType, ModelType
 CATEGORY = "V2M-Zero/generate"
 FROM_CHECKPOINT = "from checkpoint"
 NONE = "none"
+#: The bundled toy checkpoint (the default, so a fresh install generates).
+DEMO_CHECKPOINT = "demo/v2m-zero-pair-toy.safetensors"
+DEMO_NOTE = ("DEMO checkpoint: a 1 M-parameter toy trained on synthetic percussion with music curves only "
+             "(benchmarks/zero_pair_toy.py); its hits land on the video's cuts, but it makes clicks at 8 kHz, not music")
+
+
+def checkpoint_choices() -> list[str]:
+    """The demo, V2M checkpoints in models/v2m/checkpoints/, then SAO 1.0 and SA3 base files in models/checkpoints/."""
+    return [DEMO_CHECKPOINT] + _host.model_choices("checkpoints", folders=False) + _host.sao_base_choices() + _host.sa3_base_choices()
+
+
+def text_encoder_choices() -> list[str]:
+    return ([NONE] + sorted(set(_host.model_choices("text_encoders", folders=True)) | {"t5-base"})
+            + _host.t5_file_choices() + _host.t5gemma_file_choices())
+
+
+def checkpoint_path(name: str) -> str:
+    """The file behind a checkpoint choice: the bundled demo, a base file in models/checkpoints/, or models/v2m/checkpoints/."""
+    from ..model_io.folders import DEMO_CHECKPOINT as demo_path
+
+    if name == DEMO_CHECKPOINT:
+        return demo_path
+    return _host.comfy_model_path(name) or _host.model_path("checkpoints", name)
+
+
+def text_encoder_path(name: str, download: bool) -> tuple[str | None, str | None]:
+    """(text encoder folder or file, tokenizer folder for a single-file T5)."""
+    from ..model_io.text import is_t5_file
+
+    if name == NONE:
+        return None, None
+    host_file = _host.comfy_model_path(name)
+    if host_file is None:
+        return _host.model_path_or_download("text_encoders", name, download), None
+    if not is_t5_file(host_file):
+        return host_file, None  # T5Gemma: its tokenizer is inside the file
+    tok = _host.host_t5_tokenizer()
+    if tok is None:
+        raise V2MError(f"{name}: a single-file T5 needs ComfyUI's T5 tokenizer (comfy/text_encoders/t5_tokenizer), "
+                       "which this ComfyUI lacks: update ComfyUI or use a T5 folder in models/v2m/text_encoders/")
+    return host_file, tok
+
+
+def model_notes(gen) -> list[str]:
+    """What a user must know about the loaded model (demo toy, SAO base without curve training)."""
+    notes = []
+    if gen.meta.get("demo"):
+        notes.append(DEMO_NOTE)
+    if gen.meta.get("note"):
+        notes.append(str(gen.meta["note"]))
+    return notes
 
 
 class LoadModel(io.ComfyNode):
@@ -25,10 +77,16 @@ class LoadModel(io.ComfyNode):
             node_id="V2M_LoadModel",
             display_name="Load V2M Model",
             category=CATEGORY,
-            description="Load a V2M checkpoint (a DiT with an event-curve input channel), its audio codec and text encoder. Make one from Stable Audio Open 1.0 or Stable Audio 3 with `v2m-zero init-checkpoint`, or train one; Stable Audio 3 base files in models/checkpoints/ are listed too.",
+            description="Load a V2M checkpoint (a DiT with an event-curve input channel), its audio codec and text encoder: the bundled demo toy, a checkpoint in models/v2m/checkpoints/, or a Stable Audio Open 1.0 / Stable Audio 3 base file from models/checkpoints/ (curve channel added on load; its timing ignores the video until fine-tuned).",
             inputs=[
-                io.Combo.Input("checkpoint", options=_host.model_choices("checkpoints", folders=False) + _host.sa3_base_choices(), tooltip="V2M checkpoint in models/v2m/checkpoints/, or a Stable Audio 3 base file from models/checkpoints/ (used as an untrained V2M model: the curve has no effect until fine-tuned)."),
-                io.Combo.Input("text_encoder", options=[NONE] + sorted(set(_host.model_choices("text_encoders", folders=True)) | {"t5-base"}) + _host.t5gemma_file_choices(), default=NONE, tooltip="T5 folder in models/v2m/text_encoders/ (t5-base for Stable Audio Open), or T5Gemma for Stable Audio 3 (a t5gemma-b-b-ul2 folder, or models/text_encoders/t5gemma_b_b_ul2.safetensors); none for models trained without text."),
+                io.Combo.Input("checkpoint", options=checkpoint_choices(), default=DEMO_CHECKPOINT,
+                               tooltip=f"{DEMO_CHECKPOINT}: the bundled TOY (1 M parameters, synthetic percussion at 8 kHz: shows timing transfer, not music). "
+                                       "Others: V2M checkpoints in models/v2m/checkpoints/, and 'checkpoints/…' = Stable Audio Open 1.0 or Stable Audio 3 "
+                                       "base files in ComfyUI's models/checkpoints/ with a zero-weight curve channel (timing ignores the video until fine-tuned)."),
+                io.Combo.Input("text_encoder", options=text_encoder_choices(), default=NONE,
+                               tooltip="T5 for Stable Audio Open (ComfyUI's text_encoders/t5_base.safetensors, tokenizer from ComfyUI, or a t5-base folder in "
+                                       "models/v2m/text_encoders/); T5Gemma for Stable Audio 3 (text_encoders/t5gemma_b_b_ul2.safetensors or a t5gemma-b-b-ul2 folder); "
+                                       "none for models trained without text (the demo)."),
                 io.Combo.Input("codec", options=[FROM_CHECKPOINT] + _host.model_choices("codecs", folders=False), default=FROM_CHECKPOINT, tooltip="Audio autoencoder: the one stored in or declared by the checkpoint, or a file in models/v2m/codecs/."),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="fp32", tooltip="DiT weights and activations; bf16 halves memory on recent GPUs."),
                 io.Boolean.Input("offload", default=True, tooltip="Keep the model in CPU memory between runs and move it to the GPU only while sampling/decoding."),
@@ -44,16 +102,16 @@ class LoadModel(io.ComfyNode):
                 download_if_missing=False) -> io.NodeOutput:
         import comfy.model_management as mm
 
-        ckpt = _host.comfy_model_path(checkpoint) or _host.model_path("checkpoints", checkpoint)
-        text = None if text_encoder == NONE else (_host.comfy_model_path(text_encoder)
-                                                  or _host.model_path_or_download("text_encoders", text_encoder, download_if_missing))
+        ckpt = checkpoint_path(checkpoint)
+        text, tokenizer = text_encoder_path(text_encoder, download_if_missing)
         cod = None if codec == FROM_CHECKPOINT else _host.model_path("codecs", codec)
         adapter = None if lora in (None, NONE) else _host.model_path("loras", lora)
         device = "cpu" if offload else mm.get_torch_device()
         gen = generate.load_generator(ckpt, text_encoder=text, codec=cod, device=device, precision=precision,
-                                      lora=adapter, lora_strength=float(lora_strength))
+                                      lora=adapter, lora_strength=float(lora_strength), tokenizer=tokenizer)
         gen.meta["_offload"] = bool(offload)
-        return io.NodeOutput(gen)
+        notes = model_notes(gen)
+        return io.NodeOutput(gen, ui=ui.PreviewText("\n".join(notes)) if notes else None)
 
 
 def _on_device(gen: generate.Generator, device) -> None:
@@ -109,6 +167,7 @@ class Sampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, curve, prompt, negative_prompt, steps, cfg, seed, uncond) -> io.NodeOutput:
+        notes = curve_mismatches(curve.spec, model.curve_spec, smoothed_here=curve.rate is None) + model_notes(model)
         cond = generate.conditioning_curve_for(model, curve)
         bar = _host.Progress(steps)
 
@@ -121,9 +180,18 @@ class Sampler(io.ComfyNode):
                 gen, cond, prompt, negative_prompt=negative_prompt, duration=curve.duration,
                 steps=steps, cfg_scale=cfg, seed=seed, uncond=uncond, callback=callback,
             )
-        image = _host.image_tensor(plot.plot_curves([("conditioning curve", cond)], title=f"{len(cond)} latent frames, {curve.duration:.2f} s"))
+        title = f"conditioning curve: {len(cond)} latent frames, {curve.duration:.2f} s"
+        # notes are drawn on the preview itself: visible where people look
+        image = _host.image_tensor(plot.plot_curves([("conditioning curve", cond)], title=title, notes=notes, height=400 + 70 * len(notes)))
         latent = {"samples": latents, "type": "audio", "duration": float(curve.duration), "sample_rate": model.sample_rate}
-        return io.NodeOutput(latent, image, ui=ui.PreviewImage(image, cls=cls))
+        text = "\n".join(["curve and checkpoint agree" if not notes else "notes:"] + [f"- {n}" for n in notes])
+        return io.NodeOutput(latent, image, ui={"text": (text,), **_image_ui(image, cls)})
+
+
+def _image_ui(image, cls) -> dict:
+    preview = ui.PreviewImage(image, cls=cls)
+    as_dict = getattr(preview, "as_dict", None)
+    return as_dict() if callable(as_dict) else {}
 
 
 class DecodeLatents(io.ComfyNode):

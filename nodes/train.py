@@ -43,18 +43,30 @@ every = 0
 """
 
 
+#: The built-in demo dataset: synthetic percussion made on first use in input/DEMO_FOLDER.
+DEMO_DATASET = "demo: synthetic percussion (made on first use)"
+DEMO_FOLDER = "v2m_demo_music"
+DEMO_TEXT = ("DEMO run: trained on the built-in synthetic percussion (input/v2m_demo_music: click tracks with random "
+             "event patterns, not music); the checkpoint is a toy that shows training on music curves.")
+
+
 def _dataset_choices() -> list[str]:
     import folder_paths
 
     root = folder_paths.get_input_directory()
-    if not os.path.isdir(root):
-        return []
-    return sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    found = []
+    if os.path.isdir(root):
+        found = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith(".") and d != DEMO_FOLDER)
+    return [DEMO_DATASET] + found
 
 
 def _dataset_dir(name: str) -> str:
     import folder_paths
 
+    if name == DEMO_DATASET:
+        from ..core.examples import make_demo_dataset
+
+        return make_demo_dataset(os.path.join(folder_paths.get_input_directory(), DEMO_FOLDER))
     base = os.path.realpath(folder_paths.get_input_directory())
     path = os.path.realpath(os.path.join(base, name or ""))
     if not name or os.path.commonpath([base, path]) != base or path == base:
@@ -79,7 +91,7 @@ class Train(io.ComfyNode):
             category=CATEGORY,
             description="Fine-tune a V2M model on music + captions with music event curves (paper §3.3): prepares a cache, trains with exact resume (queue it again to continue), and writes a checkpoint into models/v2m/checkpoints/.",
             inputs=[
-                io.Combo.Input("dataset", options=_dataset_choices(), tooltip="A folder in ComfyUI's input folder with music files (wav/flac/mp3/ogg/m4a) and captions (sidecar .txt, or captions.csv/.jsonl)."),
+                io.Combo.Input("dataset", options=_dataset_choices(), default=DEMO_DATASET, tooltip=f"A folder in ComfyUI's input folder with music files (wav/flac/mp3/ogg/m4a) and captions (sidecar .txt, or captions.csv/.jsonl). '{DEMO_DATASET}': a DEMO set of synthetic click tracks (12 files × 32 s at 8 kHz) written to input/{DEMO_FOLDER} on first use, to try training in a few minutes on a CPU."),
                 io.String.Input("run_name", default="v2m_run", tooltip="Names the run folder (output/v2m_training/<run>) and the checkpoint."),
                 io.Combo.Input("init_checkpoint", options=[NONE] + _host.model_choices("checkpoints", folders=False), default=NONE, tooltip="Start from this V2M checkpoint (e.g. made by init-checkpoint from Stable Audio Open); none = a new model from the config."),
                 io.Combo.Input("codec", options=PATCH_CODECS + _host.model_choices("codecs", folders=False), default=PATCH_CODECS[0], tooltip="Audio codec for the latents: a weightless patch codec (patch:SIZE:CHANNELS:RATE, toy runs) or an autoencoder file from models/v2m/codecs/ (Stable Audio Open's)."),
@@ -165,6 +177,8 @@ class Train(io.ComfyNode):
         loss = "n/a" if result.last_loss is None else f"{result.last_loss:.4f}"
         what = f"LoRA adapter: {dest}\n(use it in Load V2M Model's lora input with {init_checkpoint})" if sao else f"checkpoint: {dest}"
         text = f"step {result.step}, last loss {loss}\n{what}\nrun folder: {run_dir}"
+        if dataset == DEMO_DATASET:
+            text = DEMO_TEXT + "\n" + text
         return io.NodeOutput(dest, ui=ui.PreviewText(text))
 
 

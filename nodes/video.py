@@ -6,11 +6,13 @@ import os
 
 from comfy_api.latest import InputImpl, io
 
+from ..core import examples
 from ..core.timing import encoders, media
+from ..core.timing.spec import encoder_name
 from ..core.errors import V2MError
 from ..core.precision import PRECISIONS
 from . import _host
-from .types import FeaturesType
+from .types import FeaturesType, ModelType
 
 CATEGORY = "V2M-Zero/video"
 
@@ -28,7 +30,7 @@ class LoadVideo(io.ComfyNode):
                     "file",
                     options=_host.input_video_choices(),
                     upload=io.UploadType.video,
-                    tooltip="A video in ComfyUI's input folder (upload one with the button).",
+                    tooltip=f"A video in ComfyUI's input folder (upload one with the button). {examples.DEMO_CLIP_NAME}: the pack's example clip (12 s, seven cuts, made by the pack's own code), written into the input folder on first use.",
                 ),
             ],
             outputs=[
@@ -41,12 +43,14 @@ class LoadVideo(io.ComfyNode):
 
     @classmethod
     def execute(cls, file) -> io.NodeOutput:
-        path = _host.confined_input_path(file)
+        path = _host.input_video_path(file)
         info = media.probe_video(path)
         return io.NodeOutput(InputImpl.VideoFromFile(path), float(info.fps), float(info.duration), int(info.frame_count))
 
     @classmethod
     def fingerprint_inputs(cls, file):
+        if file == examples.DEMO_CLIP_NAME:
+            return file  # the same clip every time (remade identically when missing)
         try:
             path = _host.confined_input_path(file)
             return f"{path}:{os.path.getmtime(path)}:{os.path.getsize(path)}"
@@ -55,6 +59,8 @@ class LoadVideo(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, file):
+        if file == examples.DEMO_CLIP_NAME:
+            return True  # made on first use
         try:
             _host.confined_input_path(file)
         except V2MError as exc:
@@ -62,7 +68,8 @@ class LoadVideo(io.ComfyNode):
         return True
 
 
-ENCODER_CHOICES = ["pixels", "histogram", "dinov2"]
+AUTO = "auto"
+ENCODER_CHOICES = ["pixels", "histogram", "dinov2", AUTO]
 
 
 def _dinov2_choices() -> list[str]:
@@ -81,7 +88,7 @@ class EncodeFrames(io.ComfyNode):
             inputs=[
                 io.Video.Input("video", optional=True, tooltip="A VIDEO (decoded frame by frame, never whole). Connect this or images."),
                 io.Image.Input("images", optional=True, tooltip="Frames from a video-generation node; also connect their fps."),
-                io.Combo.Input("encoder", options=ENCODER_CHOICES, default="pixels", tooltip="dinov2: the paper's default (weights in models/v2m/encoders/). pixels / histogram: weightless, fast."),
+                io.Combo.Input("encoder", options=ENCODER_CHOICES, default="pixels", tooltip="dinov2: the paper's default (weights in models/v2m/encoders/). pixels / histogram: weightless, fast. auto: the encoder the connected model was trained with (its curve spec; pixels when no model is connected)."),
                 io.Float.Input("sample_fps", default=0.0, min=0.0, max=240.0, step=0.5, tooltip="Frames per second to encode; 0 = every frame (cut times accurate to a frame)."),
                 io.Int.Input("size", default=0, min=0, max=1024, step=8, tooltip="Shorter side to decode frames at; 0 = the encoder's own size."),
                 io.Float.Input("fps", default=24.0, min=0.01, max=1000.0, step=0.01, tooltip="Frame rate of the images input (ignored for a VIDEO, which carries its own)."),
@@ -90,15 +97,18 @@ class EncodeFrames(io.ComfyNode):
                 io.Combo.Input("precision", options=list(PRECISIONS), default="fp32", tooltip="DINOv2 weights and activations; fp16/bf16 halve memory on GPU."),
                 io.Int.Input("batch_size", default=16, min=1, max=512, tooltip="Frames per encoder forward pass."),
                 io.Boolean.Input("download_if_missing", default=False, optional=True, tooltip="Download the chosen DINOv2 from the Hugging Face Hub into models/v2m/encoders/ if it is not there. Off: nothing is downloaded."),
+                ModelType.Input("model", optional=True, tooltip="With encoder 'auto': the V2M model whose curve spec picks the encoder (and DINOv2 folder and pooling)."),
             ],
             outputs=[FeaturesType.Output(display_name="features")],
         )
 
     @classmethod
     def execute(cls, encoder, sample_fps, size, fps, dinov2_model, pooling, precision, batch_size, video=None, images=None,
-                download_if_missing=False) -> io.NodeOutput:
+                download_if_missing=False, model=None) -> io.NodeOutput:
         if video is None and images is None:
             raise V2MError("connect a video or images (with their fps) to Encode Frames")
+        if encoder == AUTO:
+            encoder, dinov2_model, pooling = _auto_encoder(model, dinov2_model, pooling)
         kwargs = {}
         if encoder == "dinov2":
             import comfy.model_management
@@ -116,6 +126,19 @@ class EncodeFrames(io.ComfyNode):
         finally:
             _host.release_memory(enc)
         return io.NodeOutput(feats)
+
+
+def _auto_encoder(model, dinov2_model: str, pooling: str) -> tuple[str, str, str]:
+    """(encoder, DINOv2 folder, pooling) that the model's curve spec names; pixels without a model."""
+    if model is None:
+        return "pixels", dinov2_model, pooling
+    spec = model.curve_spec
+    name = encoder_name(spec.encoder, spec.encoder_options)
+    if name.startswith("dinov2"):
+        return "dinov2", name, str(spec.encoder_options.get("pooling", pooling))
+    if name not in ENCODER_CHOICES:
+        raise V2MError(f"the model's curves come from the frame encoder {name!r}, which Encode Frames does not offer")
+    return name, dinov2_model, pooling
 
 
 def _encode(enc, video, images, fps, sample_fps, size, batch):

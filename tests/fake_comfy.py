@@ -161,37 +161,106 @@ class VideoComponents:
     metadata: Any = None
 
 
-class VideoFromFile:
+class VideoInput:
+    """As comfy_api's VideoInput: a default get_stream_source encodes to a BytesIO via save_to."""
+
+    def get_stream_source(self):
+        import io as _io
+
+        buf = _io.BytesIO()
+        self.save_to(buf)
+        buf.seek(0)
+        return buf
+
+    def get_dimensions(self):
+        c = self.get_components()
+        return c.images.shape[2], c.images.shape[1]
+
+    def get_duration(self):
+        c = self.get_components()
+        return float(c.images.shape[0] / c.frame_rate)
+
+
+class VideoFromFile(VideoInput):
+    """As ComfyUI's: a path or BytesIO; streams it; save_to copies the streams (format/codec auto)."""
+
     def __init__(self, file):
         self._file = file
 
     def get_stream_source(self):
+        if hasattr(self._file, "seek"):
+            self._file.seek(0)
         return self._file
+
+    def get_dimensions(self):
+        import av
+
+        with av.open(self.get_stream_source()) as c:
+            s = c.streams.video[0]
+            return s.width, s.height
 
     def get_components(self):  # full decode, as the real host does (tests keep clips tiny)
         import torch
 
         from v2m_zero.core.timing import media
 
-        src = self._file
-        info = media.probe_video(src)
-        if hasattr(src, "seek"):
-            src.seek(0)
-        frames = np.concatenate([b.frames for b in media.iter_frames(src, size=None)])
-        return VideoComponents(images=torch.from_numpy(frames).float() / 255, frame_rate=Fraction(info.fps).limit_denominator(100000))
+        info = media.probe_video(self.get_stream_source())
+        frames = np.concatenate([b.frames for b in media.iter_frames(self.get_stream_source(), size=None)])
+        audio = None
+        if info.has_audio:
+            wave, sr = media.decode_audio(self.get_stream_source())
+            audio = {"waveform": torch.from_numpy(np.ascontiguousarray(wave, np.float32))[None], "sample_rate": int(sr)}
+        return VideoComponents(images=torch.from_numpy(frames).float() / 255, audio=audio,
+                               frame_rate=Fraction(info.fps).limit_denominator(100000))
 
     def get_duration(self):
         from v2m_zero.core.timing import media
 
-        return media.probe_video(self._file).duration
+        return media.probe_video(self.get_stream_source()).duration
+
+    def save_to(self, path, format="auto", codec="auto", metadata=None):
+        import av
+
+        with av.open(self.get_stream_source()) as src, av.open(path, mode="w", format=None if isinstance(path, str) else "mp4") as out:
+            streams = {s: out.add_stream_from_template(template=s, opaque=True) for s in src.streams if s.type in ("video", "audio")}
+            for packet in src.demux():
+                if packet.stream in streams and packet.dts is not None:
+                    packet.stream = streams[packet.stream]
+                    out.mux(packet)
 
 
-class VideoFromComponents:
+class VideoFromComponents(VideoInput):
+    """As ComfyUI's: frames [N, H, W, 3] float + optional AUDIO + Fraction rate; save_to encodes H.264 + AAC."""
+
     def __init__(self, components):
         self._c = components
 
     def get_components(self):
-        return self._c
+        return VideoComponents(images=self._c.images, audio=self._c.audio, frame_rate=self._c.frame_rate)
+
+    def save_to(self, path, format="auto", codec="auto", metadata=None):
+        import math
+
+        import av
+
+        c = self._c
+        with av.open(path, mode="w", format=None if isinstance(path, str) else "mp4") as out:
+            rate = Fraction(round(c.frame_rate * 1000), 1000)
+            vs = out.add_stream("h264", rate=rate)
+            vs.width, vs.height, vs.pix_fmt = c.images.shape[2], c.images.shape[1], "yuv420p"
+            aus = out.add_stream("aac", rate=int(c.audio["sample_rate"])) if c.audio else None
+            for frame in c.images:
+                img = (frame * 255).clamp(0, 255).byte().cpu().numpy()
+                out.mux(vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")))
+            out.mux(vs.encode(None))
+            if aus is not None:
+                sr = int(c.audio["sample_rate"])
+                wave = c.audio["waveform"][:, :, : math.ceil((sr / rate) * c.images.shape[0])]
+                fr = av.AudioFrame.from_ndarray(wave.movedim(2, 1).reshape(1, -1).float().numpy(), format="flt",
+                                                layout="mono" if wave.shape[1] == 1 else "stereo")
+                fr.sample_rate, fr.pts = sr, 0
+                out.mux(aus.encode(fr))
+                out.mux(aus.encode(None))
 
 
 class ComfyExtension:
@@ -203,10 +272,21 @@ class ComfyExtension:
 
 
 # ---------------------------------------------------------------- folder_paths
+SUPPORTED_PT_EXTENSIONS = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
+
+
 def _folder_paths_module(root: str):
     fp = types.ModuleType("folder_paths")
     fp.models_dir = os.path.join(root, "models")
-    fp.folder_names_and_paths = {}
+    fp.supported_pt_extensions = SUPPORTED_PT_EXTENSIONS
+    # ComfyUI's own model folders, as folder_paths defines them (the ones our nodes read)
+    fp.folder_names_and_paths = {
+        "checkpoints": ([os.path.join(fp.models_dir, "checkpoints")], SUPPORTED_PT_EXTENSIONS),
+        "text_encoders": ([os.path.join(fp.models_dir, "text_encoders"), os.path.join(fp.models_dir, "clip")], SUPPORTED_PT_EXTENSIONS),
+        "vae": ([os.path.join(fp.models_dir, "vae")], SUPPORTED_PT_EXTENSIONS),
+    }
+    legacy = {"clip": "text_encoders", "unet": "diffusion_models"}
+    fp.map_legacy = lambda name: legacy.get(name, name)
     dirs = {"input": os.path.join(root, "input"), "output": os.path.join(root, "output"), "temp": os.path.join(root, "temp")}
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
@@ -235,12 +315,44 @@ def _folder_paths_module(root: str):
     fp.filter_files_content_types = filter_files_content_types
 
     def add_model_folder_path(name, path, is_default=False):
-        paths, _ = fp.folder_names_and_paths.setdefault(name, ([], set()))
+        paths, _ = fp.folder_names_and_paths.setdefault(fp.map_legacy(name), ([], set()))
         if path not in paths:
             paths.append(path)
 
     fp.add_model_folder_path = add_model_folder_path
-    fp.get_folder_paths = lambda name: list(fp.folder_names_and_paths[name][0])
+    fp.get_folder_paths = lambda name: list(fp.folder_names_and_paths[fp.map_legacy(name)][0])
+
+    def get_filename_list(name):
+        # as ComfyUI's: files under every folder of that kind, recursively, relative, filtered by extension
+        paths, exts = fp.folder_names_and_paths[fp.map_legacy(name)]
+        out = set()
+        for base in paths:
+            for dirpath, subdirs, files in os.walk(base, followlinks=True):
+                subdirs[:] = [d for d in subdirs if d != ".git"]
+                for f in files:
+                    rel = os.path.relpath(os.path.join(dirpath, f), base)
+                    if not exts or os.path.splitext(rel)[-1].lower() in exts:
+                        out.add(rel)
+        return sorted(out)
+
+    def get_full_path(name, filename):
+        name = fp.map_legacy(name)
+        if name not in fp.folder_names_and_paths:
+            return None
+        filename = os.path.relpath(os.path.join("/", filename), "/")
+        for base in fp.folder_names_and_paths[name][0]:
+            full = os.path.join(base, filename)
+            if os.path.isfile(full):
+                return full
+        return None
+
+    def get_full_path_or_raise(name, filename):
+        full = get_full_path(name, filename)
+        if full is None:
+            raise FileNotFoundError(f"Model in folder '{name}' with filename '{filename}' not found.")
+        return full
+
+    fp.get_filename_list, fp.get_full_path, fp.get_full_path_or_raise = get_filename_list, get_full_path, get_full_path_or_raise
 
     def get_save_image_path(prefix, output_dir, w=0, h=0):
         # as ComfyUI's: the next counter in the folder, which it creates when missing
@@ -290,6 +402,9 @@ def install(root: str) -> None:
     api = types.ModuleType("comfy_api")
     api.latest = latest
     comfy = types.ModuleType("comfy")
+    # a package folder, as the real one: comfy/text_encoders/t5_tokenizer is where ComfyUI ships T5's tokenizer
+    comfy.__path__ = [os.path.join(root, "comfy_pkg", "comfy")]
+    os.makedirs(comfy.__path__[0], exist_ok=True)
     utils = types.ModuleType("comfy.utils")
     utils.ProgressBar = ProgressBar
     mm = types.ModuleType("comfy.model_management")
@@ -310,3 +425,133 @@ def install(root: str) -> None:
         }
     )
     STATE.update(progress=[], previews=[], interrupt=False)
+
+
+def ship_t5_tokenizer(root: str, tokenizer) -> str:
+    """Put a tokenizer where ComfyUI ships T5's (comfy/text_encoders/t5_tokenizer); returns the folder."""
+    import comfy
+
+    folder = os.path.join(comfy.__path__[0], "text_encoders", "t5_tokenizer")
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+# ---------------------------------------------------------------- core nodes (as ComfyUI's, for interop tests)
+def _save_audio(audio, filename_prefix, folder, kind):
+    """comfy_extras.nodes_audio.save_audio for flac: one file per batch item, written with PyAV."""
+    import io as _io
+
+    import av
+    import folder_paths
+
+    full, filename, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, folder)
+    results = []
+    for waveform in audio["waveform"].cpu():
+        file = f"{filename}_{counter:05}_.flac"
+        buf = _io.BytesIO()
+        out = av.open(buf, mode="w", format="flac")
+        layout = "mono" if waveform.shape[0] == 1 else "stereo"
+        stream = out.add_stream("flac", rate=audio["sample_rate"], layout=layout)
+        frame = av.AudioFrame.from_ndarray(waveform.movedim(0, 1).reshape(1, -1).float().numpy(), format="flt", layout=layout)
+        frame.sample_rate, frame.pts = audio["sample_rate"], 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+        out.close()
+        with open(os.path.join(full, file), "wb") as f:
+            f.write(buf.getbuffer())
+        results.append({"filename": file, "subfolder": subfolder, "type": kind})
+        counter += 1
+    STATE["previews"].append(("audio", results))
+    return ()
+
+
+def _load_audio(audio):
+    """comfy_extras.nodes_audio.LoadAudio: PyAV decode → float32 [1, C, T] at the file's rate."""
+    import av
+    import folder_paths
+    import torch
+
+    with av.open(folder_paths.get_annotated_filepath(audio)) as af:
+        stream = af.streams.audio[0]
+        sr, n = stream.codec_context.sample_rate, stream.channels
+        frames = []
+        for frame in af.decode(streams=stream.index):
+            buf = torch.from_numpy(frame.to_ndarray())
+            if buf.shape[0] != n:
+                buf = buf.view(-1, n).t()
+            frames.append(buf)
+    wav = torch.cat(frames, dim=1)
+    if not wav.dtype.is_floating_point:
+        wav = wav.float() / (2 ** 15 if wav.dtype == torch.int16 else 2 ** 31)
+    return ({"waveform": wav.unsqueeze(0), "sample_rate": sr},)
+
+
+def _save_video(video, filename_prefix, format="auto", codec="auto"):
+    import folder_paths
+
+    w, h = video.get_dimensions()
+    full, filename, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, folder_paths.get_output_directory(), w, h)
+    file = f"{filename}_{counter:05}_.mp4"
+    video.save_to(os.path.join(full, file), format=format, codec=codec)
+    STATE["previews"].append(("video", [{"filename": file, "subfolder": subfolder, "type": "output"}]))
+    return ()
+
+
+def _create_video(images, fps, audio=None):
+    return (VideoFromComponents(VideoComponents(images=images, audio=audio, frame_rate=Fraction(fps))),)
+
+
+def _get_components(video):
+    c = video.get_components()
+    return (c.images, c.audio, float(c.frame_rate))
+
+
+def _core_nodes():
+    import folder_paths
+
+    return {
+        "SaveAudio": lambda audio, filename_prefix="audio/ComfyUI": _save_audio(audio, filename_prefix, folder_paths.get_output_directory(), "output"),
+        "PreviewAudio": lambda audio: _save_audio(audio, "ComfyUI_temp_", folder_paths.get_temp_directory(), "temp"),
+        "LoadAudio": _load_audio,
+        "LoadVideo": lambda file: (VideoFromFile(folder_paths.get_annotated_filepath(file)),),
+        "CreateVideo": _create_video,
+        "GetVideoComponents": _get_components,
+        "SaveVideo": _save_video,
+        "PreviewImage": lambda images: STATE["previews"].append(("image", images)) or (),
+    }
+
+
+def run_graph(graph: dict, nodes: list) -> dict:
+    """Execute an API-format prompt as ComfyUI does: validate, then run each node once its inputs
+    are ready, links resolved to upstream outputs; optional inputs left out are not passed.
+    Returns {node id: outputs tuple}."""
+    ours = {n.define_schema().node_id: n for n in nodes}
+    core = _core_nodes()
+    done: dict[str, tuple] = {}
+    pending = dict(graph)
+    while pending:
+        ready = [nid for nid, n in pending.items()
+                 if all(not isinstance(v, list) or v[0] in done for v in n["inputs"].values())]
+        if not ready:
+            raise RuntimeError(f"graph has a cycle or a missing node: {sorted(pending)}")
+        for nid in sorted(ready, key=lambda x: int(x) if x.isdigit() else x):
+            node = pending.pop(nid)
+            kw = {k: (done[v[0]][v[1]] if isinstance(v, list) else v) for k, v in node["inputs"].items()}
+            ct = node["class_type"]
+            if ct in ours:
+                cls = ours[ct]
+                check = getattr(cls, "validate_inputs", None)
+                if check is not None:
+                    import inspect
+
+                    names = inspect.signature(check).parameters
+                    ok = check(**{k: v for k, v in kw.items() if k in names})
+                    if ok is not True:
+                        raise RuntimeError(f"{nid} {ct}: validation failed: {ok}")
+                out = cls.execute(**kw)
+                done[nid] = tuple(out.args) if out.args else ()
+            elif ct in core:
+                done[nid] = tuple(core[ct](**kw))
+            else:
+                raise KeyError(f"{nid}: no such node {ct!r}")
+    return done

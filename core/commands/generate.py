@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from ..model.flow import UNCOND_MODES
 from ._common import AUDIO_OUT, VIDEO_OUT, OutputPlan, Progress, number
@@ -54,6 +55,14 @@ def music_for_video(gen, video, args, *, prompt: str = "", negative_prompt: str 
     return wave, cond, raw
 
 
+def _agreement_notes(gen, encoder: str | None) -> list[str]:
+    """Warnings: a frame encoder other than the checkpoint's, a SAO base without curve training."""
+    from ..timing.spec import curve_mismatches
+
+    notes = curve_mismatches({"encoder": encoder}, gen.curve_spec) if encoder else []
+    return notes + ([str(gen.meta["note"])] if gen.meta.get("note") else [])
+
+
 def run(args) -> int:
     from .. import generate
     from ..timing import media
@@ -68,6 +77,8 @@ def run(args) -> int:
         gen = generate.load_generator(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec, device=args.device,
                                       precision=args.precision, lora=args.lora, lora_strength=args.lora_strength)
         # The curve must come from the encoder the checkpoint's curve spec names (training used it).
+        for note in _agreement_notes(gen, args.encoder):
+            print(f"v2m-zero generate: warning: {note}", file=sys.stderr)
         args.encoder = args.encoder or gen.curve_spec.encoder
         sampling = gen.meta.get("sampling") or {}  # the checkpoint's own defaults (e.g. SA3: 50 steps, cfg 7)
         steps = args.steps or int(sampling.get("steps", 96))

@@ -64,6 +64,8 @@ def evaluate_video(
     n_shifts: int = 200,
     backend: str = DEFAULT_SCENE_BACKEND,
     seed: int = 0,
+    cut_detector: str = "scenedetect",
+    detector_options: dict | None = None,
 ) -> dict:
     """Evaluate the music track of one video.
 
@@ -72,7 +74,8 @@ def evaluate_video(
     ``note`` (None, or why a score is missing or degenerate); with ``reference_music`` (an audio
     or video file holding the ground-truth music) also ``reference_music``, ``bcs``, ``bhs``
     (``beat_scores`` at 0.2 s on 22.05 kHz audio, as LORIS) and ``td`` (BPM).
-    An audio-less video gives ``sch=None`` and a note, not an exception.
+    An audio-less video gives ``sch=None`` and a note, not an exception. ``cut_detector`` other
+    than ``"scenedetect"`` (Algorithm 1's) names another detector of ``core.timing.cuts``.
     """
     import numpy as np
 
@@ -99,7 +102,10 @@ def evaluate_video(
 
     info = media.probe_video(path)
     result["duration"] = round(float(info.duration), 6)
-    cuts = detect_cuts(path, "scenedetect", backend=backend)
+    if cut_detector == "scenedetect":
+        cuts = detect_cuts(path, "scenedetect", backend=backend)
+    else:
+        cuts = detect_cuts(path, cut_detector, **dict(detector_options or {}))
     result["cuts"] = [round(c, 6) for c in cuts]
     result["n_cuts"] = len(cuts)
     if not info.has_audio:

@@ -1,28 +1,84 @@
-"""Curve pictures drawn with Pillow (no matplotlib): previews for nodes, the CLI and the README."""
+"""Curve pictures, drawn with matplotlib: node previews, the CLI's ``--plot`` and the README.
+
+One function, :func:`plot_curves`, shared by the nodes and the commands. It draws on a private
+``matplotlib.figure.Figure`` with the Agg canvas (never ``pyplot``), so importing or calling it
+changes no global matplotlib state (backend, rc parameters, open figures). Sizes of text and
+lines follow the picture's size, so a preview that ComfyUI shrinks to a node's width stays
+readable; long curves are decimated to the pixel columns (min/max envelope, no peak lost), and
+hit points and marks are thinned to what the width can show.
+"""
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
 
 from .curves import Curve
 
-_BG = (250, 250, 248)
-_GRID = (222, 222, 218)
-_AXIS = (90, 90, 90)
-_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (148, 103, 189)]
-_PEAK = (214, 39, 40)
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b")
+_PEAK = "#d62728"
+_MARK_COLOURS = ("#2ca02c", "#9467bd", "#8c564b", "#17becf", "#7f7f7f")
+_BG = "#fafaf8"
+_MIN_GAP_PX = 4.0  # hit points and marks closer than this on the picture are drawn as one
 
 
-def _nice_step(span: float, target: int = 8) -> float:
-    raw = span / max(target, 1)
-    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
-    for m in (1, 2, 5, 10):
-        if raw <= m * mag:
-            return m * mag
-    return 10 * mag
+def _decimate(t: np.ndarray, v: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ~2 points per pixel column: each column's minimum and maximum, in time order."""
+    if t.size <= 2 * columns or columns < 1:
+        return t, v
+    edges = np.linspace(t[0], t[-1], columns + 1)
+    idx = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, columns - 1)
+    starts = np.flatnonzero(np.r_[True, idx[1:] != idx[:-1]])
+    ends = np.r_[starts[1:], v.size]
+    arg_lo = np.array([s + int(np.argmin(v[s:e])) for s, e in zip(starts, ends)])
+    arg_hi = np.array([s + int(np.argmax(v[s:e])) for s, e in zip(starts, ends)])
+    first_lo = arg_lo <= arg_hi
+    a = np.where(first_lo, arg_lo, arg_hi)
+    b = np.where(first_lo, arg_hi, arg_lo)
+    keep = np.unique(np.concatenate([a, b, [0, v.size - 1]]))
+    return t[keep], v[keep]
+
+
+def _thin(times: Sequence[float], seconds_per_px: float) -> np.ndarray:
+    """Times no closer than ``_MIN_GAP_PX`` pixels (the first of a close group is kept)."""
+    ts = np.sort(np.asarray([float(x) for x in times], dtype=np.float64))
+    if ts.size < 2:
+        return ts
+    gap = _MIN_GAP_PX * seconds_per_px
+    kept = [ts[0]]
+    for x in ts[1:]:
+        if x - kept[-1] >= gap:
+            kept.append(x)
+    return np.asarray(kept)
+
+
+_TIME_STEPS = (0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
+
+
+def _time_axis(ax, duration: float, width: int) -> None:
+    """Ticks at round seconds or minutes, about one per 110 pixels; minutes as m:ss past 2 min."""
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
+
+    want = max(2, int(width / 110))
+    step = next((s for s in _TIME_STEPS if duration / s <= want), _TIME_STEPS[-1])
+    ax.xaxis.set_major_locator(MultipleLocator(step))
+    if duration >= 120:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{int(x // 60)}:{int(round(x % 60)):02d}" if x >= 0 else ""))
+    else:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+
+
+def _curve_xy(c: Curve, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(c.times, dtype=np.float64)
+    v = np.asarray(c.values, dtype=np.float64)
+    if c.rate:  # a uniform grid: sample j stands for [j/rate, (j+1)/rate); draw it at the centre
+        t = t + 0.5 / float(c.rate)
+    return _decimate(t, v, columns)
+
+
+def _range(v: np.ndarray) -> float:
+    return float(np.ptp(v)) if v.size else 0.0
 
 
 def plot_curves(
@@ -31,64 +87,130 @@ def plot_curves(
     peaks: Sequence[float] = (),
     marks: Sequence[tuple[str, Sequence[float]]] = (),
     width: int = 1024,
-    height: int = 320,
+    height: int = 400,
     title: str = "",
+    notes: Sequence[str] = (),
 ) -> np.ndarray:
-    """Draw labelled curves on one time axis; ``peaks`` as red ticks, ``marks`` as extra rows.
+    """Labelled curves on one time axis, with ``peaks`` (hit points) and ``marks`` rows below.
 
-    Returns an RGB uint8 array [height, width, 3]. Each curve is scaled to its own min/max so
-    curves of different units (raw and smoothed) share the plot.
+    Returns an RGB uint8 array [height, width, 3]. Curves share the left axis (event strength in
+    standard deviations); a curve whose range is far from the first one's (e.g. a smoothed curve
+    beside the raw spikes) gets the right axis, said in its legend entry. ``marks`` are named
+    rows of times (cuts, beats, window joins...) drawn as ticks under the curves.
     """
-    from PIL import Image, ImageDraw, ImageFont
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    img = Image.new("RGB", (width, height), _BG)
-    d = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
-    left, right, top, bottom = 48, 16, 24 if title else 10, 28 + 14 * len(marks)
-    pw, ph = width - left - right, height - top - bottom
-    duration = max([float(c.duration) for _, c in curves] + [1e-6])
+    width, height = max(int(width), 160), max(int(height), 120)
+    dpi = 100.0
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor=_BG, layout="constrained")
+    FigureCanvasAgg(fig)
+    # Text in pixels ~ 1/24 of the short side (clamped): readable when a node shrinks the preview.
+    font_px = min(max(min(width / 40.0, height / 14.0), 11.0), 26.0)
+    fs = font_px * 72.0 / dpi
+    line_w = max(1.2, font_px / 9.0)
+    durations = [float(c.duration) for _, c in curves] + [float(t) for _, ts in marks for t in ts[-1:]]
+    duration = max(durations + [1e-6])
 
-    def x_of(t: float) -> float:
-        return left + pw * min(max(t / duration, 0.0), 1.0)
+    n_rows = len(marks)
+    mark_frac = min(0.12 * n_rows, 0.4)
+    note_lines = _wrap_notes(notes, width, font_px * 0.75)
+    ratios = ([min(0.08 * len(note_lines), 0.45)] if note_lines else []) + [1 - mark_frac] + ([mark_frac] if n_rows else [])
+    grid = fig.add_gridspec(len(ratios), 1, height_ratios=ratios)
+    if note_lines:  # warnings the user must see, above the plot in a darker red
+        box = fig.add_subplot(grid[0])
+        box.axis("off")
+        box.text(0.0, 1.0, "\n".join(note_lines), va="top", ha="left", fontsize=fs * 0.75, color="#a01010", transform=box.transAxes)
+    ax = fig.add_subplot(grid[1 if note_lines else 0])
+    ax.set_facecolor("white")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.grid(True, color="#dddddd", linewidth=0.8)
+    ax.tick_params(labelsize=fs * 0.85)
+    ax.set_xlim(0, duration)
+    _time_axis(ax, duration, width)
+    columns = max(int(width * 0.85), 16)
+    seconds_per_px = duration / columns
 
-    step = _nice_step(duration)
-    t = 0.0
-    while t <= duration + 1e-9:
-        x = x_of(t)
-        d.line([(x, top), (x, top + ph)], fill=_GRID)
-        d.text((x - 8, top + ph + 4), f"{t:g}s", fill=_AXIS, font=font)
-        t += step
-    d.rectangle([left, top, left + pw, top + ph], outline=_AXIS)
-    if title:
-        d.text((left, 6), title, fill=_AXIS, font=font)
-
-    for t in peaks:
-        x = x_of(float(t))
-        d.line([(x, top), (x, top + ph)], fill=_PEAK, width=1)
-
+    handles, right = [], None
+    base_range = None
     for i, (label, c) in enumerate(curves):
-        colour = _COLOURS[i % len(_COLOURS)]
-        v = np.asarray(c.values, dtype=np.float64)
-        if v.size == 0:
+        if len(c) == 0:
             continue
-        lo, hi = float(v.min()), float(v.max())
-        span = hi - lo if hi > lo else 1.0
-        tt = np.asarray(c.times, dtype=np.float64)
-        if c.rate:  # uniform grids are drawn at interval centres
-            tt = tt + 0.5 / c.rate
-        pts = [(x_of(float(a)), top + ph - ph * 0.92 * (float(b) - lo) / span - ph * 0.04) for a, b in zip(tt, v)]
-        if len(pts) == 1:
-            pts = pts * 2
-        d.line(pts, fill=colour, width=2)
-        d.text((left + 6, top + 4 + 12 * i), label, fill=colour, font=font)
+        t, v = _curve_xy(c, columns)
+        target = ax
+        if base_range is None:
+            base_range = _range(v)
+        elif base_range > 0 and not (1 / 3 <= (_range(v) or base_range) / base_range <= 3):
+            if right is None:
+                right = ax.twinx()
+                right.spines["top"].set_visible(False)
+                right.tick_params(labelsize=fs * 0.85)
+            target, label = right, f"{label} (right axis)"
+        if t.size == 1:
+            t, v = np.r_[t, t + 1e-6], np.r_[v, v]
+        # the first curve is the one the picture is about: drawn on top, the others thinner below it
+        (h,) = target.plot(t, v, color=_COLOURS[i % len(_COLOURS)], linewidth=line_w if i == 0 else line_w * 0.7,
+                           alpha=1.0 if i == 0 else 0.85, label=label, zorder=3 + len(curves) - i)
+        handles.append(h)
 
+    shown = _thin(peaks, seconds_per_px)
+    if len(peaks):
+        from matplotlib.lines import Line2D
+
+        if shown.size <= 40:  # few: full-height lines through the curves
+            ax.vlines(shown, 0, 1, transform=ax.get_xaxis_transform(), color=_PEAK, linewidth=max(1.0, line_w * 0.7), alpha=0.55, zorder=2)
+        else:  # many: a rug along the top, so the curves stay visible
+            ax.vlines(shown, 0.9, 1, transform=ax.get_xaxis_transform(), color=_PEAK, linewidth=1.0, alpha=0.8, zorder=4)
+        label = f"hit points ({len(peaks)})" if shown.size == len(peaks) else f"hit points ({len(peaks)}, {shown.size} drawn)"
+        handles.append(Line2D([], [], color=_PEAK, linewidth=line_w, alpha=0.7, label=label))
+
+    ax.set_ylabel("strength (σ)", fontsize=fs * 0.8)
+    if handles:
+        # above the plot, right of the title: never over the data
+        ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=fs * 0.75, frameon=False,
+                  ncol=len(handles), handlelength=1.2, columnspacing=1.0, borderaxespad=0.1)
+    if title:
+        fig.suptitle(title, x=0.01, ha="left", fontsize=fs)
+
+    xlabel_ax = ax
+    if n_rows:
+        ax.tick_params(labelbottom=False)
+        rows = fig.add_subplot(grid[-1], sharex=ax)
+        _draw_marks(rows, marks, seconds_per_px, fs, line_w)
+        xlabel_ax = rows
+    xlabel_ax.set_xlabel("time (min:s)" if duration >= 120 else "time (s)", fontsize=fs * 0.9)
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    return np.ascontiguousarray(rgba[..., :3])
+
+
+def _wrap_notes(notes: Sequence[str], width: int, char_px: float) -> list[str]:
+    import textwrap
+
+    per_line = max(20, int(width / (0.55 * char_px)))
+    return [line for note in notes for line in textwrap.wrap("⚠ " + str(note), per_line)]
+
+
+def _draw_marks(ax, marks, seconds_per_px: float, fs: float, line_w: float) -> None:
+    """One row per (label, times): thinned ticks, the row's count in its label."""
+    n = len(marks)
+    ax.set_facecolor("white")
+    ax.set_ylim(-0.5, n - 0.5)
+    ax.set_yticks(range(n))
+    labels = []
     for row, (label, times) in enumerate(marks):
-        y = top + ph + 18 + 14 * row
-        d.text((2, y - 5), label[:7], fill=_AXIS, font=font)
-        for t in times:
-            x = x_of(float(t))
-            d.line([(x, y - 4), (x, y + 4)], fill=_COLOURS[(row + 2) % len(_COLOURS)], width=2)
-    return np.asarray(img, dtype=np.uint8)
+        y = n - 1 - row
+        shown = _thin(times, seconds_per_px)
+        ax.vlines(shown, y - 0.35, y + 0.35, color=_MARK_COLOURS[row % len(_MARK_COLOURS)], linewidth=max(1.0, line_w * 0.8))
+        labels.append((y, f"{label} ({len(times)})"))
+    ax.set_yticks([y for y, _ in labels])
+    ax.set_yticklabels([text for _, text in labels], fontsize=fs * 0.8)
+    ax.tick_params(axis="x", labelsize=fs * 0.85)
+    ax.tick_params(axis="y", length=0)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    ax.grid(True, axis="x", color="#eeeeee", linewidth=0.8)
 
 
 def save_png(image: np.ndarray, path: str) -> str:
@@ -100,3 +222,6 @@ def save_png(image: np.ndarray, path: str) -> str:
     with atomic_path(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
     return path
+
+
+__all__ = ["plot_curves", "save_png"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -135,3 +136,40 @@ class CurveSpec:
         return cls(encoder=encoder or DEFAULT_VIDEO_ENCODER, music_encoder=music.pop("id", None), music_encoder_options=music,
                    smoothing_seconds=float(spec["smoothing_seconds"]), standardise=bool(spec.get("standardise", True)),
                    clip_seconds=float(spec["clip_duration"]) if spec.get("clip_duration") else None)
+
+
+# ---- agreement between a curve and the spec a checkpoint was trained with
+
+_DINOV2_NAMES = {"dinov2-s": "dinov2-small", "dinov2-b": "dinov2-base", "dinov2-l": "dinov2-large", "dinov2-g": "dinov2-giant",
+                 "dinov2": DEFAULT_VIDEO_ENCODER}
+
+
+def encoder_name(encoder: str | None, options: Mapping[str, Any] | None = None) -> str:
+    """One name per frame encoder: ``dinov2`` with its model folder (``dinov2-large``), aliases resolved."""
+    enc = str(encoder or "unknown")
+    if enc == "dinov2" and (options or {}).get("model"):
+        enc = os.path.basename(str(options["model"]).rstrip("/\\")) or enc
+    return _DINOV2_NAMES.get(enc, enc)
+
+
+def curve_mismatches(curve_spec: Mapping[str, Any], model: CurveSpec, *, smoothed_here: bool = False) -> list[str]:
+    """How a curve (its ``Curve.spec``) differs from what the checkpoint was trained with, in words.
+
+    Checks the frame encoder, standardisation and — unless the curve is raw and will be smoothed
+    with the model's own spec (``smoothed_here``) — the Hann smoothing. Empty when they agree.
+    """
+    out = []
+    enc = curve_spec.get("encoder")
+    if enc:
+        got, want = encoder_name(enc, curve_spec.get("encoder_options")), encoder_name(model.encoder)
+        if got != want:
+            out.append(f"the curve comes from the '{got}' frame encoder but the checkpoint was trained with '{want}' "
+                       f"curves (choose encoder 'auto' in Encode Frames, or '{want}')")
+    if "standardise" in curve_spec and bool(curve_spec["standardise"]) != bool(model.standardise):
+        out.append(f"the curve is {'' if curve_spec['standardise'] else 'not '}standardised but the checkpoint's curves were"
+                   f"{'' if model.standardise else ' not'}")
+    s = curve_spec.get("smoothing_seconds")
+    if not smoothed_here and s is not None and abs(float(s) - float(model.smoothing_seconds)) > 1e-3:
+        out.append(f"the curve is smoothed with a {float(s):.3g} s Hann kernel but the checkpoint was trained with "
+                   f"{float(model.smoothing_seconds):.3g} s (connect the model to Smooth Curve, or set kernel_seconds)")
+    return out

@@ -1,0 +1,230 @@
+"""The shipped workflows, written from short specs: UI format (workflows/*.json) and API twins.
+
+The node schemas decide socket order, widget order (upload and control_after_generate slots
+included) and output types, so a template can never disagree with the nodes it uses.
+``tests/test_workflows.py`` checks the shipped files equal what this builds; after changing a spec
+or a schema, rebuild them with ``python tests/workflow_builder.py`` (needs the package installed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+DEMO_CKPT = "demo/v2m-zero-pair-toy.safetensors"
+DEMO_DATASET = "demo: synthetic percussion (made on first use)"
+CLIP = "v2m_demo_clip.mp4"
+
+# Core ComfyUI nodes the templates use: (socket inputs, widget names, outputs), as ComfyUI defines them.
+CORE = {
+    "PreviewImage": ([("images", "IMAGE")], [], []),
+    "SaveVideo": ([("video", "VIDEO")], ["filename_prefix", "format", "codec"], []),
+    "PreviewAudio": ([("audio", "AUDIO")], [], []),
+    "SaveAudio": ([("audio", "AUDIO")], ["filename_prefix"], []),
+}
+NOTE_COLOURS = {"color": "#432", "bgcolor": "#653"}
+
+ENCODE = dict(encoder="auto", sample_fps=0.0, size=0, fps=24.0, dinov2_model="dinov2-large", pooling="mean_patch", precision="fp32", batch_size=16,
+              download_if_missing=False)
+LOAD_MODEL = dict(checkpoint=DEMO_CKPT, text_encoder="none", codec="from checkpoint", precision="fp32", offload=True,
+                  lora="none", lora_strength=1.0, download_if_missing=False)
+SAMPLER = dict(prompt="", negative_prompt="", steps=50, cfg=3.0, seed=0, uncond="both")
+SMOOTH = dict(kernel_seconds=2.52, target_rate=21.533203, latent_length=0, scale=1.0, offset=0.0)
+DEMO_TRAIN_CONFIG = """\
+# DEMO settings: a tiny model that trains in a few minutes on a CPU. For real training
+# start from an init checkpoint (Stable Audio Open) and see `v2m-zero train --example`.
+[model.from_config]        # used when no init checkpoint is chosen
+embed_dim = 64
+depth = 2
+num_heads = 2
+cond_token_dim = 32
+[text]
+encoder = "none"
+[curve]
+video_encoder = "pixels"   # the weightless frame encoder: Encode Frames 'auto' follows it
+[optim]
+lr = 1e-3
+warmup_steps = 20
+[train]
+batch_size = 8
+[checkpoint]
+every = 100
+[validation]
+every = 0
+"""
+
+# Each template: nodes (id, type, pos, size, widgets, links {input: (node, output)}, title),
+# notes (id, pos, size, text) and groups (title, [x, y, w, h], colour).
+TEMPLATES = {
+    "v2m_quick_start": {
+        "name": "V2M-Zero: quick start (demo clip, demo model)",
+        "nodes": [
+            (1, "V2M_LoadVideo", (60, 220), (330, 330), {"file": CLIP}, {}, "1. Load video (the pack's example clip)"),
+            (2, "V2M_LoadModel", (60, 630), (330, 230), LOAD_MODEL, {}, "Model: the bundled DEMO toy"),
+            (3, "V2M_EncodeFrames", (450, 220), (330, 380), ENCODE, {"video": (1, 0), "model": (2, 0)}, "2. Frame encoder (auto = the model's)"),
+            (4, "V2M_EventCurve", (810, 220), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (3, 0)}, "3. Event curve (eq. 2–3)"),
+            (5, "V2M_SmoothCurve", (1240, 220), (400, 330), SMOOTH, {"curve": (4, 0), "model": (2, 0)}, "4. Smooth (eq. 4, follows the model)"),
+            (10, "PreviewImage", (1240, 620), (420, 360), {}, {"images": (5, 1)}, "Curve plot: raw event curve, smoothed curve, hit points"),
+            (6, "V2M_Sampler", (1720, 220), (380, 470), SAMPLER, {"model": (2, 0), "curve": (5, 0)}, "5. Sampler (rectified flow, curve as input channel)"),
+            (7, "V2M_DecodeLatents", (2130, 220), (330, 200), {}, {"model": (2, 0), "latent": (6, 0)}, "6. Decode to audio"),
+            (8, "V2M_MuxAudio", (2540, 220), (330, 260), dict(save_mp4=False, filename_prefix="video/V2M"), {"video": (1, 0), "audio": (7, 0)}, "7. Mux music into the video"),
+            (9, "SaveVideo", (2900, 220), (380, 420), dict(filename_prefix="video/V2M_quick_start", format="auto", codec="auto"), {"video": (8, 0)}, "8. Save video"),
+            (11, "V2M_SyncReport", (2540, 690), (740, 460), dict(fps=24.0, tolerance=0.1, shifts=200), {"video": (8, 0)}, "Sync report: Scene Cut Hit vs chance"),
+        ],
+        "notes": [
+            (104, (60, 70), (330, 110), "In: the pack's example clip (12 s, seven cuts) and the bundled DEMO model. Upload your own video; pick a trained V2M checkpoint or a Stable Audio Open 1.0 base."),
+            (101, (450, 70), (1190, 110), "Timing from the video (paper §3.2). Each frame is encoded (here the weightless 'pixels' encoder that the demo model was trained with; the paper uses DINOv2), the event curve is a_k = 1 − cos(f_k, f_k+1), standardised (eq. 2–3), then resampled to the music latent rate and Hann-smoothed (eq. 4). Peaks = hit points (cuts)."),
+            (102, (1720, 70), (740, 110), "Music on the curve (§3.3–3.4): a rectified-flow DiT gets the smoothed curve as one extra input channel (zero-pair: trained on MUSIC curves only, driven here by VIDEO curves). The demo model is a 1 M-parameter toy: clicks at 8 kHz on the cuts, not music."),
+            (103, (2540, 70), (740, 110), "Out: the music is fitted to the video's exact length and muxed (every frame kept), then saved. Sync report (§4.2): Scene Cut Hit = share of cuts with a beat within ±0.1 s, next to its chance level."),
+        ],
+        "groups": [
+            ("In: video + model", (40, 0, 370, 900), "#8A8"),
+            ("Timing: video → event curve (§3.2)", (430, 0, 1230, 1000), "#3f789e"),
+            ("Generate: sampler + decode (§3.3–3.4)", (1700, 0, 780, 730), "#a1309b"),
+            ("Out: mux, save, measure (§4.2)", (2520, 0, 780, 1190), "#b06634"),
+        ],
+    },
+    "v2m_video_to_music": {
+        "name": "V2M-Zero: music for a video",
+        "nodes": [
+            (1, "V2M_LoadVideo", (40, 120), (320, 330), {"file": CLIP}, {}, None),
+            (4, "V2M_LoadModel", (40, 500), (320, 230), LOAD_MODEL, {}, None),
+            (2, "V2M_EncodeFrames", (400, 120), (320, 380), ENCODE, {"video": (1, 0), "model": (4, 0)}, None),
+            (3, "V2M_EventCurve", (760, 120), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (2, 0)}, None),
+            (5, "V2M_Sampler", (1200, 120), (380, 470),
+             dict(SAMPLER, prompt="cinematic orchestral score, tense strings, big drums on the cuts", negative_prompt="low quality, noise"),
+             {"model": (4, 0), "curve": (3, 0)}, None),
+            (6, "V2M_DecodeLatents", (1620, 120), (320, 200), {}, {"model": (4, 0), "latent": (5, 0)}, None),
+            (7, "V2M_MuxAudio", (1980, 120), (320, 260), dict(save_mp4=True, filename_prefix="video/V2M"), {"video": (1, 0), "audio": (6, 0)}, None),
+        ],
+        "notes": [
+            (101, (400, 560), (760, 130), "The sampler smooths the raw event curve exactly as the checkpoint was trained (its curve spec); Encode Frames 'auto' uses the checkpoint's frame encoder. The default model is the bundled DEMO toy (no text: the prompt is used only by text-conditioned checkpoints, e.g. Stable Audio Open 1.0 bases with t5_base.safetensors)."),
+        ],
+        "groups": [],
+    },
+    "v2m_event_curve": {
+        "name": "V2M-Zero: event curve of a video",
+        "nodes": [
+            (1, "V2M_LoadVideo", (40, 120), (320, 330), {"file": CLIP}, {}, None),
+            (2, "V2M_EncodeFrames", (400, 120), (320, 380), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
+            (3, "V2M_EventCurve", (760, 120), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (2, 0)}, None),
+            (4, "V2M_SmoothCurve", (1200, 120), (400, 330), SMOOTH, {"curve": (3, 0)}, None),
+            (5, "PreviewImage", (1640, 120), (520, 330), {}, {"images": (4, 1)}, "Smoothed curve (latent rate)"),
+        ],
+        "notes": [],
+        "groups": [],
+    },
+    "v2m_train": {
+        "name": "V2M-Zero: fine-tune on music curves (demo data)",
+        "nodes": [
+            (1, "V2M_Train", (40, 220), (520, 640),
+             dict(dataset=DEMO_DATASET, run_name="v2m_demo", init_checkpoint="none", codec="patch:64:1:4000", music_encoder="logmel",
+                  clip_seconds=8.0, smoothing_seconds=0.2, max_steps=200, config=DEMO_TRAIN_CONFIG,
+                  preset="custom", download_if_missing=False), {}, None),
+        ],
+        "notes": [
+            (101, (40, 40), (520, 150), "DEMO: trains a tiny model on the built-in synthetic percussion (made in input/v2m_demo_music on first use) in a few minutes on a CPU, with music event curves only (paper §3.3). The checkpoint lands in models/v2m/checkpoints/v2m_demo.safetensors. For real training choose your own dataset folder, an init checkpoint and the Stable Audio codec."),
+        ],
+        "groups": [],
+    },
+}
+
+
+def _schemas():
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import fake_comfy
+
+    fake_comfy.install(tempfile.mkdtemp(prefix="v2m-wf-"))
+    from v2m_zero.nodes import node_list
+
+    out = {}
+    for n in node_list():
+        s = n.define_schema()
+        sockets = [(i.id, i.io_type) for i in s.inputs if not getattr(i, "widget", False)]
+        widgets = []
+        for i in s.inputs:
+            if getattr(i, "widget", False):
+                widgets.append(i.id)
+                if i.extra.get("upload"):
+                    widgets.append(("upload", i.extra["upload"]))
+                if i.extra.get("control_after_generate"):
+                    widgets.append(("control", "fixed"))
+        outs = [(o.display_name, o.io_type) for o in s.outputs]
+        out[s.node_id] = (sockets, widgets, outs)
+    for k, (socks, widgets, outs) in CORE.items():
+        out[k] = (socks, widgets, outs)
+    return out
+
+
+def _order(nodes) -> dict[int, int]:
+    deps = {nid: {src for src, _ in links.values()} for nid, _t, _p, _s, _w, links, _ti in nodes}
+    order, done = {}, set()
+    while len(done) < len(deps):
+        for nid in sorted(deps):
+            if nid not in done and deps[nid] <= done:
+                order[nid] = len(order)
+                done.add(nid)
+    return order
+
+
+def build(spec: dict, schemas) -> tuple[dict, dict]:
+    """(UI workflow, API prompt) of one template spec."""
+    nodes, links, api = [], [], {}
+    out_links: dict[tuple[int, int], list[int]] = {}
+    order = _order(spec["nodes"])
+    by_id = {n[0]: n for n in spec["nodes"]}
+    for nid, typ, _p, _s, _w, lk, _t in spec["nodes"]:
+        sockets = dict(schemas[typ][0])
+        for name, (src, slot) in lk.items():
+            src_type = schemas[by_id[src][1]][2][slot][1]
+            assert sockets[name] == src_type, (nid, name, src_type)
+            link_id = len(links) + 1
+            links.append([link_id, src, slot, nid, [s for s, _ in schemas[typ][0]].index(name), src_type])
+            out_links.setdefault((src, slot), []).append(link_id)
+    for nid, typ, pos, size, widgets, lk, title in spec["nodes"]:
+        sockets, wslots, outs = schemas[typ]
+        values = [w[1] if isinstance(w, tuple) and w[0] == "control" else ("image" if isinstance(w, tuple) else widgets[w]) for w in wslots]
+        ins = [{"name": n, "type": t, "link": next((l[0] for l in links if l[3] == nid and l[4] == i), None)} for i, (n, t) in enumerate(sockets)]
+        node = {"id": nid, "type": typ, "pos": list(pos), "size": list(size), "flags": {}, "order": order[nid], "mode": 0,
+                "inputs": ins, "outputs": [{"name": n, "type": t, "links": out_links.get((nid, i), []), "slot_index": i} for i, (n, t) in enumerate(outs)],
+                "properties": {"Node name for S&R": typ}, "widgets_values": values}
+        if title:
+            node["title"] = title
+        nodes.append(node)
+        inputs = {k: widgets[k] for k in wslots if isinstance(k, str)}
+        inputs.update({name: [str(src), slot] for name, (src, slot) in lk.items()})
+        api[str(nid)] = {"class_type": typ, "inputs": inputs, "_meta": {"title": title or typ}}
+    for nid, pos, size, text in spec["notes"]:
+        nodes.append({"id": nid, "type": "Note", "pos": list(pos), "size": list(size), "flags": {}, "order": len(order) + nid % 100,
+                      "mode": 0, "inputs": [], "outputs": [], "properties": {}, "widgets_values": [text], **NOTE_COLOURS})
+    groups = [{"id": i + 1, "title": t, "bounding": list(b), "color": c, "font_size": 22, "flags": {}} for i, (t, b, c) in enumerate(spec["groups"])]
+    ui = {"last_node_id": max(n["id"] for n in nodes), "last_link_id": len(links), "nodes": sorted(nodes, key=lambda n: n["order"]),
+          "links": links, "groups": groups, "config": {}, "extra": {"info": {"name": spec["name"]}, "ds": {"scale": 0.8, "offset": [0, 0]}},
+          "version": 0.4}
+    return ui, api
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=1, ensure_ascii=False) + "\n"
+
+
+def build_all() -> dict[str, str]:
+    """{relative path: file text} for every template."""
+    schemas = _schemas()
+    files = {}
+    for name, spec in TEMPLATES.items():
+        ui, api = build(spec, schemas)
+        files[f"workflows/{name}.json"] = dumps(ui)
+        files[f"workflows/api/{name}.json"] = dumps(api)
+    return files
+
+
+if __name__ == "__main__":
+    for rel, text in build_all().items():
+        with open(os.path.join(ROOT, rel), "w", encoding="utf-8") as f:
+            f.write(text)
+        print("wrote", rel)
