@@ -137,11 +137,19 @@ def find_downbeats(low_onset: np.ndarray, chroma_change: np.ndarray) -> tuple[np
     return (np.arange(n) % meter) == phase, meter
 
 
-def analyse_music(wave: np.ndarray, sample_rate: int, *, name: str = "the music") -> MusicAnalysis:
-    """Beats, bars, onsets and energy of ``wave`` ``[C, T]`` (or ``[T]``); AlignError when it has no pulse."""
+def analyse_music(wave: np.ndarray, sample_rate: int, *, name: str = "the music",
+                  until: float | None = None, bpm: float | None = None) -> MusicAnalysis:
+    """Beats, bars, onsets and energy of ``wave`` ``[C, T]`` (or ``[T]``); AlignError when it has no pulse.
+
+    ``until``: analyse only the first ``until`` seconds (the part that will be played), so that the
+    beats follow that part's own tempo and a long track costs no more than the video needs.
+    """
     import librosa
 
     w = np.asarray(wave, dtype=np.float32)
+    full = float(w.shape[-1] / sample_rate)
+    if until is not None and until < full:
+        w = w[..., :max(1, int(round(until * sample_rate)))]
     if w.size == 0 or not np.all(np.isfinite(w)):
         raise AlignError(f"{name} has no samples or contains NaN/Inf: give a decodable music file")
     if float(np.max(np.abs(w))) < SILENCE_PEAK:
@@ -157,7 +165,8 @@ def analyse_music(wave: np.ndarray, sample_rate: int, *, name: str = "the music"
     if clarity < needed:
         raise AlignError(f"{name} has no steady beat (pulse clarity {clarity:.2f} < {needed:.2f}): "
                          "noise, speech or free-time audio cannot be aligned to cuts; give music with a pulse")
-    tempo, frames = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, units="frames")
+    tempo, frames = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, units="frames",
+                                            bpm=bpm)
     frames = np.asarray(frames, dtype=int).reshape(-1)
     if frames.size < 4:
         raise AlignError(f"{name}: only {frames.size} beats found; at least 4 are needed to align it")
@@ -176,7 +185,7 @@ def analyse_music(wave: np.ndarray, sample_rate: int, *, name: str = "the music"
     onset_frames = librosa.onset.onset_detect(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, units="frames")
     rms = librosa.feature.rms(y=y, frame_length=1024, hop_length=HOP)[0]
     return MusicAnalysis(
-        duration=float(w.shape[-1] / sample_rate), tempo=60.0 / period, beats=beats, downbeat=downbeat, meter=meter,
+        duration=full, tempo=60.0 / period, beats=beats, downbeat=downbeat, meter=meter,
         beat_strength=strength, beat_chroma=beat_chroma,
         onsets=librosa.frames_to_time(onset_frames, sr=ANALYSIS_SR, hop_length=HOP),
         onset_strength=_norm01(env[onset_frames]) if onset_frames.size else np.zeros(0),

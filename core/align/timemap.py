@@ -26,6 +26,7 @@ from .timeline import Timeline
 BEAM = 48
 MAX_SKIP = 6  # hits that may be passed over between two anchors
 MIN_SEGMENT = 0.3  # seconds of video between two anchors at least
+MAX_START_SKIP = 4.0  # seconds of music the output may skip at its start to land its first beat
 EDIT_KINDS = ("none", "beats", "bars")
 _FADE_RANGE = (0.25, 2.0)  # seconds between the final bar line and the end
 
@@ -166,6 +167,15 @@ def _start_states(p: _Problem) -> dict:
     return states
 
 
+def _start_skip(p: _Problem, s0: float, g: float) -> list[tuple[float, float, tuple]]:
+    """Start ``skip`` seconds into the music (at most MAX_START_SKIP) so ``s0 - skip`` fits ``g`` seconds."""
+    lo, hi = max(0.0, s0 - p.hi * g), min(MAX_START_SKIP, s0 - p.lo * g)
+    if lo > hi:
+        return []
+    skip = min(max(s0 - g, lo), hi)
+    return [(-skip, 0.15 * skip, ("skip", skip))]
+
+
 def _expand(p: _Problem, states: list[dict], j: int, offsets: np.ndarray, times: np.ndarray) -> None:
     """Transitions from anchor ``j``'s states to the next hits (see the module doc)."""
     vt, beat = p.tl.vt, p.tl.beat
@@ -180,12 +190,17 @@ def _expand(p: _Problem, states: list[dict], j: int, offsets: np.ndarray, times:
                     continue
                 lo = np.searchsorted(vt, vt[k] + p.lo * g - margin, "left")
                 hi = np.searchsorted(vt, vt[k] + p.hi * g + margin, "right")
+                if j == 0 and k == 0:  # the music may start later, so that its first beat lands
+                    hi = np.searchsorted(vt, p.hi * g + MAX_START_SKIP, "right")
                 for k2 in range(max(lo, k + 1), min(hi, len(vt))):
                     if beat[k2] < 0:
                         continue
                     s0 = float(vt[k2] - vt[k])
                     gain = _land_gain(p, j2, k2, off)
-                    for extra, cost, edit in _edit_options(p, k, k2, s0, g):
+                    options = _edit_options(p, k, k2, s0, g)
+                    if j == 0 and k == 0 and not options:
+                        options = _start_skip(p, s0, g)
+                    for extra, cost, edit in options:
                         value = score + gain - cost - p.stretch_cost((s0 + extra) / g, g)
                         key = (k2, d2)
                         if key not in states[j2] or value > states[j2][key][0]:
@@ -254,7 +269,7 @@ def _search(p: _Problem):
 
 
 def _unit_sequence(k: int, k2: int, edit: tuple) -> list[int]:
-    if not edit:
+    if not edit or edit[0] == "skip":
         return list(range(k, k2))
     kind, a, b = edit
     if kind == "drop":
@@ -262,22 +277,29 @@ def _unit_sequence(k: int, k2: int, edit: tuple) -> list[int]:
     return list(range(k, b)) + list(range(a, k2))
 
 
-def _play(tl: Timeline, units: list[int], t0: float, rate: float, t_end: float | None, sink: dict) -> float:
-    """Append the pieces of ``units`` played from output ``t0`` at ``rate`` (cut at ``t_end``)."""
+def _play(tl: Timeline, units: list[int], t0: float, rate: float, t_end: float | None, sink: dict,
+          skip: float = 0.0) -> float:
+    """Append the pieces of ``units`` played from output ``t0`` at ``rate`` (cut at ``t_end``), the
+    first ``skip`` seconds of music left out."""
     t = t0
     for u in units:
-        ln = tl.length(u)
+        ln, src = tl.length(u), float(tl.src_a[u])
+        if skip > 0:
+            cut = min(skip, ln)
+            ln, src, skip = ln - cut, src + cut, skip - cut
+            if ln <= 1e-9:
+                continue
         if ln <= 0:
             continue
         dur = ln / rate
         if t_end is not None and t + dur > t_end:
             dur = t_end - t
         prev = sink["pieces"][-1] if sink["pieces"] else None
-        if prev is not None and abs(prev.src_b - tl.src_a[u]) > 1e-6:
+        if prev is not None and abs(prev.src_b - src) > 1e-6:
             sink["seams"].append(t)
-        if tl.beat[u] >= 0:
+        if tl.beat[u] >= 0 and src == float(tl.src_a[u]):
             sink["beats"].append(t)
-        sink["pieces"].append(Piece(t, t + dur, float(tl.src_a[u]), float(tl.src_a[u]) + dur * rate))
+        sink["pieces"].append(Piece(t, t + dur, src, src + dur * rate))
         t += dur
         if t_end is not None and t >= t_end - 1e-12:
             break
@@ -325,9 +347,10 @@ def _assemble(p: _Problem, path, end: dict, offsets, times) -> TimeMap:
         ta = times[j] + (offsets[dd] if j else 0.0)
         tb = times[j2] + offsets[d2]
         units = _unit_sequence(k, k2, edit)
-        rate = sum(tl.length(u) for u in units) / (tb - ta)
-        _play(tl, units, ta, rate, tb, sink)
-        if edit:
+        skip = edit[1] if edit and edit[0] == "skip" else 0.0
+        rate = (sum(tl.length(u) for u in units) - skip) / (tb - ta)
+        _play(tl, units, ta, rate, tb, sink, skip=skip)
+        if edit and not skip:
             kind, a, b = edit
             seam_k = a if kind == "drop" else b
             edits.append({"kind": kind, "unit": "bar" if p.opts.edits == "bars" else "beat",
