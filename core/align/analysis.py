@@ -1,8 +1,10 @@
 """What a track offers to align: beats, bar lines where they can be heard, onsets and their strengths.
 
-Everything is measured with librosa on a mono mix at 22.05 kHz with a 256-sample hop (11.6 ms):
-the onset-strength envelope (spectral flux of a mel spectrogram), beats from
-``librosa.beat.beat_track`` on that envelope, onsets from ``librosa.onset.onset_detect``.
+Beats come from exactly the front end Scene Cut Hit (paper Algorithm 1) uses to hear them:
+``librosa.onset.onset_strength`` (median over mel bands, as ``beat_track(y=...)`` computes it) on the
+channel mean at the music's own rate (hop 512), then
+``librosa.beat.beat_track``; onsets from ``librosa.onset.onset_detect`` on that envelope. Bar cues,
+chroma and energy come from a 22.05 kHz mono mix with a 256-sample hop (11.6 ms).
 
 Bar lines (downbeats) have no tracker in librosa. We read them from two cues that mark the first
 beat of a bar in most music: a low-frequency onset (the kick) and a harmonic change (chroma). For
@@ -84,11 +86,11 @@ def mono_mix(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     return resample_audio(np.ascontiguousarray(mono), int(sample_rate), ANALYSIS_SR)
 
 
-def pulse_clarity(envelope: np.ndarray) -> float:
-    """Largest normalised autocorrelation of the onset envelope at lags 0.25–1.5 s (0 = no pulse)."""
+def pulse_clarity(envelope: np.ndarray, rate: float = FRAME_RATE) -> float:
+    """Largest normalised autocorrelation of the onset envelope (``rate`` frames/s) at lags 0.25–1.5 s (0 = no pulse)."""
     o = np.asarray(envelope, dtype=np.float64)
     o = o - o.mean()
-    lo, hi = int(0.25 * FRAME_RATE), int(1.5 * FRAME_RATE)
+    lo, hi = int(0.25 * rate), int(1.5 * rate)
     if o.size <= hi or not np.any(o):
         return 0.0
     n = 1 << int(np.ceil(np.log2(2 * o.size)))
@@ -137,12 +139,55 @@ def find_downbeats(low_onset: np.ndarray, chroma_change: np.ndarray) -> tuple[np
     return (np.arange(n) % meter) == phase, meter
 
 
+def _pulse(mono: np.ndarray, sample_rate: int, name: str, bpm: float | None):
+    """(onset envelope, its frame rate, beat times, pulse clarity) with Scene Cut Hit's own front end:
+    ``librosa.onset.onset_strength(y, sr)`` at the music's rate (hop 512), as ``eval.sch.beat_times``."""
+    import librosa
+
+    env = librosa.onset.onset_strength(y=mono, sr=int(sample_rate), aggregate=np.median)  # as beat_track(y=...)
+    rate = sample_rate / 512.0
+    clarity, needed = pulse_clarity(env, rate), required_clarity(env.size)
+    if clarity < needed:
+        raise AlignError(f"{name} has no steady beat (pulse clarity {clarity:.2f} < {needed:.2f}): "
+                         "noise, speech or free-time audio cannot be aligned to cuts; give music with a pulse")
+    _tempo, frames = librosa.beat.beat_track(onset_envelope=env, sr=int(sample_rate), units="frames", bpm=bpm)
+    frames = np.asarray(frames, dtype=int).reshape(-1)
+    if frames.size < 4:
+        raise AlignError(f"{name}: only {frames.size} beats found; at least 4 are needed to align it")
+    return env, rate, librosa.frames_to_time(frames, sr=int(sample_rate)), clarity
+
+
+def _at(curve: np.ndarray, times: np.ndarray, rate: float) -> np.ndarray:
+    """Largest value of a frame curve within ±2 frames of each time."""
+    idx = np.round(np.asarray(times) * rate).astype(int)
+    return np.array([curve[max(i - 2, 0):i + 3].max() if i - 2 < len(curve) else 0.0 for i in idx])
+
+
+def _bars_and_chroma(y: np.ndarray, beats: np.ndarray):
+    """(downbeat flags, meter, beat-synchronous chroma [12, B], RMS frames) from the 22.05 kHz mono mix."""
+    import librosa
+
+    S = np.abs(librosa.stft(y, n_fft=2048, hop_length=HOP)) ** 2
+    mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=S, sr=ANALYSIS_SR, n_mels=128))
+    low = librosa.onset.onset_strength_multi(S=mel_db, channels=[0, 12], sr=ANALYSIS_SR, hop_length=HOP)[0]
+    chroma = librosa.feature.chroma_stft(S=S, sr=ANALYSIS_SR)
+    frames = np.clip(np.round(beats * FRAME_RATE).astype(int), 0, chroma.shape[1] - 1)
+    bounds = np.concatenate([frames, [chroma.shape[1]]])
+    beat_chroma = np.stack([chroma[:, a:max(b, a + 1)].mean(axis=1) for a, b in zip(bounds[:-1], bounds[1:])], axis=1)
+    unit = beat_chroma / np.maximum(np.linalg.norm(beat_chroma, axis=0, keepdims=True), 1e-9)
+    change = np.concatenate([[0.0], 1.0 - np.sum(unit[:, 1:] * unit[:, :-1], axis=0)])
+    downbeat, meter = find_downbeats(_at(low, beats, FRAME_RATE), change)
+    rms = librosa.feature.rms(y=y, frame_length=1024, hop_length=HOP)[0]
+    return downbeat, meter, beat_chroma, rms
+
+
 def analyse_music(wave: np.ndarray, sample_rate: int, *, name: str = "the music",
                   until: float | None = None, bpm: float | None = None) -> MusicAnalysis:
     """Beats, bars, onsets and energy of ``wave`` ``[C, T]`` (or ``[T]``); AlignError when it has no pulse.
 
     ``until``: analyse only the first ``until`` seconds (the part that will be played), so that the
     beats follow that part's own tempo and a long track costs no more than the video needs.
+    ``bpm``: track beats at this tempo instead of the estimated one (music whose tempo reads two ways).
     """
     import librosa
 
@@ -154,40 +199,15 @@ def analyse_music(wave: np.ndarray, sample_rate: int, *, name: str = "the music"
         raise AlignError(f"{name} has no samples or contains NaN/Inf: give a decodable music file")
     if float(np.max(np.abs(w))) < SILENCE_PEAK:
         raise AlignError(f"{name} is silent (peak below -80 dBFS): there are no beats to put on the cuts")
-    y = mono_mix(w, sample_rate)
-    duration = y.size / ANALYSIS_SR
-    if duration < 2.0:
-        raise AlignError(f"{name} lasts {duration:.2f} s: at least 2 s of music are needed to find a beat")
-    S = np.abs(librosa.stft(y, n_fft=2048, hop_length=HOP)) ** 2
-    mel = librosa.feature.melspectrogram(S=S, sr=ANALYSIS_SR, n_mels=128)
-    env = librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=ANALYSIS_SR, hop_length=HOP)
-    clarity, needed = pulse_clarity(env), required_clarity(env.size)
-    if clarity < needed:
-        raise AlignError(f"{name} has no steady beat (pulse clarity {clarity:.2f} < {needed:.2f}): "
-                         "noise, speech or free-time audio cannot be aligned to cuts; give music with a pulse")
-    tempo, frames = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, units="frames",
-                                            bpm=bpm)
-    frames = np.asarray(frames, dtype=int).reshape(-1)
-    if frames.size < 4:
-        raise AlignError(f"{name}: only {frames.size} beats found; at least 4 are needed to align it")
-    beats = librosa.frames_to_time(frames, sr=ANALYSIS_SR, hop_length=HOP)
-    period = float(np.median(np.diff(beats)))
-    strength = _norm01(np.array([env[max(f - 2, 0):f + 3].max() for f in frames]))
-    low = librosa.onset.onset_strength_multi(S=librosa.power_to_db(mel), channels=[0, 12], sr=ANALYSIS_SR,
-                                             hop_length=HOP)[0]
-    low_at = np.array([low[max(f - 2, 0):f + 3].max() for f in frames])
-    chroma = librosa.feature.chroma_stft(S=S, sr=ANALYSIS_SR)
-    bounds = np.concatenate([frames, [chroma.shape[1]]])
-    beat_chroma = np.stack([chroma[:, a:max(b, a + 1)].mean(axis=1) for a, b in zip(bounds[:-1], bounds[1:])], axis=1)
-    unit = beat_chroma / np.maximum(np.linalg.norm(beat_chroma, axis=0, keepdims=True), 1e-9)
-    change = np.concatenate([[0.0], 1.0 - np.sum(unit[:, 1:] * unit[:, :-1], axis=0)])
-    downbeat, meter = find_downbeats(low_at, change)
-    onset_frames = librosa.onset.onset_detect(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, units="frames")
-    rms = librosa.feature.rms(y=y, frame_length=1024, hop_length=HOP)[0]
+    if w.shape[-1] / sample_rate < 2.0:
+        raise AlignError(f"{name} lasts {w.shape[-1] / sample_rate:.2f} s: at least 2 s of music are needed to find a beat")
+    mono = np.ascontiguousarray(w.mean(axis=0) if w.ndim == 2 else w.reshape(-1))
+    env, rate, beats, clarity = _pulse(mono, sample_rate, name, bpm)
+    downbeat, meter, beat_chroma, rms = _bars_and_chroma(mono_mix(w, sample_rate), beats)
+    onsets = librosa.onset.onset_detect(onset_envelope=env, sr=int(sample_rate), units="time")
     return MusicAnalysis(
-        duration=full, tempo=60.0 / period, beats=beats, downbeat=downbeat, meter=meter,
-        beat_strength=strength, beat_chroma=beat_chroma,
-        onsets=librosa.frames_to_time(onset_frames, sr=ANALYSIS_SR, hop_length=HOP),
-        onset_strength=_norm01(env[onset_frames]) if onset_frames.size else np.zeros(0),
+        duration=full, tempo=60.0 / float(np.median(np.diff(beats))), beats=beats, downbeat=downbeat, meter=meter,
+        beat_strength=_norm01(_at(env, beats, rate)), beat_chroma=beat_chroma, onsets=onsets,
+        onset_strength=_norm01(_at(env, onsets, rate)) if onsets.size else np.zeros(0),
         rms=rms, pulse_clarity=clarity,
     )

@@ -75,7 +75,7 @@ def video_hit_points(video, *, encoder: str = "pixels", progress=None, check_int
 
 def needed_music(duration: float, options: AlignOptions) -> float:
     """Seconds of music the planner may need for a video of ``duration`` seconds."""
-    return duration * (1.0 + options.max_stretch) * 1.1 + 2.0 + 2 * options.end_fade + 8.0
+    return duration * (1.0 + options.max_stretch) * 1.1 + 2.0 + 2 * options.end_fade + 4.0
 
 
 #: Score a plan that loops gives up against one that plays the music straight through.
@@ -142,7 +142,7 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
     how = choose_stretcher(stretcher)
     hits = np.asarray(hits, dtype=np.float64).reshape(-1)
     s = np.ones_like(hits) if strengths is None else np.asarray(strengths, dtype=np.float64).reshape(-1)
-    until = options.start + needed_music(duration, options) + MAX_START_SKIP + 10.0
+    until = options.start + needed_music(duration, options) + MAX_START_SKIP
     best, bpm = None, None
     for _attempt in range(2):
         analysis = analyse_music(w, sample_rate, name=name, until=until, bpm=bpm)

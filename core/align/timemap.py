@@ -153,7 +153,7 @@ def _land_gain(p: _Problem, j: int, k: int, offset: float) -> float:
     w = float(p.weights[j - 1])  # anchor j >= 1 is hit j - 1 (anchor 0 is the start)
     bonus = p.bar_bonus * float(p.tl.bar[k]) + 0.2 * float(p.tl.strength[k])
     slack = p.opts.slack or 1.0
-    return w * (1.0 + bonus) - 0.2 * w * abs(offset) / slack
+    return w * (1.0 + bonus) - 0.5 * w * abs(offset) / slack
 
 
 def _start_states(p: _Problem) -> dict:
@@ -363,7 +363,9 @@ def _assemble(p: _Problem, path, end: dict, offsets, times) -> TimeMap:
                          "allow looping, or give a longer track")
     if end["kind"] == "fade":
         t = _play(tl, list(range(k, tl.units)), ta, end["rate"], d, sink)
-        fade = (max(ta, d - p.opts.end_fade), d)
+        # the fade starts after the last landed beat has sounded (a fade over it would hide it)
+        start = max(ta + 0.25, d - p.opts.end_fade) if path[-1][0] > 0 else d - p.opts.end_fade
+        fade = (min(start, d - 0.1), d)
     else:
         t = _play(tl, list(range(k, end["k"])), ta, end["rate"], end["t"], sink)
         t = _play(tl, list(range(end["k"], tl.units)), t, 1.0, d, sink) if t < d - 1e-9 else t
