@@ -35,14 +35,15 @@ class Alignment:
     strengths: np.ndarray
     stretcher: str
     seconds: float  # wall time of analysis + planning + rendering
-    confirmed: int = 0  # landed hit points that librosa's beat tracker confirms on the result
+    heard: dict | None = None  # heard_sync() of the result
+    attempts: int = 1  # tempo readings tried
 
     def summary(self) -> dict:
         t = self.tmap
         return {
             "duration": t.duration, "music_duration": self.analysis.duration, "tempo_bpm": round(self.analysis.tempo, 2),
             "meter": self.analysis.meter, "hits": len(self.hits), "hits_on_beats": len(t.anchors),
-            "hits_confirmed_by_tracker": self.confirmed,
+            "heard": self.heard, "tempo_readings_tried": self.attempts,
             "max_tempo_change": round(t.max_tempo_change, 4), "edits": t.edits, "seams": t.seams,
             "loop_seams": len(t.seams) - len(t.edits), "ending": t.ending, "stretcher": self.stretcher, "seconds": round(self.seconds, 3),
             "anchors": t.anchors,
@@ -101,24 +102,39 @@ def _best_plan(analysis: MusicAnalysis, hits, strengths, duration: float, option
     return chained
 
 
-#: Share of the landed hit points librosa's beat tracker must confirm on the result before it is kept
-#: without trying the other reading of the tempo.
-CONFIRM = 0.75
+#: A result whose heard Scene Cut Hit on the hit points reaches this share of what was planned, and
+#: this margin over its chance level, is kept without trying other readings of the tempo.
+CONFIRM = 0.9
+MARGIN = 0.35
 
 
-def confirmed_hits(audio: np.ndarray, sample_rate: int, tmap: TimeMap, tolerance: float = 0.1) -> tuple[int, float]:
-    """(landed hits that ``librosa.beat.beat_track`` on the result confirms within ``tolerance``, its tempo in BPM).
+def heard_sync(audio: np.ndarray, sample_rate: int, hits, strengths, duration: float,
+               tolerance: float = 0.1) -> dict:
+    """How the result sounds to Scene Cut Hit's beat tracker, on the hit points themselves.
 
-    The check uses the same beat tracker as Scene Cut Hit (paper Algorithm 1), on the rendered audio.
+    ``sch``: the strength-weighted share of hit points with a tracked beat within ``tolerance``;
+    ``chance``: its chance level (``sch_null``, 50 shifts); ``bpm``: the tempo the tracker hears.
     """
-    from ..eval.sch import beat_times
+    from ..eval.sch import beat_times, sch_null
 
     beats = beat_times(audio.mean(axis=0), sample_rate)
-    if beats.size < 2:
-        return 0, 0.0
-    landed = np.array([a["out"] for a in tmap.anchors])
-    ok = int(np.sum(np.min(np.abs(landed[:, None] - beats[None, :]), axis=1) <= tolerance)) if landed.size else 0
-    return ok, 60.0 / float(np.median(np.diff(beats)))
+    hits = np.asarray(hits, dtype=np.float64)
+    if beats.size < 2 or hits.size == 0:
+        return {"sch": 0.0, "chance": 0.0, "bpm": 0.0, "margin": 0.0}
+    w = np.asarray(strengths, dtype=np.float64) if strengths is not None else np.ones_like(hits)
+    hit = np.min(np.abs(hits[:, None] - beats[None, :]), axis=1) <= tolerance + 1e-9
+    sch = float(np.sum(w * hit) / max(np.sum(w), 1e-12))
+    chance = float(sch_null(hits, beats, duration, tolerance, n_shifts=50) or 0.0)
+    return {"sch": sch, "chance": chance, "bpm": 60.0 / float(np.median(np.diff(beats))), "margin": sch - chance}
+
+
+def _tempo_readings(first_bpm: float, heard_bpm: float) -> list[float]:
+    """Other tempi to track the beats at: what the tracker heard in the result, double or half."""
+    out = []
+    for bpm in (heard_bpm, first_bpm * 2 if first_bpm < 110 else first_bpm / 2 if first_bpm > 140 else None):
+        if bpm and 40 <= bpm <= 240 and all(abs(np.log(bpm / b)) > 0.1 for b in [first_bpm, *out]):
+            out.append(float(bpm))
+    return out
 
 
 def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, strengths=None,
@@ -126,10 +142,12 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
                 progress=None, check_interrupt=None) -> Alignment:
     """Retime ``wave`` ``[C, T]`` so its beats land on ``hits`` (s) in a ``duration``-second video.
 
-    The result is checked with the beat tracker Scene Cut Hit uses: when it confirms fewer than
-    :data:`CONFIRM` of the landed hit points because it reads the tempo differently (music that
-    can be heard at two tempi, e.g. 94 and 126 BPM), the music is aligned once more on the beats of
-    that tempo, and the result the tracker confirms best is kept.
+    The result is listened to with the beat tracker Scene Cut Hit uses (:func:`heard_sync`, on the
+    hit points). Music can be heard at more than one tempo (94 or 126 BPM, 79 or 157 BPM), and
+    stretching can tip the tracker from one reading to another; when the tracker confirms less
+    than :data:`CONFIRM` of what was planned, or the result is less than :data:`MARGIN` above its
+    chance level, the music is aligned again on the beats of the other readings (the tempo the
+    tracker heard, double or half) and the result heard best is kept.
     """
     from ..timing.media.levels import limit_true_peak
     from .timemap import MAX_START_SKIP
@@ -143,22 +161,34 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
     hits = np.asarray(hits, dtype=np.float64).reshape(-1)
     s = np.ones_like(hits) if strengths is None else np.asarray(strengths, dtype=np.float64).reshape(-1)
     until = options.start + needed_music(duration, options) + MAX_START_SKIP
-    best, bpm = None, None
-    for _attempt in range(2):
-        analysis = analyse_music(w, sample_rate, name=name, until=until, bpm=bpm)
+    best, readings, attempts = None, [None], 0
+    while attempts < min(len(readings), 3):
+        analysis = analyse_music(w, sample_rate, name=name, until=until, bpm=readings[attempts])
+        attempts += 1
         tmap = _best_plan(analysis, hits, s, duration, options)
         out = render(w, sample_rate, tmap, stretcher=how, progress=progress, check_interrupt=check_interrupt)
-        ok, heard = confirmed_hits(out, int(sample_rate), tmap)
-        if best is None or ok > best[0]:
-            best = (ok, analysis, tmap, out)
-        if ok >= CONFIRM * len(tmap.anchors) or not heard or abs(np.log(heard / analysis.tempo)) < 0.1:
-            break
-        bpm = heard
-    ok, analysis, tmap, out = best
+        heard = heard_sync(out, int(sample_rate), hits, s, duration)
+        if best is None or heard["margin"] > best[0]["margin"] + 1e-9:
+            best = (heard, analysis, tmap, out)
+        planned = _planned_share(tmap, hits, s)
+        if attempts == 1 and hits.size:
+            if heard["sch"] >= CONFIRM * planned and heard["margin"] >= min(MARGIN, planned - heard["chance"]):
+                break
+            readings += _tempo_readings(analysis.tempo, heard["bpm"])
+    heard, analysis, tmap, out = best
     out = limit_true_peak(out, int(sample_rate))
     return Alignment(audio=np.ascontiguousarray(out, dtype=np.float32), sample_rate=int(sample_rate), tmap=tmap,
                      analysis=analysis, hits=hits, strengths=s, stretcher=how, seconds=time.perf_counter() - t0,
-                     confirmed=ok)
+                     heard=heard, attempts=attempts)
+
+
+def _planned_share(tmap: TimeMap, hits: np.ndarray, strengths: np.ndarray) -> float:
+    """Strength-weighted share of the hit points the plan put a beat on."""
+    if hits.size == 0:
+        return 0.0
+    landed = {round(a["hit"], 9) for a in tmap.anchors}
+    on = np.array([round(float(h), 9) in landed for h in hits])
+    return float(np.sum(strengths * on) / max(np.sum(strengths), 1e-12))
 
 
 def unaligned(wave: np.ndarray, sample_rate: int, duration: float, start: float = 0.0) -> np.ndarray:
@@ -198,8 +228,9 @@ def format_report(result: Alignment, sync: dict | None = None, *, cuts_label: st
         lines.append(f"Scene Cut Hit on {len(sync['cuts'])} {cuts_label}: {_fmt(sync['sch_before'])} -> "
                      f"{_fmt(sync['sch_after'])} (chance level {_fmt(sync['chance_before'])} -> "
                      f"{_fmt(sync['chance_after'])}, tolerance ±{sync['tolerance']} s)")
-    lines.append(f"hit points on a beat: {s['hits_on_beats']}/{s['hits']} (beat tracker agrees on "
-                 f"{s['hits_confirmed_by_tracker']}); music {s['tempo_bpm']:.1f} BPM"
+    heard = s["heard"] or {"sch": 0.0, "chance": 0.0}
+    lines.append(f"hit points on a beat: {s['hits_on_beats']}/{s['hits']} planned, {100 * heard['sch']:.0f} % heard "
+                 f"by the beat tracker (chance {100 * heard['chance']:.0f} %); music {s['tempo_bpm']:.1f} BPM"
                  f"{', bars of ' + str(s['meter']) if s['meter'] else ', bars not detectable'}")
     lines.append(f"largest tempo change: {100 * s['max_tempo_change']:.1f} %; edits: "
                  + (", ".join(f"{e['kind']} {e['unit']} at {e['at']:.2f} s" for e in t.edits) or "none"))
