@@ -231,12 +231,13 @@ def _end_option(p: _Problem, ta: float, k: int) -> tuple[float, dict]:
             gain = 0.4 - p.stretch_cost(r, te - ta) - 0.1 * abs(te - want)
             if gain > best[0]:
                 best = (gain, {"kind": "bar", "k": k2, "t": te, "rate": r})
-    if p.tl.end_k > k and rest > MIN_SEGMENT:
-        r = float(vt[p.tl.end_k] - vt[k]) / rest
-        if p.lo <= r <= p.hi:
-            gain = 0.6 - p.stretch_cost(r, rest)
+    if p.tl.end_k > k and rest > MIN_SEGMENT:  # the music's own ending on the video's end, maybe after an edit
+        s0 = float(vt[p.tl.end_k] - vt[k])
+        for extra, cost, edit in _edit_options(p, k, p.tl.end_k, s0, rest):
+            r = (s0 + extra) / rest
+            gain = 0.8 - cost - p.stretch_cost(r, rest)
             if gain > best[0]:
-                best = (gain, {"kind": "natural", "k": p.tl.end_k, "t": d, "rate": r})
+                best = (gain, {"kind": "natural", "k": p.tl.end_k, "t": d, "rate": r, "edit": edit})
     return best
 
 
@@ -367,7 +368,11 @@ def _assemble(p: _Problem, path, end: dict, offsets, times) -> TimeMap:
         start = max(ta + 0.25, d - p.opts.end_fade) if path[-1][0] > 0 else d - p.opts.end_fade
         fade = (min(start, d - 0.1), d)
     else:
-        t = _play(tl, list(range(k, end["k"])), ta, end["rate"], end["t"], sink)
+        edit = end.get("edit", ())
+        t = _play(tl, _unit_sequence(k, end["k"], edit), ta, end["rate"], end["t"], sink)
+        if edit:
+            edits.append({"kind": edit[0], "unit": "bar" if p.opts.edits == "bars" else "beat",
+                          "at": round(ta + (tl.vt[edit[1] if edit[0] == "drop" else edit[2]] - tl.vt[k]) / end["rate"], 4)})
         t = _play(tl, list(range(end["k"], tl.units)), t, 1.0, d, sink) if t < d - 1e-9 else t
         fade = (end["t"], d) if end["kind"] == "bar" else (d - 0.01, d)
     if t < d - 1e-6:
