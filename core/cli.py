@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "curve",
     "mux",
+    "align",
     "eval",
     "prompt",
     "init_checkpoint",

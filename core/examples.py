@@ -1,4 +1,5 @@
-"""Media the pack makes itself, with known truth: clips with cuts at chosen times, click tracks.
+"""Media the pack makes itself, with known truth: clips with cuts at chosen times, click tracks,
+music with known beats and bars.
 
 The demo clip of the main job and the templates, the synthetic data of the zero-pair experiment,
 and (through :mod:`core.eval.synth`) the tests' media. Deterministic for a given seed; no weights,
@@ -14,7 +15,7 @@ from fractions import Fraction
 import numpy as np
 
 from .errors import MediaError
-from .timing.media import as_rate, write_video
+from .timing.media import as_rate, write_audio, write_video
 
 
 _VFR_TICKS = 90000  # write_video's VFR time base
@@ -200,6 +201,72 @@ def click_track(
 # The pack's example clip: what the templates load on a fresh install
 
 #: Its name in ComfyUI's input folder, and its cuts (s): shots of 1.25–2 s with one 0.5 s shot.
+def music_track(
+    duration: float,
+    *,
+    bpm: float = 120.0,
+    sample_rate: int = 44100,
+    channels: int = 2,
+    meter: int = 4,
+    first_beat: float = 0.0,
+    seed: int = 0,
+):
+    """Music-like audio with known beats: ``(wave float32 [C, T], beat times, downbeat times)``.
+
+    A steady ``bpm`` groove in ``meter``: a kick on every bar's first beat (loudest) and on the
+    middle beat, a snare on the others, hi-hats on every eighth note, a bass note per beat and a
+    chord pad that changes every bar (I–vi–IV–V), so both the beats and the bar lines can be
+    found. Beat k is at ``first_beat + k·60/bpm``; the peak is at most 0.9.
+    """
+    sr = int(sample_rate)
+    n = int(round(duration * sr))
+    rng = np.random.default_rng(seed)
+    period = 60.0 / float(bpm)
+    beats = np.arange(first_beat, duration - 1e-9, period)
+    out = np.zeros((2, n), dtype=np.float64)
+
+    def add(sig, start: float, pan: float = 0.0):
+        a = int(round(start * sr))
+        if a >= n or a + len(sig) <= 0:
+            return
+        lo, hi = max(a, 0), min(a + len(sig), n)
+        seg = sig[lo - a:hi - a]
+        out[0, lo:hi] += seg * (1.0 - pan) / 2 * 2 ** 0.5
+        out[1, lo:hi] += seg * (1.0 + pan) / 2 * 2 ** 0.5
+
+    t = np.arange(int(0.35 * sr)) / sr
+    kick = np.sin(2 * np.pi * (50 * t + 70 * 0.04 * (1 - np.exp(-t / 0.04)))) * np.exp(-t / 0.12)
+    noise = rng.standard_normal(len(t))
+    snare = (0.6 * noise * np.exp(-t / 0.05) + 0.4 * np.sin(2 * np.pi * 190 * t) * np.exp(-t / 0.06))
+    hat = np.diff(rng.standard_normal(int(0.05 * sr) + 1)) * np.exp(-np.arange(int(0.05 * sr)) / sr / 0.012)
+    roots = (130.81, 110.0, 174.61, 196.0)  # C, A, F, G (I–vi–IV–V)
+    bar_len = meter * period
+    for i, b in enumerate(beats):
+        pos = i % meter
+        if pos == 0:
+            add(1.0 * kick, b)
+        elif meter % 2 == 0 and pos == meter // 2:
+            add(0.7 * kick, b)
+        else:
+            add(0.55 * snare, b)
+        for half in (0.0, 0.5):
+            add(0.18 * hat, b + half * period, pan=-0.4 if half else 0.4)
+        root = roots[(i // meter) % len(roots)]
+        tb = np.arange(int(period * sr)) / sr
+        add(0.22 * np.sin(2 * np.pi * root / 2 * tb) * np.exp(-tb / (period * 0.8)), b)
+    for j, b in enumerate(beats[::meter]):
+        root = roots[j % len(roots)]
+        tp = np.arange(int(bar_len * sr)) / sr
+        env = np.minimum(1.0, tp / 0.08) * np.exp(-tp / (bar_len * 1.5))
+        chord = sum(np.sin(2 * np.pi * root * 2 * ratio * tp) for ratio in (1.0, 1.26, 1.5)) / 3
+        add(0.2 * chord * env, b)
+    peak = float(np.abs(out).max()) if out.size else 0.0
+    if peak > 0.9:
+        out *= 0.9 / peak
+    wave = out.mean(axis=0, keepdims=True) if channels == 1 else out
+    return wave.astype(np.float32), beats, beats[::meter]
+
+
 DEMO_CLIP_NAME = "v2m_demo_clip.mp4"
 DEMO_CUTS = (1.5, 3.0, 4.25, 6.0, 7.5, 8.0, 10.0)
 DEMO_CLIP = {"duration": 12.0, "fps": 24, "size": (320, 180), "seed": 0}
@@ -211,6 +278,19 @@ def make_demo_clip(path) -> SynthClip:
     The same bytes for the same PyAV/FFmpeg build; a few hundred kB.
     """
     return make_cut_clip(path, cut_times=list(DEMO_CUTS), **DEMO_CLIP)
+
+
+DEMO_SONG_NAME = "v2m_demo_song.wav"
+DEMO_SONG = {"duration": 16.0, "bpm": 96.0, "sample_rate": 44100, "seed": 0}
+
+
+def make_demo_song(path) -> str:
+    """The example music of the align template: 16 s of a steady 96 BPM groove in 4/4 (kick, snare,
+    hi-hats, bass, a I–vi–IV–V pad) made by :func:`music_track`, as a stereo WAV (written atomically).
+    Its beats fall where the demo clip's cuts do not, so aligning it is visible."""
+    wave, _beats, _bars = music_track(DEMO_SONG["duration"], bpm=DEMO_SONG["bpm"], sample_rate=DEMO_SONG["sample_rate"],
+                                      first_beat=0.2, seed=DEMO_SONG["seed"])
+    return write_audio(path, wave, DEMO_SONG["sample_rate"])
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 # One module per stage; each lists its node classes in NODES.
-NODE_MODULES = ("video", "curves", "generate", "audio", "evaluate", "prompt", "train")
+NODE_MODULES = ("video", "curves", "generate", "audio", "align", "evaluate", "prompt", "train")
 
 
 def node_list() -> list:

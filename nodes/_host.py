@@ -170,29 +170,68 @@ def model_path_or_download(kind: str, name: str, download: bool) -> str:
     return model_path(kind, name)
 
 
-def input_video_choices() -> list[str]:
-    """Videos in the input folder, and always the pack's example clip (made on first use)."""
+def input_choices(content_type: str, example: str) -> list[str]:
+    """Files of one content type (``video``, ``audio``) in the input folder, and always the pack's
+    example file of that type (made on first use)."""
     import folder_paths
-
-    from ..core.examples import DEMO_CLIP_NAME
 
     root = folder_paths.get_input_directory()
     files = [f for f in os.listdir(root) if os.path.isfile(os.path.join(root, f))] if os.path.isdir(root) else []
-    return sorted(set(folder_paths.filter_files_content_types(files, ["video"])) | {DEMO_CLIP_NAME})
+    return sorted(set(folder_paths.filter_files_content_types(files, [content_type])) | {example})
 
 
-def input_video_path(name: str) -> str:
-    """Like :func:`confined_input_path`, but the example clip is made in the input folder when missing."""
-    import folder_paths
+def input_video_choices() -> list[str]:
+    from ..core.examples import DEMO_CLIP_NAME
 
+    return input_choices("video", DEMO_CLIP_NAME)
+
+
+def input_audio_choices() -> list[str]:
+    from ..core.examples import DEMO_SONG_NAME
+
+    return input_choices("audio", DEMO_SONG_NAME)
+
+
+def _examples() -> dict[str, Callable[[str], object]]:
     from ..core import examples
 
-    if name == examples.DEMO_CLIP_NAME:
+    return {examples.DEMO_CLIP_NAME: examples.make_demo_clip, examples.DEMO_SONG_NAME: examples.make_demo_song}
+
+
+def input_file_path(name: str, what: str = "video") -> str:
+    """Like :func:`confined_input_path`, but the pack's example files are made in the input folder when missing."""
+    import folder_paths
+
+    make = _examples().get(name)
+    if make is not None:
         path = os.path.join(folder_paths.get_input_directory(), name)
         if not os.path.lexists(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            examples.make_demo_clip(path)  # written atomically
-    return confined_input_path(name)
+            make(path)  # written atomically
+    return confined_input_path(name, what)
+
+
+def input_fingerprint(name: str, what: str = "video") -> str:
+    """What decides whether a loader must run again: the file's size and time (an example: its name,
+    as it is remade identically when missing)."""
+    if name in _examples():
+        return name
+    try:
+        path = confined_input_path(name, what)
+        return f"{path}:{os.path.getmtime(path)}:{os.path.getsize(path)}"
+    except V2MError as exc:
+        return str(exc)
+
+
+def validate_input_file(name: str, what: str = "video") -> bool | str:
+    """True, or the reason the loader would refuse ``name`` (ComfyUI shows it before the run)."""
+    if name in _examples():
+        return True  # made on first use
+    try:
+        confined_input_path(name, what)
+    except V2MError as exc:
+        return str(exc)
+    return True
 
 
 def host_model_files(folder_name: str) -> list[str]:
@@ -226,19 +265,19 @@ def host_t5_tokenizer() -> str | None:
     return None
 
 
-def confined_input_path(name: str) -> str:
+def confined_input_path(name: str, what: str = "video") -> str:
     """Resolve an upload-widget value to a file inside ComfyUI's input folder, or refuse."""
     import folder_paths
 
     if not isinstance(name, str) or not name.strip():
-        raise MediaError("no video selected: upload a video or pick one from the input folder")
+        raise MediaError(f"no {what} selected: upload a {what} file or pick one from the input folder")
     path = folder_paths.get_annotated_filepath(name)
     base = os.path.realpath(folder_paths.get_input_directory())
     real = os.path.realpath(path)
     if os.path.commonpath([base, real]) != base:
         raise MediaError(f"{name!r} points outside ComfyUI's input folder ({base}); only files in that folder can be used")
     if not os.path.isfile(real):
-        raise MediaError(f"video {name!r} not found in ComfyUI's input folder ({base}): upload it first")
+        raise MediaError(f"{what} {name!r} not found in ComfyUI's input folder ({base}): upload it first")
     return real
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 from comfy_api.latest import InputImpl, io
 
@@ -43,29 +42,17 @@ class LoadVideo(io.ComfyNode):
 
     @classmethod
     def execute(cls, file) -> io.NodeOutput:
-        path = _host.input_video_path(file)
+        path = _host.input_file_path(file)
         info = media.probe_video(path)
         return io.NodeOutput(InputImpl.VideoFromFile(path), float(info.fps), float(info.duration), int(info.frame_count))
 
     @classmethod
     def fingerprint_inputs(cls, file):
-        if file == examples.DEMO_CLIP_NAME:
-            return file  # the same clip every time (remade identically when missing)
-        try:
-            path = _host.confined_input_path(file)
-            return f"{path}:{os.path.getmtime(path)}:{os.path.getsize(path)}"
-        except V2MError as exc:
-            return str(exc)
+        return _host.input_fingerprint(file)
 
     @classmethod
     def validate_inputs(cls, file):
-        if file == examples.DEMO_CLIP_NAME:
-            return True  # made on first use
-        try:
-            _host.confined_input_path(file)
-        except V2MError as exc:
-            return str(exc)
-        return True
+        return _host.validate_input_file(file)
 
 
 AUTO = "auto"

@@ -17,6 +17,7 @@ CORE_NODES = {
     "PreviewAudio": {"inputs": {"audio": "AUDIO"}, "outputs": []},
     "SaveVideo": {"inputs": {"video": "VIDEO"}, "outputs": [], "widgets": ["filename_prefix", "format", "codec"]},
     "SaveAudio": {"inputs": {"audio": "AUDIO"}, "outputs": [], "widgets": ["filename_prefix"]},
+    "LoadAudio": {"inputs": {}, "outputs": ["AUDIO"], "widgets": ["audio"]},
 }
 
 
@@ -85,9 +86,10 @@ def test_api_twin_matches_node_schemas(path, schemas):
             inp = by_id[name]
             if isinstance(value, list):  # a link [node id, output index]
                 src = graph[value[0]]
-                outs = schemas[src["class_type"]].outputs if src["class_type"] in schemas else []
+                outs = ([_io_type(o) for o in schemas[src["class_type"]].outputs] if src["class_type"] in schemas
+                        else CORE_NODES[src["class_type"]]["outputs"])
                 assert value[1] < len(outs), (nid, name)
-                assert _io_type(outs[value[1]]) == _io_type(inp), f"{nid}.{name}: {_io_type(outs[value[1]])} → {_io_type(inp)}"
+                assert outs[value[1]] == _io_type(inp), f"{nid}.{name}: {outs[value[1]]} → {_io_type(inp)}"
                 continue
             assert getattr(inp, "widget", False), f"{nid}.{name} is a socket but has a literal value"
             if inp.io_type == "COMBO" and not inp.extra.get("upload"):

@@ -18,6 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_CKPT = "demo/v2m-zero-pair-toy.safetensors"
 DEMO_DATASET = "demo: synthetic percussion (made on first use)"
 CLIP = "v2m_demo_clip.mp4"
+SONG = "v2m_demo_song.wav"
 
 # Core ComfyUI nodes the templates use: (socket inputs, widget names, outputs), as ComfyUI defines them.
 CORE = {
@@ -103,6 +104,25 @@ TEMPLATES = {
         ],
         "notes": [
             (101, (400, 560), (760, 130), "The sampler smooths the raw event curve exactly as the checkpoint was trained (its curve spec); Encode Frames 'auto' uses the checkpoint's frame encoder. The default model is the bundled DEMO toy (no text: the prompt is used only by text-conditioned checkpoints, e.g. Stable Audio Open 1.0 bases with t5_base.safetensors)."),
+        ],
+        "groups": [],
+    },
+    "v2m_align_music": {
+        "name": "V2M-Zero: align your own music to a video's cuts (no model weights)",
+        "nodes": [
+            (1, "V2M_LoadVideo", (40, 120), (320, 330), {"file": CLIP}, {}, "Video (the pack's example clip)"),
+            (2, "V2M_LoadAudio", (40, 520), (320, 200), {"file": SONG}, {}, "Your music (the pack's example song)"),
+            (3, "V2M_EncodeFrames", (400, 120), (320, 380), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
+            (4, "V2M_EventCurve", (760, 120), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (3, 0)}, "Event curve: its peaks are the hit points"),
+            (5, "V2M_AlignMusic", (1200, 120), (380, 420),
+             dict(max_stretch=0.08, edits="none", start_seconds=0.0, end_fade=1.0, loop_short_music=True, stretcher="auto"),
+             {"audio": (2, 0), "curve": (4, 0)}, "Align music to the hit points"),
+            (6, "V2M_MuxAudio", (1620, 120), (320, 260), dict(save_mp4=True, filename_prefix="video/V2M_aligned"), {"video": (1, 0), "audio": (5, 0)}, None),
+            (7, "PreviewImage", (1620, 420), (520, 360), {}, {"images": (5, 1)}, "Hit points against the beats, before and after"),
+            (8, "PreviewAudio", (1200, 600), (380, 120), {}, {"audio": (5, 0)}, None),
+        ],
+        "notes": [
+            (101, (400, 560), (760, 150), "Bring your own music: upload it in 'Your music' (any file ComfyUI can read; or connect any AUDIO, e.g. from Stable Audio or Decode Latents). Align Music retimes it with bounded tempo changes (±8 %) so that beats and bar lines land on the video's hit points, and fits it to the video's exact length. No model weights needed. The report shows Scene Cut Hit before → after, next to chance."),
         ],
         "groups": [],
     },

@@ -1,14 +1,14 @@
 """Test media with known truth (for tests and benchmarks): cut clips (:mod:`core.examples`), clips
-with no change at all, a one-frame clip, click tracks."""
+with no change at all, a one-frame clip, click tracks, music with known beats and bars."""
 
 from __future__ import annotations
 
 from fractions import Fraction
 
-from ..examples import SynthClip, click_track, make_cut_clip
+from ..examples import SynthClip, click_track, make_cut_clip, music_track
 from ..timing.media import as_rate
 
-__all__ = ["SynthClip", "make_cut_clip", "make_static_clip", "make_one_frame_clip", "click_track"]
+__all__ = ["SynthClip", "make_cut_clip", "make_static_clip", "make_one_frame_clip", "click_track", "music_track"]
 
 
 def make_static_clip(

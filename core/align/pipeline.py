@@ -1,0 +1,260 @@
+"""Bring your own music: retime a track so that its beats land on a video's hit points.
+
+``align_music(wave, sr, hits, duration)`` analyses the music (beats, bars, onsets), extends it by
+looping whole bars when it is shorter than the video, plans the time map (bounded tempo change,
+optional beat or bar edits, a musical ending) and renders it (Rubber Band, crossfades at quiet
+points, channels kept, true peak limited as the mux path does). The result lasts exactly the
+video's duration (``round(duration · sr)`` samples).
+
+Hit points come from the video's event curve (:func:`video_hit_points`, or :func:`curve_hit_points`
+for a curve already computed): the peaks of ``curves.find_peaks``, each with the curve's value
+there as its strength, so hard cuts outweigh small motion.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..timing import curves
+from .analysis import AlignError, MusicAnalysis, analyse_music
+from .render import choose_stretcher, render
+from .timeline import build_timeline
+from .timemap import AlignOptions, TimeMap, plan
+
+
+@dataclass
+class Alignment:
+    audio: np.ndarray  # float32 [C, round(duration · sr)]
+    sample_rate: int
+    tmap: TimeMap
+    analysis: MusicAnalysis
+    hits: np.ndarray
+    strengths: np.ndarray
+    stretcher: str
+    seconds: float  # wall time of analysis + planning + rendering
+    heard: dict | None = None  # heard_sync() of the result
+    attempts: int = 1  # tempo readings tried
+
+    def summary(self) -> dict:
+        t = self.tmap
+        return {
+            "duration": t.duration, "music_duration": self.analysis.duration, "tempo_bpm": round(self.analysis.tempo, 2),
+            "meter": self.analysis.meter, "hits": len(self.hits), "hits_on_beats": len(t.anchors),
+            "heard": self.heard, "tempo_readings_tried": self.attempts,
+            "max_tempo_change": round(t.max_tempo_change, 4), "edits": t.edits, "seams": t.seams,
+            "loop_seams": len(t.seams) - len(t.edits), "ending": t.ending, "stretcher": self.stretcher, "seconds": round(self.seconds, 3),
+            "anchors": t.anchors,
+        }
+
+
+def curve_hit_points(curve: curves.Curve, *, threshold: float | None = None, min_gap: float = 0.25):
+    """(hit times, strengths) of an event curve: its stored peaks (``spec["peaks"]``) or ``find_peaks``."""
+    peaks = curve.spec.get("peaks") if isinstance(curve.spec, dict) else None
+    t = np.asarray(peaks if peaks is not None else curves.find_peaks(curve, threshold=threshold, min_gap=min_gap),
+                   dtype=np.float64)
+    if t.size == 0 or len(curve) == 0:
+        return t, np.zeros(0)
+    i = np.clip(np.searchsorted(curve.times, t - 1e-9), 0, len(curve) - 1)
+    return t, np.maximum(curve.values[i].astype(np.float64), 0.0)
+
+
+def video_hit_points(video, *, encoder: str = "pixels", progress=None, check_interrupt=None):
+    """(raw event curve, hit times, strengths) of a video file with a weightless frame encoder."""
+    from ..timing import encoders
+
+    enc = encoders.get_encoder(encoder)
+    try:
+        raw = encoders.encode_video_curve(video, enc, progress=progress, check_interrupt=check_interrupt)
+    finally:
+        enc.close()
+    t, s = curve_hit_points(raw)
+    return raw, t, s
+
+
+def needed_music(duration: float, options: AlignOptions) -> float:
+    """Seconds of music the planner may need for a video of ``duration`` seconds."""
+    return duration * (1.0 + options.max_stretch) * 1.1 + 2.0 + 2 * options.end_fade + 4.0
+
+
+#: Score a plan that loops gives up against one that plays the music straight through.
+LOOP_PENALTY = 0.5
+
+
+def _best_plan(analysis: MusicAnalysis, hits, strengths, duration: float, options: AlignOptions) -> TimeMap:
+    """The plan on the music as it is when it is long enough, else (or when clearly better) on a looped chain."""
+    needed = needed_music(duration, options)
+    straight = None
+    if analysis.duration - options.start >= duration * (1.0 - options.max_stretch) + 0.5:
+        tl = build_timeline(analysis, start=options.start, needed=0.0, extend=options.extend)
+        try:
+            straight = plan(analysis, tl, hits, duration, strengths=strengths, options=options)
+        except AlignError:
+            straight = None
+        if straight is not None and analysis.duration - options.start >= needed:
+            return straight
+    tl = build_timeline(analysis, start=options.start, needed=needed, extend=options.extend)
+    chained = plan(analysis, tl, hits, duration, strengths=strengths, options=options)
+    if straight is not None and straight.score >= chained.score - LOOP_PENALTY:
+        return straight
+    return chained
+
+
+#: A result whose heard Scene Cut Hit on the hit points reaches this share of what was planned, and
+#: this margin over its chance level, is kept without trying other readings of the tempo.
+CONFIRM = 0.9
+MARGIN = 0.35
+
+
+def heard_sync(audio: np.ndarray, sample_rate: int, hits, strengths, duration: float,
+               tolerance: float = 0.1) -> dict:
+    """How the result sounds to Scene Cut Hit's beat tracker, on the hit points themselves.
+
+    ``sch``: the strength-weighted share of hit points with a tracked beat within ``tolerance``;
+    ``chance``: its chance level (``sch_null``, 50 shifts); ``bpm``: the tempo the tracker hears.
+    """
+    from ..eval.sch import beat_times, sch_null
+
+    beats = beat_times(audio.mean(axis=0), sample_rate)
+    hits = np.asarray(hits, dtype=np.float64)
+    if beats.size < 2 or hits.size == 0:
+        return {"sch": 0.0, "chance": 0.0, "bpm": 0.0, "margin": 0.0}
+    w = np.asarray(strengths, dtype=np.float64) if strengths is not None else np.ones_like(hits)
+    hit = np.min(np.abs(hits[:, None] - beats[None, :]), axis=1) <= tolerance + 1e-9
+    sch = float(np.sum(w * hit) / max(np.sum(w), 1e-12))
+    chance = float(sch_null(hits, beats, duration, tolerance, n_shifts=50) or 0.0)
+    return {"sch": sch, "chance": chance, "bpm": 60.0 / float(np.median(np.diff(beats))), "margin": sch - chance}
+
+
+def _tempo_readings(first_bpm: float, heard_bpm: float) -> list[float]:
+    """Other tempi to track the beats at: what the tracker heard in the result, double or half."""
+    out = []
+    for bpm in (heard_bpm, first_bpm * 2 if first_bpm < 110 else first_bpm / 2 if first_bpm > 140 else None):
+        if bpm and 40 <= bpm <= 240 and all(abs(np.log(bpm / b)) > 0.1 for b in [first_bpm, *out]):
+            out.append(float(bpm))
+    return out
+
+
+def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, strengths=None,
+                options: AlignOptions = AlignOptions(), stretcher: str = "auto", name: str = "the music",
+                progress=None, check_interrupt=None) -> Alignment:
+    """Retime ``wave`` ``[C, T]`` so its beats land on ``hits`` (s) in a ``duration``-second video.
+
+    The result is listened to with the beat tracker Scene Cut Hit uses (:func:`heard_sync`, on the
+    hit points). Music can be heard at more than one tempo (94 or 126 BPM, 79 or 157 BPM), and
+    stretching can tip the tracker from one reading to another; when the tracker confirms less
+    than :data:`CONFIRM` of what was planned, or the result is less than :data:`MARGIN` above its
+    chance level, the music is aligned again on the beats of the other readings (the tempo the
+    tracker heard, double or half) and the result heard best is kept.
+    """
+    from ..timing.media.levels import limit_true_peak
+    from .timemap import MAX_START_SKIP
+
+    t0 = time.perf_counter()
+    if not duration > 0:
+        raise AlignError(f"the video's duration must be positive, got {duration}")
+    w = np.asarray(wave, dtype=np.float32)
+    w = w[None] if w.ndim == 1 else w
+    how = choose_stretcher(stretcher)
+    hits = np.asarray(hits, dtype=np.float64).reshape(-1)
+    s = np.ones_like(hits) if strengths is None else np.asarray(strengths, dtype=np.float64).reshape(-1)
+    until = options.start + needed_music(duration, options) + MAX_START_SKIP
+    best, readings, attempts = None, [None], 0
+    while attempts < min(len(readings), 3):
+        analysis = analyse_music(w, sample_rate, name=name, until=until, bpm=readings[attempts])
+        attempts += 1
+        tmap = _best_plan(analysis, hits, s, duration, options)
+        out = render(w, sample_rate, tmap, stretcher=how, progress=progress, check_interrupt=check_interrupt)
+        heard = heard_sync(out, int(sample_rate), hits, s, duration)
+        if best is None or heard["margin"] > best[0]["margin"] + 1e-9:
+            best = (heard, analysis, tmap, out)
+        planned = _planned_share(tmap, hits, s)
+        if attempts == 1 and hits.size:
+            if heard["sch"] >= CONFIRM * planned and heard["margin"] >= min(MARGIN, planned - heard["chance"]):
+                break
+            readings += _tempo_readings(analysis.tempo, heard["bpm"])
+    heard, analysis, tmap, out = best
+    out = limit_true_peak(out, int(sample_rate))
+    return Alignment(audio=np.ascontiguousarray(out, dtype=np.float32), sample_rate=int(sample_rate), tmap=tmap,
+                     analysis=analysis, hits=hits, strengths=s, stretcher=how, seconds=time.perf_counter() - t0,
+                     heard=heard, attempts=attempts)
+
+
+def _planned_share(tmap: TimeMap, hits: np.ndarray, strengths: np.ndarray) -> float:
+    """Strength-weighted share of the hit points the plan put a beat on."""
+    if hits.size == 0:
+        return 0.0
+    landed = {round(a["hit"], 9) for a in tmap.anchors}
+    on = np.array([round(float(h), 9) in landed for h in hits])
+    return float(np.sum(strengths * on) / max(np.sum(strengths), 1e-12))
+
+
+def unaligned(wave: np.ndarray, sample_rate: int, duration: float, start: float = 0.0) -> np.ndarray:
+    """The music as it would play without alignment: from ``start``, cut (or padded) to ``duration``."""
+    from ..timing.media import fit_length
+
+    w = np.asarray(wave, dtype=np.float32)
+    if w.ndim == 1:
+        w = w[None]
+    return fit_length(w[:, int(round(start * sample_rate)):], int(round(duration * sample_rate)))
+
+
+def sync_report(cuts, before: np.ndarray, after: np.ndarray, sample_rate: int, duration: float, *,
+                tolerance: float = 0.1, shifts: int = 200) -> dict:
+    """Scene Cut Hit of the music before and after alignment, each with its chance level (``sch_null``)."""
+    from ..eval.sch import beat_times, sch_null, scene_cut_hit
+
+    out: dict = {"cuts": [float(c) for c in cuts], "tolerance": tolerance}
+    for key, wave in (("before", before), ("after", after)):
+        w = np.asarray(wave, dtype=np.float32)
+        beats = beat_times(w.mean(axis=0) if w.ndim == 2 else w, sample_rate)
+        out[f"beats_{key}"] = [float(b) for b in beats]
+        out[f"sch_{key}"] = scene_cut_hit(cuts, beats, tolerance)
+        out[f"chance_{key}"] = sch_null(cuts, beats, duration, tolerance, n_shifts=shifts)
+    return out
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def format_report(result: Alignment, sync: dict | None = None, *, cuts_label: str = "hit points") -> str:
+    """A few lines for people: SCH before → after with chance levels, tempo change, edits, ending."""
+    s, t = result.summary(), result.tmap
+    lines = []
+    if sync is not None:
+        lines.append(f"Scene Cut Hit on {len(sync['cuts'])} {cuts_label}: {_fmt(sync['sch_before'])} -> "
+                     f"{_fmt(sync['sch_after'])} (chance level {_fmt(sync['chance_before'])} -> "
+                     f"{_fmt(sync['chance_after'])}, tolerance ±{sync['tolerance']} s)")
+    heard = s["heard"] or {"sch": 0.0, "chance": 0.0}
+    lines.append(f"hit points on a beat: {s['hits_on_beats']}/{s['hits']} planned, {100 * heard['sch']:.0f} % heard "
+                 f"by the beat tracker (chance {100 * heard['chance']:.0f} %); music {s['tempo_bpm']:.1f} BPM"
+                 f"{', bars of ' + str(s['meter']) if s['meter'] else ', bars not detectable'}")
+    lines.append(f"largest tempo change: {100 * s['max_tempo_change']:.1f} %; edits: "
+                 + (", ".join(f"{e['kind']} {e['unit']} at {e['at']:.2f} s" for e in t.edits) or "none"))
+    loops = len(t.seams) - len(t.edits)
+    lines.append(f"music {s['music_duration']:.2f} s for a {s['duration']:.2f} s video"
+                 + (f", looped ({loops} loop seam{'s' if loops != 1 else ''})" if loops > 0 else "")
+                 + f"; ending: {_ENDINGS[t.ending]}; stretcher: {s['stretcher']}; {s['seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+_ENDINGS = {"bar": "on a bar line with a fade", "natural": "the music's own ending", "fade": "a fade"}
+
+
+def report_plot(curve: curves.Curve | None, hits, sync: dict | None, result: Alignment, *, title: str = "",
+                width: int = 1024, height: int = 360) -> np.ndarray:
+    """Hit points against the music's beats before and after (and the event curve when given)."""
+    from ..timing import plot
+
+    marks = [("hits", list(hits))]
+    if sync is not None:
+        marks += [("before", sync["beats_before"]), ("after", sync["beats_after"])]
+    else:
+        marks += [("after", list(result.tmap.beats_out))]
+    shown = curve if curve is not None else curves.Curve(values=np.zeros(2), times=np.array([0.0, result.tmap.duration]),
+                                                          duration=result.tmap.duration)
+    return plot.plot_curves([("event curve", shown)], peaks=list(hits), marks=marks, width=width, height=height,
+                            title=title)

@@ -1,0 +1,126 @@
+"""Bring your own music: retime any AUDIO so its beats land on the video's hit points."""
+
+from __future__ import annotations
+
+from comfy_api.latest import io, ui
+
+from ..core import examples
+from ..core.align import pipeline
+from ..core.align.render import STRETCHERS
+from ..core.align.timemap import EDIT_KINDS, AlignOptions
+from ..core.errors import V2MError
+from ..core.timing import media
+from . import _host
+from .types import CurveType
+
+CATEGORY = "V2M-Zero/audio"
+
+
+class LoadMusic(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="V2M_LoadAudio",
+            display_name="Load Music (V2M)",
+            category=CATEGORY,
+            description="Load a music file from ComfyUI's input folder as AUDIO (its own sample rate and channels), or the pack's example song.",
+            inputs=[
+                io.Combo.Input("file", options=_host.input_audio_choices(), upload=io.UploadType.audio,
+                               tooltip=f"An audio file in ComfyUI's input folder (upload one with the button). {examples.DEMO_SONG_NAME}: "
+                                       "the pack's example song (16 s, 96 BPM, made by the pack's own code), written into the input folder on first use."),
+            ],
+            outputs=[io.Audio.Output(display_name="audio"), io.Float.Output(display_name="duration")],
+        )
+
+    @classmethod
+    def execute(cls, file) -> io.NodeOutput:
+        path = _host.input_file_path(file, "audio")
+        wave, sr = media.decode_audio(path)
+        audio = _host.numpy_to_audio(wave, sr)
+        return io.NodeOutput(audio, float(wave.shape[-1] / sr), ui=ui.PreviewAudio(audio, cls=cls))
+
+    @classmethod
+    def fingerprint_inputs(cls, file):
+        return _host.input_fingerprint(file, "audio")
+
+    @classmethod
+    def validate_inputs(cls, file):
+        return _host.validate_input_file(file, "audio")
+
+
+class AlignMusic(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="V2M_AlignMusic",
+            display_name="Align Music to Cuts (V2M)",
+            category=CATEGORY,
+            description="Retime your own music (any AUDIO: Load Audio, Stable Audio, Decode Latents) so its beats, "
+                        "bar lines and strong onsets land on the video's hit points: bounded tempo changes, optional "
+                        "beat or bar edits at quiet points, looping at bar lines when the music is short, an ending on "
+                        "a bar line. The result lasts exactly the video's duration. Needs no model weights.",
+            inputs=[
+                io.Audio.Input("audio", tooltip="The music to align (mono or stereo; its channels are kept)."),
+                CurveType.Input("curve", optional=True, tooltip="The video's event curve (Event Curve node): its hit "
+                                "points and their strengths. Or connect the video instead."),
+                io.Video.Input("video", optional=True, tooltip="The video, when no curve is connected: hit points from "
+                               "its event curve (weightless pixels encoder)."),
+                io.Float.Input("max_stretch", default=0.08, min=0.0, max=0.25, step=0.01,
+                               tooltip="Largest local tempo change (0.08 = ±8 %)."),
+                io.Combo.Input("edits", options=list(EDIT_KINDS), default="none",
+                               tooltip="Also drop or repeat a beat or a bar at a quiet point to put bar lines on cuts."),
+                io.Float.Input("start_seconds", default=0.0, min=0.0, max=36000.0, step=0.1,
+                               tooltip="Where in the music the output starts (it may start up to 4 s later so that a "
+                                       "beat lands on the first cut)."),
+                io.Float.Input("end_fade", default=1.0, min=0.25, max=2.0, step=0.05,
+                               tooltip="Seconds of fade after the final bar line."),
+                io.Boolean.Input("loop_short_music", default=True, tooltip="Music shorter than the video is looped "
+                                 "at bar lines; off: padded with silence."),
+                io.Combo.Input("stretcher", options=list(STRETCHERS), default="auto",
+                               tooltip="auto = Rubber Band (pedalboard); phase-vocoder = librosa, no extra package."),
+            ],
+            outputs=[
+                io.Audio.Output(display_name="audio"),
+                io.Image.Output(display_name="plot"),
+                io.String.Output(display_name="report"),
+            ],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, audio, max_stretch, edits, start_seconds, end_fade, loop_short_music, stretcher,
+                curve=None, video=None) -> io.NodeOutput:
+        wave, sr = _host.audio_to_numpy(audio)
+        raw, hits, strengths = _hit_points(curve, video)
+        options = AlignOptions(max_stretch=max_stretch, edits=edits, start=start_seconds, end_fade=end_fade,
+                               extend="loop" if loop_short_music else "silence")
+        bar = _host.Progress(1)
+        result = pipeline.align_music(wave, sr, hits, raw.duration, strengths=strengths, options=options,
+                                      stretcher=stretcher, progress=bar, check_interrupt=_host.Progress.check_interrupt)
+        sync = pipeline.sync_report(hits, pipeline.unaligned(wave, sr, raw.duration, start_seconds), result.audio, sr,
+                                    raw.duration)
+        report = pipeline.format_report(result, sync, cuts_label="hit points")
+        image = _host.image_tensor(pipeline.report_plot(raw, hits, sync, result, title=report.splitlines()[0]))
+        preview = ui.PreviewImage(image, cls=cls)
+        as_dict = getattr(preview, "as_dict", None)
+        extra = as_dict() if callable(as_dict) else {}
+        return io.NodeOutput(_host.numpy_to_audio(result.audio, sr), image, report, ui={"text": (report,), **extra})
+
+
+def _hit_points(curve, video):
+    """(curve, hit times, strengths) from a connected curve, else from the video."""
+    if curve is not None:
+        t, s = pipeline.curve_hit_points(curve)
+        return curve, t, s
+    if video is None:
+        raise V2MError("Align Music needs the video's hit points: connect a curve (Event Curve) or the video")
+    path, temporary = _host.video_to_file(video)
+    try:
+        raw, t, s = pipeline.video_hit_points(path, check_interrupt=_host.Progress.check_interrupt)
+    finally:
+        if temporary:
+            _host.remove_files([path])
+    return raw, t, s
+
+
+NODES = [LoadMusic, AlignMusic]

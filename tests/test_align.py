@@ -1,0 +1,204 @@
+"""Aligning music a user brings to a video's cuts (core.align): beats on cuts, bounds, length, edge cases."""
+
+import numpy as np
+import pytest
+
+from v2m_zero.core.align import pipeline
+from v2m_zero.core.align.analysis import AlignError, analyse_music
+from v2m_zero.core.align.render import render
+from v2m_zero.core.align.timeline import build_timeline
+from v2m_zero.core.align.timemap import AlignOptions, plan
+from v2m_zero.core.eval import synth
+from v2m_zero.core.eval.sch import beat_times
+
+SR = 44100
+# gaps of 1.9–2.6 s: each holds a whole number of beats at 120 BPM within ±5 %
+CUTS = [2.1, 4.0, 6.6, 8.5]
+
+
+@pytest.fixture(scope="module")
+def song():
+    wave, beats, downbeats = synth.music_track(16.0, bpm=120, first_beat=0.25, seed=1)
+    return wave, beats, downbeats
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("align") / "cuts.mp4"
+    return synth.make_cut_clip(str(path), cut_times=CUTS, duration=10.0, fps=24, size=(96, 54), motion=False)
+
+
+@pytest.fixture(scope="module")
+def aligned(song, clip):
+    _raw, hits, strengths = pipeline.video_hit_points(clip.path)
+    return pipeline.align_music(song[0], SR, hits, clip.duration, strengths=strengths), hits
+
+
+def _contiguous(tmap, duration):
+    p = tmap.pieces
+    assert p[0].out_a == 0.0 and abs(p[-1].out_b - duration) < 1e-9
+    assert all(abs(a.out_b - b.out_a) < 1e-9 for a, b in zip(p[:-1], p[1:]))
+
+
+def test_every_cut_gets_a_beat_within_50_ms(aligned, clip):
+    result, hits = aligned
+    assert np.allclose(sorted(hits), clip.cut_times, atol=1 / 24 + 1e-6)  # the hit points are the cuts
+    heard = beat_times(result.audio.mean(axis=0), SR)  # Scene Cut Hit's own beat tracker, on the audio
+    for cut in clip.cut_times:
+        assert np.min(np.abs(heard - cut)) <= 0.05, (cut, heard)
+        assert np.min(np.abs(result.tmap.beats_out - cut)) <= 0.04 + 1e-9  # and where the plan put them
+    before = beat_times(pipeline.unaligned(synth.music_track(16.0, bpm=120, first_beat=0.25, seed=1)[0], SR, 10.0)
+                        .mean(axis=0), SR)
+    missed_before = sum(np.min(np.abs(before - c)) > 0.05 for c in clip.cut_times)
+    assert missed_before >= 2  # the unaligned music misses most cuts, so the test can fail
+
+
+def test_exact_length_channels_and_monotonic_map(aligned, clip):
+    result, _ = aligned
+    assert result.audio.shape == (2, round(clip.duration * SR)) and result.audio.dtype == np.float32
+    assert not np.allclose(result.audio[0], result.audio[1])  # stereo kept, not collapsed
+    _contiguous(result.tmap, clip.duration)
+    src = [(p.src_a, p.src_b) for p in result.tmap.pieces]
+    assert all(b > a for a, b in src)  # music always moves forward inside a piece
+
+
+@pytest.mark.parametrize("max_stretch,edits", [(0.08, "none"), (0.03, "none"), (0.05, "beats"), (0.08, "bars")])
+def test_stretch_bound_holds_everywhere(song, max_stretch, edits):
+    wave = song[0]
+    rng = np.random.default_rng(7)
+    hits = np.cumsum(rng.uniform(1.5, 4.0, size=8))
+    hits = hits[hits < 19.0]
+    result = pipeline.align_music(wave, SR, hits, 20.0, options=AlignOptions(max_stretch=max_stretch, edits=edits))
+    assert result.tmap.max_tempo_change <= max_stretch + 1e-9
+    assert all(abs(p.rate - 1.0) <= max_stretch + 1e-9 for p in result.tmap.pieces)
+    assert result.audio.shape[1] == round(20.0 * SR)
+    _contiguous(result.tmap, 20.0)
+
+
+@pytest.mark.parametrize("duration", [7.37, 30.0])
+def test_short_and_long_music_fill_the_video_exactly(duration):
+    wave, _, _ = synth.music_track(12.0, bpm=126, first_beat=0.1, seed=2)
+    hits = np.arange(2.0, duration - 1.0, 2.3)
+    result = pipeline.align_music(wave, SR, hits, duration)
+    assert result.audio.shape == (2, round(duration * SR))
+    loops = len(result.tmap.seams) - len(result.tmap.edits)
+    assert (loops > 0) == (duration > 12.0)  # only music shorter than the video is looped
+    # never silence: every second before the final fade carries music
+    n = int(SR)
+    body = result.audio[:, : int(result.tmap.fade[0] * SR)]
+    rms = [float(np.sqrt(np.mean(body[:, i:i + n] ** 2))) for i in range(0, body.shape[1] - n + 1, n)]
+    assert min(rms) > 0.01
+    assert result.tmap.max_tempo_change <= 0.08 + 1e-9
+
+
+def test_silence_is_only_used_when_asked():
+    wave, _, _ = synth.music_track(8.0, bpm=120, seed=3)
+    result = pipeline.align_music(wave, SR, [2.0, 4.0], 14.0, options=AlignOptions(extend="silence"))
+    assert result.audio.shape[1] == round(14.0 * SR)
+    assert np.max(np.abs(result.audio[:, int(11.0 * SR):])) < 1e-3  # the music ended, then silence
+    assert len(result.tmap.seams) == 0
+
+
+def test_no_cuts_fits_the_music_to_the_length():
+    wave, _, _ = synth.music_track(20.0, bpm=100, first_beat=0.2, seed=4)
+    result = pipeline.align_music(wave, SR, [], 9.5)
+    assert result.audio.shape == (2, round(9.5 * SR))
+    assert result.tmap.anchors == [] and result.tmap.edits == []
+    assert result.tmap.max_tempo_change <= 0.08 + 1e-9
+    assert result.tmap.ending in ("bar", "natural", "fade")
+    assert np.max(np.abs(result.audio[:, -int(0.01 * SR):])) < 0.05  # it fades out, no hard stop
+
+
+def test_mono_stays_mono(song):
+    mono = song[0].mean(axis=0, keepdims=True)
+    result = pipeline.align_music(mono, SR, [2.1, 4.0], 6.0)
+    assert result.audio.shape == (1, round(6.0 * SR))
+
+
+@pytest.mark.parametrize("kind", ["silence", "white", "pink"])
+def test_silence_and_unpitched_noise_are_refused_with_a_clear_message(kind):
+    rng = np.random.default_rng(0)
+    if kind == "silence":
+        wave, match = np.zeros((2, SR * 6), np.float32), "silent"
+    elif kind == "white":
+        wave, match = (0.3 * rng.standard_normal((2, SR * 6))).astype(np.float32), "no steady beat"
+    else:
+        x = np.cumsum(rng.standard_normal(SR * 6))
+        x = x - np.convolve(x, np.ones(441) / 441, "same")
+        wave, match = (0.5 * x / np.abs(x).max()).astype(np.float32)[None], "no steady beat"
+    with pytest.raises(AlignError, match=match) as err:
+        pipeline.align_music(wave, SR, [1.0, 3.0], 5.0)
+    assert "\n" not in str(err.value)
+
+
+def test_bars_are_found_in_four_and_three():
+    for meter, bpm in ((4, 118), (3, 140)):
+        wave, beats, downbeats = synth.music_track(24.0, bpm=bpm, meter=meter, first_beat=0.3, seed=5)
+        a = analyse_music(wave, SR)
+        assert a.meter == meter and abs(a.tempo - bpm) / bpm < 0.03
+        found = a.beats[a.downbeat]
+        assert all(np.min(np.abs(found - d)) < 0.06 for d in downbeats[1:-1])
+
+
+def test_beat_edits_put_more_bar_lines_on_cuts(song):
+    wave = song[0]
+    # 3.5 s between cuts = 7 beats: stretching alone cannot put a bar line on both
+    hits = [2.0, 5.5, 9.0, 12.5]
+    plain = pipeline.align_music(wave, SR, hits, 14.0, options=AlignOptions(edits="none"))
+    edited = pipeline.align_music(wave, SR, hits, 14.0, options=AlignOptions(edits="beats"))
+    bars = lambda r: sum(a["bar"] for a in r.tmap.anchors)  # noqa: E731
+    assert bars(edited) > bars(plain)
+    assert edited.tmap.edits and all(e["unit"] == "beat" for e in edited.tmap.edits)
+    assert edited.tmap.max_tempo_change <= 0.08 + 1e-9
+    assert edited.audio.shape[1] == round(14.0 * SR)
+
+
+def test_no_clicks_at_joins():
+    """Smooth audio (two tones under a raised-cosine pulse) through joins at new rates and through a
+    jump back in the music (as at a loop or an edit): a discontinuity would show as a second
+    difference far above the input's largest."""
+    from v2m_zero.core.align.timemap import Piece, TimeMap
+
+    sr, dur = SR, 12.0
+    t = np.arange(int(dur * sr)) / sr
+    env = 0.2 + 0.6 * np.sin(np.pi * (t % 0.5) / 0.5) ** 4
+    tone = np.sin(2 * np.pi * 220 * t) + 0.5 * np.sin(2 * np.pi * 331 * t + 1.0)
+    wave = np.stack([0.5 * env * tone, 0.45 * env * tone]).astype(np.float32)
+    pieces = [Piece(0.0, 2.0, 0.0, 2.1), Piece(2.0, 4.5, 2.1, 4.475), Piece(4.5, 6.0, 4.475, 6.02),
+              Piece(6.0, 8.0, 3.0, 5.0)]  # rates 1.05, 0.95, 1.013, then a jump back by 3.02 s
+    tmap = TimeMap(pieces=pieces, duration=8.0, seams=[6.0], fade=(7.5, 8.0))
+    out = render(wave, sr, tmap)
+    assert out.shape == (2, 8 * sr)
+    d2_in = np.max(np.abs(np.diff(wave[0], 2)))
+    d2_out = np.max(np.abs(np.diff(out[0, sr // 100:], 2)))  # after the 5 ms fade-in
+    assert d2_out < 1.5 * d2_in
+    cut = out.copy()  # the check can fail: a hard join without a crossfade is caught
+    cut[:, 6 * sr:] = np.roll(cut[:, 6 * sr:], 37, axis=1)
+    assert np.max(np.abs(np.diff(cut[0, sr // 100:], 2))) > 1.5 * d2_in
+
+
+def test_phase_vocoder_fallback_keeps_timing(song, monkeypatch, caplog):
+    from v2m_zero.core.align import render as render_mod
+
+    wave = song[0]
+    a = analyse_music(wave, SR)
+    tl = build_timeline(a, start=0.0, needed=0.0)
+    tmap = plan(a, tl, CUTS, 10.0)
+    pv = render(wave, SR, tmap, stretcher="phase-vocoder")
+    assert pv.shape == (2, round(10.0 * SR))
+    heard = beat_times(pv.mean(axis=0), SR)
+    assert all(np.min(np.abs(heard - c)) <= 0.06 for c in CUTS)
+    monkeypatch.setattr(render_mod, "have_rubberband", lambda: False)
+    assert render_mod.choose_stretcher("auto") == "phase-vocoder"
+    with pytest.raises(AlignError, match="pedalboard"):
+        render_mod.choose_stretcher("rubberband")
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(AlignError, match="max_stretch"):
+        AlignOptions(max_stretch=0.9)
+    with pytest.raises(AlignError, match="edits"):
+        AlignOptions(edits="sometimes")
+    wave, _, _ = synth.music_track(8.0, seed=6)
+    with pytest.raises(AlignError, match="start offset"):
+        pipeline.align_music(wave, SR, [2.0], 5.0, options=AlignOptions(start=100.0))

@@ -1,0 +1,134 @@
+"""V2M_AlignMusic on the fake host, and ``v2m-zero align`` on the command line."""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from v2m_zero.core import cli
+from v2m_zero.core.eval import synth
+from v2m_zero.core.errors import V2MError
+from v2m_zero.core.eval.sch import beat_times
+from v2m_zero.core.timing import media
+
+SR = 44100
+CUTS = [2.1, 4.0, 6.6]
+
+
+@pytest.fixture(scope="module")
+def material(tmp_path_factory):
+    root = tmp_path_factory.mktemp("align_cli")
+    clip = synth.make_cut_clip(str(root / "v.mp4"), cut_times=CUTS, duration=8.0, fps=24, size=(96, 54), motion=False,
+                               audio=synth.click_track([0.5, 1.5], 8.0), sample_rate=SR)
+    wave, _, _ = synth.music_track(12.0, bpm=120, first_beat=0.25, seed=1)
+    song = media.write_audio(str(root / "song.wav"), wave, SR)
+    return clip, song, wave
+
+
+def _sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def _audio(wave):
+    return {"waveform": torch.from_numpy(np.ascontiguousarray(wave))[None], "sample_rate": SR}
+
+
+def _kw(**kw):
+    base = dict(max_stretch=0.08, edits="none", start_seconds=0.0, end_fade=1.0, loop_short_music=True, stretcher="auto")
+    base.update(kw)
+    return base
+
+
+def test_node_aligns_any_audio_to_a_curve_or_a_video(host, material):
+    from comfy_api.latest import InputImpl
+
+    from v2m_zero.core.align import pipeline
+    from v2m_zero.nodes import align
+
+    clip, _song, wave = material
+    raw, _, _ = pipeline.video_hit_points(clip.path)
+    out = align.AlignMusic.execute(audio=_audio(wave), curve=raw, **_kw())
+    audio, image, report = out.args
+    assert audio["sample_rate"] == SR and tuple(audio["waveform"].shape) == (1, 2, round(clip.duration * SR))
+    heard = beat_times(audio["waveform"][0].numpy().mean(axis=0), SR)
+    assert all(np.min(np.abs(heard - c)) <= 0.05 for c in clip.cut_times)
+    assert "Scene Cut Hit on 3 hit points" in report and "chance level" in report and "tempo change" in report
+    assert image.shape[0] == 1 and image.shape[-1] == 3
+
+    mono = _audio(wave.mean(axis=0, keepdims=True))  # a mono AUDIO, hit points straight from the VIDEO
+    out2 = align.AlignMusic.execute(audio=mono, video=InputImpl.VideoFromFile(clip.path), **_kw(edits="beats"))
+    assert tuple(out2.args[0]["waveform"].shape) == (1, 1, round(clip.duration * SR))
+
+
+def test_node_needs_hit_points_and_music(host, material):
+    from v2m_zero.nodes import align
+
+    _clip, _song, wave = material
+    with pytest.raises(V2MError, match="connect a curve"):
+        align.AlignMusic.execute(audio=_audio(wave), **_kw())
+    from v2m_zero.core.align import pipeline
+
+    raw, _, _ = pipeline.video_hit_points(material[0].path)
+    with pytest.raises(V2MError, match="silent"):
+        align.AlignMusic.execute(audio=_audio(np.zeros((2, SR * 4), np.float32)), curve=raw, **_kw())
+
+
+def test_cli_align_writes_video_audio_plot_and_report(tmp_path, material, capsys):
+    clip, song, _ = material
+    before = (_sha(clip.path), _sha(song))
+    out, wav, png, js = (tmp_path / n for n in ("o.mp4", "o.wav", "o.png", "o.json"))
+    assert cli.main(["align", clip.path, song, "--out", str(out), "--audio-out", str(wav), "--plot", str(png),
+                     "--json", str(js), "--edits", "beats", "--cuts", "hits"]) == 0
+    text = capsys.readouterr().out
+    assert "Scene Cut Hit on 3 hit points" in text and str(out) in text
+    assert (_sha(clip.path), _sha(song)) == before  # inputs untouched
+    info = media.probe_video(str(out))
+    assert info.has_audio and info.duration == pytest.approx(clip.duration) and info.frame_count == round(8.0 * 24)
+    music, sr = media.decode_audio(str(wav))
+    assert music.shape == (2, round(clip.duration * sr))
+    report = json.loads(js.read_text())
+    assert report["sync"]["sch_after"] == 1.0 and report["max_tempo_change"] <= 0.08
+    assert os.path.getsize(png) > 1000
+
+
+def test_cli_align_refuses_noise_in_one_line_and_writes_nothing(tmp_path, material, capsys):
+    clip, _song, _ = material
+    noise = media.write_audio(str(tmp_path / "noise.wav"),
+                              (0.3 * np.random.default_rng(0).standard_normal((2, SR * 6))).astype(np.float32), SR)
+    out = tmp_path / "o.mp4"
+    assert cli.main(["align", clip.path, noise, "--out", str(out)]) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if "error" in line]
+    assert len(err) == 1 and err[0].startswith("v2m-zero align: error:") and "no steady beat" in err[0]
+    assert not out.exists()
+    assert cli.main(["align", clip.path, noise, "--out", clip.path]) == 2  # never overwrites an input
+    with pytest.raises(SystemExit) as bad:
+        cli.main(["align", clip.path, noise, "--out", str(out), "--max-stretch", "0.9"])
+    assert bad.value.code == 2
+
+
+def test_load_music_offers_the_example_song_and_confines_files(host):
+    import folder_paths
+
+    from v2m_zero.core import examples
+    from v2m_zero.nodes import align
+
+    schema = align.LoadMusic.define_schema()
+    assert examples.DEMO_SONG_NAME in schema.inputs[0].options
+    assert align.LoadMusic.validate_inputs(file=examples.DEMO_SONG_NAME) is True
+    out = align.LoadMusic.execute(file=examples.DEMO_SONG_NAME)
+    audio, duration = out.args
+    path = os.path.join(folder_paths.get_input_directory(), examples.DEMO_SONG_NAME)
+    assert os.path.isfile(path) and duration == pytest.approx(examples.DEMO_SONG["duration"], abs=1e-3)
+    assert audio["waveform"].shape[:2] == (1, 2) and audio["sample_rate"] == examples.DEMO_SONG["sample_rate"]
+    # a steady groove: the beat tracker hears its tempo (or double / half of it)
+    beats = beat_times(audio["waveform"][0].mean(0).numpy(), audio["sample_rate"])
+    period = float(np.median(np.diff(beats)))
+    assert min(abs(period - 60 / examples.DEMO_SONG["bpm"] * f) for f in (0.5, 1, 2)) < 0.03
+    # outside the input folder, or missing: refused with the reason, before the run
+    assert "outside" in str(align.LoadMusic.validate_inputs(file="../../etc/passwd"))
+    assert "not found" in str(align.LoadMusic.validate_inputs(file="nope.wav"))
+    with pytest.raises(V2MError, match="audio 'nope.wav' not found"):
+        align.LoadMusic.execute(file="nope.wav")
