@@ -10,7 +10,7 @@ the batch is doubled until a step no longer fits under ``--mem-cap-gib`` (defaul
 card), then the largest fitting batch is timed. MFU counts model FLOPs (3 × forward for training).
 LoRA rows come with issue 12's adapters (``--lora`` is refused until then).
 
-    python benchmarks/sa3_speed.py --cuda [--size small|medium] [--seconds 32] [--checkpointing] [--peak-tflops 989]
+    python benchmarks/sa3_speed.py --cuda [--size small|medium] [--seconds 32] [--checkpointing] [--lora] [--peak-tflops 989]
     python benchmarks/sa3_speed.py --size tiny --seconds 4        # CPU smoke run (shapes, not speed)
 """
 
@@ -110,10 +110,25 @@ def train_step(model, opt, batch, length, device, amp, gen):
     return loss
 
 
-def train(size, batch, *, device, seconds, steps, warmup, checkpointing, amp, cap_gib):
+def make_optimiser(model, device, lora_rank: int):
+    """AdamW over every parameter (full fine-tuning), or the sa3 preset's LoRA (the trainer's own add_lora: peft
+    adapters on SA3_LORA_TARGETS, the curve-channel weights trained in full, the rest frozen)."""
+    if not lora_rank:
+        return torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.startswith("cuda"))
+    from v2m_zero.core.train.lora import add_lora, param_groups
+    from v2m_zero.model_io.sa3 import SA3_LORA_TARGETS
+
+    model.to("cpu")
+    run = add_lora(model, {"rank": lora_rank, "alpha": float(lora_rank), "dropout": 0.0, "targets": list(SA3_LORA_TARGETS),
+                           "train_curve_weights": True})
+    model.to(device)
+    return torch.optim.AdamW(param_groups(model, run, 0.01), lr=1e-4, fused=device.startswith("cuda"))
+
+
+def train(size, batch, *, device, seconds, steps, warmup, checkpointing, amp, cap_gib, lora_rank=0):
     model = build(size, device).train()
     model.set_gradient_checkpointing(checkpointing)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.startswith("cuda"))
+    opt = make_optimiser(model, device, lora_rank)
     length = math.ceil(seconds * LATENT_RATE)
     gen = torch.Generator().manual_seed(0)
     if device.startswith("cuda"):
@@ -129,8 +144,12 @@ def train(size, batch, *, device, seconds, steps, warmup, checkpointing, amp, ca
     _sync(device)
     dt = (time.perf_counter() - t0) / steps
     assert torch.isfinite(loss)
-    return {"batch": batch, "s_step": dt, "clips_s": batch / dt, "tflops": 3 * forward_flops(model, batch, length) / dt / 1e12,
-            "peak_gib": _peak(device), "frames": length}
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    # FLOPs: forward + backward as 3x forward for full training; LoRA skips the weight gradients of the frozen
+    # base (about 2x forward), so MFU is reported on the work actually done
+    flops = (2 if lora_rank else 3) * forward_flops(model, batch, length)
+    return {"batch": batch, "s_step": dt, "clips_s": batch / dt, "tflops": flops / dt / 1e12,
+            "peak_gib": _peak(device), "frames": length, "trainable": trainable}
 
 
 def largest_batch(args, device):
@@ -138,7 +157,8 @@ def largest_batch(args, device):
     while b <= args.max_batch:
         try:
             best = train(args.size, b, device=device, seconds=args.seconds, steps=args.steps, warmup=args.warmup,
-                         checkpointing=args.checkpointing, amp=device.startswith("cuda"), cap_gib=args.mem_cap_gib)
+                         checkpointing=args.checkpointing, amp=device.startswith("cuda"), cap_gib=args.mem_cap_gib,
+                         lora_rank=args.lora_rank if args.lora else 0)
         except torch.OutOfMemoryError:
             break
         finally:
@@ -161,12 +181,10 @@ def main(argv=None) -> int:
     p.add_argument("--max-batch", type=int, default=256)
     p.add_argument("--mem-cap-gib", type=float, default=24.0, help="a batch fits when its peak stays under this")
     p.add_argument("--peak-tflops", type=float, default=None, help="the card's dense bf16 peak (H100 SXM: 989)")
-    p.add_argument("--lora", action="store_true", help="LoRA fine-tuning (needs issue 12's adapters)")
+    p.add_argument("--lora", action="store_true", help="LoRA fine-tuning as the sa3 preset (peft, curve weights in full)")
+    p.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (the sa3 preset: 16)")
     p.add_argument("--skip-train", action="store_true")
     args = p.parse_args(argv)
-    if args.lora:
-        print("LoRA rows need issue 12's adapters (not merged yet); run without --lora for full fine-tuning", file=sys.stderr)
-        return 2
     if args.cuda and not torch.cuda.is_available():
         print("--cuda: no CUDA device", file=sys.stderr)
         return 2
@@ -185,19 +203,22 @@ def main(argv=None) -> int:
     if args.skip_train:
         return 0
     args.steps = args.steps or (10 if args.cuda else 2)
+    rank = args.lora_rank if args.lora else 0
     if args.batch:
         r = train(args.size, args.batch, device=device, seconds=args.seconds, steps=args.steps, warmup=args.warmup,
-                  checkpointing=args.checkpointing, amp=args.cuda, cap_gib=args.mem_cap_gib)
+                  checkpointing=args.checkpointing, amp=args.cuda, cap_gib=args.mem_cap_gib, lora_rank=rank)
     else:
         r = largest_batch(args, device) if args.cuda else train(args.size, 2, device=device, seconds=args.seconds,
                                                                 steps=args.steps, warmup=args.warmup,
                                                                 checkpointing=args.checkpointing, amp=False,
-                                                                cap_gib=args.mem_cap_gib)
+                                                                cap_gib=args.mem_cap_gib, lora_rank=rank)
     if r is None:
         print(f"training: batch 1 does not fit under {args.mem_cap_gib} GiB (try --checkpointing)")
         return 1
     mfu = f", MFU {r['tflops'] / args.peak_tflops:.1%}" if args.peak_tflops else ""
-    print(f"training (full{', checkpointing' if args.checkpointing else ''}): batch {r['batch']} x {r['frames']} frames, "
+    mode = f"LoRA rank {rank}" if rank else "full"
+    print(f"training ({mode}{', checkpointing' if args.checkpointing else ''}, {r['trainable'] / 1e6:.2f} M trained): "
+          f"batch {r['batch']} x {r['frames']} frames, "
           f"{r['s_step']:.3f} s/step, {r['clips_s']:.2f} clips/s, {r['tflops']:.3g} TFLOP/s{mfu}, peak {r['peak_gib']:.2f} GiB "
           f"(cap {args.mem_cap_gib:g} GiB)")
     return 0

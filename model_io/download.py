@@ -79,6 +79,15 @@ MODELS: dict[str, HubModel] = {m.name: m for m in (
     HubModel("sao1", "stabilityai/stable-audio-open-1.0", "base", ("model.safetensors",), folder="",
              rename={"model.safetensors": "stable-audio-open-1.0.safetensors"}, size="4.9 GB", gated=True,
              used_by="init-checkpoint --from sao1 (the base to fine-tune; accept its licence on the Hub and log in)"),
+    HubModel("sa3", "stabilityai/stable-audio-3-small-music-base", "base", ("model.safetensors",), folder="",
+             rename={"model.safetensors": "stable_audio_3_small_music_base.safetensors"}, gated=True,
+             used_by="init-checkpoint --from sa3, or Load V2M Model as a base (the Stable Audio 3 base to fine-tune; "
+                     "accept its licence on the Hub and log in)"),
+    HubModel("t5gemma-b-b-ul2", "google/t5gemma-b-b-ul2", "text_encoders", ("config.json", "model.safetensors"),
+             optional=("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                       "generation_config.json"), gated=True,
+             used_by="V2M_LoadModel / generate with SA3-based checkpoints; train --base sa3 (the prompt encoder; "
+                     "ComfyUI's text_encoders/t5gemma_b_b_ul2.safetensors works too)"),
 )}
 
 # where a kind lives under $V2M_MODELS_DIR (a ComfyUI host passes its own folders)
@@ -253,8 +262,13 @@ NEEDS = (
     ("V2M_EncodeFrames / curve / generate with --encoder dinov2", ("dinov2-large", "dinov2-small", "dinov2-base", "dinov2-giant"),
      "any", "the paper uses dinov2-large; the weightless pixels / histogram encoders need nothing"),
     ("V2M_LoadModel / generate with an SAO-based checkpoint", ("t5-base",), "all", ""),
+    ("V2M_LoadModel / generate with an SA3-based checkpoint", ("t5gemma-b-b-ul2",), "all",
+     "or ComfyUI's models/text_encoders/t5gemma_b_b_ul2.safetensors"),
     ("init-checkpoint --from sao1", ("sao1",), "all", "gated: accept its licence on the Hub and log in first"),
+    ("init-checkpoint --from sa3", ("sa3",), "all", "gated: accept its licence on the Hub and log in first"),
     ("prepare / train / V2M_Train with the sao1 preset", ("t5-base", "musicfm"), "all",
+     "without musicfm the music curves are log-mel (warned and recorded)"),
+    ("prepare / train / V2M_Train with the sa3 preset", ("t5gemma-b-b-ul2", "musicfm"), "all",
      "without musicfm the music curves are log-mel (warned and recorded)"),
     ("V2M_MusicPrompt / prompt", ("whisper-small", "smolvlm2-256m", "qwen2.5-1.5b-instruct"), "all",
      "optional: without them the prompt is your text + a tempo hint"),

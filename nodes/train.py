@@ -12,6 +12,7 @@ from ..core.atomic import atomic_path
 from ..core.errors import V2MError
 from ..core.outputs import OutputPlan
 from ..core.timing.curves import DEFAULT_SMOOTHING_SECONDS
+from ..core.train.presets import BASES
 from . import _host
 
 CATEGORY = "V2M-Zero/train"
@@ -19,7 +20,8 @@ NONE = "none"
 # Weightless patch codecs for toy runs (latents at 62.5 Hz): 16 kHz mono, or 4 kHz mono.
 PATCH_CODECS = ["patch:256:1:16000", "patch:64:1:4000"]
 CUSTOM = "custom"
-PRESET_CHOICES = [CUSTOM, "sao1"]
+PRESET_CHOICES = [CUSTOM, "sao1", "sa3"]
+BASE_NAMES = {"sao1": "Stable Audio Open 1.0", "sa3": "Stable Audio 3 small-music-base"}
 
 DEFAULT_CONFIG_TOML = """\
 # Overrides of the trainer's defaults (see `v2m-zero train --example`); the node fills in
@@ -100,8 +102,8 @@ class Train(io.ComfyNode):
                 io.Float.Input("smoothing_seconds", default=round(DEFAULT_SMOOTHING_SECONDS, 2), min=0.0, max=30.0, step=0.05, tooltip="Hann smoothing of the music curves; inference uses the same (stored in the checkpoint)."),
                 io.Int.Input("max_steps", default=1000, min=1, max=10_000_000, tooltip="Total optimiser steps of the run (a resumed run continues to this)."),
                 io.String.Input("config", default=DEFAULT_CONFIG_TOML, multiline=True, tooltip="Trainer settings as TOML (optimiser, batch, EMA, model size...)."),
-                io.Combo.Input("preset", options=PRESET_CHOICES, default=CUSTOM, optional=True, tooltip="sao1: fine-tune Stable Audio Open 1.0 with LoRA (init_checkpoint = its V2M checkpoint from init-checkpoint; its own VAE as codec, MusicFM curves or log-mel with a warning, T5-base text, 32 s clips; your config's changes still apply). Writes a LoRA into models/v2m/loras/. custom: the widgets and config as they are."),
-                io.Boolean.Input("download_if_missing", default=False, optional=True, tooltip="With the sao1 preset: download T5-base and MusicFM from the Hugging Face Hub into models/v2m/ if they are not there. Off: nothing is downloaded."),
+                io.Combo.Input("preset", options=PRESET_CHOICES, default=CUSTOM, optional=True, tooltip="sao1: fine-tune Stable Audio Open 1.0 with LoRA (init_checkpoint = its V2M checkpoint from init-checkpoint; its own VAE as codec, MusicFM curves or log-mel with a warning, T5-base text, 32 s clips; your config's changes still apply). sa3: the same for Stable Audio 3 small-music-base (its SAME codec, T5Gemma text). Both write a LoRA into models/v2m/loras/. custom: the widgets and config as they are."),
+                io.Boolean.Input("download_if_missing", default=False, optional=True, tooltip="With the sao1 / sa3 preset: download the text encoder (T5-base / T5Gemma) and MusicFM from the Hugging Face Hub into models/v2m/ if they are not there. Off: nothing is downloaded."),
             ],
             outputs=[io.String.Output(display_name="checkpoint_path")],
             is_output_node=True,
@@ -124,9 +126,9 @@ class Train(io.ComfyNode):
             cfg = tomllib.loads(config or "")
         except tomllib.TOMLDecodeError as exc:
             raise V2MError(f"the config is not valid TOML: {exc}") from None
-        sao = preset == "sao1"
+        sao = preset in BASES  # a LoRA preset
         if sao:
-            cfg, prep = _sao1_settings(init_checkpoint, cfg, download_if_missing)
+            cfg, prep = _preset_settings(preset, init_checkpoint, cfg, download_if_missing)
             cfg["curve"]["smoothing_seconds"] = float(smoothing_seconds)  # the cache is made with the widget's
         else:
             prep = {"codec": codec if codec in PATCH_CODECS else _host.model_path("codecs", codec),
@@ -210,28 +212,42 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _sao1_settings(init_checkpoint: str, user_cfg: dict, download: bool) -> tuple[dict, dict]:
-    """The sao1 preset's training config (with the user's own changes) and prepare settings."""
+def _preset_settings(preset: str, init_checkpoint: str, user_cfg: dict, download: bool) -> tuple[dict, dict]:
+    """A LoRA preset's training config (with the user's own changes) and prepare settings."""
     import tomllib
 
     from ..core.train.presets import example_toml, prepare_preset
     from ..model_io.musicfm import find_musicfm
 
+    source, file, text = BASES[preset]
     if init_checkpoint == NONE:
-        raise V2MError("the sao1 preset fine-tunes a V2M checkpoint made from Stable Audio Open 1.0: choose it as "
-                       "init_checkpoint (`v2m-zero init-checkpoint --from sao1 model.safetensors --out "
-                       "models/v2m/checkpoints/v2m_sao1.safetensors`)")
+        raise V2MError(f"the {preset} preset fine-tunes a V2M checkpoint made from {BASE_NAMES[preset]}: choose it as "
+                       f"init_checkpoint (`v2m-zero init-checkpoint --from {source} model.safetensors --out "
+                       f"models/v2m/checkpoints/{file}`)")
     base = _host.model_path("checkpoints", init_checkpoint)
-    _host.model_path_or_download("text_encoders", "t5-base", download)
+    cfg = _merge(tomllib.loads(example_toml(preset, base)), _overrides(user_cfg, tomllib.loads(DEFAULT_CONFIG_TOML)))
+    if cfg["text"]["encoder"] == text:  # the preset's own text encoder: from models/v2m/text_encoders/ (or downloaded)
+        cfg["text"]["encoder"] = _preset_text_encoder(text, download)
     if download and find_musicfm() is None:
         _host.download_model("musicfm")
-    cfg = _merge(tomllib.loads(example_toml("sao1", base)), _overrides(user_cfg, tomllib.loads(DEFAULT_CONFIG_TOML)))
     cfg.get("model", {}).pop("from_config", None)
-    p = prepare_preset("sao1")
+    p = prepare_preset(preset)
     musicfm = find_musicfm()
     prep = {"codec": base, "music_encoder": p.music_encoder, "music_encoder_fallback": p.fallback_encoder,
             "encoder_options": {"path": musicfm} if musicfm else {}, "clip_seconds": p.clip_seconds}
     return cfg, prep
+
+
+def _preset_text_encoder(name: str, download: bool) -> str:
+    """The preset's text-encoder folder; for T5Gemma also ComfyUI's own single file when there is no folder."""
+    try:
+        return _host.model_path("text_encoders", name)
+    except V2MError:
+        if name == "t5gemma-b-b-ul2" and not download:
+            files = _host.t5gemma_file_choices()
+            if files:
+                return _host.comfy_model_path(files[0])
+        return _host.model_path_or_download("text_encoders", name, download)
 
 
 NODES = [Train]

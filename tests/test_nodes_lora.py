@@ -94,3 +94,40 @@ def test_download_if_missing_is_off_by_default(host, tmp_path, monkeypatch):
     assert gen.text is not None
     assert os.path.isfile(os.path.join(folder_paths.models_dir, "v2m", "text_encoders", "t5-base", "model.safetensors"))
     assert host.STATE["progress"][-1] == (100, 100)
+
+
+def test_train_node_sa3_preset_with_comfyuis_t5gemma_file(host, tmp_path):
+    """The sa3 preset: a V2M checkpoint made from Stable Audio 3, and the T5Gemma single file ComfyUI users keep in
+    models/text_encoders/ (no Hugging Face folder): the LoRA it writes loads in Load V2M Model."""
+    import folder_paths
+    import torch
+
+    from tiny_sa3 import tiny_sa3_file, tiny_t5gemma_comfy_file
+    from v2m_zero.model_io.sa3 import init_from_sa3
+    from v2m_zero.nodes import generate, train
+    from v2m_zero.nodes.train import DEFAULT_CONFIG_TOML
+
+    v2m = os.path.join(folder_paths.models_dir, "v2m")
+    sa3 = tiny_sa3_file(str(tmp_path / "stable_audio_3_small_music_base.safetensors"))
+    os.makedirs(os.path.join(v2m, "checkpoints"), exist_ok=True)
+    init_from_sa3(sa3, os.path.join(v2m, "checkpoints", "v2m_sa3.safetensors"))
+    te = os.path.join(folder_paths.models_dir, "text_encoders")
+    os.makedirs(te, exist_ok=True)
+    tiny_t5gemma_comfy_file(os.path.join(te, "t5gemma_b_b_ul2.safetensors"))
+    music = os.path.join(folder_paths.get_input_directory(), "music")
+    os.makedirs(music)
+    for i in range(2):
+        media.write_audio(os.path.join(music, f"m{i}.wav"), synth.click_track([0.5 + i, 3.0, 7.5], 20.0, sample_rate=44100), 44100)
+    kw = dict(dataset="music", run_name="sa3-lora", init_checkpoint="v2m_sa3.safetensors", codec="patch:64:1:4000",
+              music_encoder="logmel", clip_seconds=2.0, smoothing_seconds=2.52, max_steps=2,
+              config=DEFAULT_CONFIG_TOML.replace("batch_size = 4", "batch_size = 2") + CONFIG_CHANGES)
+    with torch.inference_mode():
+        path = train.Train.execute(**kw, preset="sa3").args[0]
+    assert path.endswith(os.path.join("v2m", "loras", "sa3-lora.safetensors")) and os.path.isfile(path)
+    common = dict(checkpoint="v2m_sa3.safetensors", text_encoder="text_encoders/t5gemma_b_b_ul2.safetensors",
+                  codec="from checkpoint", precision="fp32", offload=False)
+    base = generate.LoadModel.execute(**common).args[0]
+    tuned = generate.LoadModel.execute(**common, lora="sa3-lora.safetensors", lora_strength=1.0).args[0]
+    assert tuned.meta["text"]["type"] == "t5gemma" and tuned.text is not None
+    p = dict(base.dit.named_parameters())
+    assert any(not torch.equal(q, p[n]) for n, q in tuned.dit.named_parameters() if ".layers." in n)

@@ -13,7 +13,7 @@ NAME = "models"
 HELP = "list the models the nodes and commands use (installed where, what is missing) and download them on request"
 
 KNOWN = ("dinov2-small", "dinov2-base", "dinov2-large", "dinov2-giant", "t5-base", "musicfm", "whisper-small",
-         "smolvlm2-256m", "qwen2.5-1.5b-instruct", "sao1")  # model_io.download.MODELS (no import at parser time)
+         "smolvlm2-256m", "qwen2.5-1.5b-instruct", "sao1", "sa3", "t5gemma-b-b-ul2")  # model_io.download.MODELS (no import at parser time)
 
 
 def _where_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     dl.add_argument("names", nargs="+", choices=KNOWN, metavar="NAME", help=f"one or more of: {', '.join(KNOWN)}")
     _where_arguments(dl)
     dl.add_argument("--token", default=None, help="a Hugging Face token (default: HF_TOKEN or your saved login); "
-                                                  "needed for gated models such as sao1")
+                                                  "needed for gated models such as sao1, sa3 and t5gemma-b-b-ul2")
 
 
 def _where(args) -> dict:

@@ -18,14 +18,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="cache folder (created; re-runs resume it)")
     p.add_argument("--preset", choices=PRESETS, default=None,
                    help="the base model's settings: sao1 = Stable Audio Open 1.0 (its own VAE from --checkpoint, "
-                        "MusicFM curves or log-mel with a warning when MusicFM is missing, 32 s clips); toy = the defaults")
+                        "MusicFM curves or log-mel with a warning when MusicFM is missing, 32 s clips); sa3 = Stable "
+                        "Audio 3 the same way (its SAME codec); toy = the defaults")
     p.add_argument("--checkpoint", default=None,
-                   help="the base checkpoint whose codec encodes the latents (--preset sao1): the V2M checkpoint from "
-                        "init-checkpoint, or SAO 1.0's model.safetensors")
+                   help="the base checkpoint whose codec encodes the latents (--preset sao1 / sa3): the V2M checkpoint from "
+                        "init-checkpoint, or the base's own model.safetensors")
     p.add_argument("--codec", default=None,
                    help="'patch' (weightless, 32x at 44.1 kHz stereo; the default), 'patch:P:C:SR', or a codec weights "
                         "path (e.g. Stable Audio Open's model.safetensors)")
-    p.add_argument("--music-encoder", default=None, help="logmel | codec | musicfm (default logmel; musicfm with --preset sao1)")
+    p.add_argument("--music-encoder", default=None, help="logmel | codec | musicfm (default logmel; musicfm with --preset sao1 / sa3)")
     p.add_argument("--musicfm", default=None, help="MusicFM checkpoint (pretrained_msd.pt or .safetensors) for --music-encoder musicfm")
     p.add_argument("--musicfm-layer", type=number(int, 0, 64), default=7, help="MusicFM conformer layer whose output is the feature (default 7)")
     p.add_argument("--clip-seconds", type=number(float, 0.1, 600), default=None,
@@ -50,8 +51,8 @@ def _settings(args) -> dict:
     preset = prepare_preset(args.preset or "toy")
     codec = args.codec or preset.codec or args.checkpoint
     if codec is None:
-        raise V2MError(f"--preset {args.preset} encodes with the base checkpoint's own VAE: give --checkpoint "
-                       "(the V2M checkpoint from init-checkpoint, or SAO 1.0's model.safetensors)")
+        raise V2MError(f"--preset {args.preset} encodes with the base checkpoint's own codec: give --checkpoint "
+                       "(the V2M checkpoint from init-checkpoint, or the base's model.safetensors)")
     encoder = args.music_encoder or preset.music_encoder
     fallback = None if args.music_encoder else preset.fallback_encoder
     opts = {}

@@ -22,9 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--example", action="store_true", help="print a complete, commented config and exit (CONFIG is ignored)")
     p.add_argument("--base", choices=PRESETS, default="toy",
                    help="with --example: the preset; sao1 = fine-tune Stable Audio Open 1.0 with LoRA (its VAE, MusicFM "
-                        "curves, T5-base text, 32 s clips); toy = a small model from scratch (default)")
+                        "curves, T5-base text, 32 s clips); sa3 = Stable Audio 3 small-music-base the same way (its SAME "
+                        "codec, T5Gemma text); toy = a small model from scratch (default)")
     p.add_argument("--checkpoint", default=None,
-                   help="with --example --base sao1: the V2M checkpoint made by init-checkpoint (written into the config)")
+                   help="with --example --base sao1 / sa3: the V2M checkpoint made by init-checkpoint (written into the config)")
 
 
 class TrainProgress:

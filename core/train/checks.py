@@ -3,7 +3,9 @@
 A run is refused when the cache cannot have come from the base checkpoint's codec (codec type or
 architecture, latent rate, latent channels, sample rate differ), when a prompt-conditioned base
 would be trained without text (``text.encoder = "none"``) unless ``text.allow_none = true`` says
-the user means it, and when the cache's curves differ from what the config asks for
+the user means it, or with another text encoder or prompt length than it was trained with (T5 for
+SAO 1.0, T5Gemma for Stable Audio 3, whose 256 prompt tokens are kept: another
+``text.max_length`` is a warning), and when the cache's curves differ from what the config asks for
 (``[curve] music_encoder`` / ``smoothing_seconds``). A cache whose curves fell back to log-mel
 because MusicFM's weights were missing passes when the config accepts that fallback
 (``curve.music_encoder_fallback``): the run warns, and the fallback is recorded in the exported
@@ -52,8 +54,9 @@ def _prepare_hint(base_path: str, base_codec: Mapping | None = None) -> str:
         c = dict(base_codec.get("config") or {})
         spec = f"patch:{c.get('patch_size')}:{c.get('audio_channels')}:{c.get('sample_rate')}"
         return f"Fix: prepare the cache with the checkpoint's codec: `v2m-zero prepare MUSIC_DIR --out NEW_CACHE --codec {spec}`"
+    preset = "sa3" if base_codec and base_codec.get("type") == "same" else "sao1"
     return (f"Fix: prepare the cache with the checkpoint's own codec: `v2m-zero prepare MUSIC_DIR --out NEW_CACHE "
-            f"--preset sao1 --checkpoint {base_path}` (or --codec {base_path})")
+            f"--preset {preset} --checkpoint {base_path}` (or --codec {base_path})")
 
 
 def _patch_config(spec: Mapping) -> dict:
@@ -89,6 +92,13 @@ def _check_codec(spec: Mapping, meta: Mapping, header: Mapping, base_path: str, 
             raise ConsistencyError(f"the cache {cache} was encoded with another VAE than the one in {name} "
                                    f"(differs in {', '.join(diff)}). {_prepare_hint(base_path)}")
         _check_same_vae(cache_codec, base_path, cache)
+    if ctype == "same" and has_vae:
+        cache_arch, base_arch = dict(cache_codec.get("config") or {}), dict(base_codec.get("config") or {})
+        diff = sorted(k for k in set(cache_arch) & set(base_arch) if k != "sample_rate" and cache_arch[k] != base_arch[k])
+        if diff:
+            raise ConsistencyError(f"the cache {cache} was encoded with another SAME codec than the one in {name} "
+                                   f"(differs in {', '.join(diff)}). {hint}")
+        _check_same_vae(cache_codec, base_path, cache)
 
 
 def _flat(v):
@@ -121,13 +131,46 @@ def _check_rates(spec: Mapping, meta: Mapping, base_path: str, cache: str) -> No
                                    f"{_prepare_hint(base_path, meta.get('codec'))}")
 
 
-def _check_text(cfg: Mapping, meta: Mapping, base_path: str) -> None:
+_TEXT_MODELS = {"t5": "t5-base", "t5gemma": "t5gemma-b-b-ul2"}
+_TEXT_LABELS = {"t5": "T5", "t5gemma": "T5Gemma"}
+
+
+def _check_text(cfg: Mapping, meta: Mapping, base_path: str, out: RunChecks) -> None:
     t = cfg["text"]
-    if t["encoder"] in (None, "", "none") and base_takes_text(meta) and not t.get("allow_none"):
-        raise ConsistencyError(
-            f"the base checkpoint {os.path.basename(base_path)} is prompt-conditioned (T5) but text.encoder = \"none\": "
-            "training it without captions makes a prompt-deaf model. Fix: set text.encoder = \"t5-base\" "
-            "(`v2m-zero models download t5-base`), or text.allow_none = true if that is what you want")
+    name = os.path.basename(base_path)
+    want = (meta.get("text") or {}).get("type", "t5")
+    folder = _TEXT_MODELS.get(want, want)
+    if t["encoder"] in (None, "", "none"):
+        if base_takes_text(meta) and not t.get("allow_none"):
+            raise ConsistencyError(
+                f"the base checkpoint {name} is prompt-conditioned ({_TEXT_LABELS.get(want, want)}) but text.encoder = \"none\": "
+                f"training it without captions makes a prompt-deaf model. Fix: set text.encoder = \"{folder}\" "
+                f"(`v2m-zero models download {folder}`), or text.allow_none = true if that is what you want")
+        return
+    if not base_takes_text(meta):
+        return
+    have = _text_kind(t["encoder"])
+    if have is not None and have != want:
+        raise ConsistencyError(f"the base checkpoint {name} was trained with a {_TEXT_LABELS.get(want, want)} text encoder but "
+                               f"text.encoder = {t['encoder']!r} is {_TEXT_LABELS.get(have, have)}: its prompt embeddings would mean nothing to the model. "
+                               f"Fix: set text.encoder = \"{folder}\"")
+    length = (meta.get("text") or {}).get("max_length")
+    if want == "t5gemma" and length and t.get("max_length") and int(t["max_length"]) != int(length):
+        out.warnings.append(f"text.max_length = {t['max_length']} is not used: {name} attends to all {length} "
+                            "T5Gemma positions it was trained with, so its captions are encoded at that length")
+
+
+def _text_kind(encoder: str) -> str | None:
+    """``t5`` / ``t5gemma`` for a configured text encoder found on disk (None when it cannot be found
+    here: the trainer's own loader then says what is missing)."""
+    from ...model_io.folders import resolve_model_dir
+    from ...model_io.text import text_encoder_kind
+
+    try:
+        path = encoder if os.path.isfile(encoder) else resolve_model_dir(encoder, "text_encoders")
+        return text_encoder_kind(path)
+    except (V2MError, OSError):
+        return None
 
 
 def _check_curve(cfg: Mapping, spec: Mapping, cache: str, out: RunChecks) -> None:
@@ -161,9 +204,10 @@ def check_run(cfg: Mapping[str, Any], spec: Mapping[str, Any]) -> RunChecks:
     m = cfg["model"]
     cache = cfg["data"]["cache"]
     base_path = m.get("from_checkpoint")
-    if cfg.get("base") == "sao1" and not base_path:
-        raise ConsistencyError("base = \"sao1\" needs model.from_checkpoint: the V2M checkpoint made by "
-                               "`v2m-zero init-checkpoint --from sao1 model.safetensors --out v2m_sao1.safetensors`")
+    if cfg.get("base") in ("sao1", "sa3") and not base_path:
+        b = cfg["base"]
+        raise ConsistencyError(f"base = \"{b}\" needs model.from_checkpoint: the V2M checkpoint made by "
+                               f"`v2m-zero init-checkpoint --from {b} model.safetensors --out v2m_{b}.safetensors`")
     if cfg["lora"]["enabled"] and not base_path:
         raise ConsistencyError("lora.enabled needs a base to adapt: set model.from_checkpoint (a V2M checkpoint)")
     _check_curve(cfg, spec, cache, out)
@@ -176,5 +220,5 @@ def check_run(cfg: Mapping[str, Any], spec: Mapping[str, Any]) -> RunChecks:
         header = {k: f.header[k] for k in f.keys()}
         _check_codec(spec, meta, header, base_path, cache)
         _check_rates(spec, meta, base_path, cache)
-        _check_text(cfg, meta, base_path)
+        _check_text(cfg, meta, base_path, out)
     return out

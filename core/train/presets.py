@@ -7,7 +7,10 @@ paper does (§3.3, §3.5): the checkpoint's own Oobleck VAE as codec (44.1 kHz s
 missing: a warning, and the fallback is recorded in the cache and the checkpoint), T5-base text,
 32 s clips (the paper's; SAO 1.0 was trained on windows up to 47.55 s and is told each clip's
 length through its ``seconds_total`` conditioning), LoRA on the DiT's attention and MLP
-projections with the new curve-channel weights trained in full.
+projections with the new curve-channel weights trained in full. ``sa3`` does the same for Stable
+Audio 3 small-music-base (``init-checkpoint --from sa3``): its own SAME-S codec (256 latent
+channels at 10.77 Hz), T5Gemma text (256 tokens), its native rectified-flow objective (the paper's
+eq. 6 as it is), LoRA rank 16 on the same projections (:mod:`model_io.sa3`'s preset values).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from ..timing.curves import DEFAULT_SMOOTHING_SECONDS
 
 __all__ = ["PREPARE_PRESETS", "PRESETS", "PreparePreset", "example_toml", "prepare_preset"]
 
-PRESETS = ("toy", "sao1")
+PRESETS = ("toy", "sao1", "sa3")
 
 # stable-audio-tools module names (core/model/blocks.py) of the DiT's attention and MLP projections
 LORA_TARGETS = ["self_attn.to_qkv", "self_attn.to_out", "cross_attn.to_q", "cross_attn.to_kv", "cross_attn.to_out",
@@ -44,7 +47,12 @@ PREPARE_PRESETS = {
                          sample_rate=None, latent_rate=None),
     "sao1": PreparePreset(codec=None, music_encoder="musicfm", fallback_encoder="logmel", clip_seconds=32.0,
                           sample_rate=44100, latent_rate=44100 / 2048),
+    "sa3": PreparePreset(codec=None, music_encoder="musicfm", fallback_encoder="logmel", clip_seconds=32.0,
+                         sample_rate=44100, latent_rate=44100 / 4096),
 }
+
+#: what each fine-tuning preset's base is, for messages: (init-checkpoint --from, file name, text encoder folder)
+BASES = {"sao1": ("sao1", "v2m_sao1.safetensors", "t5-base"), "sa3": ("sa3", "v2m_sa3.safetensors", "t5gemma-b-b-ul2")}
 
 
 def prepare_preset(name: str) -> PreparePreset:
@@ -123,6 +131,49 @@ train_curve_weights = true      # the curve channel's preprocess_conv / project_
 export_merged = false           # also write base + adapter as one full checkpoint at the end (~4 GB)
 """
 
+_SA3 = """\
+# Fine-tune Stable Audio 3 small-music-base into a V2M model (paper §3.3) with LoRA on one GPU.
+# Written by `v2m-zero train --example --base sa3`. The road:
+#   1. the base, once (adds the event-curve input channel with zero weights):
+#        v2m-zero init-checkpoint --from sa3 stable_audio_3_small_music_base.safetensors --out v2m_sa3.safetensors
+#   2. the cache, with the same preset (the checkpoint's own SAME-S codec, MusicFM curves, 32 s clips):
+#        v2m-zero prepare MUSIC_DIR --out cache --preset sa3 --checkpoint v2m_sa3.safetensors
+#      (MusicFM weights: `v2m-zero models download musicfm`; without them the curves are log-mel,
+#      with a warning, and the checkpoint records it)
+#   3. v2m-zero train THIS.toml  -- the cache is checked against the checkpoint before any step
+seed = 0
+run_dir = "runs/sa3-lora"       # states, adapters, logs (relative to this file)
+base = "sa3"                    # the preset: the checks expect SA3's SAME codec, rates and T5Gemma text
+
+[data]
+cache = "cache"                 # made by `v2m-zero prepare ... --preset sa3`
+val_clips = 8                   # held-out clips, not trained on
+
+[model]
+from_checkpoint = {checkpoint}
+
+[text]
+encoder = "t5gemma-b-b-ul2"     # SA3's prompt encoder: a folder under models/v2m/text_encoders/, a path, or
+                                # ComfyUI's models/text_encoders/t5gemma_b_b_ul2.safetensors
+max_length = {max_length}                # SA3's conditioner length
+allow_none = false              # SA3 is prompt-conditioned: encoder = "none" would train a prompt-deaf model
+
+[curve]                         # must match the cache (checked before training)
+music_encoder = "musicfm"       # the paper's music encoder for training curves
+music_encoder_fallback = "logmel"  # accepted (warned, recorded in the checkpoint) when prepare had no MusicFM
+smoothing_seconds = {smoothing}  # Hann kernel, the paper's 31 frames at 12.3 Hz
+video_encoder = "dinov2-large"  # what inference must use for a video's curve (recorded in the checkpoint)
+
+[lora]
+enabled = true                  # false = full fine-tuning (433 M parameters)
+rank = {rank}                       # as stable_audio_3's own LoRA trainer
+alpha = {alpha}
+dropout = 0.0
+targets = {targets}
+train_curve_weights = true      # the curve channel's preprocess_conv / project_in weights, trained in full
+export_merged = false           # also write base + adapter as one full checkpoint at the end
+"""
+
 _COMMON = """
 [optim]
 lr = {lr}
@@ -182,9 +233,17 @@ def example_toml(base: str = "toy", checkpoint: str | os.PathLike | None = None)
                       ckpt="false", ckpt_note="", every=500, curve_metric="true", val_note="")
     else:
         ckpt = _toml_str(os.path.abspath(os.fspath(checkpoint))) if checkpoint else \
-            '"models/v2m/checkpoints/v2m_sao1.safetensors"  # from init-checkpoint (step 1)'
-        targets = "[" + ", ".join(_toml_str(t) for t in LORA_TARGETS) + "]"
-        head = _SAO1.format(checkpoint=ckpt, smoothing=repr(float(DEFAULT_SMOOTHING_SECONDS)), targets=targets)
+            f'"models/v2m/checkpoints/{BASES[base][1]}"  # from init-checkpoint (step 1)'
+        if base == "sao1":
+            targets = "[" + ", ".join(_toml_str(t) for t in LORA_TARGETS) + "]"
+            head = _SAO1.format(checkpoint=ckpt, smoothing=repr(float(DEFAULT_SMOOTHING_SECONDS)), targets=targets)
+        else:
+            from ...model_io.sa3 import sa3_train_preset
+
+            p = sa3_train_preset()
+            targets = "[" + ", ".join(_toml_str(t) for t in p["lora"]["targets"]) + "]"
+            head = _SA3.format(checkpoint=ckpt, smoothing=repr(float(p["curve"]["smoothing_seconds"])), targets=targets,
+                               max_length=p["text"]["max_length"], rank=p["lora"]["rank"], alpha=float(p["lora"]["alpha"]))
         common = dict(lr="1e-4", warmup=500, schedule="cosine", schedule_note="", batch=8, steps=20000,
                       ckpt="true", ckpt_note="   # recompute activations: larger batches fit",
                       every=1000, curve_metric="false",
