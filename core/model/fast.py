@@ -140,3 +140,39 @@ def fast_model(model, mode: str | bool | None = "auto", *, device=None, backend:
         if why:
             fm.fail(why)
     return fm
+
+
+# --------------------------------------------------------------------------------------------
+# training: regional compilation and the attention kernel
+
+
+def compile_blocks(model, *, backend: Any = "inductor", mode: str | None = None) -> None:
+    """Compile how the DiT runs a transformer block, in place (training's ``train.compile``).
+
+    Regional compilation: every block has the same code, so one compiled graph (forward and
+    backward, gradient checkpointing included) serves all of them and compiling takes seconds,
+    not the minutes a whole-model compile takes. Weights, state-dict keys and the optimiser's
+    parameters are untouched.
+    """
+    from .blocks import run_layer
+
+    dit = getattr(model, "dit", model)
+    dit.transformer.run_layer = torch.compile(run_layer, backend=backend, mode=mode)
+
+
+ATTENTION_KERNELS = ("auto", "flash", "efficient", "cudnn", "math")
+
+
+def attention_kernel(name: str = "auto"):
+    """A context restricting PyTorch's scaled-dot-product attention to one kernel ("auto": its own choice)."""
+    import contextlib
+
+    if name not in ATTENTION_KERNELS:
+        raise V2MError(f"attention kernel must be one of {', '.join(ATTENTION_KERNELS)}; got {name!r}")
+    if name == "auto":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backend = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+               "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}[name]
+    return sdpa_kernel([backend])
