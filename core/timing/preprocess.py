@@ -248,14 +248,13 @@ class ImageTransform:
             x = frames.permute(0, 3, 1, 2)
         else:
             x = self._geometry(frames)
-        y = x.to(torch.float32)
+        y = x.to(torch.float32, memory_format=torch.contiguous_format)  # the one copy; the rest in place
         if self.rescale is not None:
-            y = y * self.rescale
+            y.mul_(self.rescale)
         if self.mean is not None:
-            mean = torch.tensor(self.mean, dtype=torch.float32, device=y.device).view(1, -1, 1, 1)
-            std = torch.tensor(self.std, dtype=torch.float32, device=y.device).view(1, -1, 1, 1)
-            y = (y - mean) / std
-        return y.to(dtype).contiguous()
+            y.sub_(torch.tensor(self.mean, dtype=torch.float32, device=y.device).view(1, -1, 1, 1))
+            y.div_(torch.tensor(self.std, dtype=torch.float32, device=y.device).view(1, -1, 1, 1))
+        return y.to(dtype)
 
     def _geometry(self, frames: torch.Tensor) -> torch.Tensor:
         """Resize (Pillow's arithmetic: Pillow itself on the CPU) and centre crop → uint8 [N, C, h, w]."""
