@@ -185,3 +185,21 @@ def test_scaled_decode_goes_through_planar_rgb(tmp_path):
     small = next(iter(media.iter_frames(clip.path, size=96))).frames[0].astype(float)
     box = full.reshape(96, 4, 160, 4, 3).mean(axis=(1, 3))
     assert np.abs(small - box).mean() < 4.0
+
+
+def test_an_interrupt_stops_the_decode_ahead_thread(tmp_path):
+    import threading
+
+    clip = synth.make_cut_clip(str(tmp_path / "c.mp4"), cut_times=[1.0], duration=2.0, fps=24, size=(160, 90))
+    enc = encoders.get_encoder("pixels")
+    enc.prefetch = 2
+    calls = []
+
+    def interrupt():
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("cancelled in the queue")
+
+    with pytest.raises(KeyboardInterrupt):
+        encoders.encode_video_curve(clip.path, enc, batch=4, check_interrupt=interrupt)
+    assert not [t for t in threading.enumerate() if t.name == "v2m-decode"]

@@ -7,6 +7,7 @@ serve tests, the demo and quick previews; ``dinov2`` is the paper's default. Hea
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Iterable
@@ -278,15 +279,15 @@ def encode_video(
     if hasattr(src, "seek"):
         src.seek(0)
     total = info.frame_count if not sample_fps else int(info.duration * sample_fps) + 1
-    stream = _decoded(src, encoder, size=size, sample_fps=sample_fps, batch=batch)
-    feats = encode_batches(
-        ((b.frames, b.times) for b in stream),
-        encoder,
-        duration=info.duration,
-        total=total,
-        progress=progress,
-        check_interrupt=check_interrupt,
-    )
+    with contextlib.closing(_decoded(src, encoder, size=size, sample_fps=sample_fps, batch=batch)) as stream:
+        feats = encode_batches(
+            ((b.frames, b.times) for b in stream),
+            encoder,
+            duration=info.duration,
+            total=total,
+            progress=progress,
+            check_interrupt=check_interrupt,
+        )
     return Features(feats.values, feats.times, feats.duration, feats.encoder, dict(feats.meta, fps=info.fps, source=str(getattr(info, "path", ""))))
 
 
@@ -311,20 +312,22 @@ def encode_video_curve(
     total = None
     prev = None
     parts, times, done = [], [], 0
-    for b in _decoded(src, encoder, size=size, sample_fps=sample_fps, batch=batch, stats=stats):
-        if check_interrupt is not None:
-            check_interrupt()
-        f = np.asarray(encoder.encode(b.frames), dtype=np.float32)
-        t = np.asarray(b.times, dtype=np.float64)
-        if prev is not None:
-            f, t = np.concatenate([prev[0][None], f]), np.concatenate([[prev[1]], t])
-        if len(f) > 1:
-            parts.append(curves.cosine_dissimilarity(f))
-            times.append(t[1:])
-        prev = (f[-1], t[-1])
-        done += len(b)
-        if progress is not None:
-            progress(done, total)
+    # closed at once on an error or an interrupt: a decode-ahead thread stops and the file closes
+    with contextlib.closing(_decoded(src, encoder, size=size, sample_fps=sample_fps, batch=batch, stats=stats)) as stream:
+        for b in stream:
+            if check_interrupt is not None:
+                check_interrupt()
+            f = np.asarray(encoder.encode(b.frames), dtype=np.float32)
+            t = np.asarray(b.times, dtype=np.float64)
+            if prev is not None:
+                f, t = np.concatenate([prev[0][None], f]), np.concatenate([[prev[1]], t])
+            if len(f) > 1:
+                parts.append(curves.cosine_dissimilarity(f))
+                times.append(t[1:])
+            prev = (f[-1], t[-1])
+            done += len(b)
+            if progress is not None:
+                progress(done, total)
     if prev is None:
         raise V2MError("no frames were decoded: the video is empty")
     kw = {} if min_std is None else {"min_std": min_std}
@@ -362,4 +365,6 @@ def encode_frames(
     batches = ((convert(frames[keep[i : i + batch]]), t[keep[i : i + batch]]) for i in range(0, len(keep), batch))
     if encoder.prefetch:  # convert the next chunk while this one is encoded
         batches = media.prefetch(batches, encoder.prefetch)
-    return encode_batches(batches, encoder, duration=n / float(fps), total=len(keep), progress=progress, check_interrupt=check_interrupt)
+    with contextlib.closing(batches):
+        return encode_batches(batches, encoder, duration=n / float(fps), total=len(keep), progress=progress,
+                              check_interrupt=check_interrupt)
