@@ -71,8 +71,13 @@ def build(size: str, device: str, dtype: torch.dtype) -> V2MDiT:
 
 
 def run_one(size: str, *, device: str, dtype: torch.dtype, seconds: float, steps: int, cfg_scale: float,
-            compile_: bool, warmup: int, peak_tflops: float | None, compile_mode: str | None = None) -> dict:
-    model = build(size, device, dtype)
+            compile_: bool, warmup: int, peak_tflops: float | None, compile_mode: str | None = None,
+            fast_sampler: str = "off", model: V2MDiT | None = None) -> dict:
+    """Time one generation. ``fast_sampler`` is the product's fast path (core.model.fast: "compile" =
+    Inductor + CUDA graphs on CUDA); ``compile_`` the older whole-transformer torch.compile switch."""
+    from v2m_zero.core.model.fast import fast_model
+
+    model = model if model is not None else build(size, device, dtype)
     params = count_parameters(model.dit)
     length = round(seconds * LATENT_RATE)
     batch = 2 if cfg_scale != 1.0 else 1
@@ -80,10 +85,13 @@ def run_one(size: str, *, device: str, dtype: torch.dtype, seconds: float, steps
     if compile_:
         model.model.model = torch.compile(model.dit, mode=compile_mode)
     g = torch.Generator().manual_seed(0)
-    text = (torch.randn(1, TEXT_TOKENS, model.config.cond_token_dim, generator=g)).to(device, dtype)
+    text = torch.randn(1, TEXT_TOKENS, model.config.cond_token_dim, generator=g)
     curve = torch.randn(1, length, generator=g).to(device, dtype)
-    extra = dict(curve=curve, cond_tokens=text, seconds_start=0.0, seconds_total=float(seconds))
-    den = CFGDenoiser(model, cfg_scale, uncond="both")
+    # conditioning as the product builds it: tensors on the device (CUDA graphs skip graphs with CPU tensors)
+    extra = dict(model.conditioning(text=(text, torch.ones(1, TEXT_TOKENS, dtype=torch.bool)), seconds=float(seconds),
+                                    device=device, dtype=dtype), curve=curve)
+    net = fast_model(model, fast_sampler, device=device)
+    den = CFGDenoiser(net, cfg_scale, uncond="both")
     x = make_noise((1, 64, length), seed=0, device=device, dtype=torch.float32)
 
     def sync():
@@ -91,9 +99,11 @@ def run_one(size: str, *, device: str, dtype: torch.dtype, seconds: float, steps
             torch.cuda.synchronize()
 
     with torch.inference_mode():
+        t0 = time.perf_counter()
         if warmup:
             sample_euler(den, x.clone(), rf_timesteps(warmup), extra_args=extra, disable=True)
         sync()
+        warm_s = time.perf_counter() - t0
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
@@ -105,7 +115,8 @@ def run_one(size: str, *, device: str, dtype: torch.dtype, seconds: float, steps
     res = {
         "size": size, "params": params, "frames": length, "steps": steps, "batch": batch,
         "s_per_step": per_step, "s_per_gen": per_step * steps, "tflops": flops / per_step / 1e12,
-        "gflop_per_step": flops / 1e9,
+        "gflop_per_step": flops / 1e9, "warmup_s": warm_s, "out": out.float().cpu(),
+        "fast_failed": getattr(net, "failure", None),
     }
     if device.startswith("cuda"):
         res["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
@@ -113,7 +124,7 @@ def run_one(size: str, *, device: str, dtype: torch.dtype, seconds: float, steps
         res["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     if peak_tflops:
         res["mfu"] = res["tflops"] / peak_tflops
-    del model, den
+    del den, net
     return res
 
 
@@ -125,6 +136,9 @@ def main(argv=None) -> int:
     p.add_argument("--compile", action="store_true", help="torch.compile the transformer first")
     p.add_argument("--compile-mode", default=None,
                    help="torch.compile mode, e.g. reduce-overhead (CUDA graphs) or max-autotune")
+    p.add_argument("--fast", nargs="+", choices=["off", "compile", "auto"], default=None,
+                   help="fast-sampler modes to time on the same model, e.g. off compile (eager vs compiled + CUDA "
+                        "graphs); prints the speed-up and the largest difference of the samples. Default: off")
     p.add_argument("--seconds", type=float, default=32.0, help="audio length (default 32 s → 689 latent frames)")
     p.add_argument("--steps", type=int, default=None, help="Euler steps (default 96 on CUDA, 4 on CPU)")
     p.add_argument("--cfg-scale", type=float, default=7.0, help="CFG scale; 1 disables the uncond branch")
@@ -152,14 +166,30 @@ def main(argv=None) -> int:
     print(f"device: {name}; torch {torch.__version__}; dtype {dtype}; {args.seconds:g} s audio; "
           f"{steps} steps; CFG {args.cfg_scale:g}{' (batch 2)' if args.cfg_scale != 1 else ''}"
           f"{'; torch.compile ' + (args.compile_mode or 'default') if args.compile else ''}")
+    modes = args.fast or ["off"]
     for size in sizes:
-        r = run_one(size, device=device, dtype=dtype, seconds=args.seconds, steps=steps, cfg_scale=args.cfg_scale,
-                    compile_=args.compile, warmup=warmup, peak_tflops=peak, compile_mode=args.compile_mode)
-        mem = f"peak GPU mem {r['peak_mem_gib']:.2f} GiB" if "peak_mem_gib" in r else f"peak RSS {r['peak_rss_gib']:.2f} GiB"
-        mfu = f", MFU {100 * r['mfu']:.1f}% of {peak:g}" if "mfu" in r else ""
-        print(f"{size:>6}: {r['params'] / 1e6:8.1f} M params, {r['frames']} frames x batch {r['batch']}: "
-              f"{r['s_per_step'] * 1e3:9.2f} ms/step, {r['s_per_gen']:8.2f} s/generation ({r['steps']} steps), "
-              f"{r['gflop_per_step']:.1f} GFLOP/step, {r['tflops']:.3f} TFLOP/s{mfu}; {mem}")
+        model = build(size, device, dtype)
+        results = {}
+        for mode in modes:
+            r = run_one(size, device=device, dtype=dtype, seconds=args.seconds, steps=steps, cfg_scale=args.cfg_scale,
+                        compile_=args.compile, warmup=warmup, peak_tflops=peak, compile_mode=args.compile_mode,
+                        fast_sampler=mode, model=model)
+            results[mode] = r
+            mem = f"peak GPU mem {r['peak_mem_gib']:.2f} GiB" if "peak_mem_gib" in r else f"peak RSS {r['peak_rss_gib']:.2f} GiB"
+            mfu = f", MFU {100 * r['mfu']:.1f}% of {peak:g}" if "mfu" in r else ""
+            label = f"fast={mode}" + (f" (FELL BACK TO EAGER: {r['fast_failed']})" if r["fast_failed"] else "")
+            print(f"{size:>6} {label}: {r['params'] / 1e6:8.1f} M params, {r['frames']} frames x batch {r['batch']}: "
+                  f"{r['s_per_step'] * 1e3:9.2f} ms/step, {r['s_per_gen']:8.2f} s/generation ({r['steps']} steps), "
+                  f"{r['gflop_per_step']:.1f} GFLOP/step, {r['tflops']:.3f} TFLOP/s{mfu}; {mem}; "
+                  f"warm-up ({warmup} steps, incl. compile) {r['warmup_s']:.1f} s", flush=True)
+        if "off" in results:
+            base = results["off"]
+            for mode, r in results.items():
+                if mode != "off":
+                    diff = (r["out"] - base["out"]).abs().max().item() / base["out"].abs().max().item()
+                    print(f"{size:>6} fast={mode} vs eager: {base['s_per_gen'] / r['s_per_gen']:.2f}x faster, "
+                          f"largest sample difference {diff:.2e} of the peak", flush=True)
+        del model
     return 0
 
 

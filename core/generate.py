@@ -152,12 +152,15 @@ def sample_latents(
     seed: int = 0,
     uncond: str = "both",
     callback: Callable[[dict], None] | None = None,
+    fast: str = "auto",
 ) -> torch.Tensor:
     """Euler sampling of the rectified flow with CFG → latents [1, D, L] (float32, CPU).
 
     ``curve`` is the conditioning curve on the model's latent grid (:func:`conditioning_curve_for`),
-    or None for the zero curve (text only).
+    or None for the zero curve (text only). ``fast``: the fast-sampler mode of
+    :func:`core.model.fast.fast_model` (compiled + CUDA graphs on CUDA by default; "off": eager).
     """
+    from .model import fast as fast_path
     from .model import flow
 
     n = latent_frames(gen, duration)
@@ -171,7 +174,8 @@ def sample_latents(
         negative = dit.conditioning(text=gen.text.encode([negative_prompt]), device=dev, dtype=dt)
     c = torch.zeros(1, 1, n) if curve is None else torch.from_numpy(np.asarray(curve.values, np.float32))[None, None]
     ts = flow.schedule_timesteps(steps, (gen.meta.get("sampling") or {}).get("schedule"))  # the checkpoint's schedule
-    out = flow.sample(dit, (1, dit.config.io_channels, n), seed=seed, steps=steps, cfg_scale=cfg_scale, uncond=uncond,
+    model = fast_path.fast_model(dit, fast, device=dev)  # compiled (+ CUDA graphs) or dit itself
+    out = flow.sample(model, (1, dit.config.io_channels, n), seed=seed, steps=steps, cfg_scale=cfg_scale, uncond=uncond,
                       cond=cond, curve=c.to(dev, dt), negative=negative, callback=callback, device=dev, dtype=dt,
                       timesteps=ts)
     out = out.float().cpu()
@@ -217,6 +221,7 @@ def music_for_curve(
     seed: int = 0,
     uncond: str = "both",
     callback: Callable[[dict], None] | None = None,
+    fast: str = "auto",
 ) -> tuple[np.ndarray, curves.Curve | None]:
     """Raw event curve → the model's conditioning curve → Euler + CFG → decoded audio.
 
@@ -226,5 +231,5 @@ def music_for_curve(
     duration = float(duration if duration is not None else raw.duration)
     cond = conditioning_curve_for(gen, raw, duration) if raw is not None else None
     lat = sample_latents(gen, cond, prompt, negative_prompt=negative_prompt, duration=duration, steps=steps,
-                         cfg_scale=cfg_scale, seed=seed, uncond=uncond, callback=callback)
+                         cfg_scale=cfg_scale, seed=seed, uncond=uncond, callback=callback, fast=fast)
     return decode_latents(gen, lat, duration), cond

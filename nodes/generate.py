@@ -8,6 +8,7 @@ from comfy_api.latest import io, ui
 from ..core.timing import plot
 from ..core.timing.spec import curve_mismatches
 from ..core import generate
+from ..core.model.fast import FAST_MODES
 from ..core.model.flow import UNCOND_MODES
 from ..core.errors import V2MError
 from ..core.precision import PRECISIONS
@@ -161,12 +162,13 @@ class Sampler(io.ComfyNode):
                 io.Float.Input("cfg", default=7.0, min=1.0, max=30.0, step=0.1, tooltip="Classifier-free guidance scale (1 = off)."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip="Noise seed; the same seed gives the same music on any device."),
                 io.Combo.Input("uncond", options=list(UNCOND_MODES), default="both", tooltip="Guidance's unconditional branch drops: both text and curve (default), only text (curve as plain conditioning), or only the curve (stronger timing)."),
+                io.Combo.Input("fast_sampler", options=list(FAST_MODES), default="auto", optional=True, tooltip="auto: on a GPU, SAO-size DiTs (100 M+ parameters) are compiled and replayed as CUDA graphs (~2-3x faster; the first run of a model and length compiles for about a minute, later runs reuse it; falls back to eager with a warning if compiling fails); small models and CPUs run eagerly. compile: compile on any device. off: always eager."),
             ],
             outputs=[io.Latent.Output(display_name="latent"), io.Image.Output(display_name="curve_plot")],
         )
 
     @classmethod
-    def execute(cls, model, curve, prompt, negative_prompt, steps, cfg, seed, uncond) -> io.NodeOutput:
+    def execute(cls, model, curve, prompt, negative_prompt, steps, cfg, seed, uncond, fast_sampler="auto") -> io.NodeOutput:
         notes = curve_mismatches(curve.spec, model.curve_spec, smoothed_here=curve.rate is None) + model_notes(model)
         cond = generate.conditioning_curve_for(model, curve)
         bar = _host.Progress(steps)
@@ -178,7 +180,7 @@ class Sampler(io.ComfyNode):
         with _Placed(model) as gen:
             latents = generate.sample_latents(
                 gen, cond, prompt, negative_prompt=negative_prompt, duration=curve.duration,
-                steps=steps, cfg_scale=cfg, seed=seed, uncond=uncond, callback=callback,
+                steps=steps, cfg_scale=cfg, seed=seed, uncond=uncond, callback=callback, fast=fast_sampler,
             )
         title = f"conditioning curve: {len(cond)} latent frames, {curve.duration:.2f} s"
         # notes are drawn on the preview itself: visible where people look

@@ -90,7 +90,8 @@ def _music(gen, raw, args):
     cfg = args.cfg if args.cfg is not None else float(sampling.get("cfg_scale", 7.0))
     with Progress("sampling", steps, unit="steps") as bar:
         return generate.music_for_curve(gen, raw, args.prompt, steps=steps, cfg_scale=cfg, seed=args.seed,
-                                        uncond=sampling.get("uncond", "both"), callback=lambda s: bar(s["i"] + 1, steps))
+                                        uncond=sampling.get("uncond", "both"), fast=args.fast_sampler,
+                                        callback=lambda s: bar(s["i"] + 1, steps))
 
 
 def _report(result: dict, peaks, truth, fps: float, files) -> None:

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from ..model.fast import FAST_MODES
 from ..model.flow import UNCOND_MODES
 from ._common import AUDIO_OUT, VIDEO_OUT, OutputPlan, Progress, number
 from .curve import add_encoder_arguments, video_curve
@@ -21,6 +22,11 @@ def add_sampling_arguments(p: argparse.ArgumentParser, *, steps: int | None, cfg
     p.add_argument("--cfg", type=number(float, 0, 100), default=cfg,
                    help="classifier-free guidance scale, 0–100" + ("" if cfg else "; default: the checkpoint's, else 7"))
     p.add_argument("--seed", type=number(int, 0, 2**63 - 1), default=0, help="noise seed (the same seed gives the same music on any device)")
+    p.add_argument("--fast-sampler", default="auto", choices=list(FAST_MODES),
+                   help="auto (default): on a GPU, compile SAO-size DiTs (100 M+ parameters) and replay them as CUDA "
+                        "graphs (the first run of a model and length compiles for about a minute; a failure falls back "
+                        "to eager with a warning); small models and CPUs run eagerly; compile: compile on any device; "
+                        "off: eager")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,7 +56,7 @@ def music_for_video(gen, video, args, *, prompt: str = "", negative_prompt: str 
     raw = video_curve(video, args)
     with Progress("sampling", steps, unit="steps") as bar:
         wave, cond = generate.music_for_curve(gen, raw, prompt, negative_prompt=negative_prompt, steps=steps,
-                                              cfg_scale=cfg, seed=args.seed, uncond=uncond,
+                                              cfg_scale=cfg, seed=args.seed, uncond=uncond, fast=args.fast_sampler,
                                               callback=lambda s: bar(s["i"] + 1, steps))
     return wave, cond, raw
 

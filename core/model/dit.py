@@ -361,8 +361,13 @@ class V2MDiT(nn.Module):
                 out["seconds_total"] = total.to(device)
         return out
 
-    def set_gradient_checkpointing(self, on: bool = True) -> None:
-        self.dit.transformer.gradient_checkpointing = bool(on)
+    def set_gradient_checkpointing(self, on: bool | str = True) -> None:
+        """False, True/"full" (recompute whole blocks) or "selective" (recompute only cheap operations)."""
+        from .blocks import CHECKPOINTING
+
+        if not (on is True or on is False or on in ("full", "selective")):
+            raise V2MError(f"gradient checkpointing must be one of {CHECKPOINTING}, got {on!r}")
+        self.dit.transformer.gradient_checkpointing = "full" if on is True else on
 
     def _curve(self, curve, x: torch.Tensor) -> torch.Tensor:
         b, _, length = x.shape

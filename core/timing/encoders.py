@@ -7,6 +7,7 @@ serve tests, the demo and quick previews; ``dinov2`` is the paper's default. Hea
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Iterable
@@ -27,6 +28,10 @@ class FrameEncoder(ABC):
     # Shorter side the frames should be decoded at (None: native). Decoding straight to this
     # size is what keeps long videos cheap.
     decode_size: int | None = None
+    # Frames per decoded batch, and how many batches a background thread decodes ahead while
+    # this encoder works on the last one (0: decode and encode take turns).
+    decode_batch: int = 32
+    prefetch: int = 0
 
     @abstractmethod
     def encode(self, frames: np.ndarray) -> np.ndarray:
@@ -125,6 +130,7 @@ class Dinov2Encoder(FrameEncoder):
     """
 
     id = "dinov2"
+    prefetch = 2
 
     def __init__(
         self,
@@ -133,26 +139,50 @@ class Dinov2Encoder(FrameEncoder):
         pooling: str = "mean_patch",
         device: str | None = None,
         precision: str = "fp32",
-        batch_size: int = 16,
+        batch_size: int | None = None,
         **_ignored,
     ):
         if pooling not in ("mean_patch", "cls"):
             raise V2MError(f"pooling must be 'mean_patch' or 'cls', got {pooling!r}")
 
         from ...model_io.hf import load_dinov2
+        from .preprocess import ImageTransform
 
         self.pooling = pooling
-        self.batch_size = max(1, int(batch_size))
         self.device = torch_device(device)
+        self.batch_size = max(1, int(batch_size or (64 if self.device.type == "cuda" else 16)))
+        self.decode_batch = self.batch_size
         self.dtype = torch_dtype(precision)
         self.path, self.processor, self.model = load_dinov2(model, dtype=self.dtype)
         self.model.eval().to(self.device)
+        # The processor's resize / crop / normalise as batched tensor operations (on the model's
+        # device); None for a processor configuration we do not reproduce: then it runs itself.
+        self.transform = ImageTransform.from_processor(self.processor)
         size = getattr(self.processor, "size", None) or {}
-        self.decode_size = int(size.get("shortest_edge") or size.get("height") or 256)
+        get = (lambda k: size.get(k)) if isinstance(size, dict) else (lambda k: getattr(size, k, None))
+        self.decode_size = int(get("shortest_edge") or get("height") or 256)
 
     @property
     def precision(self) -> str:
         return precision_name(self.dtype)
+
+    def pixel_values(self, frames: np.ndarray):
+        """uint8 [N, H, W, 3] → the model's ``pixel_values`` on its device, in its dtype."""
+        import torch
+
+        if self.transform is None:
+            px = self.processor(images=list(frames), return_tensors="pt")["pixel_values"]
+            return px.to(self.device, self.dtype)
+        # Crop on the CPU first when no resize is due (the decoder already scaled the frames):
+        # then only the crop is copied, as uint8, through pinned memory to the GPU.
+        x, cropped = self.transform.crop_first(torch.from_numpy(np.asarray(frames)))
+        if self.device.type == "cuda":
+            staged = torch.empty(x.shape, dtype=torch.uint8, pin_memory=True)
+            staged.copy_(x)
+            x = staged.to(self.device, non_blocking=True)
+        elif self.device.type != "cpu":
+            x = x.to(self.device)
+        return self.transform(x, self.dtype, cropped=cropped)
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
         import torch
@@ -160,10 +190,9 @@ class Dinov2Encoder(FrameEncoder):
         frames = np.asarray(frames)
         out = []
         for i in range(0, len(frames), self.batch_size):
-            chunk = list(frames[i : i + self.batch_size])
-            px = self.processor(images=chunk, return_tensors="pt")["pixel_values"]
+            px = self.pixel_values(frames[i : i + self.batch_size])
             with torch.inference_mode():
-                hidden = self.model(pixel_values=px.to(self.device, self.dtype)).last_hidden_state
+                hidden = self.model(pixel_values=px).last_hidden_state
             pooled = hidden[:, 1:].mean(dim=1) if self.pooling == "mean_patch" else hidden[:, 0]
             out.append(pooled.float().cpu().numpy())
         return np.concatenate(out, axis=0) if out else np.zeros((0, self.model.config.hidden_size), np.float32)
@@ -190,6 +219,13 @@ for _alias, _name in DINOV2_SIZES.items():
 
 
 ProgressFn = Callable[[int, int | None], None]
+
+
+def _decoded(src, encoder: FrameEncoder, *, size, sample_fps, batch, stats=None):
+    """The video's frame batches at the encoder's size, decoded ahead in a thread if it asks."""
+    stream = media.iter_frames(src, size=size or encoder.decode_size, sample_fps=sample_fps,
+                               batch=batch or encoder.decode_batch, stats=stats)
+    return media.prefetch(stream, encoder.prefetch) if encoder.prefetch else stream
 
 
 def encode_batches(
@@ -230,7 +266,7 @@ def encode_video(
     *,
     sample_fps: float | None = None,
     size: int | None = None,
-    batch: int = 32,
+    batch: int | None = None,
     progress: ProgressFn | None = None,
     check_interrupt: Callable[[], None] | None = None,
     info=None,
@@ -243,15 +279,15 @@ def encode_video(
     if hasattr(src, "seek"):
         src.seek(0)
     total = info.frame_count if not sample_fps else int(info.duration * sample_fps) + 1
-    stream = media.iter_frames(src, size=size or encoder.decode_size, sample_fps=sample_fps, batch=batch)
-    feats = encode_batches(
-        ((b.frames, b.times) for b in stream),
-        encoder,
-        duration=info.duration,
-        total=total,
-        progress=progress,
-        check_interrupt=check_interrupt,
-    )
+    with contextlib.closing(_decoded(src, encoder, size=size, sample_fps=sample_fps, batch=batch)) as stream:
+        feats = encode_batches(
+            ((b.frames, b.times) for b in stream),
+            encoder,
+            duration=info.duration,
+            total=total,
+            progress=progress,
+            check_interrupt=check_interrupt,
+        )
     return Features(feats.values, feats.times, feats.duration, feats.encoder, dict(feats.meta, fps=info.fps, source=str(getattr(info, "path", ""))))
 
 
@@ -261,7 +297,7 @@ def encode_video_curve(
     *,
     sample_fps: float | None = None,
     size: int | None = None,
-    batch: int = 32,
+    batch: int | None = None,
     min_std: float | None = None,
     progress: ProgressFn | None = None,
     check_interrupt: Callable[[], None] | None = None,
@@ -276,20 +312,22 @@ def encode_video_curve(
     total = None
     prev = None
     parts, times, done = [], [], 0
-    for b in media.iter_frames(src, size=size or encoder.decode_size, sample_fps=sample_fps, batch=batch, stats=stats):
-        if check_interrupt is not None:
-            check_interrupt()
-        f = np.asarray(encoder.encode(b.frames), dtype=np.float32)
-        t = np.asarray(b.times, dtype=np.float64)
-        if prev is not None:
-            f, t = np.concatenate([prev[0][None], f]), np.concatenate([[prev[1]], t])
-        if len(f) > 1:
-            parts.append(curves.cosine_dissimilarity(f))
-            times.append(t[1:])
-        prev = (f[-1], t[-1])
-        done += len(b)
-        if progress is not None:
-            progress(done, total)
+    # closed at once on an error or an interrupt: a decode-ahead thread stops and the file closes
+    with contextlib.closing(_decoded(src, encoder, size=size, sample_fps=sample_fps, batch=batch, stats=stats)) as stream:
+        for b in stream:
+            if check_interrupt is not None:
+                check_interrupt()
+            f = np.asarray(encoder.encode(b.frames), dtype=np.float32)
+            t = np.asarray(b.times, dtype=np.float64)
+            if prev is not None:
+                f, t = np.concatenate([prev[0][None], f]), np.concatenate([[prev[1]], t])
+            if len(f) > 1:
+                parts.append(curves.cosine_dissimilarity(f))
+                times.append(t[1:])
+            prev = (f[-1], t[-1])
+            done += len(b)
+            if progress is not None:
+                progress(done, total)
     if prev is None:
         raise V2MError("no frames were decoded: the video is empty")
     kw = {} if min_std is None else {"min_std": min_std}
@@ -325,4 +363,8 @@ def encode_frames(
         keep = keep[keep < n]
     convert = convert or np.asarray
     batches = ((convert(frames[keep[i : i + batch]]), t[keep[i : i + batch]]) for i in range(0, len(keep), batch))
-    return encode_batches(batches, encoder, duration=n / float(fps), total=len(keep), progress=progress, check_interrupt=check_interrupt)
+    if encoder.prefetch:  # convert the next chunk while this one is encoded
+        batches = media.prefetch(batches, encoder.prefetch)
+    with contextlib.closing(batches):
+        return encode_batches(batches, encoder, duration=n / float(fps), total=len(keep), progress=progress,
+                              check_interrupt=check_interrupt)

@@ -27,10 +27,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "model": {"from_checkpoint": None, "from_config": None, "objective": "rectified_flow"},
     "text": {"encoder": "none", "max_length": 128, "allow_none": False},
     "optim": {"lr": 1e-4, "betas": [0.9, 0.999], "weight_decay": 1e-3, "eps": 1e-8, "warmup_steps": 100,
-              "schedule": "constant", "min_lr_ratio": 0.0, "grad_clip": 1.0},
+              "schedule": "constant", "min_lr_ratio": 0.0, "grad_clip": 1.0, "fused": "auto"},
     "train": {"batch_size": 4, "grad_accum": 1, "max_steps": 1000, "precision": "bf16",
               "gradient_checkpointing": False, "t_sampling": "logit_normal", "p_drop_text": 0.1,
-              "p_drop_curve": 0.1, "accelerate": "auto", "device": "auto"},
+              "p_drop_curve": 0.1, "accelerate": "auto", "device": "auto", "compile": False, "attention": "auto"},
     "ema": {"enabled": True, "decay": 0.999},
     "checkpoint": {"every": 500, "keep_last": 3, "export": "ema"},
     "validation": {"every": 500, "steps": 10, "cfg_scale": 1.0, "curve_metric": True, "music_encoder_path": None},
@@ -94,6 +94,7 @@ def resolve_config(config: Mapping[str, Any], base_dir: str | os.PathLike | None
         raise V2MError(f"training config: optim.schedule must be 'constant' or 'cosine', got {o['schedule']!r}")
     if t["precision"] not in ("bf16", "fp32"):
         raise V2MError(f"training config: train.precision must be 'bf16' or 'fp32', got {t['precision']!r}")
+    _check_speed(t, o)
     if cfg["checkpoint"]["export"] not in ("ema", "model"):
         raise V2MError("training config: checkpoint.export must be 'ema' or 'model'")
     if cfg["base"] is not None and cfg["base"] not in PRESETS:
@@ -115,6 +116,21 @@ def _check_lora(lora: Mapping[str, Any]) -> None:
     for key in ("enabled", "train_curve_weights", "export_merged"):
         if not isinstance(lora[key], bool):
             raise V2MError(f"training config: lora.{key} must be true or false, got {lora[key]!r}")
+
+
+def _check_speed(t: Mapping[str, Any], o: Mapping[str, Any]) -> None:
+    """The speed switches: checkpointing policy, compile, attention kernel, fused optimiser."""
+    from ..model.fast import ATTENTION_KERNELS
+
+    gc = t["gradient_checkpointing"]
+    if not (isinstance(gc, bool) or gc in ("full", "selective")):
+        raise V2MError(f"training config: train.gradient_checkpointing must be false, true, \"full\" or \"selective\", got {gc!r}")
+    if not isinstance(t["compile"], bool):
+        raise V2MError(f"training config: train.compile must be true or false, got {t['compile']!r}")
+    if t["attention"] not in ATTENTION_KERNELS:
+        raise V2MError(f"training config: train.attention must be one of {', '.join(ATTENTION_KERNELS)}, got {t['attention']!r}")
+    if not (isinstance(o["fused"], bool) or o["fused"] == "auto"):
+        raise V2MError(f"training config: optim.fused must be \"auto\", true or false, got {o['fused']!r}")
 
 
 def load_config(path: str | os.PathLike) -> dict:

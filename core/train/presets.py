@@ -184,6 +184,7 @@ warmup_steps = {warmup}
 schedule = "{schedule}"{schedule_note}
 min_lr_ratio = 0.0
 grad_clip = 1.0                 # 0 = off
+fused = "auto"                  # fused AdamW kernel: "auto" (on CUDA), true, false
 
 [train]
 batch_size = {batch}                  # per process
@@ -191,6 +192,8 @@ grad_accum = 1
 max_steps = {steps}
 precision = "bf16"              # bf16 autocast on CUDA; CPU always runs fp32
 gradient_checkpointing = {ckpt}{ckpt_note}
+compile = false                 # torch.compile the transformer blocks (CUDA: needs Triton)
+attention = "auto"              # attention kernel: "auto", "flash", "efficient", "cudnn", "math"
 t_sampling = "logit_normal"     # or "uniform"
 p_drop_text = 0.1               # paper: 10 % condition dropout for classifier-free guidance
 p_drop_curve = 0.1
@@ -230,7 +233,7 @@ def example_toml(base: str = "toy", checkpoint: str | os.PathLike | None = None)
         head = _TOY
         common = dict(lr="1e-4", warmup=100, schedule="constant",
                       schedule_note='            # or "cosine" (to min_lr_ratio · lr at max_steps)', batch=4, steps=1000,
-                      ckpt="false", ckpt_note="", every=500, curve_metric="true", val_note="")
+                      ckpt="false", ckpt_note='  # true/"full" (recompute blocks), "selective" (recompute only cheap ops)', every=500, curve_metric="true", val_note="")
     else:
         ckpt = _toml_str(os.path.abspath(os.fspath(checkpoint))) if checkpoint else \
             f'"models/v2m/checkpoints/{BASES[base][1]}"  # from init-checkpoint (step 1)'

@@ -41,13 +41,21 @@ class Runtime:
             self.device = torch_device(dev_cfg)
             self.rank, self.world, self.is_main = 0, 1, True
         self.bf16 = t["precision"] == "bf16" and self.device.type == "cuda"
+        self.attention = t.get("attention", "auto")
+        fused = cfg["optim"].get("fused", "auto")
+        self.fused_optimizer = self.device.type == "cuda" if fused == "auto" else bool(fused)
 
     def autocast(self):
+        """The forward's context: bf16 autocast (without Accelerate, which does its own) and the attention kernel."""
         import contextlib
 
+        from ..model.fast import attention_kernel
+
+        stack = contextlib.ExitStack()
         if self.acc is None and self.bf16:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+            stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
+        stack.enter_context(attention_kernel(self.attention))
+        return stack
 
     def wait(self) -> None:
         if self.acc is not None:

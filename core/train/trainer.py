@@ -170,6 +170,16 @@ def _base_text_meta(cfg: Mapping) -> dict:
 # the trainer
 
 
+def _compile(model, device) -> None:
+    """train.compile: the transformer blocks through torch.compile (or a one-line reason why not)."""
+    from ..model.fast import compile_blocks, compile_unavailable
+
+    why = compile_unavailable(device)
+    if why:
+        raise V2MError(f"training config: train.compile = true, but {why}. Fix: install it, or set train.compile = false")
+    compile_blocks(model)
+
+
 class Trainer:
     def __init__(self, cfg: dict, progress, should_stop, log):
         self.cfg, self.progress, self.should_stop = cfg, progress, should_stop
@@ -191,7 +201,9 @@ class Trainer:
                 raise ModelError(f"the model's prompt conditioner takes {want}-wide tokens but the T5 in "
                                  f"{cfg['text']['encoder']} gives {self.text.dim}")
         if cfg["train"]["gradient_checkpointing"]:
-            model.set_gradient_checkpointing(True)
+            model.set_gradient_checkpointing(cfg["train"]["gradient_checkpointing"])
+        if cfg["train"]["compile"]:
+            _compile(model, self.rt.device)
         model.train().requires_grad_(True)
         self.lora = None
         if use_lora:
@@ -204,7 +216,8 @@ class Trainer:
         self.params = [p for p in model.parameters() if p.requires_grad]
         groups = param_groups(model, self.lora, o["weight_decay"]) if self.lora else self.params
         self.opt = torch.optim.AdamW(groups, lr=float(o["lr"]), betas=tuple(float(b) for b in o["betas"]),
-                                     weight_decay=float(o["weight_decay"]), eps=float(o["eps"]))
+                                     weight_decay=float(o["weight_decay"]), eps=float(o["eps"]),
+                                     fused=self.rt.fused_optimizer or None)
         self.ema = None
         if cfg["ema"]["enabled"]:  # of the trained parameters (all of them, or LoRA's)
             self.ema = {n: p.detach().float().clone() for n, p in model.named_parameters() if p.requires_grad}

@@ -9,7 +9,7 @@ that is exactly N / fps.
 """
 
 from .audio import decode_audio, fit_length, resample_audio
-from .frames import FrameBatch, iter_frames
+from .frames import FrameBatch, iter_frames, prefetch
 from .probe import VideoInfo, probe_video
 from .write import as_rate, atomic_output, mux_audio, write_audio, write_video
 
@@ -18,6 +18,7 @@ __all__ = [
     "FrameBatch",
     "probe_video",
     "iter_frames",
+    "prefetch",
     "decode_audio",
     "resample_audio",
     "fit_length",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from typing import Iterator
 
 import av
@@ -43,6 +44,18 @@ def _target_size(width: int, height: int, size: int | None) -> tuple[int, int]:
 # source pixel) and measured ~45 dB PSNR against a direct box filter, i.e. visually identical.
 _TWO_STAGE_RATIO = 6
 _PRESCALE = 3
+# Scaled frames come out of swscale as planar RGB (gbrp), not packed rgb24: 1.3-2x cheaper
+# (1080p -> 455x256: 1.1 vs 2.0 ms). At odd widths (455) the pixels are bit for bit rgb24's; at even
+# widths swscale's packed output takes a SIMD converter that rounds differently (<= 5 levels), so
+# planar RGB also keeps one converter at every width. Unscaled frames stay rgb24 (fast there).
+@lru_cache(maxsize=1)
+def _scaled_format() -> str:
+    """gbrp where this PyAV converts it to an array, else rgb24."""
+    try:
+        av.VideoFrame(4, 4, "yuv420p").reformat(width=2, height=2, format="gbrp").to_ndarray()
+        return "gbrp"
+    except (ValueError, TypeError, av.FFmpegError):
+        return "rgb24"
 
 
 def _sws_kwargs() -> dict:
@@ -63,6 +76,12 @@ def _scale_plan(width: int, height: int, size: int | None):
     mid_w = min(width, dims[0] * _PRESCALE)
     mid_h = min(height, dims[1] * _PRESCALE)
     return dims, (mid_w + mid_w % 2, mid_h + mid_h % 2)
+
+
+def _rgb(reformat, frame, w: int, h: int, interpolation, kw: dict) -> np.ndarray:
+    """``frame`` as uint8 RGB [h, w, 3]: planar RGB when scaling (same pixels, cheaper), else rgb24."""
+    fmt = _scaled_format() if (w, h) != (frame.width, frame.height) else "rgb24"
+    return reformat(frame, width=w, height=h, format=fmt, interpolation=interpolation, **kw).to_ndarray()
 
 
 def iter_frames(
@@ -153,11 +172,10 @@ def _iter_frames(src, name, size, sample_fps, batch, threads, stats) -> Iterator
                         tbuf = np.empty(batch, dtype=np.float64)
                     w, h = dims
                     if mid is None:
-                        rgb = reformat(frame, width=w, height=h, format="rgb24", interpolation=Interp.BILINEAR, **kw)
+                        buf[n] = _rgb(reformat, frame, w, h, Interp.BILINEAR, kw)
                     else:
                         small = reformat_mid(frame, width=mid[0], height=mid[1], interpolation=Interp.FAST_BILINEAR, **kw)
-                        rgb = reformat(small, width=w, height=h, format="rgb24", interpolation=Interp.AREA, **kw)
-                    buf[n] = rgb.to_ndarray()
+                        buf[n] = _rgb(reformat, small, w, h, Interp.AREA, kw)
                     tbuf[n] = t
                     n += 1
                     if n == batch:
@@ -181,3 +199,66 @@ def _iter_frames(src, name, size, sample_fps, batch, threads, stats) -> Iterator
     finally:
         container.close()
         rewind(src)
+
+
+_DONE = object()
+
+
+class _Raised:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+def prefetch(items: Iterator, depth: int = 2) -> Iterator:
+    """Iterate ``items`` in a background thread, at most ``depth`` items ahead of the consumer.
+
+    Decoding (FFmpeg and swscale release the GIL) then overlaps with whatever the consumer does
+    with the previous batch (an encoder on the GPU or on other cores). Exceptions are re-raised
+    in the consumer; when the consumer stops early (an error, an interrupt, ``close()``) the
+    producer stops at its next item and ``items`` is closed in its own thread (the file too).
+    """
+    import queue
+    import threading
+
+    if depth < 1:
+        yield from items
+        return
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    break
+            else:
+                put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put(_Raised(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="v2m-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        worker.join()
