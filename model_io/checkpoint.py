@@ -86,6 +86,12 @@ def _decode_meta(raw: Mapping[str, str], path) -> dict[str, Any]:
             hint = (" If it is Stable Audio Open 1.0's (or Stable Audio 3's) model.safetensors, make a V2M checkpoint "
                     "from it with `v2m-zero init-checkpoint --from sao1 (or sa3) model.safetensors --out v2m.safetensors`.")
         raise ModelError(f"{path}: not a V2M checkpoint (no 'v2m_format' in its metadata).{hint}")
+    return json_metadata(raw)
+
+
+def json_metadata(raw: Mapping[str, str]) -> dict[str, Any]:
+    """A safetensors header's string metadata with each JSON value decoded (plain strings kept;
+    the ``format`` tag dropped): how V2M checkpoints and adapters store their fields."""
     meta: dict[str, Any] = {}
     for k, v in raw.items():
         if k == "format":

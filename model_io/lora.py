@@ -114,14 +114,9 @@ def read_adapter(path: str | os.PathLike) -> tuple[dict, dict]:
     if "v2m_lora" not in raw:
         hint = " (it is a full V2M checkpoint: load it as the checkpoint instead)" if "v2m_format" in raw else ""
         raise ModelError(f"{path}: not a V2M LoRA adapter (no 'v2m_lora' in its metadata){hint}")
-    meta = {}
-    for k, v in raw.items():
-        if k == "format":
-            continue
-        try:
-            meta[k] = json.loads(v)
-        except ValueError:
-            meta[k] = v
+    from .checkpoint import json_metadata
+
+    meta = json_metadata(raw)
     if meta.get("v2m_lora") != LORA_FORMAT:
         raise ModelError(f"{path}: adapter format {meta.get('v2m_lora')!r} is not supported (expected {LORA_FORMAT})")
     return tensors, meta

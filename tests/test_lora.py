@@ -1,16 +1,13 @@
 """LoRA fine-tuning (peft): what trains, the adapter file, applying it with a strength, merged export."""
 
-import numpy as np
 import pytest
 import torch
 from v2m_zero.core.errors import ModelError, V2MError
-from v2m_zero.core.eval import synth
-from v2m_zero.core.timing import media
 from v2m_zero.core.train import ClipCache, resolve_config, train
 from v2m_zero.core.train.prepare import prepare_dataset
 from v2m_zero.model_io.checkpoint import build_dit_from_checkpoint
 from v2m_zero.model_io.lora import base_content_hash, merge_adapter_into_checkpoint, read_adapter
-from tiny_models import tiny_train_config, tiny_v2m_checkpoint
+from tiny_models import click_music_folder, tiny_train_config, tiny_v2m_checkpoint
 
 pytest.importorskip("peft")
 
@@ -24,13 +21,7 @@ TARGETS = ["self_attn.to_qkv", "self_attn.to_out", "cross_attn.to_q", "cross_att
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("lora")
     data = root / "data"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        t = np.sort(rng.uniform(0.1, 2.8, 5))
-        media.write_audio(str(data / f"m{i}.wav"), synth.click_track(t, 3.0, sample_rate=SR, channels=1, seed=i), SR,
-                          layout="mono")
-        (data / f"m{i}.txt").write_text(f"drums {i}")
+    click_music_folder(data, 3, 3.0, sample_rate=SR)
     cache = root / "cache"
     prepare_dataset(data, cache, codec=CODEC, clip_seconds=1.0, smoothing_seconds=0.1, device="cpu")
     base = tiny_v2m_checkpoint(str(root / "base.safetensors"))

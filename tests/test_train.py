@@ -7,13 +7,11 @@ import numpy as np
 import pytest
 import torch
 from v2m_zero.core.model import flow
-from v2m_zero.core.eval import synth
-from v2m_zero.core.timing import media
 from v2m_zero.core.errors import V2MError
 from v2m_zero.core.train.prepare import prepare_dataset
 from v2m_zero.core.train import ClipCache, latest_state, lr_at, resolve_config, train
 from v2m_zero.model_io.weights import read_safetensors
-from tiny_models import tiny_train_config
+from tiny_models import click_music_folder, tiny_train_config
 
 SR = 1600
 CODEC = "patch:16:1:1600"  # 16 latent channels at 100 Hz, as tests/tiny_models.PATCH
@@ -23,13 +21,7 @@ CODEC = "patch:16:1:1600"  # 16 latent channels at 100 Hz, as tests/tiny_models.
 def cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_data")
     data = root / "data"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        t = np.sort(rng.uniform(0.1, 2.8, 5))
-        media.write_audio(str(data / f"m{i}.wav"), synth.click_track(t, 3.0, sample_rate=SR, channels=1, seed=i), SR,
-                              layout="mono")
-        (data / f"m{i}.txt").write_text(f"drums {i}")
+    click_music_folder(data, 3, 3.0, sample_rate=SR)
     out = root / "cache"
     prepare_dataset(data, out, codec=CODEC, clip_seconds=1.0, smoothing_seconds=0.1, device="cpu")
     return str(out)

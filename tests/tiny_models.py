@@ -232,3 +232,29 @@ def tiny_train_config(cache, run_dir, **over):
     for k, v in over.items():
         cfg[k] = {**cfg.get(k, {}), **v} if isinstance(v, dict) else v
     return cfg
+
+
+def click_music_folder(folder, n: int, seconds: float, *, sample_rate: int, channels: int = 1, hits: int = 5,
+                       caption: str | None = "drums {i}") -> list[str]:
+    """``n`` click-track songs (``hits`` random onsets each, seeded) with ``<name>.txt`` captions: a tiny
+    training set in the layout ``prepare`` reads. Returns the file paths."""
+    import os
+
+    import numpy as np
+
+    from v2m_zero.core.eval import synth
+    from v2m_zero.core.timing import media
+
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        t = np.sort(rng.uniform(0.1, seconds - 0.2, hits))
+        path = os.path.join(folder, f"m{i}.wav")
+        media.write_audio(path, synth.click_track(t, seconds, sample_rate=sample_rate, channels=channels, seed=i), sample_rate,
+                          layout="mono" if channels == 1 else "stereo")
+        if caption is not None:
+            with open(os.path.join(folder, f"m{i}.txt"), "w") as f:
+                f.write(caption.format(i=i))
+        out.append(path)
+    return out

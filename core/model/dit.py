@@ -286,17 +286,7 @@ class V2MDiT(nn.Module):
         if diff.get("type", "dit") != "dit":
             raise ModelError(f"model type {diff.get('type')!r} is not a DiT")
         self.config = DiTConfig.from_dict(diff.get("config", {}))
-        self.cross_attention_cond_ids = list(diff.get("cross_attention_cond_ids", []))
-        self.global_cond_ids = list(diff.get("global_cond_ids", []))
-        self.input_concat_ids = list(diff.get("input_concat_ids", []))
-        self.prepend_cond_ids = list(diff.get("prepend_cond_ids", []))
-        if self.prepend_cond_ids:
-            raise ModelError("prepend_cond_ids are not supported")
-        modules, self._kinds = build_conditioners(self.model_config.get("conditioning", {}))
-        for cid in self.cross_attention_cond_ids + self.global_cond_ids + self.input_concat_ids:
-            if cid not in self._kinds:
-                raise ModelError(f"conditioning id {cid!r} is used by the DiT but not declared in 'conditioning'")
-        cond_dim = int(self.model_config.get("conditioning", {}).get("cond_dim", 768))
+        modules, cond_dim = self._read_conditioning(diff)
         if self.cross_attention_cond_ids and self.config.cond_token_dim not in (0, cond_dim):
             raise ModelError(f"cond_token_dim {self.config.cond_token_dim} != conditioning cond_dim {cond_dim}")
         if self.global_cond_ids and self.config.global_cond_dim != cond_dim * len(self.global_cond_ids):
@@ -310,6 +300,21 @@ class V2MDiT(nn.Module):
         self.objective = objective
         self.model = _DiTWrapper(self.config)
         self.conditioner = MultiConditioner(modules)
+
+    def _read_conditioning(self, diff: Mapping[str, Any]) -> tuple[dict, int]:
+        """The conditioning ids of the ``diffusion`` config (as stable-audio-tools names them) and
+        the conditioner modules; every id the DiT uses must be declared. Returns (modules, cond_dim)."""
+        self.cross_attention_cond_ids = list(diff.get("cross_attention_cond_ids", []))
+        self.global_cond_ids = list(diff.get("global_cond_ids", []))
+        self.input_concat_ids = list(diff.get("input_concat_ids", []))
+        self.prepend_cond_ids = list(diff.get("prepend_cond_ids", []))
+        if self.prepend_cond_ids:
+            raise ModelError("prepend_cond_ids are not supported")
+        modules, self._kinds = build_conditioners(self.model_config.get("conditioning", {}))
+        for cid in self.cross_attention_cond_ids + self.global_cond_ids + self.input_concat_ids:
+            if cid not in self._kinds:
+                raise ModelError(f"conditioning id {cid!r} is used by the DiT but not declared in 'conditioning'")
+        return modules, int(self.model_config.get("conditioning", {}).get("cond_dim", 768))
 
     # ---- helpers
 

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..errors import ModelError, V2MError
 from .blocks import FourierFeatures, mlp
-from .conditioners import MultiConditioner, build_conditioners
+from .conditioners import MultiConditioner
 from .dit import V2MDiT
 from .sa3_blocks import ContinuousTransformer, ExpoFourierFeatures
 
@@ -229,19 +229,9 @@ class SA3DiT(V2MDiT):
         self.model_config = copy.deepcopy(dict(model_config))
         diff = self.model_config.get("diffusion", {})
         self.config = SA3DiTConfig.from_dict(diff.get("config", {}))
-        self.cross_attention_cond_ids = list(diff.get("cross_attention_cond_ids", []))
-        self.global_cond_ids = list(diff.get("global_cond_ids", []))
-        self.input_concat_ids = list(diff.get("input_concat_ids", []))
         self.local_add_cond_ids = list(diff.get("local_add_cond_ids", []))
-        self.prepend_cond_ids = list(diff.get("prepend_cond_ids", []))
-        if self.prepend_cond_ids:
-            raise ModelError("prepend_cond_ids are not supported")
-        modules, self._kinds = build_conditioners(self.model_config.get("conditioning", {}))
-        for cid in self.cross_attention_cond_ids + self.global_cond_ids + self.input_concat_ids:
-            if cid not in self._kinds:
-                raise ModelError(f"conditioning id {cid!r} is used by the DiT but not declared in 'conditioning'")
+        modules, cond_dim = self._read_conditioning(diff)
         c = self.config
-        cond_dim = int(self.model_config.get("conditioning", {}).get("cond_dim", 768))
         if c.cond_token_dim != cond_dim or c.global_cond_dim != cond_dim * len(self.global_cond_ids):
             raise ModelError(f"cond_token_dim {c.cond_token_dim} / global_cond_dim {c.global_cond_dim} do not fit "
                              f"cond_dim {cond_dim} with {len(self.global_cond_ids)} global id(s)")

@@ -28,12 +28,10 @@ SAO_T5_MAX_LENGTH = 128
 SA3_T5GEMMA_MAX_LENGTH = 256
 
 
-class T5TextEncoder:
-    """Prompts -> ``(tokens [B, L, D] float32, mask [B, L] bool)`` with padded tokens zeroed."""
+class _FrozenEncoder:
+    """A frozen transformers text encoder with its tokenizer and prompt length (shared by T5 and T5Gemma)."""
 
-    kind = "t5"
-
-    def __init__(self, model: Any, tokenizer: Any, *, max_length: int = SAO_T5_MAX_LENGTH):
+    def __init__(self, model: Any, tokenizer: Any, *, max_length: int):
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
@@ -46,14 +44,23 @@ class T5TextEncoder:
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
 
+    def to(self, device: Any = None, dtype: torch.dtype | None = None):
+        self.model.to(device=device, dtype=dtype)
+        return self
+
+
+class T5TextEncoder(_FrozenEncoder):
+    """Prompts -> ``(tokens [B, L, D] float32, mask [B, L] bool)`` with padded tokens zeroed."""
+
+    kind = "t5"
+
+    def __init__(self, model: Any, tokenizer: Any, *, max_length: int = SAO_T5_MAX_LENGTH):
+        super().__init__(model, tokenizer, max_length=max_length)
+
     @property
     def dim(self) -> int:
         """Width ``D`` of the token embeddings (768 for t5-base)."""
         return int(self.model.config.d_model)
-
-    def to(self, device: Any = None, dtype: torch.dtype | None = None) -> "T5TextEncoder":
-        self.model.to(device=device, dtype=dtype)
-        return self
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str] | str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,7 +121,7 @@ class SentencePieceTokens:
         return ids, mask
 
 
-class T5GemmaTextEncoder:
+class T5GemmaTextEncoder(_FrozenEncoder):
     """Prompts -> ``(tokens [B, L, D] float32, mask [B, L] bool)`` with T5Gemma's encoder (Stable Audio 3).
 
     Prompts are padded on the right to ``max_length`` (256 for SA3) and truncated. Padded positions
@@ -126,27 +133,13 @@ class T5GemmaTextEncoder:
 
     kind = "t5gemma"
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_length: int = 256):
-        self.model = model.eval().requires_grad_(False)
-        self.tokenizer = tokenizer
-        self.max_length = int(max_length)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+    def __init__(self, model: Any, tokenizer: Any, *, max_length: int = SA3_T5GEMMA_MAX_LENGTH):
+        super().__init__(model, tokenizer, max_length=max_length)
 
     @property
     def dim(self) -> int:
         cfg = self.model.config
         return int(getattr(cfg, "encoder", cfg).hidden_size)
-
-    def to(self, device: Any = None, dtype: torch.dtype | None = None) -> "T5GemmaTextEncoder":
-        self.model.to(device=device, dtype=dtype)
-        return self
 
     def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(self.tokenizer, SentencePieceTokens):

@@ -115,12 +115,7 @@ encoder = "t5-base"             # SAO's prompt encoder: a folder name under mode
 max_length = 128
 allow_none = false              # SAO is prompt-conditioned: encoder = "none" would train a prompt-deaf model
 
-[curve]                         # must match the cache (checked before training)
-music_encoder = "musicfm"       # the paper's music encoder for training curves
-music_encoder_fallback = "logmel"  # accepted (warned, recorded in the checkpoint) when prepare had no MusicFM
-smoothing_seconds = {smoothing}  # Hann kernel, the paper's 31 frames at 12.3 Hz
-video_encoder = "dinov2-large"  # what inference must use for a video's curve (recorded in the checkpoint)
-
+{curve}
 [lora]
 enabled = true                  # false = full fine-tuning (all 1.06 B parameters; needs a large GPU)
 rank = 32
@@ -129,6 +124,15 @@ dropout = 0.0
 targets = {targets}
 train_curve_weights = true      # the curve channel's preprocess_conv / project_in weights, trained in full
 export_merged = false           # also write base + adapter as one full checkpoint at the end (~4 GB)
+"""
+
+# the [curve] table of the fine-tuning presets (formatted with the Hann kernel's length)
+_CURVE = """\
+[curve]                         # must match the cache (checked before training)
+music_encoder = "musicfm"       # the paper's music encoder for training curves
+music_encoder_fallback = "logmel"  # accepted (warned, recorded in the checkpoint) when prepare had no MusicFM
+smoothing_seconds = {smoothing}  # Hann kernel, the paper's 31 frames at 12.3 Hz
+video_encoder = "dinov2-large"  # what inference must use for a video's curve (recorded in the checkpoint)
 """
 
 _SA3 = """\
@@ -158,12 +162,7 @@ encoder = "t5gemma-b-b-ul2"     # SA3's prompt encoder: a folder under models/v2
 max_length = {max_length}                # SA3's conditioner length
 allow_none = false              # SA3 is prompt-conditioned: encoder = "none" would train a prompt-deaf model
 
-[curve]                         # must match the cache (checked before training)
-music_encoder = "musicfm"       # the paper's music encoder for training curves
-music_encoder_fallback = "logmel"  # accepted (warned, recorded in the checkpoint) when prepare had no MusicFM
-smoothing_seconds = {smoothing}  # Hann kernel, the paper's 31 frames at 12.3 Hz
-video_encoder = "dinov2-large"  # what inference must use for a video's curve (recorded in the checkpoint)
-
+{curve}
 [lora]
 enabled = true                  # false = full fine-tuning (433 M parameters)
 rank = {rank}                       # as stable_audio_3's own LoRA trainer
@@ -239,13 +238,14 @@ def example_toml(base: str = "toy", checkpoint: str | os.PathLike | None = None)
             f'"models/v2m/checkpoints/{BASES[base][1]}"  # from init-checkpoint (step 1)'
         if base == "sao1":
             targets = "[" + ", ".join(_toml_str(t) for t in LORA_TARGETS) + "]"
-            head = _SAO1.format(checkpoint=ckpt, smoothing=repr(float(DEFAULT_SMOOTHING_SECONDS)), targets=targets)
+            head = _SAO1.format(checkpoint=ckpt, targets=targets,
+                                curve=_CURVE.format(smoothing=repr(float(DEFAULT_SMOOTHING_SECONDS))))
         else:
             from ...model_io.sa3 import sa3_train_preset
 
             p = sa3_train_preset()
             targets = "[" + ", ".join(_toml_str(t) for t in p["lora"]["targets"]) + "]"
-            head = _SA3.format(checkpoint=ckpt, smoothing=repr(float(p["curve"]["smoothing_seconds"])), targets=targets,
+            head = _SA3.format(checkpoint=ckpt, curve=_CURVE.format(smoothing=repr(float(p["curve"]["smoothing_seconds"]))), targets=targets,
                                max_length=p["text"]["max_length"], rank=p["lora"]["rank"], alpha=float(p["lora"]["alpha"]))
         common = dict(lr="1e-4", warmup=500, schedule="cosine", schedule_note="", batch=8, steps=20000,
                       ckpt="true", ckpt_note="   # recompute activations: larger batches fit",
