@@ -177,6 +177,25 @@ def test_one_window_video_is_bit_identical_to_the_single_pass(gen):
     assert np.array_equal(wave, generate.decode_latents(gen, before.float(), d))
 
 
+def test_what_the_model_is_told_short_video_native_length_long_video_training_windows(gen, monkeypatch):
+    """Issue 12 item 6 (benchmarks/short_clips.py): a video shorter than the window is one pass at
+    its own latent length with seconds_total = its duration (padding to the window measured no
+    better); every window of a longer video has the training length and seconds_total = that."""
+    seen = []
+    real = type(gen.dit).forward
+
+    def spy(self, x, t, *a, seconds_total=None, **kw):
+        seen.append((x.shape[-1], round(float(torch.as_tensor(seconds_total).reshape(-1)[0]), 5)))
+        return real(self, x, t, *a, seconds_total=seconds_total, **kw)
+
+    monkeypatch.setattr(type(gen.dit), "forward", spy)
+    for d in (0.45, 2.5):
+        seen.clear()
+        generate.music_for_curve(gen, _raw_curve(d, cuts=(0.2,)), "", steps=1, cfg_scale=1.0, **WIN)
+        n = generate.latent_frames(gen, d)
+        assert set(seen) == ({(n, 0.45)} if d < 1 else {(100, 1.0)})
+
+
 def test_progress_over_the_whole_job_and_interrupt_between_steps(gen):
     d = 2.5
     cond, plan = generate.curve_and_plan(gen, _raw_curve(d), d, **WIN)
