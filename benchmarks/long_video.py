@@ -8,15 +8,16 @@ demo checkpoint (8 s training clips) on the CPU:
   peak RSS (VmHWM);
 * **one pass** — the same command with ``--window 512`` (the whole video in one pass, as before
   windowing), for the clips up to ``--one-pass-max`` seconds;
-* **naive** — the same joins, each piece generated alone at its own length (its own seed from the
-  same stream, no overlap, no crossfade) and the pieces concatenated.
+* **naive** — cut and concatenate: pieces generated alone at their own length (each its own seed
+  from the same stream; no overlap, no crossfade), concatenated; either cut at the windowed run's
+  joins (same places, so only continuity differs) or every 8 s (a window) regardless of content.
 
 Scores on the whole video: exact length; Scene Cut Hit against the clip's known cuts (±0.1 s)
-and its chance level (circular beat shifts); and the **seam statistic** (see ``seam_ranks``):
-the percentile rank of the largest frame-to-frame jump around each join, in short-time RMS (dB)
-and in normalised spectral flux, within the same statistic taken everywhere else in the clip
-away from cuts. A seamless join ranks like any other place: mean rank ≈ 50 %, about 5 % of
-joins above the 95th percentile.
+and its chance level (circular beat shifts); and the **seam statistics** of ``seams.py``: the
+percentile rank of each join among the clip's other places, for the instantaneous jump (short-
+time RMS in dB, spectral flux) and for the step in level and timbre between the second before
+and the second after. A seamless join ranks like any other place: mean rank ≈ 50 %, about 5 %
+of joins above the 95th percentile.
 
     python benchmarks/long_video.py [--durations 10 60 180 300] [--short-clips 5] [--json out.json]
 """
@@ -33,22 +34,27 @@ import time
 
 import numpy as np
 
+import seams  # benchmarks/seams.py
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO = os.path.join(os.path.dirname(HERE), "demo", "v2m-zero-pair-toy.safetensors")
-FRAME_SECONDS, HOP_SECONDS = 0.064, 0.016  # analysis frames of the seam statistic
-SEAM_RADIUS, CUT_GUARD = 0.25, 0.1  # the jump is the largest within ±0.25 s; references keep 0.1 s more from cuts
 
 CHILD = r"""
 import json, sys, time
-import av, librosa, numpy, torch  # imported before the clock, as every run pays them once
+import av, librosa, numpy, torch, torch._dynamo  # imported before the clock, as every run pays them once
 from v2m_zero.core import cli, generate, windows
 from v2m_zero.core.timing import encoders, media
 torch.set_num_threads(int(sys.argv[1]))
+import resource
+ru0 = resource.getrusage(resource.RUSAGE_SELF)
+cpu0 = ru0.ru_utime + ru0.ru_stime
 t0 = time.perf_counter()
 rc = cli.main(sys.argv[2:])
 wall = time.perf_counter() - t0
 rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
-print(json.dumps({"rc": rc, "wall": wall, "rss_mb": rss}))
+import resource
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"rc": rc, "wall": wall, "cpu": ru.ru_utime + ru.ru_stime - cpu0, "rss_mb": rss}))
 """
 
 
@@ -77,73 +83,20 @@ def run_generate(video: str, out: str, args, *, window: float | None = None) -> 
     return res
 
 
-def naive(gen, raw, plan, args) -> np.ndarray:
-    """Cut and concatenate: each piece between joins generated alone, at its own length."""
+def naive(gen, raw, bounds, args) -> np.ndarray:
+    """Cut and concatenate: each piece between ``bounds`` (latent frames) generated alone at its
+    own length, with its own seed from the same stream, and the pieces concatenated."""
     import torch
 
     from v2m_zero.core import generate, windows
 
     cond = generate.conditioning_curve_for(gen, raw)
-    bounds = [0] + [w.join for w in plan.windows[1:]] + [plan.total]
     parts = []
     for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
         piece = cond.replace(values=cond.values[a:b], times=cond.times[a:b], duration=(b - a) / gen.latent_rate)
         parts.append(generate.sample_latents(gen, piece, "", duration=(b - a) / gen.latent_rate, steps=args.steps,
                                              cfg_scale=args.cfg, seed=windows.window_seed(args.seed, k)))
     return generate.decode_latents(gen, torch.cat(parts, dim=-1), raw.duration)
-
-
-def frame_jumps(wave: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frame-to-frame jumps of short-time RMS (dB) and of normalised spectral flux, and their times.
-
-    Frames of 64 ms (Hann) every 16 ms. RMS jump: ``|L[k+1] − L[k]|`` with L the frame's RMS in dB
-    (floor −100 dB). Flux: ``‖M[k+1] − M[k]‖₂ / (½(‖M[k]‖₂ + ‖M[k+1]‖₂) + 1e-9)`` with M the
-    magnitude spectrum (0 = identical spectra, 2 = disjoint). A jump's time is the midpoint of
-    the two frames' centres.
-    """
-    y = np.asarray(wave, np.float64).mean(axis=0)
-    n, hop = int(round(FRAME_SECONDS * sr)), int(round(HOP_SECONDS * sr))
-    frames = np.lib.stride_tricks.sliding_window_view(y, n)[::hop]
-    level = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-10)
-    mag = np.abs(np.fft.rfft(frames * np.hanning(n), axis=1))
-    norms = np.linalg.norm(mag, axis=1)
-    flux = np.linalg.norm(np.diff(mag, axis=0), axis=1) / (0.5 * (norms[1:] + norms[:-1]) + 1e-9)
-    times = (np.arange(len(frames) - 1) * hop + hop / 2 + n / 2) / sr
-    return np.abs(np.diff(level)), flux, times
-
-
-def seam_ranks(wave, sr, seams, cuts) -> dict:
-    """Percentile rank of each seam's jump among the same statistic at every other place.
-
-    Statistic at time τ: the largest frame-to-frame jump with its time in ``[τ − 0.25, τ + 0.25]``
-    s. Reference: that statistic on the 16 ms grid wherever the window is ≥ 0.1 s from any cut
-    and from any seam's window. Seams whose window lies within 0.1 s of a cut are not scored
-    (a cut's hit is the music's own jump). Returns for RMS and flux: the ranks (%), their mean,
-    and the fraction of seams above the reference's 95th percentile.
-    """
-    jr, jf, t = frame_jumps(wave, sr)
-    hop = HOP_SECONDS
-    w = int(round(SEAM_RADIUS / hop))
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    def windowed_max(j):
-        return sliding_window_view(np.pad(j, w, constant_values=0), 2 * w + 1).max(axis=1)
-
-    mr, mf = windowed_max(jr), windowed_max(jf)
-    cuts, seams = np.asarray(cuts, float), np.asarray(seams, float)
-    near = lambda x, pts, r: (np.abs(x[:, None] - pts[None, :]) <= r).any(axis=1) if len(pts) else np.zeros(len(x), bool)  # noqa: E731
-    ref = ~near(t, cuts, SEAM_RADIUS + CUT_GUARD) & ~near(t, seams, 2 * SEAM_RADIUS)
-    scored = seams[~near(seams, cuts, SEAM_RADIUS + CUT_GUARD)]
-    out = {"seams": len(seams), "scored": len(scored), "reference_points": int(ref.sum())}
-    for name, m in (("rms", mr), ("flux", mf)):
-        refv = np.sort(m[ref])
-        vals = m[np.clip(np.searchsorted(t, scored), 0, len(t) - 1)]
-        ranks = 100.0 * np.searchsorted(refv, vals, side="left") / max(1, len(refv))
-        p95 = float(np.percentile(refv, 95)) if len(refv) else float("nan")
-        out[name] = {"mean_rank": float(ranks.mean()) if len(ranks) else None,
-                     "above_p95": float((vals > p95).mean()) if len(vals) else None, "p95": p95,
-                     "median_jump": float(np.median(vals)) if len(vals) else None}
-    return out
 
 
 def score(wave, sr, cuts, duration) -> dict:
@@ -163,6 +116,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cfg", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: a shared CPU is much faster so)")
+    ap.add_argument("--skip-naive", action="store_true", help="only the windowed runs (time, CPU time, RSS)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
@@ -190,12 +144,17 @@ def main(argv=None) -> int:
             seams_w = [j - plan.fade / (2 * plan.rate) for j in plan.joins]  # centre of each crossfade
             row = {"duration": clip.duration, "kind": kind, "cuts": len(clip.cut_times), "windows": len(plan),
                    "samples": int(wave.shape[1]), "exact_length": wave.shape[1] == round(clip.duration * sr),
-                   "wall_s": res["wall"], "rss_mb": res["rss_mb"], "windowed": score(wave, sr, clip.cut_times, clip.duration)}
-            row["windowed"]["seams"] = seam_ranks(wave, sr, seams_w, clip.cut_times)
-            if len(plan) > 1 and kind == "long":
-                nv = naive(gen, raw, plan, args)
-                row["naive"] = score(nv, gen.sample_rate, clip.cut_times, clip.duration)
-                row["naive"]["seams"] = seam_ranks(nv, gen.sample_rate, plan.joins, clip.cut_times)
+                   "wall_s": res["wall"], "cpu_s": res.get("cpu"), "rss_mb": res["rss_mb"], "windowed": score(wave, sr, clip.cut_times, clip.duration)}
+            row["windowed"]["seams"] = seams.seam_report(wave, sr, seams_w, clip.cut_times)
+            if len(plan) > 1 and kind == "long" and not args.skip_naive:
+                window = plan.windows[0].length
+                baselines = {"naive (same joins)": [0] + [w.join for w in plan.windows[1:]] + [plan.total],
+                             "naive (every window)": list(range(0, plan.total, window)) + [plan.total]}
+                for name, bounds in baselines.items():
+                    nv = naive(gen, raw, bounds, args)
+                    row[name] = score(nv, gen.sample_rate, clip.cut_times, clip.duration)
+                    row[name]["seams"] = seams.seam_report(nv, gen.sample_rate, [b / plan.rate for b in bounds[1:-1]],
+                                                           clip.cut_times)
             if kind == "long" and d <= args.one_pass_max:
                 one = run_generate(clip.path, os.path.join(tmp, f"o{i}"), args, window=512)
                 row["one_pass"] = {"wall_s": one["wall"], "rss_mb": one["rss_mb"]}
@@ -208,41 +167,49 @@ def main(argv=None) -> int:
     return 0
 
 
+METHODS = ("windowed", "naive (same joins)", "naive (every window)")
+
+
 def _line(r) -> str:
     w = r["windowed"]
     s = f"{r['kind']:5s} {r['duration']:6.1f} s: {r['windows']} windows, exact {r['exact_length']}, {r['wall_s']:.1f} s, " \
         f"{r['rss_mb']:.0f} MB, SCH {w['sch']:.3f} (chance {w['sch_null']:.3f})"
-    if "naive" in r:
-        s += f"; naive SCH {r['naive']['sch']:.3f}"
+    for m in METHODS[1:]:
+        if m in r:
+            s += f"; {m} SCH {r[m]['sch']:.3f}"
     return s
 
 
 def _table(rows) -> None:
     f = lambda x, p=3: "–" if x is None else f"{x:.{p}f}"  # noqa: E731
-    print("\n| clip | windows | exact length | time (s) | s per min | peak RSS (MB) | SCH | chance | SCH − chance | one pass: time, RSS |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| clip | windows | exact length | time (s) | CPU time (s) | CPU s per min of video | peak RSS (MB) | SCH | chance "
+          "| SCH − chance | one pass: time, RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["kind"] != "long":
             continue
         w, one = r["windowed"], r.get("one_pass")
         one = "–" if not one else f"{one['wall_s']:.1f} s, {one['rss_mb']:.0f} MB"
-        print(f"| {r['duration']:.0f} s | {r['windows']} | {r['exact_length']} | {r['wall_s']:.1f} | {60 * r['wall_s'] / r['duration']:.1f} "
-              f"| {r['rss_mb']:.0f} | {f(w['sch'])} | {f(w['sch_null'])} | {f(w['sch'] - w['sch_null'])} | "
-              f"{one} |")
+        cpu = r.get("cpu_s")
+        print(f"| {r['duration']:.0f} s | {r['windows']} | {r['exact_length']} | {r['wall_s']:.1f} | {f(cpu, 1)} "
+              f"| {f(None if cpu is None else 60 * cpu / r['duration'], 1)} "
+              f"| {r['rss_mb']:.0f} | {f(w['sch'])} | {f(w['sch_null'])} | {f(w['sch'] - w['sch_null'])} | {one} |")
     short = [r for r in rows if r["kind"] == "short"] + [r for r in rows if r["kind"] == "long" and r["duration"] <= 10.5]
     if short:
         g = np.mean([r["windowed"]["sch"] - r["windowed"]["sch_null"] for r in short])
         print(f"\n10 s clips ({len(short)}): mean SCH − chance {g:.3f}")
-    print("\n| clip | method | joins scored | RMS jump: mean rank | above p95 | flux jump: mean rank | above p95 | SCH | SCH − chance |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\nSeams: mean percentile rank among the clip's other places (above p95: fraction of seams)")
+    print("\n| clip | method | seams (jumps scored) | RMS jump | flux jump | level step | timbre step | SCH − chance |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        for m in ("windowed", "naive"):
+        for m in METHODS:
             if m not in r or r["kind"] != "long" or r["windows"] < 2:
                 continue
             s = r[m]["seams"]
-            print(f"| {r['duration']:.0f} s | {m} | {s['scored']}/{s['seams']} | {f(s['rms']['mean_rank'], 1)} % | "
-                  f"{f(s['rms']['above_p95'], 2)} | {f(s['flux']['mean_rank'], 1)} % | {f(s['flux']['above_p95'], 2)} | "
-                  f"{f(r[m]['sch'])} | {f(r[m]['sch'] - r[m]['sch_null'])} |")
+            cell = lambda d: f"{f(d['mean_rank'], 0)} % ({f(d['above_p95'], 2)})"  # noqa: E731
+            print(f"| {r['duration']:.0f} s | {m} | {s['seams']} ({s['jumps']['scored']}) | {cell(s['jumps']['rms_jump'])} | "
+                  f"{cell(s['jumps']['flux_jump'])} | {cell(s['steps']['level_step'])} | {cell(s['steps']['timbre_step'])} | "
+                  f"{f(r[m]['sch'] - r[m]['sch_null'])} |")
 
 
 if __name__ == "__main__":

@@ -192,6 +192,20 @@ def _same_file(src, out_path: str) -> bool:
         return False
 
 
+def _mastered(video, audio, sample_rate, out_path: str, bitrate: int):
+    """The soundtrack fitted to the video and mastered for AAC: (samples or chunks, rate, n, channels, info)."""
+    if isinstance(audio, AudioSpool):
+        info = probe_video(video)
+        sr = mux_rate(audio.sample_rate)
+        n_total = int(round(info.duration * sr))
+        chunks, sr, channels = master_stream(audio, n_total, rate=sr, bitrate=bitrate, where=out_path)
+        return chunks(), sr, n_total, channels, info
+    wave, sr = _prepare_audio(audio, sample_rate, out_path)
+    info = probe_video(video)
+    n_total = int(round(info.duration * sr))
+    return fit_for_aac(fit_length(wave, n_total), sr, bitrate=bitrate, where=out_path), sr, n_total, None, info
+
+
 def mux_audio(video, audio, sample_rate: int, out_path, *, bitrate: int = 192_000) -> str:
     """Write `video`'s video stream (packets copied, no re-encode) with `audio` as AAC to out_path.
 
@@ -217,18 +231,7 @@ def mux_audio(video, audio, sample_rate: int, out_path, *, bitrate: int = 192_00
         raise MediaError(f"Output path {out_path!r} is the input video {name!r}; choose a different output file.")
     fmt = _container_format(out_path)
     bitrate = check_bitrate(bitrate)
-    channels = None
-    if isinstance(audio, AudioSpool):
-        info = probe_video(video)
-        sr = mux_rate(audio.sample_rate)
-        n_total = int(round(info.duration * sr))
-        chunks, sr, channels = master_stream(audio, n_total, rate=sr, bitrate=bitrate, where=out_path)
-        wave = chunks()
-    else:
-        wave, sr = _prepare_audio(audio, sample_rate, out_path)
-        info = probe_video(video)
-        n_total = int(round(info.duration * sr))
-        wave = fit_for_aac(fit_length(wave, n_total), sr, bitrate=bitrate, where=out_path)
+    wave, sr, n_total, channels, info = _mastered(video, audio, sample_rate, out_path, bitrate)
     timing = copy_timing(video, info)
     with atomic_output(out_path) as tmp:
         inp = open_input(video, name, need="video")
