@@ -324,3 +324,19 @@ def test_sampler_node_draws_windows_and_counts_steps_over_the_job(host, tmp_path
     nodes.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", steps=2, cfg=1.0, seed=0, uncond="both",
                           window_seconds=0.0, overlap_seconds=0.0)
     assert seen["marks"] == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_windowed_generation_on_cuda_matches_the_cpu(tmp_path):
+    path = tiny_v2m_checkpoint(str(tmp_path / "tiny.safetensors"))
+    raw = _raw_curve(2.5, cuts=(0.7, 1.6))
+    waves = []
+    for device in ("cpu", "cuda"):
+        g = generate.load_generator(path, device=device)
+        waves.append(generate.music_for_curve(g, raw, "", steps=3, cfg_scale=3.0, seed=2, **WIN)[0])
+        with generate.decode_to_spool(g, generate.sample_latents(g, generate.conditioning_curve_for(g, raw), "", duration=2.5,
+                                      steps=3, cfg_scale=3.0, seed=2, plan=generate.curve_and_plan(g, raw, 2.5, **WIN)[1]),
+                                      2.5) as spool:
+            waves.append(spool.to_array())
+    for w in waves[1:]:
+        np.testing.assert_allclose(w, waves[0], atol=1e-3)
