@@ -72,5 +72,15 @@ def test_mux_and_write_audio_from_a_spool_equal_the_array_path(tmp_path):
         assert ra == rb and da.shape == db_.shape
         np.testing.assert_allclose(da, db_, atol=1e-3)
     assert media.probe_video(b).duration == pytest.approx(clip.duration)
-    with pytest.raises(MediaError, match="channels"):
-        media.write_audio(tmp_path / "x.wav", _spool(w, sr), sr, layout="stereo")
+    with _spool(w, sr) as s, pytest.raises(MediaError, match="channels"):
+        media.write_audio(tmp_path / "x.wav", s, sr, layout="stereo")
+
+
+def test_an_unclosed_spool_leaves_no_file():
+    import gc
+
+    s = _spool(np.zeros((1, 100), np.float32), 8000)
+    path = s.path
+    del s
+    gc.collect()
+    assert not os.path.exists(path)

@@ -74,10 +74,18 @@ class AudioSpool:
         return self.read(0, self.length)
 
     def close(self) -> None:
+        if getattr(self, "_file", None) is None:
+            return
         if not self._file.closed:
             self._file.close()
         if os.path.exists(self.path):
             os.remove(self.path)
+
+    def __del__(self) -> None:  # a spool nobody closed still leaves no file behind
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
     def __enter__(self) -> "AudioSpool":
         return self
