@@ -152,7 +152,7 @@ class Sampler(io.ComfyNode):
             node_id="V2M_Sampler",
             display_name="Rectified Flow Sampler (V2M)",
             category=CATEGORY,
-            description="Euler sampling of the rectified flow with classifier-free guidance, the event curve concatenated as an input channel (paper §3.3–3.4). The music lasts exactly the curve's (video's) duration.",
+            description="Euler sampling of the rectified flow with classifier-free guidance, the event curve concatenated as an input channel (paper §3.3–3.4). The music lasts exactly the curve's (video's) duration; a video longer than the checkpoint's training clips is generated in windows of that length, each continuing the previous one (inpainted overlap, crossfade where the video is calm), drawn on the curve plot.",
             inputs=[
                 ModelType.Input("model", tooltip="From Load V2M Model."),
                 CurveType.Input("curve", tooltip="An event curve: a raw one is smoothed as the model was trained; a smoothed one is used as it is (regridded to the latents)."),
@@ -163,28 +163,36 @@ class Sampler(io.ComfyNode):
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip="Noise seed; the same seed gives the same music on any device."),
                 io.Combo.Input("uncond", options=list(UNCOND_MODES), default="both", tooltip="Guidance's unconditional branch drops: both text and curve (default), only text (curve as plain conditioning), or only the curve (stronger timing)."),
                 io.Combo.Input("fast_sampler", options=list(FAST_MODES), default="auto", optional=True, tooltip="auto: on a GPU, SAO-size DiTs (100 M+ parameters) are compiled and replayed as CUDA graphs (~2-3x faster; the first run of a model and length compiles for about a minute, later runs reuse it; falls back to eager with a warning if compiling fails); small models and CPUs run eagerly. compile: compile on any device. off: always eager."),
+                io.Float.Input("window_seconds", default=0.0, min=0.0, max=512.0, step=0.5, optional=True, tooltip="A video longer than this is generated in windows of this length, joined where the video is calm. 0 = the checkpoint's training clip length (the right choice unless you know better)."),
+                io.Float.Input("overlap_seconds", default=0.0, min=0.0, max=256.0, step=0.25, optional=True, tooltip="How much of the previous window each window continues from (at most half a window). 0 = automatic: a quarter of the window, at most 5 s."),
             ],
             outputs=[io.Latent.Output(display_name="latent"), io.Image.Output(display_name="curve_plot")],
         )
 
     @classmethod
-    def execute(cls, model, curve, prompt, negative_prompt, steps, cfg, seed, uncond, fast_sampler="auto") -> io.NodeOutput:
+    def execute(cls, model, curve, prompt, negative_prompt, steps, cfg, seed, uncond, fast_sampler="auto", window_seconds=0.0,
+                overlap_seconds=0.0) -> io.NodeOutput:
         notes = curve_mismatches(curve.spec, model.curve_spec, smoothed_here=curve.rate is None) + model_notes(model)
         cond = generate.conditioning_curve_for(model, curve)
-        bar = _host.Progress(steps)
+        plan = generate.plan_for(model, cond, curve.duration, hits=generate.hit_points(curve),
+                                 window_seconds=window_seconds or None, overlap_seconds=overlap_seconds or None)
+        total = steps * len(plan)
+        bar = _host.Progress(total)
 
         def callback(state):
             bar.check_interrupt()
-            bar(state["i"] + 1, steps)
+            bar(state["step"] + 1, total)
 
         with _Placed(model) as gen:
             latents = generate.sample_latents(
                 gen, cond, prompt, negative_prompt=negative_prompt, duration=curve.duration,
-                steps=steps, cfg_scale=cfg, seed=seed, uncond=uncond, callback=callback, fast=fast_sampler,
+                steps=steps, cfg_scale=cfg, seed=seed, uncond=uncond, callback=callback, plan=plan, fast=fast_sampler,
             )
-        title = f"conditioning curve: {len(cond)} latent frames, {curve.duration:.2f} s"
+        marks = [("windows", plan.starts), ("joins", plan.joins)] if len(plan) > 1 else []
+        title = f"{len(cond)} latent frames, {curve.duration:.2f} s; {plan.describe()}"
         # notes are drawn on the preview itself: visible where people look
-        image = _host.image_tensor(plot.plot_curves([("conditioning curve", cond)], title=title, notes=notes, height=400 + 70 * len(notes)))
+        image = _host.image_tensor(plot.plot_curves([("conditioning curve", cond)], marks=marks, title=title[:160], notes=notes,
+                                                    height=400 + 70 * len(notes)))
         latent = {"samples": latents, "type": "audio", "duration": float(curve.duration), "sample_rate": model.sample_rate}
         text = "\n".join(["curve and checkpoint agree" if not notes else "notes:"] + [f"- {n}" for n in notes])
         return io.NodeOutput(latent, image, ui={"text": (text,), **_image_ui(image, cls)})

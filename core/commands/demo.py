@@ -82,16 +82,14 @@ def score(video: str, wave: np.ndarray, sr: int, duration: float, known_cuts, cu
 
 
 def _music(gen, raw, args):
-    """The checkpoint's music for the raw curve, with its own sampling defaults (progress on stderr)."""
-    from .. import generate
+    """The checkpoint's music for the raw curve, with its own sampling defaults (progress on stderr),
+    in windows of its training length when the clip is longer: (latents, conditioning curve, plan)."""
+    from .generate import sample_music
 
     sampling = gen.meta.get("sampling") or {}
     steps = args.steps or int(sampling.get("steps", 96))
     cfg = args.cfg if args.cfg is not None else float(sampling.get("cfg_scale", 7.0))
-    with Progress("sampling", steps, unit="steps") as bar:
-        return generate.music_for_curve(gen, raw, args.prompt, steps=steps, cfg_scale=cfg, seed=args.seed,
-                                        uncond=sampling.get("uncond", "both"), fast=args.fast_sampler,
-                                        callback=lambda s: bar(s["i"] + 1, steps))
+    return sample_music(gen, raw, args, prompt=args.prompt, steps=steps, cfg=cfg, uncond=sampling.get("uncond", "both"))
 
 
 def _report(result: dict, peaks, truth, fps: float, files) -> None:
@@ -132,6 +130,7 @@ def run(args) -> int:
         if not args.sonify:
             ckpt = args.checkpoint or DEMO_CHECKPOINT
             gen = generate.load_generator(ckpt, text_encoder=args.text_encoder)
+            generate.window_frames(gen, args.window, args.overlap)  # a bad window/overlap fails before any work
             if gen.meta.get("demo"):
                 print(f"model: DEMO checkpoint {ckpt} — a 1 M-parameter toy trained on synthetic percussion with music curves only (benchmarks/zero_pair_toy.py); it shows timing transfer, not musical quality")
             else:
@@ -140,15 +139,22 @@ def run(args) -> int:
         with Progress("encoding frames", unit="frames") as bar:
             raw = encoders.encode_video_curve(video, encoders.get_encoder(spec.encoder), progress=bar)
         peaks = curves.find_peaks(raw)
+        marks = []
         if gen is None:
             cond = CurveSpec(rate=curves.SAO_LATENT_RATE).smooth(raw)
             wave, sr = sonify(cond, peaks, raw.duration), 44100
+            media.mux_audio(video, wave, sr, muxed)
         else:
-            (wave, cond), sr = _music(gen, raw, args), gen.sample_rate
+            lat, cond, windows = _music(gen, raw, args)
+            sr = gen.sample_rate
+            if len(windows) > 1:
+                marks = [("windows", windows.starts), ("joins", windows.joins)]
+            with generate.decode_to_spool(gen, lat, raw.duration) as spool:
+                media.mux_audio(video, spool, sr, muxed)
+                wave = spool.to_array()  # for scoring (beat tracking reads the whole track)
         write_json(curve_json, curve_document(video, raw, cond, peaks))
-        plot.save_png(plot.plot_curves([("conditioning curve", cond), ("event curve", raw)], peaks=peaks,
+        plot.save_png(plot.plot_curves([("conditioning curve", cond), ("event curve", raw)], peaks=peaks, marks=marks,
                                        title=f"event curve of {os.path.basename(video)}"), png)
-        media.mux_audio(video, wave, sr, muxed)
         with Progress("scoring"):
             result = score(muxed, wave, sr, raw.duration, truth if truth is not None else peaks,
                            "the clip's known cut times" if truth is not None else "event-curve hit points")

@@ -27,6 +27,12 @@ def add_sampling_arguments(p: argparse.ArgumentParser, *, steps: int | None, cfg
                         "graphs (the first run of a model and length compiles for about a minute; a failure falls back "
                         "to eager with a warning); small models and CPUs run eagerly; compile: compile on any device; "
                         "off: eager")
+    p.add_argument("--window", type=number(float, 1, 512), default=None, metavar="SECONDS",
+                   help="a video longer than this is generated in windows of this length (1–512 s; default: the "
+                        "checkpoint's training clip length)")
+    p.add_argument("--overlap", type=number(float, 0.05, 256), default=None, metavar="SECONDS",
+                   help="how much of the previous window each window continues from (at most half a window; "
+                        "default: a quarter of the window, at most 5 s)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,17 +54,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audio-out", default=None, help=f"also write the music alone ({', '.join(AUDIO_OUT)})")
 
 
-def music_for_video(gen, video, args, *, prompt: str = "", negative_prompt: str = "", steps: int, cfg: float,
-                    uncond: str = "both"):
-    """The video's curve → the model's music for it (progress per stage); returns (wave, curve used, raw curve)."""
+def sample_music(gen, raw, args, *, prompt: str = "", negative_prompt: str = "", steps: int, cfg: float,
+                 uncond: str = "both"):
+    """The model's music for a raw curve, in windows when the video is longer than the checkpoint's
+    training clips (progress over the whole job); returns (latents, conditioning curve, plan)."""
     from .. import generate
 
-    raw = video_curve(video, args)
-    with Progress("sampling", steps, unit="steps") as bar:
-        wave, cond = generate.music_for_curve(gen, raw, prompt, negative_prompt=negative_prompt, steps=steps,
-                                              cfg_scale=cfg, seed=args.seed, uncond=uncond, fast=args.fast_sampler,
-                                              callback=lambda s: bar(s["i"] + 1, steps))
-    return wave, cond, raw
+    cond, plan = generate.curve_and_plan(gen, raw, raw.duration, window_seconds=args.window, overlap_seconds=args.overlap)
+    if len(plan) > 1:
+        print(f"windows: {plan.describe()}", file=sys.stderr)
+    label = "sampling" if len(plan) == 1 else f"sampling {len(plan)} windows"
+    with Progress(label, steps * len(plan), unit="steps") as bar:
+        lat = generate.sample_latents(gen, cond, prompt, negative_prompt=negative_prompt, duration=raw.duration,
+                                      steps=steps, cfg_scale=cfg, seed=args.seed, uncond=uncond, plan=plan,
+                                      fast=args.fast_sampler,
+                                      callback=lambda s: bar(s["step"] + 1, s["total"]))
+    return lat, cond, plan
 
 
 def _agreement_notes(gen, encoder: str | None) -> list[str]:
@@ -82,6 +93,7 @@ def run(args) -> int:
     with plan:
         gen = generate.load_generator(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec, device=args.device,
                                       precision=args.precision, lora=args.lora, lora_strength=args.lora_strength)
+        generate.window_frames(gen, args.window, args.overlap)  # a bad window/overlap fails before any work
         # The curve must come from the encoder the checkpoint's curve spec names (training used it).
         for note in _agreement_notes(gen, args.encoder):
             print(f"v2m-zero generate: warning: {note}", file=sys.stderr)
@@ -89,11 +101,15 @@ def run(args) -> int:
         sampling = gen.meta.get("sampling") or {}  # the checkpoint's own defaults (e.g. SA3: 50 steps, cfg 7)
         steps = args.steps or int(sampling.get("steps", 96))
         cfg = args.cfg if args.cfg is not None else float(sampling.get("cfg_scale", 7.0))
-        wave, _, raw = music_for_video(gen, args.video, args, prompt=args.prompt, negative_prompt=args.negative_prompt,
-                                       steps=steps, cfg=cfg, uncond=args.uncond)
-        out = media.mux_audio(args.video, wave, gen.sample_rate, out)
-        print(f"music: {wave.shape[-1] / gen.sample_rate:.3f} s at {gen.sample_rate} Hz for a {raw.duration:.3f} s video -> {out}")
+        raw = video_curve(args.video, args)
+        lat, _, _ = sample_music(gen, raw, args, prompt=args.prompt, negative_prompt=args.negative_prompt,
+                                 steps=steps, cfg=cfg, uncond=args.uncond)
+        with Progress("decoding and muxing"), generate.decode_to_spool(gen, lat, raw.duration) as spool:
+            out = media.mux_audio(args.video, spool, gen.sample_rate, out)
+            if audio_out:
+                media.write_audio(audio_out, spool, gen.sample_rate, layout="mono" if spool.channels == 1 else "stereo",
+                                  master=True)
+        print(f"music: {len(spool) / gen.sample_rate:.3f} s at {gen.sample_rate} Hz for a {raw.duration:.3f} s video -> {out}")
         if audio_out:
-            media.write_audio(audio_out, wave, gen.sample_rate, layout="mono" if wave.shape[0] == 1 else "stereo", master=True)
             print(f"audio -> {os.path.abspath(audio_out)}")
     return 0

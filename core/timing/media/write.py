@@ -21,6 +21,7 @@ from .audio import fit_length, resample_audio
 from .levels import fit_for_aac, limit_true_peak
 from .probe import copy_timing, probe_video
 from .source import open_input, rewind, source_name
+from .stream import AudioSpool, master_stream, mux_rate
 
 
 _CONTAINER_FORMATS = {
@@ -88,8 +89,12 @@ class _AacTrack:
 
     CHUNK = 1024 * 8
 
-    def __init__(self, container, wave: np.ndarray, sample_rate: int, n_total: int, start: float, bitrate: int):
-        self.layout = "mono" if wave.shape[0] == 1 else "stereo"
+    def __init__(self, container, wave, sample_rate: int, n_total: int, start: float, bitrate: int,
+                 channels: int | None = None):
+        """``wave``: float32 ``[C, T]``, or an iterator of ``[C, n]`` chunks (then give ``channels``)."""
+        self.chunks = None if isinstance(wave, np.ndarray) else iter(wave)
+        self._buf = np.zeros((int(channels or 1), 0), np.float32)
+        self.layout = "mono" if (wave.shape[0] if self.chunks is None else channels) == 1 else "stereo"
         self.stream = container.add_stream("aac", rate=sample_rate, layout=self.layout)
         self.stream.bit_rate = int(bitrate)
         self.stream.codec_context.time_base = Fraction(1, sample_rate)
@@ -107,7 +112,7 @@ class _AacTrack:
     def _feed(self, upto: int) -> None:
         while self.pos < upto:
             n = min(self.CHUNK, upto - self.pos)
-            chunk = self.wave[:, self.pos : self.pos + n]
+            chunk = self.wave[:, self.pos : self.pos + n] if self.chunks is None else self._next(n)
             if chunk.shape[1] < n:  # pad with silence past the end of the given audio
                 chunk = np.pad(chunk, ((0, 0), (0, n - chunk.shape[1])))
             chunk = np.ascontiguousarray(chunk, dtype=np.float32)
@@ -118,6 +123,16 @@ class _AacTrack:
             for packet in self.stream.encode(frame):
                 self.container.mux(packet)
             self.pos += n
+
+    def _next(self, n: int) -> np.ndarray:
+        """The next ``n`` samples of a chunked source (fewer once it is exhausted)."""
+        while self._buf.shape[1] < n:
+            more = next(self.chunks, None)
+            if more is None:
+                break
+            self._buf = np.concatenate([self._buf, np.asarray(more, np.float32)], axis=1)
+        out, self._buf = self._buf[:, :n], self._buf[:, n:]
+        return out
 
     def finish(self) -> None:
         self._feed(self.n_total)
@@ -177,7 +192,21 @@ def _same_file(src, out_path: str) -> bool:
         return False
 
 
-def mux_audio(video, audio: np.ndarray, sample_rate: int, out_path, *, bitrate: int = 192_000) -> str:
+def _mastered(video, audio, sample_rate, out_path: str, bitrate: int):
+    """The soundtrack fitted to the video and mastered for AAC: (samples or chunks, rate, n, channels, info)."""
+    if isinstance(audio, AudioSpool):
+        info = probe_video(video)
+        sr = mux_rate(audio.sample_rate)
+        n_total = int(round(info.duration * sr))
+        chunks, sr, channels = master_stream(audio, n_total, rate=sr, bitrate=bitrate, where=out_path)
+        return chunks(), sr, n_total, channels, info
+    wave, sr = _prepare_audio(audio, sample_rate, out_path)
+    info = probe_video(video)
+    n_total = int(round(info.duration * sr))
+    return fit_for_aac(fit_length(wave, n_total), sr, bitrate=bitrate, where=out_path), sr, n_total, None, info
+
+
+def mux_audio(video, audio, sample_rate: int, out_path, *, bitrate: int = 192_000) -> str:
     """Write `video`'s video stream (packets copied, no re-encode) with `audio` as AAC to out_path.
 
     The video keeps every frame with the same timestamps; any audio the input had is dropped.
@@ -192,7 +221,9 @@ def mux_audio(video, audio: np.ndarray, sample_rate: int, out_path, *, bitrate: 
     timeline starts at the first frame: a video whose first pts is t0 != 0 is shifted by -t0,
     every interval unchanged (otherwise the AAC priming would delay the music). Written atomically (temp file
     + os.replace); the input is never modified and out_path may not be the input. Returns the
-    absolute output path.
+    absolute output path. ``audio`` may be an :class:`~.stream.AudioSpool` (a long soundtrack on
+    disk): it is then mastered and muxed chunk by chunk, in flat memory (``sample_rate`` is the
+    spool's).
     """
     out_path = os.path.abspath(os.fspath(out_path))
     name = source_name(video)
@@ -200,10 +231,7 @@ def mux_audio(video, audio: np.ndarray, sample_rate: int, out_path, *, bitrate: 
         raise MediaError(f"Output path {out_path!r} is the input video {name!r}; choose a different output file.")
     fmt = _container_format(out_path)
     bitrate = check_bitrate(bitrate)
-    wave, sr = _prepare_audio(audio, sample_rate, out_path)
-    info = probe_video(video)
-    n_total = int(round(info.duration * sr))
-    wave = fit_for_aac(fit_length(wave, n_total), sr, bitrate=bitrate, where=out_path)
+    wave, sr, n_total, channels, info = _mastered(video, audio, sample_rate, out_path, bitrate)
     timing = copy_timing(video, info)
     with atomic_output(out_path) as tmp:
         inp = open_input(video, name, need="video")
@@ -216,7 +244,7 @@ def mux_audio(video, audio: np.ndarray, sample_rate: int, out_path, *, bitrate: 
                     ovs = out.add_stream(template=ivs)
                 for key in [k for k in ovs.metadata if k.upper() == "DURATION"]:
                     del ovs.metadata[key]  # a copied header duration can be stale; the muxer writes the true one
-                track = _AacTrack(out, wave, sr, n_total, 0.0, bitrate)
+                track = _AacTrack(out, wave, sr, n_total, 0.0, bitrate, channels=channels)
                 itb = ivs.time_base
                 # The output timeline starts at the first frame: a video starting at t0 != 0 is
                 # shifted by -t0 (all intervals unchanged). With a non-zero start the MP4 muxer
@@ -409,23 +437,32 @@ _AUDIO_CODECS = {".m4a": ("aac", "mp4"), ".mp4": ("aac", "mp4"), ".aac": ("aac",
                  ".wav": ("pcm_s16le", "wav"), ".flac": ("flac", "flac"), ".mka": ("aac", "matroska")}
 
 
-def write_audio(path, wave: np.ndarray, sample_rate: int, *, layout: str = "stereo", master: bool = False) -> str:
+def write_audio(path, wave, sample_rate: int, *, layout: str = "stereo", master: bool = False) -> str:
     """Write an audio-only file (.m4a/.aac AAC, .wav PCM, .flac, .mka) from float [C, T]; returns its path.
 
     layout: an FFmpeg layout name ("mono", "stereo", "5.1", ...); wave's channel count must match.
     Samples are written as they are when within full scale; above it they are limited (true peak
     -1 dBTP), never clipped. ``master=True`` (finished mono/stereo music) always brings the true
-    peak below -1 dBTP, measured after encoding for AAC.
+    peak below -1 dBTP, measured after encoding for AAC. ``wave`` may be an
+    :class:`~.stream.AudioSpool`: it is then written chunk by chunk, in flat memory.
     """
     path = os.path.abspath(os.fspath(path))
     ext = os.path.splitext(path)[1].lower()
     if ext not in _AUDIO_CODECS:
         raise MediaError(f"Unsupported audio extension {ext!r} for {path!r}; use one of {sorted(_AUDIO_CODECS)}.")
     codec, fmt = _AUDIO_CODECS[ext]
+    n_ch = av.AudioLayout(layout).nb_channels
+    if isinstance(wave, AudioSpool):
+        if wave.channels != n_ch:
+            raise MediaError(f"Layout {layout!r} has {n_ch} channels but the audio has {wave.channels}.")
+        if master or wave.peak > 1.0:
+            chunks = master_stream(wave, None, where=path, aac=master and codec == "aac")[0]()
+        else:
+            chunks = wave.chunks()
+        return _encode_audio_file(path, chunks, int(sample_rate), codec, fmt, layout, n_ch)
     wave = np.asarray(wave, dtype=np.float32)
     if wave.ndim == 1:
         wave = wave[None]
-    n_ch = av.AudioLayout(layout).nb_channels
     if wave.shape[0] != n_ch:
         raise MediaError(f"Layout {layout!r} has {n_ch} channels but the audio has {wave.shape[0]}.")
     if not np.all(np.isfinite(wave)):
@@ -434,23 +471,28 @@ def write_audio(path, wave: np.ndarray, sample_rate: int, *, layout: str = "ster
         wave = fit_for_aac(wave, int(sample_rate), where=path) if codec == "aac" else limit_true_peak(wave, int(sample_rate))
     elif np.max(np.abs(wave), initial=0.0) > 1.0:  # never clip: limit what is above full scale
         wave = limit_true_peak(wave, int(sample_rate))
+    chunks = (wave[:, i:i + 8192] for i in range(0, wave.shape[1], 8192))
+    return _encode_audio_file(path, chunks, int(sample_rate), codec, fmt, layout, n_ch)
+
+
+def _encode_audio_file(path: str, chunks, sample_rate: int, codec: str, fmt: str, layout: str, n_ch: int) -> str:
     with atomic_output(path) as tmp:
         with av.open(tmp, mode="w", format=fmt) as out:
-            stream = out.add_stream(codec, rate=int(sample_rate), layout=layout)
+            stream = out.add_stream(codec, rate=sample_rate, layout=layout)
             if codec == "aac":
                 stream.bit_rate = 64_000 * n_ch
-            step = 8192
-            for i in range(0, max(wave.shape[1], 1), step):
-                chunk = np.ascontiguousarray(wave[:, i : i + step])
-                if chunk.shape[1] == 0:
-                    break
-                # packed float: PyAV's planar path breaks at 8 channels (7.1)
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk.T).reshape(1, -1), format="flt", layout=layout)
-                frame.sample_rate = int(sample_rate)
-                frame.pts = i
-                frame.time_base = Fraction(1, int(sample_rate))
-                for packet in stream.encode(frame):
-                    out.mux(packet)
+            pos = 0
+            for chunk in chunks:
+                for i in range(0, chunk.shape[1], 8192):
+                    part = np.ascontiguousarray(chunk[:, i:i + 8192], dtype=np.float32)
+                    # packed float: PyAV's planar path breaks at 8 channels (7.1)
+                    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(part.T).reshape(1, -1), format="flt", layout=layout)
+                    frame.sample_rate = sample_rate
+                    frame.pts = pos
+                    frame.time_base = Fraction(1, sample_rate)
+                    pos += part.shape[1]
+                    for packet in stream.encode(frame):
+                        out.mux(packet)
             for packet in stream.encode(None):
                 out.mux(packet)
     return path

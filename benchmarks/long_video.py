@@ -1,0 +1,216 @@
+"""Videos of any length (issue 13): windowed generation vs a naive cut-and-concatenate baseline.
+
+For generated clips with a cut every 1.5–3 s (default 10 s, 1, 3 and 5 minutes) and the bundled
+demo checkpoint (8 s training clips) on the CPU:
+
+* **windowed** — ``v2m-zero generate`` as shipped, run in a fresh process per clip: wall time
+  of the job (curve → windows → decode → mux → audio file; imports excluded) and the process's
+  peak RSS (VmHWM);
+* **one pass** — the same command with ``--window 512`` (the whole video in one pass, as before
+  windowing), for the clips up to ``--one-pass-max`` seconds;
+* **naive** — cut and concatenate: pieces generated alone at their own length (each its own seed
+  from the same stream; no overlap, no crossfade), concatenated; either cut at the windowed run's
+  joins (same places, so only continuity differs) or every 8 s (a window) regardless of content.
+
+Scores on the whole video: exact length; Scene Cut Hit against the clip's known cuts (±0.1 s)
+and its chance level (circular beat shifts); and the **seam statistics** of ``seams.py``: the
+percentile rank of each join among the clip's other places, for the instantaneous jump (short-
+time RMS in dB, spectral flux) and for the step in level and timbre between the second before
+and the second after. A seamless join ranks like any other place: mean rank ≈ 50 %, about 5 %
+of joins above the 95th percentile.
+
+    python benchmarks/long_video.py [--durations 10 60 180 300] [--short-clips 5] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import seams  # benchmarks/seams.py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEMO = os.path.join(os.path.dirname(HERE), "demo", "v2m-zero-pair-toy.safetensors")
+
+CHILD = r"""
+import json, sys, time
+import av, librosa, numpy, torch, torch._dynamo  # imported before the clock, as every run pays them once
+from v2m_zero.core import cli, generate, windows
+from v2m_zero.core.timing import encoders, media
+torch.set_num_threads(int(sys.argv[1]))
+import resource
+ru0 = resource.getrusage(resource.RUSAGE_SELF)
+cpu0 = ru0.ru_utime + ru0.ru_stime
+t0 = time.perf_counter()
+rc = cli.main(sys.argv[2:])
+wall = time.perf_counter() - t0
+rss = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
+import resource
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"rc": rc, "wall": wall, "cpu": ru.ru_utime + ru.ru_stime - cpu0, "rss_mb": rss}))
+"""
+
+
+def cut_times(duration: float, rng) -> list[float]:
+    """The first cut at 0.5–2 s, then one every 1.5–3 s (uniform), none in the last 0.3 s."""
+    out = [round(float(rng.uniform(0.5, 2.0)), 3)]
+    while out[-1] + 1.5 < duration - 0.3:
+        t = out[-1] + float(rng.uniform(1.5, 3.0))
+        if t > duration - 0.3:
+            break
+        out.append(round(t, 3))
+    return out
+
+
+def run_generate(video: str, out: str, args, *, window: float | None = None) -> dict:
+    argv = ["generate", video, "--checkpoint", args.checkpoint, "--steps", str(args.steps), "--cfg", str(args.cfg),
+            "--seed", str(args.seed), "--out", out + ".mp4", "--audio-out", out + ".wav"]
+    if window:
+        argv += ["--window", str(window)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    p = subprocess.run([sys.executable, "-c", CHILD, str(args.threads), *argv], capture_output=True, text=True, env=env)
+    if p.returncode:
+        raise RuntimeError(p.stderr[-2000:])
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    res["log"] = [ln for ln in p.stderr.splitlines() if ln.startswith("windows:")]
+    return res
+
+
+def naive(gen, raw, bounds, args) -> np.ndarray:
+    """Cut and concatenate: each piece between ``bounds`` (latent frames) generated alone at its
+    own length, with its own seed from the same stream, and the pieces concatenated."""
+    import torch
+
+    from v2m_zero.core import generate, windows
+
+    cond = generate.conditioning_curve_for(gen, raw)
+    parts = []
+    for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        piece = cond.replace(values=cond.values[a:b], times=cond.times[a:b], duration=(b - a) / gen.latent_rate)
+        parts.append(generate.sample_latents(gen, piece, "", duration=(b - a) / gen.latent_rate, steps=args.steps,
+                                             cfg_scale=args.cfg, seed=windows.window_seed(args.seed, k)))
+    return generate.decode_latents(gen, torch.cat(parts, dim=-1), raw.duration)
+
+
+def score(wave, sr, cuts, duration) -> dict:
+    from v2m_zero.core.eval import sch
+
+    beats = sch.beat_times(wave.mean(axis=0), sr)
+    return {"sch": sch.scene_cut_hit(cuts, beats), "sch_null": sch.sch_null(cuts, beats, duration), "beats": len(beats)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", default=DEMO)
+    ap.add_argument("--durations", type=float, nargs="+", default=[10.0, 60.0, 180.0, 300.0])
+    ap.add_argument("--short-clips", type=int, default=5, help="extra 10 s clips for the short-clip SCH reference")
+    ap.add_argument("--one-pass-max", type=float, default=60.0, help="also run one pass (no windows) up to this length")
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--cfg", type=float, default=3.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: a shared CPU is much faster so)")
+    ap.add_argument("--skip-naive", action="store_true", help="only the windowed runs (time, CPU time, RSS)")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from v2m_zero.core import examples, generate
+    from v2m_zero.core.timing import encoders, media
+
+    torch.set_num_threads(args.threads)
+    gen = generate.load_generator(args.checkpoint)
+    enc = encoders.get_encoder(gen.curve_spec.encoder)
+    rng = np.random.default_rng(args.seed)
+    jobs = [(d, "long") for d in args.durations] + [(10.0, "short")] * args.short_clips
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (d, kind) in enumerate(jobs):
+            t0 = time.time()
+            clip = examples.make_cut_clip(os.path.join(tmp, f"clip{i}.mp4"), cut_times=cut_times(d, rng), duration=d,
+                                          fps=24, size=(160, 90), seed=i)
+            out = os.path.join(tmp, f"w{i}")
+            res = run_generate(clip.path, out, args)
+            wave, sr = media.decode_audio(out + ".wav")
+            raw = encoders.encode_video_curve(clip.path, enc)
+            _, plan = generate.curve_and_plan(gen, raw, raw.duration)
+            seams_w = [j - plan.fade / (2 * plan.rate) for j in plan.joins]  # centre of each crossfade
+            row = {"duration": clip.duration, "kind": kind, "cuts": len(clip.cut_times), "windows": len(plan),
+                   "samples": int(wave.shape[1]), "exact_length": wave.shape[1] == round(clip.duration * sr),
+                   "wall_s": res["wall"], "cpu_s": res.get("cpu"), "rss_mb": res["rss_mb"], "windowed": score(wave, sr, clip.cut_times, clip.duration)}
+            row["windowed"]["seams"] = seams.seam_report(wave, sr, seams_w, clip.cut_times)
+            if len(plan) > 1 and kind == "long" and not args.skip_naive:
+                window = plan.windows[0].length
+                baselines = {"naive (same joins)": [0] + [w.join for w in plan.windows[1:]] + [plan.total],
+                             "naive (every window)": list(range(0, plan.total, window)) + [plan.total]}
+                for name, bounds in baselines.items():
+                    nv = naive(gen, raw, bounds, args)
+                    row[name] = score(nv, gen.sample_rate, clip.cut_times, clip.duration)
+                    row[name]["seams"] = seams.seam_report(nv, gen.sample_rate, [b / plan.rate for b in bounds[1:-1]],
+                                                           clip.cut_times)
+            if kind == "long" and d <= args.one_pass_max:
+                one = run_generate(clip.path, os.path.join(tmp, f"o{i}"), args, window=512)
+                row["one_pass"] = {"wall_s": one["wall"], "rss_mb": one["rss_mb"]}
+            rows.append(row)
+            print(_line(row), f"({time.time() - t0:.0f} s)", flush=True)
+    _table(rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+METHODS = ("windowed", "naive (same joins)", "naive (every window)")
+
+
+def _line(r) -> str:
+    w = r["windowed"]
+    s = f"{r['kind']:5s} {r['duration']:6.1f} s: {r['windows']} windows, exact {r['exact_length']}, {r['wall_s']:.1f} s, " \
+        f"{r['rss_mb']:.0f} MB, SCH {w['sch']:.3f} (chance {w['sch_null']:.3f})"
+    for m in METHODS[1:]:
+        if m in r:
+            s += f"; {m} SCH {r[m]['sch']:.3f}"
+    return s
+
+
+def _table(rows) -> None:
+    f = lambda x, p=3: "–" if x is None else f"{x:.{p}f}"  # noqa: E731
+    print("\n| clip | windows | exact length | time (s) | CPU time (s) | CPU s per min of video | peak RSS (MB) | SCH | chance "
+          "| SCH − chance | one pass: time, RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        if r["kind"] != "long":
+            continue
+        w, one = r["windowed"], r.get("one_pass")
+        one = "–" if not one else f"{one['wall_s']:.1f} s, {one['rss_mb']:.0f} MB"
+        cpu = r.get("cpu_s")
+        print(f"| {r['duration']:.0f} s | {r['windows']} | {r['exact_length']} | {r['wall_s']:.1f} | {f(cpu, 1)} "
+              f"| {f(None if cpu is None else 60 * cpu / r['duration'], 1)} "
+              f"| {r['rss_mb']:.0f} | {f(w['sch'])} | {f(w['sch_null'])} | {f(w['sch'] - w['sch_null'])} | {one} |")
+    short = [r for r in rows if r["kind"] == "short"] + [r for r in rows if r["kind"] == "long" and r["duration"] <= 10.5]
+    if short:
+        g = np.mean([r["windowed"]["sch"] - r["windowed"]["sch_null"] for r in short])
+        print(f"\n10 s clips ({len(short)}): mean SCH − chance {g:.3f}")
+    print("\nSeams: mean percentile rank among the clip's other places (above p95: fraction of seams)")
+    print("\n| clip | method | seams (jumps scored) | RMS jump | flux jump | level step | timbre step | SCH − chance |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        for m in METHODS:
+            if m not in r or r["kind"] != "long" or r["windows"] < 2:
+                continue
+            s = r[m]["seams"]
+            cell = lambda d: f"{f(d['mean_rank'], 0)} % ({f(d['above_p95'], 2)})"  # noqa: E731
+            print(f"| {r['duration']:.0f} s | {m} | {s['seams']} ({s['jumps']['scored']}) | {cell(s['jumps']['rms_jump'])} | "
+                  f"{cell(s['jumps']['flux_jump'])} | {cell(s['steps']['level_step'])} | {cell(s['steps']['timbre_step'])} | "
+                  f"{f(r[m]['sch'] - r[m]['sch_null'])} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

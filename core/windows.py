@@ -1,0 +1,340 @@
+"""Videos of any length: music generated in windows of the checkpoint's training length.
+
+A DiT is trained on clips of one length (SAO 1.0: up to 47 s; our fine-tunes: 32 s): one pass
+over a long video would be far outside that, and attention memory grows with the square of the
+length. So a video longer than one window is generated window by window, each of exactly the
+training length, and the music keeps going across windows:
+
+* **Joins where the video is calm.** Window k+1 takes over from window k at a *join* frame J
+  chosen in the last part of window k where the conditioning curve is lowest, never within
+  ``guard`` of a hit point (a cut). Window k+1 starts ``overlap`` frames before J.
+* **Continuity by inpainting.** Window k+1's first frames (the overlap) are window k's music:
+  at every Euler step they are replaced by window k's latents re-noised to the current t
+  (``x_t = t·ε + (1 − t)·x0``, with the window's own ε), so the model writes what follows them.
+  The last ``fade`` frames of the overlap ramp from known to free: a latent crossfade that
+  ends at J. Where the mask is 1 the result equals window k's latents exactly.
+* **One prompt, one seed stream.** Window 0 draws its noise from ``seed`` (so a video of one
+  window gives exactly the single-pass result), window k from :func:`window_seed`.
+* **Exact length.** The last window is aligned to the end of the video (it overlaps its
+  predecessor by more); decode trims to the video's duration.
+* **Flat memory.** Sampling holds one window; the whole video's latents (1/64 of its audio
+  for SAO 1.0) are the only buffer that grows with length; :func:`iter_decode` decodes them in
+  chunks for streaming writers.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .errors import V2MError
+
+#: Window length for checkpoints that record none (no ``curve.clip_seconds``, no
+#: ``sample_size``): the paper's training clip length (§3.5).
+DEFAULT_WINDOW_SECONDS = 32.0
+#: Automatic overlap: a quarter of the window, at most this many seconds.
+MAX_AUTO_OVERLAP_SECONDS = 5.0
+#: Crossfade at a join: half the overlap, at most this many seconds.
+MAX_FADE_SECONDS = 0.5
+#: No hit point within this many seconds of a crossfade.
+HIT_GUARD_SECONDS = 0.25
+#: Cost per search range of choosing an earlier join (in z-score units of the curve).
+LATENESS_COST = 0.2
+
+
+# --------------------------------------------------------------------------------------------
+# window length of a checkpoint
+
+
+def training_window_seconds(meta: Mapping[str, Any] | None) -> tuple[float, str]:
+    """The checkpoint's training clip length in seconds and where it came from.
+
+    ``meta["curve"]["clip_seconds"]`` (written by ``train``), else stable-audio-tools'
+    ``model_config["sample_size"] / sample_rate`` (SAO 1.0: 2097152 / 44100 = 47.55 s), else
+    :data:`DEFAULT_WINDOW_SECONDS`.
+    """
+    meta = dict(meta or {})
+    clip = (meta.get("curve") or {}).get("clip_seconds")
+    if clip:
+        return float(clip), "the checkpoint's training clips"
+    cfg = meta.get("model_config") or {}
+    size, rate = cfg.get("sample_size"), cfg.get("sample_rate") or meta.get("sample_rate")
+    if size and rate:
+        return float(size) / float(rate), "the model config's sample_size"
+    return DEFAULT_WINDOW_SECONDS, f"the default ({DEFAULT_WINDOW_SECONDS:g} s; the checkpoint records no clip length)"
+
+
+def auto_overlap_seconds(window_seconds: float) -> float:
+    """A quarter of the window, at most :data:`MAX_AUTO_OVERLAP_SECONDS`."""
+    return min(float(window_seconds) / 4.0, MAX_AUTO_OVERLAP_SECONDS)
+
+
+# --------------------------------------------------------------------------------------------
+# the plan
+
+
+@dataclass(frozen=True)
+class Window:
+    """Latent frames ``[start, stop)``; the first ``known`` come from the previous window, of
+    which the last ``fade`` crossfade into this window's own music (``join = start + known``)."""
+
+    start: int
+    stop: int
+    known: int = 0
+    fade: int = 0
+
+    @property
+    def length(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def join(self) -> int:
+        return self.start + self.known
+
+    def mask(self) -> np.ndarray:
+        """Per-frame weight of the known latents: 1 on the held overlap, a linear ramp over the
+        fade, 0 on the window's own music."""
+        m = np.zeros(self.length, np.float32)
+        hold = self.known - self.fade
+        m[:hold] = 1.0
+        m[hold:self.known] = 1.0 - np.arange(1, self.fade + 1, dtype=np.float32) / (self.fade + 1)
+        return m
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """How a video of ``total`` latent frames at ``rate`` is cut into windows."""
+
+    windows: tuple[Window, ...]
+    total: int
+    rate: float
+    overlap: int = 0
+    fade: int = 0
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    @property
+    def joins(self) -> list[float]:
+        """Join times in seconds (where each window after the first takes over)."""
+        return [w.join / self.rate for w in self.windows[1:]]
+
+    @property
+    def starts(self) -> list[float]:
+        return [w.start / self.rate for w in self.windows]
+
+    def describe(self) -> str:
+        if len(self) == 1:
+            return f"one pass of {self.total / self.rate:.2f} s"
+        w = self.windows[0].length / self.rate
+        return (f"{len(self)} windows of {w:.2f} s, overlap {self.overlap / self.rate:.2f} s, crossfade "
+                f"{self.fade / self.rate:.2f} s; joins at " + ", ".join(f"{t:.2f}" for t in self.joins) + " s")
+
+    def to_dict(self) -> dict:
+        return {"rate": self.rate, "total": self.total, "overlap": self.overlap, "fade": self.fade,
+                "windows": [[w.start, w.stop, w.known, w.fade] for w in self.windows], "joins": self.joins}
+
+
+def plan_windows(total: int, window: int, overlap: int, *, rate: float, curve: Sequence[float] | None = None,
+                 hits: Sequence[float] = (), fade: int | None = None,
+                 guard: float = HIT_GUARD_SECONDS) -> WindowPlan:
+    """Windows of ``window`` latent frames covering ``total`` frames, joined where ``curve`` is low.
+
+    ``curve`` is the conditioning curve on the latent grid (``total`` values; None = flat),
+    ``hits`` the hit-point times in seconds. ``total <= window`` gives one window of ``total``
+    frames (one pass, exactly as without windowing). Otherwise every window is ``window`` frames
+    long; the join after window k is searched in the last half of its own music
+    (``[stop − (stop − join)/2, stop]``) for the crossfade with the lowest mean curve, no hit
+    point within ``guard`` seconds of it, and a slight preference for later joins.
+    """
+    total, window, overlap = int(total), int(window), int(overlap)
+    if total < 1 or window < 2:
+        raise V2MError(f"a window plan needs total >= 1 and window >= 2 latent frames, got {total} and {window}")
+    if total <= window:
+        return WindowPlan((Window(0, total),), total, float(rate))
+    if not 1 <= overlap <= window // 2:
+        raise V2MError(f"the overlap ({overlap / rate:.2f} s) must be more than 0 and at most half the window "
+                       f"({window / rate:.2f} s)")
+    fade = max(1, min(overlap // 2, int(round(MAX_FADE_SECONDS * rate)))) if fade is None else int(fade)
+    if not 1 <= fade <= overlap:
+        raise V2MError(f"the crossfade ({fade} frames) must be within the overlap ({overlap} frames)")
+    cost = _join_costs(total, fade, rate, curve, hits, guard)
+    windows = [Window(0, window)]
+    while windows[-1].stop < total:
+        prev = windows[-1]
+        hi = prev.stop
+        lo = max(hi - max(1, (prev.stop - prev.join) // 2), prev.start + overlap + 1, prev.join + fade)
+        lo = min(lo, hi)
+        span = np.arange(lo, hi + 1)
+        late = LATENESS_COST * (hi - span) / max(1, hi - lo)
+        join = int(span[np.argmin(cost[span] + late)])
+        start = join - overlap
+        if start + window >= total:  # the last window ends at the video's end
+            start = total - window
+        windows.append(Window(start, start + window, join - start, fade))
+    return WindowPlan(tuple(windows), total, float(rate), overlap, fade)
+
+
+def _join_costs(total: int, fade: int, rate: float, curve, hits, guard: float) -> np.ndarray:
+    """cost[J] for a join at frame J: mean curve over the crossfade [J − fade, J), +1000 per
+    hit point within ``guard`` seconds of it (so a join lands on a hit only when nothing else can)."""
+    c = np.zeros(total, np.float64) if curve is None else np.asarray(curve, np.float64).reshape(-1)
+    if c.shape[0] != total:
+        raise V2MError(f"the curve has {c.shape[0]} values for {total} latent frames")
+    cum = np.concatenate([[0.0], np.cumsum(c)])
+    j = np.arange(total + 1)
+    a = np.clip(j - fade, 0, total)
+    cost = (cum[j] - cum[a]) / np.maximum(j - a, 1)
+    g = int(math.ceil(guard * rate))
+    for h in np.asarray(hits, np.float64).reshape(-1):
+        f = int(math.floor(h * rate))  # the latent frame the hit falls in
+        # the crossfade [J − fade, J) is within g frames of f when J − fade − g <= f < J + g
+        lo, hi = max(0, f - g + 1), min(total, f + fade + g)
+        cost[lo:hi + 1] += 1000.0
+    return cost
+
+
+def window_seed(seed: int, index: int) -> int:
+    """The noise seed of window ``index``: ``seed`` itself for the first, then a hash of
+    (seed, index) (numpy's SeedSequence), so windows draw independent noise from one seed."""
+    if index == 0:
+        return int(seed)
+    a, b = np.random.SeedSequence([int(seed) & (2**64 - 1), int(index)]).generate_state(2, np.uint32)
+    return (int(a) << 31 | int(b) >> 1)  # < 2**63: any torch.Generator seed
+
+
+# --------------------------------------------------------------------------------------------
+# sampling
+
+
+@torch.no_grad()
+def sample_euler_inpaint(
+    model: Callable[..., torch.Tensor],
+    x: torch.Tensor,
+    ts: Sequence[float] | torch.Tensor,
+    extra_args: Mapping[str, Any] | None = None,
+    callback: Callable[[dict], None] | None = None,
+    disable: bool | None = None,
+    *,
+    known: torch.Tensor,
+    mask: torch.Tensor,
+) -> torch.Tensor:
+    """Euler for the rectified-flow ODE with frames held to ``known`` (replacement inpainting).
+
+    ``x`` is the start state ``ts[0]·ε``; before the first step and after every step the state
+    becomes ``mask·(t·ε + (1 − t)·known) + (1 − mask)·x``: the known latents on the straight
+    path from the same noise. At t = 0 the result equals ``known`` where ``mask`` is 1.
+    """
+    extra_args = dict(extra_args or {})
+    times = [float(t) for t in torch.as_tensor(ts, dtype=torch.float64).tolist()]
+    if len(times) < 2 or times[0] <= 0:
+        raise V2MError("inpainting needs at least two timesteps starting above 0")
+    eps = x / times[0]
+    known = known.to(x.device, x.dtype)
+    mask = mask.to(x.device, x.dtype)
+    hold = mask == 1
+
+    def pin(state: torch.Tensor, t: float) -> torch.Tensor:
+        target = t * eps + (1 - t) * known if t > 0 else known
+        return torch.where(hold, target, mask * target + (1 - mask) * state)
+
+    x = pin(x, times[0])
+    ones = x.new_ones([x.shape[0]], dtype=torch.float32)
+    for i in range(len(times) - 1):
+        t, t_next = times[i], times[i + 1]
+        v = model(x, ones * t, **extra_args)
+        if callback is not None:
+            callback({"i": i, "t": t, "x": x, "denoised": x - t * v})
+        x = pin(x + (t_next - t) * v, t_next)
+    return x
+
+
+def sample_windows(
+    gen,
+    curve: np.ndarray | None,
+    plan: WindowPlan,
+    *,
+    cond: Mapping[str, Any],
+    negative: Mapping[str, Any] | None,
+    steps: int,
+    cfg_scale: float,
+    seed: int,
+    uncond: str,
+    callback: Callable[[dict], None] | None = None,
+    model: Callable[..., torch.Tensor] | None = None,
+    timesteps: Sequence[float] | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Latents ``[1, D, plan.total]`` (float32, CPU) sampled window by window (see the module doc).
+
+    ``curve`` is the conditioning curve on the latent grid (None = the zero curve); ``cond`` and
+    ``negative`` the DiT's conditioning for one window (text + seconds, built once).
+    ``callback`` gets the sampler's state plus ``window``, ``windows``, ``step`` (over the whole
+    job, from 0) and ``total`` (steps of the whole job); raise in it to stop between steps.
+    ``model`` is the network to evaluate (default ``gen.dit``; e.g. its compiled form) and
+    ``timesteps`` the checkpoint's schedule (default: :func:`flow.sample`'s own).
+    """
+    from .model import flow
+
+    dit, dev, dt = gen.dit, gen.device, gen.dtype
+    channels = dit.config.io_channels
+    out = torch.zeros(1, channels, plan.total)
+    values = None if curve is None else np.asarray(curve, np.float32).reshape(-1)
+    n = len(plan)
+    for k, w in enumerate(plan.windows):
+        c = torch.zeros(1, 1, w.length) if values is None else torch.from_numpy(values[w.start:w.stop].copy())[None, None]
+        sampler = None
+        if w.known:
+            mask = torch.from_numpy(w.mask())[None, None]
+            sampler = functools.partial(sample_euler_inpaint, known=out[..., w.start:w.stop], mask=mask)
+        cb = None
+        if callback is not None:
+            def cb(state, k=k):
+                callback(dict(state, window=k, windows=n, step=k * steps + state["i"], total=n * steps))
+        x = flow.sample(model or dit, (1, channels, w.length), seed=window_seed(seed, k), steps=steps, cfg_scale=cfg_scale,
+                        uncond=uncond, cond=cond, curve=c.to(dev, dt), negative=negative, sampler=sampler,
+                        callback=cb, device=dev, dtype=dt, timesteps=timesteps)
+        out[..., w.start:w.stop] = x.float().cpu()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# decoding in chunks
+
+
+def decode_context_frames(codec) -> int:
+    """Latent frames of context a chunked decode needs on each side (0 for frame-local codecs)."""
+    from .model.codec import PatchCodec
+
+    return 0 if isinstance(codec, PatchCodec) else int(getattr(codec, "decode_context_frames", 16))
+
+
+@torch.no_grad()
+def iter_decode(codec, latents: torch.Tensor, n_samples: int, *, chunk: int = 256,
+                device=None) -> Iterator[np.ndarray]:
+    """Decode ``[1, D, L]`` latents in chunks of ``chunk`` frames: float32 ``[C, n]`` pieces that
+    add up to exactly ``n_samples`` (zero-padded or trimmed at the end).
+
+    Each chunk is decoded with :func:`decode_context_frames` of context on both sides, which
+    is cut away, as ``OobleckVAE.decode_chunked`` does; memory holds one chunk of audio.
+    """
+    total = latents.shape[-1]
+    ctx = decode_context_frames(codec)
+    r = int(codec.downsampling_ratio)
+    sent = 0
+    for s in range(0, total, chunk):
+        e = min(total, s + chunk)
+        a, b = max(0, s - ctx), min(total, e + ctx)
+        lat = latents[..., a:b].to(device or "cpu", torch.float32)
+        y = codec.decode(lat).float().cpu().numpy()[0]
+        piece = y[:, (s - a) * r:(s - a) * r + (e - s) * r]
+        piece = piece[:, :max(0, n_samples - sent)]
+        if piece.shape[-1]:
+            yield np.ascontiguousarray(piece, dtype=np.float32)
+        sent += piece.shape[-1]
+    if sent < n_samples:
+        yield np.zeros((int(codec.audio_channels), n_samples - sent), np.float32)

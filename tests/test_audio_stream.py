@@ -1,0 +1,86 @@
+"""Long soundtracks in flat memory: the audio spool and the streamed mastering equal the in-memory path."""
+
+import os
+
+import numpy as np
+import pytest
+
+from v2m_zero.core.errors import MediaError
+from v2m_zero.core.eval import synth
+from v2m_zero.core.timing import media
+from v2m_zero.core.timing.media.audio import fit_length, resample_audio
+from v2m_zero.core.timing.media.levels import TRUE_PEAK_CEILING_DB, fit_for_aac, true_peak
+from v2m_zero.core.timing.media.stream import AudioSpool, master_stream
+
+
+def _hot(sr, seconds=3.0, channels=2, gain=1.6, seed=0):
+    rng = np.random.default_rng(seed)
+    w = synth.click_track(list(np.arange(0.1, seconds, 0.37)), seconds, sample_rate=sr, channels=channels, seed=seed)
+    w = w + 0.05 * rng.standard_normal(w.shape).astype(np.float32)
+    return (gain * w / np.abs(w).max()).astype(np.float32)
+
+
+def _spool(wave, sr, piece=7919):
+    s = AudioSpool(wave.shape[0], sr)
+    for i in range(0, wave.shape[1], piece):
+        s.append(wave[:, i:i + piece])
+    return s
+
+
+def test_spool_round_trip_peak_and_cleanup():
+    w = _hot(8000, 2.0, channels=2)
+    with _spool(w, 8000) as s:
+        assert len(s) == w.shape[1] and s.peak == pytest.approx(float(np.abs(w).max()))
+        assert np.array_equal(s.to_array(), w)
+        assert np.array_equal(np.concatenate(list(s.chunks(1000)), axis=1), w)
+        with pytest.raises(MediaError, match="NaN"):
+            s.append(np.full((2, 3), np.nan, np.float32))
+        with pytest.raises(MediaError, match="expected audio"):
+            s.append(np.zeros((1, 3), np.float32))
+        path = s.path
+        assert os.path.exists(path)
+    assert not os.path.exists(path)
+
+
+@pytest.mark.parametrize("sr,rate,gain", [(44100, 44100, 1.6), (8000, 48000, 1.6), (48000, 48000, 0.5)])
+def test_streamed_mastering_equals_fit_for_aac(sr, rate, gain):
+    w = _hot(sr, gain=gain)
+    n = int(round(2.5 * rate))  # the video is shorter than the audio: trimmed
+    ref = fit_for_aac(fit_length(resample_audio(w, sr, rate), n), rate)
+    with _spool(w, sr) as s:
+        chunks, got_rate, ch = master_stream(s, n, rate=rate)
+        got = np.concatenate(list(chunks()), axis=1)
+    assert got_rate == rate and ch == 2 and got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, atol=2e-4)
+    assert true_peak(got, rate) <= 10 ** (TRUE_PEAK_CEILING_DB / 20) + 1e-4
+
+
+def test_mux_and_write_audio_from_a_spool_equal_the_array_path(tmp_path):
+    sr = 8000
+    clip = synth.make_cut_clip(str(tmp_path / "c.mp4"), cut_times=[1.0], duration=3.0, fps=24, size=(64, 36))
+    w = _hot(sr, 3.2, channels=1)
+    a = media.mux_audio(clip.path, w, sr, tmp_path / "a.mp4")
+    with _spool(w, sr) as s:
+        b = media.mux_audio(clip.path, s, sr, tmp_path / "b.mp4")
+        wa = media.write_audio(tmp_path / "a.m4a", w, sr, layout="mono", master=True)
+        wb = media.write_audio(tmp_path / "b.m4a", s, sr, layout="mono", master=True)
+        fa = media.write_audio(tmp_path / "a.flac", w, sr, layout="mono")
+        fb = media.write_audio(tmp_path / "b.flac", s, sr, layout="mono")
+    for x, y in ((a, b), (wa, wb), (fa, fb)):
+        da, ra = media.decode_audio(x)
+        db_, rb = media.decode_audio(y)
+        assert ra == rb and da.shape == db_.shape
+        np.testing.assert_allclose(da, db_, atol=1e-3)
+    assert media.probe_video(b).duration == pytest.approx(clip.duration)
+    with _spool(w, sr) as s, pytest.raises(MediaError, match="channels"):
+        media.write_audio(tmp_path / "x.wav", s, sr, layout="stereo")
+
+
+def test_an_unclosed_spool_leaves_no_file():
+    import gc
+
+    s = _spool(np.zeros((1, 100), np.float32), 8000)
+    path = s.path
+    del s
+    gc.collect()
+    assert not os.path.exists(path)
