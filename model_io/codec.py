@@ -17,6 +17,7 @@ import torch
 
 from ..core.errors import ModelError
 from ..core.model.codec import AudioCodec, PatchCodec
+from ..core.model.melcodec import MelCodec
 from ..core.model.oobleck import SAO_VAE_CONFIG, OobleckVAE, normalize_config
 from .weights import SafetensorsFile, check_state_dict, read_safetensors
 
@@ -203,8 +204,9 @@ def make_codec(source: Any = "patch", *, checkpoint: Any = None) -> AudioCodec:
     """The one codec factory.
 
     ``source`` is a codec instance (returned as is); a codec spec dict as :func:`codec_spec` writes
-    it (``{"type": "patch", "config": {...}}`` or ``{"type": "oobleck", "path": ..., "config": ...}``);
-    ``"patch"`` / ``"patch:PATCH_SIZE:CHANNELS:SAMPLE_RATE"``; or a codec weights path. An
+    it (``{"type": "patch", "config": {...}}``, ``{"type": "mel", "config": {...}}`` or ``{"type":
+    "oobleck", "path": ..., "config": ...}``); ``"patch"`` / ``"patch:PATCH_SIZE:CHANNELS:SAMPLE_RATE"``;
+    ``"mel"`` / ``"mel:N_MELS:SAMPLE_RATE:HOP"`` (weightless log-mel + Griffin-Lim); or a codec weights path. An
     ``oobleck`` spec is read from ``checkpoint`` (a path or :class:`~.weights.SafetensorsFile`)
     when one is given: a V2M checkpoint carries its codec as ``pretransform.model.*``.
     """
@@ -214,6 +216,8 @@ def make_codec(source: Any = "patch", *, checkpoint: Any = None) -> AudioCodec:
         kind = source.get("type")
         if kind == "patch":
             return PatchCodec(**dict(source.get("config") or {}))
+        if kind == "mel":
+            return MelCodec(**dict(source.get("config") or {}))
         if kind == "oobleck" and checkpoint is not None:
             try:
                 return load_codec(checkpoint)
@@ -224,7 +228,7 @@ def make_codec(source: Any = "patch", *, checkpoint: Any = None) -> AudioCodec:
                 ) from None
         if kind == "oobleck" and source.get("path"):
             return load_codec(source["path"])
-        raise ModelError(f"codec spec {dict(source)!r}: type must be 'patch' (with config) or 'oobleck' (with path)")
+        raise ModelError(f"codec spec {dict(source)!r}: type must be 'patch' or 'mel' (with config) or 'oobleck' (with path)")
     s = os.fspath(source)
     if s == "patch" or s.startswith("patch:"):
         try:
@@ -232,6 +236,12 @@ def make_codec(source: Any = "patch", *, checkpoint: Any = None) -> AudioCodec:
         except ValueError:
             raise ModelError(f"codec {s!r}: write patch:PATCH_SIZE:CHANNELS:SAMPLE_RATE, e.g. patch:32:2:44100") from None
         return PatchCodec(**dict(zip(("patch_size", "audio_channels", "sample_rate"), vals)))
+    if s == "mel" or s.startswith("mel:"):
+        try:
+            vals = [int(x) for x in s.split(":")[1:]]
+        except ValueError:
+            raise ModelError(f"codec {s!r}: write mel:N_MELS:SAMPLE_RATE:HOP, e.g. mel:128:16000:256") from None
+        return MelCodec(**dict(zip(("n_mels", "sample_rate", "hop_length"), vals)))
     return load_codec(s)
 
 
@@ -240,6 +250,8 @@ def codec_spec(codec: AudioCodec, source: Any = None) -> dict:
     if isinstance(codec, PatchCodec):
         return {"type": "patch", "config": {"patch_size": codec.patch_size, "audio_channels": codec.audio_channels,
                                             "sample_rate": codec.sample_rate, "scale": codec.scale}}
+    if isinstance(codec, MelCodec):
+        return {"type": "mel", "config": codec.config}
     spec = {"type": "oobleck", "config": dict(getattr(codec, "config", {}) or {})}
     if isinstance(source, (str, os.PathLike)):
         spec["path"] = os.path.abspath(os.fspath(source))

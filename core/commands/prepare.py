@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                     "or a captions.csv / captions.jsonl (file,caption)")
     p.add_argument("--out", required=True, help="cache folder (created; re-runs resume it)")
     p.add_argument("--codec", default="patch",
-                   help="'patch' (weightless, 32x at 44.1 kHz stereo), 'patch:P:C:SR', or a codec weights path "
+                   help="'patch' (weightless, 32x at 44.1 kHz stereo), 'patch:P:C:SR', 'mel' (weightless log-mel, "
+                        "128 bands at 16 kHz, 62.5 Hz, Griffin-Lim decoding), 'mel:N_MELS:SR:HOP', or a codec weights path "
                         "(e.g. Stable Audio Open's model.safetensors)")
     p.add_argument("--music-encoder", default="logmel", help="logmel | codec | musicfm (default logmel)")
     p.add_argument("--musicfm", default=None, help="MusicFM checkpoint (pretrained_msd.pt or .safetensors) for --music-encoder musicfm")
