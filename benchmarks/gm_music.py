@@ -53,7 +53,7 @@ INSTRUMENTS = {
                "brass section": 61, "saw synth": 81},
     "lead": {"flute": 73, "trumpet": 56, "alto sax": 65, "tenor sax": 66, "violin": 40, "clarinet": 71,
              "vibraphone": 11, "marimba": 12, "square lead": 80, "distortion guitar": 30, "oboe": 68, "fiddle": 110,
-             "whistle": 78},
+             "whistle": 78, "saw synth": 81},
 }
 
 # style -> meter (beats per bar, steps per beat), tempo range, instruments, drum/bass/comp flavour

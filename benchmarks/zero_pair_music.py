@@ -110,7 +110,7 @@ def make_music(folder: str, n_files: int, seed: int) -> dict:
 
 def codec_stats(folder: str, n_files: int = 8) -> tuple[float, float]:
     """Mean and std of the raw log-mel latents over the first files (rounded): the codec's offset/scale."""
-    codec = MelCodec(**CODEC)
+    codec = MelCodec(**CODEC, offset=0.0, scale=1.0)  # raw log-mel
     names = sorted(n for n in os.listdir(folder) if n.endswith(".flac"))[:n_files]
     zs = []
     for name in names:
@@ -268,7 +268,8 @@ def frechet_table(music_dir: str, n_music: int, ev: dict) -> dict:
         out[key] = {}
         for label, waves in sets.items():
             m = np.stack([_pooled(_music_curve(w, ev["sample_rate"], std), CLIP_SECONDS, std) for w in waves])
-            out[key][label] = frechet_distance(*gaussian_fit(m), *gaussian_fit(video))
+            enough = len(m) > 1 and len(video) > 1  # a Gaussian fit needs two curves
+            out[key][label] = frechet_distance(*gaussian_fit(m), *gaussian_fit(video)) if enough else None
         out[key]["n_video"] = len(video)
     return out
 
@@ -305,6 +306,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--cfg", type=float, help="CFG scale at evaluation (default 3)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--reuse-music", action="store_true", help="keep OUT/music and OUT/cache when present")
+    ap.add_argument("--prepare-only", action="store_true", help="stop after rendering the music and preparing the cache")
     ap.add_argument("--checkpoint", help="where to write the checkpoint (default OUT/v2m-zero-demo-music.safetensors)")
     args = ap.parse_args(argv)
 
@@ -340,6 +342,8 @@ def main(argv=None) -> dict:
     prep = prepare(music_dir, os.path.join(out, "cache"), offset, scale)
     log(f"   {prep.clips} clips, latent length {prep.spec['latent_length']} at {prep.spec['latent_rate']:g} Hz")
     timings["prepare"] = time.time() - t
+    if args.prepare_only:
+        return {"clips": prep.clips, "timings_s": timings}
 
     t = time.time()
     reserve = 120.0 + 25.0 * p["videos"]
@@ -411,7 +415,7 @@ def main(argv=None) -> dict:
     print("Fréchet distance to the test videos' event curves (pooled to "
           f"{FD_BINS} bins; {fd['standardised']['n_video']} videos):")
     for key, d in fd.items():
-        print(f"  {key}: " + ", ".join(f"{k} {v:.3f}" for k, v in d.items() if k != "n_video"))
+        print(f"  {key}: " + ", ".join(f"{k} {_f(v)}" for k, v in d.items() if k != "n_video"))
     tm = result["training_music_measures"]
     print(f"training music: harmonic share {tm['harmonic_share']:.2f}, chroma peak share {tm['chroma_peak_share']:.3f}")
     print(f"target (curve SCH − null ≥ 0.30; text-only and mismatched within 0.05 of null): {'met' if target_met else 'MISSED'}")

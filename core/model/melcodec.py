@@ -9,7 +9,9 @@ audible (with Griffin-Lim's slightly phasey sound; a neural vocoder would do bet
 
 Latents are ``(log(max(mel, amin)) - offset) / scale`` of the magnitude mel spectrogram
 (Slaney mel filters, Hann window, frames centred on ``k * hop_length``); ``offset`` and ``scale``
-bring them to roughly zero mean and unit spread for a DiT and travel in the codec spec.
+bring them to roughly zero mean and unit spread for a DiT and travel in the codec spec (the
+defaults, -4.5 and 2.0, suit music peak-normalised near full scale; a training script measures its
+own).
 Decoding inverts the mel filters by non-negative least squares and runs librosa's fast
 Griffin-Lim (momentum 0.99, Perraudin et al. 2013) with a fixed random start, so a latent always
 decodes to the same audio.
@@ -32,7 +34,7 @@ class MelCodec(AudioCodec):
 
     def __init__(self, sample_rate: int = 16000, n_mels: int = 128, hop_length: int = 256, n_fft: int = 1024,
                  audio_channels: int = 1, fmin: float = 0.0, fmax: float | None = None, amin: float = 1e-5,
-                 offset: float = 0.0, scale: float = 1.0, griffin_lim_iters: int = 32):
+                 offset: float = -4.5, scale: float = 2.0, griffin_lim_iters: int = 32):
         if min(sample_rate, n_mels, hop_length, audio_channels, griffin_lim_iters) < 1 or n_fft < 2:
             raise V2MError("MelCodec: sample_rate, n_mels, hop_length, audio_channels and griffin_lim_iters must be >= 1")
         if hop_length > n_fft or not (amin > 0 and scale > 0):
