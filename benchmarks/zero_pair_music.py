@@ -298,7 +298,7 @@ def train_config(p: dict, cache_dir: str, run_dir: str, seed: int) -> dict:
     return cfg
 
 
-def main(argv=None) -> dict:
+def _parse(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=DEFAULT_OUT, help="work folder (music, cache, run, videos, results)")
     ap.add_argument("--minutes", type=float, default=90.0, help="wall-time budget; training stops early past its share")
@@ -307,16 +307,20 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, help="training steps (default 1800; --quick 3)")
     ap.add_argument("--files", type=int, help="music files of 64 s (default 240)")
     ap.add_argument("--videos", type=int, help="evaluation videos (default 24; --quick 2)")
+    ap.add_argument("--video-seed", type=int, help="seed of the evaluation videos and noise (default --seed)")
     ap.add_argument("--cfg", type=float, help="CFG scale at evaluation (default 3)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (default 1: on a shared 2-core machine two threads ran 5x slower per step)")
     ap.add_argument("--reuse-music", action="store_true", help="keep OUT/music and OUT/cache when present")
     ap.add_argument("--prepare-only", action="store_true", help="stop after rendering the music and preparing the cache")
+    ap.add_argument("--evaluate", metavar="CHECKPOINT", help="no training: evaluate this checkpoint (OUT/music must exist)")
     ap.add_argument("--checkpoint", help="where to write the checkpoint (default OUT/v2m-zero-demo-music.safetensors)")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def main(argv=None) -> dict:
+    args = _parse(argv)
     t_start = time.time()
-    deadline_total = t_start + 60.0 * args.minutes
     torch.set_num_threads(max(1, args.threads))
     p = dict(QUICK if args.quick else FULL)
     for key, name in (("steps", "steps"), ("videos", "videos"), ("cfg", "cfg"), ("files", "music_files")):
@@ -324,11 +328,21 @@ def main(argv=None) -> dict:
             p[name] = getattr(args, key)
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
-    timings: dict[str, float] = {}
-    load = {"start": os.getloadavg()}
-
-    t = time.time()
+    run = {"timings": {}, "load": {"start": os.getloadavg()}, "t_start": t_start}
     music_dir = os.path.join(out, "music")
+    if args.evaluate:
+        return evaluate_and_report(args.evaluate, out, music_dir, p, args, run, training=None)
+    trained = train_demo(out, music_dir, p, args, run)
+    if trained is None:
+        return {"timings_s": run["timings"]}
+    return evaluate_and_report(trained["checkpoint"], out, music_dir, p, args, run, training=trained)
+
+
+def train_demo(out: str, music_dir: str, p: dict, args, run: dict) -> dict | None:
+    """Stages 1–3: music, cache, training, checkpoint (None with --prepare-only)."""
+    timings = run["timings"]
+    deadline_total = run["t_start"] + 60.0 * args.minutes
+    t = time.time()
     if not (args.reuse_music and os.path.isfile(os.path.join(music_dir, "captions.csv"))):
         log(f"1/6 arranging and rendering {p['music_files']} GM pieces × {FILE_SECONDS:g} s (FluidSynth, {SAMPLE_RATE} Hz)")
         if os.path.isdir(music_dir):
@@ -348,13 +362,12 @@ def main(argv=None) -> dict:
     log(f"   {prep.clips} clips, latent length {prep.spec['latent_length']} at {prep.spec['latent_rate']:g} Hz")
     timings["prepare"] = time.time() - t
     if args.prepare_only:
-        return {"clips": prep.clips, "timings_s": timings}
+        return None
 
-    t = time.time()
     reserve = 120.0 + 25.0 * p["videos"]
     deadline = max(time.time() + 30.0, deadline_total - reserve)
     log(f"3/6 training {p['model']} for {p['steps']} steps, batch {p['batch_size']} (stops early after "
-        f"{(deadline - time.time()) / 60:.1f} min); load average {load['start'][0]:.2f}")
+        f"{(deadline - time.time()) / 60:.1f} min); load average {run['load']['start'][0]:.2f}")
     from v2m_zero.core.train import train
 
     if os.path.isdir(os.path.join(out, "run")):
@@ -363,7 +376,7 @@ def main(argv=None) -> dict:
         shutil.rmtree(os.path.join(out, "run"))
     res, train_s = run_training(train, p, os.path.join(out, "cache"), os.path.join(out, "run"), args.seed, deadline)
     timings["train"] = train_s
-    load["after_training"] = os.getloadavg()
+    run["load"]["after_training"] = os.getloadavg()
     if res.stopped:
         log(f"   WARNING: stopped early at step {res.step} to stay within --minutes {args.minutes:g}")
     ckpt = args.checkpoint or os.path.join(out, "v2m-zero-demo-music.safetensors")
@@ -373,15 +386,23 @@ def main(argv=None) -> dict:
                                                            "clips": prep.clips})
     log(f"   {res.step} steps in {train_s:.0f} s, last loss {res.last_loss:.4f}; checkpoint {ckpt} "
         f"({os.path.getsize(ckpt) / 1e6:.2f} MB, {n_params} parameters)")
+    return {"checkpoint": ckpt, "steps": res.step, "stopped_early": res.stopped, "last_loss": res.last_loss,
+            "val": res.val, "clips": prep.clips, "n_parameters": n_params, "codec": codec_spec(codec),
+            "music_encoder": prep.spec["encoder"]}
 
+
+def evaluate_and_report(ckpt: str, out: str, music_dir: str, p: dict, args, run: dict, training: dict | None) -> dict:
+    """Stages 4–6 on ``ckpt``: real-footage videos, SCH per condition, Fréchet distances; the report."""
+    timings, load = run["timings"], run["load"]
+    vseed = args.seed if args.video_seed is None else args.video_seed
     t = time.time()
-    log(f"4/6 {p['videos']} real-footage composites ({CLIP_SECONDS:g} s, {VIDEO_FPS} fps, shots of 1–3 s)")
-    clips = make_videos(os.path.join(out, "videos"), p["videos"], args.seed)
+    log(f"4/6 {p['videos']} real-footage composites ({CLIP_SECONDS:g} s, {VIDEO_FPS} fps, shots of 1–3 s, seed {vseed})")
+    clips = make_videos(os.path.join(out, "videos"), p["videos"], vseed)
     timings["videos"] = time.time() - t
 
     t = time.time()
     log(f"5/6 zero-pair generation ({p['sample_steps']} Euler steps, CFG {p['cfg']:g}) and SCH")
-    ev = evaluate(ckpt, clips, os.path.join(out, "generated"), p, args.seed)
+    ev = evaluate(ckpt, clips, os.path.join(out, "generated"), p, vseed)
     timings["evaluate"] = time.time() - t
 
     t = time.time()
@@ -390,7 +411,7 @@ def main(argv=None) -> dict:
     train_music = [music_measures(media.decode_audio(os.path.join(music_dir, n), sample_rate=SAMPLE_RATE, channels=1)[0],
                                   SAMPLE_RATE) for n in sorted(x for x in os.listdir(music_dir) if x.endswith(".flac"))[:10]]
     timings["frechet"] = time.time() - t
-    timings["total"] = time.time() - t_start
+    timings["total"] = time.time() - run["t_start"]
     load["end"] = os.getloadavg()
 
     s = ev["summary"]
@@ -398,12 +419,10 @@ def main(argv=None) -> dict:
     target_met = (gain["curve"] is not None and gain["curve"] >= 0.3 and all(
         gain[k] is not None and abs(gain[k]) <= 0.05 for k in ("text-only", "mismatched curve (next video's)")))
     result = {
-        "design": {"codec": codec_spec(codec), "clip_seconds": CLIP_SECONDS, "smoothing_seconds": SMOOTHING,
-                   "music_encoder": prep.spec["encoder"], "video_encoder": "pixels", "params": p,
-                   "n_parameters": n_params, "threads": args.threads, "fd_bins": FD_BINS},
-        "training": {"steps": res.step, "stopped_early": res.stopped, "last_loss": res.last_loss, "val": res.val,
-                     "clips": prep.clips},
-        "summary": s, "target_met": target_met, "frechet": fd,
+        "design": {"clip_seconds": CLIP_SECONDS, "smoothing_seconds": SMOOTHING, "video_encoder": "pixels", "params": p,
+                   "threads": args.threads, "fd_bins": FD_BINS, "video_seed": vseed},
+        "training": training, "summary": s, "target_met": target_met, "frechet": fd,
+        "sch_minus_null_standard_error": {k: _se(v) for k, v in ev["rows"].items()},
         "training_music_measures": _mean_measures(train_music),
         "checkpoint": ckpt, "checkpoint_mb": os.path.getsize(ckpt) / 1e6,
         "timings_s": {k: round(v, 1) for k, v in timings.items()}, "load_average": load,
@@ -412,23 +431,35 @@ def main(argv=None) -> dict:
                                                    "harmonic_share", "chroma_peak_share")} for r in v]
                       for k, v in ev["rows"].items()},
     }
-    with open(os.path.join(out, "results.json"), "w") as f:
+    name = "results.json" if args.video_seed is None else f"results-videos{vseed}.json"
+    with open(os.path.join(out, name), "w") as f:
         json.dump(result, f, indent=1)
+    _print_report(result, s, fd, timings, load, ckpt, os.path.join(out, name))
+    return result
+
+
+def _se(rows: list) -> float | None:
+    d = np.asarray([r["sch"] - r["sch_null"] for r in rows if r.get("sch") is not None and r.get("sch_null") is not None])
+    return float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None
+
+
+def _print_report(result, s, fd, timings, load, ckpt, path) -> None:
     print()
     print(results_table(s))
     print()
-    print("Fréchet distance to the test videos' event curves (pooled to "
-          f"{FD_BINS} bins; {fd['standardised']['n_video']} videos):")
+    print("standard error of SCH − sch_null over videos: " + ", ".join(
+        f"{k} {_f(v)}" for k, v in result["sch_minus_null_standard_error"].items()))
+    print(f"Fréchet distance to the test videos' event curves (pooled to {FD_BINS} bins; {fd['standardised']['n_video']} videos):")
     for key, d in fd.items():
         print(f"  {key}: " + ", ".join(f"{k} {_f(v)}" for k, v in d.items() if k != "n_video"))
     tm = result["training_music_measures"]
     print(f"training music: harmonic share {tm['harmonic_share']:.2f}, chroma peak share {tm['chroma_peak_share']:.3f}")
-    print(f"target (curve SCH − null ≥ 0.30; text-only and mismatched within 0.05 of null): {'met' if target_met else 'MISSED'}")
+    print(f"target (curve SCH − null ≥ 0.30; text-only and mismatched within 0.05 of null): "
+          f"{'met' if result['target_met'] else 'MISSED'}")
     print(f"checkpoint: {ckpt} ({result['checkpoint_mb']:.2f} MB)")
     print(f"wall time: {timings['total']:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in timings.items() if k != 'total')})")
-    print(f"load average (1/5/15 min): start {load['start']}, after training {load['after_training']}, end {load['end']}")
-    print(f"results: {os.path.join(out, 'results.json')}")
-    return result
+    print(f"load average (1/5/15 min): " + ", ".join(f"{k} {tuple(round(x, 2) for x in v)}" for k, v in load.items()))
+    print(f"results: {path}")
 
 
 def run_training(train, p, cache_dir, run_dir, seed, deadline):
