@@ -37,7 +37,9 @@ import numpy as np
 import seams  # benchmarks/seams.py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEMO = os.path.join(os.path.dirname(HERE), "demo", "v2m-zero-pair-toy.safetensors")
+# the figures in RESULTS.md were measured with the first demo, the click toy (git show d95b9a2:demo/v2m-zero-pair-toy.safetensors);
+# --checkpoint takes any V2M checkpoint, the bundled demo by default
+DEMO = os.path.join(os.path.dirname(HERE), "demo", "v2m-zero-demo-music.safetensors")
 
 CHILD = r"""
 import json, sys, time

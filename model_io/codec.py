@@ -18,6 +18,7 @@ import torch
 
 from ..core.errors import ModelError
 from ..core.model.codec import AudioCodec, PatchCodec
+from ..core.model.melcodec import MelCodec
 from ..core.model.oobleck import SAO_VAE_CONFIG, OobleckVAE, normalize_config
 from .weights import SafetensorsFile, check_state_dict, read_safetensors
 
@@ -204,8 +205,9 @@ def make_codec(source: Any = "patch", *, checkpoint: Any = None) -> AudioCodec:
     """The one codec factory.
 
     ``source`` is a codec instance (returned as is); a codec spec dict as :func:`codec_spec` writes
-    it (``{"type": "patch", "config": {...}}`` or ``{"type": "oobleck", "path": ..., "config": ...}``);
-    ``"patch"`` / ``"patch:PATCH_SIZE:CHANNELS:SAMPLE_RATE"``; or a codec weights path. An
+    it (``{"type": "patch", "config": {...}}``, ``{"type": "mel", "config": {...}}`` or ``{"type":
+    "oobleck", "path": ..., "config": ...}``); ``"patch"`` / ``"patch:PATCH_SIZE:CHANNELS:SAMPLE_RATE"``;
+    ``"mel"`` / ``"mel:N_MELS:SAMPLE_RATE:HOP"`` (weightless log-mel + Griffin-Lim); or a codec weights path. An
     ``oobleck`` spec is read from ``checkpoint`` (a path or :class:`~.weights.SafetensorsFile`)
     when one is given: a V2M checkpoint carries its codec as ``pretransform.model.*``.
     """
@@ -215,6 +217,8 @@ def make_codec(source: Any = "patch", *, checkpoint: Any = None) -> AudioCodec:
         kind = source.get("type")
         if kind == "patch":
             return PatchCodec(**dict(source.get("config") or {}))
+        if kind == "mel":
+            return MelCodec(**dict(source.get("config") or {}))
         if kind == "oobleck" and checkpoint is not None:
             try:
                 return load_codec(checkpoint)
@@ -227,7 +231,7 @@ def make_codec(source: Any = "patch", *, checkpoint: Any = None) -> AudioCodec:
             return load_codec(source["path"])
         if kind == "same":
             return _load_same_spec(source, checkpoint)
-        raise ModelError(f"codec spec {dict(source)!r}: type must be 'patch' (with config), 'oobleck' or 'same' (with path)")
+        raise ModelError(f"codec spec {dict(source)!r}: type must be 'patch' or 'mel' (with config), 'oobleck' or 'same' (with path)")
     s = os.fspath(source)
     if s == "patch" or s.startswith("patch:"):
         try:
@@ -235,6 +239,12 @@ def make_codec(source: Any = "patch", *, checkpoint: Any = None) -> AudioCodec:
         except ValueError:
             raise ModelError(f"codec {s!r}: write patch:PATCH_SIZE:CHANNELS:SAMPLE_RATE, e.g. patch:32:2:44100") from None
         return PatchCodec(**dict(zip(("patch_size", "audio_channels", "sample_rate"), vals)))
+    if s == "mel" or s.startswith("mel:"):
+        try:
+            vals = [int(x) for x in s.split(":")[1:]]
+        except ValueError:
+            raise ModelError(f"codec {s!r}: write mel:N_MELS:SAMPLE_RATE:HOP, e.g. mel:128:16000:256") from None
+        return MelCodec(**dict(zip(("n_mels", "sample_rate", "hop_length"), vals)))
     if _is_same(s):
         from .same import load_same
 
@@ -281,6 +291,8 @@ def codec_spec(codec: AudioCodec, source: Any = None) -> dict:
                                             "sample_rate": codec.sample_rate, "scale": codec.scale}}
     from ..core.model.same import SAMECodec
 
+    if isinstance(codec, MelCodec):
+        return {"type": "mel", "config": codec.config}
     kind = "same" if isinstance(codec, SAMECodec) else "oobleck"
     spec = {"type": kind, "config": dict(getattr(codec, "config", {}) or {})}
     if isinstance(source, (str, os.PathLike)):

@@ -18,10 +18,11 @@ from .types import CurveType, ModelType
 CATEGORY = "V2M-Zero/generate"
 FROM_CHECKPOINT = "from checkpoint"
 NONE = "none"
-#: The bundled toy checkpoint (the default, so a fresh install generates).
-DEMO_CHECKPOINT = "demo/v2m-zero-pair-toy.safetensors"
-DEMO_NOTE = ("DEMO checkpoint: a 1 M-parameter toy trained on synthetic percussion with music curves only "
-             "(benchmarks/zero_pair_toy.py); its hits land on the video's cuts, but it makes clicks at 8 kHz, not music")
+#: The bundled demo checkpoint (the default, so a fresh install generates).
+DEMO_CHECKPOINT = "demo/v2m-zero-demo-music.safetensors"
+DEMO_NOTE = ("DEMO checkpoint: a 4.6 M-parameter DiT trained on a CPU on General MIDI music rendered with FluidSynth, "
+             "with music curves only (benchmarks/zero_pair_music.py); its accents land on the video's cuts, but it is "
+             "16 kHz mono with Griffin-Lim phase and no text control: not a real music model")
 
 
 def checkpoint_choices() -> list[str]:
@@ -62,10 +63,10 @@ def text_encoder_path(name: str, download: bool) -> tuple[str | None, str | None
 
 
 def model_notes(gen) -> list[str]:
-    """What a user must know about the loaded model (demo toy, SAO base without curve training)."""
+    """What a user must know about the loaded model (the demo, an SAO/SA3 base without curve training)."""
     notes = []
     if gen.meta.get("demo"):
-        notes.append(DEMO_NOTE)
+        notes.append("DEMO checkpoint: " + str(gen.meta["demo_note"]) if gen.meta.get("demo_note") else DEMO_NOTE)
     if gen.meta.get("note"):
         notes.append(str(gen.meta["note"]))
     return notes
@@ -78,10 +79,10 @@ class LoadModel(io.ComfyNode):
             node_id="V2M_LoadModel",
             display_name="Load V2M Model",
             category=CATEGORY,
-            description="Load a V2M checkpoint (a DiT with an event-curve input channel), its audio codec and text encoder: the bundled demo toy, a checkpoint in models/v2m/checkpoints/, or a Stable Audio Open 1.0 / Stable Audio 3 base file from models/checkpoints/ (curve channel added on load; its timing ignores the video until fine-tuned).",
+            description="Load a V2M checkpoint (a DiT with an event-curve input channel), its audio codec and text encoder: the bundled demo model, a checkpoint in models/v2m/checkpoints/, or a Stable Audio Open 1.0 / Stable Audio 3 base file from models/checkpoints/ (curve channel added on load; its timing ignores the video until fine-tuned).",
             inputs=[
                 io.Combo.Input("checkpoint", options=checkpoint_choices(), default=DEMO_CHECKPOINT,
-                               tooltip=f"{DEMO_CHECKPOINT}: the bundled TOY (1 M parameters, synthetic percussion at 8 kHz: shows timing transfer, not music). "
+                               tooltip=f"{DEMO_CHECKPOINT}: the bundled DEMO (4.6 M parameters, trained on a CPU on rendered General MIDI music: 16 kHz mono, no text control; shows timing transfer, not a real music model). "
                                        "Others: V2M checkpoints in models/v2m/checkpoints/, and 'checkpoints/…' = Stable Audio Open 1.0 or Stable Audio 3 "
                                        "base files in ComfyUI's models/checkpoints/ with a zero-weight curve channel (timing ignores the video until fine-tuned)."),
                 io.Combo.Input("text_encoder", options=text_encoder_choices(), default=NONE,

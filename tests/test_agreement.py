@@ -12,7 +12,7 @@ import pytest
 from v2m_zero.core import examples
 from v2m_zero.core.timing.spec import CurveSpec, curve_mismatches, encoder_name
 
-DEMO = "demo/v2m-zero-pair-toy.safetensors"
+DEMO = "demo/v2m-zero-demo-music.safetensors"
 ENC = dict(sample_fps=0.0, size=0, fps=24.0, dinov2_model="dinov2-large", pooling="mean_patch", precision="fp32", batch_size=16)
 
 

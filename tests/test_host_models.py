@@ -70,7 +70,7 @@ def test_load_model_lists_sao_and_t5_and_the_demo(comfy_models):
     opts = {i.id: i for i in schema.inputs}
     ckpts = opts["checkpoint"].options
     assert ckpts[0] == generate.DEMO_CHECKPOINT and opts["checkpoint"].default == generate.DEMO_CHECKPOINT
-    assert "toy" in generate.DEMO_CHECKPOINT and "TOY" in opts["checkpoint"].tooltip
+    assert "demo" in generate.DEMO_CHECKPOINT and "DEMO" in opts["checkpoint"].tooltip
     assert SAO_CHOICE in ckpts
     assert not any("sd15" in c for c in ckpts)
     assert "text_encoders/t5_base.safetensors" in opts["text_encoder"].options and not any("clip_l" in o for o in opts["text_encoder"].options)

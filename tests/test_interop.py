@@ -29,7 +29,7 @@ def _encode(video_link):
                                                          "pooling": "mean_patch", "precision": "fp32", "batch_size": 16, "video": video_link, "model": ["m", 0]}}
 
 
-MODEL = {"class_type": "V2M_LoadModel", "inputs": {"checkpoint": "demo/v2m-zero-pair-toy.safetensors", "text_encoder": "none",
+MODEL = {"class_type": "V2M_LoadModel", "inputs": {"checkpoint": "demo/v2m-zero-demo-music.safetensors", "text_encoder": "none",
                                                    "codec": "from checkpoint", "precision": "fp32", "offload": True}}
 
 
@@ -62,7 +62,7 @@ def test_core_load_video_in_our_audio_out_to_core_save_audio_preview_and_save_vi
     flac = [p for p in _saved("output") if p.endswith(".flac")]
     assert len(flac) == 1 and "audio" in flac[0]
     wave, sr = media.decode_audio(flac[0])
-    assert sr == 8000 and wave.shape == (1, 24000)  # the demo model's 8 kHz mono, exactly the video's 3 s
+    assert sr == 16000 and wave.shape == (1, 48000)  # the demo model's 16 kHz mono, exactly the video's 3 s
     assert any(p.endswith(".flac") for p in _saved("temp"))  # PreviewAudio
     video = [p for p in _saved("output") if p.endswith(".mp4")]
     assert len(video) == 1  # SaveVideo copied our VIDEO's streams

@@ -14,7 +14,7 @@ from v2m_zero.core.timing.spec import CurveSpec
 from v2m_zero.model_io.checkpoint import read_metadata
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEMO = os.path.join(ROOT, "demo", "v2m-zero-pair-toy.safetensors")
+DEMO = os.path.join(ROOT, "demo", "v2m-zero-demo-music.safetensors")
 
 
 def test_the_one_default_is_the_papers_kernel():

@@ -15,7 +15,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-DEMO_CKPT = "demo/v2m-zero-pair-toy.safetensors"
+DEMO_CKPT = "demo/v2m-zero-demo-music.safetensors"
 DEMO_DATASET = "demo: synthetic percussion (made on first use)"
 CLIP = "v2m_demo_clip.mp4"
 SONG = "v2m_demo_song.wav"
@@ -65,7 +65,7 @@ TEMPLATES = {
         "name": "V2M-Zero: quick start (demo clip, demo model)",
         "nodes": [
             (1, "V2M_LoadVideo", (60, 220), (330, 330), {"file": CLIP}, {}, "1. Load video (the pack's example clip)"),
-            (2, "V2M_LoadModel", (60, 630), (330, 230), LOAD_MODEL, {}, "Model: the bundled DEMO toy"),
+            (2, "V2M_LoadModel", (60, 630), (330, 230), LOAD_MODEL, {}, "Model: the bundled DEMO model"),
             (3, "V2M_EncodeFrames", (450, 220), (330, 380), ENCODE, {"video": (1, 0), "model": (2, 0)}, "2. Frame encoder (auto = the model's)"),
             (4, "V2M_EventCurve", (810, 220), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (3, 0)}, "3. Event curve (eq. 2–3)"),
             (5, "V2M_SmoothCurve", (1240, 220), (400, 330), SMOOTH, {"curve": (4, 0), "model": (2, 0)}, "4. Smooth (eq. 4, follows the model)"),
@@ -79,7 +79,7 @@ TEMPLATES = {
         "notes": [
             (104, (60, 70), (330, 110), "In: the pack's example clip (12 s, seven cuts) and the bundled DEMO model. Upload your own video; pick a trained V2M checkpoint or a Stable Audio Open 1.0 base."),
             (101, (450, 70), (1190, 110), "Timing from the video (paper §3.2). Each frame is encoded (here the weightless 'pixels' encoder that the demo model was trained with; the paper uses DINOv2), the event curve is a_k = 1 − cos(f_k, f_k+1), standardised (eq. 2–3), then resampled to the music latent rate and Hann-smoothed (eq. 4). Peaks = hit points (cuts)."),
-            (102, (1720, 70), (740, 110), "Music on the curve (§3.3–3.4): a rectified-flow DiT gets the smoothed curve as one extra input channel (zero-pair: trained on MUSIC curves only, driven here by VIDEO curves). The demo model is a 1 M-parameter toy: clicks at 8 kHz on the cuts, not music."),
+            (102, (1720, 70), (740, 110), "Music on the curve (§3.3–3.4): a rectified-flow DiT gets the smoothed curve as one extra input channel (zero-pair: trained on MUSIC curves only, driven here by VIDEO curves). The demo model is a 4.6 M-parameter DiT trained on a CPU on rendered General MIDI music: its accents land on the cuts, but it is 16 kHz mono with no text control, not a real music model."),
             (103, (2540, 70), (740, 110), "Out: the music is fitted to the video's exact length and muxed (every frame kept), then saved. Sync report (§4.2): Scene Cut Hit = share of cuts with a beat within ±0.1 s, next to its chance level."),
         ],
         "groups": [
@@ -103,7 +103,7 @@ TEMPLATES = {
             (7, "V2M_MuxAudio", (1980, 120), (320, 260), dict(save_mp4=True, filename_prefix="video/V2M"), {"video": (1, 0), "audio": (6, 0)}, None),
         ],
         "notes": [
-            (101, (400, 560), (760, 130), "The sampler smooths the raw event curve exactly as the checkpoint was trained (its curve spec); Encode Frames 'auto' uses the checkpoint's frame encoder. The default model is the bundled DEMO toy (no text: the prompt is used only by text-conditioned checkpoints, e.g. Stable Audio Open 1.0 bases with t5_base.safetensors)."),
+            (101, (400, 560), (760, 130), "The sampler smooths the raw event curve exactly as the checkpoint was trained (its curve spec); Encode Frames 'auto' uses the checkpoint's frame encoder. The default model is the bundled DEMO model (no text: the prompt is used only by text-conditioned checkpoints, e.g. Stable Audio Open 1.0 bases with t5_base.safetensors)."),
         ],
         "groups": [],
     },

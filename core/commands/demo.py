@@ -5,10 +5,12 @@ generates music on that curve, muxes it into the clip at exactly the clip's leng
 the result with Scene Cut Hit next to its chance level.
 
 Without ``--checkpoint`` the music comes from the bundled **demo checkpoint**
-(``demo/v2m-zero-pair-toy.safetensors``, 2 MB): a 1 M-parameter DiT that
-``benchmarks/zero_pair_toy.py`` trained on synthetic percussive music with *music* event curves
-only. It shows zero-pair timing transfer (its hits land on the video's cuts); it is a toy, not a
-music model. ``--sonify`` skips generation and makes the curve audible instead.
+(``demo/v2m-zero-demo-music.safetensors``, 9 MB): a 4.6 M-parameter DiT that
+``benchmarks/zero_pair_music.py`` trained on a CPU on procedurally arranged General MIDI music
+(drums, bass, chords, lead) rendered with FluidSynth, with *music* event curves only, on the
+weightless mel codec (16 kHz mono, Griffin-Lim phase). It shows zero-pair timing transfer with
+pitched multi-instrument music; it is a demo, not a real music model. ``--sonify`` skips
+generation and makes the curve audible instead.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ import os
 
 import numpy as np
 
+from ...model_io.folders import DEMO_CHECKPOINT  # the bundled demo model
 from ._common import OutputPlan, Progress, number, write_json
 
 NAME = "demo"
 HELP = "run the main job on a generated clip: video -> event curve -> music (bundled demo model) -> mux -> SCH (offline)"
 
 DEMO_CUTS = (1.5, 3.0, 4.25, 6.0, 7.5, 8.0, 10.0)
-DEMO_CHECKPOINT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "demo", "v2m-zero-pair-toy.safetensors")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -132,7 +134,8 @@ def run(args) -> int:
             gen = generate.load_generator(ckpt, text_encoder=args.text_encoder)
             generate.window_frames(gen, args.window, args.overlap)  # a bad window/overlap fails before any work
             if gen.meta.get("demo"):
-                print(f"model: DEMO checkpoint {ckpt} — a 1 M-parameter toy trained on synthetic percussion with music curves only (benchmarks/zero_pair_toy.py); it shows timing transfer, not musical quality")
+                note = gen.meta.get("demo_note") or "a small demo model; it shows timing transfer, not musical quality"
+                print(f"model: DEMO checkpoint {ckpt} — {note}")
             else:
                 print(f"model: {ckpt}")
         spec = gen.curve_spec if gen else CurveSpec(encoder="pixels", rate=curves.SAO_LATENT_RATE)
