@@ -66,7 +66,8 @@ def model_notes(gen) -> list[str]:
     """What a user must know about the loaded model (the demo, an SAO/SA3 base without curve training)."""
     notes = []
     if gen.meta.get("demo"):
-        notes.append("DEMO checkpoint: " + str(gen.meta["demo_note"]) if gen.meta.get("demo_note") else DEMO_NOTE)
+        note = str(gen.meta.get("demo_note") or "")
+        notes.append(DEMO_NOTE if not note else "DEMO checkpoint: " + note.removeprefix("demo: "))
     if gen.meta.get("note"):
         notes.append(str(gen.meta["note"]))
     return notes
