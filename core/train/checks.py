@@ -168,6 +168,9 @@ def _text_kind(encoder: str) -> str | None:
 
     try:
         path = encoder if os.path.isfile(encoder) else resolve_model_dir(encoder, "text_encoders")
+        if os.path.isdir(path) and not any(os.path.isfile(os.path.join(d, "config.json"))
+                                           for d, _, _ in os.walk(path)):
+            return None  # no config to tell the kind: the loader names what is missing
         return text_encoder_kind(path)
     except (V2MError, OSError):
         return None
