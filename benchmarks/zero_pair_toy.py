@@ -123,18 +123,25 @@ def latent_scale(folder: str, n_files: int = 8) -> float:
 
 
 def prepare(music_dir: str, cache_dir: str, scale: float):
+    codec = PatchCodec(patch_size=PATCH, audio_channels=1, sample_rate=SAMPLE_RATE, scale=scale)
+    return prepare_with(codec, music_dir, cache_dir, clip_seconds=CLIP_SECONDS, smoothing_seconds=SMOOTHING)
+
+
+def prepare_with(codec, music_dir: str, cache_dir: str, *, clip_seconds: float, smoothing_seconds: float,
+                 log_every: float = 10.0):
+    """The library's ``prepare_dataset`` with log-mel music curves, whole clips only, a log line now and then
+    (shared with ``zero_pair_music.py``)."""
     from v2m_zero.core.train.prepare import prepare_dataset
 
-    codec = PatchCodec(patch_size=PATCH, audio_channels=1, sample_rate=SAMPLE_RATE, scale=scale)
     last = [0.0]
 
     def progress(done, total, name):
-        if time.time() - last[0] > 10 or done == total:
+        if time.time() - last[0] > log_every or done == total:
             last[0] = time.time()
             log(f"prepare {done}/{total} files")
 
-    return prepare_dataset(music_dir, cache_dir, codec=codec, music_encoder="logmel", clip_seconds=CLIP_SECONDS,
-                           smoothing_seconds=SMOOTHING, last_clip="drop", shard_size=512, progress=progress, log=log)
+    return prepare_dataset(music_dir, cache_dir, codec=codec, music_encoder="logmel", clip_seconds=clip_seconds,
+                           smoothing_seconds=smoothing_seconds, last_clip="drop", shard_size=512, progress=progress, log=log)
 
 
 def train_config(p: dict, cache_dir: str, run_dir: str, seed: int) -> dict:

@@ -230,11 +230,12 @@ def sample_euler_inpaint(
     becomes ``mask·(t·ε + (1 − t)·known) + (1 − mask)·x``: the known latents on the straight
     path from the same noise. At t = 0 the result equals ``known`` where ``mask`` is 1.
     """
-    extra_args = dict(extra_args or {})
-    times = [float(t) for t in torch.as_tensor(ts, dtype=torch.float64).tolist()]
-    if len(times) < 2 or times[0] <= 0:
+    from .model.flow import sample_euler
+
+    t0 = float(torch.as_tensor(ts, dtype=torch.float64).reshape(-1)[0]) if len(ts) else 0.0
+    if len(ts) < 2 or t0 <= 0:
         raise V2MError("inpainting needs at least two timesteps starting above 0")
-    eps = x / times[0]
+    eps = x / t0
     known = known.to(x.device, x.dtype)
     mask = mask.to(x.device, x.dtype)
     hold = mask == 1
@@ -243,15 +244,7 @@ def sample_euler_inpaint(
         target = t * eps + (1 - t) * known if t > 0 else known
         return torch.where(hold, target, mask * target + (1 - mask) * state)
 
-    x = pin(x, times[0])
-    ones = x.new_ones([x.shape[0]], dtype=torch.float32)
-    for i in range(len(times) - 1):
-        t, t_next = times[i], times[i + 1]
-        v = model(x, ones * t, **extra_args)
-        if callback is not None:
-            callback({"i": i, "t": t, "x": x, "denoised": x - t * v})
-        x = pin(x + (t_next - t) * v, t_next)
-    return x
+    return sample_euler(model, x, ts, extra_args, callback, disable, project=pin)
 
 
 def sample_windows(

@@ -12,7 +12,6 @@ from ..core.atomic import atomic_path
 from ..core.errors import V2MError
 from ..core.outputs import OutputPlan
 from ..core.timing.curves import DEFAULT_SMOOTHING_SECONDS
-from ..core.train.presets import BASES
 from . import _host
 
 CATEGORY = "V2M-Zero/train"
@@ -20,8 +19,9 @@ NONE = "none"
 # Weightless patch codecs for toy runs (latents at 62.5 Hz): 16 kHz mono, or 4 kHz mono.
 PATCH_CODECS = ["patch:256:1:16000", "patch:64:1:4000"]
 CUSTOM = "custom"
-PRESET_CHOICES = [CUSTOM, "sao1", "sa3"]
+#: the LoRA presets of core.train.presets.BASES (named here: no training code is imported with the node)
 BASE_NAMES = {"sao1": "Stable Audio Open 1.0", "sa3": "Stable Audio 3 small-music-base"}
+PRESET_CHOICES = [CUSTOM, *BASE_NAMES]
 
 DEFAULT_CONFIG_TOML = """\
 # Overrides of the trainer's defaults (see `v2m-zero train --example`); the node fills in
@@ -126,7 +126,7 @@ class Train(io.ComfyNode):
             cfg = tomllib.loads(config or "")
         except tomllib.TOMLDecodeError as exc:
             raise V2MError(f"the config is not valid TOML: {exc}") from None
-        sao = preset in BASES  # a LoRA preset
+        sao = preset in BASE_NAMES  # a LoRA preset
         if sao:
             cfg, prep = _preset_settings(preset, init_checkpoint, cfg, download_if_missing)
             cfg["curve"]["smoothing_seconds"] = float(smoothing_seconds)  # the cache is made with the widget's
@@ -216,7 +216,7 @@ def _preset_settings(preset: str, init_checkpoint: str, user_cfg: dict, download
     """A LoRA preset's training config (with the user's own changes) and prepare settings."""
     import tomllib
 
-    from ..core.train.presets import example_toml, prepare_preset
+    from ..core.train.presets import BASES, example_toml, prepare_preset
     from ..model_io.musicfm import find_musicfm
 
     source, file, text = BASES[preset]

@@ -406,3 +406,13 @@ def test_sch_null_matches_brute_force_and_scales():
     assert metrics.sch_null([5.0], [7.0], 10.0, n_shifts=10) is not None  # a single beat works
     long_cuts, long_beats = np.sort(rng.uniform(0, 1800, 600)), np.arange(0, 1800, 0.5)
     assert 0.3 < metrics.sch_null(long_cuts, long_beats, 1800.0, n_shifts=50) < 0.5  # 30 min, ≈ 0.4, small memory
+
+
+def test_scene_cut_hit_weighted_by_hit_strength():
+    from v2m_zero.core.eval.sch import scene_cut_hit
+
+    cuts, beats = [1.0, 2.0, 3.0, 4.0], [1.05, 2.5, 3.0]
+    assert scene_cut_hit(cuts, beats) == pytest.approx(0.5)  # the paper's fraction: cuts 1 and 3 hit
+    assert scene_cut_hit(cuts, beats, weights=[1, 1, 1, 1]) == pytest.approx(0.5)
+    assert scene_cut_hit(cuts, beats, weights=[3, 1, 0, 1]) == pytest.approx(3 / 5)  # strong hit 1 counts more
+    assert scene_cut_hit([], beats, weights=[]) is None and scene_cut_hit(cuts, [], weights=[1, 1, 1, 1]) == 0.0

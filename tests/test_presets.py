@@ -10,16 +10,14 @@ import numpy as np
 import pytest
 import torch
 from v2m_zero.core.errors import V2MError
-from v2m_zero.core.eval import synth
 from v2m_zero.core.model.dit import V2MDiT, make_model_config
 from v2m_zero.core.model.oobleck import OobleckVAE
-from v2m_zero.core.timing import media
 from v2m_zero.core.train import resolve_config, train
 from v2m_zero.core.train.checks import ConsistencyError, check_run
 from v2m_zero.core.train.presets import LORA_TARGETS, example_toml
 from v2m_zero.model_io.checkpoint import V2M_FORMAT, save_v2m_checkpoint
 from v2m_zero.model_io.weights import write_safetensors
-from tiny_models import tiny_t5
+from tiny_models import click_music_folder, tiny_t5
 
 # a tiny Oobleck VAE: 4 latent channels, 64x at 44.1 kHz stereo (689 Hz latents)
 VAE = {"channels": 8, "c_mults": [1, 2], "strides": [8, 8], "latent_dim": 4, "audio_channels": 2}
@@ -55,13 +53,7 @@ def sao_like_base(path, *, vae_seed=0, text=None, vae=VAE):
 def road(tmp_path_factory):
     root = tmp_path_factory.mktemp("road")
     data = root / "music"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        t = np.sort(rng.uniform(0.1, 1.8, 4))
-        media.write_audio(str(data / f"song{i}.wav"), synth.click_track(t, 2.0, sample_rate=16000, channels=1, seed=i),
-                          16000, layout="mono")
-        (data / f"song{i}.txt").write_text(f"calm piano {i}")
+    click_music_folder(data, 2, 2.0, sample_rate=16000, hits=4, caption="calm piano {i}")
     models = root / "models"
     tiny_t5(str(models / "text_encoders" / "t5-base"), d_model=32)
     base = sao_like_base(root / "v2m_sao1.safetensors")
@@ -209,6 +201,17 @@ def test_check_run_rates_channels_and_vae_weights(road, tmp_path):
     assert "instead of musicfm" in res.warnings[0] and res.curve_record["music_encoder_fallback"]["reason"] == "no weights"
     with pytest.raises(V2MError, match="base = \"sao1\" needs model.from_checkpoint"):
         check_run(resolve_config({"base": "sao1", "data": {"cache": "c"}, "model": {"from_config": {"depth": 1}}}, tmp_path), _spec(same))
+
+
+def test_the_preset_names_agree_everywhere(host):
+    """The CLI's parser and the training node name the presets without importing the training code."""
+    from v2m_zero.core.commands._common import PRESETS as CLI_PRESETS
+    from v2m_zero.core.train import presets
+    from v2m_zero.nodes import train as train_node
+
+    assert CLI_PRESETS == presets.PRESETS
+    assert list(train_node.BASE_NAMES) == list(presets.BASES) == [p for p in presets.PRESETS if p != "toy"]
+    assert train_node.PRESET_CHOICES == [train_node.CUSTOM, *presets.BASES]
 
 
 def test_example_configs_are_complete_and_valid(tmp_path):

@@ -10,13 +10,11 @@ import tomllib
 import numpy as np
 import pytest
 
-from v2m_zero.core.eval import synth
-from v2m_zero.core.timing import media
 from v2m_zero.core.train import resolve_config
 from v2m_zero.core.train.checks import ConsistencyError, check_run
 from v2m_zero.core.train.presets import example_toml
 from v2m_zero.model_io.sa3 import SA3_LORA_TARGETS
-from tiny_models import tiny_t5
+from tiny_models import click_music_folder, tiny_t5
 from tiny_sa3 import tiny_sa3_file, tiny_t5gemma_folder
 
 
@@ -34,12 +32,7 @@ def sa3_road(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("sa3road")
     data = root / "music"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        t = np.sort(rng.uniform(0.1, 1.8, 4))
-        media.write_audio(str(data / f"song{i}.wav"), synth.click_track(t, 2.0, sample_rate=44100, channels=2, seed=i), 44100)
-        (data / f"song{i}.txt").write_text(f"upbeat electronic dance track {i}")
+    click_music_folder(data, 2, 2.0, sample_rate=44100, channels=2, hits=4, caption="upbeat electronic dance track {i}")
     models = root / "models"
     tiny_t5gemma_folder(str(models / "text_encoders" / "t5gemma-b-b-ul2"))
     tiny_t5(str(models / "text_encoders" / "t5-base"), d_model=32)

@@ -63,10 +63,6 @@ class MusicAnalysis:
     def bars_detected(self) -> bool:
         return self.meter is not None
 
-    @property
-    def beat_period(self) -> float:
-        return 60.0 / self.tempo
-
     def rms_at(self, t) -> np.ndarray:
         """RMS energy at time(s) ``t`` (nearest frame)."""
         i = np.clip(np.round(np.asarray(t, dtype=np.float64) * FRAME_RATE).astype(int), 0, len(self.rms) - 1)
@@ -184,6 +180,11 @@ def _bars_and_chroma(y: np.ndarray, beats: np.ndarray):
     return downbeat, meter, beat_chroma, rms
 
 
+def bpm_of(beats: np.ndarray) -> float:
+    """The tempo (BPM) of beat times: 60 s over their median spacing."""
+    return 60.0 / float(np.median(np.diff(beats)))
+
+
 def analyse_music(wave: np.ndarray, sample_rate: int, *, name: str = "the music",
                   until: float | None = None, bpm: float | None = None) -> MusicAnalysis:
     """Beats, bars, onsets and energy of ``wave`` ``[C, T]`` (or ``[T]``); AlignError when it has no pulse.
@@ -209,7 +210,7 @@ def analyse_music(wave: np.ndarray, sample_rate: int, *, name: str = "the music"
     downbeat, meter, beat_chroma, rms = _bars_and_chroma(y, beats)
     onsets = librosa.onset.onset_detect(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, units="time")
     return MusicAnalysis(
-        duration=full, tempo=60.0 / float(np.median(np.diff(beats))), beats=beats, downbeat=downbeat, meter=meter,
+        duration=full, tempo=bpm_of(beats), beats=beats, downbeat=downbeat, meter=meter,
         beat_strength=_norm01(_at(env, beats, rate)), beat_chroma=beat_chroma, onsets=onsets,
         onset_strength=_norm01(_at(env, onsets, rate)) if onsets.size else np.zeros(0),
         rms=rms, pulse_clarity=clarity,

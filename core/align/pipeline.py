@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..timing import curves
-from .analysis import AlignError, MusicAnalysis, analyse_music
+from .analysis import AlignError, MusicAnalysis, analyse_music, bpm_of
 from .render import choose_stretcher, render
 from .timeline import build_timeline
 from .timemap import AlignOptions, TimeMap, plan
@@ -115,17 +115,15 @@ def heard_sync(audio: np.ndarray, sample_rate: int, hits, strengths, duration: f
     ``sch``: the strength-weighted share of hit points with a tracked beat within ``tolerance``;
     ``chance``: its chance level (``sch_null``, 50 shifts); ``bpm``: the tempo the tracker hears.
     """
-    from ..eval.sch import beat_times, sch_null
+    from ..eval.sch import beat_times, scene_cut_hit, sch_null
 
     beats = beat_times(audio.mean(axis=0), sample_rate)
     hits = np.asarray(hits, dtype=np.float64)
     if beats.size < 2 or hits.size == 0:
         return {"sch": 0.0, "chance": 0.0, "bpm": 0.0, "margin": 0.0}
-    w = np.asarray(strengths, dtype=np.float64) if strengths is not None else np.ones_like(hits)
-    hit = np.min(np.abs(hits[:, None] - beats[None, :]), axis=1) <= tolerance + 1e-9
-    sch = float(np.sum(w * hit) / max(np.sum(w), 1e-12))
+    sch = scene_cut_hit(hits, beats, tolerance, weights=strengths)
     chance = float(sch_null(hits, beats, duration, tolerance, n_shifts=50) or 0.0)
-    return {"sch": sch, "chance": chance, "bpm": 60.0 / float(np.median(np.diff(beats))), "margin": sch - chance}
+    return {"sch": sch, "chance": chance, "bpm": bpm_of(beats), "margin": sch - chance}
 
 
 def _tempo_readings(first_bpm: float, heard_bpm: float) -> list[float]:

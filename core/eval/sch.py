@@ -31,10 +31,12 @@ def beat_times(wave_mono, sr: int):
     return np.asarray(librosa.frames_to_time(frames, sr=int(sr)), dtype=np.float64)
 
 
-def scene_cut_hit(cut_times, beat_times, tolerance: float = 0.1) -> float | None:
+def scene_cut_hit(cut_times, beat_times, tolerance: float = 0.1, weights=None) -> float | None:
     """Scene Cut Hit: the fraction of cuts with at least one beat within ±``tolerance`` s.
 
     None when there are no cuts (Algorithm 1 returns None); 0.0 when there are cuts but no beats.
+    ``weights`` (one per cut, e.g. hit-point strengths) make it the weighted share; None = the
+    paper's plain fraction.
     """
     import numpy as np
 
@@ -45,7 +47,10 @@ def scene_cut_hit(cut_times, beat_times, tolerance: float = 0.1) -> float | None
     if beats.size == 0:
         return 0.0
     hit = np.abs(cuts[:, None] - beats[None, :]).min(axis=1) <= tolerance + 1e-9
-    return float(hit.mean())
+    if weights is None:
+        return float(hit.mean())
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    return float(np.sum(w * hit) / max(float(np.sum(w)), 1e-12))
 
 
 def sch_null(

@@ -229,17 +229,23 @@ def sample_euler(
     extra_args: Mapping[str, Any] | None = None,
     callback: Callable[[dict], None] | None = None,
     disable: bool | None = None,
+    *,
+    project: Callable[[torch.Tensor, float], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Euler method for the rectified-flow ODE ``dx/dt = v(x, t)``, from ``ts[0]`` down to ``ts[-1]``.
 
     ``x`` is the state at ``ts[0]`` (pure noise ``ε`` when ``ts[0] = 1``; ``ts[0]·ε`` is the usual
     start when ``ts[0] < 1``). ``callback({"i", "t", "x", "denoised"})`` runs once per step, with
     the state before the step and the model's x0 estimate ``x − t·v``; raise in it to stop.
+    ``project(x, t)``, when given, maps the state at time ``t`` before the first step and after
+    every step (e.g. inpainting holds known frames: :func:`core.windows.sample_euler_inpaint`).
     """
     extra_args = dict(extra_args or {})
     times = [float(t) for t in torch.as_tensor(ts, dtype=torch.float64).tolist()]
     if len(times) < 2:
         raise V2MError("need at least two timesteps")
+    if project is not None:
+        x = project(x, times[0])
     ones = x.new_ones([x.shape[0]], dtype=torch.float32)
     for i in _progress(len(times) - 1, disable):
         t, t_next = times[i], times[i + 1]
@@ -247,6 +253,8 @@ def sample_euler(
         if callback is not None:
             callback({"i": i, "t": t, "x": x, "denoised": x - t * v})
         x = x + (t_next - t) * v
+        if project is not None:
+            x = project(x, t_next)
     return x
 
 

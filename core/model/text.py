@@ -48,6 +48,13 @@ class _FrozenEncoder:
         self.model.to(device=device, dtype=dtype)
         return self
 
+    def _prompts(self, texts: Sequence[str] | str) -> list[str]:
+        """One prompt or several as a non-empty list of strings (None → "")."""
+        texts = [texts] if isinstance(texts, str) else ["" if t is None else str(t) for t in texts]
+        if not texts:
+            raise ValueError(f"{type(self).__name__}.encode needs at least one prompt.")
+        return texts
+
 
 class T5TextEncoder(_FrozenEncoder):
     """Prompts -> ``(tokens [B, L, D] float32, mask [B, L] bool)`` with padded tokens zeroed."""
@@ -65,11 +72,7 @@ class T5TextEncoder(_FrozenEncoder):
     @torch.no_grad()
     def encode(self, texts: Sequence[str] | str) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode prompts; ``""`` is a valid prompt (it encodes to the end-of-sequence token)."""
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = ["" if t is None else str(t) for t in texts]
-        if not texts:
-            raise ValueError("T5TextEncoder.encode needs at least one prompt.")
+        texts = self._prompts(texts)
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding="max_length",
                              return_tensors="pt")
         ids = enc["input_ids"].to(self.device)
@@ -150,11 +153,7 @@ class T5GemmaTextEncoder(_FrozenEncoder):
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str] | str) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(texts, str):
-            texts = [texts]
-        texts = ["" if t is None else str(t) for t in texts]
-        if not texts:
-            raise ValueError("T5GemmaTextEncoder.encode needs at least one prompt.")
+        texts = self._prompts(texts)
         ids, mask = self.tokenize(texts)
         ids, mask = ids.to(self.device), mask.to(self.device)
         hidden = self.model(input_ids=ids, attention_mask=mask.long())["last_hidden_state"]
