@@ -202,3 +202,56 @@ def test_bad_options_are_refused():
     wave, _, _ = synth.music_track(8.0, seed=6)
     with pytest.raises(AlignError, match="start offset"):
         pipeline.align_music(wave, SR, [2.0], 5.0, options=AlignOptions(start=100.0))
+
+
+def test_beat_readings_scene_cut_hits_tracker_given_beats_and_unknown(song):
+    wave = song[0]
+    sch = analyse_music(wave, SR, tracker="sch")
+    heard = beat_times(wave.mean(axis=0), SR)  # the metric's own tracker, on the mix at its own rate
+    assert len(sch.beats) == len(heard) and np.max(np.abs(sch.beats - heard)) < 0.012  # one envelope frame
+    given = np.array([0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5])
+    a = analyse_music(wave, SR, beats=given)
+    assert np.allclose(a.beats, given, atol=0.006) and abs(a.tempo - 120) < 1
+    with pytest.raises(AlignError, match="unknown beat tracker"):
+        analyse_music(wave, SR, tracker="madmom")
+
+
+def test_source_beats_map_output_times_back_through_the_map():
+    from v2m_zero.core.align.timemap import Piece, TimeMap
+
+    # 0–2 s plays source 0–2.2 s (rate 1.1); 2–4 s plays source 1.0–2.8 s (rate 0.9, a jump back)
+    tmap = TimeMap(pieces=[Piece(0.0, 2.0, 0.0, 2.2), Piece(2.0, 4.0, 1.0, 2.8)], duration=4.0)
+    src = pipeline.source_beats(tmap, [0.5, 1.5, 2.5, 3.5, 3.51, 5.0])
+    # 0.55, 1.65 (first piece), 1.45, 2.35 (second), 3.51 -> 2.359 merged into 2.35, 5.0 outside
+    assert np.allclose(src, [0.55, 1.45, 1.65, 2.35], atol=1e-9)
+
+
+def test_a_result_heard_off_its_plan_is_aligned_again_on_other_readings(song, clip, monkeypatch):
+    """When the tracker does not hear the planned beats on the hit points, the music is aligned
+    again: on the beats it heard (mapped back), then on the other tracker; the best heard is kept."""
+    from v2m_zero.core.align import analysis
+
+    _raw, hits, strengths = pipeline.video_hit_points(clip.path)
+    seen, real_heard = [], pipeline.heard_sync
+    real_analyse = analysis.analyse_music
+
+    def spy(*args, **kw):
+        seen.append("beats" if kw.get("beats") is not None else kw.get("tracker", kw.get("bpm")))
+        return real_analyse(*args, **kw)
+
+    def deaf_first(audio, *args, **kw):  # the first rendering is heard badly, the others as they are
+        out = real_heard(audio, *args, **kw)
+        return {**out, "sch": 0.0, "margin": -0.3} if len(seen) == 1 else out
+
+    monkeypatch.setattr(pipeline, "analyse_music", spy)
+    monkeypatch.setattr(pipeline, "heard_sync", deaf_first)
+    result = pipeline.align_music(song[0], SR, hits, clip.duration, strengths=strengths)
+    assert seen[:2] == ["sch", "beats"] and result.attempts == len(seen) >= 2
+    assert result.heard["margin"] >= 0.35 and "beats" not in result.heard  # a later reading, heard well, is kept
+    assert result.audio.shape[1] == round(clip.duration * SR)
+
+
+def test_a_plan_heard_well_is_kept_at_once(aligned):
+    result, _ = aligned
+    assert result.attempts == 1 and result.heard["sch"] >= pipeline.GOOD_SCH
+    assert result.heard["margin"] >= pipeline.MARGIN

@@ -1,12 +1,13 @@
 """What a track offers to align: beats, bar lines where they can be heard, onsets and their strengths.
 
 Everything is measured with librosa on a mono mix at 22.05 kHz with a 256-sample hop (11.6 ms):
-the onset-strength envelope (spectral flux of a mel spectrogram), beats from
-``librosa.beat.beat_track`` on that envelope, onsets from ``librosa.onset.onset_detect``, bar cues,
-chroma and energy. (Scene Cut Hit's own front end, at the music's rate with a median over bands,
-often reads the slower of two possible tempi; on the real benchmark material the faster grid
-gave more cuts a beat, and the result is checked with that front end anyway: see
-``pipeline.align_music``.)
+the onset-strength envelope (spectral flux of a mel spectrogram), onsets from
+``librosa.onset.onset_detect``, bar cues, chroma and energy. The beats come from one of two
+trackers (``tracker=``): ``"sch"``, Scene Cut Hit's own (``librosa.beat.beat_track`` on the mix at
+its own rate, a median over bands: the beats the metric hears, often the slower of two possible
+tempi), or ``"mel"``, ``beat_track`` on the envelope above (often the faster one) — or they are
+given (``beats=``: where a tracker heard them in a stretched rendering, mapped back; see
+``pipeline.align_music``, which tries these readings in turn).
 
 Bar lines (downbeats) have no tracker in librosa. We read them from two cues that mark the first
 beat of a bar in most music: a low-frequency onset (the kick) and a harmonic change (chroma). For
@@ -137,9 +138,10 @@ def find_downbeats(low_onset: np.ndarray, chroma_change: np.ndarray) -> tuple[np
     return (np.arange(n) % meter) == phase, meter
 
 
-def _pulse(y: np.ndarray, name: str, bpm: float | None):
+def _pulse(y: np.ndarray, name: str, bpm: float | None, beats: np.ndarray | None = None):
     """(onset envelope, its frame rate, beat times, pulse clarity) of the 22.05 kHz mono mix: mel
-    spectral flux (mean over bands, 93 ms window, 11.6 ms hop), then ``librosa.beat.beat_track``."""
+    spectral flux (mean over bands, 93 ms window, 11.6 ms hop), then ``librosa.beat.beat_track``
+    (at ``bpm`` when given), or the ``beats`` given, snapped to the envelope's frames."""
     import librosa
 
     S = librosa.feature.melspectrogram(y=y, sr=ANALYSIS_SR, n_fft=2048, hop_length=HOP, n_mels=128)
@@ -148,8 +150,12 @@ def _pulse(y: np.ndarray, name: str, bpm: float | None):
     if clarity < needed:
         raise AlignError(f"{name} has no steady beat (pulse clarity {clarity:.2f} < {needed:.2f}): "
                          "noise, speech or free-time audio cannot be aligned to cuts; give music with a pulse")
-    _tempo, frames = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, units="frames",
-                                             bpm=bpm)
+    if beats is not None:
+        frames = np.unique(np.round(np.asarray(beats, dtype=np.float64).reshape(-1) * FRAME_RATE).astype(int))
+        frames = frames[(frames >= 0) & (frames < env.size)]
+    else:
+        _tempo, frames = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, units="frames",
+                                                 bpm=bpm)
     frames = np.asarray(frames, dtype=int).reshape(-1)
     if frames.size < 4:
         raise AlignError(f"{name}: only {frames.size} beats found; at least 4 are needed to align it")
@@ -186,12 +192,16 @@ def bpm_of(beats: np.ndarray) -> float:
 
 
 def analyse_music(wave: np.ndarray, sample_rate: int, *, name: str = "the music",
-                  until: float | None = None, bpm: float | None = None) -> MusicAnalysis:
+                  until: float | None = None, bpm: float | None = None, tracker: str = "mel",
+                  beats=None) -> MusicAnalysis:
     """Beats, bars, onsets and energy of ``wave`` ``[C, T]`` (or ``[T]``); AlignError when it has no pulse.
 
     ``until``: analyse only the first ``until`` seconds (the part that will be played), so that the
     beats follow that part's own tempo and a long track costs no more than the video needs.
     ``bpm``: track beats at this tempo instead of the estimated one (music whose tempo reads two ways).
+    ``tracker``: ``"mel"`` (the front end above) or ``"sch"`` (Scene Cut Hit's own tracker on the
+    mix at its own rate: the beats a listener of the metric hears); ``beats``: beat times to use
+    as they are (any other value of ``tracker`` is then only a label).
     """
     import librosa
 
@@ -206,7 +216,13 @@ def analyse_music(wave: np.ndarray, sample_rate: int, *, name: str = "the music"
     if w.shape[-1] / sample_rate < 2.0:
         raise AlignError(f"{name} lasts {w.shape[-1] / sample_rate:.2f} s: at least 2 s of music are needed to find a beat")
     y = mono_mix(w, sample_rate)
-    env, rate, beats, clarity = _pulse(y, name, bpm)
+    if beats is None and tracker == "sch":
+        from ..eval.sch import beat_times
+
+        beats = beat_times(w.mean(axis=0) if w.ndim == 2 else w.reshape(-1), sample_rate)
+    elif beats is None and tracker != "mel":
+        raise AlignError(f"unknown beat tracker {tracker!r}: use 'mel' or 'sch'")
+    env, rate, beats, clarity = _pulse(y, name, bpm, beats)
     downbeat, meter, beat_chroma, rms = _bars_and_chroma(y, beats)
     onsets = librosa.onset.onset_detect(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, units="time")
     return MusicAnalysis(

@@ -36,7 +36,7 @@ class Alignment:
     stretcher: str
     seconds: float  # wall time of analysis + planning + rendering
     heard: dict | None = None  # heard_sync() of the result
-    attempts: int = 1  # tempo readings tried
+    attempts: int = 1  # renderings heard (readings of the beats tried)
 
     def summary(self) -> dict:
         t = self.tmap
@@ -102,10 +102,15 @@ def _best_plan(analysis: MusicAnalysis, hits, strengths, duration: float, option
     return chained
 
 
-#: A result whose heard Scene Cut Hit on the hit points reaches this share of what was planned, and
-#: this margin over its chance level, is kept without trying other readings of the tempo.
-CONFIRM = 0.9
+#: A result is kept without trying other readings of the beat when the beat tracker hears at
+#: least this share of the hit points (strength-weighted) ...
+GOOD_SCH = 0.8
+#: ... this far above its chance level ...
 MARGIN = 0.35
+#: ... and at least this share of what was planned.
+CONFIRM = 0.9
+#: Most renderings one alignment may listen to (each costs one Rubber Band pass).
+MAX_ATTEMPTS = 6
 
 
 def heard_sync(audio: np.ndarray, sample_rate: int, hits, strengths, duration: float,
@@ -113,17 +118,18 @@ def heard_sync(audio: np.ndarray, sample_rate: int, hits, strengths, duration: f
     """How the result sounds to Scene Cut Hit's beat tracker, on the hit points themselves.
 
     ``sch``: the strength-weighted share of hit points with a tracked beat within ``tolerance``;
-    ``chance``: its chance level (``sch_null``, 50 shifts); ``bpm``: the tempo the tracker hears.
+    ``chance``: its chance level (``sch_null``, 50 shifts); ``bpm``: the tempo the tracker hears;
+    ``beats``: the tracked beat times (output seconds).
     """
     from ..eval.sch import beat_times, scene_cut_hit, sch_null
 
     beats = beat_times(audio.mean(axis=0), sample_rate)
     hits = np.asarray(hits, dtype=np.float64)
     if beats.size < 2 or hits.size == 0:
-        return {"sch": 0.0, "chance": 0.0, "bpm": 0.0, "margin": 0.0}
+        return {"sch": 0.0, "chance": 0.0, "bpm": 0.0, "margin": 0.0, "beats": beats}
     sch = scene_cut_hit(hits, beats, tolerance, weights=strengths)
     chance = float(sch_null(hits, beats, duration, tolerance, n_shifts=50) or 0.0)
-    return {"sch": sch, "chance": chance, "bpm": bpm_of(beats), "margin": sch - chance}
+    return {"sch": sch, "chance": chance, "bpm": bpm_of(beats), "margin": sch - chance, "beats": beats}
 
 
 def _tempo_readings(first_bpm: float, heard_bpm: float) -> list[float]:
@@ -135,17 +141,37 @@ def _tempo_readings(first_bpm: float, heard_bpm: float) -> list[float]:
     return out
 
 
+def source_beats(tmap: TimeMap, beats) -> np.ndarray:
+    """Output times ``beats`` mapped back to the source through ``tmap`` (sorted, one per 50 ms)."""
+    out = []
+    for t in np.asarray(beats, dtype=np.float64).reshape(-1):
+        for p in tmap.pieces:
+            if p.out_a <= t < p.out_b:
+                out.append(p.src_a + (t - p.out_a) * p.rate)
+                break
+    src = np.sort(np.asarray(out, dtype=np.float64))
+    return src[np.concatenate([[True], np.diff(src) > 0.05])] if src.size else src
+
+
+def _good(heard: dict, planned: float) -> bool:
+    return (heard["sch"] >= GOOD_SCH and heard["margin"] >= MARGIN
+            and heard["sch"] >= CONFIRM * planned - 1e-9)
+
+
 def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, strengths=None,
                 options: AlignOptions = AlignOptions(), stretcher: str = "auto", name: str = "the music",
                 progress=None, check_interrupt=None) -> Alignment:
     """Retime ``wave`` ``[C, T]`` so its beats land on ``hits`` (s) in a ``duration``-second video.
 
     The result is listened to with the beat tracker Scene Cut Hit uses (:func:`heard_sync`, on the
-    hit points). Music can be heard at more than one tempo (94 or 126 BPM, 79 or 157 BPM), and
-    stretching can tip the tracker from one reading to another; when the tracker confirms less
-    than :data:`CONFIRM` of what was planned, or the result is less than :data:`MARGIN` above its
-    chance level, the music is aligned again on the beats of the other readings (the tempo the
-    tracker heard, double or half) and the result heard best is kept.
+    hit points): beats planned on the hit points only count when a listener hears them there.
+    Music can be heard at more than one tempo (94 or 126 BPM, 79 or 157 BPM) and a stretched track
+    can be heard off its planned beats, so the music is aligned on several *readings* of its beats,
+    best first, until one is heard well (:func:`_good`) or :data:`MAX_ATTEMPTS` renderings were
+    heard; the one heard best (``margin`` over chance) is kept. The readings: Scene Cut Hit's own
+    tracker on the track; librosa's tracker on a mel front end; after each, the beats the tracker
+    heard in that result mapped back to the track (:func:`source_beats`: where the beats are heard
+    once stretched); then the tempo heard in the first result, and double or half the first tempo.
     """
     from ..timing.media.levels import limit_true_peak
     from .timemap import MAX_START_SKIP
@@ -159,21 +185,33 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
     hits = np.asarray(hits, dtype=np.float64).reshape(-1)
     s = np.ones_like(hits) if strengths is None else np.asarray(strengths, dtype=np.float64).reshape(-1)
     until = options.start + needed_music(duration, options) + MAX_START_SKIP
-    best, readings, attempts = None, [None], 0
-    while attempts < min(len(readings), 3):
-        analysis = analyse_music(w, sample_rate, name=name, until=until, bpm=readings[attempts])
+    queue: list[dict] = [{"tracker": "sch"}, {"tracker": "mel"}]
+    best, attempts = None, 0
+    while queue and attempts < MAX_ATTEMPTS:
+        reading = queue.pop(0)
+        try:
+            analysis = analyse_music(w, sample_rate, name=name, until=until, **reading)
+        except AlignError:
+            if best is None and not queue:
+                raise
+            continue
         attempts += 1
         tmap = _best_plan(analysis, hits, s, duration, options)
         out = render(w, sample_rate, tmap, stretcher=how, progress=progress, check_interrupt=check_interrupt)
+        if not hits.size:
+            best = ({"sch": 0.0, "chance": 0.0, "bpm": analysis.tempo, "margin": 0.0}, analysis, tmap, out)
+            break
         heard = heard_sync(out, int(sample_rate), hits, s, duration)
         if best is None or heard["margin"] > best[0]["margin"] + 1e-9:
             best = (heard, analysis, tmap, out)
-        planned = _planned_share(tmap, hits, s)
-        if attempts == 1 and hits.size:
-            if heard["sch"] >= CONFIRM * planned and heard["margin"] >= min(MARGIN, planned - heard["chance"]):
-                break
-            readings += _tempo_readings(analysis.tempo, heard["bpm"])
+        if _good(heard, _planned_share(tmap, hits, s)):
+            break
+        if "beats" not in reading and heard["beats"].size >= 4:
+            queue.insert(0, {"beats": source_beats(tmap, heard["beats"]), "tracker": "heard"})
+        if attempts == 1:
+            queue += [{"bpm": b} for b in _tempo_readings(analysis.tempo, heard["bpm"])]
     heard, analysis, tmap, out = best
+    heard = {k: v for k, v in heard.items() if k != "beats"}
     out = limit_true_peak(out, int(sample_rate))
     return Alignment(audio=np.ascontiguousarray(out, dtype=np.float32), sample_rate=int(sample_rate), tmap=tmap,
                      analysis=analysis, hits=hits, strengths=s, stretcher=how, seconds=time.perf_counter() - t0,
