@@ -56,9 +56,9 @@ class AlignMusic(io.ComfyNode):
             display_name="Align Music to Cuts (V2M)",
             category=CATEGORY,
             description="Retime your own music (any AUDIO: Load Audio, Stable Audio, Decode Latents) so its beats, "
-                        "bar lines and strong onsets land on the video's hit points: bounded tempo changes, optional "
-                        "beat or bar edits at quiet points, looping at bar lines when the music is short, an ending on "
-                        "a bar line. The result lasts exactly the video's duration. Needs no model weights.",
+                        "bar lines and strong onsets land on the video's hit points: bounded tempo changes, a beat "
+                        "dropped or repeated at a quiet point where stretching cannot reach a cut, looping at bar "
+                        "lines when the music is short, an ending on a bar line. The result lasts exactly the video's duration. Needs no model weights.",
             inputs=[
                 io.Audio.Input("audio", tooltip="The music to align (mono or stereo; its channels are kept)."),
                 CurveType.Input("curve", optional=True, tooltip="The video's event curve (Event Curve node): its hit "
@@ -67,8 +67,9 @@ class AlignMusic(io.ComfyNode):
                                "its event curve (weightless pixels encoder)."),
                 io.Float.Input("max_stretch", default=0.08, min=0.0, max=0.25, step=0.01,
                                tooltip="Largest local tempo change (0.08 = ±8 %)."),
-                io.Combo.Input("edits", options=list(EDIT_KINDS), default="none",
-                               tooltip="Also drop or repeat a beat or a bar at a quiet point to put bar lines on cuts."),
+                io.Combo.Input("edits", options=list(EDIT_KINDS), default="beats",
+                               tooltip="Drop or repeat a beat (or a bar) at a quiet point where stretching alone cannot reach a "
+                                       "cut; none = tempo changes only."),
                 io.Float.Input("start_seconds", default=0.0, min=0.0, max=36000.0, step=0.1,
                                tooltip="Where in the music the output starts (it may start up to 4 s later so that a "
                                        "beat lands on the first cut)."),

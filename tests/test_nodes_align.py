@@ -81,7 +81,7 @@ def test_cli_align_writes_video_audio_plot_and_report(tmp_path, material, capsys
     before = (_sha(clip.path), _sha(song))
     out, wav, png, js = (tmp_path / n for n in ("o.mp4", "o.wav", "o.png", "o.json"))
     assert cli.main(["align", clip.path, song, "--out", str(out), "--audio-out", str(wav), "--plot", str(png),
-                     "--json", str(js), "--edits", "beats", "--cuts", "hits"]) == 0
+                     "--json", str(js), "--edits", "beats", "--slack", "0.05", "--cuts", "hits"]) == 0
     text = capsys.readouterr().out
     assert "Scene Cut Hit on 3 hit points" in text and str(out) in text
     assert (_sha(clip.path), _sha(song)) == before  # inputs untouched
@@ -106,6 +106,9 @@ def test_cli_align_refuses_noise_in_one_line_and_writes_nothing(tmp_path, materi
     assert cli.main(["align", clip.path, noise, "--out", clip.path]) == 2  # never overwrites an input
     with pytest.raises(SystemExit) as bad:
         cli.main(["align", clip.path, noise, "--out", str(out), "--max-stretch", "0.9"])
+    assert bad.value.code == 2
+    with pytest.raises(SystemExit) as bad:
+        cli.main(["align", clip.path, noise, "--out", str(out), "--slack", "0.5"])
     assert bad.value.code == 2
 
 

@@ -115,7 +115,7 @@ TEMPLATES = {
             (3, "V2M_EncodeFrames", (400, 120), (320, 380), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
             (4, "V2M_EventCurve", (760, 120), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (3, 0)}, "Event curve: its peaks are the hit points"),
             (5, "V2M_AlignMusic", (1200, 120), (380, 420),
-             dict(max_stretch=0.08, edits="none", start_seconds=0.0, end_fade=1.0, loop_short_music=True, stretcher="auto"),
+             dict(max_stretch=0.08, edits="beats", start_seconds=0.0, end_fade=1.0, loop_short_music=True, stretcher="auto"),
              {"audio": (2, 0), "curve": (4, 0)}, "Align music to the hit points"),
             (6, "V2M_MuxAudio", (1620, 120), (320, 260), dict(save_mp4=True, filename_prefix="video/V2M_aligned"), {"video": (1, 0), "audio": (5, 0)}, None),
             (7, "PreviewImage", (1620, 420), (520, 360), {}, {"images": (5, 1)}, "Hit points against the beats, before and after"),

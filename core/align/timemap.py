@@ -27,6 +27,11 @@ BEAM = 48
 MAX_SKIP = 6  # hits that may be passed over between two anchors
 MIN_SEGMENT = 0.3  # seconds of video between two anchors at least
 MAX_START_SKIP = 4.0  # seconds of music the output may skip at its start to land its first beat
+#: Share of a hit's gain lost when its beat lands a whole ``slack`` away: cheap against a hit not
+#: taken (all its gain), two thirds of what the full tempo bound costs over two seconds, so a beat
+#: a little off the cut is preferred to a large tempo change (the beat tracker, and a listener,
+#: follow a steadier tempo better).
+OFFSET_COST = 0.2
 EDIT_KINDS = ("none", "beats", "bars")
 _FADE_RANGE = (0.25, 2.0)  # seconds between the final bar line and the end
 
@@ -36,9 +41,9 @@ class AlignOptions:
     """Bounds the user sets: tempo change, edits, where the music starts, the ending, extension."""
 
     max_stretch: float = 0.08
-    edits: str = "none"  # none | beats | bars
+    edits: str = "beats"  # none | beats | bars (an edit is made only where stretching cannot reach a hit)
     start: float = 0.0  # seconds into the music where the output begins (it may begin up to 2 s later, on a beat)
-    slack: float = 0.04  # a beat may land this many seconds from its hit point
+    slack: float = 0.04  # a beat may land this many seconds from its hit point (Scene Cut Hit allows 0.1)
     end_fade: float = 1.0  # seconds of fade after the final bar line
     extend: str = "loop"  # music shorter than the video: "loop", or "silence" (only when asked)
 
@@ -153,7 +158,7 @@ def _land_gain(p: _Problem, j: int, k: int, offset: float) -> float:
     w = float(p.weights[j - 1])  # anchor j >= 1 is hit j - 1 (anchor 0 is the start)
     bonus = p.bar_bonus * float(p.tl.bar[k]) + 0.2 * float(p.tl.strength[k])
     slack = p.opts.slack or 1.0
-    return w * (1.0 + bonus) - 0.5 * w * abs(offset) / slack
+    return w * (1.0 + bonus) - OFFSET_COST * w * abs(offset) / slack
 
 
 def _start_states(p: _Problem) -> dict:
