@@ -58,7 +58,8 @@ class AlignMusic(io.ComfyNode):
             description="Retime your own music (any AUDIO: Load Audio, Stable Audio, Decode Latents) so its beats, "
                         "bar lines and strong onsets land on the video's hit points: bounded tempo changes, a beat "
                         "dropped or repeated at a quiet point where stretching cannot reach a cut, looping at bar "
-                        "lines when the music is short, an ending on a bar line. The result lasts exactly the video's duration. Needs no model weights.",
+                        "lines when the music is short, an ending on a bar line. The result lasts exactly the "
+                        "video's duration. Needs no model weights.",
             inputs=[
                 io.Audio.Input("audio", tooltip="The music to align (mono or stereo; its channels are kept)."),
                 CurveType.Input("curve", optional=True, tooltip="The video's event curve (Event Curve node): its hit "

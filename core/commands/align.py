@@ -23,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-stretch", type=number(float, 0, 0.25), default=0.08,
                    help="largest local tempo change as a fraction, 0–0.25 (default 0.08 = ±8 %%)")
     p.add_argument("--edits", choices=EDIT_KINDS, default="beats",
-                   help="also drop or repeat a beat or a bar at a quiet point where stretching alone cannot reach a cut (default beats; none = stretch only)")
+                   help="also drop or repeat a beat or a bar at a quiet point where stretching alone cannot reach "
+                        "a cut (default beats; none = stretch only)")
     p.add_argument("--slack", type=number(float, 0, 0.1), default=0.04,
                    help="seconds a beat may land from its cut, 0–0.1 (default 0.04; Scene Cut Hit counts ±0.1): "
                         "more reaches more cuts with smaller tempo changes")
@@ -71,8 +72,8 @@ def run(args) -> int:
     audio_out = plan.file(args.audio_out, "--audio-out", extensions=AUDIO_OUT) if args.audio_out else None
     png = plan.file(args.plot, "--plot", extensions=(".png",)) if args.plot else None
     js = plan.file(args.json, "--json", extensions=(".json",)) if args.json else None
-    options = AlignOptions(max_stretch=args.max_stretch, edits=args.edits, slack=args.slack, start=args.start, end_fade=args.end_fade,
-                           extend="silence" if args.pad_silence else "loop")
+    options = AlignOptions(max_stretch=args.max_stretch, edits=args.edits, slack=args.slack, start=args.start,
+                           end_fade=args.end_fade, extend="silence" if args.pad_silence else "loop")
     with plan:
         duration = media.probe_video(args.video).duration
         with Progress("hit points of the video", unit="frames") as bar:
