@@ -232,21 +232,27 @@ def test_a_result_heard_off_its_plan_is_aligned_again_on_other_readings(song, cl
     from v2m_zero.core.align import analysis
 
     _raw, hits, strengths = pipeline.video_hit_points(clip.path)
-    seen, real_heard = [], pipeline.heard_sync
-    real_analyse = analysis.analyse_music
+    seen, fronts, real_heard = [], [], pipeline.heard_sync
+    real_read, real_front = analysis.read_beats, analysis.front_end
 
     def spy(*args, **kw):
         seen.append("beats" if kw.get("beats") is not None else kw.get("tracker", kw.get("bpm")))
-        return real_analyse(*args, **kw)
+        return real_read(*args, **kw)
+
+    def front_spy(*args, **kw):
+        fronts.append(1)
+        return real_front(*args, **kw)
 
     def deaf_first(audio, *args, **kw):  # the first rendering is heard badly, the others as they are
         out = real_heard(audio, *args, **kw)
         return {**out, "sch": 0.0, "margin": -0.3} if len(seen) == 1 else out
 
-    monkeypatch.setattr(pipeline, "analyse_music", spy)
+    monkeypatch.setattr(pipeline, "read_beats", spy)
+    monkeypatch.setattr(pipeline, "front_end", front_spy)
     monkeypatch.setattr(pipeline, "heard_sync", deaf_first)
     result = pipeline.align_music(song[0], SR, hits, clip.duration, strengths=strengths)
     assert seen[:2] == ["sch", "beats"] and result.attempts == len(seen) >= 2
+    assert len(fronts) == 1  # the track is analysed once; only its beats are read again
     assert result.heard["margin"] >= 0.35 and "beats" not in result.heard  # a later reading, heard well, is kept
     assert result.audio.shape[1] == round(clip.duration * SR)
 

@@ -138,52 +138,22 @@ def find_downbeats(low_onset: np.ndarray, chroma_change: np.ndarray) -> tuple[np
     return (np.arange(n) % meter) == phase, meter
 
 
-def _pulse(y: np.ndarray, name: str, bpm: float | None, beats: np.ndarray | None = None):
-    """(onset envelope, its frame rate, beat times, pulse clarity) of the 22.05 kHz mono mix: mel
-    spectral flux (mean over bands, 93 ms window, 11.6 ms hop), then ``librosa.beat.beat_track``
-    (at ``bpm`` when given), or the ``beats`` given, snapped to the envelope's frames."""
-    import librosa
-
-    S = librosa.feature.melspectrogram(y=y, sr=ANALYSIS_SR, n_fft=2048, hop_length=HOP, n_mels=128)
-    env = librosa.onset.onset_strength(S=librosa.power_to_db(S), sr=ANALYSIS_SR, hop_length=HOP)
-    clarity, needed = pulse_clarity(env, FRAME_RATE), required_clarity(env.size)
-    if clarity < needed:
-        raise AlignError(f"{name} has no steady beat (pulse clarity {clarity:.2f} < {needed:.2f}): "
-                         "noise, speech or free-time audio cannot be aligned to cuts; give music with a pulse")
-    if beats is not None:
-        frames = np.unique(np.round(np.asarray(beats, dtype=np.float64).reshape(-1) * FRAME_RATE).astype(int))
-        frames = frames[(frames >= 0) & (frames < env.size)]
-    else:
-        _tempo, frames = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, units="frames",
-                                                 bpm=bpm)
-    frames = np.asarray(frames, dtype=int).reshape(-1)
-    if frames.size < 4:
-        raise AlignError(f"{name}: only {frames.size} beats found; at least 4 are needed to align it")
-    return env, FRAME_RATE, librosa.frames_to_time(frames, sr=ANALYSIS_SR, hop_length=HOP), clarity
-
-
 def _at(curve: np.ndarray, times: np.ndarray, rate: float) -> np.ndarray:
     """Largest value of a frame curve within ±2 frames of each time."""
     idx = np.round(np.asarray(times) * rate).astype(int)
     return np.array([curve[max(i - 2, 0):i + 3].max() if i - 2 < len(curve) else 0.0 for i in idx])
 
 
-def _bars_and_chroma(y: np.ndarray, beats: np.ndarray):
-    """(downbeat flags, meter, beat-synchronous chroma [12, B], RMS frames) from the 22.05 kHz mono mix."""
-    import librosa
-
-    S = np.abs(librosa.stft(y, n_fft=2048, hop_length=HOP)) ** 2
-    mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=S, sr=ANALYSIS_SR, n_mels=128))
-    low = librosa.onset.onset_strength_multi(S=mel_db, channels=[0, 12], sr=ANALYSIS_SR, hop_length=HOP)[0]
-    chroma = librosa.feature.chroma_stft(S=S, sr=ANALYSIS_SR)
+def _downbeats_and_chroma(front: "FrontEnd", beats: np.ndarray):
+    """(downbeat flags, meter, beat-synchronous chroma [12, B]) of ``beats`` on the front end's frames."""
+    chroma = front.chroma
     frames = np.clip(np.round(beats * FRAME_RATE).astype(int), 0, chroma.shape[1] - 1)
     bounds = np.concatenate([frames, [chroma.shape[1]]])
     beat_chroma = np.stack([chroma[:, a:max(b, a + 1)].mean(axis=1) for a, b in zip(bounds[:-1], bounds[1:])], axis=1)
     unit = beat_chroma / np.maximum(np.linalg.norm(beat_chroma, axis=0, keepdims=True), 1e-9)
     change = np.concatenate([[0.0], 1.0 - np.sum(unit[:, 1:] * unit[:, :-1], axis=0)])
-    downbeat, meter = find_downbeats(_at(low, beats, FRAME_RATE), change)
-    rms = librosa.feature.rms(y=y, frame_length=1024, hop_length=HOP)[0]
-    return downbeat, meter, beat_chroma, rms
+    downbeat, meter = find_downbeats(_at(front.low, beats, FRAME_RATE), change)
+    return downbeat, meter, beat_chroma
 
 
 def bpm_of(beats: np.ndarray) -> float:
@@ -191,17 +161,30 @@ def bpm_of(beats: np.ndarray) -> float:
     return 60.0 / float(np.median(np.diff(beats)))
 
 
-def analyse_music(wave: np.ndarray, sample_rate: int, *, name: str = "the music",
-                  until: float | None = None, bpm: float | None = None, tracker: str = "mel",
-                  beats=None) -> MusicAnalysis:
-    """Beats, bars, onsets and energy of ``wave`` ``[C, T]`` (or ``[T]``); AlignError when it has no pulse.
+@dataclass(frozen=True)
+class FrontEnd:
+    """What a track offers before its beats are read (the beats depend on the tracker): computed once
+    per track and shared by every reading (:func:`read_beats`)."""
+
+    name: str
+    duration: float  # of the whole track (s)
+    mono: np.ndarray  # mono mix of the part analysed, at ``sample_rate`` (Scene Cut Hit's tracker reads this)
+    sample_rate: int
+    env: np.ndarray  # mel spectral-flux onset envelope (FRAME_RATE frames per second)
+    low: np.ndarray  # low-band onset envelope: the kick cue of bar lines
+    chroma: np.ndarray  # [12, F] chroma per frame
+    rms: np.ndarray  # [F] RMS energy per frame
+    onsets: np.ndarray  # onset times (s)
+    clarity: float  # pulse clarity of ``env``
+
+
+def front_end(wave: np.ndarray, sample_rate: int, *, name: str = "the music", until: float | None = None) -> FrontEnd:
+    """The beat-independent analysis of ``wave`` ``[C, T]`` (or ``[T]``); AlignError when it has no pulse.
 
     ``until``: analyse only the first ``until`` seconds (the part that will be played), so that the
-    beats follow that part's own tempo and a long track costs no more than the video needs.
-    ``bpm``: track beats at this tempo instead of the estimated one (music whose tempo reads two ways).
-    ``tracker``: ``"mel"`` (the front end above) or ``"sch"`` (Scene Cut Hit's own tracker on the
-    mix at its own rate: the beats a listener of the metric hears); ``beats``: beat times to use
-    as they are (any other value of ``tracker`` is then only a label).
+    beats follow that part's own tempo and a long track costs no more than the video needs. One
+    STFT of the 22.05 kHz mono mix (93 ms window, 11.6 ms hop) gives the mel envelope, the bar cues,
+    chroma; the pulse clarity check refuses silence, noise and free-time audio in one line.
     """
     import librosa
 
@@ -215,19 +198,65 @@ def analyse_music(wave: np.ndarray, sample_rate: int, *, name: str = "the music"
         raise AlignError(f"{name} is silent (peak below -80 dBFS): there are no beats to put on the cuts")
     if w.shape[-1] / sample_rate < 2.0:
         raise AlignError(f"{name} lasts {w.shape[-1] / sample_rate:.2f} s: at least 2 s of music are needed to find a beat")
-    y = mono_mix(w, sample_rate)
-    if beats is None and tracker == "sch":
+    mono = np.ascontiguousarray(w.mean(axis=0) if w.ndim == 2 else w.reshape(-1))
+    y = mono_mix(mono, sample_rate)
+    S = np.abs(librosa.stft(y, n_fft=2048, hop_length=HOP)) ** 2
+    mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=S, sr=ANALYSIS_SR, n_mels=128))
+    env = librosa.onset.onset_strength(S=mel_db, sr=ANALYSIS_SR, hop_length=HOP)
+    clarity, needed = pulse_clarity(env, FRAME_RATE), required_clarity(env.size)
+    if clarity < needed:
+        raise AlignError(f"{name} has no steady beat (pulse clarity {clarity:.2f} < {needed:.2f}): "
+                         "noise, speech or free-time audio cannot be aligned to cuts; give music with a pulse")
+    return FrontEnd(
+        name=name, duration=full, mono=mono, sample_rate=int(sample_rate), env=env,
+        low=librosa.onset.onset_strength_multi(S=mel_db, channels=[0, 12], sr=ANALYSIS_SR, hop_length=HOP)[0],
+        chroma=librosa.feature.chroma_stft(S=S, sr=ANALYSIS_SR),
+        rms=librosa.feature.rms(y=y, frame_length=1024, hop_length=HOP)[0],
+        onsets=librosa.onset.onset_detect(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, units="time"),
+        clarity=clarity,
+    )
+
+
+def read_beats(front: FrontEnd, *, tracker: str = "mel", bpm: float | None = None, beats=None) -> MusicAnalysis:
+    """The :class:`MusicAnalysis` of one reading of the beats (see the module doc).
+
+    ``tracker``: ``"mel"`` (``beat_track`` on the front end's envelope, at ``bpm`` when given) or
+    ``"sch"`` (Scene Cut Hit's own tracker on the mix at its own rate: the beats a listener of the
+    metric hears); ``beats``: beat times to use as they are, snapped to the envelope's frames (any
+    other value of ``tracker`` is then only a label).
+    """
+    import librosa
+
+    env = front.env
+    if beats is not None:
+        frames = np.round(np.asarray(beats, dtype=np.float64).reshape(-1) * FRAME_RATE).astype(int)
+    elif tracker == "sch":
         from ..eval.sch import beat_times
 
-        beats = beat_times(w.mean(axis=0) if w.ndim == 2 else w.reshape(-1), sample_rate)
-    elif beats is None and tracker != "mel":
+        frames = np.round(beat_times(front.mono, front.sample_rate) * FRAME_RATE).astype(int)
+    elif tracker == "mel":
+        _tempo, frames = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, units="frames",
+                                                 bpm=bpm)
+    else:
         raise AlignError(f"unknown beat tracker {tracker!r}: use 'mel' or 'sch'")
-    env, rate, beats, clarity = _pulse(y, name, bpm, beats)
-    downbeat, meter, beat_chroma, rms = _bars_and_chroma(y, beats)
-    onsets = librosa.onset.onset_detect(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, units="time")
+    frames = np.unique(np.asarray(frames, dtype=int).reshape(-1))
+    frames = frames[(frames >= 0) & (frames < env.size)]
+    if frames.size < 4:
+        raise AlignError(f"{front.name}: only {frames.size} beats found; at least 4 are needed to align it")
+    times = librosa.frames_to_time(frames, sr=ANALYSIS_SR, hop_length=HOP)
+    downbeat, meter, beat_chroma = _downbeats_and_chroma(front, times)
+    onsets = front.onsets
     return MusicAnalysis(
-        duration=full, tempo=bpm_of(beats), beats=beats, downbeat=downbeat, meter=meter,
-        beat_strength=_norm01(_at(env, beats, rate)), beat_chroma=beat_chroma, onsets=onsets,
-        onset_strength=_norm01(_at(env, onsets, rate)) if onsets.size else np.zeros(0),
-        rms=rms, pulse_clarity=clarity,
+        duration=front.duration, tempo=bpm_of(times), beats=times, downbeat=downbeat, meter=meter,
+        beat_strength=_norm01(_at(env, times, FRAME_RATE)), beat_chroma=beat_chroma, onsets=onsets,
+        onset_strength=_norm01(_at(env, onsets, FRAME_RATE)) if onsets.size else np.zeros(0),
+        rms=front.rms, pulse_clarity=front.clarity,
     )
+
+
+def analyse_music(wave: np.ndarray, sample_rate: int, *, name: str = "the music",
+                  until: float | None = None, bpm: float | None = None, tracker: str = "mel",
+                  beats=None) -> MusicAnalysis:
+    """Beats, bars, onsets and energy of ``wave`` ``[C, T]`` (or ``[T]``): :func:`front_end`, then
+    :func:`read_beats` (arguments as there); AlignError when it has no pulse."""
+    return read_beats(front_end(wave, sample_rate, name=name, until=until), tracker=tracker, bpm=bpm, beats=beats)

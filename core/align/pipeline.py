@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..timing import curves
-from .analysis import AlignError, MusicAnalysis, analyse_music, bpm_of
+from .analysis import AlignError, MusicAnalysis, bpm_of, front_end, read_beats
 from .render import choose_stretcher, render
 from .timeline import build_timeline
 from .timemap import AlignOptions, TimeMap, plan
@@ -185,13 +185,14 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
     hits = np.asarray(hits, dtype=np.float64).reshape(-1)
     s = np.ones_like(hits) if strengths is None else np.asarray(strengths, dtype=np.float64).reshape(-1)
     until = options.start + needed_music(duration, options) + MAX_START_SKIP
+    front = front_end(w, sample_rate, name=name, until=until)  # once: every reading shares it
     queue: list[dict] = [{"tracker": "sch"}, {"tracker": "mel"}]
     best, attempts = None, 0
     while queue and attempts < MAX_ATTEMPTS:
         reading = queue.pop(0)
         try:
-            analysis = analyse_music(w, sample_rate, name=name, until=until, **reading)
-        except AlignError:
+            analysis = read_beats(front, **reading)
+        except AlignError:  # too few beats in this reading
             if best is None and not queue:
                 raise
             continue

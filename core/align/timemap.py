@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -110,6 +111,16 @@ class _Problem:
     def hi(self) -> float:
         return 1.0 + self.opts.max_stretch + 1e-12
 
+    @cached_property
+    def span_range(self) -> tuple[float, float]:
+        """Shortest and longest stretch of music one edit can drop or repeat (a beat, or a bar)."""
+        vt = self.tl.vt
+        if self.opts.edits == "bars":
+            lens = np.array([vt[b] - vt[a] for a, b in self.bar_units])
+        else:
+            lens = np.diff(vt)[(self.tl.beat[:-1] >= 0) & (self.tl.beat[1:] >= 0)]
+        return (float(lens.min()), float(lens.max())) if lens.size else (math.inf, -math.inf)
+
     def stretch_cost(self, r: float, seconds: float) -> float:
         scale = math.log1p(max(self.opts.max_stretch, 1e-3))
         return 0.3 * (math.log(r) / scale) ** 2 * seconds / 2.0
@@ -133,19 +144,30 @@ def _edit_options(p: _Problem, k: int, k2: int, s0: float, g: float) -> list[tup
     """(extra music seconds, cost, edit) that bring ``s0`` seconds of music between boundaries k and k2
     within the rate bounds for ``g`` seconds of video: no edit, or one dropped/repeated beat or bar."""
     out = []
-    if p.lo * g <= s0 <= p.hi * g:
+    lo_g, hi_g = p.lo * g, p.hi * g
+    if lo_g <= s0 <= hi_g:
         out.append((0.0, 0.0, ()))
     if p.opts.edits == "none" or k2 - k < 2:
+        return out
+    # a drop needs a span of length in [s0 - hi_g, s0 - lo_g], a repeat one in [lo_g - s0, hi_g - s0]:
+    # most transitions need neither, which the range of span lengths tells without listing them
+    shortest, longest = p.span_range
+    kinds = []
+    if s0 - hi_g <= longest and s0 - lo_g >= shortest:
+        kinds.append(("drop", -1.0))
+    if lo_g - s0 <= longest and hi_g - s0 >= shortest:
+        kinds.append(("repeat", 1.0))
+    if not kinds:
         return out
     if p.opts.edits == "beats":
         spans = [(i, i + 1) for i in range(k + 1, k2 - 1) if p.tl.beat[i] >= 0 and p.tl.beat[i + 1] >= 0]
     else:
         spans = [(a, b) for a, b in p.bar_units if a > k and b < k2]
-    for kind, sign in (("drop", -1.0), ("repeat", 1.0)):
+    for kind, sign in kinds:
         best = None
         for a, b in spans:
             ln = float(p.tl.vt[b] - p.tl.vt[a])
-            if p.lo * g <= s0 + sign * ln <= p.hi * g:
+            if lo_g <= s0 + sign * ln <= hi_g:
                 c = float(p.edit_cost[a]) + (0.2 if p.opts.edits == "bars" else 0.0)
                 if best is None or c < best[1]:
                     best = (sign * ln, c, (kind, a, b))
