@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     from v2m_zero.core.timing import encoders, media
 
     torch.set_num_threads(args.threads)
-    gen = generate.load_generator(args.checkpoint)
+    gen = generate.load_music_model(args.checkpoint)
     enc = encoders.get_encoder(gen.curve_spec.encoder)
     rng = np.random.default_rng(args.seed)
     jobs = [(d, "long") for d in args.durations] + [(10.0, "short")] * args.short_clips

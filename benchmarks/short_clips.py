@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     from v2m_zero.core.timing import encoders
 
     torch.set_num_threads(args.threads)
-    gen = g.load_generator(args.checkpoint)
+    gen = g.load_music_model(args.checkpoint)
     sampling = gen.meta.get("sampling") or {}
     steps, cfg = int(sampling.get("steps", 50)), float(sampling.get("cfg_scale", 3.0))
     enc = encoders.get_encoder(gen.curve_spec.encoder)

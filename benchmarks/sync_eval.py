@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         print(f"no videos in {args.videos}", file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
-    gen = generate.load_generator(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec, device=args.device)
+    gen = generate.load_music_model(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec, device=args.device)
     enc_kwargs = {"model": args.model} if args.model else {}
     enc = encoders.get_encoder(args.encoder, **enc_kwargs)
     rows = {"curve": [], "text-only": []}

@@ -185,7 +185,7 @@ def _score(path_video: str, wave: np.ndarray, sr: int, out: str) -> dict:
 
 
 def evaluate(ckpt: str, clips, out_dir: str, p: dict, seed: int) -> dict:
-    gen = generate.load_generator(ckpt, device="cpu")
+    gen = generate.load_music_model(ckpt, device="cpu")
     enc = encoders.get_encoder("pixels")
     raws = [encoders.encode_video_curve(c.path, enc) for c in clips]
     names = ("curve", "text-only", "mismatched curve (next video's)", "reference: GM music with hits at the cuts",

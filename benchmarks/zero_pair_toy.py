@@ -14,7 +14,7 @@ The paper's claim (§3.4) in miniature, with nothing downloaded:
    with the curve channel, ``flow.rf_loss`` with 10 % text and 10 % curve dropout, AdamW, EMA.
    The exported checkpoint is re-written with the demo metadata (patch codec with its latent
    scale, ``pixels`` video encoder, fp16 weights) — a few MB, loadable by
-   ``generate.load_generator``.
+   ``generate.load_music_model``.
 4. **Zero-pair evaluation** on synthetic cut videos never seen in training: their *video* event
    curves (``encoders.encode_video_curve`` with the ``pixels`` encoder) drive
    ``generate.conditioning_curve_for`` → ``generate.sample_latents`` (Euler + CFG, uncond
@@ -259,7 +259,7 @@ def manual_latents(gen, raw: curves.Curve | None, duration: float, steps: int, c
 
 
 def evaluate(ckpt: str, clips, out_dir: str, p: dict, seed: int) -> dict:
-    gen = generate.load_generator(ckpt, device="cpu")
+    gen = generate.load_music_model(ckpt, device="cpu")
     enc = encoders.get_encoder("pixels")
     rows = {"curve": [], "text-only": [], "oracle (clicks at cuts)": [], "random clicks": []}
     os.makedirs(out_dir, exist_ok=True)

@@ -1,6 +1,6 @@
-"""Video → music: the generator bundle (DiT + codec + text encoder) and the sampling pipeline.
+"""Video → music: the sampling pipeline over a :class:`~.model.bundle.MusicModel`.
 
-``load_generator`` reads a V2M checkpoint and what travels with it; ``conditioning_curve_for``
+``load_music_model`` (from ``model_io.bundle``) reads a V2M checkpoint and what travels with it; ``conditioning_curve_for``
 turns a raw event curve into the curve the checkpoint was trained on (its own smoothing, the
 latent grid of the requested duration); ``sample_latents`` runs Euler + CFG; ``decode_latents``
 decodes and trims to the exact duration. The CLI and the ComfyUI nodes are thin layers over
@@ -10,114 +10,18 @@ these functions.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
 
 from . import windows
 from .timing import curves
-from .timing.spec import CurveSpec
-from .model.codec import AudioCodec
-from .precision import torch_device, torch_dtype
-from .errors import ModelError, V2MError
+from .model.bundle import MusicModel
+from .errors import V2MError
+from ..model_io.bundle import load_music_model  # noqa: F401  (the pipeline's loader, re-exported)
 
-
-
-@dataclass
-class Generator:
-    """Everything needed to turn (curve, prompt) into audio."""
-
-    dit: Any  # core.model.dit.V2MDiT with .objective and .meta
-    codec: AudioCodec
-    text: Any | None  # core.model.text.T5TextEncoder / T5GemmaTextEncoder, or None (toy models without text)
-    meta: dict = field(default_factory=dict)
-    device: torch.device = torch.device("cpu")
-    dtype: torch.dtype = torch.float32
-
-    @property
-    def latent_rate(self) -> float:
-        return float(self.meta.get("latent_rate") or self.codec.latent_rate)
-
-    @property
-    def sample_rate(self) -> int:
-        return int(self.codec.sample_rate)
-
-    @property
-    def curve_spec(self) -> CurveSpec:
-        """How the checkpoint's training curves were made (its metadata ``curve``)."""
-        return CurveSpec.from_dict(self.meta.get("curve"))
-
-
-def load_generator(
-    checkpoint: str,
-    *,
-    text_encoder: str | None = None,
-    codec: str | None = None,
-    device: str | torch.device | None = None,
-    precision: str = "fp32",
-    lora: str | None = None,
-    lora_strength: float = 1.0,
-    tokenizer: str | None = None,
-) -> Generator:
-    """Load a V2M checkpoint (or a Stable Audio 3 / Stable Audio Open 1.0 base file), its codec
-    (embedded, declared, or ``codec`` path) and its text encoder (T5 or T5Gemma, as the checkpoint's
-    metadata says).
-
-    A Stable Audio Open 1.0 single file is widened by the zero curve channel in memory
-    (``meta["note"]`` says that timing needs fine-tuning). ``text_encoder`` is a folder or a single
-    file (ComfyUI's ``t5_base.safetensors``, whose tokenizer comes from the folder ``tokenizer``; or
-    ``t5gemma_b_b_ul2.safetensors``). ``lora``: a LoRA adapter file trained on this checkpoint, folded
-    into the DiT's weights at ``lora_strength`` (0 = the base, 1 = as trained) before the cast to
-    ``precision``; its curve spec and text settings replace the checkpoint's (they describe what
-    training used).
-    """
-    from ..model_io import sao
-    from ..model_io.checkpoint import build_dit_from_checkpoint
-    from ..model_io.codec import make_codec
-    from ..model_io.weights import SafetensorsFile
-
-    dev = torch_device(device)
-    dtype = torch_dtype(precision)
-    file = SafetensorsFile(checkpoint)  # the header is parsed once for the DiT and the codec
-    load_device, load_dtype = ("cpu", None) if lora else (dev, dtype)
-    if sao.is_sao_file(file):
-        dit = sao.load_sao_as_v2m(file, device=load_device, dtype=load_dtype)
-    else:
-        dit = build_dit_from_checkpoint(file, device=load_device, dtype=load_dtype)
-    if lora:
-        from ..model_io.lora import ADAPTER_META_KEYS, apply_adapter
-
-        adapter = apply_adapter(dit, lora, strength=lora_strength, base=file)
-        dit.meta.update({k: adapter[k] for k in ADAPTER_META_KEYS if k in adapter})
-        dit.meta["lora"] = {"file": str(lora), "strength": float(lora_strength), **(adapter.get("lora") or {})}
-        dit.to(device=dev, dtype=dtype)
-    meta = dict(getattr(dit, "meta", {}) or {})
-    if dit.curve_channels < 1:
-        raise ModelError(f"{checkpoint} has no event-curve input channel: make one with `v2m-zero init-checkpoint`")
-    cod = make_codec(codec) if codec else make_codec(meta.get("codec") or {"type": "oobleck"}, checkpoint=file)
-    if isinstance(cod, torch.nn.Module):
-        cod = cod.to(dev)
-    if cod.latent_channels != dit.config.io_channels:
-        raise ModelError(f"codec has {cod.latent_channels} latent channels but the DiT expects {dit.config.io_channels}")
-    text = None
-    needs_text = "prompt" in getattr(dit, "cross_attention_cond_ids", [])
-    text_spec = meta.get("text") or {}
-    if needs_text and text_spec.get("type", "t5") in ("t5", "t5gemma"):
-        kind = text_spec.get("type", "t5")
-        if not text_encoder:
-            hint = ("a T5Gemma encoder (models/text_encoders/t5gemma_b_b_ul2.safetensors or the t5gemma-b-b-ul2 folder)"
-                    if kind == "t5gemma" else "a T5 folder (models/v2m/text_encoders/t5-base)")
-            raise ModelError(f"{checkpoint} is conditioned on {kind} text: choose {hint}")
-        from ..model_io.text import load_text_encoder
-
-        text = load_text_encoder(text_encoder, kind=kind, max_length=text_spec.get("max_length"), device=dev,
-                                 tokenizer=tokenizer)
-    return Generator(dit=dit, codec=cod, text=text, meta=meta, device=dev, dtype=dtype)
-
-
-def conditioning_curve_for(gen: Generator, curve: curves.Curve, duration: float | None = None) -> curves.Curve:
+def conditioning_curve_for(gen: MusicModel, curve: curves.Curve, duration: float | None = None) -> curves.Curve:
     """An event curve fitted to this model's latent grid.
 
     A raw event curve (no uniform rate) is resampled and smoothed as the model was trained (its
@@ -135,14 +39,14 @@ def conditioning_curve_for(gen: Generator, curve: curves.Curve, duration: float 
     return fitted.replace(duration=duration)
 
 
-def latent_frames(gen: Generator, duration: float) -> int:
+def latent_frames(gen: MusicModel, duration: float) -> int:
     n = curves.latent_length(duration, gen.latent_rate)
     p = int(getattr(gen.dit.config, "patch_size", 1) or 1)
     return int(math.ceil(n / p) * p)
 
 
 def sample_latents(
-    gen: Generator,
+    gen: MusicModel,
     curve: curves.Curve | None,
     prompt: str,
     *,
@@ -198,7 +102,7 @@ def sample_latents(
     return out
 
 
-def window_frames(gen: Generator, window_seconds: float | None = None,
+def window_frames(gen: MusicModel, window_seconds: float | None = None,
                   overlap_seconds: float | None = None) -> tuple[int, int]:
     """(window, overlap) in latent frames: the checkpoint's training length and the automatic
     overlap unless given (``None`` or 0 = automatic)."""
@@ -212,12 +116,12 @@ def window_frames(gen: Generator, window_seconds: float | None = None,
     return window, max(1, min(window // 2, int(round(over_s * gen.latent_rate))))
 
 
-def training_window_seconds(gen: Generator) -> float:
+def training_window_seconds(gen: MusicModel) -> float:
     """The checkpoint's training clip length (see :func:`windows.training_window_seconds`)."""
     return windows.training_window_seconds(gen.meta)[0]
 
 
-def plan_for(gen: Generator, cond: curves.Curve | None, duration: float, *, hits=(),
+def plan_for(gen: MusicModel, cond: curves.Curve | None, duration: float, *, hits=(),
              window_seconds: float | None = None, overlap_seconds: float | None = None) -> windows.WindowPlan:
     """The windows for ``duration`` seconds: joins where ``cond`` (the conditioning curve) is low
     and away from ``hits`` (hit-point times, e.g. ``curves.find_peaks`` of the raw curve)."""
@@ -241,7 +145,7 @@ def check_finite(t: torch.Tensor | np.ndarray, what: str) -> None:
 
 
 @torch.no_grad()
-def decode_latents(gen: Generator, latents: torch.Tensor, duration: float) -> np.ndarray:
+def decode_latents(gen: MusicModel, latents: torch.Tensor, duration: float) -> np.ndarray:
     """Decode [1, D, L] latents → float32 [C, T] with T = round(duration · sample_rate) exactly."""
     check_finite(latents, "the latents")
     lat = latents.to(gen.device, torch.float32)
@@ -258,7 +162,7 @@ def decode_latents(gen: Generator, latents: torch.Tensor, duration: float) -> np
     return limit_true_peak(wave, gen.sample_rate) if np.max(np.abs(wave), initial=0.0) > 1.0 else wave
 
 
-def decode_to_spool(gen: Generator, latents: torch.Tensor, duration: float, *, folder: str | None = None):
+def decode_to_spool(gen: MusicModel, latents: torch.Tensor, duration: float, *, folder: str | None = None):
     """Decode ``[1, D, L]`` latents chunk by chunk into an :class:`~.timing.media.stream.AudioSpool`
     of exactly round(duration · sample_rate) samples (flat memory; close it when done). As in
     :func:`decode_latents`, audio above full scale is limited (true peak -1 dBTP), never clipped:
@@ -288,7 +192,7 @@ def decode_to_spool(gen: Generator, latents: torch.Tensor, duration: float, *, f
         raise
 
 
-def curve_and_plan(gen: Generator, raw: curves.Curve | None, duration: float, *, windowed: bool = True,
+def curve_and_plan(gen: MusicModel, raw: curves.Curve | None, duration: float, *, windowed: bool = True,
                    window_seconds: float | None = None, overlap_seconds: float | None = None,
                    ) -> tuple[curves.Curve | None, windows.WindowPlan]:
     """The conditioning curve for ``raw`` (None: the zero curve) and the window plan of the job
@@ -302,7 +206,7 @@ def curve_and_plan(gen: Generator, raw: curves.Curve | None, duration: float, *,
 
 
 def music_for_curve(
-    gen: Generator,
+    gen: MusicModel,
     raw: curves.Curve | None,
     prompt: str = "",
     *,

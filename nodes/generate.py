@@ -110,14 +110,14 @@ class LoadModel(io.ComfyNode):
         cod = None if codec == FROM_CHECKPOINT else _host.model_path("codecs", codec)
         adapter = None if lora in (None, NONE) else _host.model_path("loras", lora)
         device = "cpu" if offload else mm.get_torch_device()
-        gen = generate.load_generator(ckpt, text_encoder=text, codec=cod, device=device, precision=precision,
+        gen = generate.load_music_model(ckpt, text_encoder=text, codec=cod, device=device, precision=precision,
                                       lora=adapter, lora_strength=float(lora_strength), tokenizer=tokenizer)
         gen.meta["_offload"] = bool(offload)
         notes = model_notes(gen)
         return io.NodeOutput(gen, ui=ui.PreviewText("\n".join(notes)) if notes else None)
 
 
-def _on_device(gen: generate.Generator, device) -> None:
+def _on_device(gen: generate.MusicModel, device) -> None:
     import torch
 
     device = torch.device(device)

@@ -18,7 +18,7 @@ def test_same_seed_same_music_on_cpu_and_cuda(tmp_path):
     raw = Curve(np.r_[np.zeros(20), 5.0, np.zeros(27)], np.arange(1, 49) / 24, 2.0)
     out = {}
     for dev in ("cpu", "cuda"):
-        gen = generate.load_generator(path, device=dev)
+        gen = generate.load_music_model(path, device=dev)
         cond = generate.conditioning_curve_for(gen, raw)
         lat = generate.sample_latents(gen, cond, "", duration=2.0, steps=8, cfg_scale=3.0, seed=11)
         out[dev] = generate.decode_latents(gen, lat, 2.0)
@@ -103,7 +103,7 @@ def test_cuda_bf16_training_resume_export_and_generate(tmp_path):
     want = [loss for _, loss in full.losses]
     assert np.allclose(got, want, rtol=1e-3, atol=1e-4), (got, want)  # GPU kernels need not be bitwise
     assert all(np.isfinite(want))
-    gen = generate.load_generator(full.checkpoint_path, device="cuda", precision="bf16")
+    gen = generate.load_music_model(full.checkpoint_path, device="cuda", precision="bf16")
     raw_t = np.arange(1, 48) / 24
     from v2m_zero.core.timing.curves import Curve
 
@@ -134,7 +134,7 @@ def test_fast_sampler_compiles_with_cuda_graphs_and_matches_eager(tmp_path):
     from v2m_zero.core import generate
     from v2m_zero.core.model import fast
 
-    gen = generate.load_generator(tiny_v2m_checkpoint(str(tmp_path / "t.safetensors")), device="cuda")
+    gen = generate.load_music_model(tiny_v2m_checkpoint(str(tmp_path / "t.safetensors")), device="cuda")
     kw = dict(duration=2.0, steps=8, cfg_scale=3.0, seed=5)
     eager = generate.sample_latents(gen, None, "", fast="off", **kw)
     with torch.inference_mode():  # as ComfyUI runs nodes
@@ -168,7 +168,7 @@ def test_fast_sampler_survives_offload_between_runs(tmp_path):
     from v2m_zero.core import generate
     from v2m_zero.core.model import fast
 
-    gen = generate.load_generator(tiny_v2m_checkpoint(str(tmp_path / "t.safetensors")), device="cuda")
+    gen = generate.load_music_model(tiny_v2m_checkpoint(str(tmp_path / "t.safetensors")), device="cuda")
     kw = dict(duration=1.0, steps=4, cfg_scale=2.0, seed=2)
     want = generate.sample_latents(gen, None, "", fast="off", **kw)
     reserved = []

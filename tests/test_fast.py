@@ -108,7 +108,7 @@ def test_cuda_without_triton_is_eager_with_a_note(monkeypatch, caplog):
 
 
 def test_generator_pipeline_takes_the_fast_sampler_setting(tmp_path, monkeypatch):
-    gen = generate.load_generator(tiny_v2m_checkpoint(str(tmp_path / "t.safetensors")))
+    gen = generate.load_music_model(tiny_v2m_checkpoint(str(tmp_path / "t.safetensors")))
     seen = []
     real = fast.fast_model
 

@@ -14,7 +14,7 @@ from v2m_zero.core.errors import ModelError, V2MError
 @pytest.fixture(scope="module")
 def gen(tmp_path_factory):
     path = tiny_v2m_checkpoint(str(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"))
-    return generate.load_generator(path, device="cpu")
+    return generate.load_music_model(path, device="cpu")
 
 
 def _raw_curve(duration, fps=24.0, cuts=(1.0, 2.0)):
@@ -92,7 +92,7 @@ def test_checkpoint_without_curve_channel_is_refused(tmp_path):
             "codec": {"type": "patch", "config": PATCH}}
     path = save_v2m_checkpoint(str(tmp_path / "plain.safetensors"), V2MDiT(cfg).state_dict(), meta)
     with pytest.raises(ModelError, match="init-checkpoint"):
-        generate.load_generator(str(path), device="cpu")
+        generate.load_music_model(str(path), device="cpu")
 
 
 def test_negative_prompt_replaces_text_in_uncond_branch():
@@ -116,8 +116,8 @@ def test_t5_conditioned_checkpoint_with_prompt_and_negative_prompt(tmp_path):
     folder = tiny_t5(tmp_path / "t5-tiny")
     ck = tiny_v2m_checkpoint(str(tmp_path / "t5.safetensors"), text_dim=16, text="t5")
     with pytest.raises(ModelError, match="T5"):
-        generate.load_generator(ck, device="cpu")
-    gen = generate.load_generator(ck, text_encoder=str(folder), device="cpu")
+        generate.load_music_model(ck, device="cpu")
+    gen = generate.load_music_model(ck, text_encoder=str(folder), device="cpu")
     assert isinstance(gen.text, T5TextEncoder)
     d = 1.5
     cond = generate.conditioning_curve_for(gen, _raw_curve(d))

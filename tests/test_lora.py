@@ -77,7 +77,7 @@ def test_lora_trains_only_the_adapters_and_the_curve_weights(setup, tmp_path):
 
 
 def test_adapter_changes_output_and_merged_equals_base_plus_adapter(setup, tmp_path):
-    from v2m_zero.core.generate import load_generator
+    from v2m_zero.core.generate import load_music_model
     from v2m_zero.core.train.trainer import Trainer
 
     cache, base, root = setup
@@ -95,16 +95,16 @@ def test_adapter_changes_output_and_merged_equals_base_plus_adapter(setup, tmp_p
 
     assert os.path.getsize(res.checkpoint_path) < os.path.getsize(base)
 
-    gen_base = load_generator(base, device="cpu")
-    gen_lora = load_generator(base, device="cpu", lora=res.checkpoint_path)
-    gen_zero = load_generator(base, device="cpu", lora=res.checkpoint_path, lora_strength=0.0)
+    gen_base = load_music_model(base, device="cpu")
+    gen_lora = load_music_model(base, device="cpu", lora=res.checkpoint_path)
+    gen_zero = load_music_model(base, device="cpu", lora=res.checkpoint_path, lora_strength=0.0)
     out_base, out_lora = _forward(gen_base.dit), _forward(gen_lora.dit)
     assert (out_base - out_lora).abs().max() > 1e-3  # the trained adapter changes the music
     assert torch.equal(_forward(gen_zero.dit), out_base)
     assert gen_lora.meta["lora"]["strength"] == 1.0 and gen_lora.curve_spec.smoothing_seconds == 0.1
 
     merged = merge_adapter_into_checkpoint(base, res.checkpoint_path, tmp_path / "merged.safetensors")
-    gen_merged = load_generator(str(merged), device="cpu")
+    gen_merged = load_music_model(str(merged), device="cpu")
     torch.testing.assert_close(_forward(gen_merged.dit), out_lora, rtol=0, atol=1e-6)
     assert gen_merged.meta["lora_merged"]["strength"] == 1.0 and gen_merged.meta["curve"] == gen_lora.meta["curve"]
     # ... and equal to peft's own forward (base + B·A·scale inside the LoRA layers) of the trained run
@@ -112,21 +112,21 @@ def test_adapter_changes_output_and_merged_equals_base_plus_adapter(setup, tmp_p
     tr.model.eval()
     torch.testing.assert_close(_forward(tr.model), out_lora, rtol=0, atol=1e-5)
     # half strength lies in between
-    half = load_generator(base, device="cpu", lora=res.checkpoint_path, lora_strength=0.5).dit
+    half = load_music_model(base, device="cpu", lora=res.checkpoint_path, lora_strength=0.5).dit
     d_half, d_full = (_forward(half) - out_base).abs().max(), (out_lora - out_base).abs().max()
     assert 0.2 * d_full < d_half < 0.8 * d_full
 
 
 def test_adapter_refuses_another_base_and_a_full_checkpoint(setup, tmp_path):
-    from v2m_zero.core.generate import load_generator
+    from v2m_zero.core.generate import load_music_model
 
     cache, base, _ = setup
     res = train(_cfg(cache, base, tmp_path / "run", train={"max_steps": 1}))
     other = tiny_v2m_checkpoint(str(tmp_path / "other.safetensors"), seed=5)
     with pytest.raises(ModelError, match="trained on another base"):
-        load_generator(other, device="cpu", lora=res.checkpoint_path)
+        load_music_model(other, device="cpu", lora=res.checkpoint_path)
     with pytest.raises(ModelError, match="not a V2M LoRA adapter"):
-        load_generator(base, device="cpu", lora=other)
+        load_music_model(base, device="cpu", lora=other)
     # the same weights in a file with other metadata hash the same
     dit = build_dit_from_checkpoint(base)
     from v2m_zero.model_io.checkpoint import save_v2m_checkpoint

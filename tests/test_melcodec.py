@@ -116,7 +116,7 @@ def test_checkpoint_records_the_mel_codec(tmp_path):
         "sample_rate": codec.sample_rate, "curve": {"encoder": "pixels", "smoothing_seconds": 0.2},
         "codec": codec_spec(codec), "text": {"type": "none"}})
     assert read_metadata(path)["latent_rate"] == 50.0
-    gen = generate.load_generator(path, device="cpu")
+    gen = generate.load_music_model(path, device="cpu")
     assert isinstance(gen.codec, MelCodec) and gen.codec.config == codec.config
     assert gen.latent_rate == 50.0 and gen.sample_rate == 8000
     lat = generate.sample_latents(gen, None, "", duration=0.5, steps=2, cfg_scale=1.0, seed=0)

@@ -78,7 +78,7 @@ def _small(toml: str, **kv) -> str:
 def test_sao1_road_prepare_train_generate(road, capsys, monkeypatch, tmp_path):
     """prepare --preset sao1 (the checkpoint's VAE; MusicFM missing -> log-mel with a warning, recorded),
     train --example --base sao1 (LoRA, T5-base by name), and the adapter applied at generation."""
-    from v2m_zero.core.generate import load_generator
+    from v2m_zero.core.generate import load_music_model
     from v2m_zero.core.train import ClipCache
     from v2m_zero.model_io.lora import read_adapter
 
@@ -110,7 +110,7 @@ def test_sao1_road_prepare_train_generate(road, capsys, monkeypatch, tmp_path):
     adapter = tmp_path / "runs" / "sao1-lora" / "checkpoints" / "v2m-lora-final.safetensors"
     _, meta = read_adapter(adapter)
     assert meta["curve"]["music_encoder_fallback"]["used"] == "logmel" and meta["text"]["type"] == "t5"
-    gen = load_generator(base, device="cpu", text_encoder=str(models / "text_encoders" / "t5-base"), lora=str(adapter))
+    gen = load_music_model(base, device="cpu", text_encoder=str(models / "text_encoders" / "t5-base"), lora=str(adapter))
     assert gen.meta["curve"]["music_encoder"] == "logmel" and gen.curve_spec.encoder == "dinov2-large"
     assert gen.codec.latent_channels == 4
 

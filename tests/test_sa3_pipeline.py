@@ -67,7 +67,7 @@ def test_generate_command_exact_length_with_t5gemma(files, tmp_path, capsys):
 
 
 def test_sampling_follows_the_checkpoints_schedule(files, monkeypatch):
-    gen = generate.load_generator(files["base"], text_encoder=files["text"])  # the base file, initialised in memory
+    gen = generate.load_music_model(files["base"], text_encoder=files["text"])  # the base file, initialised in memory
     assert gen.meta["sampling"]["schedule"]["type"] == "logsnr" and gen.latent_rate == pytest.approx(SR / 512)
     seen = []
     real = flow.sample

@@ -52,7 +52,7 @@ def _small(toml: str, **kv) -> str:
 def test_sa3_road_prepare_train_generate(sa3_road, capsys, monkeypatch, tmp_path):
     import torch
 
-    from v2m_zero.core.generate import load_generator, sample_latents
+    from v2m_zero.core.generate import load_music_model, sample_latents
     from v2m_zero.core.train import ClipCache
     from v2m_zero.model_io.lora import read_adapter
 
@@ -85,8 +85,8 @@ def test_sa3_road_prepare_train_generate(sa3_road, capsys, monkeypatch, tmp_path
     assert any("lora_A" in k for k in tensors) and any("preprocess_conv" in k for k in tensors)
 
     text = str(models / "text_encoders" / "t5gemma-b-b-ul2")
-    plain = load_generator(base, device="cpu", text_encoder=text)
-    tuned = load_generator(base, device="cpu", text_encoder=text, lora=str(adapter))
+    plain = load_music_model(base, device="cpu", text_encoder=text)
+    tuned = load_music_model(base, device="cpu", text_encoder=text, lora=str(adapter))
     assert tuned.meta["sampling"] == plain.meta["sampling"] and tuned.latent_rate == pytest.approx(44100 / 512)
     changed = [k for k, v in tuned.dit.state_dict().items() if not torch.equal(v, plain.dit.state_dict()[k])]
     assert changed and all(("layers." in k or "preprocess_conv" in k or "project_in" in k) for k in changed)

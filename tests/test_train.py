@@ -112,7 +112,7 @@ def test_sigkill_and_resume_from_periodic_state(cache, tmp_path):
 
 
 def test_checkpoint_loads_and_carries_curve_spec(cache, tmp_path):
-    from v2m_zero.core.generate import conditioning_curve_for, load_generator
+    from v2m_zero.core.generate import conditioning_curve_for, load_music_model
     from v2m_zero.model_io.checkpoint import build_dit_from_checkpoint
 
     res = train(tiny_train_config(cache, tmp_path / "run", train={"max_steps": 2}, validation={"every": 0}))
@@ -129,7 +129,7 @@ def test_checkpoint_loads_and_carries_curve_spec(cache, tmp_path):
     for k, v in ema.items():
         assert torch.equal(dit.state_dict()[k], v)
     # inference takes it as it is
-    gen = load_generator(res.checkpoint_path, device="cpu")
+    gen = load_music_model(res.checkpoint_path, device="cpu")
     from v2m_zero.core.timing import curves
 
     raw = curves.Curve(values=np.zeros(10), times=np.arange(10) * 0.1, duration=1.0)

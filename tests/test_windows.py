@@ -17,7 +17,7 @@ WIN = dict(window_seconds=1.0, overlap_seconds=0.25)  # 100-frame windows keep t
 @pytest.fixture(scope="module")
 def gen(tmp_path_factory):
     path = tiny_v2m_checkpoint(str(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"))
-    return generate.load_generator(path, device="cpu")
+    return generate.load_music_model(path, device="cpu")
 
 
 def _raw_curve(duration, fps=24.0, cuts=()):
@@ -332,7 +332,7 @@ def test_windowed_generation_on_cuda_matches_the_cpu(tmp_path):
     raw = _raw_curve(2.5, cuts=(0.7, 1.6))
     waves = []
     for device in ("cpu", "cuda"):
-        g = generate.load_generator(path, device=device)
+        g = generate.load_music_model(path, device=device)
         waves.append(generate.music_for_curve(g, raw, "", steps=3, cfg_scale=3.0, seed=2, **WIN)[0])
         with generate.decode_to_spool(g, generate.sample_latents(g, generate.conditioning_curve_for(g, raw), "", duration=2.5,
                                       steps=3, cfg_scale=3.0, seed=2, plan=generate.curve_and_plan(g, raw, 2.5, **WIN)[1]),

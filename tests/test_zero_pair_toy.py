@@ -60,7 +60,7 @@ def test_quick_run_end_to_end(tmp_path):
     assert meta["curve"]["smoothing_seconds"] == toy.SMOOTHING
     assert meta["latent_rate"] == toy.SAMPLE_RATE / toy.PATCH and meta["sample_rate"] == toy.SAMPLE_RATE
 
-    gen = generate.load_generator(ckpt, device="cpu")  # fp16 weights cast to fp32
+    gen = generate.load_music_model(ckpt, device="cpu")  # fp16 weights cast to fp32
     assert next(gen.dit.parameters()).dtype.is_floating_point
     assert gen.codec.scale == meta["codec"]["config"]["scale"]
     clip = toy.make_videos(str(tmp_path / "v"), 1, seed=5)[0]

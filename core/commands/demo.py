@@ -131,7 +131,7 @@ def run(args) -> int:
         gen = None
         if not args.sonify:
             ckpt = args.checkpoint or DEMO_CHECKPOINT
-            gen = generate.load_generator(ckpt, text_encoder=args.text_encoder)
+            gen = generate.load_music_model(ckpt, text_encoder=args.text_encoder)
             generate.window_frames(gen, args.window, args.overlap)  # a bad window/overlap fails before any work
             if gen.meta.get("demo"):
                 note = gen.meta.get("demo_note") or "a small demo model; it shows timing transfer, not musical quality"

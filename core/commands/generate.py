@@ -91,7 +91,7 @@ def run(args) -> int:
     out = plan.file(args.out, "--out", extensions=VIDEO_OUT)
     audio_out = plan.file(args.audio_out, "--audio-out", extensions=AUDIO_OUT) if args.audio_out else None
     with plan:
-        gen = generate.load_generator(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec, device=args.device,
+        gen = generate.load_music_model(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec, device=args.device,
                                       precision=args.precision, lora=args.lora, lora_strength=args.lora_strength)
         generate.window_frames(gen, args.window, args.overlap)  # a bad window/overlap fails before any work
         # The curve must come from the encoder the checkpoint's curve spec names (training used it).
