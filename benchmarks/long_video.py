@@ -46,6 +46,7 @@ import json, sys, time
 import av, librosa, numpy, torch, torch._dynamo  # imported before the clock, as every run pays them once
 from v2m_zero.core import cli, generate, windows
 from v2m_zero.core.timing import encoders, media
+from v2m_zero.core.sampling import SamplingSettings
 torch.set_num_threads(int(sys.argv[1]))
 import resource
 ru0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -96,8 +97,7 @@ def naive(gen, raw, bounds, args) -> np.ndarray:
     parts = []
     for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
         piece = cond.replace(values=cond.values[a:b], times=cond.times[a:b], duration=(b - a) / gen.latent_rate)
-        parts.append(generate.sample_latents(gen, piece, "", duration=(b - a) / gen.latent_rate, steps=args.steps,
-                                             cfg_scale=args.cfg, seed=windows.window_seed(args.seed, k)))
+        parts.append(generate.sample_latents(gen, piece, "", generate.SamplingSettings(steps=args.steps, cfg=args.cfg, seed=windows.window_seed(args.seed, k)), duration=(b - a) / gen.latent_rate))
     return generate.decode_latents(gen, torch.cat(parts, dim=-1), raw.duration)
 
 
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
             res = run_generate(clip.path, out, args)
             wave, sr = media.decode_audio(out + ".wav")
             raw = encoders.encode_video_curve(clip.path, enc)
-            _, plan = generate.curve_and_plan(gen, raw, raw.duration)
+            plan = generate.plan_job(gen, raw).plan
             seams_w = [j - plan.fade / (2 * plan.rate) for j in plan.joins]  # centre of each crossfade
             row = {"duration": clip.duration, "kind": kind, "cuts": len(clip.cut_times), "windows": len(plan),
                    "samples": int(wave.shape[1]), "exact_length": wave.shape[1] == round(clip.duration * sr),

@@ -74,12 +74,12 @@ def sampler(size, *, device, dtype, seconds, steps, cfg, warmup):
                               seconds=seconds, device=device, dtype=dtype)
     curve = torch.randn(1, 1, n, device=device, dtype=dtype)
     kw = dict(cond=cond, curve=curve, cfg_scale=cfg, device=device, dtype=dtype)
-    flow.sample(model, (1, model.config.io_channels, n), steps=warmup, timesteps=flow.logsnr_timesteps(warmup), **kw)
+    flow.sample(model, (1, model.config.io_channels, n), flow.logsnr_timesteps(warmup), **kw)
     _sync(device)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    lat = flow.sample(model, (1, model.config.io_channels, n), steps=steps, timesteps=flow.logsnr_timesteps(steps), **kw)
+    lat = flow.sample(model, (1, model.config.io_channels, n), flow.logsnr_timesteps(steps), **kw)
     _sync(device)
     dt = time.perf_counter() - t0
     assert torch.isfinite(lat).all()

@@ -67,14 +67,13 @@ def generate(gen, raw, duration: float, mode: str, *, steps: int, cfg: float, se
     from v2m_zero.core.model import flow
 
     if mode == "native":
-        return g.music_for_curve(gen, raw, "", steps=steps, cfg_scale=cfg, seed=seed)[0]
+        return g.music_for_curve(gen, raw, "", g.SamplingSettings(steps=steps, cfg=cfg, seed=seed))[0]
     window = g.window_frames(gen)[0]
     cond = padded_curve(gen, raw, duration, window)
     seconds = window / gen.latent_rate if mode == "pad" else duration
     c = torch.from_numpy(np.asarray(cond.values, np.float32))[None, None]
     cnd = gen.dit.conditioning(seconds=seconds, device=gen.device, dtype=gen.dtype)
-    lat = flow.sample(gen.dit, (1, gen.dit.config.io_channels, window), seed=seed, steps=steps, cfg_scale=cfg,
-                      cond=cnd, curve=c, device=gen.device, dtype=gen.dtype)
+    lat = flow.sample(gen.dit, (1, gen.dit.config.io_channels, window), flow.rf_timesteps(steps), seed=seed, cfg_scale=cfg, cond=cnd, curve=c, device=gen.device, dtype=gen.dtype)
     return g.decode_latents(gen, lat.float(), duration)
 
 
@@ -99,7 +98,7 @@ def main(argv=None) -> int:
     sampling = gen.meta.get("sampling") or {}
     steps, cfg = int(sampling.get("steps", 50)), float(sampling.get("cfg_scale", 3.0))
     enc = encoders.get_encoder(gen.curve_spec.encoder)
-    print(f"checkpoint {os.path.basename(args.checkpoint)}: window {g.training_window_seconds(gen):g} s, "
+    print(f"checkpoint {os.path.basename(args.checkpoint)}: window {g.windows.training_window_seconds(gen.meta):g} s, "
           f"{steps} steps, cfg {cfg}; SCH against the clips' known cuts (±0.1 s), chance = circular beat shifts")
     rng = np.random.default_rng(args.seed)
     rows: dict[tuple[float, str], list[tuple[float, float]]] = {}

@@ -71,8 +71,7 @@ def main(argv=None) -> int:
     for path in videos:
         raw = encoders.encode_video_curve(path, enc)
         for label, c in (("curve", raw), ("text-only", None)):
-            wave, _ = generate.music_for_curve(gen, c, args.prompt, duration=raw.duration, steps=args.steps,
-                                               cfg_scale=args.cfg, seed=args.seed)
+            wave, _ = generate.music_for_curve(gen, c, args.prompt, generate.SamplingSettings(steps=args.steps, cfg=args.cfg, seed=args.seed), duration=raw.duration)
             out = os.path.join(args.out, f"{os.path.splitext(os.path.basename(path))[0]}.{label}.mp4")
             media.mux_audio(path, wave, gen.sample_rate, out)
             rows[label].append(metrics.evaluate_video(out))

@@ -55,6 +55,7 @@ from v2m_zero.core.timing import curves, encoders, media  # noqa: E402
 from v2m_zero.core.timing.spec import CurveSpec  # noqa: E402
 from v2m_zero.model_io.checkpoint import V2M_FORMAT, load_v2m_checkpoint, save_v2m_checkpoint  # noqa: E402
 from v2m_zero.model_io.codec import codec_spec  # noqa: E402
+from v2m_zero.core.sampling import SamplingSettings
 
 DEFAULT_OUT = os.path.join(HERE, ".cache", "zero_pair_music")
 SAMPLE_RATE = 16000
@@ -200,8 +201,7 @@ def evaluate(ckpt: str, clips, out_dir: str, p: dict, seed: int) -> dict:
         noise_seed = seed * 1000 + i
         for name, raw in zip(names[:3], (raws[i], None, other.replace(duration=dur))):
             cond = generate.conditioning_curve_for(gen, raw, dur) if raw is not None else None
-            lat = generate.sample_latents(gen, cond, "", duration=dur, steps=p["sample_steps"], cfg_scale=p["cfg"],
-                                          seed=noise_seed, uncond="both")
+            lat = generate.sample_latents(gen, cond, "", SamplingSettings(steps=p["sample_steps"], cfg=p["cfg"], seed=noise_seed, uncond="both"), duration=dur)
             wave = generate.decode_latents(gen, lat, dur)
             waves[name].append(wave)
             rows[name].append(_score(clip.path, wave, gen.sample_rate, os.path.join(out_dir, f"{name.split()[0]}-{i:03d}.mp4")))

@@ -56,6 +56,7 @@ from v2m_zero.core import examples, generate, eval as metrics
 from v2m_zero.core.eval import synth
 from v2m_zero.core.model.codec import PatchCodec
 from v2m_zero.model_io.checkpoint import V2M_FORMAT, load_v2m_checkpoint, save_v2m_checkpoint
+from v2m_zero.core.sampling import SamplingSettings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, ".cache", "zero_pair_toy")
@@ -271,8 +272,7 @@ def evaluate(ckpt: str, clips, out_dir: str, p: dict, seed: int) -> dict:
         cond = generate.conditioning_curve_for(gen, raw, dur)
         noise_seed = seed * 1000 + i
         for name, curve in (("curve", cond), ("text-only", None)):
-            lat = generate.sample_latents(gen, curve, "", duration=dur, steps=p["sample_steps"], cfg_scale=p["cfg"],
-                                          seed=noise_seed, uncond="both")
+            lat = generate.sample_latents(gen, curve, "", SamplingSettings(steps=p["sample_steps"], cfg=p["cfg"], seed=noise_seed, uncond="both"), duration=dur)
             if i == 0:  # the spelled-out curves/flow path gives the same latents
                 ref = manual_latents(gen, raw if curve is not None else None, dur, p["sample_steps"], p["cfg"], noise_seed)
                 d = float((ref - lat).abs().max())

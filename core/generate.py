@@ -1,134 +1,84 @@
-"""Video → music: the sampling pipeline over a :class:`~.model.bundle.MusicModel`.
+"""Video → music: the one generation pipeline, used by the ComfyUI nodes, ``v2m-zero generate`` and the demo.
 
-``load_music_model`` (from ``model_io.bundle``) reads a V2M checkpoint and what travels with it; ``conditioning_curve_for``
-turns a raw event curve into the curve the checkpoint was trained on (its own smoothing, the
-latent grid of the requested duration); ``sample_latents`` runs Euler + CFG; ``decode_latents``
-decodes and trims to the exact duration. The CLI and the ComfyUI nodes are thin layers over
-these functions.
+A raw event curve becomes music in four stages over a :class:`~.model.bundle.MusicModel`
+(loaded by ``model_io.bundle.load_music_model``, re-exported here):
+
+1. :func:`plan_job` — the sampling settings resolved once against the checkpoint's own defaults
+   (:mod:`.sampling`), the curve fitted to the model's latent grid as the checkpoint was trained
+   (:func:`conditioning_curve_for`), and the window plan of a video longer than the training
+   clips (:mod:`.windows`). Every bad setting fails here, before any work.
+2. :func:`sample_job` — Euler + CFG over the job (window by window when planned so), with
+   ``progress(done, total)`` and ``interrupt()`` called at every step.
+3. :func:`decode_latents` / :func:`decode_to_spool` — codec decode trimmed to exactly the
+   video's duration (in memory, or streamed into a spool for long videos).
+
+:func:`sample_music` is stages 1–2 in one call (the Sampler node, the CLI and the demo all use it)
+and :func:`music_for_curve` adds stage 3 (the library's one-call form).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
 from . import windows
-from .timing import curves
-from .model.bundle import MusicModel
-from .errors import V2MError
 from ..model_io.bundle import load_music_model  # noqa: F401  (the pipeline's loader, re-exported)
+from .errors import V2MError
+from .model.bundle import MusicModel
+from .sampling import ResolvedSampling, SamplingSettings
+from .timing import curves
 
-def conditioning_curve_for(gen: MusicModel, curve: curves.Curve, duration: float | None = None) -> curves.Curve:
+Progress = Callable[[int, int], None]  # progress(done, total) in sampling steps over the whole job
+Interrupt = Callable[[], None]  # raises to stop between steps (e.g. ComfyUI's interrupt check)
+
+
+# --------------------------------------------------------------------------------------------
+# what the model needs: its latent grid, its curve, its notes
+
+
+def latent_frames(model: MusicModel, duration: float) -> int:
+    """Latent frames for ``duration`` seconds: ceil(duration · latent_rate), rounded up to the DiT's patch size."""
+    n = curves.latent_length(duration, model.latent_rate)
+    p = int(getattr(model.dit.config, "patch_size", 1) or 1)
+    return int(math.ceil(n / p) * p)
+
+
+def conditioning_curve_for(model: MusicModel, curve: curves.Curve, duration: float | None = None) -> curves.Curve:
     """An event curve fitted to this model's latent grid.
 
     A raw event curve (no uniform rate) is resampled and smoothed as the model was trained (its
     curve spec); an already smoothed curve (e.g. from Smooth Curve) is only resampled by time.
-    Latent length = ceil(duration · latent_rate) (rounded up to the DiT's patch size), so the
-    decoded audio covers the whole video and is then trimmed to its exact length.
+    Latent length = :func:`latent_frames` of the duration, so the decoded audio covers the whole
+    video and is then trimmed to its exact length.
     """
     duration = float(duration or curve.duration)
-    n = latent_frames(gen, duration)
-    on_grid = curve.replace(duration=n / gen.latent_rate)
+    n = latent_frames(model, duration)
+    on_grid = curve.replace(duration=n / model.latent_rate)
     if curve.rate is None:
-        fitted = gen.curve_spec.smooth(on_grid, length=n)
+        fitted = model.curve_spec.smooth(on_grid, length=n)
     else:
         fitted = curves.resample_curve(on_grid, length=n)
     return fitted.replace(duration=duration)
 
 
-def latent_frames(gen: MusicModel, duration: float) -> int:
-    n = curves.latent_length(duration, gen.latent_rate)
-    p = int(getattr(gen.dit.config, "patch_size", 1) or 1)
-    return int(math.ceil(n / p) * p)
+DEMO_NOTE = ("DEMO checkpoint: a 4.6 M-parameter DiT trained on a CPU on General MIDI music rendered with FluidSynth, "
+             "with music curves only (benchmarks/zero_pair_music.py); its accents land on the video's cuts, but it is "
+             "16 kHz mono with Griffin-Lim phase and no text control: not a real music model")
 
 
-def sample_latents(
-    gen: MusicModel,
-    curve: curves.Curve | None,
-    prompt: str,
-    *,
-    negative_prompt: str = "",
-    duration: float,
-    steps: int = 96,
-    cfg_scale: float = 7.0,
-    seed: int = 0,
-    uncond: str = "both",
-    callback: Callable[[dict], None] | None = None,
-    fast: str = "auto",
-    plan: windows.WindowPlan | None = None,
-) -> torch.Tensor:
-    """Euler sampling of the rectified flow with CFG → latents [1, D, L] (float32, CPU).
-
-    ``curve`` is the conditioning curve on the model's latent grid (:func:`conditioning_curve_for`),
-    or None for the zero curve (text only). ``plan`` (:func:`plan_for`) generates a long video in
-    windows (:mod:`.windows`); without one, or with a one-window plan, it is one pass.
-    ``callback`` gets the sampler's state per step, with ``step``/``total`` over the whole job
-    and ``window``/``windows``; raise in it to stop. ``fast``: the fast-sampler mode of
-    :func:`core.model.fast.fast_model` (compiled + CUDA graphs on CUDA by default; "off": eager).
-    """
-    from .model import fast as fast_path
-    from .model import flow
-
-    n = latent_frames(gen, duration)
-    if curve is not None and len(curve) != n:
-        raise V2MError(f"curve has {len(curve)} samples but {duration:.3f} s needs {n} latent frames: use conditioning_curve_for")
-    if plan is not None and plan.total != n:
-        raise V2MError(f"the window plan covers {plan.total} latent frames but {duration:.3f} s needs {n}")
-    dev, dt, dit = gen.device, gen.dtype, gen.dit
-    multi = plan is not None and len(plan) > 1
-    seconds = plan.windows[0].length / gen.latent_rate if multi else float(duration)
-    text = gen.text.encode([prompt]) if gen.text is not None and dit.takes_text else None
-    cond = dit.conditioning(text=text, seconds=seconds, device=dev, dtype=dt)
-    negative = None
-    if negative_prompt and gen.text is not None and dit.takes_text:
-        negative = dit.conditioning(text=gen.text.encode([negative_prompt]), device=dev, dtype=dt)
-    values = None if curve is None else curve.values
-    ts = flow.schedule_timesteps(steps, (gen.meta.get("sampling") or {}).get("schedule"))  # the checkpoint's schedule
-    model = fast_path.fast_model(dit, fast, device=dev)  # compiled (+ CUDA graphs) or dit itself
-    if multi:
-        out = windows.sample_windows(gen, values, plan, cond=cond, negative=negative, steps=steps, cfg_scale=cfg_scale,
-                                     seed=seed, uncond=uncond, callback=callback, model=model, timesteps=ts)
-    else:
-        cb = None if callback is None else (lambda s: callback(dict(s, window=0, windows=1, step=s["i"], total=steps)))
-        c = torch.zeros(1, 1, n) if values is None else torch.from_numpy(np.asarray(values, np.float32))[None, None]
-        out = flow.sample(model, (1, dit.config.io_channels, n), seed=seed, steps=steps, cfg_scale=cfg_scale, uncond=uncond,
-                          cond=cond, curve=c.to(dev, dt), negative=negative, callback=cb, device=dev, dtype=dt,
-                          timesteps=ts)
-    out = out.float().cpu()
-    check_finite(out, "the sampled latents")
-    return out
-
-
-def window_frames(gen: MusicModel, window_seconds: float | None = None,
-                  overlap_seconds: float | None = None) -> tuple[int, int]:
-    """(window, overlap) in latent frames: the checkpoint's training length and the automatic
-    overlap unless given (``None`` or 0 = automatic)."""
-    win_s = float(window_seconds) if window_seconds else training_window_seconds(gen)
-    if not (math.isfinite(win_s) and win_s > 0):
-        raise V2MError(f"the window length must be a positive number of seconds, got {window_seconds!r}")
-    over_s = float(overlap_seconds) if overlap_seconds else windows.auto_overlap_seconds(win_s)
-    if not (math.isfinite(over_s) and 0 < over_s <= win_s / 2):
-        raise V2MError(f"the overlap ({over_s:g} s) must be more than 0 and at most half the window ({win_s:g} s)")
-    window = latent_frames(gen, win_s)
-    return window, max(1, min(window // 2, int(round(over_s * gen.latent_rate))))
-
-
-def training_window_seconds(gen: MusicModel) -> float:
-    """The checkpoint's training clip length (see :func:`windows.training_window_seconds`)."""
-    return windows.training_window_seconds(gen.meta)[0]
-
-
-def plan_for(gen: MusicModel, cond: curves.Curve | None, duration: float, *, hits=(),
-             window_seconds: float | None = None, overlap_seconds: float | None = None) -> windows.WindowPlan:
-    """The windows for ``duration`` seconds: joins where ``cond`` (the conditioning curve) is low
-    and away from ``hits`` (hit-point times, e.g. ``curves.find_peaks`` of the raw curve)."""
-    window, overlap = window_frames(gen, window_seconds, overlap_seconds)
-    values = None if cond is None else cond.values
-    return windows.plan_windows(latent_frames(gen, duration), window, overlap, rate=gen.latent_rate, curve=values,
-                                hits=hits)
+def model_notes(model: MusicModel) -> list[str]:
+    """What a user must know about the loaded model: the demo, an SAO/SA3 base without curve training."""
+    notes = []
+    if model.meta.get("demo"):
+        note = str(model.meta.get("demo_note") or "")
+        notes.append(DEMO_NOTE if not note else "DEMO checkpoint: " + note.removeprefix("demo: "))
+    if model.meta.get("note"):
+        notes.append(str(model.meta["note"]))
+    return notes
 
 
 def hit_points(curve: curves.Curve | None) -> np.ndarray:
@@ -136,33 +86,190 @@ def hit_points(curve: curves.Curve | None) -> np.ndarray:
     return np.zeros(0) if curve is None else curves.find_peaks(curve)
 
 
+# --------------------------------------------------------------------------------------------
+# 1. the job: settings, curve on the latent grid, windows
+
+
+@dataclass(frozen=True)
+class Job:
+    """One generation, planned: what :func:`sample_job` runs."""
+
+    duration: float  # seconds of music (the video's exact duration)
+    latent_curve: curves.Curve | None  # the curve on the model's latent grid (None: the zero curve, text only)
+    plan: windows.WindowPlan
+    sampling: ResolvedSampling
+
+    @property
+    def total_steps(self) -> int:
+        return self.sampling.steps * len(self.plan)
+
+
+def resolve_sampling(model: MusicModel, settings: SamplingSettings | ResolvedSampling | None) -> ResolvedSampling:
+    """``settings`` with what they leave open taken from the checkpoint's recorded defaults."""
+    if isinstance(settings, ResolvedSampling):
+        return settings
+    return (settings or SamplingSettings()).resolve(model.sampling)
+
+
+def window_frames(model: MusicModel, window_seconds: float | None = None,
+                  overlap_seconds: float | None = None) -> tuple[int, int]:
+    """(window, overlap) in latent frames: the checkpoint's training length and the automatic
+    overlap unless given (``None`` or 0 = automatic)."""
+    win_s = float(window_seconds) if window_seconds else windows.training_window_seconds(model.meta)
+    if not (math.isfinite(win_s) and win_s > 0):
+        raise V2MError(f"the window length must be a positive number of seconds, got {window_seconds!r}")
+    over_s = float(overlap_seconds) if overlap_seconds else windows.auto_overlap_seconds(win_s)
+    if not (math.isfinite(over_s) and 0 < over_s <= win_s / 2):
+        raise V2MError(f"the overlap ({over_s:g} s) must be more than 0 and at most half the window ({win_s:g} s)")
+    window = latent_frames(model, win_s)
+    return window, max(1, min(window // 2, int(round(over_s * model.latent_rate))))
+
+
+def plan_job(model: MusicModel, raw: curves.Curve | None, settings: SamplingSettings | ResolvedSampling | None = None,
+             *, duration: float | None = None, windowed: bool = True) -> Job:
+    """Plan a generation: resolved settings, the conditioning curve of ``raw`` (None: the zero
+    curve; then ``duration`` is required) and the windows (joins where the curve is low, away
+    from its hit points; ``windowed=False``: one pass whatever the length)."""
+    if raw is None and duration is None:
+        raise V2MError("a job without a curve needs a duration")
+    duration = float(duration if duration is not None else raw.duration)
+    sampling = resolve_sampling(model, settings)
+    window, overlap = window_frames(model, sampling.window_seconds, sampling.overlap_seconds)
+    latent_curve = conditioning_curve_for(model, raw, duration) if raw is not None else None
+    n = latent_frames(model, duration)
+    if windowed:
+        values = None if latent_curve is None else latent_curve.values
+        plan = windows.plan_windows(n, window, overlap, rate=model.latent_rate, curve=values, hits=hit_points(raw))
+    else:
+        plan = windows.WindowPlan((windows.Window(0, n),), n, model.latent_rate)
+    return Job(duration, latent_curve, plan, sampling)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. sampling
+
+
+def sample_job(model: MusicModel, job: Job, prompt: str = "", *, negative_prompt: str = "",
+               progress: Progress | None = None, interrupt: Interrupt | None = None,
+               callback: Callable[[dict], None] | None = None) -> torch.Tensor:
+    """Euler sampling of the rectified flow with CFG → latents [1, D, L] (float32, CPU).
+
+    ``progress(done, total)`` after every step and ``interrupt()`` before it, over the whole job
+    (all windows). ``callback`` gets the sampler's state per step, with ``step``/``total`` over
+    the whole job and ``window``/``windows``; raise in it (or in ``interrupt``) to stop.
+    """
+    from .model import fast as fast_path
+    from .model import flow
+
+    n = latent_frames(model, job.duration)
+    if job.latent_curve is not None and len(job.latent_curve) != n:
+        raise V2MError(f"curve has {len(job.latent_curve)} samples but {job.duration:.3f} s needs {n} latent frames: "
+                       "use conditioning_curve_for")
+    if job.plan.total != n:
+        raise V2MError(f"the window plan covers {job.plan.total} latent frames but {job.duration:.3f} s needs {n}")
+    s, dit, dev, dt = job.sampling, model.dit, model.device, model.dtype
+    multi = len(job.plan) > 1
+    seconds = job.plan.windows[0].length / model.latent_rate if multi else job.duration
+    takes_text = model.text is not None and dit.takes_text
+    text_cond = dit.conditioning(text=model.text.encode([prompt]) if takes_text else None, seconds=seconds, device=dev,
+                                 dtype=dt)
+    negative = None
+    if negative_prompt and takes_text:
+        negative = dit.conditioning(text=model.text.encode([negative_prompt]), device=dev, dtype=dt)
+    total = job.total_steps
+
+    def on_step(state: dict) -> None:
+        if interrupt is not None:
+            interrupt()
+        if callback is not None:
+            callback(state)
+        if progress is not None:
+            progress(state["step"] + 1, total)
+
+    values = None if job.latent_curve is None else job.latent_curve.values
+    net = fast_path.fast_model(dit, s.fast, device=dev)  # compiled (+ CUDA graphs) or the DiT itself
+    ts = s.timesteps()
+    if multi:
+        out = windows.sample_windows(model, values, job.plan, text_cond=text_cond, negative=negative, timesteps=ts,
+                                     cfg_scale=s.cfg, seed=s.seed, uncond=s.uncond, callback=on_step, net=net)
+    else:
+        c = torch.zeros(1, 1, n) if values is None else torch.from_numpy(np.asarray(values, np.float32))[None, None]
+        out = flow.sample(net, (1, dit.config.io_channels, n), ts, seed=s.seed, cfg_scale=s.cfg, uncond=s.uncond,
+                          cond=text_cond, curve=c.to(dev, dt), negative=negative, device=dev, dtype=dt,
+                          callback=lambda st: on_step(dict(st, window=0, windows=1, step=st["i"], total=total)))
+    out = out.float().cpu()
+    check_finite(out, "the sampled latents")
+    return out
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """Latents and the job that made them."""
+
+    latents: torch.Tensor
+    job: Job
+
+
+def sample_music(model: MusicModel, raw: curves.Curve | None, prompt: str = "",
+                 settings: SamplingSettings | ResolvedSampling | None = None, *, negative_prompt: str = "",
+                 duration: float | None = None, windowed: bool = True, progress: Progress | None = None,
+                 interrupt: Interrupt | None = None, on_plan: Callable[[Job], None] | None = None) -> Sampled:
+    """The pipeline's entry: raw event curve → job (settings, curve, windows) → latents.
+
+    ``on_plan(job)`` runs once the job is planned, before sampling starts (e.g. to say how many
+    windows it has, or to size a progress bar)."""
+    job = plan_job(model, raw, settings, duration=duration, windowed=windowed)
+    if on_plan is not None:
+        on_plan(job)
+    lat = sample_job(model, job, prompt, negative_prompt=negative_prompt, progress=progress, interrupt=interrupt)
+    return Sampled(lat, job)
+
+
+def sample_latents(model: MusicModel, latent_curve: curves.Curve | None, prompt: str = "",
+                   settings: SamplingSettings | ResolvedSampling | None = None, *, duration: float,
+                   negative_prompt: str = "", plan: windows.WindowPlan | None = None,
+                   callback: Callable[[dict], None] | None = None) -> torch.Tensor:
+    """Latents for a curve already on the latent grid (:func:`conditioning_curve_for`; None: the
+    zero curve), in one pass or over ``plan``: :func:`sample_job` without the planning."""
+    n = latent_frames(model, duration)
+    if latent_curve is not None and len(latent_curve) != n:
+        raise V2MError(f"curve has {len(latent_curve)} samples but {duration:.3f} s needs {n} latent frames: "
+                       "use conditioning_curve_for")
+    plan = plan or windows.WindowPlan((windows.Window(0, n),), n, model.latent_rate)
+    job = Job(float(duration), latent_curve, plan, resolve_sampling(model, settings))
+    return sample_job(model, job, prompt, negative_prompt=negative_prompt, callback=callback)
+
+
+# --------------------------------------------------------------------------------------------
+# 3. decoding
+
+
 def check_finite(t: torch.Tensor | np.ndarray, what: str) -> None:
     ok = torch.isfinite(t).all().item() if isinstance(t, torch.Tensor) else np.isfinite(t).all()
     if not ok:
-        raise V2MError(
-            f"NaN/Inf in {what}: try precision fp32 (fp16 overflows on some models), a lower cfg, or more steps; nothing was written"
-        )
+        raise V2MError(f"NaN/Inf in {what}: try precision fp32 (fp16 overflows on some models), a lower cfg, or more "
+                       "steps; nothing was written")
 
 
 @torch.no_grad()
-def decode_latents(gen: MusicModel, latents: torch.Tensor, duration: float) -> np.ndarray:
+def decode_latents(model: MusicModel, latents: torch.Tensor, duration: float) -> np.ndarray:
     """Decode [1, D, L] latents → float32 [C, T] with T = round(duration · sample_rate) exactly."""
     check_finite(latents, "the latents")
-    lat = latents.to(gen.device, torch.float32)
-    decode = getattr(gen.codec, "decode_chunked", None) if lat.shape[-1] > 256 else None
-    wave = (decode(lat) if decode else gen.codec.decode(lat)).float().cpu().numpy()[0]
+    lat = latents.to(model.device, torch.float32)
+    decode = getattr(model.codec, "decode_chunked", None) if lat.shape[-1] > 256 else None
+    wave = (decode(lat) if decode else model.codec.decode(lat)).float().cpu().numpy()[0]
     check_finite(wave, "the decoded audio")
-    n = int(round(duration * gen.sample_rate))
+    n = int(round(duration * model.sample_rate))
     if wave.shape[-1] < n:
         wave = np.pad(wave, ((0, 0), (0, n - wave.shape[-1])))
     from .timing.media.levels import limit_true_peak
 
     wave = np.ascontiguousarray(wave[:, :n], dtype=np.float32)
     # the model's output can exceed full scale: limit it (true peak -1 dBTP) instead of clipping
-    return limit_true_peak(wave, gen.sample_rate) if np.max(np.abs(wave), initial=0.0) > 1.0 else wave
+    return limit_true_peak(wave, model.sample_rate) if np.max(np.abs(wave), initial=0.0) > 1.0 else wave
 
 
-def decode_to_spool(gen: MusicModel, latents: torch.Tensor, duration: float, *, folder: str | None = None):
+def decode_to_spool(model: MusicModel, latents: torch.Tensor, duration: float, *, folder: str | None = None):
     """Decode ``[1, D, L]`` latents chunk by chunk into an :class:`~.timing.media.stream.AudioSpool`
     of exactly round(duration · sample_rate) samples (flat memory; close it when done). As in
     :func:`decode_latents`, audio above full scale is limited (true peak -1 dBTP), never clipped:
@@ -170,10 +277,10 @@ def decode_to_spool(gen: MusicModel, latents: torch.Tensor, duration: float, *, 
     from .timing.media.stream import AudioSpool, master_stream
 
     check_finite(latents, "the latents")
-    n = int(round(duration * gen.sample_rate))
-    spool = AudioSpool(int(gen.codec.audio_channels), gen.sample_rate, folder=folder)
+    n = int(round(duration * model.sample_rate))
+    spool = AudioSpool(int(model.codec.audio_channels), model.sample_rate, folder=folder)
     try:
-        for piece in windows.iter_decode(gen.codec, latents, n, device=gen.device):
+        for piece in windows.iter_decode(model.codec, latents, n, device=model.device):
             check_finite(piece, "the decoded audio")
             spool.append(piece)
         if spool.peak <= 1.0:
@@ -192,45 +299,11 @@ def decode_to_spool(gen: MusicModel, latents: torch.Tensor, duration: float, *, 
         raise
 
 
-def curve_and_plan(gen: MusicModel, raw: curves.Curve | None, duration: float, *, windowed: bool = True,
-                   window_seconds: float | None = None, overlap_seconds: float | None = None,
-                   ) -> tuple[curves.Curve | None, windows.WindowPlan]:
-    """The conditioning curve for ``raw`` (None: the zero curve) and the window plan of the job
-    (``windowed=False``: one pass, whatever the length)."""
-    cond = conditioning_curve_for(gen, raw, duration) if raw is not None else None
-    if not windowed:
-        n = latent_frames(gen, duration)
-        return cond, windows.WindowPlan((windows.Window(0, n),), n, gen.latent_rate)
-    return cond, plan_for(gen, cond, duration, hits=hit_points(raw), window_seconds=window_seconds,
-                          overlap_seconds=overlap_seconds)
-
-
-def music_for_curve(
-    gen: MusicModel,
-    raw: curves.Curve | None,
-    prompt: str = "",
-    *,
-    duration: float | None = None,
-    negative_prompt: str = "",
-    steps: int = 96,
-    cfg_scale: float = 7.0,
-    seed: int = 0,
-    uncond: str = "both",
-    callback: Callable[[dict], None] | None = None,
-    fast: str = "auto",
-    windowed: bool = True,
-    window_seconds: float | None = None,
-    overlap_seconds: float | None = None,
-) -> tuple[np.ndarray, curves.Curve | None]:
-    """Raw event curve → the model's conditioning curve → Euler + CFG (in windows of the
-    checkpoint's training length when the video is longer) → decoded audio.
-
-    ``raw=None`` (with ``duration``) samples with the zero curve (text only). Returns the audio
-    (float32 [C, T], exactly the duration) and the conditioning curve that was used.
-    """
-    duration = float(duration if duration is not None else raw.duration)
-    cond, plan = curve_and_plan(gen, raw, duration, windowed=windowed, window_seconds=window_seconds,
-                                overlap_seconds=overlap_seconds)
-    lat = sample_latents(gen, cond, prompt, negative_prompt=negative_prompt, duration=duration, steps=steps,
-                         cfg_scale=cfg_scale, seed=seed, uncond=uncond, callback=callback, plan=plan, fast=fast)
-    return decode_latents(gen, lat, duration), cond
+def music_for_curve(model: MusicModel, raw: curves.Curve | None, prompt: str = "",
+                    settings: SamplingSettings | ResolvedSampling | None = None, *, duration: float | None = None,
+                    negative_prompt: str = "", windowed: bool = True, progress: Progress | None = None,
+                    interrupt: Interrupt | None = None) -> tuple[np.ndarray, Job]:
+    """Raw event curve → decoded audio (float32 [C, T], exactly the duration) and the job that made it."""
+    out = sample_music(model, raw, prompt, settings, negative_prompt=negative_prompt, duration=duration,
+                       windowed=windowed, progress=progress, interrupt=interrupt)
+    return decode_latents(model, out.latents, out.job.duration), out.job

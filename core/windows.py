@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from .errors import V2MError
+from .sampling import MAX_WINDOW_SECONDS, MIN_WINDOW_SECONDS
 
 #: Window length for checkpoints that record none (no ``curve.clip_seconds``, no
 #: ``sample_size``): the paper's training clip length (§3.5).
@@ -51,22 +52,21 @@ LATENESS_COST = 0.2
 # window length of a checkpoint
 
 
-def training_window_seconds(meta: Mapping[str, Any] | None) -> tuple[float, str]:
-    """The checkpoint's training clip length in seconds and where it came from.
-
-    ``meta["curve"]["clip_seconds"]`` (written by ``train``), else stable-audio-tools'
-    ``model_config["sample_size"] / sample_rate`` (SAO 1.0: 2097152 / 44100 = 47.55 s), else
-    :data:`DEFAULT_WINDOW_SECONDS`.
-    """
+def training_window_seconds(meta: Mapping[str, Any] | None) -> float:
+    """The checkpoint's training clip length in seconds: ``meta["curve"]["clip_seconds"]`` (written by
+    ``train``), else stable-audio-tools' ``model_config["sample_size"] / sample_rate`` (SAO 1.0:
+    2097152 / 44100 = 47.55 s), else :data:`DEFAULT_WINDOW_SECONDS`. Values from a checkpoint are
+    bounded like the user's window: outside [1, 512] s they are not a clip length and the next source is used."""
     meta = dict(meta or {})
-    clip = (meta.get("curve") or {}).get("clip_seconds")
-    if clip:
-        return float(clip), "the checkpoint's training clips"
+    candidates = [(meta.get("curve") or {}).get("clip_seconds")]
     cfg = meta.get("model_config") or {}
     size, rate = cfg.get("sample_size"), cfg.get("sample_rate") or meta.get("sample_rate")
-    if size and rate:
-        return float(size) / float(rate), "the model config's sample_size"
-    return DEFAULT_WINDOW_SECONDS, f"the default ({DEFAULT_WINDOW_SECONDS:g} s; the checkpoint records no clip length)"
+    if isinstance(size, (int, float)) and isinstance(rate, (int, float)) and rate:
+        candidates.append(float(size) / float(rate))
+    for c in candidates:
+        if isinstance(c, (int, float)) and not isinstance(c, bool) and MIN_WINDOW_SECONDS <= c <= MAX_WINDOW_SECONDS:
+            return float(c)
+    return DEFAULT_WINDOW_SECONDS
 
 
 def auto_overlap_seconds(window_seconds: float) -> float:
@@ -212,85 +212,49 @@ def window_seed(seed: int, index: int) -> int:
 # sampling
 
 
-@torch.no_grad()
-def sample_euler_inpaint(
-    model: Callable[..., torch.Tensor],
-    x: torch.Tensor,
-    ts: Sequence[float] | torch.Tensor,
-    extra_args: Mapping[str, Any] | None = None,
-    callback: Callable[[dict], None] | None = None,
-    disable: bool | None = None,
-    *,
-    known: torch.Tensor,
-    mask: torch.Tensor,
-) -> torch.Tensor:
-    """Euler for the rectified-flow ODE with frames held to ``known`` (replacement inpainting).
-
-    ``x`` is the start state ``ts[0]·ε``; before the first step and after every step the state
-    becomes ``mask·(t·ε + (1 − t)·known) + (1 − mask)·x``: the known latents on the straight
-    path from the same noise. At t = 0 the result equals ``known`` where ``mask`` is 1.
-    """
-    from .model.flow import sample_euler
-
-    t0 = float(torch.as_tensor(ts, dtype=torch.float64).reshape(-1)[0]) if len(ts) else 0.0
-    if len(ts) < 2 or t0 <= 0:
-        raise V2MError("inpainting needs at least two timesteps starting above 0")
-    eps = x / t0
-    known = known.to(x.device, x.dtype)
-    mask = mask.to(x.device, x.dtype)
-    hold = mask == 1
-
-    def pin(state: torch.Tensor, t: float) -> torch.Tensor:
-        target = t * eps + (1 - t) * known if t > 0 else known
-        return torch.where(hold, target, mask * target + (1 - mask) * state)
-
-    return sample_euler(model, x, ts, extra_args, callback, disable, project=pin)
-
-
 def sample_windows(
-    gen,
+    model,
     curve: np.ndarray | None,
     plan: WindowPlan,
+    timesteps: Sequence[float] | torch.Tensor,
     *,
-    cond: Mapping[str, Any],
+    text_cond: Mapping[str, Any],
     negative: Mapping[str, Any] | None,
-    steps: int,
     cfg_scale: float,
     seed: int,
     uncond: str,
     callback: Callable[[dict], None] | None = None,
-    model: Callable[..., torch.Tensor] | None = None,
-    timesteps: Sequence[float] | torch.Tensor | None = None,
+    net: Callable[..., torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Latents ``[1, D, plan.total]`` (float32, CPU) sampled window by window (see the module doc).
 
-    ``curve`` is the conditioning curve on the latent grid (None = the zero curve); ``cond`` and
-    ``negative`` the DiT's conditioning for one window (text + seconds, built once).
+    ``model`` is the :class:`~core.model.bundle.MusicModel`; ``curve`` the conditioning curve on
+    the latent grid (None = the zero curve); ``timesteps`` the schedule of every window;
+    ``text_cond`` and ``negative`` the DiT's text conditioning for one window (built once).
     ``callback`` gets the sampler's state plus ``window``, ``windows``, ``step`` (over the whole
     job, from 0) and ``total`` (steps of the whole job); raise in it to stop between steps.
-    ``model`` is the network to evaluate (default ``gen.dit``; e.g. its compiled form) and
-    ``timesteps`` the checkpoint's schedule (default: :func:`flow.sample`'s own).
+    ``net`` is the network to evaluate (default ``model.dit``; e.g. its compiled form).
     """
     from .model import flow
 
-    dit, dev, dt = gen.dit, gen.device, gen.dtype
+    dit, dev, dt = model.dit, model.device, model.dtype
     channels = dit.config.io_channels
     out = torch.zeros(1, channels, plan.total)
     values = None if curve is None else np.asarray(curve, np.float32).reshape(-1)
-    n = len(plan)
+    n, steps = len(plan), len(timesteps) - 1
     for k, w in enumerate(plan.windows):
         c = torch.zeros(1, 1, w.length) if values is None else torch.from_numpy(values[w.start:w.stop].copy())[None, None]
         sampler = None
         if w.known:
             mask = torch.from_numpy(w.mask())[None, None]
-            sampler = functools.partial(sample_euler_inpaint, known=out[..., w.start:w.stop], mask=mask)
+            sampler = functools.partial(flow.sample_euler_inpaint, known=out[..., w.start:w.stop], mask=mask)
         cb = None
         if callback is not None:
             def cb(state, k=k):
                 callback(dict(state, window=k, windows=n, step=k * steps + state["i"], total=n * steps))
-        x = flow.sample(model or dit, (1, channels, w.length), seed=window_seed(seed, k), steps=steps, cfg_scale=cfg_scale,
-                        uncond=uncond, cond=cond, curve=c.to(dev, dt), negative=negative, sampler=sampler,
-                        callback=cb, device=dev, dtype=dt, timesteps=timesteps)
+        x = flow.sample(net or dit, (1, channels, w.length), timesteps, seed=window_seed(seed, k), cfg_scale=cfg_scale,
+                        uncond=uncond, cond=text_cond, curve=c.to(dev, dt), negative=negative, sampler=sampler,
+                        callback=cb, device=dev, dtype=dt)
         out[..., w.start:w.stop] = x.float().cpu()
     return out
 

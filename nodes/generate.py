@@ -5,26 +5,19 @@ from __future__ import annotations
 import numpy as np
 from comfy_api.latest import io, ui
 
+from ..core import generate
+from ..core.errors import V2MError
+from ..core.sampling import FAST_MODES, FIELDS, FROM_CHECKPOINT, UNCOND_MODES, SamplingSettings
 from ..core.timing import plot
 from ..core.timing.spec import curve_mismatches
-from ..core import generate
-from ..core.model.fast import FAST_MODES
-from ..core.model.flow import UNCOND_MODES
-from ..core.errors import V2MError
 from ..core.precision import PRECISIONS
 from . import _host
 from .types import CurveType, ModelType
 
 CATEGORY = "V2M-Zero/generate"
-FROM_CHECKPOINT = "from checkpoint"
 NONE = "none"
 #: The bundled demo checkpoint (the default, so a fresh install generates).
 DEMO_CHECKPOINT = "demo/v2m-zero-demo-music.safetensors"
-DEMO_NOTE = ("DEMO checkpoint: a 4.6 M-parameter DiT trained on a CPU on General MIDI music rendered with FluidSynth, "
-             "with music curves only (benchmarks/zero_pair_music.py); its accents land on the video's cuts, but it is "
-             "16 kHz mono with Griffin-Lim phase and no text control: not a real music model")
-
-
 def checkpoint_choices() -> list[str]:
     """The demo, V2M checkpoints in models/v2m/checkpoints/, then SAO 1.0 and SA3 base files in models/checkpoints/."""
     return [DEMO_CHECKPOINT] + _host.model_choices("checkpoints", folders=False) + _host.sao_base_choices() + _host.sa3_base_choices()
@@ -60,17 +53,6 @@ def text_encoder_path(name: str, download: bool) -> tuple[str | None, str | None
         raise V2MError(f"{name}: a single-file T5 needs ComfyUI's T5 tokenizer (comfy/text_encoders/t5_tokenizer), "
                        "which this ComfyUI lacks: update ComfyUI or use a T5 folder in models/v2m/text_encoders/")
     return host_file, tok
-
-
-def model_notes(gen) -> list[str]:
-    """What a user must know about the loaded model (the demo, an SAO/SA3 base without curve training)."""
-    notes = []
-    if gen.meta.get("demo"):
-        note = str(gen.meta.get("demo_note") or "")
-        notes.append(DEMO_NOTE if not note else "DEMO checkpoint: " + note.removeprefix("demo: "))
-    if gen.meta.get("note"):
-        notes.append(str(gen.meta["note"]))
-    return notes
 
 
 class LoadModel(io.ComfyNode):
@@ -113,7 +95,7 @@ class LoadModel(io.ComfyNode):
         gen = generate.load_music_model(ckpt, text_encoder=text, codec=cod, device=device, precision=precision,
                                       lora=adapter, lora_strength=float(lora_strength), tokenizer=tokenizer)
         gen.meta["_offload"] = bool(offload)
-        notes = model_notes(gen)
+        notes = generate.model_notes(gen)
         return io.NodeOutput(gen, ui=ui.PreviewText("\n".join(notes)) if notes else None)
 
 
@@ -147,6 +129,12 @@ class _Placed:
         return False
 
 
+def _tip(name: str, auto: str = "") -> str:
+    """A widget's tooltip from the sampling contract's help (the CLI shows the same text)."""
+    f = FIELDS[name]
+    return f.help[0].upper() + f.help[1:] + "." + (f" {auto}." if auto else "")
+
+
 class Sampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -160,43 +148,47 @@ class Sampler(io.ComfyNode):
                 CurveType.Input("curve", tooltip="An event curve: a raw one is smoothed as the model was trained; a smoothed one is used as it is (regridded to the latents)."),
                 io.String.Input("prompt", default="", multiline=True, tooltip="What the music should sound like (mood, genre, instruments); e.g. from Music Prompt."),
                 io.String.Input("negative_prompt", default="", multiline=True, tooltip="What to steer away from (used in the unconditional branch of guidance)."),
-                io.Int.Input("steps", default=96, min=1, max=1000, tooltip="Euler steps (paper: 96)."),
-                io.Float.Input("cfg", default=7.0, min=1.0, max=30.0, step=0.1, tooltip="Classifier-free guidance scale (1 = off)."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip="Noise seed; the same seed gives the same music on any device."),
-                io.Combo.Input("uncond", options=list(UNCOND_MODES), default="both", tooltip="Guidance's unconditional branch drops: both text and curve (default), only text (curve as plain conditioning), or only the curve (stronger timing)."),
-                io.Combo.Input("fast_sampler", options=list(FAST_MODES), default="auto", optional=True, tooltip="auto: on a GPU, SAO-size DiTs (100 M+ parameters) are compiled and replayed as CUDA graphs (~2-3x faster; the first run of a model and length compiles for about a minute, later runs reuse it; falls back to eager with a warning if compiling fails); small models and CPUs run eagerly. compile: compile on any device. off: always eager."),
-                io.Float.Input("window_seconds", default=0.0, min=0.0, max=512.0, step=0.5, optional=True, tooltip="A video longer than this is generated in windows of this length, joined where the video is calm. 0 = the checkpoint's training clip length (the right choice unless you know better)."),
-                io.Float.Input("overlap_seconds", default=0.0, min=0.0, max=256.0, step=0.25, optional=True, tooltip="How much of the previous window each window continues from (at most half a window). 0 = automatic: a quarter of the window, at most 5 s."),
+                io.Int.Input("steps", default=0, min=0, max=int(FIELDS["steps"].hi),
+                             tooltip=_tip("steps", "0 = the checkpoint's own (demo: 32, Stable Audio 3: 50), else 96")),
+                io.Float.Input("cfg", default=0.0, min=0.0, max=FIELDS["cfg"].hi, step=0.1,
+                               tooltip=_tip("cfg", "0 = the checkpoint's own (demo: 3, Stable Audio 3: 7), else 7")),
+                io.Int.Input("seed", default=0, min=0, max=int(FIELDS["seed"].hi), control_after_generate=True,
+                             tooltip=_tip("seed")),
+                io.Combo.Input("uncond", options=[FROM_CHECKPOINT, *UNCOND_MODES], default=FROM_CHECKPOINT,
+                               tooltip=_tip("uncond", f"'{FROM_CHECKPOINT}' = the checkpoint's own, else both")),
+                io.Combo.Input("fast_sampler", options=list(FAST_MODES), default="auto", optional=True,
+                               tooltip=_tip("fast")),
+                io.Float.Input("window_seconds", default=0.0, min=0.0, max=FIELDS["window_seconds"].hi, step=0.5,
+                               optional=True, tooltip=_tip("window_seconds", "0 = the checkpoint's training clip "
+                                                           "length (the right choice unless you know better)")),
+                io.Float.Input("overlap_seconds", default=0.0, min=0.0, max=FIELDS["overlap_seconds"].hi, step=0.25,
+                               optional=True, tooltip=_tip("overlap_seconds", "0 = automatic: a quarter of the window, "
+                                                           "at most 5 s")),
             ],
             outputs=[io.Latent.Output(display_name="latent"), io.Image.Output(display_name="curve_plot")],
         )
 
     @classmethod
-    def execute(cls, model, curve, prompt, negative_prompt, steps, cfg, seed, uncond, fast_sampler="auto", window_seconds=0.0,
-                overlap_seconds=0.0) -> io.NodeOutput:
-        notes = curve_mismatches(curve.spec, model.curve_spec, smoothed_here=curve.rate is None) + model_notes(model)
-        cond = generate.conditioning_curve_for(model, curve)
-        plan = generate.plan_for(model, cond, curve.duration, hits=generate.hit_points(curve),
-                                 window_seconds=window_seconds or None, overlap_seconds=overlap_seconds or None)
-        total = steps * len(plan)
-        bar = _host.Progress(total)
-
-        def callback(state):
-            bar.check_interrupt()
-            bar(state["step"] + 1, total)
-
+    def execute(cls, model, curve, prompt, negative_prompt, steps, cfg, seed, uncond, fast_sampler="auto",
+                window_seconds=0.0, overlap_seconds=0.0) -> io.NodeOutput:
+        settings = SamplingSettings.from_widgets(steps=steps, cfg=cfg, seed=seed, uncond=uncond, fast=fast_sampler,
+                                                 window_seconds=window_seconds, overlap_seconds=overlap_seconds)
+        notes = (curve_mismatches(curve.spec, model.curve_spec, smoothed_here=curve.rate is None)
+                 + generate.model_notes(model))
+        job = generate.plan_job(model, curve, settings)
+        bar = _host.Progress(job.total_steps)
         with _Placed(model) as gen:
-            latents = generate.sample_latents(
-                gen, cond, prompt, negative_prompt=negative_prompt, duration=curve.duration,
-                steps=steps, cfg_scale=cfg, seed=seed, uncond=uncond, callback=callback, plan=plan, fast=fast_sampler,
-            )
+            latents = generate.sample_job(gen, job, prompt, negative_prompt=negative_prompt, progress=bar,
+                                          interrupt=bar.check_interrupt)
+        plan, cond = job.plan, job.latent_curve
         marks = [("windows", plan.starts), ("joins", plan.joins)] if len(plan) > 1 else []
         title = f"{len(cond)} latent frames, {curve.duration:.2f} s; {plan.describe()}"
         # notes are drawn on the preview itself: visible where people look
-        image = _host.image_tensor(plot.plot_curves([("conditioning curve", cond)], marks=marks, title=title[:160], notes=notes,
-                                                    height=400 + 70 * len(notes)))
+        image = _host.image_tensor(plot.plot_curves([("conditioning curve", cond)], marks=marks, title=title[:160],
+                                                    notes=notes, height=400 + 70 * len(notes)))
         latent = {"samples": latents, "type": "audio", "duration": float(curve.duration), "sample_rate": model.sample_rate}
-        text = "\n".join(["curve and checkpoint agree" if not notes else "notes:"] + [f"- {n}" for n in notes])
+        text = "\n".join([f"sampling: {job.sampling.describe()}"]
+                         + ["curve and checkpoint agree" if not notes else "notes:"] + [f"- {n}" for n in notes])
         return io.NodeOutput(latent, image, ui={"text": (text,), **_image_ui(image, cls)})
 
 

@@ -20,7 +20,7 @@ def test_same_seed_same_music_on_cpu_and_cuda(tmp_path):
     for dev in ("cpu", "cuda"):
         gen = generate.load_music_model(path, device=dev)
         cond = generate.conditioning_curve_for(gen, raw)
-        lat = generate.sample_latents(gen, cond, "", duration=2.0, steps=8, cfg_scale=3.0, seed=11)
+        lat = generate.sample_latents(gen, cond, "", generate.SamplingSettings(steps=8, cfg=3.0, seed=11), duration=2.0)
         out[dev] = generate.decode_latents(gen, lat, 2.0)
     assert out["cpu"].shape == out["cuda"].shape
     assert np.abs(out["cpu"] - out["cuda"]).max() < 1e-3  # same noise; only float rounding differs
@@ -108,7 +108,7 @@ def test_cuda_bf16_training_resume_export_and_generate(tmp_path):
     from v2m_zero.core.timing.curves import Curve
 
     cond = generate.conditioning_curve_for(gen, Curve(np.where(np.abs(raw_t - 1.0) < 0.02, 5.0, 0.0), raw_t, 2.0))
-    lat = generate.sample_latents(gen, cond, "", duration=2.0, steps=5, cfg_scale=2.0, seed=0)
+    lat = generate.sample_latents(gen, cond, "", generate.SamplingSettings(steps=5, cfg=2.0, seed=0), duration=2.0)
     wave = generate.decode_latents(gen, lat, 2.0)
     assert wave.shape == (1, 8000) and np.isfinite(wave).all()
 
@@ -135,13 +135,14 @@ def test_fast_sampler_compiles_with_cuda_graphs_and_matches_eager(tmp_path):
     from v2m_zero.core.model import fast
 
     gen = generate.load_music_model(tiny_v2m_checkpoint(str(tmp_path / "t.safetensors")), device="cuda")
-    kw = dict(duration=2.0, steps=8, cfg_scale=3.0, seed=5)
-    eager = generate.sample_latents(gen, None, "", fast="off", **kw)
+    kw = dict(duration=2.0)
+    S = lambda fast: generate.SamplingSettings(steps=8, cfg=3.0, seed=5, fast=fast)  # noqa: E731
+    eager = generate.sample_latents(gen, None, "", S("off"), **kw)
     with torch.inference_mode():  # as ComfyUI runs nodes
-        got = generate.sample_latents(gen, None, "", fast="compile", **kw)
+        got = generate.sample_latents(gen, None, "", S("compile"), **kw)
         fm = fast.fast_model(gen.dit, "compile", device=gen.device)
         assert fm.fast and fm.graphs and fm.calls == 8, fm.failure
-        again = generate.sample_latents(gen, None, "", fast="compile", **kw)
+        again = generate.sample_latents(gen, None, "", S("compile"), **kw)
     assert fm.calls == 16
     assert (got - eager).abs().max().item() < 1e-3
     assert torch.equal(got, again)  # replayed graphs: the same numbers every run
@@ -169,15 +170,16 @@ def test_fast_sampler_survives_offload_between_runs(tmp_path):
     from v2m_zero.core.model import fast
 
     gen = generate.load_music_model(tiny_v2m_checkpoint(str(tmp_path / "t.safetensors")), device="cuda")
-    kw = dict(duration=1.0, steps=4, cfg_scale=2.0, seed=2)
-    want = generate.sample_latents(gen, None, "", fast="off", **kw)
+    kw = dict(duration=1.0)
+    S = lambda fast: generate.SamplingSettings(steps=4, cfg=2.0, seed=2, fast=fast)  # noqa: E731
+    want = generate.sample_latents(gen, None, "", S("off"), **kw)
     reserved = []
     for _ in range(4):
         gen.dit.to("cpu")
         torch.cuda.empty_cache()
         gen.dit.to("cuda")
         with torch.inference_mode():
-            got = generate.sample_latents(gen, None, "", fast="compile", **kw)
+            got = generate.sample_latents(gen, None, "", S("compile"), **kw)
         assert (got - want).abs().max().item() < 1e-3
         reserved.append(torch.cuda.memory_reserved())
     assert fast.fast_model(gen.dit, "compile", device=gen.device).fast

@@ -11,6 +11,7 @@ from v2m_zero.core.errors import CurveError, V2MError
 from v2m_zero.core.model import fast, flow
 from v2m_zero.core.model.dit import V2MDiT, make_model_config
 from tiny_models import tiny_v2m_checkpoint
+from v2m_zero.core.sampling import SamplingSettings
 
 
 def tiny_dit(seed=0):
@@ -27,7 +28,7 @@ def tiny_dit(seed=0):
 def run(model, dit, **kw):
     cond = dit.conditioning(text=None, seconds=2.0)
     curve = torch.linspace(-1, 1, 64)[None, None]
-    return flow.sample(model, (1, 16, 64), seed=3, steps=4, cfg_scale=3.0, cond=cond, curve=curve, **kw)
+    return flow.sample(model, (1, 16, 64), flow.rf_timesteps(4), seed=3, cfg_scale=3.0, cond=cond, curve=curve, **kw)
 
 
 def test_modes_resolve_per_device_and_size():
@@ -117,7 +118,7 @@ def test_generator_pipeline_takes_the_fast_sampler_setting(tmp_path, monkeypatch
         return real(model, "compile" if mode == "compile" else mode, backend="aot_eager", **kw)
 
     monkeypatch.setattr(fast, "fast_model", spy)
-    eager = generate.sample_latents(gen, None, "", duration=0.5, steps=3, cfg_scale=2.0, seed=1, fast="off")
-    compiled = generate.sample_latents(gen, None, "", duration=0.5, steps=3, cfg_scale=2.0, seed=1, fast="compile")
+    eager = generate.sample_latents(gen, None, "", SamplingSettings(steps=3, cfg=2.0, seed=1, fast="off"), duration=0.5)
+    compiled = generate.sample_latents(gen, None, "", SamplingSettings(steps=3, cfg=2.0, seed=1, fast="compile"), duration=0.5)
     assert seen == ["off", "compile"]
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)

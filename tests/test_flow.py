@@ -244,7 +244,7 @@ def test_rf_loss_trains_the_tiny_dit():
 
 
 def test_sample_wires_noise_guidance_and_the_given_sampler():
-    """flow.sample = make_noise(shape, seed) → CFGDenoiser(velocity_model) → sampler over rf_timesteps."""
+    """flow.sample = make_noise(shape, seed) → CFGDenoiser(velocity_model) → sampler over the one given schedule."""
     torch.manual_seed(0)
     model = V2MDiT(make_model_config(io_channels=4, embed_dim=64, depth=1, num_heads=1, cond_token_dim=64, with_curve=True),
                    objective="rectified_flow").eval()
@@ -252,7 +252,7 @@ def test_sample_wires_noise_guidance_and_the_given_sampler():
         torch.nn.init.normal_(p, std=0.05)
     cond = model.conditioning(seconds=2.0)
     curve = torch.randn(1, 1, 8)
-    got = sample(model, (1, 4, 8), seed=5, steps=3, cfg_scale=2.0, cond=cond, curve=curve)
+    got = sample(model, (1, 4, 8), rf_timesteps(3), seed=5, cfg_scale=2.0, cond=cond, curve=curve)
     den = CFGDenoiser(velocity_model(model), 2.0)
     want = sample_euler(den, make_noise((1, 4, 8), 5), rf_timesteps(3), extra_args={**cond, "curve": curve}, disable=True)
     torch.testing.assert_close(got, want, rtol=0, atol=0)
@@ -262,7 +262,7 @@ def test_sample_wires_noise_guidance_and_the_given_sampler():
         seen.update(ts=ts, keys=sorted(extra_args))
         return x
 
-    out = sample(model, (1, 4, 8), seed=5, steps=4, shift=3.0, cond=cond, curve=curve, sampler=my_sampler)
+    out = sample(model, (1, 4, 8), rf_timesteps(4, shift=3.0), seed=5, cond=cond, curve=curve, sampler=my_sampler)
     torch.testing.assert_close(out, make_noise((1, 4, 8), 5))
     assert torch.equal(seen["ts"], rf_timesteps(4, shift=3.0)) and "curve" in seen["keys"] and "seconds_total" in seen["keys"]
 

@@ -9,6 +9,7 @@ from v2m_zero.core.model import flow
 from v2m_zero.core import generate
 from v2m_zero.core.timing.curves import Curve
 from v2m_zero.core.errors import ModelError, V2MError
+from v2m_zero.core.sampling import SamplingSettings
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_exact_length_at_any_fps(gen, fps):
     cond = generate.conditioning_curve_for(gen, _raw_curve(duration, fps, cuts=()))
     assert len(cond) == generate.latent_frames(gen, duration)
     assert cond.spec["smoothing_seconds"] == 0.5
-    lat = generate.sample_latents(gen, cond, "", duration=duration, steps=2, cfg_scale=1.0, seed=1)
+    lat = generate.sample_latents(gen, cond, "", SamplingSettings(steps=2, cfg=1.0, seed=1), duration=duration)
     wave = generate.decode_latents(gen, lat, duration)
     assert wave.shape == (1, round(duration * PATCH["sample_rate"]))
     assert np.isfinite(wave).all()
@@ -47,15 +48,15 @@ def test_exact_length_at_any_fps(gen, fps):
 def test_deterministic_per_seed_and_curve_matters(gen):
     d = 3.0
     cond = generate.conditioning_curve_for(gen, _raw_curve(d))
-    a = generate.sample_latents(gen, cond, "", duration=d, steps=4, cfg_scale=3.0, seed=7)
-    b = generate.sample_latents(gen, cond, "", duration=d, steps=4, cfg_scale=3.0, seed=7)
-    c = generate.sample_latents(gen, cond, "", duration=d, steps=4, cfg_scale=3.0, seed=8)
-    z = generate.sample_latents(gen, None, "", duration=d, steps=4, cfg_scale=3.0, seed=7)
+    a = generate.sample_latents(gen, cond, "", SamplingSettings(steps=4, cfg=3.0, seed=7), duration=d)
+    b = generate.sample_latents(gen, cond, "", SamplingSettings(steps=4, cfg=3.0, seed=7), duration=d)
+    c = generate.sample_latents(gen, cond, "", SamplingSettings(steps=4, cfg=3.0, seed=8), duration=d)
+    z = generate.sample_latents(gen, None, "", SamplingSettings(steps=4, cfg=3.0, seed=7), duration=d)
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
     assert (a - z).abs().max() > 1e-4  # the curve channel changes the result
     steps = []
-    generate.sample_latents(gen, cond, "", duration=d, steps=5, cfg_scale=1.0, seed=7, callback=lambda s: steps.append(s["i"]))
+    generate.sample_latents(gen, cond, "", SamplingSettings(steps=5, cfg=1.0, seed=7), duration=d, callback=lambda s: steps.append(s["i"]))
     assert steps == [0, 1, 2, 3, 4]
 
 
@@ -68,7 +69,7 @@ def test_callback_can_interrupt(gen):
             raise Stop
 
     with pytest.raises(Stop):
-        generate.sample_latents(gen, None, "", duration=1.0, steps=10, cfg_scale=1.0, seed=0, callback=cb)
+        generate.sample_latents(gen, None, "", SamplingSettings(steps=10, cfg=1.0, seed=0), duration=1.0, callback=cb)
 
 
 def test_nan_guard(gen):
@@ -80,7 +81,7 @@ def test_nan_guard(gen):
 def test_wrong_curve_length_is_clear(gen):
     bad = Curve(np.zeros(5), np.arange(5) / 100, 0.05, rate=100.0)
     with pytest.raises(V2MError, match="latent frames"):
-        generate.sample_latents(gen, bad, "", duration=1.0, steps=2, cfg_scale=1.0)
+        generate.sample_latents(gen, bad, "", SamplingSettings(steps=2, cfg=1.0), duration=1.0)
 
 
 def test_checkpoint_without_curve_channel_is_refused(tmp_path):
@@ -121,9 +122,9 @@ def test_t5_conditioned_checkpoint_with_prompt_and_negative_prompt(tmp_path):
     assert isinstance(gen.text, T5TextEncoder)
     d = 1.5
     cond = generate.conditioning_curve_for(gen, _raw_curve(d))
-    kw = dict(duration=d, steps=3, cfg_scale=4.0, seed=2)
-    a = generate.sample_latents(gen, cond, "calm piano", **kw)
-    b = generate.sample_latents(gen, cond, "upbeat electronic dance track", **kw)
-    c = generate.sample_latents(gen, cond, "calm piano", negative_prompt="soft drums", **kw)
+    s = SamplingSettings(steps=3, cfg=4.0, seed=2)
+    a = generate.sample_latents(gen, cond, "calm piano", s, duration=d)
+    b = generate.sample_latents(gen, cond, "upbeat electronic dance track", s, duration=d)
+    c = generate.sample_latents(gen, cond, "calm piano", s, negative_prompt="soft drums", duration=d)
     assert not torch.equal(a, b) and not torch.equal(a, c)
     assert np.isfinite(generate.decode_latents(gen, a, d)).all()

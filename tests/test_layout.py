@@ -81,8 +81,20 @@ def _production_imports_synth(module: str, target: str) -> str | None:
     return None
 
 
+def _command_imports_command(module: str, target: str) -> str | None:
+    """Commands (``core/commands/<name>.py``, no leading underscore) share helpers through ``_*`` modules."""
+    prefix = f"{PKG}.core.commands."
+
+    def is_command(name: str) -> bool:
+        return name.startswith(prefix) and "." not in name[len(prefix):] and not name[len(prefix):].startswith("_")
+
+    if is_command(module) and is_command(target) and target != module:
+        return "a command never imports another command (share helpers through core/commands/_*.py)"
+    return None
+
+
 @pytest.mark.parametrize("rule", [_core_imports_comfy, _core_imports_nodes, _architecture_imports_model_io,
-                                  _production_imports_synth], ids=lambda r: r.__name__.strip("_"))
+                                  _production_imports_synth, _command_imports_command], ids=lambda r: r.__name__.strip("_"))
 def test_import_directions(rule):
     assert _violations(rule) == []
 
@@ -96,6 +108,9 @@ def test_the_rules_catch_violations(tmp_path):
     assert _architecture_imports_model_io(f"{PKG}.core.model.dit", f"{PKG}.model_io.weights")
     assert not _architecture_imports_model_io(f"{PKG}.core.generate", f"{PKG}.model_io.weights")
     assert _production_imports_synth(f"{PKG}.core.commands.demo", f"{PKG}.core.eval.synth")
+    assert _command_imports_command(f"{PKG}.core.commands.demo", f"{PKG}.core.commands.generate")
+    assert not _command_imports_command(f"{PKG}.core.commands.demo", f"{PKG}.core.commands._pipeline")
+    assert not _command_imports_command(f"{PKG}.core.cli", f"{PKG}.core.commands.generate")
     src = tmp_path / "m.py"
     src.write_text("def f():\n    from ...model_io import weights\n")
     assert _imports(str(src), f"{PKG}.core.model.x", False) == [(2, f"{PKG}.model_io")]

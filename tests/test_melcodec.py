@@ -10,6 +10,7 @@ import torch
 from v2m_zero.core.errors import V2MError
 from v2m_zero.core.model.melcodec import MelCodec
 from v2m_zero.model_io.codec import codec_spec, make_codec
+from v2m_zero.core.sampling import SamplingSettings
 
 
 def _chord_with_hits(sr: int, seconds: float = 2.0) -> np.ndarray:
@@ -119,7 +120,7 @@ def test_checkpoint_records_the_mel_codec(tmp_path):
     gen = generate.load_music_model(path, device="cpu")
     assert isinstance(gen.codec, MelCodec) and gen.codec.config == codec.config
     assert gen.latent_rate == 50.0 and gen.sample_rate == 8000
-    lat = generate.sample_latents(gen, None, "", duration=0.5, steps=2, cfg_scale=1.0, seed=0)
+    lat = generate.sample_latents(gen, None, "", SamplingSettings(steps=2, cfg=1.0, seed=0), duration=0.5)
     assert lat.shape == (1, 16, 25)
     wave = generate.decode_latents(gen, lat, 0.5)
     assert wave.shape == (1, 4000) and np.isfinite(wave).all()

@@ -69,6 +69,46 @@ def test_sampler_interrupt_stops_within_a_step(setup, tmp_path):
     assert len(setup.STATE["progress"]) == 0  # raised at the first step's callback
 
 
+def test_sampler_follows_the_checkpoints_sampling_defaults(setup, monkeypatch):
+    """Widgets left at 'the checkpoint's own' (0 / "from checkpoint") take the recorded steps, cfg and
+    uncond; values set on the widgets (as saved workflows of earlier versions have them) win."""
+    import folder_paths
+
+    from v2m_zero.core.model import flow
+    from v2m_zero.core.timing.curves import Curve
+    from v2m_zero.nodes import generate
+
+    ckdir = os.path.join(folder_paths.models_dir, "v2m", "checkpoints")
+    tiny_v2m_checkpoint(os.path.join(ckdir, "own.safetensors"), sampling={"steps": 3, "cfg_scale": 2.5, "uncond": "curve"})
+    model = generate.LoadModel.execute(checkpoint="own.safetensors", text_encoder="none", codec="from checkpoint",
+                                       precision="fp32", offload=False).args[0]
+    curve = Curve(np.zeros(40), np.arange(1, 41) / 20, 2.05)
+    seen = []
+    real = flow.CFGDenoiser.__init__
+
+    def spy(self, model, cfg_scale, uncond="both", negative=None):
+        seen.append((cfg_scale, uncond))
+        real(self, model, cfg_scale, uncond=uncond, negative=negative)
+
+    monkeypatch.setattr(flow.CFGDenoiser, "__init__", spy)
+    schema = {i.id: i for i in generate.Sampler.define_schema().inputs}
+    defaults = {k: schema[k].default for k in ("steps", "cfg", "seed", "uncond")}
+    assert defaults == {"steps": 0, "cfg": 0.0, "seed": 0, "uncond": "from checkpoint"}
+    generate.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", **defaults)
+    assert seen == [(2.5, "curve")] and len(setup.STATE["progress"]) == 3  # 3 steps: the checkpoint's
+    seen.clear()
+    setup.STATE["progress"].clear()
+    generate.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", steps=5, cfg=4.0, seed=0,
+                             uncond="both")
+    assert seen == [(4.0, "both")] and len(setup.STATE["progress"]) == 5
+    bad = os.path.join(ckdir, "bad.safetensors")
+    tiny_v2m_checkpoint(bad, sampling={"steps": 10**9})
+    model = generate.LoadModel.execute(checkpoint="bad.safetensors", text_encoder="none", codec="from checkpoint",
+                                       precision="fp32", offload=False).args[0]
+    with pytest.raises(V2MError, match="sampling.steps"):  # untrusted metadata is bounded
+        generate.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", **defaults)
+
+
 def test_load_model_errors_are_clear(setup):
     from v2m_zero.nodes import generate
 

@@ -215,9 +215,8 @@ def test_flow_sampler_and_cfg_drive_sa3_unchanged():
     wide = SA3DiT(cfg).eval()
     wide.load_state_dict(sd)
     cond = wide.conditioning(text=(torch.randn(1, 5, 32), torch.ones(1, 5, dtype=torch.bool)), seconds=4.0)
-    a = flow.sample(wide, (1, 8, 10), seed=1, steps=3, cfg_scale=3.0, cond=cond, curve=torch.zeros(1, 1, 10))
-    b = flow.sample(wide, (1, 8, 10), seed=1, steps=3, cfg_scale=3.0, cond=cond, curve=torch.zeros(1, 1, 10),
-                    timesteps=flow.schedule_timesteps(3, {"type": "logsnr"}))
+    a = flow.sample(wide, (1, 8, 10), flow.rf_timesteps(3), seed=1, cfg_scale=3.0, cond=cond, curve=torch.zeros(1, 1, 10))
+    b = flow.sample(wide, (1, 8, 10), flow.schedule_timesteps(3, {"type": "logsnr"}), seed=1, cfg_scale=3.0, cond=cond, curve=torch.zeros(1, 1, 10))
     assert a.shape == (1, 8, 10) and torch.isfinite(a).all() and (a - b).abs().max() > 1e-4
 
 

@@ -20,6 +20,7 @@ from v2m_zero.core.eval import synth  # noqa: E402
 from v2m_zero.core.model import flow  # noqa: E402
 from v2m_zero.core.timing import media  # noqa: E402
 from v2m_zero.model_io.checkpoint import read_metadata  # noqa: E402
+from v2m_zero.core.sampling import SamplingSettings
 
 SR = 44100
 
@@ -71,8 +72,8 @@ def test_sampling_follows_the_checkpoints_schedule(files, monkeypatch):
     assert gen.meta["sampling"]["schedule"]["type"] == "logsnr" and gen.latent_rate == pytest.approx(SR / 512)
     seen = []
     real = flow.sample
-    monkeypatch.setattr(flow, "sample", lambda *a, **k: seen.append(k["timesteps"]) or real(*a, **k))
-    lat = generate.sample_latents(gen, None, "calm piano", duration=0.5, steps=4, cfg_scale=1.0)
+    monkeypatch.setattr(flow, "sample", lambda *a, **k: seen.append(a[2]) or real(*a, **k))
+    lat = generate.sample_latents(gen, None, "calm piano", SamplingSettings(steps=4, cfg=1.0), duration=0.5)
     assert lat.shape == (1, 8, generate.latent_frames(gen, 0.5))
     torch.testing.assert_close(seen[0], flow.logsnr_timesteps(4))
 

@@ -16,6 +16,7 @@ from v2m_zero.core.train.presets import example_toml
 from v2m_zero.model_io.sa3 import SA3_LORA_TARGETS
 from tiny_models import click_music_folder, tiny_t5
 from tiny_sa3 import tiny_sa3_file, tiny_t5gemma_folder
+from v2m_zero.core.sampling import SamplingSettings
 
 
 def _cli(capsys, *argv):
@@ -95,7 +96,7 @@ def test_sa3_road_prepare_train_generate(sa3_road, capsys, monkeypatch, tmp_path
     n = 44  # 0.5 s at 86.1 Hz
     curve = Curve(values=np.sin(np.linspace(0, 6, n)).astype(np.float32), times=np.arange(n) / (44100 / 512), duration=0.5,
                   rate=44100 / 512)
-    lat = sample_latents(tuned, curve, "upbeat electronic dance track", duration=0.5, steps=2, seed=0)
+    lat = sample_latents(tuned, curve, "upbeat electronic dance track", SamplingSettings(steps=2, seed=0), duration=0.5)
     assert lat.shape[1] == 8 and torch.isfinite(lat).all()
 
 

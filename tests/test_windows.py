@@ -8,10 +8,17 @@ from tiny_models import PATCH, tiny_v2m_checkpoint
 from v2m_zero.core import generate, windows
 from v2m_zero.core.errors import V2MError
 from v2m_zero.core.model import flow
+from v2m_zero.core.sampling import SamplingSettings
 from v2m_zero.core.timing.curves import Curve
 
 RATE = PATCH["sample_rate"] / PATCH["patch_size"]  # 100 latent frames per second
 WIN = dict(window_seconds=1.0, overlap_seconds=0.25)  # 100-frame windows keep the tiny DiT fast
+
+
+def _planned(model, raw, duration, **settings):
+    """(conditioning curve, window plan) of the job for ``raw`` with the 1-s windows."""
+    job = generate.plan_job(model, raw, SamplingSettings(**WIN, **settings), duration=duration)
+    return job.latent_curve, job.plan
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +95,13 @@ def test_plan_refuses_bad_overlaps():
 
 
 def test_window_length_from_metadata():
-    assert windows.training_window_seconds({"curve": {"clip_seconds": 8.0}})[0] == 8.0
+    assert windows.training_window_seconds({"curve": {"clip_seconds": 8.0}}) == 8.0
     sao = {"model_config": {"sample_size": 2097152, "sample_rate": 44100}}
-    assert windows.training_window_seconds(sao)[0] == pytest.approx(47.55, abs=0.01)
-    assert windows.training_window_seconds({})[0] == windows.DEFAULT_WINDOW_SECONDS
+    assert windows.training_window_seconds(sao) == pytest.approx(47.55, abs=0.01)
+    assert windows.training_window_seconds({}) == windows.DEFAULT_WINDOW_SECONDS
+    # a checkpoint is untrusted: a recorded length outside the window bounds is not believed
+    assert windows.training_window_seconds({"curve": {"clip_seconds": 1e9}, **sao}) == pytest.approx(47.55, abs=0.01)
+    assert windows.training_window_seconds({"curve": {"clip_seconds": float("nan")}}) == windows.DEFAULT_WINDOW_SECONDS
     assert windows.auto_overlap_seconds(8.0) == 2.0 and windows.auto_overlap_seconds(47.55) == windows.MAX_AUTO_OVERLAP_SECONDS
 
 
@@ -118,7 +128,7 @@ def test_inpainting_holds_the_known_frames_exactly():
         return torch.tanh(x) - 0.3 * x
 
     ts = flow.rf_timesteps(10)
-    got = windows.sample_euler_inpaint(local, x, ts, known=known, mask=mask)
+    got = flow.sample_euler_inpaint(local, x, ts, known=known, mask=mask)
     plain = flow.sample_euler(local, x, ts, disable=True)
     assert torch.equal(got[..., :8], known[..., :8])
     assert torch.equal(got[..., 12:], plain[..., 12:])
@@ -128,14 +138,13 @@ def test_inpainting_holds_the_known_frames_exactly():
 
 def test_windowed_overlap_reproduces_the_previous_window_exactly(gen):
     d = 3.0
-    cond, plan = generate.curve_and_plan(gen, _raw_curve(d, cuts=(0.7, 1.9)), d, **WIN)
+    cond, plan = _planned(gen, _raw_curve(d, cuts=(0.7, 1.9)), d)
     assert len(plan) >= 3
-    lat = generate.sample_latents(gen, cond, "", duration=d, steps=4, cfg_scale=3.0, seed=5, plan=plan)
+    lat = generate.sample_latents(gen, cond, "", SamplingSettings(steps=4, cfg=3.0, seed=5), duration=d, plan=plan)
     # window 0 alone, as a one-pass generation of its own length and seconds
     w0, w1 = plan.windows[0], plan.windows[1]
     c0 = torch.from_numpy(cond.values[w0.start:w0.stop].copy())[None, None]
-    alone = flow.sample(gen.dit, (1, 16, w0.length), seed=5, steps=4, cfg_scale=3.0,
-                        cond=gen.dit.conditioning(seconds=w0.length / RATE), curve=c0)
+    alone = flow.sample(gen.dit, (1, 16, w0.length), flow.rf_timesteps(4), seed=5, cfg_scale=3.0, cond=gen.dit.conditioning(seconds=w0.length / RATE), curve=c0)
     held = w1.join - w1.fade
     assert torch.equal(lat[..., :held], alone[..., :held])
     assert not torch.equal(lat[..., held:w0.stop], alone[..., held:w0.stop])  # crossfade + window 1's own music
@@ -144,18 +153,18 @@ def test_windowed_overlap_reproduces_the_previous_window_exactly(gen):
 @pytest.mark.parametrize("fps", [12, 24, 25, 30000 / 1001, 60])
 def test_exact_length_at_any_fps(gen, fps):
     duration = 77 / fps  # 1.3 … 6.4 s: one to eight windows of 1 s
-    wave, cond = generate.music_for_curve(gen, _raw_curve(duration, fps, cuts=(0.5,)), "", steps=2, cfg_scale=1.0, seed=1, **WIN)
+    wave, job = generate.music_for_curve(gen, _raw_curve(duration, fps, cuts=(0.5,)), "", SamplingSettings(steps=2, cfg=1.0, seed=1, **WIN))
     assert wave.shape == (1, round(duration * PATCH["sample_rate"]))
-    assert len(cond) == generate.latent_frames(gen, duration) and np.isfinite(wave).all()
+    assert len(job.latent_curve) == generate.latent_frames(gen, duration) and np.isfinite(wave).all()
 
 
 def test_deterministic_per_seed(gen):
     d = 2.5
-    cond, plan = generate.curve_and_plan(gen, _raw_curve(d, cuts=(1.0,)), d, **WIN)
-    kw = dict(duration=d, steps=3, cfg_scale=3.0, plan=plan)
-    a = generate.sample_latents(gen, cond, "", seed=11, **kw)
-    b = generate.sample_latents(gen, cond, "", seed=11, **kw)
-    c = generate.sample_latents(gen, cond, "", seed=12, **kw)
+    cond, plan = _planned(gen, _raw_curve(d, cuts=(1.0,)), d)
+    kw = dict(duration=d, plan=plan)
+    a = generate.sample_latents(gen, cond, "", SamplingSettings(steps=3, cfg=3.0, seed=11), **kw)
+    b = generate.sample_latents(gen, cond, "", SamplingSettings(steps=3, cfg=3.0, seed=11), **kw)
+    c = generate.sample_latents(gen, cond, "", SamplingSettings(steps=3, cfg=3.0, seed=12), **kw)
     assert torch.equal(a, b) and not torch.equal(a, c)
     last = plan.windows[-1]
     assert not torch.equal(a[..., last.join:], c[..., last.join:])
@@ -167,13 +176,12 @@ def test_one_window_video_is_bit_identical_to_the_single_pass(gen):
     cond = generate.conditioning_curve_for(gen, raw)
     # the pipeline as it was before windows: one flow.sample over the video's latent length
     n = generate.latent_frames(gen, d)
-    before = flow.sample(gen.dit, (1, 16, n), seed=4, steps=5, cfg_scale=3.0, uncond="both",
-                         cond=gen.dit.conditioning(seconds=d), curve=torch.from_numpy(cond.values.copy())[None, None])
-    _, plan = generate.curve_and_plan(gen, raw, d, **WIN)
+    before = flow.sample(gen.dit, (1, 16, n), flow.rf_timesteps(5), seed=4, cfg_scale=3.0, uncond="both", cond=gen.dit.conditioning(seconds=d), curve=torch.from_numpy(cond.values.copy())[None, None])
+    _, plan = _planned(gen, raw, d)
     assert len(plan) == 1
-    now = generate.sample_latents(gen, cond, "", duration=d, steps=5, cfg_scale=3.0, seed=4, plan=plan)
+    now = generate.sample_latents(gen, cond, "", SamplingSettings(steps=5, cfg=3.0, seed=4), duration=d, plan=plan)
     assert torch.equal(now, before.float())
-    wave, _ = generate.music_for_curve(gen, raw, "", steps=5, cfg_scale=3.0, seed=4, **WIN)
+    wave, _ = generate.music_for_curve(gen, raw, "", SamplingSettings(steps=5, cfg=3.0, seed=4, **WIN))
     assert np.array_equal(wave, generate.decode_latents(gen, before.float(), d))
 
 
@@ -191,17 +199,16 @@ def test_what_the_model_is_told_short_video_native_length_long_video_training_wi
     monkeypatch.setattr(type(gen.dit), "forward", spy)
     for d in (0.45, 2.5):
         seen.clear()
-        generate.music_for_curve(gen, _raw_curve(d, cuts=(0.2,)), "", steps=1, cfg_scale=1.0, **WIN)
+        generate.music_for_curve(gen, _raw_curve(d, cuts=(0.2,)), "", SamplingSettings(steps=1, cfg=1.0, **WIN))
         n = generate.latent_frames(gen, d)
         assert set(seen) == ({(n, 0.45)} if d < 1 else {(100, 1.0)})
 
 
 def test_progress_over_the_whole_job_and_interrupt_between_steps(gen):
     d = 2.5
-    cond, plan = generate.curve_and_plan(gen, _raw_curve(d), d, **WIN)
+    cond, plan = _planned(gen, _raw_curve(d), d)
     seen = []
-    generate.sample_latents(gen, cond, "", duration=d, steps=3, cfg_scale=1.0, plan=plan,
-                            callback=lambda s: seen.append((s["window"], s["windows"], s["step"], s["total"])))
+    generate.sample_latents(gen, cond, "", SamplingSettings(steps=3, cfg=1.0), duration=d, plan=plan, callback=lambda s: seen.append((s["window"], s["windows"], s["step"], s["total"])))
     n = len(plan)
     assert [s[2] for s in seen] == list(range(3 * n)) and {s[3] for s in seen} == {3 * n}
     assert [s[0] for s in seen[::3]] == list(range(n)) and {s[1] for s in seen} == {n}
@@ -214,7 +221,7 @@ def test_progress_over_the_whole_job_and_interrupt_between_steps(gen):
             raise Stop
 
     with pytest.raises(Stop):
-        generate.sample_latents(gen, cond, "", duration=d, steps=3, cfg_scale=1.0, plan=plan, callback=stop)
+        generate.sample_latents(gen, cond, "", SamplingSettings(steps=3, cfg=1.0), duration=d, plan=plan, callback=stop)
 
 
 def test_window_inputs_are_checked(gen):
@@ -315,7 +322,7 @@ def test_sampler_node_draws_windows_and_counts_steps_over_the_job(host, tmp_path
     host.STATE["progress"].clear()
     latent, _ = nodes.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", steps=2, cfg=1.0, seed=0,
                                       uncond="both", window_seconds=1.0, overlap_seconds=0.25).args
-    _, plan = generate.curve_and_plan(model, curve, 2.5, **WIN)
+    _, plan = _planned(model, curve, 2.5)
     assert latent["samples"].shape[-1] == plan.total and len(plan) > 1
     assert host.STATE["progress"][-1] == (2 * len(plan), 2 * len(plan))
     marks = dict(seen["marks"])
@@ -333,9 +340,8 @@ def test_windowed_generation_on_cuda_matches_the_cpu(tmp_path):
     waves = []
     for device in ("cpu", "cuda"):
         g = generate.load_music_model(path, device=device)
-        waves.append(generate.music_for_curve(g, raw, "", steps=3, cfg_scale=3.0, seed=2, **WIN)[0])
-        with generate.decode_to_spool(g, generate.sample_latents(g, generate.conditioning_curve_for(g, raw), "", duration=2.5,
-                                      steps=3, cfg_scale=3.0, seed=2, plan=generate.curve_and_plan(g, raw, 2.5, **WIN)[1]),
+        waves.append(generate.music_for_curve(g, raw, "", SamplingSettings(steps=3, cfg=3.0, seed=2, **WIN))[0])
+        with generate.decode_to_spool(g, generate.sample_latents(g, generate.conditioning_curve_for(g, raw), "", SamplingSettings(steps=3, cfg=3.0, seed=2), duration=2.5, plan=_planned(g, raw, 2.5)[1]),
                                       2.5) as spool:
             waves.append(spool.to_array())
     for w in waves[1:]:

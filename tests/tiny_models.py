@@ -12,7 +12,8 @@ from v2m_zero.model_io.checkpoint import V2M_FORMAT, save_v2m_checkpoint
 PATCH = {"patch_size": 16, "audio_channels": 1, "sample_rate": 1600}
 
 
-def tiny_v2m_checkpoint(path: str, *, seed: int = 0, smoothing_seconds: float = 0.5, text_dim: int = 32, text: str = "none") -> str:
+def tiny_v2m_checkpoint(path: str, *, seed: int = 0, smoothing_seconds: float = 0.5, text_dim: int = 32, text: str = "none",
+                        sampling: dict | None = None) -> str:
     torch.manual_seed(seed)
     cfg = make_model_config(io_channels=16, embed_dim=64, depth=2, num_heads=2, cond_token_dim=32, text_dim=text_dim, with_curve=True)
     dit = V2MDiT(cfg, objective="rectified_flow")
@@ -30,6 +31,8 @@ def tiny_v2m_checkpoint(path: str, *, seed: int = 0, smoothing_seconds: float = 
         "codec": {"type": "patch", "config": PATCH},
         "text": {"type": text},
     }
+    if sampling is not None:  # the checkpoint's own sampling defaults
+        meta["sampling"] = sampling
     save_v2m_checkpoint(path, dit.state_dict(), meta)
     return path
 

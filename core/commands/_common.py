@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 import time
+from typing import Callable
 
 from ..atomic import write_json  # noqa: F401  (re-exported for the commands)
 from ..outputs import OutputPlan  # noqa: F401  (re-exported for the commands)
@@ -94,6 +95,51 @@ class Progress:
             self.bar.close()
         self.closed = True
         return False
+
+
+def bounded(field) -> "Callable[[str], object]":
+    """The argparse type of a sampling setting (:data:`core.sampling.FIELDS`): the same bounds as the node's widget."""
+    return number(field.kind, field.lo, field.hi)
+
+
+#: CLI spelling of each sampling setting (core.sampling.FIELDS names) and its metavar.
+SAMPLING_FLAGS = {"steps": ("--steps", None), "cfg": ("--cfg", None), "seed": ("--seed", None),
+                  "uncond": ("--uncond", None), "fast": ("--fast-sampler", None),
+                  "window_seconds": ("--window", "SECONDS"), "overlap_seconds": ("--overlap", "SECONDS")}
+
+
+def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
+    """The sampling settings as options, from :data:`core.sampling.FIELDS` (bounds, choices, help):
+    left out, a setting is the checkpoint's own (steps, cfg, uncond) or automatic (window, overlap)."""
+    from ..sampling import FIELDS, SamplingSettings
+
+    defaults = SamplingSettings()
+    for name, (flag, metavar) in SAMPLING_FLAGS.items():
+        f = FIELDS[name]
+        default = getattr(defaults, name)
+        bounds = f"; {f.lo:g}–{f.hi:g}" if f.lo is not None else ""
+        when = f" (default: {f.auto})" if f.auto else f" (default {default})"
+        kw = dict(choices=list(f.choices)) if f.choices else dict(type=bounded(f), metavar=metavar)
+        p.add_argument(flag, dest=name, default=default, help=f"{f.help}{bounds}{when}", **kw)
+
+
+def sampling_settings(args):
+    """The :class:`core.sampling.SamplingSettings` of parsed :func:`add_sampling_arguments` options."""
+    from ..sampling import FIELDS, SamplingSettings
+
+    return SamplingSettings(**{name: getattr(args, name) for name in FIELDS})
+
+
+def add_smoothing_argument(p: argparse.ArgumentParser, *, default: float | None) -> None:
+    """``--smoothing-seconds`` (old spelling ``--smoothing`` kept): the Hann kernel, 0–60 s, one bound everywhere."""
+    from ..timing.curves import DEFAULT_SMOOTHING_SECONDS
+    from ..timing.spec import MAX_SMOOTHING_SECONDS
+
+    p.add_argument("--smoothing-seconds", "--smoothing", dest="smoothing_seconds", metavar="SECONDS",
+                   type=number(float, 0, MAX_SMOOTHING_SECONDS), default=default,
+                   help=f"Hann smoothing kernel in seconds, 0–{MAX_SMOOTHING_SECONDS:g} (0 = none; default "
+                        + (f"{default:.3g}" if default is not None else f"the paper's {DEFAULT_SMOOTHING_SECONDS:.3g}")
+                        + ")")
 
 
 def duration_text(seconds: float | None) -> str:

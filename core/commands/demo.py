@@ -21,7 +21,8 @@ import os
 import numpy as np
 
 from ...model_io.folders import DEMO_CHECKPOINT  # the bundled demo model
-from ._common import OutputPlan, Progress, number, write_json
+from ._common import OutputPlan, Progress, add_sampling_arguments, number, sampling_settings, write_json
+from ._pipeline import curve_document, sample_with_progress
 
 NAME = "demo"
 HELP = "run the main job on a generated clip: video -> event curve -> music (bundled demo model) -> mux -> SCH (offline)"
@@ -30,14 +31,12 @@ DEMO_CUTS = (1.5, 3.0, 4.25, 6.0, 7.5, 8.0, 10.0)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .generate import add_sampling_arguments
-
     p.add_argument("--out", default="v2m_out", help="output folder (default ./v2m_out; made if missing)")
     p.add_argument("--video", default=None, help="use this video instead of a generated clip")
     p.add_argument("--checkpoint", default=None, help="a V2M checkpoint (default: the bundled demo checkpoint)")
     p.add_argument("--text-encoder", default=None, help="T5 folder, for checkpoints conditioned on text")
     p.add_argument("--prompt", default="", help="music prompt (text-conditioned checkpoints only)")
-    add_sampling_arguments(p, steps=None, cfg=None)
+    add_sampling_arguments(p)
     p.add_argument("--fps", type=number(float, 1, 240), default=24.0, help="frame rate of the generated clip (1–240)")
     p.add_argument("--duration", type=number(float, 0.5, 600), default=12.0,
                    help="length of the generated clip in seconds (0.5–600)")
@@ -83,17 +82,6 @@ def score(video: str, wave: np.ndarray, sr: int, duration: float, known_cuts, cu
             "cuts": cuts, "beats": list(beats), "cuts_from": f"{cuts_from} ({NO_SCENEDETECT})"}
 
 
-def _music(gen, raw, args):
-    """The checkpoint's music for the raw curve, with its own sampling defaults (progress on stderr),
-    in windows of its training length when the clip is longer: (latents, conditioning curve, plan)."""
-    from .generate import sample_music
-
-    sampling = gen.meta.get("sampling") or {}
-    steps = args.steps or int(sampling.get("steps", 96))
-    cfg = args.cfg if args.cfg is not None else float(sampling.get("cfg_scale", 7.0))
-    return sample_music(gen, raw, args, prompt=args.prompt, steps=steps, cfg=cfg, uncond=sampling.get("uncond", "both"))
-
-
 def _report(result: dict, peaks, truth, fps: float, files) -> None:
     print(f"hit points ({len(peaks)}): " + ", ".join(f"{p:.3f}" for p in peaks))
     if truth is not None:
@@ -110,7 +98,6 @@ def run(args) -> int:
     from .. import examples, generate
     from ..timing import curves, encoders, media, plot
     from ..timing.spec import CurveSpec
-    from .curve import curve_document
 
     plan = OutputPlan()
     plan.input(args.video, "--video")
@@ -132,12 +119,9 @@ def run(args) -> int:
         if not args.sonify:
             ckpt = args.checkpoint or DEMO_CHECKPOINT
             gen = generate.load_music_model(ckpt, text_encoder=args.text_encoder)
-            generate.window_frames(gen, args.window, args.overlap)  # a bad window/overlap fails before any work
-            if gen.meta.get("demo"):
-                note = gen.meta.get("demo_note") or "a small demo model; it shows timing transfer, not musical quality"
-                print(f"model: DEMO checkpoint {ckpt} — {note}")
-            else:
-                print(f"model: {ckpt}")
+            generate.plan_job(gen, None, sampling_settings(args), duration=1.0)  # bad settings fail before any work
+            notes = generate.model_notes(gen)
+            print(f"model: {ckpt}" + "".join(f"\n  note: {n}" for n in notes))
         spec = gen.curve_spec if gen else CurveSpec(encoder="pixels", rate=curves.SAO_LATENT_RATE)
         with Progress("encoding frames", unit="frames") as bar:
             raw = encoders.encode_video_curve(video, encoders.get_encoder(spec.encoder), progress=bar)
@@ -148,7 +132,8 @@ def run(args) -> int:
             wave, sr = sonify(cond, peaks, raw.duration), 44100
             media.mux_audio(video, wave, sr, muxed)
         else:
-            lat, cond, windows = _music(gen, raw, args)
+            sampled = sample_with_progress(gen, raw, args, prompt=args.prompt)
+            lat, cond, windows = sampled.latents, sampled.job.latent_curve, sampled.job.plan
             sr = gen.sample_rate
             if len(windows) > 1:
                 marks = [("windows", windows.starts), ("joins", windows.joins)]

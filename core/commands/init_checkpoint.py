@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import OutputPlan, number
+from ._common import add_smoothing_argument, OutputPlan
 
 NAME = "init-checkpoint"
 HELP = "make a V2M checkpoint from a pretrained model (adds the event-curve input channel, zero-initialised)"
@@ -27,8 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-pretransform", action="store_true",
                    help="leave the codec (pretransform.model.*) out of the checkpoint")
     p.add_argument("--curve-encoder", default=None, help="video encoder id recorded in the curve spec")
-    p.add_argument("--smoothing-seconds", type=number(float, 0, 60, lo_open=True), default=None,
-                   help="Hann smoothing window (seconds, up to 60) recorded in the curve spec")
+    add_smoothing_argument(p, default=None)
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
 

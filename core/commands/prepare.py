@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from ._common import PRESETS, OutputPlan, Progress, number
+from ._common import add_smoothing_argument, PRESETS, OutputPlan, Progress, number
 
 NAME = "prepare"
 HELP = "encode music files (+ captions) into a training cache of codec latents and music event curves"
@@ -35,8 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-generated-captions", action="store_true",
                    help="files without a caption get '' instead of one generated from their tags and measured "
                         "tempo, key, loudness and brightness")
-    p.add_argument("--smoothing", type=number(float, 0, 60), default=None,
-                   help="Hann smoothing of the curve in seconds (default: the paper's 31 frames at 12.3 Hz = 2.52 s)")
+    add_smoothing_argument(p, default=None)
     p.add_argument("--last-clip", choices=["pad", "drop"], default="pad",
                    help="a file's last partial clip: pad with silence if >= half a clip (default) or drop it")
     p.add_argument("--shard-size", type=number(int, 1, 100_000), default=256, help="clips per shard file")
@@ -89,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     with plan, Progress("encoding music files", unit="files") as bar:
         res = prepare_dataset(
             args.data_dir, args.out, **settings, generate_captions=not args.no_generated_captions,
-            smoothing_seconds=DEFAULT_SMOOTHING_SECONDS if args.smoothing is None else args.smoothing,
+            smoothing_seconds=DEFAULT_SMOOTHING_SECONDS if args.smoothing_seconds is None else args.smoothing_seconds,
             last_clip=args.last_clip, shard_size=args.shard_size, batch_size=args.batch_size, device=args.device,
             progress=lambda done, total, name: bar(done, total), log=lambda m: print(m, file=sys.stderr),
         )

@@ -24,8 +24,8 @@ from typing import Any, Callable
 import torch
 
 from ..errors import V2MError
+from ..sampling import FAST_MODES
 
-FAST_MODES = ("auto", "off", "compile")
 AUTO_MIN_PARAMS = 100_000_000
 log = logging.getLogger("v2m_zero")
 

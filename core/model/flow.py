@@ -21,9 +21,9 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from ..errors import ModelError, V2MError
+from ..sampling import UNCOND_MODES
 
 OBJECTIVES = ("rectified_flow", "v")
-UNCOND_MODES = ("both", "text", "curve")
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ def sample_euler(
     start when ``ts[0] < 1``). ``callback({"i", "t", "x", "denoised"})`` runs once per step, with
     the state before the step and the model's x0 estimate ``x − t·v``; raise in it to stop.
     ``project(x, t)``, when given, maps the state at time ``t`` before the first step and after
-    every step (e.g. inpainting holds known frames: :func:`core.windows.sample_euler_inpaint`).
+    every step (e.g. inpainting holds known frames: :func:`sample_euler_inpaint`).
     """
     extra_args = dict(extra_args or {})
     times = [float(t) for t in torch.as_tensor(ts, dtype=torch.float64).tolist()]
@@ -258,37 +258,68 @@ def sample_euler(
     return x
 
 
+@torch.no_grad()
+def sample_euler_inpaint(
+    model: Callable[..., torch.Tensor],
+    x: torch.Tensor,
+    ts: Sequence[float] | torch.Tensor,
+    extra_args: Mapping[str, Any] | None = None,
+    callback: Callable[[dict], None] | None = None,
+    disable: bool | None = None,
+    *,
+    known: torch.Tensor,
+    mask: torch.Tensor,
+) -> torch.Tensor:
+    """Euler for the rectified-flow ODE with frames held to ``known`` (replacement inpainting).
+
+    ``x`` is the start state ``ts[0]·ε``; before the first step and after every step the state
+    becomes ``mask·(t·ε + (1 − t)·known) + (1 − mask)·x``: the known latents on the straight
+    path from the same noise. At t = 0 the result equals ``known`` where ``mask`` is 1.
+    """
+    t0 = float(torch.as_tensor(ts, dtype=torch.float64).reshape(-1)[0]) if len(ts) else 0.0
+    if len(ts) < 2 or t0 <= 0:
+        raise V2MError("inpainting needs at least two timesteps starting above 0")
+    eps = x / t0
+    known = known.to(x.device, x.dtype)
+    mask = mask.to(x.device, x.dtype)
+    hold = mask == 1
+
+    def pin(state: torch.Tensor, t: float) -> torch.Tensor:
+        target = t * eps + (1 - t) * known if t > 0 else known
+        return torch.where(hold, target, mask * target + (1 - mask) * state)
+
+    return sample_euler(model, x, ts, extra_args, callback, disable, project=pin)
+
+
 Sampler = Callable[..., torch.Tensor]  # sampler(model, x, ts, extra_args=, callback=, disable=) -> x at ts[-1]
 
 
 def sample(
     model: Callable[..., torch.Tensor],
     shape: Sequence[int],
+    timesteps: Sequence[float] | torch.Tensor,
     *,
     seed: int = 0,
-    steps: int = 96,
     cfg_scale: float = 7.0,
     uncond: str = "both",
     cond: Mapping[str, Any] | None = None,
     curve: torch.Tensor | None = None,
     negative: Mapping[str, Any] | None = None,
     sampler: Sampler | None = None,
-    shift: float | None = None,
     objective: str | None = None,
     callback: Callable[[dict], None] | None = None,
     device=None,
     dtype=torch.float32,
-    timesteps: Sequence[float] | torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """noise → classifier-free guidance → ``sampler``: samples of ``model`` from t = 1 down to 0.
+    """noise → classifier-free guidance → ``sampler`` over ``timesteps``: samples of ``model``.
 
-    ``model`` is a network in its own objective (``objective`` or ``model.objective``; turned into
-    a velocity model by :func:`velocity_model`); ``cond`` its conditioning keyword inputs (e.g.
-    ``V2MDiT.conditioning``), ``curve`` the event curve, ``negative`` the negative prompt's text
-    inputs for the unconditional branch. Noise comes from ``make_noise(shape, seed)``, so a seed
-    gives the same samples on any device. ``sampler`` is any k-diffusion-style sampler
-    (default :func:`sample_euler`) over ``rf_timesteps(steps, shift=shift)``, or over ``timesteps``
-    when given (e.g. :func:`schedule_timesteps` of a checkpoint's schedule).
+    ``timesteps`` is the one schedule (e.g. :func:`rf_timesteps` or :func:`schedule_timesteps` of a
+    checkpoint's schedule), from 1 down to 0. ``model`` is a network in its own objective
+    (``objective`` or ``model.objective``; turned into a velocity model by :func:`velocity_model`);
+    ``cond`` its conditioning keyword inputs (e.g. ``V2MDiT.conditioning``), ``curve`` the event
+    curve, ``negative`` the negative prompt's text inputs for the unconditional branch. Noise comes
+    from ``make_noise(shape, seed)``, so a seed gives the same samples on any device. ``sampler`` is
+    any k-diffusion-style sampler (default :func:`sample_euler`).
     """
     den = CFGDenoiser(velocity_model(model, objective), cfg_scale, uncond=uncond, negative=negative)
     x = make_noise(shape, seed, device=device, dtype=dtype)
@@ -296,8 +327,7 @@ def sample(
     if curve is not None:
         extra["curve"] = curve
     run = sampler or sample_euler
-    ts = rf_timesteps(int(steps), shift=shift) if timesteps is None else timesteps
-    return run(den, x, ts, extra_args=extra, callback=callback, disable=True)
+    return run(den, x, timesteps, extra_args=extra, callback=callback, disable=True)
 
 
 # --------------------------------------------------------------------------------------------

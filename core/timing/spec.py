@@ -30,6 +30,17 @@ _KNOWN = {"encoder", "encoder_options", "music_encoder", "music_encoder_spec", "
           "min_std", "window", "channels", "clip_seconds", "rate", "length"}
 
 
+#: Bounds of a Hann smoothing kernel in seconds, everywhere one is given (CLI, nodes, configs):
+#: 0 = no smoothing; a kernel over a minute smooths every cut away.
+MAX_SMOOTHING_SECONDS = 60.0
+#: Two kernels closer than this (seconds) are the same smoothing (a checkpoint's vs a curve's or a cache's).
+SMOOTHING_TOLERANCE = 1e-3
+
+
+def same_smoothing(a: float, b: float) -> bool:
+    """Whether two Hann kernels (seconds) are the same smoothing, within :data:`SMOOTHING_TOLERANCE`."""
+    return abs(float(a) - float(b)) <= SMOOTHING_TOLERANCE
+
 @dataclass(frozen=True)
 class CurveSpec:
     """Encoder ids and options, standardisation, Hann smoothing (seconds) and the grid of a curve.
@@ -169,7 +180,7 @@ def curve_mismatches(curve_spec: Mapping[str, Any], model: CurveSpec, *, smoothe
         out.append(f"the curve is {'' if curve_spec['standardise'] else 'not '}standardised but the checkpoint's curves were"
                    f"{'' if model.standardise else ' not'}")
     s = curve_spec.get("smoothing_seconds")
-    if not smoothed_here and s is not None and abs(float(s) - float(model.smoothing_seconds)) > 1e-3:
+    if not smoothed_here and s is not None and not same_smoothing(s, model.smoothing_seconds):
         out.append(f"the curve is smoothed with a {float(s):.3g} s Hann kernel but the checkpoint was trained with "
                    f"{float(model.smoothing_seconds):.3g} s (connect the model to Smooth Curve, or set kernel_seconds)")
     return out

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import V2MError
+from ..timing.spec import same_smoothing
 
 __all__ = ["RunChecks", "check_run", "base_takes_text"]
 
@@ -194,10 +195,10 @@ def _check_curve(cfg: Mapping, spec: Mapping, cache: str, out: RunChecks) -> Non
     elif recorded:
         out.curve_record["music_encoder_fallback"] = dict(recorded)
     s = c.get("smoothing_seconds")
-    if s is not None and not math.isclose(float(s), float(spec["smoothing_seconds"]), abs_tol=1e-4):
+    if s is not None and not same_smoothing(s, spec["smoothing_seconds"]):
         raise ConsistencyError(
             f"the cache {cache} smoothed its curves with a {float(spec['smoothing_seconds']):.6g} s Hann kernel but the "
-            f"config asks for {float(s):.6g} s (curve.smoothing_seconds): prepare again with --smoothing {float(s):.6g}, "
+            f"config asks for {float(s):.6g} s (curve.smoothing_seconds): prepare again with --smoothing-seconds {float(s):.6g}, "
             "or change the config")
 
 
