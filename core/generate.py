@@ -188,7 +188,7 @@ def sample_job(model: MusicModel, job: Job, prompt: str = "", *, negative_prompt
 
     values = None if job.latent_curve is None else job.latent_curve.values
     net = fast_path.fast_model(dit, s.fast, device=dev)  # compiled (+ CUDA graphs) or the DiT itself
-    ts = s.timesteps()
+    ts = flow.schedule_timesteps(s.steps, s.schedule)  # the checkpoint's schedule (bounded in core.sampling)
     if multi:
         out = windows.sample_windows(model, values, job.plan, text_cond=text_cond, negative=negative, timesteps=ts,
                                      cfg_scale=s.cfg, seed=s.seed, uncond=s.uncond, callback=on_step, net=net)

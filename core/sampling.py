@@ -157,12 +157,6 @@ class ResolvedSampling:
     schedule: dict | None  # the checkpoint's timestep schedule (None: linear)
     from_checkpoint: tuple[str, ...] = ()  # which fields came from the checkpoint's metadata
 
-    def timesteps(self):
-        """The ``steps + 1`` times of this job's schedule (see :func:`core.model.flow.schedule_timesteps`)."""
-        from .model import flow  # torch: only when a job runs (the CLI's parser reads this module)
-
-        return flow.schedule_timesteps(self.steps, self.schedule)
-
     def describe(self) -> str:
         own = f" ({', '.join(self.from_checkpoint)} from the checkpoint)" if self.from_checkpoint else ""
         kind = (self.schedule or {}).get("type", "linear")

@@ -180,11 +180,11 @@ class Sampler(io.ComfyNode):
         with _Placed(model) as gen:
             latents = generate.sample_job(gen, job, prompt, negative_prompt=negative_prompt, progress=bar,
                                           interrupt=bar.check_interrupt)
-        plan, cond = job.plan, job.latent_curve
+        plan = job.plan
         marks = [("windows", plan.starts), ("joins", plan.joins)] if len(plan) > 1 else []
-        title = f"{len(cond)} latent frames, {curve.duration:.2f} s; {plan.describe()}"
+        title = f"{len(job.latent_curve)} latent frames, {curve.duration:.2f} s; {plan.describe()}"
         # notes are drawn on the preview itself: visible where people look
-        image = _host.image_tensor(plot.plot_curves([("conditioning curve", cond)], marks=marks, title=title[:160],
+        image = _host.image_tensor(plot.plot_curves([("conditioning curve", job.latent_curve)], marks=marks, title=title[:160],
                                                     notes=notes, height=400 + 70 * len(notes)))
         latent = {"samples": latents, "type": "audio", "duration": float(curve.duration), "sample_rate": model.sample_rate}
         text = "\n".join([f"sampling: {job.sampling.describe()}"]

@@ -128,20 +128,20 @@ def run(args) -> int:
         peaks = curves.find_peaks(raw)
         marks = []
         if gen is None:
-            cond = CurveSpec(rate=curves.SAO_LATENT_RATE).smooth(raw)
-            wave, sr = sonify(cond, peaks, raw.duration), 44100
+            latent_curve = CurveSpec(rate=curves.SAO_LATENT_RATE).smooth(raw)
+            wave, sr = sonify(latent_curve, peaks, raw.duration), 44100
             media.mux_audio(video, wave, sr, muxed)
         else:
             sampled = sample_with_progress(gen, raw, args, prompt=args.prompt)
-            lat, cond, windows = sampled.latents, sampled.job.latent_curve, sampled.job.plan
+            lat, latent_curve, windows = sampled.latents, sampled.job.latent_curve, sampled.job.plan
             sr = gen.sample_rate
             if len(windows) > 1:
                 marks = [("windows", windows.starts), ("joins", windows.joins)]
             with generate.decode_to_spool(gen, lat, raw.duration) as spool:
                 media.mux_audio(video, spool, sr, muxed)
                 wave = spool.to_array()  # for scoring (beat tracking reads the whole track)
-        write_json(curve_json, curve_document(video, raw, cond, peaks))
-        plot.save_png(plot.plot_curves([("conditioning curve", cond), ("event curve", raw)], peaks=peaks, marks=marks,
+        write_json(curve_json, curve_document(video, raw, latent_curve, peaks))
+        plot.save_png(plot.plot_curves([("conditioning curve", latent_curve), ("event curve", raw)], peaks=peaks, marks=marks,
                                        title=f"event curve of {os.path.basename(video)}"), png)
         with Progress("scoring"):
             result = score(muxed, wave, sr, raw.duration, truth if truth is not None else peaks,

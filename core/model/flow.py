@@ -203,8 +203,8 @@ class CFGDenoiser:
             neg = neg.expand(b, *neg.shape[1:]) if neg.shape[0] != b else neg
             kw2[k] = torch.cat([pos, neg.to(pos.dtype)], dim=0)
         out = self.model(torch.cat([x, x]), torch.cat([t, t]), curve=curve2, cond_drop=drop2, **kw2)
-        cond, uncond = out.chunk(2, dim=0)
-        return uncond + (cond - uncond) * self.cfg_scale
+        out_cond, out_uncond = out.chunk(2, dim=0)
+        return out_uncond + (out_cond - out_uncond) * self.cfg_scale
 
 
 # --------------------------------------------------------------------------------------------
