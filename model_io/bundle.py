@@ -8,9 +8,8 @@ import torch
 from ..core.errors import ModelError
 from ..core.model.bundle import MusicModel
 from ..core.precision import torch_device, torch_dtype
-from . import sao
-from .checkpoint import build_dit_from_checkpoint
 from .codec import make_codec
+from .formats import read_dit
 from .weights import SafetensorsFile
 
 
@@ -41,10 +40,7 @@ def load_music_model(
     dtype = torch_dtype(precision)
     file = SafetensorsFile(checkpoint)  # the header is parsed once for the DiT and the codec
     load_device, load_dtype = ("cpu", None) if lora else (dev, dtype)
-    if sao.is_sao_file(file):
-        dit = sao.load_sao_as_v2m(file, device=load_device, dtype=load_dtype)
-    else:
-        dit = build_dit_from_checkpoint(file, device=load_device, dtype=load_dtype)
+    dit = read_dit(file, device=load_device, dtype=load_dtype)  # what the file is decides how it is read
     if lora:
         from .lora import ADAPTER_META_KEYS, apply_adapter
 

@@ -173,40 +173,27 @@ def _default_buffer(model, key: str):
 def build_dit_from_checkpoint(path: "str | os.PathLike | SafetensorsFile", device="cpu", dtype=None):
     """Build the DiT of a V2M checkpoint (the architecture its ``model_config`` names), strictly checked.
 
-    The module is created on the meta device and the file's tensors are assigned (no double
-    allocation of a 1 B-parameter model). ``dtype`` (e.g. ``torch.bfloat16``) casts floating
+    Only V2M checkpoints: :func:`.formats.read_dit` reads the DiT of any file that carries one
+    (Stable Audio base files included). See :func:`dit_from_parts` for what the model carries.
+    """
+    file = path if isinstance(path, SafetensorsFile) else SafetensorsFile(path)
+    state, meta = load_v2m_checkpoint(file, skip_prefixes=NON_DIT_PREFIXES)
+    return dit_from_parts(state, meta, source=str(file.path), device=device, dtype=dtype)
+
+
+def dit_from_parts(state: Mapping[str, Any], meta: Mapping[str, Any], *, source: str, device="cpu", dtype=None):
+    """The DiT that ``meta["model_config"]`` names, holding ``state`` (strictly checked).
+
+    The module is created on the meta device and the tensors are assigned (no double allocation of
+    a 1 B-parameter model, :mod:`.build`). ``dtype`` (e.g. ``torch.bfloat16``) casts floating
     weights; the rotary frequencies stay float32. The returned model carries ``.objective`` and
     ``.meta`` (the decoded metadata) and is in eval mode.
-
-    A Stable Audio 3 single file (not a V2M checkpoint) is initialised in memory as
-    ``init-checkpoint --from sa3`` would write it (curve channel with zero weights), so its base
-    files can be used directly.
     """
-    import torch
-
     from ..core.model.architectures import build_dit
+    from .build import build_with_weights
 
-    file = path if isinstance(path, SafetensorsFile) else SafetensorsFile(path)
-    state, meta = _dit_state_and_meta(file)
-    try:
-        with torch.device("meta"):
-            model = build_dit(meta["model_config"], objective=meta["objective"])
-    except ModelError as exc:
-        raise ModelError(f"{path}: {exc}") from exc
-    full = complete_dit_state_dict(model, state, source=str(path))
-    model.load_state_dict(full, strict=True, assign=True)
-    model.to(device=device)
-    if dtype is not None:
-        model.to(dtype=dtype)
-    model.meta = meta
-    return model.eval()
-
-
-def _dit_state_and_meta(file: SafetensorsFile) -> tuple[dict[str, Any], dict[str, Any]]:
-    if "v2m_format" not in file.metadata:
-        from .sa3 import is_sa3_state_dict, sa3_v2m_parts
-
-        if is_sa3_state_dict(file.keys()):
-            state, meta = sa3_v2m_parts(file, include_pretransform=False)
-            return {k: v for k, v in state.items() if not k.startswith(NON_DIT_PREFIXES)}, meta
-    return load_v2m_checkpoint(file, skip_prefixes=NON_DIT_PREFIXES)
+    state = {k: v for k, v in state.items() if not k.startswith(NON_DIT_PREFIXES)}
+    model = build_with_weights(lambda: build_dit(meta["model_config"], objective=meta["objective"]), state,
+                               name=source, device=device, dtype=dtype, fit=complete_dit_state_dict)
+    model.meta = dict(meta)
+    return model

@@ -20,7 +20,9 @@ from ..core.errors import ModelError
 from ..core.model.codec import AudioCodec, PatchCodec
 from ..core.model.melcodec import MelCodec
 from ..core.model.oobleck import SAO_VAE_CONFIG, OobleckVAE, normalize_config
-from .weights import SafetensorsFile, check_state_dict, read_safetensors
+from .build import build_with_weights
+from .folders import locate
+from .weights import SafetensorsFile, read_safetensors
 
 
 _SAT_ANCHORS = ("decoder.layers.0.weight_v", "decoder.layers.0.parametrizations.weight.original1")
@@ -119,19 +121,17 @@ def _resolve_source(path: Path) -> tuple[Path, dict[str, Any]]:
     """The weights file to read and any config that travels with it (diffusers config.json)."""
     if not path.is_dir():
         return path, {}
-    folder = path / "vae" if (path / "vae" / "config.json").is_file() else path
+    found = locate(path, names=("diffusion_pytorch_model.safetensors",), patterns=("*.safetensors",), subfolders=("vae",))
+    folder = found.parent if found is not None else (path / "vae" if (path / "vae").is_dir() else path)
     cfg: dict[str, Any] = {}
     if (folder / "config.json").is_file():
         try:
             cfg = json.loads((folder / "config.json").read_text())
         except ValueError as exc:
             raise ModelError(f"{folder / 'config.json'}: not valid JSON ({exc}). Fix: fetch the file again.") from None
+    if found is not None:
+        return found, cfg
     files = sorted(folder.glob("*.safetensors"))
-    preferred = [f for f in files if f.name == "diffusion_pytorch_model.safetensors"]
-    if preferred:
-        return preferred[0], cfg
-    if len(files) == 1:
-        return files[0], cfg
     pickles = sorted(f.name for f in folder.iterdir() if f.suffix in (".bin", ".ckpt", ".pt", ".pth"))
     what = f"{len(files)} .safetensors files ({', '.join(f.name for f in files[:5])})" if files else "no .safetensors file"
     hint = f" (found pickles {', '.join(pickles[:3])}: convert them to .safetensors)" if pickles else ""
@@ -190,11 +190,8 @@ def load_codec(path: "str | os.PathLike | SafetensorsFile", *, config: Mapping[s
             cfg["sample_rate"] = int(side_cfg["sampling_rate"])
     if sample_rate is not None:
         cfg["sample_rate"] = int(sample_rate)
-    with torch.device("meta"):
-        model = OobleckVAE(cfg)
-    check_state_dict(model, sd, name=str(file.path))
-    model.load_state_dict(sd, strict=True, assign=True)
-    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    model = build_with_weights(lambda: OobleckVAE(cfg), sd, name=str(file.path), device=device, dtype=dtype)
+    return model.requires_grad_(False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,9 +255,9 @@ def _is_same(path: str) -> bool:
 
     p = Path(path)
     if p.is_dir():
-        folder = p / "vae" if (p / "vae" / "config.json").is_file() else p
+        config = locate(p, names=("config.json",), subfolders=("vae",))
         try:
-            return json.loads((folder / "config.json").read_text()).get("_class_name") == "AutoencoderSAME"
+            return config is not None and json.loads(config.read_text()).get("_class_name") == "AutoencoderSAME"
         except (OSError, ValueError):
             return False
     try:

@@ -7,6 +7,8 @@ folder with :func:`register_models_root` when the pack loads, so the library loo
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Callable, Iterable
 
 from ..core.errors import ModelError
 
@@ -28,19 +30,54 @@ def models_roots() -> list[str]:
     return roots + [r for r in _EXTRA_ROOTS if r not in roots]
 
 
+def model_candidates(name_or_path: str | os.PathLike, kind: str | None = None) -> list[Path]:
+    """Where ``name_or_path`` may be, in order: the path itself, then ``<root>/<kind>/<name>`` under each
+    models root (only for a relative name and a ``kind``)."""
+    p = Path(os.fspath(name_or_path))
+    out = [p]
+    if kind and not p.is_absolute():
+        out += [Path(root) / kind / p for root in models_roots()]
+    return out
+
+
+def locate(name_or_path: str | os.PathLike, *, kind: str | None = None, folder: bool = False,
+           names: Iterable[str] = (), patterns: Iterable[str] = (), pick: str = "only",
+           skip: Callable[[Path], bool] | None = None, subfolders: Iterable[str] = ()) -> Path | None:
+    """The one place that finds a weights file or folder; None when nothing fits (the caller's
+    error then says what to put where, in its own words).
+
+    1. The first of :func:`model_candidates` that exists (with ``folder=True``: that is a folder,
+       which is returned).
+    2. A file found so is returned as is. In a folder, and then in each of ``subfolders`` that
+       exists (e.g. a diffusers pipeline's ``vae/``), the first of ``names`` that is a file, else
+       the files matching the first of ``patterns`` (globs) that matches any (less those ``skip``
+       accepts): the only one (``pick="only"``; several give None) or the first by name
+       (``pick="first"``).
+    """
+    found = next((c for c in model_candidates(name_or_path, kind) if (c.is_dir() if folder else c.exists())), None)
+    if found is None or folder or found.is_file():
+        return found
+    names, patterns = tuple(names), tuple(patterns)
+    for d in [found] + [found / s for s in subfolders if (found / s).is_dir()]:
+        for n in names:
+            if (d / n).is_file():
+                return d / n
+        for pat in patterns:
+            hits = sorted(f for f in d.glob(pat) if f.is_file() and not (skip and skip(f)))
+            if hits:
+                return hits[0] if pick == "first" or len(hits) == 1 else None
+    return None
+
+
 def resolve_model_dir(name_or_path: str, kind: str) -> str:
     """A local model folder: an existing path, or ``<root>/<kind>/<name>`` under a models root.
 
     The error lists where we looked and what to put there.
     """
-    if os.path.isdir(name_or_path):
-        return name_or_path
-    looked = [name_or_path]
-    for root in models_roots():
-        cand = os.path.join(root, kind, name_or_path)
-        looked.append(cand)
-        if os.path.isdir(cand):
-            return cand
+    found = locate(name_or_path, kind=kind, folder=True)
+    if found is not None:
+        return os.fspath(found)
+    looked = [os.fspath(c) for c in model_candidates(name_or_path, kind)]
     raise ModelError(
         f"model folder {name_or_path!r} not found (looked in: {', '.join(looked)}). Put a Hugging Face "
         f"model folder (config.json, preprocessor_config.json, model.safetensors) at models/v2m/{kind}/"

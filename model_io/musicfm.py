@@ -10,6 +10,7 @@ from typing import Any
 
 from ..core.errors import ModelError
 from ..core.model.musicfm import MusicFM25Hz, musicfm_conformer_config
+from .folders import locate
 
 
 MUSICFM_HINT = (
@@ -83,12 +84,9 @@ def _find_stats(ckpt: Path, stats: str | os.PathLike | None) -> Path:
         return p
     folder = ckpt.parent
     stem = ckpt.stem.replace("pretrained_", "")
-    for cand in (folder / f"{stem}_stats.json", folder / "msd_stats.json", folder / "fma_stats.json"):
-        if cand.is_file():
-            return cand
-    found = sorted(folder.glob("*stats*.json"))
-    if len(found) == 1:
-        return found[0]
+    found = locate(folder, names=(f"{stem}_stats.json", "msd_stats.json", "fma_stats.json"), patterns=("*stats*.json",))
+    if found is not None:
+        return found
     raise ModelError(f"{folder}: no MusicFM stats JSON (e.g. msd_stats.json) next to {ckpt.name}. {MUSICFM_HINT}")
 
 
@@ -160,9 +158,8 @@ def find_musicfm() -> str | None:
     """A MusicFM checkpoint in the models folders (``<root>/music_encoders/musicfm/``), or None."""
     from .folders import models_roots
 
-    for root in models_roots():
-        folder = Path(root) / "music_encoders" / "musicfm"
-        for name in MUSICFM_FILES:
-            if (folder / name).is_file():
-                return str(folder / name)
+    for root in models_roots():  # only the models folders, never a "musicfm" in the working directory
+        found = locate(Path(root) / "music_encoders" / "musicfm", names=MUSICFM_FILES)
+        if found is not None and found.name in MUSICFM_FILES:
+            return str(found)
     return None

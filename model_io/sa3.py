@@ -36,7 +36,7 @@ from .sao import CONDITIONER_PREFIX, DIT_PREFIX, PRETRANSFORM_PREFIX, split_sao_
 SA3_SAMPLE_RATE = 44100
 SA3_DOWNSAMPLING = 4096
 SA3_LATENT_RATE = SA3_SAMPLE_RATE / SA3_DOWNSAMPLING  # 10.7666 Hz
-# keys that only an SA3 DiT has (adaLN modulation, memory tokens)
+#: keys that only an SA3 DiT has (adaLN modulation, memory tokens): what :mod:`.formats` recognises it by
 SIGNATURE = (DIT_PREFIX + "transformer.global_cond_embedder.0.weight", DIT_PREFIX + "transformer.layers.0.to_scale_shift_gate")
 TEXT_ENCODER_PREFIX = CONDITIONER_PREFIX + "prompt.model."
 
@@ -60,11 +60,6 @@ SA3_BASE_SAMPLING = {
 }
 
 
-def is_sa3_state_dict(keys) -> bool:
-    keys = set(keys)
-    return all(k in keys for k in SIGNATURE)
-
-
 class _Shape:
     def __init__(self, shape):
         self.shape = tuple(shape)
@@ -73,17 +68,6 @@ class _Shape:
 def header_shapes(file, prefix: str) -> dict[str, _Shape]:
     """Tensor shapes under ``prefix`` (stripped) from a safetensors header, without reading tensors."""
     return {k[len(prefix):]: _Shape(h["shape"]) for k, h in file.header.items() if k.startswith(prefix)}
-
-
-def is_sa3_file(path) -> bool:
-    """True for a Stable Audio 3 single file (reads only the header)."""
-    from .weights import SafetensorsFile
-
-    try:
-        f = path if isinstance(path, SafetensorsFile) else SafetensorsFile(path)
-        return is_sa3_state_dict(f.keys())
-    except (ModelError, OSError):
-        return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,16 +179,15 @@ def sa3_v2m_parts(path, *, curve: Mapping[str, Any] | None = None, reference: Ma
     and the metadata records objective ``rectified_flow``, SAME's latent rate, the text encoder
     (T5Gemma, 256 tokens), the codec spec and SA3's sampling defaults.
     """
-    import torch
-
     from ..core.model.sa3 import SA3DiT
+    from .build import on_meta
     from .checkpoint import V2M_FORMAT, complete_dit_state_dict
     from .same import same_config_from_state_dict
     from .weights import SafetensorsFile, read_safetensors
 
     file = path if isinstance(path, SafetensorsFile) else SafetensorsFile(path)
     name = os.fspath(file.path)
-    if not is_sa3_state_dict(file.keys()):
+    if not all(k in file.header for k in SIGNATURE):  # the caller may hand any file (init-checkpoint --from sa3)
         found = ", ".join(sorted(file.keys())[:5]) or "no tensors"
         raise ModelError(f"{name}: not a Stable Audio 3 single file (no {SIGNATURE[0]!r}; first keys: {found}). Use "
                          "stable-audio-3-small-music-base's model.safetensors or ComfyUI's "
@@ -215,8 +198,7 @@ def sa3_v2m_parts(path, *, curve: Mapping[str, Any] | None = None, reference: Ma
     tensors, _ = read_safetensors(file, skip_prefixes=skip)
     parts = split_sao_state_dict(tensors)
     base_cfg = sa3_model_config(tensors, reference, name)
-    with torch.device("meta"):
-        base = SA3DiT(base_cfg)
+    base = on_meta(lambda: SA3DiT(base_cfg), name=name)
     dit_sd = complete_dit_state_dict(base, {**parts["dit"], **parts["conditioner"]}, source=name)
     state, cfg = widen_for_curve(dit_sd, base_cfg)
     codec: dict[str, Any] = {"type": "same"}

@@ -25,6 +25,8 @@ import torch
 
 from ..core.errors import ModelError
 from ..core.model.same import SAMECodec, SAMEConfig
+from .build import build_with_weights
+from .folders import locate
 from .weights import SafetensorsFile, check_state_dict, read_safetensors
 
 PREFIX = "pretransform.model."
@@ -213,11 +215,11 @@ def _source(path: Path) -> tuple[Path, dict]:
     """A diffusers folder → (weights file, config.json); a file → (file, {})."""
     if not path.is_dir():
         return path, {}
-    folder = path / "vae" if (path / "vae" / "config.json").is_file() else path
-    cfg = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
-    for name in ("diffusion_pytorch_model.safetensors", "model.safetensors"):
-        if (folder / name).is_file():
-            return folder / name, cfg
+    found = locate(path, names=("diffusion_pytorch_model.safetensors", "model.safetensors"), subfolders=("vae",))
+    if found is not None:
+        config = found.parent / "config.json"
+        return found, json.loads(config.read_text()) if config.is_file() else {}
+    folder = path / "vae" if (path / "vae").is_dir() else path
     raise ModelError(f"{folder}: no diffusion_pytorch_model.safetensors or model.safetensors. Fix: put the SAME weights "
                      "(safetensors) there, or give the Stable Audio 3 file itself.")
 
@@ -256,10 +258,14 @@ def load_same(path, *, config: Mapping[str, Any] | None = None, device: Any = "c
     cfg = dict(config) if config else same_config_from_state_dict(sd, name=str(file.path))
     if side and not config:
         cfg.update(config_from_diffusers(side))
-    with torch.device("meta"):
-        model = SAMECodec(cfg)
+    model = build_with_weights(lambda: SAMECodec(cfg), sd, name=str(file.path), device=device, dtype=dtype,
+                               fit=_fit_same)
+    return model.requires_grad_(False)
+
+
+def _fit_same(model: SAMECodec, sd: dict, name: str) -> dict:
+    """The empty noise factor (no noise augmentation) is not saved by every exporter: fill it, then check."""
     if "bottleneck.noise_scaling_factor" not in sd and model.bottleneck.noise_scaling_factor.numel() == 0:
-        sd["bottleneck.noise_scaling_factor"] = torch.ones(1, 0, 1)
-    check_state_dict(model, sd, name=str(file.path))
-    model.load_state_dict(sd, strict=True, assign=True)
-    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+        sd = {**sd, "bottleneck.noise_scaling_factor": torch.ones(1, 0, 1)}
+    check_state_dict(model, sd, name=name)
+    return sd

@@ -178,13 +178,11 @@ def _sao_meta(cfg: Mapping[str, Any], source: str, curve: Mapping[str, Any] | No
 
 def _widened_state(parts: Mapping[str, Mapping[str, Any]], base_cfg: Mapping[str, Any], source: str):
     """The DiT + conditioner tensors strictly checked against ``base_cfg``, then widened (zero curve channel)."""
-    import torch
-
     from ..core.model.dit import V2MDiT
+    from .build import on_meta
     from .checkpoint import complete_dit_state_dict
 
-    with torch.device("meta"):
-        base = V2MDiT(copy.deepcopy(dict(base_cfg)))
+    base = on_meta(lambda: V2MDiT(copy.deepcopy(dict(base_cfg))), name=source)
     dit_sd = complete_dit_state_dict(base, {**parts["dit"], **parts["conditioner"]}, source=source)
     return widen_for_curve(dit_sd, base_cfg)
 
@@ -224,30 +222,9 @@ def init_from_sao(
 #: Shown wherever a widened base is used: its curve channel has zero weights.
 SAO_BASE_NOTE = ("Stable Audio Open 1.0 used as a base: the event-curve channel was added with zero weights, so the "
                  "music ignores the video's timing until the model is fine-tuned on music curves (V2M_Train / v2m-zero train)")
-_SAO_ANCHORS = (DIT_PREFIX + "preprocess_conv.weight", DIT_PREFIX + "transformer.project_in.weight",
+#: keys every SAO 1.0-layout file has (what :mod:`.formats` recognises it by)
+SAO_ANCHORS = (DIT_PREFIX + "preprocess_conv.weight", DIT_PREFIX + "transformer.project_in.weight",
                 DIT_PREFIX + "transformer.layers.0.self_attn.to_qkv.weight", CONDITIONER_PREFIX + "seconds_total.")
-
-
-def is_sao_file(file) -> bool:
-    """A stable-audio-tools single file without our curve channel (SAO 1.0 as ComfyUI users keep it).
-
-    Reads the header only. V2M checkpoints (``v2m_format`` metadata) and Stable Audio 3 files (same
-    key prefixes, other blocks) are not SAO files.
-    """
-    from .sa3 import is_sa3_state_dict
-    from .weights import SafetensorsFile
-
-    try:
-        f = file if isinstance(file, SafetensorsFile) else SafetensorsFile(file)
-    except (ModelError, OSError, ValueError):
-        return False
-    if "v2m_format" in f.metadata or is_sa3_state_dict(f.keys()):
-        return False
-    keys = f.header
-    if not all(any(k.startswith(a) for k in keys) for a in _SAO_ANCHORS[3:]) or not all(a in keys for a in _SAO_ANCHORS[:3]):
-        return False
-    conv, proj = keys[_SAO_ANCHORS[0]]["shape"], keys[_SAO_ANCHORS[1]]["shape"]
-    return conv[0] == proj[1]  # not widened yet (patch size 1, as SAO 1.0)
 
 
 def sao_config_from_header(file) -> dict[str, Any]:
@@ -257,7 +234,7 @@ def sao_config_from_header(file) -> dict[str, Any]:
     from ..core.model.dit import make_model_config
 
     h = file.header
-    io, dim = h[_SAO_ANCHORS[1]]["shape"][1], h[_SAO_ANCHORS[1]]["shape"][0]
+    io, dim = h[SAO_ANCHORS[1]]["shape"][1], h[SAO_ANCHORS[1]]["shape"][0]
     depth = 1 + max(int(m.group(1)) for k in h for m in [re.match(re.escape(DIT_PREFIX) + r"transformer\.layers\.(\d+)\.", k)] if m)
     cond = h[DIT_PREFIX + "transformer.layers.0.cross_attn.to_kv.weight"]["shape"][1]
     glob = next((v["shape"][1] for k, v in h.items() if k.startswith(DIT_PREFIX + "to_global_embed.0.weight")), 2 * cond)
@@ -272,26 +249,21 @@ def sao_config_from_header(file) -> dict[str, Any]:
 def load_sao_as_v2m(path, *, device="cpu", dtype=None):
     """A SAO 1.0 file → a V2M DiT with the zero curve channel, built in memory (nothing is written).
 
-    The returned model carries ``.objective`` (``v``) and ``.meta`` (as :func:`init_from_sao` would
+    :func:`.formats.read_dit` calls this for files it recognised as SAO 1.0 single files. The
+    returned model carries ``.objective`` (``v``) and ``.meta`` (as :func:`init_from_sao` would
     write, plus ``"note"``: :data:`SAO_BASE_NOTE`). The codec stays in the file (``pretransform``)."""
-    import torch
-
     from ..core.model.dit import V2MDiT
+    from .build import build_with_weights
     from .weights import SafetensorsFile, read_safetensors
 
     file = path if isinstance(path, SafetensorsFile) else SafetensorsFile(path)
-    if not is_sao_file(file):
-        raise ModelError(f"{file.path}: not a Stable Audio Open 1.0 single file (model.model.*, conditioner.*, pretransform.*)")
+    name = str(file.path)
     tensors, _ = read_safetensors(file, skip_prefixes=(PRETRANSFORM_PREFIX,))
-    widened, cfg = _widened_state(split_sao_state_dict(tensors), sao_config_from_header(file), str(file.path))
-    with torch.device("meta"):
-        model = V2MDiT(cfg, objective="v")
-    model.load_state_dict(widened, strict=True, assign=True)
-    model.to(device=device)
-    if dtype is not None:
-        model.to(dtype=dtype)  # the rotary frequencies stay float32 (as build_dit_from_checkpoint)
-    model.meta = {**_sao_meta(cfg, str(file.path)), "note": SAO_BASE_NOTE}
-    return model.eval()
+    widened, cfg = _widened_state(split_sao_state_dict(tensors), sao_config_from_header(file), name)
+    # the rotary frequencies stay float32 under a dtype cast (as for every DiT)
+    model = build_with_weights(lambda: V2MDiT(cfg, objective="v"), widened, name=name, device=device, dtype=dtype)
+    model.meta = {**_sao_meta(cfg, name), "note": SAO_BASE_NOTE}
+    return model
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import torch
 
 from ..core.errors import ModelError
 from ..core.model.text import SAO_T5_MAX_LENGTH, T5TextEncoder
+from .formats import T5, T5_ANCHOR, T5GEMMA, detect
 
 
 _DEFAULT_FOLDER_HINT = "models/v2m/text_encoders/t5-base/"
@@ -79,20 +80,6 @@ def load_t5(folder: str | os.PathLike, *, max_length: int = SAO_T5_MAX_LENGTH,
 # --------------------------------------------------------------------------------------------
 # a single-file T5 (ComfyUI's models/text_encoders/t5_base.safetensors)
 
-_T5_ANCHOR = "encoder.block.0.layer.0.SelfAttention.q.weight"
-
-
-def is_t5_file(path: str | os.PathLike) -> bool:
-    """A safetensors file holding a T5 encoder in the Hugging Face key layout (reads the header only)."""
-    from .weights import read_safetensors_header
-
-    try:
-        header, _ = read_safetensors_header(path)
-    except (ModelError, OSError, ValueError):
-        return False
-    return _T5_ANCHOR in header and "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight" in header
-
-
 def t5_config_from_header(header: dict) -> dict[str, Any]:
     """``T5Config`` fields read off the tensor shapes (t5-base: 12 layers, 768 wide, 12 heads, 3072 ff)."""
     import re
@@ -105,7 +92,7 @@ def t5_config_from_header(header: dict) -> dict[str, Any]:
         raise ModelError("no token embedding (shared.weight or encoder.embed_tokens.weight)")
     vocab, d_model = shape(emb)
     layers = 1 + max(int(m.group(1)) for k in header for m in [re.match(r"encoder\.block\.(\d+)\.", k)] if m)
-    inner = shape(_T5_ANCHOR)[0]
+    inner = shape(T5_ANCHOR)[0]
     buckets, heads = shape("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight")
     gated = "encoder.block.0.layer.1.DenseReluDense.wi_0.weight" in header
     d_ff = shape("encoder.block.0.layer.1.DenseReluDense." + ("wi_0" if gated else "wi") + ".weight")[0]
@@ -119,12 +106,13 @@ def load_t5_file(path: str | os.PathLike, *, tokenizer: str | os.PathLike | None
                  device: Any = "cpu", dtype: torch.dtype = torch.float32) -> T5TextEncoder:
     """A T5 encoder from one safetensors file (decoder and LM head, if present, are not read) and a
     tokenizer folder (``tokenizer.json`` or ``spiece.model``)."""
-    from .weights import read_safetensors, read_safetensors_header
+    from .weights import SafetensorsFile, read_safetensors
 
     path = Path(path)
-    header, _ = read_safetensors_header(path)
-    if _T5_ANCHOR not in header:
-        raise ModelError(f"{path}: not a T5 encoder in the Hugging Face layout (no {_T5_ANCHOR!r}). Fix: use "
+    file = SafetensorsFile(path)
+    header = file.header
+    if not T5.fits(file):
+        raise ModelError(f"{path}: not a T5 encoder in the Hugging Face layout (no {T5_ANCHOR!r}). Fix: use "
                          "t5_base.safetensors (google-t5/t5-base's model.safetensors) or a T5 folder.")
     if tokenizer is None or not any((Path(tokenizer) / f).is_file() for f in _TOKENIZER_FILES):
         raise ModelError(f"{path}: a single-file T5 needs a tokenizer folder (tokenizer.json or spiece.model); "
@@ -136,22 +124,28 @@ def load_t5_file(path: str | os.PathLike, *, tokenizer: str | os.PathLike | None
         raise ModelError(f"{path}: cannot read a T5 config off its tensors ({exc})") from None
     from transformers import AutoTokenizer, T5Config, T5EncoderModel
 
-    with torch.device("meta"):
-        model = T5EncoderModel(T5Config(**cfg))
-    tensors, _ = read_safetensors(path, skip_prefixes=("decoder.", "lm_head."))
+    from .build import assign_weights, on_meta
+
+    model = on_meta(lambda: T5EncoderModel(T5Config(**cfg)), name=str(path))
+    tensors, _ = read_safetensors(file, skip_prefixes=("decoder.", "lm_head."))
+    model = assign_weights(model, tensors, name=str(path), device=device, dtype=dtype, fit=_fit_t5)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(tokenizer), local_files_only=True)
+    except Exception as exc:  # transformers raises OSError/ValueError for bad folders
+        raise ModelError(f"{tokenizer}: cannot load the T5 tokenizer ({type(exc).__name__}: {exc})") from None
+    return T5TextEncoder(model, tok, max_length=max_length)
+
+
+def _fit_t5(model, tensors, name: str) -> dict:
+    """The encoder's tensors, the tied token embedding under both names (files keep one of them)."""
     want = model.state_dict()
     emb = tensors.get("shared.weight", tensors.get("encoder.embed_tokens.weight"))
     sd = {k: (emb if k in ("shared.weight", "encoder.embed_tokens.weight") else tensors.get(k)) for k in want}
     missing = [k for k, v in sd.items() if v is None]
     bad = [k for k, v in sd.items() if v is not None and tuple(v.shape) != tuple(want[k].shape)]
     if missing or bad:
-        raise ModelError(f"{path}: T5 weights incomplete or mis-shaped (missing: {missing[:3]}, shapes: {bad[:3]})")
-    model.load_state_dict({k: v.to(dtype) for k, v in sd.items()}, strict=True, assign=True)
-    try:
-        tok = AutoTokenizer.from_pretrained(str(tokenizer), local_files_only=True)
-    except Exception as exc:  # transformers raises OSError/ValueError for bad folders
-        raise ModelError(f"{tokenizer}: cannot load the T5 tokenizer ({type(exc).__name__}: {exc})") from None
-    return T5TextEncoder(model.to(device).eval(), tok, max_length=max_length)
+        raise ModelError(f"{name}: T5 weights incomplete or mis-shaped (missing: {missing[:3]}, shapes: {bad[:3]})")
+    return sd
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,24 +183,13 @@ def text_encoder_folders(path: str | os.PathLike) -> tuple[Path, Path]:
     return root, root
 
 
-def is_t5gemma_file(path: str | os.PathLike) -> bool:
-    """True for ComfyUI's single-file T5Gemma encoder (reads the header only)."""
-    from .weights import SafetensorsFile
-
-    try:
-        return any(k.startswith("model.encoder.layers.0.pre_self_attn_layernorm") for k in SafetensorsFile(path).keys())
-    except (ModelError, OSError):
-        return False
-
-
 def text_encoder_kind(path: str | os.PathLike) -> str:
     """``"t5"`` or ``"t5gemma"`` for a text-encoder folder or file (by its config or keys)."""
     p = Path(path)
     if p.is_file():
-        if is_t5gemma_file(p):
-            return "t5gemma"
-        if is_t5_file(p):
-            return "t5"
+        fmt = detect(p)
+        if fmt in (T5, T5GEMMA):
+            return fmt.id
         raise ModelError(f"{p}: not a text encoder this pack reads as a single file (ComfyUI's t5_base.safetensors "
                          f"or t5gemma_b_b_ul2.safetensors). Fix: give a Hugging Face folder instead. {_T5GEMMA_HINT}")
     folder, _ = text_encoder_folders(p)

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from ..core.errors import ModelError
-from ..core.eval.vggish import (
+from .folders import locate
+from ..core.model.vggish import (
     EMBEDDING_SIZE,
     PCA_EIGEN_VECTORS_NAME,
     PCA_MEANS_NAME,
@@ -35,28 +36,14 @@ _FIX = ("put the VGGish weights there: vggish.safetensors (torchvggish's state d
 
 def find_weights(weights_dir_or_file) -> Path | None:
     """The VGGish weights file: the path itself if it is a file, else the best match in the
-    folder (``WEIGHT_FILES`` first, then a single other ``*vggish*`` ``.safetensors``/``.pth``)."""
-    p = Path(os.fspath(weights_dir_or_file))
-    if p.is_file():
-        return p
-    if not p.is_dir():
-        return None
-    for name in WEIGHT_FILES:
-        if (p / name).is_file():
-            return p / name
-    for ext in (".safetensors", ".pth"):
-        hits = sorted(f for f in p.iterdir() if f.is_file() and f.suffix == ext
-                      and "vggish" in f.name.lower() and "pca" not in f.name.lower())
-        if hits:
-            return hits[0]
-    return None
+    folder (``WEIGHT_FILES`` first, then the first other ``*vggish*`` ``.safetensors``/``.pth``)."""
+    return locate(weights_dir_or_file, names=WEIGHT_FILES, patterns=("*vggish*.safetensors", "*vggish*.pth"),
+                  pick="first", skip=lambda f: "pca" in f.name.lower())
 
 
 def _find_pca(folder: Path) -> Path | None:
-    for name in PCA_FILES:
-        if (folder / name).is_file():
-            return folder / name
-    return None
+    found = locate(folder, names=PCA_FILES)
+    return found if found is not None and found.name in PCA_FILES else None
 
 
 def _numpy_safe_globals() -> list:

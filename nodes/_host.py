@@ -104,28 +104,28 @@ def comfy_model_path(choice: str) -> str | None:
 
 def sao_base_choices() -> list[str]:
     """Stable Audio Open 1.0 single files in ComfyUI's ``models/checkpoints/`` (used as bases: curve channel added on load)."""
-    from ..model_io.sao import is_sao_file
+    from ..model_io.formats import is_sao_file
 
     return comfy_model_choices("checkpoints", is_sao_file)
 
 
 def sa3_base_choices() -> list[str]:
     """Stable Audio 3 single files in ComfyUI's ``models/checkpoints/`` (e.g. stable_audio_3_small_music_base)."""
-    from ..model_io.sa3 import is_sa3_file
+    from ..model_io.formats import is_sa3_file
 
     return comfy_model_choices("checkpoints", is_sa3_file)
 
 
 def t5_file_choices() -> list[str]:
     """ComfyUI's single-file T5 text encoders (``models/text_encoders/t5_base.safetensors``)."""
-    from ..model_io.text import is_t5_file
+    from ..model_io.formats import is_t5_file
 
     return comfy_model_choices("text_encoders", is_t5_file)
 
 
 def t5gemma_file_choices() -> list[str]:
     """ComfyUI's T5Gemma text-encoder files (``models/text_encoders/t5gemma_b_b_ul2.safetensors``)."""
-    from ..model_io.text import is_t5gemma_file
+    from ..model_io.formats import is_t5gemma_file
 
     return comfy_model_choices("text_encoders", is_t5gemma_file)
 

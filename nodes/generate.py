@@ -39,7 +39,7 @@ def checkpoint_path(name: str) -> str:
 
 def text_encoder_path(name: str, download: bool) -> tuple[str | None, str | None]:
     """(text encoder folder or file, tokenizer folder for a single-file T5)."""
-    from ..model_io.text import is_t5_file
+    from ..model_io.formats import is_t5_file
 
     if name == NONE:
         return None, None

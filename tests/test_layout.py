@@ -1,8 +1,10 @@
 """The code map holds: import directions between the layers, and modules of a readable size.
 
 Rules (DESIGN.md §2): ``core/`` never imports ComfyUI or ``nodes/``; architectures (``core/model/``)
-never import ``model_io``; production code never imports the test media (``core/eval/synth``).
-Every import statement is read, also those inside functions (imports are lazy on purpose here).
+never import ``model_io``; production code never imports the test media (``core/eval/synth``); no
+module imports one that imports it back (no import circles); ``model_io`` is a layer between the
+architectures and the pipelines. Every import statement is read, also those inside functions
+(imports are lazy on purpose here).
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ COMFY = ("comfy", "comfy_api", "comfy_extras", "folder_paths", "server", "execut
 PRODUCTION = ("core", "model_io", "nodes")
 
 
-def _modules():
-    for top in PRODUCTION:
-        for folder, _, files in os.walk(os.path.join(ROOT, top)):
+def _modules(root: str = ROOT, tops=PRODUCTION):
+    for top in tops:
+        for folder, _, files in os.walk(os.path.join(root, top)):
             for f in files:
                 if f.endswith(".py"):
                     path = os.path.join(folder, f)
-                    rel = os.path.relpath(path, ROOT)[:-3].split(os.sep)
+                    rel = os.path.relpath(path, root)[:-3].split(os.sep)
                     is_pkg = rel[-1] == "__init__"
                     yield path, ".".join([PKG] + (rel[:-1] if is_pkg else rel)), is_pkg
 
@@ -124,3 +126,155 @@ def test_modules_stay_readable():
         if n > 520:
             long.append(f"{os.path.relpath(path, ROOT)}: {n} lines")
     assert long == []
+
+
+# --------------------------------------------------------------------------------------------
+# the module graph: no circles, and model_io a layer
+
+# what model_io may import from core: the architectures and the plain data/utility modules below it
+MODEL_IO_MAY_IMPORT = ("core.model", "core.errors", "core.atomic", "core.precision", "core.timing.spec",
+                       "core.timing.curves")
+
+
+def _graph(root: str = ROOT, tops=PRODUCTION) -> dict[str, set[str]]:
+    """Module → modules it imports (package-internal only; imports inside functions count).
+
+    ``from .pkg import x`` is an edge to the submodule ``pkg.x`` when it exists, else to ``pkg``; a
+    name below a module (``pkg.mod.func``) resolves to the longest module prefix.
+    """
+    mods = {module: (path, is_pkg) for path, module, is_pkg in _modules(root, tops)}
+
+    def resolve(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for module, (path, is_pkg) in mods.items():
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = module.split(".") if is_pkg else module.split(".")[:-1]
+                    base = base[: len(base) - (node.level - 1)]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                names = [f"{target}.{a.name}" if f"{target}.{a.name}" in mods else target for a in node.names]
+            for n in names:
+                r = resolve(n)
+                if r and r != module:
+                    graph[module].add(r)
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each as one import circle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(_one_circle(graph, set(comp)))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _one_circle(graph: dict[str, set[str]], comp: set[str]) -> list[str]:
+    """A shortest path a → … → a inside the component (what the failure message shows)."""
+    start = min(comp)
+    prev: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for v in frontier:
+            for w in sorted(graph[v] & comp):
+                if w == start:
+                    path = [v]
+                    while path[-1] != start:
+                        path.append(prev[path[-1]])
+                    return [start] + path[::-1][1:] + [start] if v != start else [start, start]
+                if w not in prev:
+                    prev[w] = v
+                    nxt.append(w)
+        frontier = nxt
+    return sorted(comp)  # pragma: no cover (a component always has a circle)
+
+
+def _show(circle: list[str]) -> str:
+    return " -> ".join(m.removeprefix(PKG + ".") for m in circle)
+
+
+def test_no_import_circles():
+    circles = _circles(_graph())
+    assert not circles, "import circles (a module imports one that imports it back):\n" + "\n".join(map(_show, circles))
+
+
+def test_the_circle_rule_catches_a_made_up_circle(tmp_path):
+    pkg = tmp_path / "core"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from .sub import b  # a submodule, lazily\n")
+    (pkg / "sub" / "b.py").write_text("from ..c import g\n")
+    (pkg / "c.py").write_text("from .a import f\n")
+    (pkg / "d.py").write_text("from . import a\n")  # into the circle, not part of it
+    circles = _circles(_graph(str(tmp_path), ("core",)))
+    assert [_show(c) for c in circles] == ["core.a -> core.sub.b -> core.c -> core.a"]
+
+
+def _allowed_for_model_io(target: str) -> bool:
+    name = target.removeprefix(PKG + ".")
+    return any(name == a or name.startswith(a + ".") for a in MODEL_IO_MAY_IMPORT)
+
+
+def test_model_io_is_a_layer():
+    """model_io imports from core only the architectures and the data/utility modules below it, and
+    nothing it imports (however indirectly) imports model_io back."""
+    graph = _graph()
+    io = f"{PKG}.model_io"
+    bad = [f"{m} imports {t}" for m in sorted(graph) if m.startswith(io) for t in sorted(graph[m])
+           if t.startswith(f"{PKG}.core") and not _allowed_for_model_io(t)]
+    below = sorted(m for m in graph if _allowed_for_model_io(m))
+    for m in below:
+        seen, todo, prev = {m}, [m], {}
+        while todo:
+            v = todo.pop()
+            for w in graph[v]:
+                if w not in seen:
+                    seen.add(w)
+                    prev[w] = v
+                    todo.append(w)
+        back = sorted(w for w in seen if w.startswith(io))
+        if back:
+            path = [back[0]]
+            while path[-1] != m:
+                path.append(prev[path[-1]])
+            bad.append(f"{_show(path[::-1])}: below model_io, yet reaches it")
+    assert not bad, "model_io is not a layer:\n" + "\n".join(bad)
+    assert _allowed_for_model_io(f"{PKG}.core.model.dit") and not _allowed_for_model_io(f"{PKG}.core.timing.encoders")

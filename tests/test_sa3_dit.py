@@ -144,6 +144,7 @@ def test_unsupported_options_are_refused_by_name(field, value):
 
 def test_v2m_init_generates_exactly_what_the_base_does(tmp_path):
     from v2m_zero.model_io.checkpoint import build_dit_from_checkpoint, read_metadata
+    from v2m_zero.model_io.formats import read_dit
     from v2m_zero.model_io.sa3 import init_from_sa3
 
     src = tiny_sa3_file(str(tmp_path / "stable_audio_3_small_music_base.safetensors"))
@@ -153,7 +154,7 @@ def test_v2m_init_generates_exactly_what_the_base_does(tmp_path):
     base.load_state_dict({k: v for k, v in sd.items() if k.startswith(("model.model.", "conditioner.conditioners.seconds",
                                                                        "conditioner.conditioners.prompt.padding"))})
     v2m = build_dit_from_checkpoint(tmp_path / "v2m.safetensors")
-    direct = build_dit_from_checkpoint(src)  # a base file is initialised in memory
+    direct = read_dit(src)  # a base file is initialised in memory
     assert v2m.curve_channels == direct.curve_channels == 1 and isinstance(v2m, SA3DiT)
     g = torch.Generator().manual_seed(3)
     x, t = torch.randn(2, 8, 20, generator=g), torch.rand(2, generator=g)

@@ -84,7 +84,7 @@ def _build_model(cfg: Mapping, spec: Mapping, text_dim: int | None, carry_codec:
     carried: dict[str, torch.Tensor] = {}
     src_meta: dict = {}
     if m["from_checkpoint"]:
-        from ...model_io.checkpoint import build_dit_from_checkpoint
+        from ...model_io.formats import read_dit as build_dit_from_checkpoint  # any DiT-carrying file
         from ...model_io.weights import read_safetensors
 
         model = build_dit_from_checkpoint(m["from_checkpoint"], device="cpu")
@@ -158,7 +158,7 @@ def _base_text_meta(cfg: Mapping) -> dict:
     if not path:
         return {}
     from ...model_io.checkpoint import read_metadata
-    from ...model_io.sa3 import is_sa3_file
+    from ...model_io.formats import is_sa3_file
 
     try:
         return dict(read_metadata(path).get("text") or {})

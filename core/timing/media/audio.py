@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import av
@@ -99,6 +100,21 @@ def resample_audio(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 
     out = librosa.resample(wave, orig_sr=int(sr_in), target_sr=int(sr_out), res_type="soxr_hq", axis=-1)
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def downmix_stereo(wave: np.ndarray) -> np.ndarray:
+    """float32 ``[2, T]`` of a ``[C, T]`` wave with more than two channels (what AAC tracks and the
+    streaming writer both need): 5.1 as ITU-R BS.775 (LFE dropped), anything else via the mono mean."""
+    c = wave.shape[0]
+    if c == 6:  # FL FR FC LFE BL BR
+        k = 1 / math.sqrt(2)
+        left = wave[0] + k * wave[2] + k * wave[4]
+        right = wave[1] + k * wave[2] + k * wave[5]
+        out = np.stack([left, right]) / (1 + 2 * k)
+    else:
+        mono = wave.mean(axis=0)
+        out = np.stack([mono, mono])
+    return out.astype(np.float32)
 
 
 def fit_length(wave: np.ndarray, n_samples: int) -> np.ndarray:

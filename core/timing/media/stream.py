@@ -21,6 +21,7 @@ import av
 import numpy as np
 
 from ...errors import MediaError
+from .audio import downmix_stereo
 
 CHUNK = 1 << 16  # samples per chunk
 _AAC_RATES = (44100, 48000)
@@ -102,9 +103,7 @@ class AudioSpool:
 
 
 def _downmix(w: np.ndarray) -> np.ndarray:
-    from .write import _downmix_stereo
-
-    return _downmix_stereo(w) if w.shape[0] > 2 else w
+    return downmix_stereo(w) if w.shape[0] > 2 else w
 
 
 def _resampled(chunks: Iterable[np.ndarray], sr_in: int, sr_out: int, channels: int) -> Iterator[np.ndarray]:

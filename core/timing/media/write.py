@@ -17,7 +17,7 @@ import numpy as np
 
 from ...atomic import atomic_path
 from ...errors import MediaError
-from .audio import fit_length, resample_audio
+from .audio import downmix_stereo, fit_length, resample_audio
 from .levels import fit_for_aac, limit_true_peak
 from .probe import copy_timing, probe_video
 from .source import open_input, rewind, source_name
@@ -56,7 +56,7 @@ def _prepare_audio(audio, sample_rate, where: str) -> tuple[np.ndarray, int]:
     if not np.all(np.isfinite(wave)):
         raise MediaError(f"NaN/Inf in audio; refusing to write {where!r}. Check the generator/decoder output.")
     if wave.shape[0] > 2:
-        wave = _downmix_stereo(wave)
+        wave = downmix_stereo(wave)
     sr = int(sample_rate)
     if sr not in _AAC_RATES:
         wave = resample_audio(wave, sr, 48000)
@@ -69,19 +69,6 @@ def check_bitrate(bitrate: int) -> int:
     if isinstance(bitrate, bool) or not isinstance(bitrate, (int, np.integer)) or not AAC_BITRATES[0] <= bitrate <= AAC_BITRATES[1]:
         raise MediaError(f"AAC bitrate {bitrate!r} bit/s is out of range: use {AAC_BITRATES[0]}…{AAC_BITRATES[1]} (e.g. 192000)")
     return int(bitrate)
-
-
-def _downmix_stereo(wave: np.ndarray) -> np.ndarray:
-    c = wave.shape[0]
-    if c == 6:  # FL FR FC LFE BL BR (ITU-R BS.775 style, LFE dropped)
-        k = 1 / math.sqrt(2)
-        left = wave[0] + k * wave[2] + k * wave[4]
-        right = wave[1] + k * wave[2] + k * wave[5]
-        out = np.stack([left, right]) / (1 + 2 * k)
-    else:
-        mono = wave.mean(axis=0)
-        out = np.stack([mono, mono])
-    return out.astype(np.float32)
 
 
 class _AacTrack:
