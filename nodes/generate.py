@@ -12,7 +12,7 @@ from ..core.model.fast import FAST_MODES
 from ..core.model.flow import UNCOND_MODES
 from ..core.errors import V2MError
 from ..core.precision import PRECISIONS
-from . import _host
+from . import host as _host
 from .types import CurveType, ModelType
 
 CATEGORY = "V2M-Zero/generate"
@@ -103,48 +103,16 @@ class LoadModel(io.ComfyNode):
     @classmethod
     def execute(cls, checkpoint, text_encoder, codec, precision, offload, lora=NONE, lora_strength=1.0,
                 download_if_missing=False) -> io.NodeOutput:
-        import comfy.model_management as mm
-
         ckpt = checkpoint_path(checkpoint)
         text, tokenizer = text_encoder_path(text_encoder, download_if_missing)
         cod = None if codec == FROM_CHECKPOINT else _host.model_path("codecs", codec)
         adapter = None if lora in (None, NONE) else _host.model_path("loras", lora)
-        device = "cpu" if offload else mm.get_torch_device()
+        device = _host.load_device(offload)
         gen = generate.load_music_model(ckpt, text_encoder=text, codec=cod, device=device, precision=precision,
                                       lora=adapter, lora_strength=float(lora_strength), tokenizer=tokenizer)
-        gen.meta["_offload"] = bool(offload)
+        _host.set_offload(gen, bool(offload))
         notes = model_notes(gen)
         return io.NodeOutput(gen, ui=ui.PreviewText("\n".join(notes)) if notes else None)
-
-
-def _on_device(gen: generate.MusicModel, device) -> None:
-    import torch
-
-    device = torch.device(device)
-    for part in (gen.dit, gen.codec, gen.text):
-        if isinstance(part, torch.nn.Module) or (part is not None and hasattr(part, "to")):
-            part.to(device)
-    gen.device = device
-
-
-class _Placed:
-    """Move an offloaded model to the compute device for the duration of a block."""
-
-    def __init__(self, gen):
-        self.gen = gen
-
-    def __enter__(self):
-        import comfy.model_management as mm
-
-        if self.gen.meta.get("_offload"):
-            _on_device(self.gen, mm.get_torch_device())
-        return self.gen
-
-    def __exit__(self, *exc):
-        if self.gen.meta.get("_offload"):
-            _on_device(self.gen, "cpu")
-            _host.release_memory()
-        return False
 
 
 class Sampler(io.ComfyNode):
@@ -185,7 +153,7 @@ class Sampler(io.ComfyNode):
             bar.check_interrupt()
             bar(state["step"] + 1, total)
 
-        with _Placed(model) as gen:
+        with _host.placed(model) as gen:
             latents = generate.sample_latents(
                 gen, cond, prompt, negative_prompt=negative_prompt, duration=curve.duration,
                 steps=steps, cfg_scale=cfg, seed=seed, uncond=uncond, callback=callback, plan=plan, fast=fast_sampler,
@@ -228,7 +196,7 @@ class DecodeLatents(io.ComfyNode):
             raise V2MError("expected audio latents [batch, channels, frames] from the V2M sampler")
         duration = float(latent.get("duration") or samples.shape[-1] / model.latent_rate)
         bar = _host.Progress(1)
-        with _Placed(model) as gen:
+        with _host.placed(model) as gen:
             wave = generate.decode_latents(gen, samples[:1], duration)
         bar(1, 1)
         audio = _host.numpy_to_audio(np.ascontiguousarray(wave), model.sample_rate)

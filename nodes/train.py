@@ -12,7 +12,7 @@ from ..core.atomic import atomic_path
 from ..core.errors import V2MError
 from ..core.outputs import OutputPlan
 from ..core.timing.curves import DEFAULT_SMOOTHING_SECONDS
-from . import _host
+from .host import models, runtime
 
 CATEGORY = "V2M-Zero/train"
 NONE = "none"
@@ -95,8 +95,8 @@ class Train(io.ComfyNode):
             inputs=[
                 io.Combo.Input("dataset", options=_dataset_choices(), default=DEMO_DATASET, tooltip=f"A folder in ComfyUI's input folder with music files (wav/flac/mp3/ogg/m4a) and captions (sidecar .txt, or captions.csv/.jsonl). '{DEMO_DATASET}': a DEMO set of synthetic click tracks (12 files × 32 s at 8 kHz) written to input/{DEMO_FOLDER} on first use, to try training in a few minutes on a CPU."),
                 io.String.Input("run_name", default="v2m_run", tooltip="Names the run folder (output/v2m_training/<run>) and the checkpoint."),
-                io.Combo.Input("init_checkpoint", options=[NONE] + _host.model_choices("checkpoints", folders=False), default=NONE, tooltip="Start from this V2M checkpoint (e.g. made by init-checkpoint from Stable Audio Open); none = a new model from the config."),
-                io.Combo.Input("codec", options=PATCH_CODECS + _host.model_choices("codecs", folders=False), default=PATCH_CODECS[0], tooltip="Audio codec for the latents: a weightless patch codec (patch:SIZE:CHANNELS:RATE, toy runs) or an autoencoder file from models/v2m/codecs/ (Stable Audio Open's)."),
+                io.Combo.Input("init_checkpoint", options=[NONE] + models.model_choices("checkpoints", folders=False), default=NONE, tooltip="Start from this V2M checkpoint (e.g. made by init-checkpoint from Stable Audio Open); none = a new model from the config."),
+                io.Combo.Input("codec", options=PATCH_CODECS + models.model_choices("codecs", folders=False), default=PATCH_CODECS[0], tooltip="Audio codec for the latents: a weightless patch codec (patch:SIZE:CHANNELS:RATE, toy runs) or an autoencoder file from models/v2m/codecs/ (Stable Audio Open's)."),
                 io.Combo.Input("music_encoder", options=["logmel", "codec", "musicfm"], default="logmel", tooltip="Encoder for the music event curves (paper: MusicFM; logmel is weightless)."),
                 io.Float.Input("clip_seconds", default=8.0, min=1.0, max=120.0, step=0.5, tooltip="Training clip length (paper: 32 s)."),
                 io.Float.Input("smoothing_seconds", default=round(DEFAULT_SMOOTHING_SECONDS, 2), min=0.0, max=30.0, step=0.05, tooltip="Hann smoothing of the music curves; inference uses the same (stored in the checkpoint)."),
@@ -131,7 +131,7 @@ class Train(io.ComfyNode):
             cfg, prep = _preset_settings(preset, init_checkpoint, cfg, download_if_missing)
             cfg["curve"]["smoothing_seconds"] = float(smoothing_seconds)  # the cache is made with the widget's
         else:
-            prep = {"codec": codec if codec in PATCH_CODECS else _host.model_path("codecs", codec),
+            prep = {"codec": codec if codec in PATCH_CODECS else models.model_path("codecs", codec),
                     "music_encoder": music_encoder, "clip_seconds": clip_seconds}
         run_dir = os.path.join(folder_paths.get_output_directory(), "v2m_training", run)
         cache = os.path.join(run_dir, "cache")
@@ -139,16 +139,16 @@ class Train(io.ComfyNode):
         plan = OutputPlan()  # nothing the run writes may be one of its inputs (the init checkpoint, the music)
         plan.input(data_dir, "dataset folder")
         if init_checkpoint != NONE:
-            plan.input(_host.model_path("checkpoints", init_checkpoint), "init_checkpoint")
+            plan.input(models.model_path("checkpoints", init_checkpoint), "init_checkpoint")
         plan.folder(run_dir, "run folder")
         plan.file(dest, "the trained checkpoint", create_parent=True)
         plan.check()
         os.makedirs(run_dir, exist_ok=True)
 
-        bar = _host.Progress(max_steps)
+        bar = runtime.Progress(max_steps)
 
         def prep_progress(done, total, name):
-            _host.Progress.check_interrupt()
+            runtime.Progress.check_interrupt()
 
         prepare.prepare_dataset(data_dir, cache, **prep, smoothing_seconds=smoothing_seconds, progress=prep_progress,
                                 device=str(mm.get_torch_device()), log=_log)
@@ -157,7 +157,7 @@ class Train(io.ComfyNode):
         cfg.setdefault("train", {})["max_steps"] = int(max_steps)
         cfg["train"].setdefault("device", str(mm.get_torch_device()))
         if init_checkpoint != NONE:
-            cfg.setdefault("model", {})["from_checkpoint"] = _host.model_path("checkpoints", init_checkpoint)
+            cfg.setdefault("model", {})["from_checkpoint"] = models.model_path("checkpoints", init_checkpoint)
             cfg["model"].pop("from_config", None)
 
         def progress(info):
@@ -175,7 +175,7 @@ class Train(io.ComfyNode):
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         with atomic_path(dest) as tmp:
             shutil.copyfile(result.checkpoint_path, tmp)
-        _host.release_memory()
+        runtime.release_memory()
         loss = "n/a" if result.last_loss is None else f"{result.last_loss:.4f}"
         what = f"LoRA adapter: {dest}\n(use it in Load V2M Model's lora input with {init_checkpoint})" if sao else f"checkpoint: {dest}"
         text = f"step {result.step}, last loss {loss}\n{what}\nrun folder: {run_dir}"
@@ -224,12 +224,12 @@ def _preset_settings(preset: str, init_checkpoint: str, user_cfg: dict, download
         raise V2MError(f"the {preset} preset fine-tunes a V2M checkpoint made from {BASE_NAMES[preset]}: choose it as "
                        f"init_checkpoint (`v2m-zero init-checkpoint --from {source} model.safetensors --out "
                        f"models/v2m/checkpoints/{file}`)")
-    base = _host.model_path("checkpoints", init_checkpoint)
+    base = models.model_path("checkpoints", init_checkpoint)
     cfg = _merge(tomllib.loads(example_toml(preset, base)), _overrides(user_cfg, tomllib.loads(DEFAULT_CONFIG_TOML)))
     if cfg["text"]["encoder"] == text:  # the preset's own text encoder: from models/v2m/text_encoders/ (or downloaded)
         cfg["text"]["encoder"] = _preset_text_encoder(text, download)
     if download and find_musicfm() is None:
-        _host.download_model("musicfm")
+        models.download_model("musicfm")
     cfg.get("model", {}).pop("from_config", None)
     p = prepare_preset(preset)
     musicfm = find_musicfm()
@@ -241,13 +241,13 @@ def _preset_settings(preset: str, init_checkpoint: str, user_cfg: dict, download
 def _preset_text_encoder(name: str, download: bool) -> str:
     """The preset's text-encoder folder; for T5Gemma also ComfyUI's own single file when there is no folder."""
     try:
-        return _host.model_path("text_encoders", name)
+        return models.model_path("text_encoders", name)
     except V2MError:
         if name == "t5gemma-b-b-ul2" and not download:
-            files = _host.t5gemma_file_choices()
+            files = models.t5gemma_file_choices()
             if files:
-                return _host.comfy_model_path(files[0])
-        return _host.model_path_or_download("text_encoders", name, download)
+                return models.comfy_model_path(files[0])
+        return models.model_path_or_download("text_encoders", name, download)
 
 
 NODES = [Train]
