@@ -124,3 +124,20 @@ def test_offload_choice_lives_beside_the_model_not_in_its_metadata(host, tmp_pat
     del off, gen
     gc.collect()
     assert len(runtime._OFFLOADED) == n - 1  # forgotten with the model
+
+
+def test_one_extension_table_and_one_same_file_check(tmp_path):
+    from v2m_zero.core import outputs
+    from v2m_zero.core.commands import _common
+    from v2m_zero.core.timing.media import write
+
+    assert _common.VIDEO_OUT is outputs.VIDEO_OUT and _common.AUDIO_OUT is outputs.AUDIO_OUT
+    assert set(outputs.VIDEO_OUT) | set(outputs.AUDIO_OUT) == set(outputs.CONTAINERS)
+    assert all(write._CONTAINER_FORMATS[e] == outputs.CONTAINERS[e] for e in outputs.VIDEO_OUT)
+    a = tmp_path / "a.wav"
+    a.write_bytes(b"x")
+    os.link(a, tmp_path / "hard.wav")
+    os.symlink(a, tmp_path / "soft.wav")
+    assert outputs.same_file(a, tmp_path / "hard.wav") and outputs.same_file(str(tmp_path / "soft.wav"), a)
+    assert outputs.same_file(a, tmp_path / "." / "a.wav") and not outputs.same_file(a, tmp_path / "b.wav")
+    assert write._same_file(str(tmp_path / "hard.wav"), str(a)) and not write._same_file(object(), str(a))
