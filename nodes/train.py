@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 
 from comfy_api.latest import io, ui
 
-from ..core.atomic import atomic_path
 from ..core.errors import V2MError
-from ..core.outputs import OutputPlan
 from ..core.timing.curves import DEFAULT_SMOOTHING_SECONDS
 from .host import models, runtime
 
@@ -112,69 +109,38 @@ class Train(io.ComfyNode):
     @classmethod
     def execute(cls, dataset, run_name, init_checkpoint, codec, music_encoder, clip_seconds, smoothing_seconds, max_steps, config,
                 preset=CUSTOM, download_if_missing=False) -> io.NodeOutput:
-        import tomllib
-
         import comfy.model_management as mm
         import folder_paths
 
-        from ..core.train import prepare
-        from ..core import train
+        from ..core.train import job
 
         data_dir = _dataset_dir(dataset)
         run = _run_name(run_name)
-        try:
-            cfg = tomllib.loads(config or "")
-        except tomllib.TOMLDecodeError as exc:
-            raise V2MError(f"the config is not valid TOML: {exc}") from None
+        user = _parse_config(config)
+        device = str(mm.get_torch_device())
+        run_dir = os.path.join(folder_paths.get_output_directory(), "v2m_training", run)
+        init = None if init_checkpoint == NONE else models.model_path("checkpoints", init_checkpoint)
+        node = {"data": {"cache": os.path.join(run_dir, "cache")}, "run_dir": run_dir, "train": {"max_steps": int(max_steps)}}
+        if init is not None:
+            node["model"] = {"from_checkpoint": init, "from_config": None}
         sao = preset in BASE_NAMES  # a LoRA preset
         if sao:
-            cfg, prep = _preset_settings(preset, init_checkpoint, cfg, download_if_missing)
-            cfg["curve"]["smoothing_seconds"] = float(smoothing_seconds)  # the cache is made with the widget's
+            cfg, prep = _preset_settings(preset, init_checkpoint, user, download_if_missing, device,
+                                         {**node, "curve": {"smoothing_seconds": float(smoothing_seconds)}})
         else:
+            cfg = job.training_config(("the node's device", {"train": {"device": device}}), ("the config", user),
+                                      ("the node's settings", node))
             prep = {"codec": codec if codec in PATCH_CODECS else models.model_path("codecs", codec),
                     "music_encoder": music_encoder, "clip_seconds": clip_seconds}
-        run_dir = os.path.join(folder_paths.get_output_directory(), "v2m_training", run)
-        cache = os.path.join(run_dir, "cache")
         dest = os.path.join(folder_paths.models_dir, "v2m", "loras" if sao else "checkpoints", f"{run}.safetensors")
-        plan = OutputPlan()  # nothing the run writes may be one of its inputs (the init checkpoint, the music)
-        plan.input(data_dir, "dataset folder")
-        if init_checkpoint != NONE:
-            plan.input(models.model_path("checkpoints", init_checkpoint), "init_checkpoint")
-        plan.folder(run_dir, "run folder")
-        plan.file(dest, "the trained checkpoint", create_parent=True)
-        plan.check()
-        os.makedirs(run_dir, exist_ok=True)
-
         bar = runtime.Progress(max_steps)
-
-        def prep_progress(done, total, name):
-            runtime.Progress.check_interrupt()
-
-        prepare.prepare_dataset(data_dir, cache, **prep, smoothing_seconds=smoothing_seconds, progress=prep_progress,
-                                device=str(mm.get_torch_device()), log=_log)
-        cfg.setdefault("data", {})["cache"] = cache
-        cfg["run_dir"] = run_dir
-        cfg.setdefault("train", {})["max_steps"] = int(max_steps)
-        cfg["train"].setdefault("device", str(mm.get_torch_device()))
-        if init_checkpoint != NONE:
-            cfg.setdefault("model", {})["from_checkpoint"] = models.model_path("checkpoints", init_checkpoint)
-            cfg["model"].pop("from_config", None)
-
-        def progress(info):
-            bar(int(info.get("step", 0)), max_steps)
-
-        import torch
-
-        # ComfyUI runs nodes under torch.inference_mode(); training needs autograd back.
-        with torch.inference_mode(False), torch.enable_grad():
-            result = train.train(cfg, progress=progress, should_stop=mm.processing_interrupted)
-        if result.stopped:
-            mm.throw_exception_if_processing_interrupted()  # the state is saved; re-queue to resume
-        if not result.checkpoint_path:
-            raise V2MError(f"training wrote no checkpoint (run folder {run_dir})")
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        with atomic_path(dest) as tmp:
-            shutil.copyfile(result.checkpoint_path, tmp)
+        result = job.run(
+            job.TrainJob(cfg, inputs=[(data_dir, "dataset folder"), (init, "init_checkpoint")], data_dir=data_dir,
+                         prepare={**prep, "smoothing_seconds": smoothing_seconds, "device": device}, dest=dest,
+                         run_label="run folder"),
+            progress=lambda info: bar(int(info.get("step", 0)), max_steps), should_stop=mm.processing_interrupted,
+            prepare_progress=lambda done, total, name: runtime.Progress.check_interrupt(), prepare_log=_log,
+            on_stopped=mm.throw_exception_if_processing_interrupted)  # the state is saved; re-queue to resume
         runtime.release_memory()
         loss = "n/a" if result.last_loss is None else f"{result.last_loss:.4f}"
         what = f"LoRA adapter: {dest}\n(use it in Load V2M Model's lora input with {init_checkpoint})" if sao else f"checkpoint: {dest}"
@@ -182,6 +148,15 @@ class Train(io.ComfyNode):
         if dataset == DEMO_DATASET:
             text = DEMO_TEXT + "\n" + text
         return io.NodeOutput(dest, ui=ui.PreviewText(text))
+
+
+def _parse_config(text: str) -> dict:
+    import tomllib
+
+    try:
+        return tomllib.loads(text or "")
+    except tomllib.TOMLDecodeError as exc:
+        raise V2MError(f"the config is not valid TOML: {exc}") from None
 
 
 def _log(message: str) -> None:
@@ -192,31 +167,13 @@ def _log(message: str) -> None:
         logging.getLogger("v2m_zero").warning(message[len("warning: "):])
 
 
-def _overrides(user: dict, default: dict) -> dict:
-    """What the user changed in the node's config relative to its default text (only that overrides a preset)."""
-    out = {}
-    for k, v in user.items():
-        if isinstance(v, dict) and isinstance(default.get(k), dict):
-            sub = _overrides(v, default[k])
-            if sub:
-                out[k] = sub
-        elif default.get(k, object()) != v:
-            out[k] = v
-    return out
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def _preset_settings(preset: str, init_checkpoint: str, user_cfg: dict, download: bool) -> tuple[dict, dict]:
-    """A LoRA preset's training config (with the user's own changes) and prepare settings."""
+def _preset_settings(preset: str, init_checkpoint: str, user_cfg: dict, download: bool, device: str,
+                     node: dict) -> tuple[dict, dict]:
+    """A LoRA preset's training config (with the user's own changes and the node's settings) and prepare settings."""
     import tomllib
 
-    from ..core.train.presets import BASES, example_toml, prepare_preset
+    from ..core.train import job
+    from ..core.train.presets import BASES, prepare_preset
     from ..model_io.musicfm import find_musicfm
 
     source, file, text = BASES[preset]
@@ -225,12 +182,14 @@ def _preset_settings(preset: str, init_checkpoint: str, user_cfg: dict, download
                        f"init_checkpoint (`v2m-zero init-checkpoint --from {source} model.safetensors --out "
                        f"models/v2m/checkpoints/{file}`)")
     base = models.model_path("checkpoints", init_checkpoint)
-    cfg = _merge(tomllib.loads(example_toml(preset, base)), _overrides(user_cfg, tomllib.loads(DEFAULT_CONFIG_TOML)))
+    cfg = job.training_config(("the node's device", {"train": {"device": device}}),
+                              (f"the {preset} preset", job.preset_layer(preset, base)),
+                              ("the config", job.changed_keys(user_cfg, tomllib.loads(DEFAULT_CONFIG_TOML))),
+                              ("the node's settings", node))
     if cfg["text"]["encoder"] == text:  # the preset's own text encoder: from models/v2m/text_encoders/ (or downloaded)
         cfg["text"]["encoder"] = _preset_text_encoder(text, download)
     if download and find_musicfm() is None:
         models.download_model("musicfm")
-    cfg.get("model", {}).pop("from_config", None)
     p = prepare_preset(preset)
     musicfm = find_musicfm()
     prep = {"codec": base, "music_encoder": p.music_encoder, "music_encoder_fallback": p.fallback_encoder,
