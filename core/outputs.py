@@ -17,6 +17,14 @@ from dataclasses import dataclass, field
 from .errors import V2MError
 
 
+#: the extensions the media writers produce, by kind (in the order help texts list them)
+VIDEO_OUT = (".mp4", ".m4v", ".mov", ".mkv")
+AUDIO_OUT = (".wav", ".flac", ".m4a", ".aac", ".mka")
+#: the container each output extension is written in (FFmpeg's format names)
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska",
+              ".wav": "wav", ".flac": "flac", ".m4a": "mp4", ".aac": "adts", ".mka": "matroska"}
+
+
 class OutputError(V2MError):
     """An output path that cannot be written safely (it is an input, missing a folder, read-only, ...)."""
 
@@ -34,7 +42,9 @@ def _real(path: str) -> str:
     return os.path.realpath(os.path.abspath(path))
 
 
-def _same(a: str, b: str) -> bool:
+def same_file(a, b) -> bool:
+    """Whether two paths name one file, whatever the spelling (``./x``, absolute, a symlink, a hard link)."""
+    a, b = os.fspath(a), os.fspath(b)
     if _real(a) == _real(b):
         return True
     try:
@@ -85,13 +95,13 @@ class OutputPlan:
         self.existed = {o.path for o in self.outputs if os.path.lexists(o.path)}
         for i, out in enumerate(self.outputs):
             for inp in self.inputs:
-                if _same(out.path, inp.path):
+                if same_file(out.path, inp.path):
                     raise OutputError(f"{out.label} {out.path!r} is the {inp.label} {inp.path!r}: inputs are never "
                                       "overwritten; choose another output path")
                 if out.folder and os.path.isdir(inp.path) and _real(inp.path) == _real(out.path):
                     raise OutputError(f"{out.label} {out.path!r} is the {inp.label} folder: choose another folder")
             for other in self.outputs[:i]:
-                if _same(out.path, other.path):
+                if same_file(out.path, other.path):
                     raise OutputError(f"{out.label} and {other.label} are the same file {out.path!r}: give them different paths")
             (self._check_folder if out.folder else self._check_file)(out)
         return self

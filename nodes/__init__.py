@@ -22,7 +22,7 @@ def node_list() -> list:
 def make_extension():
     from comfy_api.latest import ComfyExtension
 
-    from ._host import register_model_folders
+    from .host.models import register_model_folders
 
     class V2MZeroExtension(ComfyExtension):
         async def on_load(self) -> None:

@@ -10,7 +10,7 @@ from ..core.align.render import STRETCHERS
 from ..core.align.timemap import EDIT_KINDS, AlignOptions
 from ..core.errors import V2MError
 from ..core.timing import media
-from . import _host
+from .host import convert, files, runtime
 from .types import CurveType
 
 CATEGORY = "V2M-Zero/audio"
@@ -25,7 +25,7 @@ class LoadMusic(io.ComfyNode):
             category=CATEGORY,
             description="Load a music file from ComfyUI's input folder as AUDIO (its own sample rate and channels), or the pack's example song.",
             inputs=[
-                io.Combo.Input("file", options=_host.input_audio_choices(), upload=io.UploadType.audio,
+                io.Combo.Input("file", options=files.input_audio_choices(), upload=io.UploadType.audio,
                                tooltip=f"An audio file in ComfyUI's input folder (upload one with the button). {examples.DEMO_SONG_NAME}: "
                                        "the pack's example song (16 s, 96 BPM, made by the pack's own code), written into the input folder on first use."),
             ],
@@ -34,18 +34,18 @@ class LoadMusic(io.ComfyNode):
 
     @classmethod
     def execute(cls, file) -> io.NodeOutput:
-        path = _host.input_file_path(file, "audio")
+        path = files.input_file_path(file, "audio")
         wave, sr = media.decode_audio(path)
-        audio = _host.numpy_to_audio(wave, sr)
+        audio = convert.numpy_to_audio(wave, sr)
         return io.NodeOutput(audio, float(wave.shape[-1] / sr), ui=ui.PreviewAudio(audio, cls=cls))
 
     @classmethod
     def fingerprint_inputs(cls, file):
-        return _host.input_fingerprint(file, "audio")
+        return files.input_fingerprint(file, "audio")
 
     @classmethod
     def validate_inputs(cls, file):
-        return _host.validate_input_file(file, "audio")
+        return files.validate_input_file(file, "audio")
 
 
 class AlignMusic(io.ComfyNode):
@@ -92,21 +92,21 @@ class AlignMusic(io.ComfyNode):
     @classmethod
     def execute(cls, audio, max_stretch, edits, start_seconds, end_fade, loop_short_music, stretcher,
                 curve=None, video=None) -> io.NodeOutput:
-        wave, sr = _host.audio_to_numpy(audio)
+        wave, sr = convert.audio_to_numpy(audio)
         raw, hits, strengths = _hit_points(curve, video)
         options = AlignOptions(max_stretch=max_stretch, edits=edits, start=start_seconds, end_fade=end_fade,
                                extend="loop" if loop_short_music else "silence")
-        bar = _host.Progress(1)
+        bar = runtime.Progress(1)
         result = pipeline.align_music(wave, sr, hits, raw.duration, strengths=strengths, options=options,
-                                      stretcher=stretcher, progress=bar, check_interrupt=_host.Progress.check_interrupt)
+                                      stretcher=stretcher, progress=bar, check_interrupt=runtime.Progress.check_interrupt)
         sync = pipeline.sync_report(hits, pipeline.unaligned(wave, sr, raw.duration, start_seconds), result.audio, sr,
                                     raw.duration)
         report = pipeline.format_report(result, sync, cuts_label="hit points")
-        image = _host.image_tensor(pipeline.report_plot(raw, hits, sync, result, title=report.splitlines()[0]))
+        image = convert.image_tensor(pipeline.report_plot(raw, hits, sync, result, title=report.splitlines()[0]))
         preview = ui.PreviewImage(image, cls=cls)
         as_dict = getattr(preview, "as_dict", None)
         extra = as_dict() if callable(as_dict) else {}
-        return io.NodeOutput(_host.numpy_to_audio(result.audio, sr), image, report, ui={"text": (report,), **extra})
+        return io.NodeOutput(convert.numpy_to_audio(result.audio, sr), image, report, ui={"text": (report,), **extra})
 
 
 def _hit_points(curve, video):
@@ -116,12 +116,12 @@ def _hit_points(curve, video):
         return curve, t, s
     if video is None:
         raise V2MError("Align Music needs the video's hit points: connect a curve (Event Curve) or the video")
-    path, temporary = _host.video_to_file(video)
+    path, temporary = convert.video_to_file(video)
     try:
-        raw, t, s = pipeline.video_hit_points(path, check_interrupt=_host.Progress.check_interrupt)
+        raw, t, s = pipeline.video_hit_points(path, check_interrupt=runtime.Progress.check_interrupt)
     finally:
         if temporary:
-            _host.remove_files([path])
+            files.remove_files([path])
     return raw, t, s
 
 

@@ -8,7 +8,7 @@ from comfy_api.latest import InputImpl, io, ui
 
 from ..core.timing import media
 from ..core.outputs import OutputPlan
-from . import _host
+from .host import convert, files
 
 CATEGORY = "V2M-Zero/audio"
 
@@ -33,12 +33,12 @@ class MuxAudio(io.ComfyNode):
 
     @classmethod
     def execute(cls, video, audio, save_mp4, filename_prefix) -> io.NodeOutput:
-        wave, sr = _host.audio_to_numpy(audio)
+        wave, sr = convert.audio_to_numpy(audio)
         if save_mp4:
-            out, file, subfolder = _host.output_path(filename_prefix, "mp4")
+            out, file, subfolder = files.output_path(filename_prefix, "mp4")
         else:
-            out = _host.temp_video_path("v2m-mux-")
-        src, temporary = _host.video_to_file(video)
+            out = files.temp_video_path("v2m-mux-")
+        src, temporary = convert.video_to_file(video)
         try:
             plan = OutputPlan()
             plan.input(src, "input video")

@@ -6,7 +6,7 @@ from comfy_api.latest import io, ui
 
 from ..core.timing import curves, plot
 from ..core.timing.spec import CurveSpec
-from . import _host
+from .host import convert
 from .types import CurveType, FeaturesType, ModelType
 
 CATEGORY = "V2M-Zero/curves"
@@ -14,7 +14,7 @@ SAO_LATENT_RATE = curves.SAO_LATENT_RATE
 
 
 def _plot(label: str, curve: curves.Curve, peaks=(), title: str = ""):
-    return _host.image_tensor(plot.plot_curves([(label, curve)], peaks=peaks, title=title))
+    return convert.image_tensor(plot.plot_curves([(label, curve)], peaks=peaks, title=title))
 
 
 class EventCurve(io.ComfyNode):
@@ -78,7 +78,7 @@ class SmoothCurve(io.ComfyNode):
         smooth = spec.smooth(curve, length=latent_length) if latent_length else spec.smooth(curve, rate=target_rate)
         if scale != 1.0 or offset != 0.0:
             smooth = smooth.replace(values=smooth.values * scale + offset, spec=dict(smooth.spec, scale=scale, offset=offset))
-        image = _host.image_tensor(
+        image = convert.image_tensor(
             plot.plot_curves([("smoothed", smooth), ("raw", curve)], peaks=curve.spec.get("peaks", ()),
                              title=f"smoothed: {kernel_seconds:.3g} s Hann{follow}, {len(smooth)} samples at {smooth.rate:.3f} Hz")
         )

@@ -7,7 +7,7 @@ from comfy_api.latest import io, ui
 
 from ..core.timing import encoders, media, plot
 from ..core.eval import report as metrics_report
-from . import _host
+from .host import convert, files, runtime
 
 CATEGORY = "V2M-Zero/evaluate"
 
@@ -38,13 +38,13 @@ class SyncReport(io.ComfyNode):
         try:
             path = _file_to_evaluate(video, images, audio, fps, temps)
             result = metrics_report.evaluate_video(path, tolerance=tolerance, n_shifts=shifts, **_cut_detector())
-            raw = encoders.encode_video_curve(path, encoders.get_encoder("pixels"), check_interrupt=_host.Progress.check_interrupt)
+            raw = encoders.encode_video_curve(path, encoders.get_encoder("pixels"), check_interrupt=runtime.Progress.check_interrupt)
         finally:
-            _host.remove_files(temps)
+            files.remove_files(temps)
         if _cut_detector():
             result["note"] = "; ".join(n for n in (result.get("note"), NO_SCENEDETECT) if n)
         report = _report(result)
-        image = _host.image_tensor(
+        image = convert.image_tensor(
             plot.plot_curves(
                 [("event curve", raw)],
                 marks=[("cuts", result["cuts"]), ("beats", result["beats"])],
@@ -92,10 +92,10 @@ def _report(r: dict) -> str:
 
 def _file_to_evaluate(video, images, audio, fps, temps: list[str]) -> str:
     """A file holding the frames and the music to evaluate (temporary ones go in ``temps``)."""
-    path = _host.video_or_images_file(video, images, fps, temps, node="Sync Report")
+    path = convert.video_or_images_file(video, images, fps, temps, node="Sync Report")
     if audio is not None:
-        wave, sr = _host.audio_to_numpy(audio)
-        muxed = _host.temp_video_path("v2m-eval-")
+        wave, sr = convert.audio_to_numpy(audio)
+        muxed = files.temp_video_path("v2m-eval-")
         temps.append(muxed)
         media.mux_audio(path, wave, sr, muxed)
         path = muxed

@@ -11,7 +11,7 @@ from ..core.sampling import FAST_MODES, FIELDS, FROM_CHECKPOINT, UNCOND_MODES, S
 from ..core.timing import plot
 from ..core.timing.spec import curve_mismatches
 from ..core.precision import PRECISIONS
-from . import _host
+from . import host as _host
 from .types import CurveType, ModelType
 
 CATEGORY = "V2M-Zero/generate"
@@ -20,12 +20,13 @@ NONE = "none"
 DEMO_CHECKPOINT = "demo/v2m-zero-demo-music.safetensors"
 def checkpoint_choices() -> list[str]:
     """The demo, V2M checkpoints in models/v2m/checkpoints/, then SAO 1.0 and SA3 base files in models/checkpoints/."""
-    return [DEMO_CHECKPOINT] + _host.model_choices("checkpoints", folders=False) + _host.sao_base_choices() + _host.sa3_base_choices()
+    return ([DEMO_CHECKPOINT] + _host.model_choices("checkpoints", folders=False)
+            + _host.format_choices("checkpoints", "sao1", "sa3"))
 
 
 def text_encoder_choices() -> list[str]:
     return ([NONE] + sorted(set(_host.model_choices("text_encoders", folders=True)) | {"t5-base"})
-            + _host.t5_file_choices() + _host.t5gemma_file_choices())
+            + _host.format_choices("text_encoders", "t5", "t5gemma"))
 
 
 def checkpoint_path(name: str) -> str:
@@ -85,48 +86,16 @@ class LoadModel(io.ComfyNode):
     @classmethod
     def execute(cls, checkpoint, text_encoder, codec, precision, offload, lora=NONE, lora_strength=1.0,
                 download_if_missing=False) -> io.NodeOutput:
-        import comfy.model_management as mm
-
         ckpt = checkpoint_path(checkpoint)
         text, tokenizer = text_encoder_path(text_encoder, download_if_missing)
         cod = None if codec == FROM_CHECKPOINT else _host.model_path("codecs", codec)
         adapter = None if lora in (None, NONE) else _host.model_path("loras", lora)
-        device = "cpu" if offload else mm.get_torch_device()
+        device = _host.load_device(offload)
         gen = generate.load_music_model(ckpt, text_encoder=text, codec=cod, device=device, precision=precision,
                                       lora=adapter, lora_strength=float(lora_strength), tokenizer=tokenizer)
-        gen.meta["_offload"] = bool(offload)
+        _host.set_offload(gen, bool(offload))
         notes = generate.model_notes(gen)
         return io.NodeOutput(gen, ui=ui.PreviewText("\n".join(notes)) if notes else None)
-
-
-def _on_device(gen: generate.MusicModel, device) -> None:
-    import torch
-
-    device = torch.device(device)
-    for part in (gen.dit, gen.codec, gen.text):
-        if isinstance(part, torch.nn.Module) or (part is not None and hasattr(part, "to")):
-            part.to(device)
-    gen.device = device
-
-
-class _Placed:
-    """Move an offloaded model to the compute device for the duration of a block."""
-
-    def __init__(self, gen):
-        self.gen = gen
-
-    def __enter__(self):
-        import comfy.model_management as mm
-
-        if self.gen.meta.get("_offload"):
-            _on_device(self.gen, mm.get_torch_device())
-        return self.gen
-
-    def __exit__(self, *exc):
-        if self.gen.meta.get("_offload"):
-            _on_device(self.gen, "cpu")
-            _host.release_memory()
-        return False
 
 
 def _tip(name: str, auto: str = "") -> str:
@@ -177,7 +146,7 @@ class Sampler(io.ComfyNode):
                  + generate.model_notes(model))
         job = generate.plan_job(model, curve, settings)
         bar = _host.Progress(job.total_steps)
-        with _Placed(model) as gen:
+        with _host.placed(model) as gen:
             latents = generate.sample_job(gen, job, prompt, negative_prompt=negative_prompt, progress=bar,
                                           interrupt=bar.check_interrupt)
         plan = job.plan
@@ -220,7 +189,7 @@ class DecodeLatents(io.ComfyNode):
             raise V2MError("expected audio latents [batch, channels, frames] from the V2M sampler")
         duration = float(latent.get("duration") or samples.shape[-1] / model.latent_rate)
         bar = _host.Progress(1)
-        with _Placed(model) as gen:
+        with _host.placed(model) as gen:
             wave = generate.decode_latents(gen, samples[:1], duration)
         bar(1, 1)
         audio = _host.numpy_to_audio(np.ascontiguousarray(wave), model.sample_rate)

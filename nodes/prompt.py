@@ -7,18 +7,18 @@ import os
 from comfy_api.latest import io, ui
 
 from ..core import prompt
-from . import _host
+from .host import convert, files, models, runtime
 
 CATEGORY = "V2M-Zero/prompt"
 NONE = "none"
 
 
 def _choices() -> list[str]:
-    return [NONE] + _host.model_choices("prompt", folders=True)
+    return [NONE] + models.model_choices("prompt", folders=True)
 
 
 def _dir(name: str) -> str | None:
-    return None if not name or name == NONE else _host.model_path("prompt", name)
+    return None if not name or name == NONE else models.model_path("prompt", name)
 
 
 class MusicPrompt(io.ComfyNode):
@@ -51,7 +51,7 @@ class MusicPrompt(io.ComfyNode):
 
         temps: list[str] = []
         try:
-            path = _host.video_or_images_file(video, images, fps, temps, node="Music Prompt")
+            path = convert.video_or_images_file(video, images, fps, temps, node="Music Prompt")
             device = "cpu"
             if any(m != NONE for m in (asr_model, vlm_model, llm_model)):
                 import comfy.model_management
@@ -61,17 +61,17 @@ class MusicPrompt(io.ComfyNode):
             pipe = prompt.MusicPromptPipeline(
                 _dir(asr_model), _dir(vlm_model), _dir(llm_model), device=device, cache_dir=cache, n_frames=frames, frame_mode=frame_mode
             )
-            bar = _host.Progress(4)
+            bar = runtime.Progress(4)
 
             def progress(step, total, message=""):
                 bar.check_interrupt()
                 bar(step, total)
 
-            wave = _host.audio_to_numpy(audio) if audio is not None else None
+            wave = convert.audio_to_numpy(audio) if audio is not None else None
             result = pipe.run(path, audio=wave, user_text=user_text, progress=progress)
         finally:
-            _host.remove_files(temps)
-            _host.release_memory()
+            files.remove_files(temps)
+            runtime.release_memory()
         shown = [f"prompt: {result.prompt}"]
         if result.fallback_reason:
             shown.append(f"note: {result.fallback_reason}")

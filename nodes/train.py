@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 
 from comfy_api.latest import io, ui
 
-from ..core.atomic import atomic_path
 from ..core.errors import V2MError
-from ..core.outputs import OutputPlan
 from ..core.timing.curves import DEFAULT_SMOOTHING_SECONDS
-from . import _host
+from .host import models, runtime
 
 CATEGORY = "V2M-Zero/train"
 NONE = "none"
@@ -95,8 +92,8 @@ class Train(io.ComfyNode):
             inputs=[
                 io.Combo.Input("dataset", options=_dataset_choices(), default=DEMO_DATASET, tooltip=f"A folder in ComfyUI's input folder with music files (wav/flac/mp3/ogg/m4a) and captions (sidecar .txt, or captions.csv/.jsonl). '{DEMO_DATASET}': a DEMO set of synthetic click tracks (12 files × 32 s at 8 kHz) written to input/{DEMO_FOLDER} on first use, to try training in a few minutes on a CPU."),
                 io.String.Input("run_name", default="v2m_run", tooltip="Names the run folder (output/v2m_training/<run>) and the checkpoint."),
-                io.Combo.Input("init_checkpoint", options=[NONE] + _host.model_choices("checkpoints", folders=False), default=NONE, tooltip="Start from this V2M checkpoint (e.g. made by init-checkpoint from Stable Audio Open); none = a new model from the config."),
-                io.Combo.Input("codec", options=PATCH_CODECS + _host.model_choices("codecs", folders=False), default=PATCH_CODECS[0], tooltip="Audio codec for the latents: a weightless patch codec (patch:SIZE:CHANNELS:RATE, toy runs) or an autoencoder file from models/v2m/codecs/ (Stable Audio Open's)."),
+                io.Combo.Input("init_checkpoint", options=[NONE] + models.model_choices("checkpoints", folders=False), default=NONE, tooltip="Start from this V2M checkpoint (e.g. made by init-checkpoint from Stable Audio Open); none = a new model from the config."),
+                io.Combo.Input("codec", options=PATCH_CODECS + models.model_choices("codecs", folders=False), default=PATCH_CODECS[0], tooltip="Audio codec for the latents: a weightless patch codec (patch:SIZE:CHANNELS:RATE, toy runs) or an autoencoder file from models/v2m/codecs/ (Stable Audio Open's)."),
                 io.Combo.Input("music_encoder", options=["logmel", "codec", "musicfm"], default="logmel", tooltip="Encoder for the music event curves (paper: MusicFM; logmel is weightless)."),
                 io.Float.Input("clip_seconds", default=8.0, min=1.0, max=120.0, step=0.5, tooltip="Training clip length (paper: 32 s)."),
                 io.Float.Input("smoothing_seconds", default=round(DEFAULT_SMOOTHING_SECONDS, 2), min=0.0, max=30.0, step=0.05, tooltip="Hann smoothing of the music curves; inference uses the same (stored in the checkpoint)."),
@@ -112,76 +109,54 @@ class Train(io.ComfyNode):
     @classmethod
     def execute(cls, dataset, run_name, init_checkpoint, codec, music_encoder, clip_seconds, smoothing_seconds, max_steps, config,
                 preset=CUSTOM, download_if_missing=False) -> io.NodeOutput:
-        import tomllib
-
         import comfy.model_management as mm
         import folder_paths
 
-        from ..core.train import prepare
-        from ..core import train
+        from ..core.train import job
 
         data_dir = _dataset_dir(dataset)
         run = _run_name(run_name)
-        try:
-            cfg = tomllib.loads(config or "")
-        except tomllib.TOMLDecodeError as exc:
-            raise V2MError(f"the config is not valid TOML: {exc}") from None
+        user = _parse_config(config)
+        device = str(mm.get_torch_device())
+        run_dir = os.path.join(folder_paths.get_output_directory(), "v2m_training", run)
+        init = None if init_checkpoint == NONE else models.model_path("checkpoints", init_checkpoint)
+        node = {"data": {"cache": os.path.join(run_dir, "cache")}, "run_dir": run_dir, "train": {"max_steps": int(max_steps)}}
+        if init is not None:
+            node["model"] = {"from_checkpoint": init, "from_config": None}
         sao = preset in BASE_NAMES  # a LoRA preset
         if sao:
-            cfg, prep = _preset_settings(preset, init_checkpoint, cfg, download_if_missing)
-            cfg["curve"]["smoothing_seconds"] = float(smoothing_seconds)  # the cache is made with the widget's
+            cfg, prep = _preset_settings(preset, init_checkpoint, user, download_if_missing, device,
+                                         {**node, "curve": {"smoothing_seconds": float(smoothing_seconds)}})
         else:
-            prep = {"codec": codec if codec in PATCH_CODECS else _host.model_path("codecs", codec),
+            cfg = job.training_config(("the node's device", {"train": {"device": device}}), ("the config", user),
+                                      ("the node's settings", node))
+            prep = {"codec": codec if codec in PATCH_CODECS else models.model_path("codecs", codec),
                     "music_encoder": music_encoder, "clip_seconds": clip_seconds}
-        run_dir = os.path.join(folder_paths.get_output_directory(), "v2m_training", run)
-        cache = os.path.join(run_dir, "cache")
         dest = os.path.join(folder_paths.models_dir, "v2m", "loras" if sao else "checkpoints", f"{run}.safetensors")
-        plan = OutputPlan()  # nothing the run writes may be one of its inputs (the init checkpoint, the music)
-        plan.input(data_dir, "dataset folder")
-        if init_checkpoint != NONE:
-            plan.input(_host.model_path("checkpoints", init_checkpoint), "init_checkpoint")
-        plan.folder(run_dir, "run folder")
-        plan.file(dest, "the trained checkpoint", create_parent=True)
-        plan.check()
-        os.makedirs(run_dir, exist_ok=True)
-
-        bar = _host.Progress(max_steps)
-
-        def prep_progress(done, total, name):
-            _host.Progress.check_interrupt()
-
-        prepare.prepare_dataset(data_dir, cache, **prep, smoothing_seconds=smoothing_seconds, progress=prep_progress,
-                                device=str(mm.get_torch_device()), log=_log)
-        cfg.setdefault("data", {})["cache"] = cache
-        cfg["run_dir"] = run_dir
-        cfg.setdefault("train", {})["max_steps"] = int(max_steps)
-        cfg["train"].setdefault("device", str(mm.get_torch_device()))
-        if init_checkpoint != NONE:
-            cfg.setdefault("model", {})["from_checkpoint"] = _host.model_path("checkpoints", init_checkpoint)
-            cfg["model"].pop("from_config", None)
-
-        def progress(info):
-            bar(int(info.get("step", 0)), max_steps)
-
-        import torch
-
-        # ComfyUI runs nodes under torch.inference_mode(); training needs autograd back.
-        with torch.inference_mode(False), torch.enable_grad():
-            result = train.train(cfg, progress=progress, should_stop=mm.processing_interrupted)
-        if result.stopped:
-            mm.throw_exception_if_processing_interrupted()  # the state is saved; re-queue to resume
-        if not result.checkpoint_path:
-            raise V2MError(f"training wrote no checkpoint (run folder {run_dir})")
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        with atomic_path(dest) as tmp:
-            shutil.copyfile(result.checkpoint_path, tmp)
-        _host.release_memory()
+        bar = runtime.Progress(max_steps)
+        result = job.run(
+            job.TrainJob(cfg, inputs=[(data_dir, "dataset folder"), (init, "init_checkpoint")], data_dir=data_dir,
+                         prepare={**prep, "smoothing_seconds": smoothing_seconds, "device": device}, dest=dest,
+                         run_label="run folder"),
+            progress=lambda info: bar(int(info.get("step", 0)), max_steps), should_stop=mm.processing_interrupted,
+            prepare_progress=lambda done, total, name: runtime.Progress.check_interrupt(), prepare_log=_log,
+            on_stopped=mm.throw_exception_if_processing_interrupted)  # the state is saved; re-queue to resume
+        runtime.release_memory()
         loss = "n/a" if result.last_loss is None else f"{result.last_loss:.4f}"
         what = f"LoRA adapter: {dest}\n(use it in Load V2M Model's lora input with {init_checkpoint})" if sao else f"checkpoint: {dest}"
         text = f"step {result.step}, last loss {loss}\n{what}\nrun folder: {run_dir}"
         if dataset == DEMO_DATASET:
             text = DEMO_TEXT + "\n" + text
         return io.NodeOutput(dest, ui=ui.PreviewText(text))
+
+
+def _parse_config(text: str) -> dict:
+    import tomllib
+
+    try:
+        return tomllib.loads(text or "")
+    except tomllib.TOMLDecodeError as exc:
+        raise V2MError(f"the config is not valid TOML: {exc}") from None
 
 
 def _log(message: str) -> None:
@@ -192,31 +167,13 @@ def _log(message: str) -> None:
         logging.getLogger("v2m_zero").warning(message[len("warning: "):])
 
 
-def _overrides(user: dict, default: dict) -> dict:
-    """What the user changed in the node's config relative to its default text (only that overrides a preset)."""
-    out = {}
-    for k, v in user.items():
-        if isinstance(v, dict) and isinstance(default.get(k), dict):
-            sub = _overrides(v, default[k])
-            if sub:
-                out[k] = sub
-        elif default.get(k, object()) != v:
-            out[k] = v
-    return out
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def _preset_settings(preset: str, init_checkpoint: str, user_cfg: dict, download: bool) -> tuple[dict, dict]:
-    """A LoRA preset's training config (with the user's own changes) and prepare settings."""
+def _preset_settings(preset: str, init_checkpoint: str, user_cfg: dict, download: bool, device: str,
+                     node: dict) -> tuple[dict, dict]:
+    """A LoRA preset's training config (with the user's own changes and the node's settings) and prepare settings."""
     import tomllib
 
-    from ..core.train.presets import BASES, example_toml, prepare_preset
+    from ..core.train import job
+    from ..core.train.presets import BASES, prepare_preset
     from ..model_io.musicfm import find_musicfm
 
     source, file, text = BASES[preset]
@@ -224,13 +181,15 @@ def _preset_settings(preset: str, init_checkpoint: str, user_cfg: dict, download
         raise V2MError(f"the {preset} preset fine-tunes a V2M checkpoint made from {BASE_NAMES[preset]}: choose it as "
                        f"init_checkpoint (`v2m-zero init-checkpoint --from {source} model.safetensors --out "
                        f"models/v2m/checkpoints/{file}`)")
-    base = _host.model_path("checkpoints", init_checkpoint)
-    cfg = _merge(tomllib.loads(example_toml(preset, base)), _overrides(user_cfg, tomllib.loads(DEFAULT_CONFIG_TOML)))
+    base = models.model_path("checkpoints", init_checkpoint)
+    cfg = job.training_config(("the node's device", {"train": {"device": device}}),
+                              (f"the {preset} preset", job.preset_layer(preset, base)),
+                              ("the config", job.changed_keys(user_cfg, tomllib.loads(DEFAULT_CONFIG_TOML))),
+                              ("the node's settings", node))
     if cfg["text"]["encoder"] == text:  # the preset's own text encoder: from models/v2m/text_encoders/ (or downloaded)
         cfg["text"]["encoder"] = _preset_text_encoder(text, download)
     if download and find_musicfm() is None:
-        _host.download_model("musicfm")
-    cfg.get("model", {}).pop("from_config", None)
+        models.download_model("musicfm")
     p = prepare_preset(preset)
     musicfm = find_musicfm()
     prep = {"codec": base, "music_encoder": p.music_encoder, "music_encoder_fallback": p.fallback_encoder,
@@ -241,13 +200,13 @@ def _preset_settings(preset: str, init_checkpoint: str, user_cfg: dict, download
 def _preset_text_encoder(name: str, download: bool) -> str:
     """The preset's text-encoder folder; for T5Gemma also ComfyUI's own single file when there is no folder."""
     try:
-        return _host.model_path("text_encoders", name)
+        return models.model_path("text_encoders", name)
     except V2MError:
         if name == "t5gemma-b-b-ul2" and not download:
-            files = _host.t5gemma_file_choices()
+            files = models.format_choices("text_encoders", "t5gemma")
             if files:
-                return _host.comfy_model_path(files[0])
-        return _host.model_path_or_download("text_encoders", name, download)
+                return models.comfy_model_path(files[0])
+        return models.model_path_or_download("text_encoders", name, download)
 
 
 NODES = [Train]

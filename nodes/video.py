@@ -10,7 +10,7 @@ from ..core.timing import encoders, media
 from ..core.timing.spec import encoder_name
 from ..core.errors import V2MError
 from ..core.precision import PRECISIONS
-from . import _host
+from .host import convert, files, models, runtime
 from .types import FeaturesType, ModelType
 
 CATEGORY = "V2M-Zero/video"
@@ -27,7 +27,7 @@ class LoadVideo(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "file",
-                    options=_host.input_video_choices(),
+                    options=files.input_video_choices(),
                     upload=io.UploadType.video,
                     tooltip=f"A video in ComfyUI's input folder (upload one with the button). {examples.DEMO_CLIP_NAME}: the pack's example clip (12 s, seven cuts, made by the pack's own code), written into the input folder on first use.",
                 ),
@@ -42,17 +42,17 @@ class LoadVideo(io.ComfyNode):
 
     @classmethod
     def execute(cls, file) -> io.NodeOutput:
-        path = _host.input_file_path(file)
+        path = files.input_file_path(file)
         info = media.probe_video(path)
         return io.NodeOutput(InputImpl.VideoFromFile(path), float(info.fps), float(info.duration), int(info.frame_count))
 
     @classmethod
     def fingerprint_inputs(cls, file):
-        return _host.input_fingerprint(file)
+        return files.input_fingerprint(file)
 
     @classmethod
     def validate_inputs(cls, file):
-        return _host.validate_input_file(file)
+        return files.validate_input_file(file)
 
 
 AUTO = "auto"
@@ -61,7 +61,7 @@ ENCODER_CHOICES = ["pixels", "histogram", "dinov2", AUTO]
 
 def _dinov2_choices() -> list[str]:
     known = {"dinov2-small", "dinov2-base", "dinov2-large", "dinov2-giant"}  # downloadable (v2m-zero models list)
-    return sorted(set(_host.model_choices("encoders", folders=True)) | known)
+    return sorted(set(models.model_choices("encoders", folders=True)) | known)
 
 
 class EncodeFrames(io.ComfyNode):
@@ -101,7 +101,7 @@ class EncodeFrames(io.ComfyNode):
             import comfy.model_management
 
             kwargs = dict(
-                model=_host.model_path_or_download("encoders", dinov2_model, download_if_missing),
+                model=models.model_path_or_download("encoders", dinov2_model, download_if_missing),
                 pooling=pooling,
                 precision=precision,
                 batch_size=batch_size,
@@ -111,7 +111,7 @@ class EncodeFrames(io.ComfyNode):
         try:
             feats = _encode(enc, video, images, fps, sample_fps or None, size or None, batch_size)
         finally:
-            _host.release_memory(enc)
+            runtime.release_memory(enc)
         return io.NodeOutput(feats)
 
 
@@ -130,10 +130,10 @@ def _auto_encoder(model, dinov2_model: str, pooling: str) -> tuple[str, str, str
 
 def _encode(enc, video, images, fps, sample_fps, size, batch):
     if video is not None:
-        src = _host.video_source(video)
+        src = convert.video_source(video)
         if src is not None:
             info = media.probe_video(src)
-            progress = _host.Progress(info.frame_count)
+            progress = runtime.Progress(info.frame_count)
             if hasattr(src, "seek"):
                 src.seek(0)
             return encoders.encode_video(
@@ -147,10 +147,10 @@ def _encode(enc, video, images, fps, sample_fps, size, batch):
 
 def _encode_images(enc, images, fps, sample_fps, size, batch):
     """IMAGE frames at ``fps`` (converted to uint8 chunk by chunk, at the encoder's size)."""
-    progress = _host.Progress(int(images.shape[0]))
+    progress = runtime.Progress(int(images.shape[0]))
     return encoders.encode_frames(
         images, fps, enc, sample_fps=sample_fps, batch=batch,
-        convert=lambda chunk: _host.images_to_uint8(chunk, size or enc.decode_size),
+        convert=lambda chunk: convert.images_to_uint8(chunk, size or enc.decode_size),
         progress=progress, check_interrupt=progress.check_interrupt,
     )
 

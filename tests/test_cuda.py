@@ -1,5 +1,7 @@
 """CUDA checks (skipped without a GPU; run on the lent GPU machine, see benchmarks/RESULTS.md)."""
 
+import os
+
 import pytest
 import torch
 
@@ -184,3 +186,27 @@ def test_fast_sampler_survives_offload_between_runs(tmp_path):
         reserved.append(torch.cuda.memory_reserved())
     assert fast.fast_model(gen.dit, "compile", device=gen.device).fast
     assert reserved[-1] <= reserved[1] * 1.5 + 64 * 2**20, reserved
+
+
+def test_offloaded_model_is_on_the_gpu_only_inside_placed(host, tmp_path, monkeypatch):
+    """The Load V2M Model node's offload on a real GPU: CPU between runs, the GPU while sampling, CPU again."""
+    import comfy.model_management as mm
+    import folder_paths
+
+    from v2m_zero.nodes import generate
+    from v2m_zero.nodes.host import runtime
+
+    monkeypatch.setattr(mm, "get_torch_device", lambda: torch.device("cuda", 0))
+    ckdir = os.path.join(folder_paths.models_dir, "v2m", "checkpoints")
+    os.makedirs(ckdir)
+    tiny_v2m_checkpoint(os.path.join(ckdir, "t.safetensors"))
+    kw = dict(checkpoint="t.safetensors", text_encoder="none", codec="from checkpoint", precision="fp32")
+    off = generate.LoadModel.execute(offload=True, **kw).args[0]
+    on = generate.LoadModel.execute(offload=False, **kw).args[0]
+    assert next(off.dit.parameters()).is_cuda is False and next(on.dit.parameters()).is_cuda
+    with runtime.placed(off) as gen:
+        assert next(gen.dit.parameters()).is_cuda and gen.device.type == "cuda"
+    assert next(off.dit.parameters()).is_cuda is False and off.device.type == "cpu"
+    with runtime.placed(on) as gen:
+        assert next(gen.dit.parameters()).is_cuda
+    assert next(on.dit.parameters()).is_cuda  # loaded on the GPU: stays there

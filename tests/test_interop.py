@@ -103,9 +103,9 @@ def test_create_video_with_audio_is_used_without_a_lossy_re_encode(host, inputs)
     import torch
     from comfy_api.latest import InputImpl, Types
 
-    from v2m_zero.nodes import _host
+    from v2m_zero.nodes.host import convert
 
     audio = {"waveform": torch.zeros(1, 2, 4410), "sample_rate": 44100}
     vc = InputImpl.VideoFromComponents(Types.VideoComponents(images=torch.rand(3, 16, 16, 3), audio=audio, frame_rate=24))
-    assert _host.video_source(vc) is None  # frames are taken directly, not through an in-memory H.264 encode
+    assert convert.video_source(vc) is None  # frames are taken directly, not through an in-memory H.264 encode
     assert hasattr(vc, "get_stream_source")  # (which ComfyUI's VideoInput would offer)

@@ -106,7 +106,7 @@ def test_the_rules_catch_violations(tmp_path):
     assert _core_imports_comfy(f"{PKG}.core.timing.encoders", "folder_paths")
     assert _core_imports_comfy(f"{PKG}.core.generate", "comfy.model_management")
     assert not _core_imports_comfy(f"{PKG}.nodes.video", "folder_paths")
-    assert _core_imports_nodes(f"{PKG}.core.cli", f"{PKG}.nodes._host")
+    assert _core_imports_nodes(f"{PKG}.core.cli", f"{PKG}.nodes.host.runtime")
     assert _architecture_imports_model_io(f"{PKG}.core.model.dit", f"{PKG}.model_io.weights")
     assert not _architecture_imports_model_io(f"{PKG}.core.generate", f"{PKG}.model_io.weights")
     assert _production_imports_synth(f"{PKG}.core.commands.demo", f"{PKG}.core.eval.synth")

@@ -163,11 +163,11 @@ def test_video_from_components_keeps_its_audio_when_written_to_a_file(host):
     import torch
     from comfy_api.latest import InputImpl, Types
 
-    from v2m_zero.nodes import _host
+    from v2m_zero.nodes.host import convert
 
     audio = {"waveform": torch.from_numpy(synth.click_track([0.3], 1.0))[None], "sample_rate": 44100}
     vc = InputImpl.VideoFromComponents(Types.VideoComponents(images=torch.rand(24, 36, 64, 3), audio=audio, frame_rate=Fraction(24)))
-    path, temporary = _host.video_to_file(vc)
+    path, temporary = convert.video_to_file(vc)
     try:
         assert temporary and media.probe_video(path).has_audio
     finally:
@@ -177,5 +177,5 @@ def test_video_from_components_keeps_its_audio_when_written_to_a_file(host):
 
     before = set(os.listdir(folder_paths.get_temp_directory()))
     with pytest.raises(Exception):
-        _host.video_to_file(bad)
+        convert.video_to_file(bad)
     assert set(os.listdir(folder_paths.get_temp_directory())) == before  # no temp file left

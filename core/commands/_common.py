@@ -9,12 +9,10 @@ import time
 from typing import Callable
 
 from ..atomic import write_json  # noqa: F401  (re-exported for the commands)
-from ..outputs import OutputPlan  # noqa: F401  (re-exported for the commands)
+from ..outputs import AUDIO_OUT, VIDEO_OUT, OutputPlan  # noqa: F401  (re-exported for the commands)
 
 # the base presets of core.train.presets (listed here so that building the parser imports no torch)
 PRESETS = ("toy", "sao1", "sa3")  # core.train.presets.PRESETS (no import at parser time; tests/test_presets.py checks they agree)
-VIDEO_OUT = (".mp4", ".m4v", ".mov", ".mkv")
-AUDIO_OUT = (".wav", ".flac", ".m4a", ".aac", ".mka")
 
 
 class ArgumentParser(argparse.ArgumentParser):

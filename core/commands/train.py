@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 
-from ._common import PRESETS, OutputPlan, duration_text, number
+from ._common import PRESETS, duration_text, number
 
 NAME = "train"
 HELP = "fine-tune a V2M model on a prepared cache from a TOML config (Ctrl-C saves a resumable state)"
@@ -61,7 +61,7 @@ class TrainProgress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import EXAMPLE_TOML, load_config, train
+    from ..train import EXAMPLE_TOML, load_config
 
     if args.example:
         if args.checkpoint:
@@ -83,12 +83,11 @@ def run(args: argparse.Namespace) -> int:
         cfg["run_dir"] = os.path.abspath(args.run_dir)
     if args.no_resume:
         cfg["resume"] = False
-    plan = OutputPlan()
-    plan.input(args.config, "training config")
-    plan.input(cfg["data"]["cache"], "cache folder (data.cache)")
-    plan.input(cfg["model"]["from_checkpoint"], "model.from_checkpoint")
-    plan.folder(cfg["run_dir"], "run folder (run_dir)")
-    plan.check()
+    from ..train import job
+
+    run_job = job.TrainJob(cfg, inputs=[(args.config, "training config"), (cfg["data"]["cache"], "cache folder (data.cache)"),
+                                        (cfg["model"]["from_checkpoint"], "model.from_checkpoint")])
+    run_job.check()  # before the SIGINT handler: a refusal is one line
     stop = {"flag": False}
     prev = None
 
@@ -105,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         prev = None
     bar = TrainProgress()
     try:
-        res = train(cfg, progress=bar, should_stop=lambda: stop["flag"])
+        res = job.run(run_job, progress=bar, should_stop=lambda: stop["flag"])
     finally:
         bar.close()
         if prev is not None:

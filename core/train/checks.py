@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import V2MError
+from ..outputs import same_file
 from ..timing.spec import same_smoothing
 
 __all__ = ["RunChecks", "check_run", "base_takes_text"]
@@ -111,7 +112,7 @@ def _check_same_vae(cache_codec: Mapping, base_path: str, cache: str) -> None:
     from ...model_io.lora import codec_content_hash
 
     src = cache_codec.get("path")
-    if not src or not os.path.exists(src) or os.path.realpath(src) == os.path.realpath(base_path):
+    if not src or not os.path.exists(src) or same_file(src, base_path):
         return
     a, b = codec_content_hash(src), codec_content_hash(base_path)
     if a is not None and b is not None and a != b:

@@ -46,7 +46,7 @@ def merge_config(base: Mapping, over: Mapping, where: str = "") -> dict:
     out = copy.deepcopy(dict(base))
     for k, v in over.items():
         if k not in base:
-            raise V2MError(f"unknown training config key {where}{k!r}; known: {', '.join(sorted(base))}")
+            raise V2MError(f"unknown training config key {where + str(k)!r}; known: {', '.join(sorted(base))}")
         if isinstance(base[k], Mapping) and isinstance(v, Mapping):
             out[k] = merge_config(base[k], v, f"{where}{k}.")
         else:

@@ -17,6 +17,7 @@ import numpy as np
 
 from ...atomic import atomic_path
 from ...errors import MediaError
+from ...outputs import CONTAINERS, VIDEO_OUT, same_file
 from .audio import downmix_stereo, fit_length, resample_audio
 from .levels import fit_for_aac, limit_true_peak
 from .probe import copy_timing, probe_video
@@ -24,16 +25,7 @@ from .source import open_input, rewind, source_name
 from .stream import AudioSpool, master_stream, mux_rate
 
 
-_CONTAINER_FORMATS = {
-    ".mp4": "mp4",
-    ".m4v": "mp4",
-    ".m4a": "mp4",
-    ".mov": "mov",
-    ".mkv": "matroska",
-    ".mka": "matroska",
-    ".wav": "wav",
-    ".flac": "flac",
-}
+_CONTAINER_FORMATS = {ext: fmt for ext, fmt in CONTAINERS.items() if ext != ".aac"}  # (raw AAC holds no video)
 _AAC_RATES = (44100, 48000)
 #: AAC bitrates (bit/s) the mux accepts, inclusive.
 AAC_BITRATES = (32_000, 512_000)
@@ -146,7 +138,7 @@ def _container_format(out_path: str) -> str:
     if fmt is None:
         raise MediaError(
             f"Unsupported output extension {ext!r} for {out_path!r}; use one of "
-            + ", ".join(sorted(k for k in _CONTAINER_FORMATS if k not in (".wav", ".flac", ".m4a", ".mka")))
+            + ", ".join(sorted(VIDEO_OUT))
         )
     return fmt
 
@@ -168,15 +160,7 @@ def _mov_options(fmt: str, video_time_base) -> dict:
 
 
 def _same_file(src, out_path: str) -> bool:
-    if not isinstance(src, (str, os.PathLike)):
-        return False
-    a, b = os.path.realpath(os.fspath(src)), os.path.realpath(out_path)
-    if a == b:
-        return True
-    try:
-        return os.path.exists(b) and os.path.samefile(a, b)
-    except OSError:
-        return False
+    return isinstance(src, (str, os.PathLike)) and same_file(src, out_path)
 
 
 def _mastered(video, audio, sample_rate, out_path: str, bitrate: int):
