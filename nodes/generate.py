@@ -156,8 +156,8 @@ class Sampler(io.ComfyNode):
         image = _host.image_tensor(plot.plot_curves([("conditioning curve", job.latent_curve)], marks=marks, title=title[:160],
                                                     notes=notes, height=400 + 70 * len(notes)))
         latent = {"samples": latents, "type": "audio", "duration": float(curve.duration), "sample_rate": model.sample_rate}
-        text = "\n".join([f"sampling: {job.sampling.describe()}"]
-                         + ["curve and checkpoint agree" if not notes else "notes:"] + [f"- {n}" for n in notes])
+        text = "\n".join(["curve and checkpoint agree" if not notes else "notes:"] + [f"- {n}" for n in notes]
+                         + [f"sampling: {job.sampling.describe()}"])
         return io.NodeOutput(latent, image, ui={"text": (text,), **_image_ui(image, cls)})
 
 
