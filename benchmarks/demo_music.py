@@ -58,7 +58,8 @@ def main(argv=None) -> dict:
     for i, ckpt in enumerate(args.checkpoints):
         m = measure(ckpt, os.path.join(args.out, f"{i}-{os.path.splitext(os.path.basename(ckpt))[0]}"), args.video)
         rows[ckpt] = m
-        print(f"| {os.path.basename(ckpt)} | {m['harmonic_share']:.2f} | {m['chroma_peak_share']:.3f} | {m['sch']} | {m['sch_null']} |")
+        print(f"| {os.path.basename(ckpt)} | {m['harmonic_share']:.2f} | {m['chroma_peak_share']:.3f} "
+              f"| {m['sch']} | {m['sch_null']} |")
     return rows
 
 

@@ -154,8 +154,10 @@ def main(argv=None) -> int:
     ap.add_argument("--sample-fps", type=float, default=None,
                     help="frames per second encoded by the real-size models (default: every frame on CUDA, 1 on CPU)")
     ap.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"])
-    ap.add_argument("--batch", type=int, default=0, help="frames per model batch (default: the encoder's: 64 CUDA, 16 CPU)")
-    ap.add_argument("--model-batches", type=int, default=None, help="batches timed for the bare model (default 20 CUDA, 2 CPU)")
+    ap.add_argument("--batch", type=int, default=0,
+                    help="frames per model batch (default: the encoder's: 64 CUDA, 16 CPU)")
+    ap.add_argument("--model-batches", type=int, default=None,
+                    help="batches timed for the bare model (default 20 CUDA, 2 CPU)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of the decode and tiny-model timings (median)")
     ap.add_argument("--baseline", action="store_true", help="also time the tiny model through the pre-issue-15 path")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's own choice)")
@@ -176,7 +178,8 @@ def main(argv=None) -> int:
     import av
     import transformers
 
-    dev = torch.cuda.get_device_name(0) if args.cuda else f"CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}"
+    dev = (torch.cuda.get_device_name(0) if args.cuda
+           else f"CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
     print(f"device: {dev}; {platform.machine()}, Python {platform.python_version()}, torch {torch.__version__}, "
           f"transformers {transformers.__version__}, PyAV {av.__version__}; precision {args.precision}", flush=True)
     path = os.path.join(args.workdir, f"clip_1080p_{int(args.duration)}s_30fps.mp4")

@@ -295,7 +295,7 @@ def _section_plan(rng: np.random.Generator, duration: float, tempo: float, meter
     if hits is not None:  # hit points given (e.g. a video's cuts): one section between each two
         edges = [0.0] + sorted(float(h) for h in hits if 0 < h < duration) + [duration]
         names, out = ["intro"], []
-        for k, (a, b) in enumerate(zip(edges, edges[1:])):
+        for k, (a, b) in enumerate(zip(edges, edges[1:], strict=False)):
             bpm = fitted_tempo(b - a, tempo) if k + 2 < len(edges) else tempo
             out.append(Section(names[-1], a, b, bpm, a > 0))
             names.append(str(rng.choice(NEXT_SECTION[names[-1]])))
@@ -354,7 +354,8 @@ def _section_notes(arr: Arrangement, rng, sec: Section, grid: _Grid, prog, shift
     vel = lambda v: int(np.clip(v * (0.6 + 0.4 * intensity) + rng.normal(0, 6), 20, 127))  # noqa: E731
     add = lambda part, p, t, length, v: arr.notes.append(  # noqa: E731
         Note(part, int(p), float(t), float(min(t + length, quiet_from if part != "drums" else t + length)), vel(v)))
-    accent_bars = {int(b) for b in rng.integers(0, max(n_bars - 1, 1), size=int(rng.integers(0, 2)))} if n_bars > 2 else set()
+    accent_bars = ({int(b) for b in rng.integers(0, max(n_bars - 1, 1), size=int(rng.integers(0, 2)))}
+                   if n_bars > 2 else set())
     for bar in range(n_bars):
         degree = prog[(bar + shift) % len(prog)]
         chord = _chord(arr.key, arr.mode, degree, seventh=arr.style in ("swing", "bossa"))

@@ -39,19 +39,23 @@ def stages(peak: float) -> list[tuple[str, list[str], int]]:
     return [
         ("sampler", [py, "sampler_speed.py", "--cuda", "--fast", "off", "compile", *pk], 200),
         ("train: baseline (issue 5 setup)", [py, "train_speed.py", "--cuda", "--batch", "32", "--steps", "8", *pk], 60),
-        ("train: compile + flash + fused", [py, "train_speed.py", "--cuda", "--batch", "32", "--steps", "8", "--compile",
-                                            "--attention", "flash", *pk], 150),
-        ("encoder", [py, "encoder_speed.py", "--cuda", "--models", "tiny", "dinov2-l", "--duration", "30", "--repeat", "1"], 120),
-        ("tests", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", os.path.join(ROOT, "tests", "test_cuda.py")], 150),
+        ("train: compile + flash + fused", [py, "train_speed.py", "--cuda", "--batch", "32", "--steps", "8",
+                                            "--compile", "--attention", "flash", *pk], 150),
+        ("encoder", [py, "encoder_speed.py", "--cuda", "--models", "tiny", "dinov2-l", "--duration", "30",
+                     "--repeat", "1"], 120),
+        ("tests", [py, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                   os.path.join(ROOT, "tests", "test_cuda.py")], 150),
         ("train: + selective checkpointing, batch 64", [py, "train_speed.py", "--cuda", "--batch", "64", "--steps", "6",
-                                                        "--compile", "--attention", "flash", "--checkpointing", "selective", *pk], 150),
+                                                        "--compile", "--attention", "flash",
+                                                        "--checkpointing", "selective", *pk], 150),
     ]
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--budget", type=float, default=470.0, help="seconds for everything (default 470, under 8 min)")
-    ap.add_argument("--only", nargs="+", default=None, help="stage name prefixes to run (sampler, train, encoder, tests)")
+    ap.add_argument("--only", nargs="+", default=None,
+                    help="stage name prefixes to run (sampler, train, encoder, tests)")
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak for MFU (H100 SXM 989; H200 989)")
     args = ap.parse_args(argv)
     import torch

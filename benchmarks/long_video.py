@@ -37,7 +37,8 @@ import numpy as np
 import seams  # benchmarks/seams.py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# the figures in RESULTS.md were measured with the first demo, the click toy (git show d95b9a2:demo/v2m-zero-pair-toy.safetensors);
+# the figures in RESULTS.md were measured with the first demo, the click toy
+# (git show d95b9a2:demo/v2m-zero-pair-toy.safetensors);
 # --checkpoint takes any V2M checkpoint, the bundled demo by default
 DEMO = os.path.join(os.path.dirname(HERE), "demo", "v2m-zero-demo-music.safetensors")
 
@@ -95,9 +96,12 @@ def naive(gen, raw, bounds, args) -> np.ndarray:
 
     cond = generate.conditioning_curve_for(gen, raw)
     parts = []
-    for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
+    for k, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
         piece = cond.replace(values=cond.values[a:b], times=cond.times[a:b], duration=(b - a) / gen.latent_rate)
-        parts.append(generate.sample_latents(gen, piece, "", generate.SamplingSettings(steps=args.steps, cfg=args.cfg, seed=windows.window_seed(args.seed, k)), duration=(b - a) / gen.latent_rate))
+        parts.append(generate.sample_latents(gen, piece, "",
+                                             generate.SamplingSettings(steps=args.steps, cfg=args.cfg,
+                                                                       seed=windows.window_seed(args.seed, k)),
+                                             duration=(b - a) / gen.latent_rate))
     return generate.decode_latents(gen, torch.cat(parts, dim=-1), raw.duration)
 
 
@@ -146,7 +150,8 @@ def main(argv=None) -> int:
             seams_w = [j - plan.fade / (2 * plan.rate) for j in plan.joins]  # centre of each crossfade
             row = {"duration": clip.duration, "kind": kind, "cuts": len(clip.cut_times), "windows": len(plan),
                    "samples": int(wave.shape[1]), "exact_length": wave.shape[1] == round(clip.duration * sr),
-                   "wall_s": res["wall"], "cpu_s": res.get("cpu"), "rss_mb": res["rss_mb"], "windowed": score(wave, sr, clip.cut_times, clip.duration)}
+                   "wall_s": res["wall"], "cpu_s": res.get("cpu"), "rss_mb": res["rss_mb"],
+                   "windowed": score(wave, sr, clip.cut_times, clip.duration)}
             row["windowed"]["seams"] = seams.seam_report(wave, sr, seams_w, clip.cut_times)
             if len(plan) > 1 and kind == "long" and not args.skip_naive:
                 window = plan.windows[0].length
@@ -174,8 +179,8 @@ METHODS = ("windowed", "naive (same joins)", "naive (every window)")
 
 def _line(r) -> str:
     w = r["windowed"]
-    s = f"{r['kind']:5s} {r['duration']:6.1f} s: {r['windows']} windows, exact {r['exact_length']}, {r['wall_s']:.1f} s, " \
-        f"{r['rss_mb']:.0f} MB, SCH {w['sch']:.3f} (chance {w['sch_null']:.3f})"
+    s = f"{r['kind']:5s} {r['duration']:6.1f} s: {r['windows']} windows, exact {r['exact_length']}, " \
+        f"{r['wall_s']:.1f} s, {r['rss_mb']:.0f} MB, SCH {w['sch']:.3f} (chance {w['sch_null']:.3f})"
     for m in METHODS[1:]:
         if m in r:
             s += f"; {m} SCH {r[m]['sch']:.3f}"
@@ -184,8 +189,8 @@ def _line(r) -> str:
 
 def _table(rows) -> None:
     f = lambda x, p=3: "–" if x is None else f"{x:.{p}f}"  # noqa: E731
-    print("\n| clip | windows | exact length | time (s) | CPU time (s) | CPU s per min of video | peak RSS (MB) | SCH | chance "
-          "| SCH − chance | one pass: time, RSS |")
+    print("\n| clip | windows | exact length | time (s) | CPU time (s) | CPU s per min of video | peak RSS (MB) "
+          "| SCH | chance | SCH − chance | one pass: time, RSS |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["kind"] != "long":
@@ -196,7 +201,8 @@ def _table(rows) -> None:
         print(f"| {r['duration']:.0f} s | {r['windows']} | {r['exact_length']} | {r['wall_s']:.1f} | {f(cpu, 1)} "
               f"| {f(None if cpu is None else 60 * cpu / r['duration'], 1)} "
               f"| {r['rss_mb']:.0f} | {f(w['sch'])} | {f(w['sch_null'])} | {f(w['sch'] - w['sch_null'])} | {one} |")
-    short = [r for r in rows if r["kind"] == "short"] + [r for r in rows if r["kind"] == "long" and r["duration"] <= 10.5]
+    short = ([r for r in rows if r["kind"] == "short"]
+             + [r for r in rows if r["kind"] == "long" and r["duration"] <= 10.5])
     if short:
         g = np.mean([r["windowed"]["sch"] - r["windowed"]["sch_null"] for r in short])
         print(f"\n10 s clips ({len(short)}): mean SCH − chance {g:.3f}")
@@ -209,8 +215,9 @@ def _table(rows) -> None:
                 continue
             s = r[m]["seams"]
             cell = lambda d: f"{f(d['mean_rank'], 0)} % ({f(d['above_p95'], 2)})"  # noqa: E731
-            print(f"| {r['duration']:.0f} s | {m} | {s['seams']} ({s['jumps']['scored']}) | {cell(s['jumps']['rms_jump'])} | "
-                  f"{cell(s['jumps']['flux_jump'])} | {cell(s['steps']['level_step'])} | {cell(s['steps']['timbre_step'])} | "
+            print(f"| {r['duration']:.0f} s | {m} | {s['seams']} ({s['jumps']['scored']}) "
+                  f"| {cell(s['jumps']['rms_jump'])} | {cell(s['jumps']['flux_jump'])} "
+                  f"| {cell(s['steps']['level_step'])} | {cell(s['steps']['timbre_step'])} | "
                   f"{f(r[m]['sch'] - r[m]['sch_null'])} |")
 
 

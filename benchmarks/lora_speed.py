@@ -132,8 +132,10 @@ def main(argv=None) -> int:
             print(f"{mode:10s}: batch 1 does not fit")
             continue
         rows.append((mode, r))
-        print(f"{mode:10s}: largest batch {r['batch']:4d}  {r['s_per_step'] * 1e3:8.1f} ms/step  {r['clips_per_s']:7.2f} clips/s  "
-              f"peak {r['peak_gib']:5.1f} GiB  trainable {r['trainable'] / 1e6:8.2f} M of {r['params'] / 1e6:.0f} M", flush=True)
+        print(f"{mode:10s}: largest batch {r['batch']:4d}  {r['s_per_step'] * 1e3:8.1f} ms/step  "
+              f"{r['clips_per_s']:7.2f} clips/s  "
+              f"peak {r['peak_gib']:5.1f} GiB  trainable {r['trainable'] / 1e6:8.2f} M of {r['params'] / 1e6:.0f} M",
+              flush=True)
     if rows:
         r0 = rows[0][1]
         print(f"\n{size}: {r0['params'] / 1e6:.0f} M params, {r0['frames']} latent frames ({args.seconds:g} s), "

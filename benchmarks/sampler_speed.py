@@ -175,7 +175,8 @@ def main(argv=None) -> int:
                         compile_=args.compile, warmup=warmup, peak_tflops=peak, compile_mode=args.compile_mode,
                         fast_sampler=mode, model=model)
             results[mode] = r
-            mem = f"peak GPU mem {r['peak_mem_gib']:.2f} GiB" if "peak_mem_gib" in r else f"peak RSS {r['peak_rss_gib']:.2f} GiB"
+            mem = (f"peak GPU mem {r['peak_mem_gib']:.2f} GiB" if "peak_mem_gib" in r
+                   else f"peak RSS {r['peak_rss_gib']:.2f} GiB")
             mfu = f", MFU {100 * r['mfu']:.1f}% of {peak:g}" if "mfu" in r else ""
             label = f"fast={mode}" + (f" (FELL BACK TO EAGER: {r['fast_failed']})" if r["fast_failed"] else "")
             print(f"{size:>6} {label}: {r['params'] / 1e6:8.1f} M params, {r['frames']} frames x batch {r['batch']}: "

@@ -29,7 +29,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# the figures in RESULTS.md were measured with the first demo, the click toy (git show d95b9a2:demo/v2m-zero-pair-toy.safetensors);
+# the figures in RESULTS.md were measured with the first demo, the click toy
+# (git show d95b9a2:demo/v2m-zero-pair-toy.safetensors);
 # --checkpoint takes any V2M checkpoint, the bundled demo by default
 DEMO = os.path.join(os.path.dirname(HERE), "demo", "v2m-zero-demo-music.safetensors")
 MODES = ("native", "pad", "pad-seconds")
@@ -73,7 +74,8 @@ def generate(gen, raw, duration: float, mode: str, *, steps: int, cfg: float, se
     seconds = window / gen.latent_rate if mode == "pad" else duration
     c = torch.from_numpy(np.asarray(cond.values, np.float32))[None, None]
     cnd = gen.dit.conditioning(seconds=seconds, device=gen.device, dtype=gen.dtype)
-    lat = flow.sample(gen.dit, (1, gen.dit.config.io_channels, window), flow.rf_timesteps(steps), seed=seed, cfg_scale=cfg, cond=cnd, curve=c, device=gen.device, dtype=gen.dtype)
+    lat = flow.sample(gen.dit, (1, gen.dit.config.io_channels, window), flow.rf_timesteps(steps), seed=seed,
+                      cfg_scale=cfg, cond=cnd, curve=c, device=gen.device, dtype=gen.dtype)
     return g.decode_latents(gen, lat.float(), duration)
 
 
@@ -131,7 +133,8 @@ def main(argv=None) -> int:
               f"{paired.mean():>+8.3f} ± {se:.3f}")
     for mode, v in diffs.items():
         v = np.asarray(v)
-        print(f"{'all':>8} {mode:<12} {len(v):>5} {'':>6} {'':>7} {'':>10} {v.mean():>+8.3f} ± {v.std(ddof=1) / np.sqrt(len(v)):.3f}")
+        print(f"{'all':>8} {mode:<12} {len(v):>5} {'':>6} {'':>7} {'':>10} {v.mean():>+8.3f} "
+              f"± {v.std(ddof=1) / np.sqrt(len(v)):.3f}")
     print(f"wall time {time.time() - t0:.0f} s")
     return 0
 

@@ -31,7 +31,8 @@ def make_demo_videos(folder: str, n: int, seed: int = 0) -> None:
     for i in range(n):
         duration = float(rng.uniform(6, 10))
         cuts = np.sort(rng.uniform(0.8, duration - 0.8, size=int(rng.integers(3, 7))))
-        synth.make_cut_clip(os.path.join(folder, f"demo_{i:03d}.mp4"), cut_times=list(cuts), duration=duration, fps=24, size=(160, 90), seed=i)
+        synth.make_cut_clip(os.path.join(folder, f"demo_{i:03d}.mp4"), cut_times=list(cuts), duration=duration, fps=24,
+                            size=(160, 90), seed=i)
 
 
 def main(argv=None) -> int:
@@ -64,18 +65,23 @@ def main(argv=None) -> int:
         print(f"no videos in {args.videos}", file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
-    gen = generate.load_music_model(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec, device=args.device)
+    gen = generate.load_music_model(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec,
+                                    device=args.device)
     enc_kwargs = {"model": args.model} if args.model else {}
     enc = encoders.get_encoder(args.encoder, **enc_kwargs)
     rows = {"curve": [], "text-only": []}
     for path in videos:
         raw = encoders.encode_video_curve(path, enc)
         for label, c in (("curve", raw), ("text-only", None)):
-            wave, _ = generate.music_for_curve(gen, c, args.prompt, generate.SamplingSettings(steps=args.steps, cfg=args.cfg, seed=args.seed), duration=raw.duration)
+            wave, _ = generate.music_for_curve(gen, c, args.prompt,
+                                               generate.SamplingSettings(steps=args.steps, cfg=args.cfg,
+                                                                         seed=args.seed),
+                                               duration=raw.duration)
             out = os.path.join(args.out, f"{os.path.splitext(os.path.basename(path))[0]}.{label}.mp4")
             media.mux_audio(path, wave, gen.sample_rate, out)
             rows[label].append(metrics.evaluate_video(out))
-        print(f"{os.path.basename(path)}: SCH curve {rows['curve'][-1]['sch']}, text-only {rows['text-only'][-1]['sch']}, "
+        print(f"{os.path.basename(path)}: SCH curve {rows['curve'][-1]['sch']}, "
+              f"text-only {rows['text-only'][-1]['sch']}, "
               f"chance {rows['curve'][-1]['sch_null']}", flush=True)
 
     table = {}
@@ -93,11 +99,13 @@ def main(argv=None) -> int:
         return "n/a" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 
     print()
-    print(f"{'condition':<10} {'SCH':>6} {'SCH_null':>9} {'SCH-null':>9} {'CLAP':>8} {'FAD':>8}   ({len(videos)} videos, {args.steps} steps, cfg {args.cfg})")
+    print(f"{'condition':<10} {'SCH':>6} {'SCH_null':>9} {'SCH-null':>9} {'CLAP':>8} {'FAD':>8}   "
+          f"({len(videos)} videos, {args.steps} steps, cfg {args.cfg})")
     for label, e in table.items():
         clap = (e.get("clap") or {}).get("value") if isinstance(e.get("clap"), dict) else None
         fad = (e.get("fad") or {}).get("value") if isinstance(e.get("fad"), dict) else None
-        print(f"{label:<10} {f(e['sch']):>6} {f(e['sch_null']):>9} {f(e['sch_minus_null']):>9} {f(clap):>8} {f(fad):>8}")
+        print(f"{label:<10} {f(e['sch']):>6} {f(e['sch_null']):>9} {f(e['sch_minus_null']):>9} "
+              f"{f(clap):>8} {f(fad):>8}")
     if args.json:
         from v2m_zero.core.commands._common import write_json
 

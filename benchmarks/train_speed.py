@@ -33,7 +33,8 @@ def step_fn(model, opt, batch: int, length: int, device: str, amp: bool, gen: to
     x0 = torch.randn(batch, 64, length, generator=gen).to(device)
     curve = torch.randn(batch, 1, length, generator=gen).to(device)
     text = torch.randn(batch, ss.TEXT_TOKENS, model.config.cond_token_dim, generator=gen).to(device)
-    with torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16, enabled=amp), \
+    with torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16,
+                        enabled=amp), \
             fast.attention_kernel(attention):
         loss = rf_loss(model, x0, curve=curve, cond_tokens=text, seconds_start=0.0, seconds_total=32.0,
                        generator=gen, p_drop_text=0.1, p_drop_curve=0.1)
@@ -71,8 +72,8 @@ def time_batch(size, batch, *, device, seconds, steps, warmup, checkpointing, am
         assert torch.isfinite(loss), "non-finite loss"
         flops = 3 * ss.forward_flops(model, batch, length, ss.TEXT_TOKENS)
         mem = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
-        return {"batch": batch, "s_per_step": dt, "clips_per_s": batch / dt, "tflops": flops / dt / 1e12, "peak_mem_gib": mem,
-                "params": ss.count_parameters(model.dit), "frames": length, "warmup_s": warm_s}
+        return {"batch": batch, "s_per_step": dt, "clips_per_s": batch / dt, "tflops": flops / dt / 1e12,
+                "peak_mem_gib": mem, "params": ss.count_parameters(model.dit), "frames": length, "warmup_s": warm_s}
     finally:
         del model, opt
         if device.startswith("cuda"):
@@ -90,7 +91,8 @@ def main(argv=None) -> int:
                    help="gradient checkpointing policy (fits larger batches); alone: full")
     p.add_argument("--compile", action="store_true", help="train.compile: regional torch.compile of the blocks")
     p.add_argument("--attention", default="auto", choices=list(fast.ATTENTION_KERNELS), help="train.attention")
-    p.add_argument("--fused", action=argparse.BooleanOptionalAction, default=None, help="fused AdamW (default: on CUDA)")
+    p.add_argument("--fused", action=argparse.BooleanOptionalAction, default=None,
+                   help="fused AdamW (default: on CUDA)")
     p.add_argument("--max-batch", type=int, default=256)
     p.add_argument("--batch", type=int, default=None, help="time this batch only (no search)")
     p.add_argument("--peak-tflops", type=float, default=None, help="the card's dense bf16 peak (H100 SXM: 989)")
@@ -116,11 +118,13 @@ def main(argv=None) -> int:
         results.append(r)
         mfu = f", MFU {r['tflops'] / args.peak_tflops:.1%}" if args.peak_tflops else ""
         print(f"batch {b:4d}: {r['s_per_step'] * 1e3:8.1f} ms/step, {r['clips_per_s']:7.2f} clips/s, "
-              f"{r['tflops']:6.1f} TFLOP/s{mfu}, peak {r['peak_mem_gib']:.1f} GiB (warm-up {r['warmup_s']:.1f} s)", flush=True)
+              f"{r['tflops']:6.1f} TFLOP/s{mfu}, peak {r['peak_mem_gib']:.1f} GiB (warm-up {r['warmup_s']:.1f} s)",
+              flush=True)
     if results:
         best = max(results, key=lambda r: r["clips_per_s"])
         print(f"\n{size}: {best['params'] / 1e6:.0f} M params, {best['frames']} latent frames ({args.seconds:g} s), "
-              f"bf16 autocast={amp}, checkpointing={args.checkpointing}, compile={args.compile}, attention={args.attention}, "
+              f"bf16 autocast={amp}, checkpointing={args.checkpointing}, compile={args.compile}, "
+              f"attention={args.attention}, "
               f"fused={kw['fused'] if kw['fused'] is not None else args.cuda}: best batch {best['batch']} "
               f"-> {best['clips_per_s']:.2f} clips/s, {best['tflops']:.1f} TFLOP/s"
               + (f" = {best['tflops'] / args.peak_tflops:.1%} MFU" if args.peak_tflops else ""))

@@ -104,8 +104,9 @@ def make_music(folder: str, n_files: int, seed: int) -> dict:
             media.write_audio(os.path.join(folder, name), wave[None], SAMPLE_RATE, layout="mono")
             rows.append((name, arr.caption()))
             counts[arr.style] = counts.get(arr.style, 0) + 1
-            meta.write(json.dumps({"file": name, "style": arr.style, "tempo": round(arr.tempo, 2), "meter": arr.meter_name,
-                                   "hits": [round(h, 3) for h in arr.hits], "accents": arr.accents}) + "\n")
+            meta.write(json.dumps({"file": name, "style": arr.style, "tempo": round(arr.tempo, 2),
+                                   "meter": arr.meter_name, "hits": [round(h, 3) for h in arr.hits],
+                                   "accents": arr.accents}) + "\n")
     with open(os.path.join(folder, "captions.csv"), "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["file", "caption"])
@@ -146,7 +147,8 @@ def music_measures(wave: np.ndarray, sr: int) -> dict:
 
 def prepare(music_dir: str, cache_dir: str, offset: float, scale: float):
     codec = MelCodec(**CODEC, offset=offset, scale=scale)
-    return prepare_with(codec, music_dir, cache_dir, clip_seconds=CLIP_SECONDS, smoothing_seconds=SMOOTHING, log_every=15.0)
+    return prepare_with(codec, music_dir, cache_dir, clip_seconds=CLIP_SECONDS, smoothing_seconds=SMOOTHING,
+                        log_every=15.0)
 
 
 def write_checkpoint(src: str, dst: str, codec: MelCodec, p: dict, extra: dict) -> str:
@@ -175,7 +177,8 @@ def make_videos(folder: str, n: int, seed: int) -> list:
     os.makedirs(folder, exist_ok=True)
     footage = real_footage.Footage(real_footage.fetch(log=log), VIDEO_SIZE)
     rng = np.random.default_rng(seed + 2**20)  # never the training stream
-    return [footage.composite(os.path.join(folder, f"real-{i:03d}.mp4"), rng, CLIP_SECONDS, VIDEO_FPS) for i in range(n)]
+    return [footage.composite(os.path.join(folder, f"real-{i:03d}.mp4"), rng, CLIP_SECONDS, VIDEO_FPS)
+            for i in range(n)]
 
 
 def _score(path_video: str, wave: np.ndarray, sr: int, out: str) -> dict:
@@ -199,20 +202,25 @@ def evaluate(ckpt: str, clips, out_dir: str, p: dict, seed: int) -> dict:
         dur = float(raws[i].duration)
         other = raws[(i + 1) % len(raws)]
         noise_seed = seed * 1000 + i
-        for name, raw in zip(names[:3], (raws[i], None, other.replace(duration=dur))):
+        for name, raw in zip(names[:3], (raws[i], None, other.replace(duration=dur)), strict=False):
             cond = generate.conditioning_curve_for(gen, raw, dur) if raw is not None else None
-            lat = generate.sample_latents(gen, cond, "", SamplingSettings(steps=p["sample_steps"], cfg=p["cfg"], seed=noise_seed, uncond="both"), duration=dur)
+            lat = generate.sample_latents(gen, cond, "",
+                                          SamplingSettings(steps=p["sample_steps"], cfg=p["cfg"], seed=noise_seed,
+                                                           uncond="both"),
+                                          duration=dur)
             wave = generate.decode_latents(gen, lat, dur)
             waves[name].append(wave)
-            rows[name].append(_score(clip.path, wave, gen.sample_rate, os.path.join(out_dir, f"{name.split()[0]}-{i:03d}.mp4")))
+            rows[name].append(_score(clip.path, wave, gen.sample_rate,
+                                     os.path.join(out_dir, f"{name.split()[0]}-{i:03d}.mp4")))
         rand_hits = sorted(rng.uniform(0.5, dur - 0.4, len(clip.cuts)))
-        for name, hits in zip(names[3:], (clip.cuts, rand_hits)):
+        for name, hits in zip(names[3:], (clip.cuts, rand_hits), strict=False):
             arr = gm_music.arrange(np.random.default_rng(noise_seed), dur, hits=hits)
             wave = gm_music.render_arrangement(arr, SAMPLE_RATE)[None]
-            rows[name].append(_score(clip.path, wave, SAMPLE_RATE, os.path.join(out_dir, f"{name.split()[1]}-{i:03d}-{name.split()[-1]}.mp4")))
+            rows[name].append(_score(clip.path, wave, SAMPLE_RATE,
+                                     os.path.join(out_dir, f"{name.split()[1]}-{i:03d}-{name.split()[-1]}.mp4")))
         r = [rows[k][-1] for k in names[:3]]
         log(f"video {i + 1}/{len(clips)}: cuts {len(clip.cuts)} detected {r[0]['n_cuts']} | " + " | ".join(
-            f"{k.split()[0]} SCH {_f(x['sch'])} null {_f(x['sch_null'])}" for k, x in zip(names, r)))
+            f"{k.split()[0]} SCH {_f(x['sch'])} null {_f(x['sch_null'])}" for k, x in zip(names, r, strict=False)))
     summary = {k: dict(metrics.summarise_results(v), **_mean_measures(v)) for k, v in rows.items()}
     return {"rows": rows, "summary": summary, "raws": raws, "waves": waves, "sample_rate": gen.sample_rate}
 
@@ -272,7 +280,8 @@ def frechet_table(music_dir: str, n_music: int, ev: dict) -> dict:
 
 
 def results_table(summary: dict) -> str:
-    lines = ["| condition | videos scored | mean SCH | mean sch_null | SCH − sch_null | harmonic share | chroma peak share |",
+    lines = ["| condition | videos scored | mean SCH | mean sch_null | SCH − sch_null | harmonic share "
+             "| chroma peak share |",
              "|---|---|---|---|---|---|---|"]
     for name, s in summary.items():
         lines.append(f"| {name} | {s['n_sch']} | {_f(s['sch'])} | {_f(s['sch_null'])} | {_f(s['sch_minus_null'])} | "
@@ -302,8 +311,10 @@ def _parse(argv):
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (default 1: on a shared 2-core machine two threads ran 5x slower per step)")
     ap.add_argument("--reuse-music", action="store_true", help="keep OUT/music and OUT/cache when present")
-    ap.add_argument("--prepare-only", action="store_true", help="stop after rendering the music and preparing the cache")
-    ap.add_argument("--evaluate", metavar="CHECKPOINT", help="no training: evaluate this checkpoint (OUT/music must exist)")
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="stop after rendering the music and preparing the cache")
+    ap.add_argument("--evaluate", metavar="CHECKPOINT",
+                    help="no training: evaluate this checkpoint (OUT/music must exist)")
     ap.add_argument("--checkpoint", help="where to write the checkpoint (default OUT/v2m-zero-demo-music.safetensors)")
     return ap.parse_args(argv)
 
@@ -334,7 +345,8 @@ def train_demo(out: str, music_dir: str, p: dict, args, run: dict) -> dict | Non
     deadline_total = run["t_start"] + 60.0 * args.minutes
     t = time.time()
     if not (args.reuse_music and os.path.isfile(os.path.join(music_dir, "captions.csv"))):
-        log(f"1/6 arranging and rendering {p['music_files']} GM pieces × {FILE_SECONDS:g} s (FluidSynth, {SAMPLE_RATE} Hz)")
+        log(f"1/6 arranging and rendering {p['music_files']} GM pieces × {FILE_SECONDS:g} s "
+            f"(FluidSynth, {SAMPLE_RATE} Hz)")
         if os.path.isdir(music_dir):
             import shutil
 
@@ -370,7 +382,8 @@ def train_demo(out: str, music_dir: str, p: dict, args, run: dict) -> dict | Non
     if res.stopped:
         log(f"   WARNING: stopped early at step {res.step} to stay within --minutes {args.minutes:g}")
     ckpt = args.checkpoint or os.path.join(out, "v2m-zero-demo-music.safetensors")
-    n_params = sum(v.numel() for k, v in load_v2m_checkpoint(res.checkpoint_path)[0].items() if not k.endswith("inv_freq"))
+    n_params = sum(v.numel() for k, v in load_v2m_checkpoint(res.checkpoint_path)[0].items()
+                   if not k.endswith("inv_freq"))
     write_checkpoint(res.checkpoint_path, ckpt, codec, p, {"steps_done": res.step, "stopped_early": res.stopped,
                                                            "script": "benchmarks/zero_pair_music.py", "seed": args.seed,
                                                            "clips": prep.clips})
@@ -386,7 +399,8 @@ def evaluate_and_report(ckpt: str, out: str, music_dir: str, p: dict, args, run:
     timings, load = run["timings"], run["load"]
     vseed = args.seed if args.video_seed is None else args.video_seed
     t = time.time()
-    log(f"4/6 {p['videos']} real-footage composites ({CLIP_SECONDS:g} s, {VIDEO_FPS} fps, shots of 1–3 s, seed {vseed})")
+    log(f"4/6 {p['videos']} real-footage composites ({CLIP_SECONDS:g} s, {VIDEO_FPS} fps, shots of 1–3 s, "
+        f"seed {vseed})")
     clips = make_videos(os.path.join(out, "videos"), p["videos"], vseed)
     timings["videos"] = time.time() - t
 
@@ -398,8 +412,10 @@ def evaluate_and_report(ckpt: str, out: str, music_dir: str, p: dict, args, run:
     t = time.time()
     log("6/6 Fréchet distances between event-curve distributions (Table 8, M–V) and music measures")
     fd = frechet_table(music_dir, 24 if args.quick else 240, ev)
-    train_music = [music_measures(media.decode_audio(os.path.join(music_dir, n), sample_rate=SAMPLE_RATE, channels=1)[0],
-                                  SAMPLE_RATE) for n in sorted(x for x in os.listdir(music_dir) if x.endswith(".flac"))[:10]]
+    train_music = [music_measures(media.decode_audio(os.path.join(music_dir, n), sample_rate=SAMPLE_RATE,
+                                                     channels=1)[0],
+                                  SAMPLE_RATE)
+                   for n in sorted(x for x in os.listdir(music_dir) if x.endswith(".flac"))[:10]]
     timings["frechet"] = time.time() - t
     timings["total"] = time.time() - run["t_start"]
     load["end"] = os.getloadavg()
@@ -429,7 +445,8 @@ def evaluate_and_report(ckpt: str, out: str, music_dir: str, p: dict, args, run:
 
 
 def _se(rows: list) -> float | None:
-    d = np.asarray([r["sch"] - r["sch_null"] for r in rows if r.get("sch") is not None and r.get("sch_null") is not None])
+    d = np.asarray([r["sch"] - r["sch_null"] for r in rows
+                    if r.get("sch") is not None and r.get("sch_null") is not None])
     return float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else None
 
 
@@ -439,7 +456,8 @@ def _print_report(result, s, fd, timings, load, ckpt, path) -> None:
     print()
     print("standard error of SCH − sch_null over videos: " + ", ".join(
         f"{k} {_f(v)}" for k, v in result["sch_minus_null_standard_error"].items()))
-    print(f"Fréchet distance to the test videos' event curves (pooled to {FD_BINS} bins; {fd['standardised']['n_video']} videos):")
+    print(f"Fréchet distance to the test videos' event curves (pooled to {FD_BINS} bins; "
+          f"{fd['standardised']['n_video']} videos):")
     for key, d in fd.items():
         print(f"  {key}: " + ", ".join(f"{k} {_f(v)}" for k, v in d.items() if k != "n_video"))
     tm = result["training_music_measures"]
@@ -447,7 +465,8 @@ def _print_report(result, s, fd, timings, load, ckpt, path) -> None:
     print(f"target (curve SCH − null ≥ 0.30; text-only and mismatched within 0.05 of null): "
           f"{'met' if result['target_met'] else 'MISSED'}")
     print(f"checkpoint: {ckpt} ({result['checkpoint_mb']:.2f} MB)")
-    print(f"wall time: {timings['total']:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in timings.items() if k != 'total')})")
+    print(f"wall time: {timings['total']:.0f} s "
+          f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items() if k != 'total')})")
     print("load average (1/5/15 min): " + ", ".join(f"{k} {tuple(round(x, 2) for x in v)}" for k, v in load.items()))
     print(f"results: {path}")
 

@@ -142,7 +142,8 @@ def prepare_with(codec, music_dir: str, cache_dir: str, *, clip_seconds: float, 
             log(f"prepare {done}/{total} files")
 
     return prepare_dataset(music_dir, cache_dir, codec=codec, music_encoder="logmel", clip_seconds=clip_seconds,
-                           smoothing_seconds=smoothing_seconds, last_clip="drop", shard_size=512, progress=progress, log=log)
+                           smoothing_seconds=smoothing_seconds, last_clip="drop", shard_size=512, progress=progress,
+                           log=log)
 
 
 def train_config(p: dict, cache_dir: str, run_dir: str, seed: int) -> dict:
@@ -272,13 +273,18 @@ def evaluate(ckpt: str, clips, out_dir: str, p: dict, seed: int) -> dict:
         cond = generate.conditioning_curve_for(gen, raw, dur)
         noise_seed = seed * 1000 + i
         for name, curve in (("curve", cond), ("text-only", None)):
-            lat = generate.sample_latents(gen, curve, "", SamplingSettings(steps=p["sample_steps"], cfg=p["cfg"], seed=noise_seed, uncond="both"), duration=dur)
+            lat = generate.sample_latents(gen, curve, "",
+                                          SamplingSettings(steps=p["sample_steps"], cfg=p["cfg"], seed=noise_seed,
+                                                           uncond="both"),
+                                          duration=dur)
             if i == 0:  # the spelled-out curves/flow path gives the same latents
-                ref = manual_latents(gen, raw if curve is not None else None, dur, p["sample_steps"], p["cfg"], noise_seed)
+                ref = manual_latents(gen, raw if curve is not None else None, dur, p["sample_steps"], p["cfg"],
+                                     noise_seed)
                 d = float((ref - lat).abs().max())
                 max_diff = d if max_diff is None else max(max_diff, d)
             wave = generate.decode_latents(gen, lat, dur)
-            out = media.mux_audio(clip.path, wave, gen.sample_rate, os.path.join(out_dir, f"{name.split()[0]}-{i:03d}.mp4"))
+            out = media.mux_audio(clip.path, wave, gen.sample_rate,
+                                  os.path.join(out_dir, f"{name.split()[0]}-{i:03d}.mp4"))
             rows[name].append(metrics.evaluate_video(out))
         for name, onsets in (("oracle (clicks at cuts)", clip.cut_times),
                              ("random clicks", sorted(rng.uniform(0.05, dur - 0.05, len(clip.cut_times))))):
@@ -287,7 +293,8 @@ def evaluate(ckpt: str, clips, out_dir: str, p: dict, seed: int) -> dict:
             rows[name].append(metrics.evaluate_video(out))
         r = rows["curve"][-1], rows["text-only"][-1]
         log(f"video {i + 1}/{len(clips)}: cuts {len(clip.cut_times)} detected {r[0]['n_cuts']} | curve SCH "
-            f"{_f(r[0]['sch'])} null {_f(r[0]['sch_null'])} | text-only SCH {_f(r[1]['sch'])} null {_f(r[1]['sch_null'])}")
+            f"{_f(r[0]['sch'])} null {_f(r[0]['sch_null'])} | "
+            f"text-only SCH {_f(r[1]['sch'])} null {_f(r[1]['sch_null'])}")
     summary = {k: metrics.summarise_results(v) for k, v in rows.items()}
     return {"rows": rows, "summary": summary, "generate_vs_manual_max_abs_diff": max_diff}
 
@@ -316,7 +323,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--videos", type=int, help="evaluation videos (default 24; --quick 2)")
     ap.add_argument("--cfg", type=float, help="CFG scale at evaluation (default 3)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (results are bit-exact per thread count)")
-    ap.add_argument("--checkpoint", help="where to write the demo checkpoint (default OUT/v2m-zero-pair-toy.safetensors)")
+    ap.add_argument("--checkpoint",
+                    help="where to write the demo checkpoint (default OUT/v2m-zero-pair-toy.safetensors)")
     args = ap.parse_args(argv)
 
     t_start = time.time()
@@ -360,10 +368,11 @@ def main(argv=None) -> dict:
     if res.stopped:
         log(f"   WARNING: stopped early at step {res.step} to stay within --minutes {args.minutes:g}")
     ckpt = args.checkpoint or os.path.join(out, "v2m-zero-pair-toy.safetensors")
-    n_params = sum(v.numel() for k, v in load_v2m_checkpoint(res.checkpoint_path)[0].items() if not k.endswith("inv_freq"))
+    n_params = sum(v.numel() for k, v in load_v2m_checkpoint(res.checkpoint_path)[0].items()
+                   if not k.endswith("inv_freq"))
     write_demo_checkpoint(res.checkpoint_path, ckpt, scale, p,
-                          {"steps_done": res.step, "stopped_early": res.stopped, "script": "benchmarks/zero_pair_toy.py",
-                           "seed": args.seed, "clips": prep.clips})
+                          {"steps_done": res.step, "stopped_early": res.stopped,
+                           "script": "benchmarks/zero_pair_toy.py", "seed": args.seed, "clips": prep.clips})
     log(f"   {res.step} steps in {train_s:.0f} s, last loss {res.last_loss:.4f}; checkpoint {ckpt} "
         f"({os.path.getsize(ckpt) / 1e6:.2f} MB, {n_params} parameters)")
 
@@ -406,7 +415,8 @@ def main(argv=None) -> dict:
     print(f"target (curve SCH − null ≥ 0.30, text-only within 0.05 of null): {'met' if target_met else 'MISSED'}")
     print(f"generate.* vs spelled-out sampling, max |Δ latent|: {ev['generate_vs_manual_max_abs_diff']}")
     print(f"checkpoint: {ckpt}")
-    print(f"wall time: {timings['total']:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in timings.items() if k != 'total')})")
+    print(f"wall time: {timings['total']:.0f} s "
+          f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items() if k != 'total')})")
     print(f"results: {os.path.join(out, 'results.json')}")
     return result
 
