@@ -102,7 +102,8 @@ class OutputPlan:
                     raise OutputError(f"{out.label} {out.path!r} is the {inp.label} folder: choose another folder")
             for other in self.outputs[:i]:
                 if same_file(out.path, other.path):
-                    raise OutputError(f"{out.label} and {other.label} are the same file {out.path!r}: give them different paths")
+                    raise OutputError(f"{out.label} and {other.label} are the same file {out.path!r}: "
+                                      "give them different paths")
             (self._check_folder if out.folder else self._check_file)(out)
         return self
 

@@ -243,7 +243,8 @@ def sample_windows(
     values = None if curve is None else np.asarray(curve, np.float32).reshape(-1)
     n, steps = len(plan), len(timesteps) - 1
     for k, w in enumerate(plan.windows):
-        c = torch.zeros(1, 1, w.length) if values is None else torch.from_numpy(values[w.start:w.stop].copy())[None, None]
+        c = (torch.zeros(1, 1, w.length) if values is None
+             else torch.from_numpy(values[w.start:w.stop].copy())[None, None])
         sampler = None
         if w.known:
             mask = torch.from_numpy(w.mask())[None, None]

@@ -55,7 +55,8 @@ def load_music_model(
     if isinstance(cod, torch.nn.Module):
         cod = cod.to(dev)
     if cod.latent_channels != dit.config.io_channels:
-        raise ModelError(f"codec has {cod.latent_channels} latent channels but the DiT expects {dit.config.io_channels}")
+        raise ModelError(f"codec has {cod.latent_channels} latent channels "
+                         f"but the DiT expects {dit.config.io_channels}")
     text = None
     needs_text = "prompt" in getattr(dit, "cross_attention_cond_ids", [])
     text_spec = meta.get("text") or {}

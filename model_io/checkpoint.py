@@ -84,7 +84,8 @@ def _decode_meta(raw: Mapping[str, str], path) -> dict[str, Any]:
         hint = ""
         if raw.get("format") == "pt" or not raw:
             hint = (" If it is Stable Audio Open 1.0's (or Stable Audio 3's) model.safetensors, make a V2M checkpoint "
-                    "from it with `v2m-zero init-checkpoint --from sao1 (or sa3) model.safetensors --out v2m.safetensors`.")
+                    "from it with `v2m-zero init-checkpoint --from sao1 (or sa3) model.safetensors "
+                    "--out v2m.safetensors`.")
         raise ModelError(f"{path}: not a V2M checkpoint (no 'v2m_format' in its metadata).{hint}")
     return json_metadata(raw)
 

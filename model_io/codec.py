@@ -43,7 +43,8 @@ def infer_oobleck_config(sd: Mapping[str, torch.Tensor], *, name: str = "state d
         return tuple(sd[key].shape)
 
     channels, audio_channels, _ = shape("encoder.layers.0.weight_v")
-    blocks = sorted({int(m.group(1)) for k in sd for m in [re.match(r"encoder\.layers\.(\d+)\.layers\.4\.weight_v$", k)] if m})
+    blocks = sorted({int(m.group(1)) for k in sd
+                     for m in [re.match(r"encoder\.layers\.(\d+)\.layers\.4\.weight_v$", k)] if m})
     if not blocks or blocks != list(range(1, len(blocks) + 1)):
         raise ModelError(f"{name}: cannot find the encoder blocks (encoder.layers.N.layers.4.*). "
                          "Fix: give Oobleck VAE weights in the stable-audio-tools layout.")
@@ -121,7 +122,8 @@ def _resolve_source(path: Path) -> tuple[Path, dict[str, Any]]:
     """The weights file to read and any config that travels with it (diffusers config.json)."""
     if not path.is_dir():
         return path, {}
-    found = locate(path, names=("diffusion_pytorch_model.safetensors",), patterns=("*.safetensors",), subfolders=("vae",))
+    found = locate(path, names=("diffusion_pytorch_model.safetensors",), patterns=("*.safetensors",),
+                   subfolders=("vae",))
     folder = found.parent if found is not None else (path / "vae" if (path / "vae").is_dir() else path)
     cfg: dict[str, Any] = {}
     if (folder / "config.json").is_file():
@@ -133,7 +135,8 @@ def _resolve_source(path: Path) -> tuple[Path, dict[str, Any]]:
         return found, cfg
     files = sorted(folder.glob("*.safetensors"))
     pickles = sorted(f.name for f in folder.iterdir() if f.suffix in (".bin", ".ckpt", ".pt", ".pth"))
-    what = f"{len(files)} .safetensors files ({', '.join(f.name for f in files[:5])})" if files else "no .safetensors file"
+    what = (f"{len(files)} .safetensors files ({', '.join(f.name for f in files[:5])})" if files
+            else "no .safetensors file")
     hint = f" (found pickles {', '.join(pickles[:3])}: convert them to .safetensors)" if pickles else ""
     raise ModelError(f"{folder}: {what}{hint}. Fix: put exactly one codec .safetensors file in the folder "
                      "(e.g. models/v2m/codecs/), or a diffusers AutoencoderOobleck folder "
@@ -168,7 +171,8 @@ def load_codec(path: "str | os.PathLike | SafetensorsFile", *, config: Mapping[s
         prefix = _find_prefix(keys, _DIFFUSERS_ANCHORS)
         diffusers_layout = prefix is not None
     if prefix is None:
-        raise ModelError(f"{file.path}: no Oobleck VAE weights found (expected keys like 'pretransform.model.{_SAT_ANCHORS[0]}' "
+        raise ModelError(f"{file.path}: no Oobleck VAE weights found "
+                         f"(expected keys like 'pretransform.model.{_SAT_ANCHORS[0]}' "
                          f"or '{_DIFFUSERS_ANCHORS[0]}'; first keys: {', '.join(keys[:5])}). Fix: give the Stable "
                          "Audio VAE, the full SAO model.safetensors, or a diffusers AutoencoderOobleck folder.")
     sd, metadata = read_safetensors(file, prefix=prefix or None)
@@ -221,20 +225,23 @@ def make_codec(source: Any = "patch", *, checkpoint: Any = None) -> AudioCodec:
                 return load_codec(checkpoint)
             except ModelError as exc:
                 raise ModelError(
-                    f"{_name(checkpoint)} carries no audio codec ({exc}). Choose a codec file (models/v2m/codecs/, e.g. "
-                    "the Stable Audio Open 1.0 model.safetensors) or write the checkpoint with its pretransform."
+                    f"{_name(checkpoint)} carries no audio codec ({exc}). Choose a codec file "
+                    "(models/v2m/codecs/, e.g. the Stable Audio Open 1.0 model.safetensors) or write the checkpoint "
+                    "with its pretransform."
                 ) from None
         if kind == "oobleck" and source.get("path"):
             return load_codec(source["path"])
         if kind == "same":
             return _load_same_spec(source, checkpoint)
-        raise ModelError(f"codec spec {dict(source)!r}: type must be 'patch' or 'mel' (with config), 'oobleck' or 'same' (with path)")
+        raise ModelError(f"codec spec {dict(source)!r}: type must be 'patch' or 'mel' (with config), "
+                         "'oobleck' or 'same' (with path)")
     s = os.fspath(source)
     if s == "patch" or s.startswith("patch:"):
         try:
             vals = [int(x) for x in s.split(":")[1:]]
         except ValueError:
-            raise ModelError(f"codec {s!r}: write patch:PATCH_SIZE:CHANNELS:SAMPLE_RATE, e.g. patch:32:2:44100") from None
+            raise ModelError(f"codec {s!r}: write patch:PATCH_SIZE:CHANNELS:SAMPLE_RATE, "
+                             "e.g. patch:32:2:44100") from None
         return PatchCodec(**dict(zip(("patch_size", "audio_channels", "sample_rate"), vals)))
     if s == "mel" or s.startswith("mel:"):
         try:
@@ -277,8 +284,9 @@ def _load_same_spec(spec: Mapping[str, Any], checkpoint: Any) -> AudioCodec:
     except ModelError as exc:
         if checkpoint is not None and spec.get("path"):
             return load_same(spec["path"], config=spec.get("config") or None)
-        raise ModelError(f"{_name(source)} carries no SAME autoencoder ({exc}). Choose a codec file (the Stable Audio 3 "
-                         "model.safetensors or a SAME-S file) or write the checkpoint with its pretransform.") from None
+        raise ModelError(f"{_name(source)} carries no SAME autoencoder ({exc}). Choose a codec file "
+                         "(the Stable Audio 3 model.safetensors or a SAME-S file) or write the checkpoint with its "
+                         "pretransform.") from None
 
 
 def codec_spec(codec: AudioCodec, source: Any = None) -> dict:

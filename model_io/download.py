@@ -65,13 +65,15 @@ MODELS: dict[str, HubModel] = {m.name: m for m in (
     HubModel("dinov2-large", "facebook/dinov2-large", "encoders", _HF_IMAGE, size="1.2 GB", used_by=_ENCODERS),
     HubModel("dinov2-giant", "facebook/dinov2-giant", "encoders", _HF_IMAGE, size="4.5 GB", used_by=_ENCODERS),
     HubModel("t5-base", "google-t5/t5-base", "text_encoders", ("config.json", "model.safetensors"),
-             optional=("spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"), size="0.9 GB",
+             optional=("spiece.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"),
+             size="0.9 GB",
              used_by="V2M_LoadModel / generate with SAO-based checkpoints; train --base sao1 (the prompt encoder)"),
     HubModel("musicfm", "minzwon/MusicFM", "music_encoders", ("pretrained_msd.pt", "msd_stats.json"), size="1.3 GB",
              used_by="prepare / V2M_Train with the sao1 preset (the paper's music curves; log-mel without it)"),
     HubModel("whisper-small", "openai/whisper-small", "prompt", ("config.json", "model.safetensors"),
              optional=("preprocessor_config.json", "normalizer.json") + _TOKENIZER, size="0.97 GB", used_by=_PROMPT),
-    HubModel("smolvlm2-256m", "HuggingFaceTB/SmolVLM2-256M-Video-Instruct", "prompt", ("config.json", "model.safetensors"),
+    HubModel("smolvlm2-256m", "HuggingFaceTB/SmolVLM2-256M-Video-Instruct", "prompt",
+             ("config.json", "model.safetensors"),
              optional=("preprocessor_config.json", "processor_config.json", "chat_template.json", "chat_template.jinja")
              + _TOKENIZER, size="0.5 GB", used_by=_PROMPT),
     HubModel("qwen2.5-1.5b-instruct", "Qwen/Qwen2.5-1.5B-Instruct", "prompt", ("config.json", "model.safetensors"),
@@ -100,7 +102,8 @@ def get_model(name: str) -> HubModel:
     return MODELS[name]
 
 
-def target_dir(model: HubModel, *, folders: Mapping[str, str] | None = None, root: str | os.PathLike | None = None) -> Path:
+def target_dir(model: HubModel, *, folders: Mapping[str, str] | None = None,
+               root: str | os.PathLike | None = None) -> Path:
     """Where a model's files go: ``folders[kind]`` (a host's folders), else ``<root or $V2M_MODELS_DIR>/<kind>``."""
     if folders and model.kind in folders:
         base = Path(folders[model.kind])
@@ -131,8 +134,9 @@ def _manual(model: HubModel, dest: Path, endpoint: str, why: str) -> DownloadErr
     files = " ".join(model.files)
     login = " (accept its licence on the Hub page first and log in: `hf auth login` or HF_TOKEN)" if model.gated else ""
     renames = "".join(f", and rename {a} to {b}" for a, b in model.rename.items())
-    return DownloadError(f"{model.name}: {why}. Manual steps: download {files} from {endpoint}/{model.repo}{login} into "
-                         f"{dest} (e.g. `hf download {model.repo} {files} --local-dir {dest}`){renames}, then run again")
+    return DownloadError(f"{model.name}: {why}. Manual steps: download {files} from {endpoint}/{model.repo}{login} "
+                         f"into {dest} (e.g. `hf download {model.repo} {files} --local-dir {dest}`){renames}, "
+                         "then run again")
 
 
 def _why(exc: BaseException, endpoint: str) -> str:
@@ -197,7 +201,8 @@ def _fetch(meta, out: Path, headers: dict, tick: Callable[[int], None]) -> None:
     etag = (meta.etag or "").strip('"')
     if re.fullmatch(r"[0-9a-f]{64}", etag) and _sha256(part) != etag:
         part.unlink()
-        raise DownloadError(f"{out.name}: the downloaded file's sha256 differs from the Hub's; it was removed, run again")
+        raise DownloadError(f"{out.name}: the downloaded file's sha256 differs from the Hub's; "
+                            "it was removed, run again")
     os.replace(part, out)
 
 
@@ -210,7 +215,8 @@ def download(model: HubModel | str, *, folders: Mapping[str, str] | None = None,
     with the manual steps) when it cannot be done.
     """
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.utils import are_progress_bars_disabled, build_hf_headers, disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils import (are_progress_bars_disabled, build_hf_headers, disable_progress_bars,
+                                       enable_progress_bars)
 
     model = get_model(model) if isinstance(model, str) else model
     endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or HUB).rstrip("/")
@@ -259,7 +265,8 @@ def download(model: HubModel | str, *, folders: Mapping[str, str] | None = None,
 
 # what each node or command needs: (who, models, note); a group with "any" is satisfied by one of them
 NEEDS = (
-    ("V2M_EncodeFrames / curve / generate with --encoder dinov2", ("dinov2-large", "dinov2-small", "dinov2-base", "dinov2-giant"),
+    ("V2M_EncodeFrames / curve / generate with --encoder dinov2",
+     ("dinov2-large", "dinov2-small", "dinov2-base", "dinov2-giant"),
      "any", "the paper uses dinov2-large; the weightless pixels / histogram encoders need nothing"),
     ("V2M_LoadModel / generate with an SAO-based checkpoint", ("t5-base",), "all", ""),
     ("V2M_LoadModel / generate with an SA3-based checkpoint", ("t5gemma-b-b-ul2",), "all",

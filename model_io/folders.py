@@ -87,4 +87,5 @@ def resolve_model_dir(name_or_path: str, kind: str) -> str:
 
 #: The demo checkpoint that ships with the pack (``demo/`` at the package root; made by
 #: ``benchmarks/zero_pair_toy.py``): a 1 M-parameter toy, not a music model.
-DEMO_CHECKPOINT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo", "v2m-zero-demo-music.safetensors")
+DEMO_CHECKPOINT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo",
+                               "v2m-zero-demo-music.safetensors")

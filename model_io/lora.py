@@ -146,7 +146,8 @@ def _check_base(meta: Mapping, base, where: str) -> None:
     if have != want:
         name = (meta.get("base") or {}).get("name", "?")
         raise ModelError(f"{where} was trained on another base ({name}, content sha256 {want[:12]}…) than "
-                         f"{os.path.basename(os.fspath(base))} (sha256 {have[:12]}…): choose the checkpoint it was trained on")
+                         f"{os.path.basename(os.fspath(base))} (sha256 {have[:12]}…): "
+                         "choose the checkpoint it was trained on")
 
 
 def merge_deltas(state: dict, deltas: Mapping[str, Any], strength: float, where: str) -> dict:

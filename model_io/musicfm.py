@@ -95,7 +95,8 @@ def _read_stats(path: Path, key: str = "melspec_2048") -> tuple[float, float]:
         d = json.loads(path.read_text())
         return float(d[f"{key}_mean"]), float(d[f"{key}_std"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{path}: not a MusicFM stats file (needs {key}_mean and {key}_std; {exc}). {MUSICFM_HINT}") from None
+        raise ModelError(f"{path}: not a MusicFM stats file (needs {key}_mean and {key}_std; {exc}). "
+                         f"{MUSICFM_HINT}") from None
 
 
 def load_musicfm(path: str | os.PathLike, *, stats: str | os.PathLike | None = None, conformer_config=None,
@@ -125,14 +126,16 @@ def load_musicfm(path: str | os.PathLike, *, stats: str | os.PathLike | None = N
         raise ModelError(f"{p}: not a MusicFM checkpoint (missing {exc}). {MUSICFM_HINT}") from None
     if conformer_config is None:
         inv = sd.get("conformer.embed_positions.inv_freq")  # head_dim / 2 rotary frequencies
-        heads = hidden // (2 * int(inv.shape[0])) if inv is not None else (16 if hidden == 1024 else max(1, hidden // 64))
+        heads = (hidden // (2 * int(inv.shape[0])) if inv is not None
+                 else (16 if hidden == 1024 else max(1, hidden // 64)))
         pos_k = sd.get("conformer.pos_conv_embed.conv.parametrizations.weight.original1")
         extra = {}
         if pos_k is not None:
             extra = {"num_conv_pos_embeddings": int(pos_k.shape[-1]),
                      "num_conv_pos_embedding_groups": hidden // int(pos_k.shape[1])}
-        conformer_config = musicfm_conformer_config(hidden_size=hidden, num_hidden_layers=depth, num_attention_heads=heads,
-                                                    intermediate_size=ffn, conv_depthwise_kernel_size=kernel, **extra)
+        conformer_config = musicfm_conformer_config(hidden_size=hidden, num_hidden_layers=depth,
+                                                    num_attention_heads=heads, intermediate_size=ffn,
+                                                    conv_depthwise_kernel_size=kernel, **extra)
     model = MusicFM25Hz(conformer_config, n_mels=n_mels, conv_dim=conv_dim, stat_mean=mean, stat_std=std)
     own = model.state_dict()
     missing = [k for k in own if k not in sd and not k.endswith(_MUSICFM_DERIVED_SUFFIXES)]

@@ -37,7 +37,8 @@ SA3_SAMPLE_RATE = 44100
 SA3_DOWNSAMPLING = 4096
 SA3_LATENT_RATE = SA3_SAMPLE_RATE / SA3_DOWNSAMPLING  # 10.7666 Hz
 #: keys that only an SA3 DiT has (adaLN modulation, memory tokens): what :mod:`.formats` recognises it by
-SIGNATURE = (DIT_PREFIX + "transformer.global_cond_embedder.0.weight", DIT_PREFIX + "transformer.layers.0.to_scale_shift_gate")
+SIGNATURE = (DIT_PREFIX + "transformer.global_cond_embedder.0.weight",
+             DIT_PREFIX + "transformer.layers.0.to_scale_shift_gate")
 TEXT_ENCODER_PREFIX = CONDITIONER_PREFIX + "prompt.model."
 
 # What the published SA3 configs say where the weights are silent (stable_audio_3 reference,
@@ -87,7 +88,8 @@ def infer_sa3_dit_config(sd: Mapping[str, Any], name: str = "state dict") -> dic
         return tuple(sd[DIT_PREFIX + key].shape)
 
     embed, t_dim = shape("to_timestep_embed.0.weight")
-    head = shape("transformer.layers.0.self_attn.q_norm.gamma")[0] if DIT_PREFIX + "transformer.layers.0.self_attn.q_norm.gamma" in sd else 64
+    head = (shape("transformer.layers.0.self_attn.q_norm.gamma")[0]
+            if DIT_PREFIX + "transformer.layers.0.self_attn.q_norm.gamma" in sd else 64)
     qkv = shape("transformer.layers.0.self_attn.to_qkv.weight")[0]
     io = shape("postprocess_conv.weight")[0]
     dim_in = shape("preprocess_conv.weight")[0]
@@ -97,12 +99,15 @@ def infer_sa3_dit_config(sd: Mapping[str, Any], name: str = "state dict") -> dic
         "project_cond_tokens": shape("to_cond_embed.0.weight")[0] == embed,
         "global_cond_dim": shape("to_global_embed.0.weight")[1], "input_concat_dim": dim_in - io,
         "patch_size": shape("transformer.project_in.weight")[1] // dim_in,
-        "num_memory_tokens": shape("transformer.memory_tokens")[0] if DIT_PREFIX + "transformer.memory_tokens" in sd else 0,
-        "timestep_features_type": "learned" if DIT_PREFIX + "timestep_features.weight" in sd else SA3_DEFAULTS["timestep_features_type"],
+        "num_memory_tokens": (shape("transformer.memory_tokens")[0]
+                              if DIT_PREFIX + "transformer.memory_tokens" in sd else 0),
+        "timestep_features_type": ("learned" if DIT_PREFIX + "timestep_features.weight" in sd
+                                   else SA3_DEFAULTS["timestep_features_type"]),
         "timestep_features_dim": t_dim, "timestep_features_logsnr": SA3_DEFAULTS["timestep_features_logsnr"],
         "global_cond_type": "adaLN", "norm_type": "rms_norm",
         "norm_kwargs": {"eps": SA3_DEFAULTS["norm_eps"], "force_fp32": SA3_DEFAULTS["norm_fp32"]},
-        "attn_kwargs": {"qk_norm": "rms" if DIT_PREFIX + "transformer.layers.0.self_attn.q_norm.gamma" in sd else "none",
+        "attn_kwargs": {"qk_norm": ("rms" if DIT_PREFIX + "transformer.layers.0.self_attn.q_norm.gamma" in sd
+                                    else "none"),
                         "qk_norm_eps": SA3_DEFAULTS["qk_norm_eps"], "differential": qkv == 5 * embed},
         "ff_kwargs": {"mult": shape("transformer.layers.0.ff.ff.0.proj.weight")[0] / (2 * embed)},
     }
@@ -112,7 +117,8 @@ def infer_sa3_dit_config(sd: Mapping[str, Any], name: str = "state dict") -> dic
     return cfg
 
 
-def sa3_model_config(sd: Mapping[str, Any], reference: Mapping[str, Any] | None = None, name: str = "state dict") -> dict[str, Any]:
+def sa3_model_config(sd: Mapping[str, Any], reference: Mapping[str, Any] | None = None,
+                     name: str = "state dict") -> dict[str, Any]:
     """Our ``model_config`` (``architecture = stable_audio_3``) for an SA3 state dict.
 
     ``reference`` is the file's own ``model_config.json`` (its ``model`` block) when there is one:
@@ -134,11 +140,13 @@ def sa3_model_config(sd: Mapping[str, Any], reference: Mapping[str, Any] | None 
             prompt.update({k: c[k] for k in ("max_length", "padding_mode") if k in c})
         if item.get("id") == "seconds_total":
             seconds_max = float(c.get("max_val", seconds_max))
-    cond = sa3_conditioning_config(cfg.cond_token_dim, max_length=int(prompt["max_length"]), padding=prompt["padding_mode"],
-                                   seconds_max=seconds_max, with_curve=cfg.input_concat_dim > 0)
+    cond = sa3_conditioning_config(cfg.cond_token_dim, max_length=int(prompt["max_length"]),
+                                   padding=prompt["padding_mode"], seconds_max=seconds_max,
+                                   with_curve=cfg.input_concat_dim > 0)
     proj = sd.get(CONDITIONER_PREFIX + "prompt.proj_out.weight")  # T5Gemma's width when it differs from cond_dim
     cond["configs"][0]["config"]["text_dim"] = int(proj.shape[1]) if proj is not None else cfg.cond_token_dim
-    diffusion: dict[str, Any] = {"type": "dit", "config": cfg.to_dict(), "cross_attention_cond_ids": ["prompt", "seconds_total"],
+    diffusion: dict[str, Any] = {"type": "dit", "config": cfg.to_dict(),
+                                 "cross_attention_cond_ids": ["prompt", "seconds_total"],
                                  "global_cond_ids": ["seconds_total"]}
     if cfg.local_add_cond_dim:
         diffusion["local_add_cond_ids"] = list(ref_diff.get("local_add_cond_ids") or LOCAL_ADD_IDS)
@@ -215,10 +223,12 @@ def sa3_v2m_parts(path, *, curve: Mapping[str, Any] | None = None, reference: Ma
     meta = {
         "v2m_format": V2M_FORMAT, "model_config": cfg, "objective": "rectified_flow",
         "latent_rate": latent_rate, "sample_rate": sample_rate,
-        "curve": CurveSpec.from_dict({**CurveSpec(music_encoder=DEFAULT_MUSIC_ENCODER).to_dict(), **dict(curve or {})}).to_dict(),
+        "curve": CurveSpec.from_dict({**CurveSpec(music_encoder=DEFAULT_MUSIC_ENCODER).to_dict(),
+                                      **dict(curve or {})}).to_dict(),
         "codec": codec, "text": {"type": "t5gemma", "max_length": int(text["max_length"])},
         "sampling": copy.deepcopy(SA3_BASE_SAMPLING),
-        "base": {"name": base_name(name), "source_file": os.path.basename(name), "licence": "Stability AI Community License"},
+        "base": {"name": base_name(name), "source_file": os.path.basename(name),
+                 "licence": "Stability AI Community License"},
     }
     return state, meta
 
@@ -230,7 +240,8 @@ def init_from_sa3(path, out, *, curve: Mapping[str, Any] | None = None, include_
 
     state, meta = sa3_v2m_parts(path, curve=curve, include_pretransform=include_pretransform)
     if dtype is not None:
-        state = {k: (v.to(dtype) if v.is_floating_point() and not k.endswith("inv_freq") else v) for k, v in state.items()}
+        state = {k: (v.to(dtype) if v.is_floating_point() and not k.endswith("inv_freq") else v)
+                 for k, v in state.items()}
     save_v2m_checkpoint(out, state, meta)
     return meta
 

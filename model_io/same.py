@@ -51,12 +51,13 @@ def same_config_from_state_dict(sd: Mapping[str, torch.Tensor], reference: Mappi
     ``model``): its values win; otherwise shapes plus :data:`KNOWN` defaults.
     """
     if ANCHOR not in sd:
-        raise ModelError(f"{name}: not a SAME autoencoder (no {ANCHOR!r}). Fix: give the Stable Audio 3 file, a SAME-S/L "
-                         "file or a diffusers AutoencoderSAME folder.")
+        raise ModelError(f"{name}: not a SAME autoencoder (no {ANCHOR!r}). Fix: give the Stable Audio 3 file, "
+                         "a SAME-S/L file or a diffusers AutoencoderSAME folder.")
     levels = _count(sd, "encoder.layers.", "new_tokens")
     widths = [int(sd[f"encoder.layers.{i}.new_tokens"].shape[2]) for i in range(levels)]
     depths = [_count(sd, f"encoder.layers.{i}.transformers.", "pre_norm.gamma") for i in range(levels)]
-    in_ch = int(sd["encoder.layers.0.mapping.weight_v"].shape[1]) if "encoder.layers.0.mapping.weight_v" in sd else widths[0]
+    in_ch = (int(sd["encoder.layers.0.mapping.weight_v"].shape[1]) if "encoder.layers.0.mapping.weight_v" in sd
+             else widths[0])
     known = KNOWN.get((widths[0], depths[0]), {})
     channels = known.get("channels") or math.gcd(*widths)
     qkv = sd["encoder.layers.0.transformers.0.self_attn.to_qkv.weight"].shape[0]
@@ -75,7 +76,8 @@ def same_config_from_state_dict(sd: Mapping[str, torch.Tensor], reference: Mappi
         "ff_mult": sd["encoder.layers.0.transformers.0.ff.ff.0.proj.weight"].shape[0] / (2 * widths[0]),
         "sliding_window": 1, "encoder_sinusoidal_blocks": [0], "variable_stride": variable,
         "decoder_sinusoidal_blocks": list(known.get("decoder_sinusoidal_blocks", [0])),
-        "mapping_bias": "encoder.layers.0.mapping.bias" in sd, "conv_mapping": mapping is not None and mapping.shape[-1] == 3,
+        "mapping_bias": "encoder.layers.0.mapping.bias" in sd,
+        "conv_mapping": mapping is not None and mapping.shape[-1] == 3,
         "auto_scale": "bottleneck.running_std" in sd, "sample_rate": 44100,
     }
     cfg.update(_from_reference(reference))
@@ -93,9 +95,10 @@ def _from_reference(ref: Mapping[str, Any] | None) -> dict[str, Any]:
     patch = dict((ae.get("pretransform") or {}).get("config") or {})
     out: dict[str, Any] = {}
     for ours, theirs in (("channels", "channels"), ("c_mults", "c_mults"), ("strides", "strides"),
-                         ("transformer_depths", "transformer_depths"), ("latent_dim", "latent_dim"), ("dim_heads", "dim_heads"),
-                         ("differential", "differential"), ("ff_mult", "ff_mult"), ("variable_stride", "variable_stride"),
-                         ("mapping_bias", "mapping_bias"), ("conv_mapping", "conv_mapping")):
+                         ("transformer_depths", "transformer_depths"), ("latent_dim", "latent_dim"),
+                         ("dim_heads", "dim_heads"), ("differential", "differential"), ("ff_mult", "ff_mult"),
+                         ("variable_stride", "variable_stride"), ("mapping_bias", "mapping_bias"),
+                         ("conv_mapping", "conv_mapping")):
         if theirs in enc:
             out[ours] = enc[theirs]
     if enc.get("sliding_window"):
@@ -128,9 +131,10 @@ def _from_reference(ref: Mapping[str, Any] | None) -> dict[str, Any]:
 def config_from_diffusers(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """diffusers ``AutoencoderSAME`` config.json → :class:`SAMEConfig` fields."""
     pick = {"audio_channels": "audio_channels", "patch_size": "patch_size", "channels": "encoder_channels",
-            "c_mults": "encoder_c_mults", "strides": "encoder_strides", "transformer_depths": "encoder_transformer_depths",
-            "latent_dim": "latent_dim", "differential": "use_differential_attention", "dim_heads": "dim_heads",
-            "ff_mult": "ff_mult", "sliding_window": "sliding_window", "encoder_sinusoidal_blocks": "encoder_sinusoidal_blocks",
+            "c_mults": "encoder_c_mults", "strides": "encoder_strides",
+            "transformer_depths": "encoder_transformer_depths", "latent_dim": "latent_dim",
+            "differential": "use_differential_attention", "dim_heads": "dim_heads", "ff_mult": "ff_mult",
+            "sliding_window": "sliding_window", "encoder_sinusoidal_blocks": "encoder_sinusoidal_blocks",
             "decoder_sinusoidal_blocks": "decoder_sinusoidal_blocks", "sample_rate": "sampling_rate"}
     return {ours: (list(cfg[theirs]) if isinstance(cfg[theirs], (list, tuple)) else cfg[theirs])
             for ours, theirs in pick.items() if theirs in cfg}
@@ -139,8 +143,8 @@ def config_from_diffusers(cfg: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # reference layout <-> diffusers AutoencoderSAME
 
-_TRB = [("pre_norm.", "norm_attn."), ("self_attn.", "attn."), ("ff_norm.", "norm_ff."), ("ff.ff.0.proj.", "ff.proj_in."),
-        ("ff.ff.2.", "ff.proj_out.")]
+_TRB = [("pre_norm.", "norm_attn."), ("self_attn.", "attn."), ("ff_norm.", "norm_ff."),
+        ("ff.ff.0.proj.", "ff.proj_in."), ("ff.ff.2.", "ff.proj_out.")]
 
 
 def _qkv(w, to_diffusers: bool):
@@ -220,8 +224,8 @@ def _source(path: Path) -> tuple[Path, dict]:
         config = found.parent / "config.json"
         return found, json.loads(config.read_text()) if config.is_file() else {}
     folder = path / "vae" if (path / "vae").is_dir() else path
-    raise ModelError(f"{folder}: no diffusion_pytorch_model.safetensors or model.safetensors. Fix: put the SAME weights "
-                     "(safetensors) there, or give the Stable Audio 3 file itself.")
+    raise ModelError(f"{folder}: no diffusion_pytorch_model.safetensors or model.safetensors. "
+                     "Fix: put the SAME weights (safetensors) there, or give the Stable Audio 3 file itself.")
 
 
 def find_same_prefix(keys) -> tuple[str, bool] | None:
@@ -243,14 +247,16 @@ def load_same(path, *, config: Mapping[str, Any] | None = None, device: Any = "c
     else:
         src = Path(path)
         if not src.exists():
-            raise ModelError(f"{src}: SAME weights not found. Fix: give the Stable Audio 3 model.safetensors (or ComfyUI's "
-                             "models/checkpoints/stable_audio_3_*.safetensors), a SAME-S file, or a diffusers folder.")
+            raise ModelError(f"{src}: SAME weights not found. Fix: give the Stable Audio 3 model.safetensors "
+                             "(or ComfyUI's models/checkpoints/stable_audio_3_*.safetensors), a SAME-S file, "
+                             "or a diffusers folder.")
         src, side = _source(src)
         file = SafetensorsFile(src)
     found = find_same_prefix(file.keys())
     if found is None:
-        raise ModelError(f"{file.path}: no SAME autoencoder weights (expected keys like '{PREFIX}{ANCHOR}'; first keys: "
-                         f"{', '.join(file.keys()[:5])}). Fix: give a Stable Audio 3 file or a SAME-S/L file.")
+        raise ModelError(f"{file.path}: no SAME autoencoder weights (expected keys like '{PREFIX}{ANCHOR}'; "
+                         f"first keys: {', '.join(file.keys()[:5])}). "
+                         "Fix: give a Stable Audio 3 file or a SAME-S/L file.")
     prefix, diffusers_layout = found
     sd, _ = read_safetensors(file, prefix=prefix or None)
     if diffusers_layout:

@@ -64,8 +64,13 @@ def sao1_model_config(with_curve: bool = False) -> dict[str, Any]:
         "pretransform": {
             "type": "autoencoder",
             "config": {
-                "encoder": {"type": "oobleck", "config": {"in_channels": 2, "channels": 128, "c_mults": [1, 2, 4, 8, 16], "strides": [2, 4, 4, 8, 8], "latent_dim": 128, "use_snake": True}},
-                "decoder": {"type": "oobleck", "config": {"out_channels": 2, "channels": 128, "c_mults": [1, 2, 4, 8, 16], "strides": [2, 4, 4, 8, 8], "latent_dim": 64, "use_snake": True, "final_tanh": False}},
+                "encoder": {"type": "oobleck",
+                            "config": {"in_channels": 2, "channels": 128, "c_mults": [1, 2, 4, 8, 16],
+                                       "strides": [2, 4, 4, 8, 8], "latent_dim": 128, "use_snake": True}},
+                "decoder": {"type": "oobleck",
+                            "config": {"out_channels": 2, "channels": 128, "c_mults": [1, 2, 4, 8, 16],
+                                       "strides": [2, 4, 4, 8, 8], "latent_dim": 64, "use_snake": True,
+                                       "final_tanh": False}},
                 "bottleneck": {"type": "vae"},
                 "latent_dim": 64,
                 "downsampling_ratio": SAO1_DOWNSAMPLING,
@@ -112,7 +117,8 @@ def widen_for_curve(
     c = conv.shape[0]
     patch = int(dcfg.get("patch_size", 1))
     if proj.shape[1] != c * patch:
-        raise ModelError(f"cannot widen: project_in {tuple(proj.shape)} does not match preprocess_conv {tuple(conv.shape)}")
+        raise ModelError(f"cannot widen: project_in {tuple(proj.shape)} does not match "
+                         f"preprocess_conv {tuple(conv.shape)}")
     new_conv = conv.new_zeros(c + channels, c + channels, conv.shape[2])
     new_conv[:c, :c] = conv
     # project_in sees patches flattened as (channel, patch) pairs: channel-major, patch-minor
@@ -171,7 +177,8 @@ def _sao_meta(cfg: Mapping[str, Any], source: str, curve: Mapping[str, Any] | No
         "latent_rate": SAO_LATENT_RATE,
         "sample_rate": SAO1_SAMPLE_RATE,
         # the paper's curve (DINOv2-L video features, MusicFM music features, 2.52 s Hann), with overrides
-        "curve": CurveSpec.from_dict({**CurveSpec(music_encoder=DEFAULT_MUSIC_ENCODER).to_dict(), **dict(curve or {})}).to_dict(),
+        "curve": CurveSpec.from_dict({**CurveSpec(music_encoder=DEFAULT_MUSIC_ENCODER).to_dict(),
+                                      **dict(curve or {})}).to_dict(),
         "base": {"name": "stable-audio-open-1.0", "source_file": os.path.basename(source)},
     }
 
@@ -210,7 +217,8 @@ def init_from_sao(
     if include_pretransform:
         state.update(parts["pretransform"])
     if dtype is not None:
-        state = {k: (v.to(dtype) if v.is_floating_point() and not k.endswith("inv_freq") else v) for k, v in state.items()}
+        state = {k: (v.to(dtype) if v.is_floating_point() and not k.endswith("inv_freq") else v)
+                 for k, v in state.items()}
     meta = _sao_meta(cfg, str(path), curve)
     save_v2m_checkpoint(out, state, meta)
     return meta
@@ -221,7 +229,8 @@ def init_from_sao(
 
 #: Shown wherever a widened base is used: its curve channel has zero weights.
 SAO_BASE_NOTE = ("Stable Audio Open 1.0 used as a base: the event-curve channel was added with zero weights, so the "
-                 "music ignores the video's timing until the model is fine-tuned on music curves (V2M_Train / v2m-zero train)")
+                 "music ignores the video's timing until the model is fine-tuned on music curves "
+                 "(V2M_Train / v2m-zero train)")
 #: keys every SAO 1.0-layout file has (what :mod:`.formats` recognises it by)
 SAO_ANCHORS = (DIT_PREFIX + "preprocess_conv.weight", DIT_PREFIX + "transformer.project_in.weight",
                 DIT_PREFIX + "transformer.layers.0.self_attn.to_qkv.weight", CONDITIONER_PREFIX + "seconds_total.")
@@ -235,12 +244,15 @@ def sao_config_from_header(file) -> dict[str, Any]:
 
     h = file.header
     io, dim = h[SAO_ANCHORS[1]]["shape"][1], h[SAO_ANCHORS[1]]["shape"][0]
-    depth = 1 + max(int(m.group(1)) for k in h for m in [re.match(re.escape(DIT_PREFIX) + r"transformer\.layers\.(\d+)\.", k)] if m)
+    depth = 1 + max(int(m.group(1)) for k in h
+                    for m in [re.match(re.escape(DIT_PREFIX) + r"transformer\.layers\.(\d+)\.", k)] if m)
     cond = h[DIT_PREFIX + "transformer.layers.0.cross_attn.to_kv.weight"]["shape"][1]
-    glob = next((v["shape"][1] for k, v in h.items() if k.startswith(DIT_PREFIX + "to_global_embed.0.weight")), 2 * cond)
+    glob = next((v["shape"][1] for k, v in h.items() if k.startswith(DIT_PREFIX + "to_global_embed.0.weight")),
+                2 * cond)
     sao1 = sao1_model_config(with_curve=False)
     d = sao1["diffusion"]["config"]
-    if (io, dim, depth, cond, glob) == (d["io_channels"], d["embed_dim"], d["depth"], d["cond_token_dim"], d["global_cond_dim"]):
+    if (io, dim, depth, cond, glob) == (d["io_channels"], d["embed_dim"], d["depth"], d["cond_token_dim"],
+                                        d["global_cond_dim"]):
         return sao1
     return make_model_config(io_channels=io, embed_dim=dim, depth=depth, num_heads=max(1, dim // 64),
                              cond_token_dim=cond, global_cond_dim=glob, project_cond_tokens=False)
@@ -312,7 +324,8 @@ def dit_to_diffusers(state_dict: Mapping[str, Any]) -> dict[str, Any]:
             pre = f"transformer_blocks.{i}."
             if rest == "self_attn.to_qkv.weight":
                 q, kk, vv = torch.chunk(v, 3, dim=0)
-                out[pre + "attn1.to_q.weight"], out[pre + "attn1.to_k.weight"], out[pre + "attn1.to_v.weight"] = q, kk, vv
+                (out[pre + "attn1.to_q.weight"], out[pre + "attn1.to_k.weight"],
+                 out[pre + "attn1.to_v.weight"]) = q, kk, vv
                 continue
             if rest == "cross_attn.to_kv.weight":
                 kk, vv = torch.chunk(v, 2, dim=0)
@@ -349,7 +362,8 @@ def dit_from_diffusers(state_dict: Mapping[str, Any], rotary_dim: int = 32) -> d
         if m:
             i, rest = m.groups()
             pre = f"{DIT_PREFIX}transformer.layers.{i}."
-            if rest in ("attn1.to_q.weight", "attn1.to_k.weight", "attn1.to_v.weight", "attn2.to_k.weight", "attn2.to_v.weight"):
+            if rest in ("attn1.to_q.weight", "attn1.to_k.weight", "attn1.to_v.weight", "attn2.to_k.weight",
+                        "attn2.to_v.weight"):
                 pending.setdefault(pre + rest.split(".")[0], {})[rest.split(".")[1]] = v
                 continue
             for a, b in _BLOCK_RENAMES:
@@ -367,7 +381,8 @@ def dit_from_diffusers(state_dict: Mapping[str, Any], rotary_dim: int = 32) -> d
             raise ModelError(f"no stable-audio-tools name for diffusers key {k!r}")
     for pre, qkv in pending.items():
         if pre.endswith("attn1"):
-            out[pre[: -len("attn1")] + "self_attn.to_qkv.weight"] = torch.cat([qkv["to_q"], qkv["to_k"], qkv["to_v"]], 0)
+            out[pre[: -len("attn1")] + "self_attn.to_qkv.weight"] = torch.cat(
+                [qkv["to_q"], qkv["to_k"], qkv["to_v"]], 0)
         else:
             out[pre[: -len("attn2")] + "cross_attn.to_kv.weight"] = torch.cat([qkv["to_k"], qkv["to_v"]], 0)
     out[DIT_PREFIX + "transformer.rotary_pos_emb.inv_freq"] = 1.0 / (

@@ -52,7 +52,8 @@ def find_t5_files(folder: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def load_t5(folder: str | os.PathLike, *, max_length: int = SAO_T5_MAX_LENGTH,
-            device: Any = "cpu", dtype: torch.dtype = torch.float32, tokenizer: str | os.PathLike | None = None) -> T5TextEncoder:
+            device: Any = "cpu", dtype: torch.dtype = torch.float32,
+            tokenizer: str | os.PathLike | None = None) -> T5TextEncoder:
     """Load ``T5EncoderModel`` + tokenizer from ``folder`` (never downloads).
 
     ``folder`` may also be a single ``.safetensors`` file of T5 weights in the Hugging Face key
@@ -151,9 +152,9 @@ def _fit_t5(model, tensors, name: str) -> dict:
 # --------------------------------------------------------------------------------------------
 # T5Gemma (Stable Audio 3)
 
-_T5GEMMA_HINT = ("Fix: use the t5gemma-b-b-ul2 folder of the Stable Audio 3 repository (config.json, model.safetensors, "
-                 "tokenizer files), a diffusers SA3 folder (text_encoder/ + tokenizer/), or ComfyUI's "
-                 "models/text_encoders/t5gemma_b_b_ul2.safetensors.")
+_T5GEMMA_HINT = ("Fix: use the t5gemma-b-b-ul2 folder of the Stable Audio 3 repository "
+                 "(config.json, model.safetensors, tokenizer files), a diffusers SA3 folder "
+                 "(text_encoder/ + tokenizer/), or ComfyUI's models/text_encoders/t5gemma_b_b_ul2.safetensors.")
 # T5Gemma b-b (what SA3 uses) where a ComfyUI file's shapes do not say (as ComfyUI's own loader)
 _T5GEMMA_BB = {"head_dim": 64, "rms_norm_eps": 1e-6, "attn_logit_softcapping": 50.0, "sliding_window": 4096,
                "hidden_activation": "gelu_pytorch_tanh"}
@@ -203,7 +204,8 @@ def text_encoder_kind(path: str | os.PathLike) -> str:
 
 
 def load_text_encoder(path: str | os.PathLike, *, kind: str | None = None, max_length: int | None = None,
-                      device: Any = "cpu", dtype: torch.dtype = torch.float32, tokenizer: str | os.PathLike | None = None):
+                      device: Any = "cpu", dtype: torch.dtype = torch.float32,
+                      tokenizer: str | os.PathLike | None = None):
     """The text encoder in ``path`` (T5 or T5Gemma, by its files); ``kind`` is what the checkpoint
     was trained with (its metadata ``text.type``), checked against what the files hold. ``tokenizer``:
     the tokenizer folder of a single-file T5 (ComfyUI's own, inside ComfyUI)."""
@@ -219,8 +221,10 @@ def load_text_encoder(path: str | os.PathLike, *, kind: str | None = None, max_l
     return load_t5(path, max_length=max_length or SAO_T5_MAX_LENGTH, device=device, dtype=dtype, tokenizer=tokenizer)
 
 
-def load_t5gemma(path: str | os.PathLike, *, max_length: int = 256, device: Any = "cpu", dtype: torch.dtype = torch.float32):
-    """T5Gemma's encoder (``T5GemmaEncoderModel``) + tokenizer from a folder or ComfyUI's single file; never downloads."""
+def load_t5gemma(path: str | os.PathLike, *, max_length: int = 256, device: Any = "cpu",
+                 dtype: torch.dtype = torch.float32):
+    """T5Gemma's encoder (``T5GemmaEncoderModel``) + tokenizer from a folder or ComfyUI's single file;
+    never downloads."""
     from ..core.model.text import T5GemmaTextEncoder
 
     p = Path(path)
@@ -245,11 +249,12 @@ def _t5gemma_from_folder(root: Path, dtype):
     try:
         cfg = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
         cfg.is_encoder_decoder = False  # as the SA3 reference: the encoder alone
-        model = T5GemmaEncoderModel.from_pretrained(str(model_dir), config=cfg, local_files_only=True, use_safetensors=True,
-                                                    dtype=dtype)
+        model = T5GemmaEncoderModel.from_pretrained(str(model_dir), config=cfg, local_files_only=True,
+                                                    use_safetensors=True, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
     except Exception as exc:  # transformers raises OSError/ValueError/KeyError for bad folders
-        raise ModelError(f"{root}: cannot be loaded as a T5Gemma encoder ({type(exc).__name__}: {exc}). {_T5GEMMA_HINT}") from None
+        raise ModelError(f"{root}: cannot be loaded as a T5Gemma encoder ({type(exc).__name__}: {exc}). "
+                         f"{_T5GEMMA_HINT}") from None
     finally:
         hf_logging.set_verbosity(level)
     return model, tokenizer
@@ -280,7 +285,8 @@ def _t5gemma_from_file(p: Path, dtype):
         intermediate_size=sd["encoder.layers.0.mlp.gate_proj.weight"].shape[0],
         layer_types=["sliding_attention", "full_attention"] * (layers // 2) + ["sliding_attention"] * (layers % 2),
         **{k: v for k, v in _T5GEMMA_BB.items() if k != "head_dim"})
-    model = T5GemmaEncoderModel(T5GemmaConfig(encoder=module.to_dict(), decoder=module.to_dict(), is_encoder_decoder=False))
+    model = T5GemmaEncoderModel(T5GemmaConfig(encoder=module.to_dict(), decoder=module.to_dict(),
+                                              is_encoder_decoder=False))
     check_state_dict(model, sd, name=str(p))
     model.load_state_dict(sd, strict=True)
     return model.to(dtype=dtype), SentencePieceTokens(spiece.to(torch.uint8).numpy().tobytes())

@@ -86,7 +86,8 @@ def mono_mix(wave: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def pulse_clarity(envelope: np.ndarray, rate: float = FRAME_RATE) -> float:
-    """Largest normalised autocorrelation of the onset envelope (``rate`` frames/s) at lags 0.25–1.5 s (0 = no pulse)."""
+    """Largest normalised autocorrelation of the onset envelope (``rate`` frames/s) at lags 0.25–1.5 s
+    (0 = no pulse)."""
     o = np.asarray(envelope, dtype=np.float64)
     o = o - o.mean()
     lo, hi = int(0.25 * rate), int(1.5 * rate)
@@ -197,7 +198,8 @@ def front_end(wave: np.ndarray, sample_rate: int, *, name: str = "the music", un
     if float(np.max(np.abs(w))) < SILENCE_PEAK:
         raise AlignError(f"{name} is silent (peak below -80 dBFS): there are no beats to put on the cuts")
     if w.shape[-1] / sample_rate < 2.0:
-        raise AlignError(f"{name} lasts {w.shape[-1] / sample_rate:.2f} s: at least 2 s of music are needed to find a beat")
+        raise AlignError(f"{name} lasts {w.shape[-1] / sample_rate:.2f} s: "
+                         "at least 2 s of music are needed to find a beat")
     mono = np.ascontiguousarray(w.mean(axis=0) if w.ndim == 2 else w.reshape(-1))
     y = mono_mix(mono, sample_rate)
     S = np.abs(librosa.stft(y, n_fft=2048, hop_length=HOP)) ** 2

@@ -41,11 +41,13 @@ class Alignment:
     def summary(self) -> dict:
         t = self.tmap
         return {
-            "duration": t.duration, "music_duration": self.analysis.duration, "tempo_bpm": round(self.analysis.tempo, 2),
+            "duration": t.duration, "music_duration": self.analysis.duration,
+            "tempo_bpm": round(self.analysis.tempo, 2),
             "meter": self.analysis.meter, "hits": len(self.hits), "hits_on_beats": len(t.anchors),
             "heard": self.heard, "tempo_readings_tried": self.attempts,
             "max_tempo_change": round(t.max_tempo_change, 4), "edits": t.edits, "seams": t.seams,
-            "loop_seams": len(t.seams) - len(t.edits), "ending": t.ending, "stretcher": self.stretcher, "seconds": round(self.seconds, 3),
+            "loop_seams": len(t.seams) - len(t.edits), "ending": t.ending, "stretcher": self.stretcher,
+            "seconds": round(self.seconds, 3),
             "anchors": t.anchors,
         }
 
@@ -158,8 +160,11 @@ def _good(heard: dict, planned: float) -> bool:
             and heard["sch"] >= CONFIRM * planned - 1e-9)
 
 
+_DEFAULT_OPTIONS = AlignOptions()  # frozen, so one shared default is safe
+
+
 def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, strengths=None,
-                options: AlignOptions = AlignOptions(), stretcher: str = "auto", name: str = "the music",
+                options: AlignOptions = _DEFAULT_OPTIONS, stretcher: str = "auto", name: str = "the music",
                 progress=None, check_interrupt=None) -> Alignment:
     """Retime ``wave`` ``[C, T]`` so its beats land on ``hits`` (s) in a ``duration``-second video.
 
@@ -291,7 +296,8 @@ def report_plot(curve: curves.Curve | None, hits, sync: dict | None, result: Ali
         marks += [("before", sync["beats_before"]), ("after", sync["beats_after"])]
     else:
         marks += [("after", list(result.tmap.beats_out))]
-    shown = curve if curve is not None else curves.Curve(values=np.zeros(2), times=np.array([0.0, result.tmap.duration]),
+    shown = curve if curve is not None else curves.Curve(values=np.zeros(2),
+                                                          times=np.array([0.0, result.tmap.duration]),
                                                           duration=result.tmap.duration)
     return plot.plot_curves([("event curve", shown)], peaks=list(hits), marks=marks, width=width, height=height,
                             title=title)

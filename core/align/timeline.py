@@ -46,7 +46,8 @@ class Timeline:
 def _base(analysis: MusicAnalysis, start: float):
     """Source boundaries [start, beats..., end] with their beat index (-1 for start and end)."""
     if not 0.0 <= start < analysis.duration - 1.0:
-        raise AlignError(f"start offset {start:.2f} s is outside the music (0 to {max(0.0, analysis.duration - 1.0):.2f} s)")
+        raise AlignError(f"start offset {start:.2f} s is outside the music "
+                         f"(0 to {max(0.0, analysis.duration - 1.0):.2f} s)")
     keep = np.flatnonzero((analysis.beats > start + 0.01) & (analysis.beats < analysis.duration - 0.01))
     if keep.size < 4:
         raise AlignError(f"fewer than 4 beats after the start offset {start:.2f} s: choose an earlier start")
@@ -101,7 +102,7 @@ def build_timeline(analysis: MusicAnalysis, *, start: float, needed: float, exte
         end_pos = len(order) - 1
         loop = (float(times[a]), float(times[b]), repeats)
     src_a, lengths = [], []
-    for p, q in zip(order[:-1], order[1:]):
+    for p, _q in zip(order[:-1], order[1:]):
         src_a.append(times[p])
         # a unit ends where its music ends, even when the next unit jumps (loop seam)
         lengths.append(times[p + 1] - times[p] if p + 1 < len(times) else 0.0)

@@ -399,7 +399,8 @@ def _assemble(p: _Problem, path, end: dict, offsets, times) -> TimeMap:
         t = _play(tl, _unit_sequence(k, end["k"], edit), ta, end["rate"], end["t"], sink)
         if edit:
             edits.append({"kind": edit[0], "unit": "bar" if p.opts.edits == "bars" else "beat",
-                          "at": round(ta + (tl.vt[edit[1] if edit[0] == "drop" else edit[2]] - tl.vt[k]) / end["rate"], 4)})
+                          "at": round(ta + (tl.vt[edit[1] if edit[0] == "drop" else edit[2]] - tl.vt[k])
+                                      / end["rate"], 4)})
         t = _play(tl, list(range(end["k"], tl.units)), t, 1.0, d, sink) if t < d - 1e-9 else t
         fade = (end["t"], d) if end["kind"] == "bar" else (d - 0.01, d)
     if t < d - 1e-6:

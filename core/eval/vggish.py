@@ -8,10 +8,10 @@ PyTorch port ``harritaylor/torchvggish``, which ``frechet_audio_distance`` loads
   (DC bin zeroed), ``log(mel + 0.01)``, then non-overlapping examples of 96 frames (0.96 s).
   Incomplete frames and examples at the end are dropped, as ``mel_features.frame`` does; a
   file shorter than 0.975 s gives no example at all.
-* the network (``VGGish``, in :mod:`core.model.vggish` with the other architectures): the VGG conv stack ``features.*`` (64, M, 128, M, 256, 256, M, 512,
-  512, M; 3×3 convs, padding 1) and the fully connected ``embeddings.*`` 12288→4096→4096→128,
-  with the torchvggish state-dict layout (``features.{0,3,6,8,11,13}``, ``embeddings.{0,2,4}``),
-  so the public ``vggish-10086976.pth`` loads as is.
+* the network (``VGGish``, in :mod:`core.model.vggish` with the other architectures): the VGG conv stack
+  ``features.*`` (64, M, 128, M, 256, 256, M, 512, 512, M; 3×3 convs, padding 1) and the fully connected
+  ``embeddings.*`` 12288→4096→4096→128, with the torchvggish state-dict layout
+  (``features.{0,3,6,8,11,13}``, ``embeddings.{0,2,4}``), so the public ``vggish-10086976.pth`` loads as is.
 * the optional PCA-whitening + 8-bit quantisation postprocessor (``pca_eigen_vectors`` /
   ``pca_means`` of ``vggish_pca_params-970ea276.pth``).
 

@@ -51,7 +51,8 @@ class NumberEmbedder(nn.Module):
 class NumberConditioner(nn.Module):
     """stable-audio-tools ``number`` conditioner: clamp to [min,max], normalise, embed → [B,1,dim]."""
 
-    def __init__(self, output_dim: int, min_val: float = 0.0, max_val: float = 1.0, fourier_features_type: str = "learned"):
+    def __init__(self, output_dim: int, min_val: float = 0.0, max_val: float = 1.0,
+                 fourier_features_type: str = "learned"):
         super().__init__()
         self.min_val, self.max_val = float(min_val), float(max_val)
         self.embedder = NumberEmbedder(features=output_dim, fourier_features_type=fourier_features_type)
@@ -130,7 +131,8 @@ def build_conditioners(cond_cfg: Mapping[str, Any]) -> tuple[dict[str, nn.Module
                                              cc.get("fourier_features_type", "learned"))
             kinds[cid] = "number"
         elif ctype in _TEXT_TYPES:
-            text_dim = int(cc.get("text_dim") or _T5_DIMS.get(cc.get("t5_model_name") or cc.get("model_name") or "", cond_dim))
+            text_dim = int(cc.get("text_dim")
+                           or _T5_DIMS.get(cc.get("t5_model_name") or cc.get("model_name") or "", cond_dim))
             # weightless (Identity) when the encoder width already equals cond_dim, as SAO's T5
             modules[cid] = TokenConditioner(text_dim, cond_dim, bool(cc.get("project_out", False)),
                                             cc.get("padding_mode", "zero"))

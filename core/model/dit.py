@@ -205,7 +205,8 @@ class DiffusionTransformer(nn.Module):
         x = x.transpose(1, 2)  # b c t -> b t c
         if c.patch_size > 1:
             b, n, ch = x.shape
-            x = x.reshape(b, n // c.patch_size, c.patch_size, ch).transpose(2, 3).reshape(b, n // c.patch_size, ch * c.patch_size)
+            x = (x.reshape(b, n // c.patch_size, c.patch_size, ch).transpose(2, 3)
+                 .reshape(b, n // c.patch_size, ch * c.patch_size))
 
         mask = None
         if cross_attn_mask is not None and c.cross_attn_mask and cross_attn_cond is not None:
@@ -217,7 +218,8 @@ class DiffusionTransformer(nn.Module):
         out = out.transpose(1, 2)[:, :, prepend_length:]
         if c.patch_size > 1:
             b, cp, n = out.shape
-            out = out.reshape(b, cp // c.patch_size, c.patch_size, n).permute(0, 1, 3, 2).reshape(b, cp // c.patch_size, n * c.patch_size)
+            out = (out.reshape(b, cp // c.patch_size, c.patch_size, n).permute(0, 1, 3, 2)
+                   .reshape(b, cp // c.patch_size, n * c.patch_size))
         return self.postprocess_conv(out) + out
 
 
@@ -291,7 +293,8 @@ class V2MDiT(nn.Module):
             raise ModelError(f"cond_token_dim {self.config.cond_token_dim} != conditioning cond_dim {cond_dim}")
         if self.global_cond_ids and self.config.global_cond_dim != cond_dim * len(self.global_cond_ids):
             raise ModelError(
-                f"global_cond_dim {self.config.global_cond_dim} != {len(self.global_cond_ids)} global ids x cond_dim {cond_dim}"
+                f"global_cond_dim {self.config.global_cond_dim} != {len(self.global_cond_ids)} global ids "
+                f"x cond_dim {cond_dim}"
             )
         if self.input_concat_ids and self.config.input_concat_dim <= 0:
             raise ModelError("input_concat_ids given but input_concat_dim is 0")

@@ -56,7 +56,8 @@ def rf_timesteps(steps: int, *, shift: float | None = None, t_max: float = 1.0) 
     return t
 
 
-def logsnr_timesteps(steps: int, *, logsnr_min: float = -6.2, logsnr_max: float = 2.0, t_max: float = 1.0) -> torch.Tensor:
+def logsnr_timesteps(steps: int, *, logsnr_min: float = -6.2, logsnr_max: float = 2.0,
+                     t_max: float = 1.0) -> torch.Tensor:
     """``steps + 1`` times from ``t_max`` to 0, evenly spaced in log-SNR (Stable Audio 3's schedule).
 
     As stable_audio_3's ``LogSNRShift`` (rate 0): a linear ``u`` from ``t_max`` to 0 maps to
@@ -78,7 +79,8 @@ def schedule_timesteps(steps: int, schedule: Mapping[str, Any] | None = None) ->
     if kind == "linear":
         return rf_timesteps(steps, shift=s.get("shift"))
     if kind == "logsnr":
-        return logsnr_timesteps(steps, logsnr_min=float(s.get("logsnr_min", -6.2)), logsnr_max=float(s.get("logsnr_max", 2.0)))
+        return logsnr_timesteps(steps, logsnr_min=float(s.get("logsnr_min", -6.2)),
+                                logsnr_max=float(s.get("logsnr_max", 2.0)))
     raise V2MError(f"unknown sampling schedule type {kind!r}; expected 'linear' or 'logsnr'")
 
 

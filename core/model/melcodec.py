@@ -36,13 +36,15 @@ class MelCodec(AudioCodec):
                  audio_channels: int = 1, fmin: float = 0.0, fmax: float | None = None, amin: float = 1e-5,
                  offset: float = -4.5, scale: float = 2.0, griffin_lim_iters: int = 32):
         if min(sample_rate, n_mels, hop_length, audio_channels, griffin_lim_iters) < 1 or n_fft < 2:
-            raise V2MError("MelCodec: sample_rate, n_mels, hop_length, audio_channels and griffin_lim_iters must be >= 1")
+            raise V2MError("MelCodec: sample_rate, n_mels, hop_length, audio_channels and griffin_lim_iters "
+                           "must be >= 1")
         if hop_length > n_fft or not (amin > 0 and scale > 0):
             raise V2MError(f"MelCodec: need hop_length <= n_fft ({hop_length} > {n_fft}?), amin > 0 and scale > 0")
         fmax = float(fmax) if fmax else sample_rate / 2.0
         if not 0 <= fmin < fmax <= sample_rate / 2.0:
             raise V2MError(f"MelCodec: need 0 <= fmin < fmax <= sample_rate / 2, got fmin {fmin}, fmax {fmax}")
-        self.sample_rate, self.n_mels, self.hop_length, self.n_fft = int(sample_rate), int(n_mels), int(hop_length), int(n_fft)
+        self.sample_rate, self.n_mels, self.hop_length, self.n_fft = (int(sample_rate), int(n_mels),
+                                                                      int(hop_length), int(n_fft))
         self.audio_channels, self.fmin, self.fmax, self.amin = int(audio_channels), float(fmin), fmax, float(amin)
         self.offset, self.scale, self.griffin_lim_iters = float(offset), float(scale), int(griffin_lim_iters)
         self.downsampling_ratio = self.hop_length

@@ -111,7 +111,8 @@ class SA3DiTConfig:
                if f.name not in ("extra", "norm_eps", "norm_fp32", "qk_norm", "qk_norm_eps", "differential", "ff_mult")}
         out.update(self.extra)
         out["norm_kwargs"] = {"eps": self.norm_eps, "force_fp32": self.norm_fp32}
-        out["attn_kwargs"] = {"qk_norm": self.qk_norm, "qk_norm_eps": self.qk_norm_eps, "differential": self.differential}
+        out["attn_kwargs"] = {"qk_norm": self.qk_norm, "qk_norm_eps": self.qk_norm_eps,
+                              "differential": self.differential}
         out["ff_kwargs"] = {"mult": self.ff_mult}
         out["global_cond_type"] = "adaLN"
         return out
@@ -194,11 +195,13 @@ class SA3DiffusionTransformer(nn.Module):
         x = x.transpose(1, 2)
         if c.patch_size > 1:
             b, n, ch = x.shape
-            x = x.reshape(b, n // c.patch_size, c.patch_size, ch).transpose(2, 3).reshape(b, n // c.patch_size, ch * c.patch_size)
+            x = (x.reshape(b, n // c.patch_size, c.patch_size, ch).transpose(2, 3)
+                 .reshape(b, n // c.patch_size, ch * c.patch_size))
         out = self.transformer(x, context=context, global_cond=glob, local_add_cond=local).transpose(1, 2)
         if c.patch_size > 1:
             b, cp, n = out.shape
-            out = out.reshape(b, cp // c.patch_size, c.patch_size, n).permute(0, 1, 3, 2).reshape(b, cp // c.patch_size, n * c.patch_size)
+            out = (out.reshape(b, cp // c.patch_size, c.patch_size, n).permute(0, 1, 3, 2)
+                   .reshape(b, cp // c.patch_size, n * c.patch_size))
         return self.postprocess_conv(out) + out
 
 
@@ -269,7 +272,8 @@ class SA3DiT(V2MDiT):
             if local_add_cond is None:
                 local_add_cond = x.new_zeros(b, c.local_add_cond_dim, length)
             elif tuple(local_add_cond.shape) != (b, c.local_add_cond_dim, length):
-                raise V2MError(f"local_add_cond must be [{b},{c.local_add_cond_dim},{length}]; got {tuple(local_add_cond.shape)}")
+                raise V2MError(f"local_add_cond must be [{b},{c.local_add_cond_dim},{length}]; "
+                               f"got {tuple(local_add_cond.shape)}")
         out = self.dit(x, t, cross_attn_cond=cond["cross_attn_cond"], global_embed=cond["global_embed"],
                        input_concat_cond=concat, local_add_cond=local_add_cond if c.local_add_cond_dim else None)
         return out.to(x.dtype)

@@ -94,7 +94,8 @@ def band_attention(q, k, v, window: int, chunk: int = 1024):
         ki = torch.arange(k0, k1, device=q.device)
         delta = ki[None, :] - qi[:, None]
         mask = torch.zeros(delta.shape, dtype=q.dtype, device=q.device).masked_fill(delta.abs() > window, float("-inf"))
-        outs.append(F.scaled_dot_product_attention(q[..., start:stop, :], k[..., k0:k1, :], v[..., k0:k1, :], attn_mask=mask))
+        outs.append(F.scaled_dot_product_attention(q[..., start:stop, :], k[..., k0:k1, :], v[..., k0:k1, :],
+                                                   attn_mask=mask))
     return torch.cat(outs, dim=-2)
 
 
@@ -230,7 +231,8 @@ class TransformerBlock(nn.Module):
         if rotary is None and self.rope is not None:
             rotary = self.rope(x.shape[1], x.device)
         if self.adaln and global_cond is not None:
-            s_sa, sh_sa, g_sa, s_ff, sh_ff, g_ff = (self.to_scale_shift_gate + global_cond).unsqueeze(1).chunk(6, dim=-1)
+            s_sa, sh_sa, g_sa, s_ff, sh_ff, g_ff = (
+                (self.to_scale_shift_gate + global_cond).unsqueeze(1).chunk(6, dim=-1))
             h = self.self_attn(self.pre_norm(x) * (1 + s_sa) + sh_sa, rotary=rotary, band=band)
             x = x + h * torch.sigmoid(1 - g_sa)
             if context is not None and self.cross_attend:

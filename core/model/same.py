@@ -82,7 +82,8 @@ class SAMEConfig:
                 problems.append(f"{name} needs 1 or {n} entries")
         if self.noise_augment_dim:
             problems.append("noise_augment_dim > 0 (decoder noise channels) is not supported")
-        if min([self.patch_size, self.audio_channels, self.channels, self.latent_dim, self.sliding_window, *self.strides]) < 1:
+        if min([self.patch_size, self.audio_channels, self.channels, self.latent_dim, self.sliding_window,
+                *self.strides]) < 1:
             problems.append("sizes must be >= 1")
         if problems:
             raise ModelError("bad SAME config: " + "; ".join(problems))
@@ -154,8 +155,9 @@ class SAMEDecoder(nn.Module):
         super().__init__()
         ch = [cfg.audio_channels * cfg.patch_size] + [m * cfg.channels for m in cfg.c_mults]
         layers: list[nn.Module] = [Transpose(), nn.Linear(cfg.latent_dim, ch[-1]), Transpose()]
-        layers += [TransformerResamplingBlock(ch[i], ch[i - 1], cfg.strides[i - 1], "decoder", cfg.transformer_depths[i - 1],
-                                              cfg, cfg.decoder_sinusoidal_blocks[i - 1]) for i in range(len(cfg.strides), 0, -1)]
+        layers += [TransformerResamplingBlock(ch[i], ch[i - 1], cfg.strides[i - 1], "decoder",
+                                              cfg.transformer_depths[i - 1], cfg, cfg.decoder_sinusoidal_blocks[i - 1])
+                   for i in range(len(cfg.strides), 0, -1)]
         self.layers = nn.ModuleList(layers)
 
     def forward(self, x):

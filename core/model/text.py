@@ -109,8 +109,8 @@ class SentencePieceTokens:
         try:
             import sentencepiece
         except ImportError:
-            raise ModuleNotFoundError("reading a tokenizer stored in a text-encoder file needs the sentencepiece package: "
-                                      "pip install sentencepiece") from None
+            raise ModuleNotFoundError("reading a tokenizer stored in a text-encoder file needs the sentencepiece "
+                                      "package: pip install sentencepiece") from None
         self.sp = sentencepiece.SentencePieceProcessor(model_proto=bytes(model_proto))
         self.pad_id = 0
 

@@ -201,8 +201,8 @@ class MusicPromptPipeline:
             return hit
 
         text_dir, text_kind = self._text_source()
-        steps = [s for s, on in (("asr", self.asr_dir), ("captions", self.vlm_dir), ("summary", text_dir and self.vlm_dir),
-                                 ("prompt", text_dir)) if on]
+        steps = [s for s, on in (("asr", self.asr_dir), ("captions", self.vlm_dir),
+                                 ("summary", text_dir and self.vlm_dir), ("prompt", text_dir)) if on]
         total = max(1, len(steps))
 
         def report(step: str, msg: str) -> None:
@@ -254,7 +254,8 @@ class MusicPromptPipeline:
         res.frame_times = [round(float(t), 3) for t, _ in frames]
         vlm = load_model("vlm", self.vlm_dir, device=self.device, dtype=self.dtype)
         try:
-            res.captions = caption_frames(frames, model=vlm, prompt=self.caption_prompt, max_new_tokens=self.caption_tokens)
+            res.captions = caption_frames(frames, model=vlm, prompt=self.caption_prompt,
+                                          max_new_tokens=self.caption_tokens)
         except BaseException:
             vlm.release()
             raise

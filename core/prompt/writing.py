@@ -45,7 +45,8 @@ def generate_reply(lm: LoadedModel, content: list[dict] | str, max_new_tokens: i
         inputs["pixel_values"] = inputs["pixel_values"].to(lm.dtype)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     with torch.inference_mode():
-        out = lm.model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=int(max_new_tokens), pad_token_id=pad)
+        out = lm.model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=int(max_new_tokens),
+                                pad_token_id=pad)
     new = out[:, inputs["input_ids"].shape[1] :]
     return tokenizer.batch_decode(new, skip_special_tokens=True)[0].strip()
 

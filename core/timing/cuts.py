@@ -191,7 +191,8 @@ class CurvePeakCuts(CutDetector):
 
     id = "curve_peaks"
 
-    def __init__(self, encoder: str = "pixels", threshold: float | None = None, min_gap: float = 0.25, **encoder_options):
+    def __init__(self, encoder: str = "pixels", threshold: float | None = None, min_gap: float = 0.25,
+                 **encoder_options):
         self.encoder, self.threshold, self.min_gap, self.encoder_options = encoder, threshold, min_gap, encoder_options
 
     def detect(self, video) -> CutTimes:

@@ -37,7 +37,7 @@ class FrameEncoder(ABC):
     def encode(self, frames: np.ndarray) -> np.ndarray:
         """frames uint8 [N, H, W, 3] → float32 [N, D]."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  # an optional hook, a no-op by default: not every encoder holds weights
         """Release weights and device memory."""
 
     def describe(self) -> dict:
@@ -117,7 +117,8 @@ class HistogramEncoder(FrameEncoder):
         return {"encoder": self.id, "bins": self.bins}
 
 
-DINOV2_SIZES = {"dinov2-s": "dinov2-small", "dinov2-b": "dinov2-base", "dinov2": "dinov2-large", "dinov2-l": "dinov2-large", "dinov2-g": "dinov2-giant"}
+DINOV2_SIZES = {"dinov2-s": "dinov2-small", "dinov2-b": "dinov2-base", "dinov2": "dinov2-large",
+                "dinov2-l": "dinov2-large", "dinov2-g": "dinov2-giant"}
 
 
 @register_encoder("dinov2")
@@ -288,7 +289,8 @@ def encode_video(
             progress=progress,
             check_interrupt=check_interrupt,
         )
-    return Features(feats.values, feats.times, feats.duration, feats.encoder, dict(feats.meta, fps=info.fps, source=str(getattr(info, "path", ""))))
+    return Features(feats.values, feats.times, feats.duration, feats.encoder,
+                    dict(feats.meta, fps=info.fps, source=str(getattr(info, "path", ""))))
 
 
 def encode_video_curve(
@@ -313,7 +315,8 @@ def encode_video_curve(
     prev = None
     parts, times, done = [], [], 0
     # closed at once on an error or an interrupt: a decode-ahead thread stops and the file closes
-    with contextlib.closing(_decoded(src, encoder, size=size, sample_fps=sample_fps, batch=batch, stats=stats)) as stream:
+    with contextlib.closing(_decoded(src, encoder, size=size, sample_fps=sample_fps, batch=batch,
+                                     stats=stats)) as stream:
         for b in stream:
             if check_interrupt is not None:
                 check_interrupt()
@@ -332,7 +335,8 @@ def encode_video_curve(
         raise V2MError("no frames were decoded: the video is empty")
     kw = {} if min_std is None else {"min_std": min_std}
     a = np.concatenate(parts) if parts else np.zeros(0)
-    return curves.curve_from_dissimilarity(a, np.concatenate(times) if times else np.zeros(0), stats["duration"], encoder=encoder.id, **kw)
+    return curves.curve_from_dissimilarity(a, np.concatenate(times) if times else np.zeros(0), stats["duration"],
+                                           encoder=encoder.id, **kw)
 
 
 def encode_frames(

@@ -64,7 +64,8 @@ def _time_axis(ax, duration: float, width: int) -> None:
     step = next((s for s in _TIME_STEPS if duration / s <= want), _TIME_STEPS[-1])
     ax.xaxis.set_major_locator(MultipleLocator(step))
     if duration >= 120:
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{int(x // 60)}:{int(round(x % 60)):02d}" if x >= 0 else ""))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{int(x // 60)}:{int(round(x % 60)):02d}"
+                                                   if x >= 0 else ""))
     else:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
 
@@ -115,12 +116,14 @@ def plot_curves(
     n_rows = len(marks)
     mark_frac = min(0.12 * n_rows, 0.4)
     note_lines = _wrap_notes(notes, width, font_px * 0.75)
-    ratios = ([min(0.08 * len(note_lines), 0.45)] if note_lines else []) + [1 - mark_frac] + ([mark_frac] if n_rows else [])
+    ratios = (([min(0.08 * len(note_lines), 0.45)] if note_lines else []) + [1 - mark_frac]
+              + ([mark_frac] if n_rows else []))
     grid = fig.add_gridspec(len(ratios), 1, height_ratios=ratios)
     if note_lines:  # warnings the user must see, above the plot in a darker red
         box = fig.add_subplot(grid[0])
         box.axis("off")
-        box.text(0.0, 1.0, "\n".join(note_lines), va="top", ha="left", fontsize=fs * 0.75, color="#a01010", transform=box.transAxes)
+        box.text(0.0, 1.0, "\n".join(note_lines), va="top", ha="left", fontsize=fs * 0.75, color="#a01010",
+                 transform=box.transAxes)
     ax = fig.add_subplot(grid[1 if note_lines else 0])
     ax.set_facecolor("white")
     for side in ("top", "right"):
@@ -159,10 +162,13 @@ def plot_curves(
         from matplotlib.lines import Line2D
 
         if shown.size <= 40:  # few: full-height lines through the curves
-            ax.vlines(shown, 0, 1, transform=ax.get_xaxis_transform(), color=_PEAK, linewidth=max(1.0, line_w * 0.7), alpha=0.55, zorder=2)
+            ax.vlines(shown, 0, 1, transform=ax.get_xaxis_transform(), color=_PEAK, linewidth=max(1.0, line_w * 0.7),
+                      alpha=0.55, zorder=2)
         else:  # many: a rug along the top, so the curves stay visible
-            ax.vlines(shown, 0.9, 1, transform=ax.get_xaxis_transform(), color=_PEAK, linewidth=1.0, alpha=0.8, zorder=4)
-        label = f"hit points ({len(peaks)})" if shown.size == len(peaks) else f"hit points ({len(peaks)}, {shown.size} drawn)"
+            ax.vlines(shown, 0.9, 1, transform=ax.get_xaxis_transform(), color=_PEAK, linewidth=1.0, alpha=0.8,
+                      zorder=4)
+        label = (f"hit points ({len(peaks)})" if shown.size == len(peaks)
+                 else f"hit points ({len(peaks)}, {shown.size} drawn)")
         handles.append(Line2D([], [], color=_PEAK, linewidth=line_w, alpha=0.7, label=label))
 
     ax.set_ylabel("strength (σ)", fontsize=fs * 0.8)
@@ -202,7 +208,8 @@ def _draw_marks(ax, marks, seconds_per_px: float, fs: float, line_w: float) -> N
     for row, (label, times) in enumerate(marks):
         y = n - 1 - row
         shown = _thin(times, seconds_per_px)
-        ax.vlines(shown, y - 0.35, y + 0.35, color=_MARK_COLOURS[row % len(_MARK_COLOURS)], linewidth=max(1.0, line_w * 0.8))
+        ax.vlines(shown, y - 0.35, y + 0.35, color=_MARK_COLOURS[row % len(_MARK_COLOURS)],
+                  linewidth=max(1.0, line_w * 0.8))
         labels.append((y, f"{label} ({len(times)})"))
     ax.set_yticks([y for y, _ in labels])
     ax.set_yticklabels([text for _, text in labels], fontsize=fs * 0.8)

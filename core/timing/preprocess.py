@@ -239,7 +239,8 @@ class ImageTransform:
         top, left, ch, cw = box
         return frames[:, top : top + ch, left : left + cw], True
 
-    def __call__(self, frames: torch.Tensor, dtype: torch.dtype = torch.float32, *, cropped: bool = False) -> torch.Tensor:
+    def __call__(self, frames: torch.Tensor, dtype: torch.dtype = torch.float32, *,
+                 cropped: bool = False) -> torch.Tensor:
         """uint8 ``[N, H, W, C]`` (any device) → ``pixel_values`` ``[N, C, h, w]`` in ``dtype``.
 
         ``cropped``: the frames come from :meth:`crop_first` (resize and crop are done).

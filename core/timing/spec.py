@@ -100,8 +100,8 @@ class CurveSpec:
     def to_dict(self) -> dict:
         """The checkpoint-metadata form (``meta["curve"]``)."""
         d: dict[str, Any] = dict(self.extra)
-        d.update(encoder=self.encoder, standardise=bool(self.standardise), smoothing_seconds=float(self.smoothing_seconds),
-                 window=WINDOW, channels=int(self.channels))
+        d.update(encoder=self.encoder, standardise=bool(self.standardise),
+                 smoothing_seconds=float(self.smoothing_seconds), window=WINDOW, channels=int(self.channels))
         if self.encoder_options:
             d["encoder_options"] = dict(self.encoder_options)
         if self.music_encoder:
@@ -144,15 +144,16 @@ class CurveSpec:
     def from_cache(cls, spec: Mapping[str, Any], *, encoder: str | None = None) -> "CurveSpec":
         """The curve spec of a prepared cache (its ``spec``: music encoder, smoothing, clip length)."""
         music = dict(spec.get("encoder") or {})
-        return cls(encoder=encoder or DEFAULT_VIDEO_ENCODER, music_encoder=music.pop("id", None), music_encoder_options=music,
+        return cls(encoder=encoder or DEFAULT_VIDEO_ENCODER,
+                   music_encoder=music.pop("id", None), music_encoder_options=music,
                    smoothing_seconds=float(spec["smoothing_seconds"]), standardise=bool(spec.get("standardise", True)),
                    clip_seconds=float(spec["clip_duration"]) if spec.get("clip_duration") else None)
 
 
 # ---- agreement between a curve and the spec a checkpoint was trained with
 
-_DINOV2_NAMES = {"dinov2-s": "dinov2-small", "dinov2-b": "dinov2-base", "dinov2-l": "dinov2-large", "dinov2-g": "dinov2-giant",
-                 "dinov2": DEFAULT_VIDEO_ENCODER}
+_DINOV2_NAMES = {"dinov2-s": "dinov2-small", "dinov2-b": "dinov2-base", "dinov2-l": "dinov2-large",
+                 "dinov2-g": "dinov2-giant", "dinov2": DEFAULT_VIDEO_ENCODER}
 
 
 def encoder_name(encoder: str | None, options: Mapping[str, Any] | None = None) -> str:
@@ -177,8 +178,8 @@ def curve_mismatches(curve_spec: Mapping[str, Any], model: CurveSpec, *, smoothe
             out.append(f"the curve comes from the '{got}' frame encoder but the checkpoint was trained with '{want}' "
                        f"curves (choose encoder 'auto' in Encode Frames, or '{want}')")
     if "standardise" in curve_spec and bool(curve_spec["standardise"]) != bool(model.standardise):
-        out.append(f"the curve is {'' if curve_spec['standardise'] else 'not '}standardised but the checkpoint's curves were"
-                   f"{'' if model.standardise else ' not'}")
+        out.append(f"the curve is {'' if curve_spec['standardise'] else 'not '}standardised but the checkpoint's "
+                   f"curves were{'' if model.standardise else ' not'}")
     s = curve_spec.get("smoothing_seconds")
     if not smoothed_here and s is not None and not same_smoothing(s, model.smoothing_seconds):
         out.append(f"the curve is smoothed with a {float(s):.3g} s Hann kernel but the checkpoint was trained with "

@@ -174,7 +174,8 @@ def _iter_frames(src, name, size, sample_fps, batch, threads, stats) -> Iterator
                     if mid is None:
                         buf[n] = _rgb(reformat, frame, w, h, Interp.BILINEAR, kw)
                     else:
-                        small = reformat_mid(frame, width=mid[0], height=mid[1], interpolation=Interp.FAST_BILINEAR, **kw)
+                        small = reformat_mid(frame, width=mid[0], height=mid[1], interpolation=Interp.FAST_BILINEAR,
+                                             **kw)
                         buf[n] = _rgb(reformat, small, w, h, Interp.AREA, kw)
                     tbuf[n] = t
                     n += 1

@@ -97,7 +97,8 @@ def fit_for_aac(wave: np.ndarray, sample_rate: int, *, bitrate: int = 192_000, w
     """
     w = np.asarray(wave, dtype=np.float32)
     if w.shape[-1] == 0:
-        raise MediaError(f"The audio for {where!r} has no samples: nothing to write. Give audio that lasts longer than 0 s.")
+        raise MediaError(f"The audio for {where!r} has no samples: nothing to write. "
+                         "Give audio that lasts longer than 0 s.")
     sample_peak = float(np.max(np.abs(w)))
     if sample_peak == 0.0:
         log.warning("the audio for %s is completely silent: the soundtrack will be silence", where)

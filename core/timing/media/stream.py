@@ -37,7 +37,8 @@ class AudioSpool:
 
     def __init__(self, channels: int, sample_rate: int, *, folder: str | None = None):
         if int(channels) < 1 or int(sample_rate) < 1:
-            raise MediaError(f"an audio spool needs channels >= 1 and a positive sample rate, got {channels}, {sample_rate}")
+            raise MediaError(f"an audio spool needs channels >= 1 and a positive sample rate, "
+                             f"got {channels}, {sample_rate}")
         self.channels, self.sample_rate = int(channels), int(sample_rate)
         fd, self.path = tempfile.mkstemp(prefix="v2m-audio-", suffix=".f32", dir=folder)
         self._file = os.fdopen(fd, "w+b")
@@ -136,7 +137,8 @@ def _fitted(chunks: Iterable[np.ndarray], n_total: int, channels: int) -> Iterat
         sent += n
 
 
-def _limited(chunks: Iterable[np.ndarray], sr: int, ceiling_db: float, n_total: int, channels: int) -> Iterator[np.ndarray]:
+def _limited(chunks: Iterable[np.ndarray], sr: int, ceiling_db: float, n_total: int,
+             channels: int) -> Iterator[np.ndarray]:
     """pedalboard's brick-wall limiter (as :func:`.levels.limit_true_peak`), streamed: its
     look-ahead holds samples back, so the tail is flushed with silence and cut to length."""
     import pedalboard
@@ -212,7 +214,8 @@ def mux_rate(sample_rate: int) -> int:
 
 
 def master_stream(spool: AudioSpool, n_total: int | None, *, rate: int | None = None, bitrate: int = 192_000,
-                  where: str = "the output", aac: bool = True, report: bool = True) -> tuple[Callable[[], Iterator[np.ndarray]], int, int]:
+                  where: str = "the output", aac: bool = True,
+                  report: bool = True) -> tuple[Callable[[], Iterator[np.ndarray]], int, int]:
     """:func:`.levels.fit_for_aac` (``aac=False``: only the true-peak limiting) for a spool:
     more than two channels downmixed, resampled to ``rate`` (default: the spool's), fitted to
     ``n_total`` samples at that rate (None: the spool's length). Returns ``(chunks, rate,
@@ -222,7 +225,8 @@ def master_stream(spool: AudioSpool, n_total: int | None, *, rate: int | None = 
     from .levels import TRUE_PEAK_CEILING_DB, db, log
 
     if spool.length == 0:
-        raise MediaError(f"The audio for {where!r} has no samples: nothing to write. Give audio that lasts longer than 0 s.")
+        raise MediaError(f"The audio for {where!r} has no samples: nothing to write. "
+                         "Give audio that lasts longer than 0 s.")
     ch = spool.channels if spool.channels <= 2 else 2
     sr = int(rate or spool.sample_rate)
     if n_total is None:

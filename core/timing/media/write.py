@@ -58,8 +58,10 @@ def _prepare_audio(audio, sample_rate, where: str) -> tuple[np.ndarray, int]:
 
 def check_bitrate(bitrate: int) -> int:
     """An AAC bitrate in bit/s, or a MediaError naming the allowed range."""
-    if isinstance(bitrate, bool) or not isinstance(bitrate, (int, np.integer)) or not AAC_BITRATES[0] <= bitrate <= AAC_BITRATES[1]:
-        raise MediaError(f"AAC bitrate {bitrate!r} bit/s is out of range: use {AAC_BITRATES[0]}…{AAC_BITRATES[1]} (e.g. 192000)")
+    if (isinstance(bitrate, bool) or not isinstance(bitrate, (int, np.integer))
+            or not AAC_BITRATES[0] <= bitrate <= AAC_BITRATES[1]):
+        raise MediaError(f"AAC bitrate {bitrate!r} bit/s is out of range: "
+                         f"use {AAC_BITRATES[0]}…{AAC_BITRATES[1]} (e.g. 192000)")
     return int(bitrate)
 
 
@@ -322,7 +324,8 @@ def _timed_frames(frames, pts_all: np.ndarray | None, last_dur: int, out_path: s
         index += 1
         nxt = _as_uint8_frame(nxt, index, out_path)
         if nxt.shape != first.shape:
-            raise MediaError(f"Frame {index} for {out_path!r} has shape {nxt.shape}, expected {first.shape} like frame 0.")
+            raise MediaError(f"Frame {index} for {out_path!r} has shape {nxt.shape}, "
+                             f"expected {first.shape} like frame 0.")
         arr, i = pending
         if pts_all is None:
             yield arr, i, 1
@@ -439,7 +442,8 @@ def write_audio(path, wave, sample_rate: int, *, layout: str = "stereo", master:
     if not np.all(np.isfinite(wave)):
         raise MediaError(f"NaN/Inf in audio; refusing to write {path!r}.")
     if master:  # finished music: its true peak below -1 dBTP, after encoding for AAC
-        wave = fit_for_aac(wave, int(sample_rate), where=path) if codec == "aac" else limit_true_peak(wave, int(sample_rate))
+        wave = (fit_for_aac(wave, int(sample_rate), where=path) if codec == "aac"
+                else limit_true_peak(wave, int(sample_rate)))
     elif np.max(np.abs(wave), initial=0.0) > 1.0:  # never clip: limit what is above full scale
         wave = limit_true_peak(wave, int(sample_rate))
     chunks = (wave[:, i:i + 8192] for i in range(0, wave.shape[1], 8192))
@@ -457,7 +461,8 @@ def _encode_audio_file(path: str, chunks, sample_rate: int, codec: str, fmt: str
                 for i in range(0, chunk.shape[1], 8192):
                     part = np.ascontiguousarray(chunk[:, i:i + 8192], dtype=np.float32)
                     # packed float: PyAV's planar path breaks at 8 channels (7.1)
-                    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(part.T).reshape(1, -1), format="flt", layout=layout)
+                    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(part.T).reshape(1, -1), format="flt",
+                                                       layout=layout)
                     frame.sample_rate = sample_rate
                     frame.pts = pos
                     frame.time_base = Fraction(1, sample_rate)
