@@ -23,11 +23,13 @@ class LoadMusic(io.ComfyNode):
             node_id="V2M_LoadAudio",
             display_name="Load Music (V2M)",
             category=CATEGORY,
-            description="Load a music file from ComfyUI's input folder as AUDIO (its own sample rate and channels), or the pack's example song.",
+            description="Load a music file from ComfyUI's input folder as AUDIO (its "
+                        "own sample rate and channels), or the pack's example song.",
             inputs=[
                 io.Combo.Input("file", options=files.input_audio_choices(), upload=io.UploadType.audio,
-                               tooltip=f"An audio file in ComfyUI's input folder (upload one with the button). {examples.DEMO_SONG_NAME}: "
-                                       "the pack's example song (16 s, 96 BPM, made by the pack's own code), written into the input folder on first use."),
+                               tooltip="An audio file in ComfyUI's input folder (upload one with the button). "
+                                       f"{examples.DEMO_SONG_NAME}: the pack's example song (16 s, 96 BPM, made "
+                                       "by the pack's own code), written into the input folder on first use."),
             ],
             outputs=[io.Audio.Output(display_name="audio"), io.Float.Output(display_name="duration")],
         )
@@ -69,8 +71,8 @@ class AlignMusic(io.ComfyNode):
                 io.Float.Input("max_stretch", default=0.08, min=0.0, max=0.25, step=0.01,
                                tooltip="Largest local tempo change (0.08 = ±8 %)."),
                 io.Combo.Input("edits", options=list(EDIT_KINDS), default="beats",
-                               tooltip="Drop or repeat a beat (or a bar) at a quiet point where stretching alone cannot reach a "
-                                       "cut; none = tempo changes only."),
+                               tooltip="Drop or repeat a beat (or a bar) at a quiet point where "
+                                       "stretching alone cannot reach a cut; none = tempo changes only."),
                 io.Float.Input("start_seconds", default=0.0, min=0.0, max=36000.0, step=0.1,
                                tooltip="Where in the music the output starts (it may start up to 4 s later so that a "
                                        "beat lands on the first cut)."),
@@ -98,7 +100,8 @@ class AlignMusic(io.ComfyNode):
                                extend="loop" if loop_short_music else "silence")
         bar = runtime.Progress(1)
         result = pipeline.align_music(wave, sr, hits, raw.duration, strengths=strengths, options=options,
-                                      stretcher=stretcher, progress=bar, check_interrupt=runtime.Progress.check_interrupt)
+                                      stretcher=stretcher, progress=bar,
+                                      check_interrupt=runtime.Progress.check_interrupt)
         sync = pipeline.sync_report(hits, pipeline.unaligned(wave, sr, raw.duration, start_seconds), result.audio, sr,
                                     raw.duration)
         report = pipeline.format_report(result, sync, cuts_label="hit points")

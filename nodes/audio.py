@@ -20,12 +20,16 @@ class MuxAudio(io.ComfyNode):
             node_id="V2M_MuxAudio",
             display_name="Mux Audio into Video (V2M)",
             category=CATEGORY,
-            description="Replace a video's soundtrack: the video stream is copied (every frame kept), the audio is AAC-encoded and padded or trimmed to exactly the video's duration.",
+            description="Replace a video's soundtrack: the video stream is copied (every frame kept), "
+                        "the audio is AAC-encoded and padded or trimmed to exactly the video's duration.",
             inputs=[
                 io.Video.Input("video", tooltip="The video to put the music into."),
                 io.Audio.Input("audio", tooltip="The music; it is fitted to the video's duration."),
-                io.Boolean.Input("save_mp4", default=True, tooltip="Also save the result in the output folder (otherwise it lives in the temp folder)."),
-                io.String.Input("filename_prefix", default="video/V2M", tooltip="Prefix for the saved file, as in Save Video."),
+                io.Boolean.Input("save_mp4", default=True,
+                                 tooltip="Also save the result in the output folder "
+                                         "(otherwise it lives in the temp folder)."),
+                io.String.Input("filename_prefix", default="video/V2M",
+                                tooltip="Prefix for the saved file, as in Save Video."),
             ],
             outputs=[io.Video.Output(display_name="video")],
             is_output_node=True,

@@ -24,11 +24,15 @@ class EventCurve(io.ComfyNode):
             node_id="V2M_EventCurve",
             display_name="Event Curve (V2M)",
             category=CATEGORY,
-            description="a_k = 1 − cos(f_k, f_k+1), standardised (paper eq. 2–3), at the frames' own times; with hit points (cuts and sharp changes) to the frame.",
+            description="a_k = 1 − cos(f_k, f_k+1), standardised (paper eq. 2–3), at the frames' "
+                        "own times; with hit points (cuts and sharp changes) to the frame.",
             inputs=[
                 FeaturesType.Input("features", tooltip="Per-frame features from Encode Frames."),
-                io.Float.Input("peak_threshold", default=0.0, min=0.0, max=100.0, step=0.1, tooltip="Hit points must exceed this many standard deviations; 0 = automatic (robust to busy videos)."),
-                io.Float.Input("min_gap", default=0.25, min=0.0, max=10.0, step=0.05, tooltip="Seconds between two hit points at least."),
+                io.Float.Input("peak_threshold", default=0.0, min=0.0, max=100.0, step=0.1,
+                               tooltip="Hit points must exceed this many standard "
+                                       "deviations; 0 = automatic (robust to busy videos)."),
+                io.Float.Input("min_gap", default=0.25, min=0.0, max=10.0, step=0.05,
+                               tooltip="Seconds between two hit points at least."),
             ],
             outputs=[
                 CurveType.Output(display_name="curve"),
@@ -55,15 +59,27 @@ class SmoothCurve(io.ComfyNode):
             node_id="V2M_SmoothCurve",
             display_name="Smooth Curve (V2M)",
             category=CATEGORY,
-            description="Resample the event curve by time to the music latent rate (or a latent length) and smooth it with a Hann kernel given in seconds (paper eq. 4).",
+            description="Resample the event curve by time to the music latent rate (or a latent "
+                        "length) and smooth it with a Hann kernel given in seconds (paper eq. 4).",
             inputs=[
                 CurveType.Input("curve", tooltip="An event curve."),
-                io.Float.Input("kernel_seconds", default=round(curves.DEFAULT_SMOOTHING_SECONDS, 3), min=0.0, max=30.0, step=0.05, tooltip="Hann kernel length in seconds; 2.52 s = the paper's 31 frames at 12.3 Hz. Longer: smoother music, looser timing."),
-                io.Float.Input("target_rate", default=round(SAO_LATENT_RATE, 6), min=0.1, max=1000.0, step=0.001, tooltip="Samples per second of the result; 21.533 = Stable Audio latents (44.1 kHz / 2048)."),
-                io.Int.Input("latent_length", default=0, min=0, max=1_000_000, tooltip="Exact number of samples (overrides target_rate); 0 = from the rate and the duration."),
-                io.Float.Input("scale", default=1.0, min=-100.0, max=100.0, step=0.05, tooltip="Multiply the curve (stronger or weaker timing cues)."),
-                io.Float.Input("offset", default=0.0, min=-100.0, max=100.0, step=0.05, tooltip="Add to the curve after scaling."),
-                ModelType.Input("model", optional=True, tooltip="Follow this V2M model: its latent rate and the smoothing it was trained with replace kernel_seconds and target_rate."),
+                io.Float.Input("kernel_seconds", default=round(curves.DEFAULT_SMOOTHING_SECONDS, 3), min=0.0, max=30.0,
+                               step=0.05,
+                               tooltip="Hann kernel length in seconds; 2.52 s = the paper's 31 "
+                                       "frames at 12.3 Hz. Longer: smoother music, looser timing."),
+                io.Float.Input("target_rate", default=round(SAO_LATENT_RATE, 6), min=0.1, max=1000.0, step=0.001,
+                               tooltip="Samples per second of the result; 21.533 = "
+                                       "Stable Audio latents (44.1 kHz / 2048)."),
+                io.Int.Input("latent_length", default=0, min=0, max=1_000_000,
+                             tooltip="Exact number of samples (overrides target_rate); "
+                                     "0 = from the rate and the duration."),
+                io.Float.Input("scale", default=1.0, min=-100.0, max=100.0, step=0.05,
+                               tooltip="Multiply the curve (stronger or weaker timing cues)."),
+                io.Float.Input("offset", default=0.0, min=-100.0, max=100.0, step=0.05,
+                               tooltip="Add to the curve after scaling."),
+                ModelType.Input("model", optional=True,
+                                tooltip="Follow this V2M model: its latent rate and the smoothing it "
+                                        "was trained with replace kernel_seconds and target_rate."),
             ],
             outputs=[CurveType.Output(display_name="curve"), io.Image.Output(display_name="plot")],
         )
@@ -77,10 +93,12 @@ class SmoothCurve(io.ComfyNode):
         spec = CurveSpec(smoothing_seconds=kernel_seconds)
         smooth = spec.smooth(curve, length=latent_length) if latent_length else spec.smooth(curve, rate=target_rate)
         if scale != 1.0 or offset != 0.0:
-            smooth = smooth.replace(values=smooth.values * scale + offset, spec=dict(smooth.spec, scale=scale, offset=offset))
+            smooth = smooth.replace(values=smooth.values * scale + offset,
+                                    spec=dict(smooth.spec, scale=scale, offset=offset))
         image = convert.image_tensor(
             plot.plot_curves([("smoothed", smooth), ("raw", curve)], peaks=curve.spec.get("peaks", ()),
-                             title=f"smoothed: {kernel_seconds:.3g} s Hann{follow}, {len(smooth)} samples at {smooth.rate:.3f} Hz")
+                             title=f"smoothed: {kernel_seconds:.3g} s Hann{follow}, "
+                                   f"{len(smooth)} samples at {smooth.rate:.3f} Hz")
         )
         return io.NodeOutput(smooth, image, ui=ui.PreviewImage(image, cls=cls))
 

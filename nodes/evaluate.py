@@ -19,14 +19,20 @@ class SyncReport(io.ComfyNode):
             node_id="V2M_SyncReport",
             display_name="Sync Report (V2M)",
             category=CATEGORY,
-            description="Scene Cut Hit (paper Algorithm 1: PySceneDetect cuts, librosa beats, ±tolerance) next to its chance level from circularly shifted beats, with a plot of cuts, beats and the event curve.",
+            description="Scene Cut Hit (paper Algorithm 1: PySceneDetect cuts, librosa beats, ±tolerance) next to its "
+                        "chance level from circularly shifted beats, with a plot of cuts, beats and the event curve.",
             inputs=[
-                io.Video.Input("video", optional=True, tooltip="A video with its music (or connect images + fps + audio)."),
+                io.Video.Input("video", optional=True,
+                               tooltip="A video with its music (or connect images + fps + audio)."),
                 io.Image.Input("images", optional=True, tooltip="Frames, when there is no VIDEO; needs fps and audio."),
-                io.Audio.Input("audio", optional=True, tooltip="Music to evaluate; replaces the video's own soundtrack when connected."),
-                io.Float.Input("fps", default=24.0, min=0.01, max=1000.0, step=0.01, tooltip="Frame rate of the images input."),
-                io.Float.Input("tolerance", default=0.1, min=0.01, max=1.0, step=0.01, tooltip="A cut is hit when a beat lies within this many seconds (paper: 0.1)."),
-                io.Int.Input("shifts", default=200, min=10, max=5000, tooltip="Circular beat shifts averaged for the chance level (sch_null)."),
+                io.Audio.Input("audio", optional=True,
+                               tooltip="Music to evaluate; replaces the video's own soundtrack when connected."),
+                io.Float.Input("fps", default=24.0, min=0.01, max=1000.0, step=0.01,
+                               tooltip="Frame rate of the images input."),
+                io.Float.Input("tolerance", default=0.1, min=0.01, max=1.0, step=0.01,
+                               tooltip="A cut is hit when a beat lies within this many seconds (paper: 0.1)."),
+                io.Int.Input("shifts", default=200, min=10, max=5000,
+                             tooltip="Circular beat shifts averaged for the chance level (sch_null)."),
             ],
             outputs=[io.String.Output(display_name="report"), io.Image.Output(display_name="plot")],
             is_output_node=True,
@@ -38,7 +44,8 @@ class SyncReport(io.ComfyNode):
         try:
             path = _file_to_evaluate(video, images, audio, fps, temps)
             result = metrics_report.evaluate_video(path, tolerance=tolerance, n_shifts=shifts, **_cut_detector())
-            raw = encoders.encode_video_curve(path, encoders.get_encoder("pixels"), check_interrupt=runtime.Progress.check_interrupt)
+            raw = encoders.encode_video_curve(path, encoders.get_encoder("pixels"),
+                                              check_interrupt=runtime.Progress.check_interrupt)
         finally:
             files.remove_files(temps)
         if _cut_detector():
@@ -81,8 +88,10 @@ def _fmt(x) -> str:
 
 def _report(r: dict) -> str:
     lines = [
-        f"Scene Cut Hit: {_fmt(r['sch'])}  (chance level {_fmt(r['sch_null'])}, above chance {_fmt(r['sch_minus_null'])})",
-        f"cuts: {r['n_cuts']}  beats: {r['n_beats']}  tolerance: ±{r['tolerance']} s  duration: {_fmt(r['duration'])} s",
+        f"Scene Cut Hit: {_fmt(r['sch'])}  (chance level "
+        f"{_fmt(r['sch_null'])}, above chance {_fmt(r['sch_minus_null'])})",
+        f"cuts: {r['n_cuts']}  beats: {r['n_beats']}  tolerance: "
+        f"±{r['tolerance']} s  duration: {_fmt(r['duration'])} s",
         "cut times: " + ", ".join(f"{c:.2f}" for c in r["cuts"]),
     ]
     if r.get("note"):

@@ -30,7 +30,8 @@ def text_encoder_choices() -> list[str]:
 
 
 def checkpoint_path(name: str) -> str:
-    """The file behind a checkpoint choice: the bundled demo, a base file in models/checkpoints/, or models/v2m/checkpoints/."""
+    """The file behind a checkpoint choice: the bundled demo, a base file in models/checkpoints/,
+    or models/v2m/checkpoints/."""
     from ..model_io.folders import DEMO_CHECKPOINT as demo_path
 
     if name == DEMO_CHECKPOINT:
@@ -63,22 +64,41 @@ class LoadModel(io.ComfyNode):
             node_id="V2M_LoadModel",
             display_name="Load V2M Model",
             category=CATEGORY,
-            description="Load a V2M checkpoint (a DiT with an event-curve input channel), its audio codec and text encoder: the bundled demo model, a checkpoint in models/v2m/checkpoints/, or a Stable Audio Open 1.0 / Stable Audio 3 base file from models/checkpoints/ (curve channel added on load; its timing ignores the video until fine-tuned).",
+            description="Load a V2M checkpoint (a DiT with an event-curve input channel), its audio codec "
+                        "and text encoder: the bundled demo model, a checkpoint in models/v2m/checkpoints/, "
+                        "or a Stable Audio Open 1.0 / Stable Audio 3 base file from models/checkpoints/ "
+                        "(curve channel added on load; its timing ignores the video until fine-tuned).",
             inputs=[
                 io.Combo.Input("checkpoint", options=checkpoint_choices(), default=DEMO_CHECKPOINT,
-                               tooltip=f"{DEMO_CHECKPOINT}: the bundled DEMO (4.6 M parameters, trained on a CPU on rendered General MIDI music: 16 kHz mono, no text control; shows timing transfer, not a real music model). "
-                                       "Others: V2M checkpoints in models/v2m/checkpoints/, and 'checkpoints/…' = Stable Audio Open 1.0 or Stable Audio 3 "
-                                       "base files in ComfyUI's models/checkpoints/ with a zero-weight curve channel (timing ignores the video until fine-tuned)."),
+                               tooltip=f"{DEMO_CHECKPOINT}: the bundled DEMO (4.6 M parameters, trained on a CPU "
+                                       "on rendered General MIDI music: 16 kHz mono, no text control; shows "
+                                       "timing transfer, not a real music model). Others: V2M checkpoints in "
+                                       "models/v2m/checkpoints/, and 'checkpoints/…' = Stable Audio Open 1.0 or "
+                                       "Stable Audio 3 base files in ComfyUI's models/checkpoints/ with a "
+                                       "zero-weight curve channel (timing ignores the video until fine-tuned)."),
                 io.Combo.Input("text_encoder", options=text_encoder_choices(), default=NONE,
-                               tooltip="T5 for Stable Audio Open (ComfyUI's text_encoders/t5_base.safetensors, tokenizer from ComfyUI, or a t5-base folder in "
-                                       "models/v2m/text_encoders/); T5Gemma for Stable Audio 3 (text_encoders/t5gemma_b_b_ul2.safetensors or a t5gemma-b-b-ul2 folder); "
-                                       "none for models trained without text (the demo)."),
-                io.Combo.Input("codec", options=[FROM_CHECKPOINT] + _host.model_choices("codecs", folders=False), default=FROM_CHECKPOINT, tooltip="Audio autoencoder: the one stored in or declared by the checkpoint, or a file in models/v2m/codecs/."),
-                io.Combo.Input("precision", options=list(PRECISIONS), default="fp32", tooltip="DiT weights and activations; bf16 halves memory on recent GPUs."),
-                io.Boolean.Input("offload", default=True, tooltip="Keep the model in CPU memory between runs and move it to the GPU only while sampling/decoding."),
-                io.Combo.Input("lora", options=[NONE] + _host.model_choices("loras", folders=False), default=NONE, optional=True, tooltip="A LoRA adapter in models/v2m/loras/ (from Train V2M with the sao1 preset), applied on top of the checkpoint it was trained on."),
-                io.Float.Input("lora_strength", default=1.0, min=-2.0, max=2.0, step=0.05, optional=True, tooltip="How much of the adapter: 1 = as trained, 0 = the checkpoint alone."),
-                io.Boolean.Input("download_if_missing", default=False, optional=True, tooltip="Download the text encoder (t5-base) from the Hugging Face Hub into models/v2m/text_encoders/ if it is not there. Off: nothing is downloaded."),
+                               tooltip="T5 for Stable Audio Open (ComfyUI's text_encoders/t5_base.safetensors, "
+                                       "tokenizer from ComfyUI, or a t5-base folder in models/v2m/text_encoders/); "
+                                       "T5Gemma for Stable Audio 3 (text_encoders/t5gemma_b_b_ul2.safetensors or a "
+                                       "t5gemma-b-b-ul2 folder); none for models trained without text (the demo)."),
+                io.Combo.Input("codec", options=[FROM_CHECKPOINT] + _host.model_choices("codecs", folders=False),
+                               default=FROM_CHECKPOINT,
+                               tooltip="Audio autoencoder: the one stored in or declared by "
+                                       "the checkpoint, or a file in models/v2m/codecs/."),
+                io.Combo.Input("precision", options=list(PRECISIONS), default="fp32",
+                               tooltip="DiT weights and activations; bf16 halves memory on recent GPUs."),
+                io.Boolean.Input("offload", default=True,
+                                 tooltip="Keep the model in CPU memory between runs and "
+                                         "move it to the GPU only while sampling/decoding."),
+                io.Combo.Input("lora", options=[NONE] + _host.model_choices("loras", folders=False), default=NONE,
+                               optional=True,
+                               tooltip="A LoRA adapter in models/v2m/loras/ (from Train V2M with the sao1 "
+                                       "preset), applied on top of the checkpoint it was trained on."),
+                io.Float.Input("lora_strength", default=1.0, min=-2.0, max=2.0, step=0.05, optional=True,
+                               tooltip="How much of the adapter: 1 = as trained, 0 = the checkpoint alone."),
+                io.Boolean.Input("download_if_missing", default=False, optional=True,
+                                 tooltip="Download the text encoder (t5-base) from the Hugging Face Hub into "
+                                         "models/v2m/text_encoders/ if it is not there. Off: nothing is downloaded."),
             ],
             outputs=[ModelType.Output(display_name="model")],
         )
@@ -111,12 +131,21 @@ class Sampler(io.ComfyNode):
             node_id="V2M_Sampler",
             display_name="Rectified Flow Sampler (V2M)",
             category=CATEGORY,
-            description="Euler sampling of the rectified flow with classifier-free guidance, the event curve concatenated as an input channel (paper §3.3–3.4). The music lasts exactly the curve's (video's) duration; a video longer than the checkpoint's training clips is generated in windows of that length, each continuing the previous one (inpainted overlap, crossfade where the video is calm), drawn on the curve plot.",
+            description="Euler sampling of the rectified flow with classifier-free guidance, the event "
+                        "curve concatenated as an input channel (paper §3.3–3.4). The music lasts exactly "
+                        "the curve's (video's) duration; a video longer than the checkpoint's training "
+                        "clips is generated in windows of that length, each continuing the previous one "
+                        "(inpainted overlap, crossfade where the video is calm), drawn on the curve plot.",
             inputs=[
                 ModelType.Input("model", tooltip="From Load V2M Model."),
-                CurveType.Input("curve", tooltip="An event curve: a raw one is smoothed as the model was trained; a smoothed one is used as it is (regridded to the latents)."),
-                io.String.Input("prompt", default="", multiline=True, tooltip="What the music should sound like (mood, genre, instruments); e.g. from Music Prompt."),
-                io.String.Input("negative_prompt", default="", multiline=True, tooltip="What to steer away from (used in the unconditional branch of guidance)."),
+                CurveType.Input("curve",
+                                tooltip="An event curve: a raw one is smoothed as the model was trained; "
+                                        "a smoothed one is used as it is (regridded to the latents)."),
+                io.String.Input("prompt", default="", multiline=True,
+                                tooltip="What the music should sound like (mood, "
+                                        "genre, instruments); e.g. from Music Prompt."),
+                io.String.Input("negative_prompt", default="", multiline=True,
+                                tooltip="What to steer away from (used in the unconditional branch of guidance)."),
                 io.Int.Input("steps", default=0, min=0, max=int(FIELDS["steps"].hi),
                              tooltip=_tip("steps", "0 = the checkpoint's own (demo: 32, Stable Audio 3: 50), else 96")),
                 io.Float.Input("cfg", default=0.0, min=0.0, max=FIELDS["cfg"].hi, step=0.1,
@@ -153,9 +182,10 @@ class Sampler(io.ComfyNode):
         marks = [("windows", plan.starts), ("joins", plan.joins)] if len(plan) > 1 else []
         title = f"{len(job.latent_curve)} latent frames, {curve.duration:.2f} s; {plan.describe()}"
         # notes are drawn on the preview itself: visible where people look
-        image = _host.image_tensor(plot.plot_curves([("conditioning curve", job.latent_curve)], marks=marks, title=title[:160],
-                                                    notes=notes, height=400 + 70 * len(notes)))
-        latent = {"samples": latents, "type": "audio", "duration": float(curve.duration), "sample_rate": model.sample_rate}
+        image = _host.image_tensor(plot.plot_curves([("conditioning curve", job.latent_curve)], marks=marks,
+                                                    title=title[:160], notes=notes, height=400 + 70 * len(notes)))
+        latent = {"samples": latents, "type": "audio", "duration": float(curve.duration),
+                  "sample_rate": model.sample_rate}
         text = "\n".join(["curve and checkpoint agree" if not notes else "notes:"] + [f"- {n}" for n in notes]
                          + [f"sampling: {job.sampling.describe()}"])
         return io.NodeOutput(latent, image, ui={"text": (text,), **_image_ui(image, cls)})

@@ -29,24 +29,35 @@ class MusicPrompt(io.ComfyNode):
             node_id="V2M_MusicPrompt",
             display_name="Music Prompt from Video (V2M)",
             category=CATEGORY,
-            description="Transcribe speech (Whisper), caption sampled frames (a VLM), summarise and write a music prompt (an LLM). With no model chosen it returns your text plus a tempo hint from the video's cut rate, and says so.",
+            description="Transcribe speech (Whisper), caption sampled frames (a VLM), summarise "
+                        "and write a music prompt (an LLM). With no model chosen it returns "
+                        "your text plus a tempo hint from the video's cut rate, and says so.",
             inputs=[
                 io.Video.Input("video", optional=True, tooltip="The video (or connect images + fps)."),
                 io.Image.Input("images", optional=True, tooltip="Frames from a video-generation node; also set fps."),
                 io.Audio.Input("audio", optional=True, tooltip="Speech to transcribe, when it is not in the video."),
-                io.String.Input("user_text", default="", multiline=True, tooltip="Your own words about the music; kept in the prompt."),
-                io.Float.Input("fps", default=24.0, min=0.01, max=1000.0, step=0.01, tooltip="Frame rate of the images input."),
-                io.Combo.Input("asr_model", options=choices, default=NONE, tooltip="Whisper folder in models/v2m/prompt/ (none: no transcript)."),
-                io.Combo.Input("vlm_model", options=choices, default=NONE, tooltip="Image-text-to-text model folder (paper: Gemma 3 4B-it; light: SmolVLM2) for frame captions."),
-                io.Combo.Input("llm_model", options=choices, default=NONE, tooltip="LLM folder for the summary and the prompt (none: the VLM writes them, if chosen)."),
+                io.String.Input("user_text", default="", multiline=True,
+                                tooltip="Your own words about the music; kept in the prompt."),
+                io.Float.Input("fps", default=24.0, min=0.01, max=1000.0, step=0.01,
+                               tooltip="Frame rate of the images input."),
+                io.Combo.Input("asr_model", options=choices, default=NONE,
+                               tooltip="Whisper folder in models/v2m/prompt/ (none: no transcript)."),
+                io.Combo.Input("vlm_model", options=choices, default=NONE,
+                               tooltip="Image-text-to-text model folder (paper: Gemma "
+                                       "3 4B-it; light: SmolVLM2) for frame captions."),
+                io.Combo.Input("llm_model", options=choices, default=NONE,
+                               tooltip="LLM folder for the summary and the prompt "
+                                       "(none: the VLM writes them, if chosen)."),
                 io.Int.Input("frames", default=8, min=1, max=64, tooltip="Frames to caption."),
-                io.Combo.Input("frame_mode", options=["even", "scenes"], default="even", tooltip="even: spread over the video; scenes: the middle of each detected scene."),
+                io.Combo.Input("frame_mode", options=["even", "scenes"], default="even",
+                               tooltip="even: spread over the video; scenes: the middle of each detected scene."),
             ],
             outputs=[io.String.Output(display_name="prompt")],
         )
 
     @classmethod
-    def execute(cls, user_text, fps, asr_model, vlm_model, llm_model, frames, frame_mode, video=None, images=None, audio=None) -> io.NodeOutput:
+    def execute(cls, user_text, fps, asr_model, vlm_model, llm_model, frames, frame_mode, video=None, images=None,
+                audio=None) -> io.NodeOutput:
         import folder_paths
 
         temps: list[str] = []
@@ -59,7 +70,8 @@ class MusicPrompt(io.ComfyNode):
                 device = str(comfy.model_management.get_torch_device())
             cache = os.path.join(folder_paths.get_temp_directory(), "v2m_prompt_cache")
             pipe = prompt.MusicPromptPipeline(
-                _dir(asr_model), _dir(vlm_model), _dir(llm_model), device=device, cache_dir=cache, n_frames=frames, frame_mode=frame_mode
+                _dir(asr_model), _dir(vlm_model), _dir(llm_model), device=device, cache_dir=cache, n_frames=frames,
+                frame_mode=frame_mode
             )
             bar = runtime.Progress(4)
 

@@ -55,7 +55,8 @@ def _dataset_choices() -> list[str]:
     root = folder_paths.get_input_directory()
     found = []
     if os.path.isdir(root):
-        found = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith(".") and d != DEMO_FOLDER)
+        found = sorted(d for d in os.listdir(root)
+                       if os.path.isdir(os.path.join(root, d)) and not d.startswith(".") and d != DEMO_FOLDER)
     return [DEMO_DATASET] + found
 
 
@@ -71,7 +72,8 @@ def _dataset_dir(name: str) -> str:
     if not name or os.path.commonpath([base, path]) != base or path == base:
         raise V2MError(f"dataset {name!r} must be a folder inside ComfyUI's input folder ({base})")
     if not os.path.isdir(path):
-        raise V2MError(f"dataset folder {name!r} not found in ComfyUI's input folder ({base}): put music files + captions there")
+        raise V2MError(f"dataset folder {name!r} not found in ComfyUI's input "
+                       f"folder ({base}): put music files + captions there")
     return path
 
 
@@ -88,27 +90,57 @@ class Train(io.ComfyNode):
             node_id="V2M_Train",
             display_name="Train V2M (music curves)",
             category=CATEGORY,
-            description="Fine-tune a V2M model on music + captions with music event curves (paper §3.3): prepares a cache, trains with exact resume (queue it again to continue), and writes a checkpoint into models/v2m/checkpoints/.",
+            description="Fine-tune a V2M model on music + captions with music event curves (paper "
+                        "§3.3): prepares a cache, trains with exact resume (queue it again to "
+                        "continue), and writes a checkpoint into models/v2m/checkpoints/.",
             inputs=[
-                io.Combo.Input("dataset", options=_dataset_choices(), default=DEMO_DATASET, tooltip=f"A folder in ComfyUI's input folder with music files (wav/flac/mp3/ogg/m4a) and captions (sidecar .txt, or captions.csv/.jsonl). '{DEMO_DATASET}': a DEMO set of synthetic click tracks (12 files × 32 s at 8 kHz) written to input/{DEMO_FOLDER} on first use, to try training in a few minutes on a CPU."),
-                io.String.Input("run_name", default="v2m_run", tooltip="Names the run folder (output/v2m_training/<run>) and the checkpoint."),
-                io.Combo.Input("init_checkpoint", options=[NONE] + models.model_choices("checkpoints", folders=False), default=NONE, tooltip="Start from this V2M checkpoint (e.g. made by init-checkpoint from Stable Audio Open); none = a new model from the config."),
-                io.Combo.Input("codec", options=PATCH_CODECS + models.model_choices("codecs", folders=False), default=PATCH_CODECS[0], tooltip="Audio codec for the latents: a weightless patch codec (patch:SIZE:CHANNELS:RATE, toy runs) or an autoencoder file from models/v2m/codecs/ (Stable Audio Open's)."),
-                io.Combo.Input("music_encoder", options=["logmel", "codec", "musicfm"], default="logmel", tooltip="Encoder for the music event curves (paper: MusicFM; logmel is weightless)."),
-                io.Float.Input("clip_seconds", default=8.0, min=1.0, max=120.0, step=0.5, tooltip="Training clip length (paper: 32 s)."),
-                io.Float.Input("smoothing_seconds", default=round(DEFAULT_SMOOTHING_SECONDS, 2), min=0.0, max=30.0, step=0.05, tooltip="Hann smoothing of the music curves; inference uses the same (stored in the checkpoint)."),
-                io.Int.Input("max_steps", default=1000, min=1, max=10_000_000, tooltip="Total optimiser steps of the run (a resumed run continues to this)."),
-                io.String.Input("config", default=DEFAULT_CONFIG_TOML, multiline=True, tooltip="Trainer settings as TOML (optimiser, batch, EMA, model size...)."),
-                io.Combo.Input("preset", options=PRESET_CHOICES, default=CUSTOM, optional=True, tooltip="sao1: fine-tune Stable Audio Open 1.0 with LoRA (init_checkpoint = its V2M checkpoint from init-checkpoint; its own VAE as codec, MusicFM curves or log-mel with a warning, T5-base text, 32 s clips; your config's changes still apply). sa3: the same for Stable Audio 3 small-music-base (its SAME codec, T5Gemma text). Both write a LoRA into models/v2m/loras/. custom: the widgets and config as they are."),
-                io.Boolean.Input("download_if_missing", default=False, optional=True, tooltip="With the sao1 / sa3 preset: download the text encoder (T5-base / T5Gemma) and MusicFM from the Hugging Face Hub into models/v2m/ if they are not there. Off: nothing is downloaded."),
+                io.Combo.Input("dataset", options=_dataset_choices(), default=DEMO_DATASET,
+                               tooltip="A folder in ComfyUI's input folder with music files (wav/flac/mp3/ogg/m4a) "
+                                       f"and captions (sidecar .txt, or captions.csv/.jsonl). '{DEMO_DATASET}': a DEMO "
+                                       "set of synthetic click tracks (12 files × 32 s at 8 kHz) written to "
+                                       f"input/{DEMO_FOLDER} on first use, to try training in a few minutes on a CPU."),
+                io.String.Input("run_name", default="v2m_run",
+                                tooltip="Names the run folder (output/v2m_training/<run>) and the checkpoint."),
+                io.Combo.Input("init_checkpoint", options=[NONE] + models.model_choices("checkpoints", folders=False),
+                               default=NONE,
+                               tooltip="Start from this V2M checkpoint (e.g. made by init-checkpoint "
+                                       "from Stable Audio Open); none = a new model from the config."),
+                io.Combo.Input("codec", options=PATCH_CODECS + models.model_choices("codecs", folders=False),
+                               default=PATCH_CODECS[0],
+                               tooltip="Audio codec for the latents: a weightless patch codec "
+                                       "(patch:SIZE:CHANNELS:RATE, toy runs) or an autoencoder "
+                                       "file from models/v2m/codecs/ (Stable Audio Open's)."),
+                io.Combo.Input("music_encoder", options=["logmel", "codec", "musicfm"], default="logmel",
+                               tooltip="Encoder for the music event curves (paper: MusicFM; logmel is weightless)."),
+                io.Float.Input("clip_seconds", default=8.0, min=1.0, max=120.0, step=0.5,
+                               tooltip="Training clip length (paper: 32 s)."),
+                io.Float.Input("smoothing_seconds", default=round(DEFAULT_SMOOTHING_SECONDS, 2), min=0.0, max=30.0,
+                               step=0.05,
+                               tooltip="Hann smoothing of the music curves; inference "
+                                       "uses the same (stored in the checkpoint)."),
+                io.Int.Input("max_steps", default=1000, min=1, max=10_000_000,
+                             tooltip="Total optimiser steps of the run (a resumed run continues to this)."),
+                io.String.Input("config", default=DEFAULT_CONFIG_TOML, multiline=True,
+                                tooltip="Trainer settings as TOML (optimiser, batch, EMA, model size...)."),
+                io.Combo.Input("preset", options=PRESET_CHOICES, default=CUSTOM, optional=True,
+                               tooltip="sao1: fine-tune Stable Audio Open 1.0 with LoRA (init_checkpoint = "
+                                       "its V2M checkpoint from init-checkpoint; its own VAE as codec, "
+                                       "MusicFM curves or log-mel with a warning, T5-base text, 32 s clips; "
+                                       "your config's changes still apply). sa3: the same for Stable Audio 3 "
+                                       "small-music-base (its SAME codec, T5Gemma text). Both write a LoRA "
+                                       "into models/v2m/loras/. custom: the widgets and config as they are."),
+                io.Boolean.Input("download_if_missing", default=False, optional=True,
+                                 tooltip="With the sao1 / sa3 preset: download the text encoder (T5-base "
+                                         "/ T5Gemma) and MusicFM from the Hugging Face Hub into "
+                                         "models/v2m/ if they are not there. Off: nothing is downloaded."),
             ],
             outputs=[io.String.Output(display_name="checkpoint_path")],
             is_output_node=True,
         )
 
     @classmethod
-    def execute(cls, dataset, run_name, init_checkpoint, codec, music_encoder, clip_seconds, smoothing_seconds, max_steps, config,
-                preset=CUSTOM, download_if_missing=False) -> io.NodeOutput:
+    def execute(cls, dataset, run_name, init_checkpoint, codec, music_encoder, clip_seconds, smoothing_seconds,
+                max_steps, config, preset=CUSTOM, download_if_missing=False) -> io.NodeOutput:
         import comfy.model_management as mm
         import folder_paths
 
@@ -120,7 +152,8 @@ class Train(io.ComfyNode):
         device = str(mm.get_torch_device())
         run_dir = os.path.join(folder_paths.get_output_directory(), "v2m_training", run)
         init = None if init_checkpoint == NONE else models.model_path("checkpoints", init_checkpoint)
-        node = {"data": {"cache": os.path.join(run_dir, "cache")}, "run_dir": run_dir, "train": {"max_steps": int(max_steps)}}
+        node = {"data": {"cache": os.path.join(run_dir, "cache")}, "run_dir": run_dir,
+                "train": {"max_steps": int(max_steps)}}
         if init is not None:
             node["model"] = {"from_checkpoint": init, "from_config": None}
         sao = preset in BASE_NAMES  # a LoRA preset
@@ -143,7 +176,8 @@ class Train(io.ComfyNode):
             on_stopped=mm.throw_exception_if_processing_interrupted)  # the state is saved; re-queue to resume
         runtime.release_memory()
         loss = "n/a" if result.last_loss is None else f"{result.last_loss:.4f}"
-        what = f"LoRA adapter: {dest}\n(use it in Load V2M Model's lora input with {init_checkpoint})" if sao else f"checkpoint: {dest}"
+        what = (f"LoRA adapter: {dest}\n(use it in Load V2M Model's lora input with {init_checkpoint})" if sao
+                else f"checkpoint: {dest}")
         text = f"step {result.step}, last loss {loss}\n{what}\nrun folder: {run_dir}"
         if dataset == DEMO_DATASET:
             text = DEMO_TEXT + "\n" + text

@@ -23,13 +23,16 @@ class LoadVideo(io.ComfyNode):
             node_id="V2M_LoadVideo",
             display_name="Load Video (V2M)",
             category=CATEGORY,
-            description="Load a video from ComfyUI's input folder without decoding it, with its frame rate, exact duration and frame count.",
+            description="Load a video from ComfyUI's input folder without decoding "
+                        "it, with its frame rate, exact duration and frame count.",
             inputs=[
                 io.Combo.Input(
                     "file",
                     options=files.input_video_choices(),
                     upload=io.UploadType.video,
-                    tooltip=f"A video in ComfyUI's input folder (upload one with the button). {examples.DEMO_CLIP_NAME}: the pack's example clip (12 s, seven cuts, made by the pack's own code), written into the input folder on first use.",
+                    tooltip="A video in ComfyUI's input folder (upload one with the button). "
+                            f"{examples.DEMO_CLIP_NAME}: the pack's example clip (12 s, seven cuts, "
+                            "made by the pack's own code), written into the input folder on first use.",
                 ),
             ],
             outputs=[
@@ -44,7 +47,8 @@ class LoadVideo(io.ComfyNode):
     def execute(cls, file) -> io.NodeOutput:
         path = files.input_file_path(file)
         info = media.probe_video(path)
-        return io.NodeOutput(InputImpl.VideoFromFile(path), float(info.fps), float(info.duration), int(info.frame_count))
+        return io.NodeOutput(InputImpl.VideoFromFile(path), float(info.fps), float(info.duration),
+                             int(info.frame_count))
 
     @classmethod
     def fingerprint_inputs(cls, file):
@@ -71,27 +75,43 @@ class EncodeFrames(io.ComfyNode):
             node_id="V2M_EncodeFrames",
             display_name="Encode Frames (V2M)",
             category=CATEGORY,
-            description="Stream a video's frames through a frame encoder (DINOv2 as in the paper, or a weightless one) into per-frame features with timestamps.",
+            description="Stream a video's frames through a frame encoder (DINOv2 as in the "
+                        "paper, or a weightless one) into per-frame features with timestamps.",
             inputs=[
-                io.Video.Input("video", optional=True, tooltip="A VIDEO (decoded frame by frame, never whole). Connect this or images."),
-                io.Image.Input("images", optional=True, tooltip="Frames from a video-generation node; also connect their fps."),
-                io.Combo.Input("encoder", options=ENCODER_CHOICES, default="pixels", tooltip="dinov2: the paper's default (weights in models/v2m/encoders/). pixels / histogram: weightless, fast. auto: the encoder the connected model was trained with (its curve spec; pixels when no model is connected)."),
-                io.Float.Input("sample_fps", default=0.0, min=0.0, max=240.0, step=0.5, tooltip="Frames per second to encode; 0 = every frame (cut times accurate to a frame)."),
-                io.Int.Input("size", default=0, min=0, max=1024, step=8, tooltip="Shorter side to decode frames at; 0 = the encoder's own size."),
-                io.Float.Input("fps", default=24.0, min=0.01, max=1000.0, step=0.01, tooltip="Frame rate of the images input (ignored for a VIDEO, which carries its own)."),
-                io.Combo.Input("dinov2_model", options=_dinov2_choices(), default="dinov2-large", tooltip="DINOv2 folder in models/v2m/encoders/ (a Hugging Face model folder)."),
-                io.Combo.Input("pooling", options=["mean_patch", "cls"], default="mean_patch", tooltip="mean_patch: mean of patch tokens (paper); cls: the class token."),
-                io.Combo.Input("precision", options=list(PRECISIONS), default="fp32", tooltip="DINOv2 weights and activations; fp16/bf16 halve memory on GPU."),
+                io.Video.Input("video", optional=True,
+                               tooltip="A VIDEO (decoded frame by frame, never whole). Connect this or images."),
+                io.Image.Input("images", optional=True,
+                               tooltip="Frames from a video-generation node; also connect their fps."),
+                io.Combo.Input("encoder", options=ENCODER_CHOICES, default="pixels",
+                               tooltip="dinov2: the paper's default (weights in models/v2m/encoders/). pixels "
+                                       "/ histogram: weightless, fast. auto: the encoder the connected model "
+                                       "was trained with (its curve spec; pixels when no model is connected)."),
+                io.Float.Input("sample_fps", default=0.0, min=0.0, max=240.0, step=0.5,
+                               tooltip="Frames per second to encode; 0 = every frame (cut times accurate to a frame)."),
+                io.Int.Input("size", default=0, min=0, max=1024, step=8,
+                             tooltip="Shorter side to decode frames at; 0 = the encoder's own size."),
+                io.Float.Input("fps", default=24.0, min=0.01, max=1000.0, step=0.01,
+                               tooltip="Frame rate of the images input (ignored for a VIDEO, which carries its own)."),
+                io.Combo.Input("dinov2_model", options=_dinov2_choices(), default="dinov2-large",
+                               tooltip="DINOv2 folder in models/v2m/encoders/ (a Hugging Face model folder)."),
+                io.Combo.Input("pooling", options=["mean_patch", "cls"], default="mean_patch",
+                               tooltip="mean_patch: mean of patch tokens (paper); cls: the class token."),
+                io.Combo.Input("precision", options=list(PRECISIONS), default="fp32",
+                               tooltip="DINOv2 weights and activations; fp16/bf16 halve memory on GPU."),
                 io.Int.Input("batch_size", default=16, min=1, max=512, tooltip="Frames per encoder forward pass."),
-                io.Boolean.Input("download_if_missing", default=False, optional=True, tooltip="Download the chosen DINOv2 from the Hugging Face Hub into models/v2m/encoders/ if it is not there. Off: nothing is downloaded."),
-                ModelType.Input("model", optional=True, tooltip="With encoder 'auto': the V2M model whose curve spec picks the encoder (and DINOv2 folder and pooling)."),
+                io.Boolean.Input("download_if_missing", default=False, optional=True,
+                                 tooltip="Download the chosen DINOv2 from the Hugging Face Hub into "
+                                         "models/v2m/encoders/ if it is not there. Off: nothing is downloaded."),
+                ModelType.Input("model", optional=True,
+                                tooltip="With encoder 'auto': the V2M model whose curve spec "
+                                        "picks the encoder (and DINOv2 folder and pooling)."),
             ],
             outputs=[FeaturesType.Output(display_name="features")],
         )
 
     @classmethod
-    def execute(cls, encoder, sample_fps, size, fps, dinov2_model, pooling, precision, batch_size, video=None, images=None,
-                download_if_missing=False, model=None) -> io.NodeOutput:
+    def execute(cls, encoder, sample_fps, size, fps, dinov2_model, pooling, precision, batch_size, video=None,
+                images=None, download_if_missing=False, model=None) -> io.NodeOutput:
         if video is None and images is None:
             raise V2MError("connect a video or images (with their fps) to Encode Frames")
         if encoder == AUTO:

@@ -12,7 +12,8 @@ from ..atomic import write_json  # noqa: F401  (re-exported for the commands)
 from ..outputs import AUDIO_OUT, VIDEO_OUT, OutputPlan  # noqa: F401  (re-exported for the commands)
 
 # the base presets of core.train.presets (listed here so that building the parser imports no torch)
-PRESETS = ("toy", "sao1", "sa3")  # core.train.presets.PRESETS (no import at parser time; tests/test_presets.py checks they agree)
+# core.train.presets.PRESETS (no import at parser time; tests/test_presets.py checks they agree)
+PRESETS = ("toy", "sao1", "sa3")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -33,13 +34,15 @@ def number(kind=float, lo: float | None = None, hi: float | None = None, *, lo_o
         try:
             value = kind(float(text)) if kind is int and float(text).is_integer() else kind(text)
         except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(f"expected a {'whole number' if kind is int else 'number'}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected a {'whole number' if kind is int else 'number'}, "
+                                             f"got {text!r}") from None
         if isinstance(value, float) and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
         low_ok = lo is None or (value > lo if lo_open else value >= lo)
         if not low_ok or (hi is not None and value > hi):
             left = "(" if lo_open else "["
-            raise argparse.ArgumentTypeError(f"must be in {left}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}], got {text}")
+            raise argparse.ArgumentTypeError(f"must be in {left}{lo if lo is not None else '-inf'}, "
+                                             f"{hi if hi is not None else 'inf'}], got {text}")
         return value
 
     parse.__name__ = kind.__name__

@@ -17,16 +17,20 @@ from ._common import Progress, number, sampling_settings
 
 def add_encoder_arguments(p: argparse.ArgumentParser, default: str | None = "pixels") -> None:
     """Frame-encoder options shared by the commands that compute a video's curve."""
-    p.add_argument("--encoder", default=default, help=f"frame encoder: {', '.join(encoders.encoder_ids())} (default {default or 'the one the checkpoint was made for'})")
-    p.add_argument("--model", default=None, help="model folder for dinov2 (default dinov2-large under $V2M_MODELS_DIR/encoders)")
+    p.add_argument("--encoder", default=default, help=f"frame encoder: {', '.join(encoders.encoder_ids())} (default "
+                                                      f"{default or 'the one the checkpoint was made for'})")
+    p.add_argument("--model", default=None, help="model folder for dinov2 (default "
+                                                 "dinov2-large under $V2M_MODELS_DIR/encoders)")
     p.add_argument("--pooling", default="mean_patch", choices=["mean_patch", "cls"], help="DINOv2 pooling")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS), help="DINOv2 (and generator) precision")
-    p.add_argument("--device", default=None, help="torch device for DINOv2 and the generator (default: cuda if available)")
+    p.add_argument("--device", default=None, help="torch device for DINOv2 and the "
+                                                  "generator (default: cuda if available)")
     p.add_argument("--batch-size", type=number(int, 1, 4096), default=None,
                    help="frames per encoder batch (1–4096; default 64 on a GPU, 16 on a CPU)")
     p.add_argument("--sample-fps", type=number(float, 0, 480), default=0.0,
                    help="encode this many frames per second (0 = every frame); on a CPU, 4–8 makes DINOv2 affordable")
-    p.add_argument("--size", type=number(int, 0, 8192), default=0, help="shorter side to decode at (0 = encoder default)")
+    p.add_argument("--size", type=number(int, 0, 8192), default=0,
+                   help="shorter side to decode at (0 = encoder default)")
 
 
 def build_encoder(args):

@@ -29,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds a beat may land from its cut, 0–0.1 (default 0.04; Scene Cut Hit counts ±0.1): "
                         "more reaches more cuts with smaller tempo changes")
     p.add_argument("--start", type=number(float, 0, 36_000), default=0.0,
-                   help="seconds into the music where the output starts (default 0; it may start up to 2 s later, on a beat)")
+                   help="seconds into the music where the output starts "
+                        "(default 0; it may start up to 2 s later, on a beat)")
     p.add_argument("--end-fade", type=number(float, 0.25, 2.0), default=1.0,
                    help="seconds of fade after the final bar line, 0.25–2 (default 1)")
     p.add_argument("--pad-silence", action="store_true",
@@ -88,7 +89,8 @@ def run(args) -> int:
             audio = result.audio if result.audio.shape[0] <= 2 else result.audio[:2]
             media.write_audio(audio_out, audio, sr, layout=layout, master=True)
         cuts, label = _report_cuts(args.video, hits, args.cuts)
-        sync = pipeline.sync_report(cuts, pipeline.unaligned(wave, sr, duration, args.start), result.audio, sr, duration)
+        sync = pipeline.sync_report(cuts, pipeline.unaligned(wave, sr, duration, args.start), result.audio, sr,
+                                    duration)
         text = pipeline.format_report(result, sync, cuts_label=label)
         if png:
             plot.save_png(pipeline.report_plot(raw, hits, sync, result, title=text.splitlines()[0]), png)

@@ -59,7 +59,8 @@ def run(args) -> int:
         print(f"curve: {len(smooth)} samples at {smooth.rate:.3f} Hz over {raw.duration:.3f} s -> {out}")
         print(f"hit points ({len(peaks)}): " + ", ".join(f"{p:.3f}" for p in peaks))
         if png:
-            img = plot.plot_curves([("smoothed", smooth), ("raw", raw)], peaks=peaks, title=f"{args.video} ({args.encoder})")
+            img = plot.plot_curves([("smoothed", smooth), ("raw", raw)], peaks=peaks,
+                                   title=f"{args.video} ({args.encoder})")
             plot.save_png(img, png)
             print(f"plot -> {png}")
     return 0

@@ -25,7 +25,8 @@ from ._common import OutputPlan, Progress, add_sampling_arguments, number, sampl
 from ._pipeline import curve_document, sample_with_progress
 
 NAME = "demo"
-HELP = "run the main job on a generated clip: video -> event curve -> music (bundled demo model) -> mux -> SCH (offline)"
+HELP = ("run the main job on a generated clip: video -> event curve "
+        "-> music (bundled demo model) -> mux -> SCH (offline)")
 
 DEMO_CUTS = (1.5, 3.0, 4.25, 6.0, 7.5, 8.0, 10.0)
 
@@ -114,7 +115,8 @@ def run(args) -> int:
             clip = examples.make_cut_clip(video, cut_times=[c for c in DEMO_CUTS if c < args.duration],
                                           duration=args.duration, fps=args.fps, size=(320, 180))
             truth = clip.cut_times
-            print(f"generated {video}: {args.duration:g} s at {args.fps:g} fps with cuts at " + ", ".join(f"{c:.3f}" for c in truth))
+            print(f"generated {video}: {args.duration:g} s at {args.fps:g} fps with cuts at "
+                  + ", ".join(f"{c:.3f}" for c in truth))
         gen = None
         if not args.sonify:
             ckpt = args.checkpoint or DEMO_CHECKPOINT
@@ -141,7 +143,8 @@ def run(args) -> int:
                 media.mux_audio(video, spool, sr, muxed)
                 wave = spool.to_array()  # for scoring (beat tracking reads the whole track)
         write_json(curve_json, curve_document(video, raw, latent_curve, peaks))
-        plot.save_png(plot.plot_curves([("conditioning curve", latent_curve), ("event curve", raw)], peaks=peaks, marks=marks,
+        plot.save_png(plot.plot_curves([("conditioning curve", latent_curve), ("event curve", raw)],
+                                       peaks=peaks, marks=marks,
                                        title=f"event curve of {os.path.basename(video)}"), png)
         with Progress("scoring"):
             result = score(muxed, wave, sr, raw.duration, truth if truth is not None else peaks,

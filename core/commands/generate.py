@@ -15,12 +15,14 @@ HELP = "generate music for a video with a V2M checkpoint and mux it in (curve ->
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="input video (never modified)")
-    p.add_argument("--checkpoint", required=True, help="V2M checkpoint (.safetensors), e.g. from init-checkpoint or train")
+    p.add_argument("--checkpoint", required=True, help="V2M checkpoint (.safetensors), "
+                                                       "e.g. from init-checkpoint or train")
     p.add_argument("--text-encoder", default=None,
-                   help="text encoder: a T5 folder (t5-base) for Stable Audio Open, T5Gemma (a t5gemma-b-b-ul2 folder or "
-                        "ComfyUI's t5gemma_b_b_ul2.safetensors) for Stable Audio 3")
+                   help="text encoder: a T5 folder (t5-base) for Stable Audio Open, T5Gemma (a "
+                        "t5gemma-b-b-ul2 folder or ComfyUI's t5gemma_b_b_ul2.safetensors) for Stable Audio 3")
     p.add_argument("--codec", default=None, help="audio codec file, if the checkpoint does not carry or declare one")
-    p.add_argument("--lora", default=None, help="a LoRA adapter (.safetensors from `train` with [lora]) applied on top of --checkpoint")
+    p.add_argument("--lora", default=None, help="a LoRA adapter (.safetensors from `train` "
+                                                "with [lora]) applied on top of --checkpoint")
     p.add_argument("--lora-strength", type=number(float, -2, 2), default=1.0,
                    help="how much of the adapter to apply, -2–2 (1 = as trained, 0 = the base alone)")
     p.add_argument("--prompt", default="", help="what the music should sound like")
@@ -58,7 +60,8 @@ def run(args) -> int:
             if audio_out:
                 media.write_audio(audio_out, spool, gen.sample_rate, layout="mono" if spool.channels == 1 else "stereo",
                                   master=True)
-        print(f"music: {len(spool) / gen.sample_rate:.3f} s at {gen.sample_rate} Hz for a {raw.duration:.3f} s video -> {out}")
+        print(f"music: {len(spool) / gen.sample_rate:.3f} s at "
+              f"{gen.sample_rate} Hz for a {raw.duration:.3f} s video -> {out}")
         if audio_out:
             print(f"audio -> {os.path.abspath(audio_out)}")
     return 0

@@ -18,9 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="the pretrained model file, e.g. stable-audio-open-1.0's or "
                                   "stable-audio-3-small-music-base's model.safetensors")
     p.add_argument("--from", dest="base", choices=["sao1", "sa3"], default="sao1",
-                   help="layout of the source file: sao1 = Stable Audio Open 1.0 single file (default); sa3 = Stable "
-                        "Audio 3 single file (Hugging Face model.safetensors, with its model_config.json beside it when "
-                        "there is one, or ComfyUI's models/checkpoints/stable_audio_3_*.safetensors)")
+                   help="layout of the source file: sao1 = Stable Audio Open 1.0 single file (default); sa3 = "
+                        "Stable Audio 3 single file (Hugging Face model.safetensors, with its model_config.json "
+                        "beside it when there is one, or ComfyUI's models/checkpoints/stable_audio_3_*.safetensors)")
     p.add_argument("--out", required=True, help="where to write the V2M checkpoint (.safetensors)")
     p.add_argument("--dtype", choices=sorted(_DTYPES), default=None,
                    help="store weights in this dtype (default: as in the source)")
@@ -65,5 +65,6 @@ def run(args: argparse.Namespace) -> int:
     )
     if meta.get("sampling"):
         sm = meta["sampling"]
-        print(f"sampling defaults recorded: {sm['steps']} steps, cfg {sm['cfg_scale']}, schedule {sm['schedule']['type']}")
+        print(f"sampling defaults recorded: {sm['steps']} steps, cfg "
+              f"{sm['cfg_scale']}, schedule {sm['schedule']['type']}")
     return 0

@@ -12,13 +12,15 @@ from ._common import OutputPlan, Progress
 NAME = "models"
 HELP = "list the models the nodes and commands use (installed where, what is missing) and download them on request"
 
+# model_io.download.MODELS (no import at parser time)
 KNOWN = ("dinov2-small", "dinov2-base", "dinov2-large", "dinov2-giant", "t5-base", "musicfm", "whisper-small",
-         "smolvlm2-256m", "qwen2.5-1.5b-instruct", "sao1", "sa3", "t5gemma-b-b-ul2")  # model_io.download.MODELS (no import at parser time)
+         "smolvlm2-256m", "qwen2.5-1.5b-instruct", "sao1", "sa3", "t5gemma-b-b-ul2")
 
 
 def _where_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--dir", default=None, help="models folder (default $V2M_MODELS_DIR): files go to DIR/<kind>/<name>/")
+    g.add_argument("--dir", default=None, help="models folder (default $V2M_MODELS_DIR): "
+                                               "files go to DIR/<kind>/<name>/")
     g.add_argument("--comfyui", default=None, metavar="COMFYUI_ROOT",
                    help="a ComfyUI folder: models/v2m/<kind>/ (SAO 1.0 into models/checkpoints/)")
 
@@ -34,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ls = sub.add_parser("list", help="every known model: installed or missing, where, and what each node/command lacks")
     _where_arguments(ls)
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    dl = sub.add_parser("download", help="download models through huggingface_hub (resumable; HF_ENDPOINT, HF_TOKEN honoured)")
+    dl = sub.add_parser("download", help="download models through huggingface_hub "
+                                         "(resumable; HF_ENDPOINT, HF_TOKEN honoured)")
     dl.add_argument("names", nargs="+", choices=KNOWN, metavar="NAME", help=f"one or more of: {', '.join(KNOWN)}")
     _where_arguments(dl)
     dl.add_argument("--token", default=None, help="a Hugging Face token (default: HF_TOKEN or your saved login); "
@@ -62,15 +65,18 @@ def _list(args) -> int:
     rows = [{"name": n, "repo": m.repo, "size": m.size, **model_status(m, **where)} for n, m in MODELS.items()]
     report = missing_report(**where)
     if args.json:
-        print(json.dumps({"models": rows, "missing": [{"for": w, "missing": m, "note": n} for w, m, n in report]}, indent=1))
+        print(json.dumps({"models": rows, "missing": [{"for": w, "missing": m, "note": n} for w, m, n in report]},
+                         indent=1))
         return 0
     root = where.get("root") or (args.comfyui and os.path.abspath(args.comfyui)) or os.environ.get("V2M_MODELS_DIR")
     print(f"models folder: {root}" + ("" if where else " ($V2M_MODELS_DIR)"))
     for r in rows:
-        print(f"  {r['name']:<22} {r['state']:<9} {r['size']:>7}  {r['path'] if r['state'] != 'missing' else r['repo']}")
+        print(f"  {r['name']:<22} {r['state']:<9} {r['size']:>7}  "
+              f"{r['path'] if r['state'] != 'missing' else r['repo']}")
     print("what is missing:")
     for who, missing, note in report:
-        text = "ready" if not missing else "missing " + ", ".join(missing) + f" (v2m-zero models download {' '.join(missing)})"
+        text = ("ready" if not missing
+                else "missing " + ", ".join(missing) + f" (v2m-zero models download {' '.join(missing)})")
         print(f"  {who}: {text}" + (f"; {note}" if note and missing else ""))
     return 0
 

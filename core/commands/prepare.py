@@ -21,15 +21,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "MusicFM curves or log-mel with a warning when MusicFM is missing, 32 s clips); sa3 = Stable "
                         "Audio 3 the same way (its SAME codec); toy = the defaults")
     p.add_argument("--checkpoint", default=None,
-                   help="the base checkpoint whose codec encodes the latents (--preset sao1 / sa3): the V2M checkpoint from "
-                        "init-checkpoint, or the base's own model.safetensors")
+                   help="the base checkpoint whose codec encodes the latents (--preset sao1 / sa3): "
+                        "the V2M checkpoint from init-checkpoint, or the base's own model.safetensors")
     p.add_argument("--codec", default=None,
                    help="'patch' (weightless, 32x at 44.1 kHz stereo; the default), 'patch:P:C:SR', 'mel' (weightless "
                         "log-mel, 128 bands at 16 kHz, 62.5 Hz, Griffin-Lim decoding), 'mel:N_MELS:SR:HOP', or a codec "
                         "weights path (e.g. Stable Audio Open's model.safetensors)")
-    p.add_argument("--music-encoder", default=None, help="logmel | codec | musicfm (default logmel; musicfm with --preset sao1 / sa3)")
-    p.add_argument("--musicfm", default=None, help="MusicFM checkpoint (pretrained_msd.pt or .safetensors) for --music-encoder musicfm")
-    p.add_argument("--musicfm-layer", type=number(int, 0, 64), default=7, help="MusicFM conformer layer whose output is the feature (default 7)")
+    p.add_argument("--music-encoder", default=None, help="logmel | codec | musicfm (default logmel; "
+                                                         "musicfm with --preset sao1 / sa3)")
+    p.add_argument("--musicfm", default=None, help="MusicFM checkpoint (pretrained_msd.pt or "
+                                                   ".safetensors) for --music-encoder musicfm")
+    p.add_argument("--musicfm-layer", type=number(int, 0, 64), default=7,
+                   help="MusicFM conformer layer whose output is the feature (default 7)")
     p.add_argument("--clip-seconds", type=number(float, 0.1, 600), default=None,
                    help="clip length in seconds, 0.1–600 (default 32, the paper's)")
     p.add_argument("--no-generated-captions", action="store_true",

@@ -22,14 +22,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "SmolVLM2-256M-Video-Instruct; also writes the summary and prompt when --llm is not given")
     p.add_argument("--llm", metavar="DIR", help="chat LLM folder for the summary and the prompt")
     p.add_argument("--text", default="", help="your own description or wishes; always part of the prompt's input")
-    p.add_argument("--frames", metavar="N", type=number(int, 1, 64), default=8, help="frames to caption (1–64, default 8)")
+    p.add_argument("--frames", metavar="N", type=number(int, 1, 64), default=8,
+                   help="frames to caption (1–64, default 8)")
     p.add_argument("--frame-mode", choices=("even", "scenes"), default="even",
                    help="frames evenly spread, or one in the middle of each scene (default even)")
     p.add_argument("--language", default=None, help="spoken language (e.g. en); default: detected")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, mps; default cpu)")
     p.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"),
                    help="model dtype (default float32 on CPU, bfloat16/float16 on CUDA)")
-    p.add_argument("--cache", metavar="DIR", help="cache folder: a second run on the same video and settings loads no model")
+    p.add_argument("--cache", metavar="DIR", help="cache folder: a second run on the same "
+                                                  "video and settings loads no model")
     p.add_argument("--json", metavar="OUT", help="also write the full result (prompt, transcript, captions, …) as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="print transcript, captions and summary to stderr")
 

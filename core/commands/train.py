@@ -19,13 +19,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=number(int, 1, 10**9), default=None, help="override train.max_steps")
     p.add_argument("--run-dir", default=None, help="override run_dir")
     p.add_argument("--no-resume", action="store_true", help="start fresh even if the run folder holds a state")
-    p.add_argument("--example", action="store_true", help="print a complete, commented config and exit (CONFIG is ignored)")
+    p.add_argument("--example", action="store_true", help="print a complete, commented config "
+                                                          "and exit (CONFIG is ignored)")
     p.add_argument("--base", choices=PRESETS, default="toy",
-                   help="with --example: the preset; sao1 = fine-tune Stable Audio Open 1.0 with LoRA (its VAE, MusicFM "
-                        "curves, T5-base text, 32 s clips); sa3 = Stable Audio 3 small-music-base the same way (its SAME "
-                        "codec, T5Gemma text); toy = a small model from scratch (default)")
+                   help="with --example: the preset; sao1 = fine-tune Stable Audio Open 1.0 with LoRA (its VAE, "
+                        "MusicFM curves, T5-base text, 32 s clips); sa3 = Stable Audio 3 small-music-base the "
+                        "same way (its SAME codec, T5Gemma text); toy = a small model from scratch (default)")
     p.add_argument("--checkpoint", default=None,
-                   help="with --example --base sao1 / sa3: the V2M checkpoint made by init-checkpoint (written into the config)")
+                   help="with --example --base sao1 / sa3: the V2M checkpoint "
+                        "made by init-checkpoint (written into the config)")
 
 
 class TrainProgress:
@@ -70,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
             read_metadata(args.checkpoint)  # a V2M checkpoint (SAO's own file gets the init-checkpoint hint)
         from ..train.presets import example_toml
 
-        print(EXAMPLE_TOML if args.base == "toy" and not args.checkpoint else example_toml(args.base, args.checkpoint), end="")
+        print(EXAMPLE_TOML if args.base == "toy" and not args.checkpoint else example_toml(args.base, args.checkpoint),
+              end="")
         return 0
     if not args.config:
         from ..errors import V2MError
@@ -85,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         cfg["resume"] = False
     from ..train import job
 
-    run_job = job.TrainJob(cfg, inputs=[(args.config, "training config"), (cfg["data"]["cache"], "cache folder (data.cache)"),
+    run_job = job.TrainJob(cfg, inputs=[(args.config, "training config"),
+                                        (cfg["data"]["cache"], "cache folder (data.cache)"),
                                         (cfg["model"]["from_checkpoint"], "model.from_checkpoint")])
     run_job.check()  # before the SIGINT handler: a refusal is one line
     stop = {"flag": False}

@@ -35,7 +35,8 @@ def load_manifest(cache_dir: str | os.PathLike) -> dict | None:
     try:
         return json.loads(p.read_text(encoding="utf-8"))
     except ValueError as exc:
-        raise V2MError(f"{p}: corrupt cache manifest ({exc}). Fix: delete the cache folder and prepare again.") from None
+        raise V2MError(f"{p}: corrupt cache manifest ({exc}). Fix: delete "
+                       "the cache folder and prepare again.") from None
 
 
 def new_manifest(spec: Mapping) -> dict:
@@ -127,7 +128,8 @@ class ClipCache:
         self.dir = Path(cache_dir)
         m = load_manifest(self.dir)
         if m is None:
-            raise V2MError(f"{self.dir}: no manifest.json — not a prepared cache. Fix: run `v2m-zero prepare DATA --out {self.dir}`")
+            raise V2MError(f"{self.dir}: no manifest.json — not a prepared cache. "
+                           f"Fix: run `v2m-zero prepare DATA --out {self.dir}`")
         self.manifest = m
         self.spec = dict(m["spec"])
         self.clips = list(m["clips"])
@@ -186,7 +188,8 @@ class ClipCache:
                 cur.append(h.get_slice("curves")[r:r + 1])
                 sec.append(h.get_slice("seconds")[r:r + 1])
             except Exception as exc:  # corrupt tensor data
-                raise V2MError(f"cache shard {self.dir / c['shard']} cannot be read ({exc}). {self._rebuild_hint()}") from None
+                raise V2MError(f"cache shard {self.dir / c['shard']} cannot be "
+                               f"read ({exc}). {self._rebuild_hint()}") from None
             caps.append(c.get("caption", ""))
         return {"latents": torch.cat(lat).float(), "curves": torch.cat(cur).float(),
                 "seconds": torch.cat(sec).float(), "captions": caps}

@@ -55,7 +55,8 @@ def _prepare_hint(base_path: str, base_codec: Mapping | None = None) -> str:
     if base_codec and base_codec.get("type") == "patch":
         c = dict(base_codec.get("config") or {})
         spec = f"patch:{c.get('patch_size')}:{c.get('audio_channels')}:{c.get('sample_rate')}"
-        return f"Fix: prepare the cache with the checkpoint's codec: `v2m-zero prepare MUSIC_DIR --out NEW_CACHE --codec {spec}`"
+        return ("Fix: prepare the cache with the checkpoint's codec: "
+                f"`v2m-zero prepare MUSIC_DIR --out NEW_CACHE --codec {spec}`")
     preset = "sa3" if base_codec and base_codec.get("type") == "same" else "sao1"
     return (f"Fix: prepare the cache with the checkpoint's own codec: `v2m-zero prepare MUSIC_DIR --out NEW_CACHE "
             f"--preset {preset} --checkpoint {base_path}` (or --codec {base_path})")
@@ -80,8 +81,8 @@ def _check_codec(spec: Mapping, meta: Mapping, header: Mapping, base_path: str, 
         raise ConsistencyError(f"the cache {cache} was encoded with the {ctype} codec but the base checkpoint {name} "
                                f"uses {btype} latents: training would teach it another latent space. {hint}")
     if ctype == "patch" and _patch_config(cache_codec) != _patch_config(base_codec):
-        raise ConsistencyError(f"the cache {cache} used patch codec {cache_codec.get('config')} but the base checkpoint "
-                               f"{name} declares {base_codec.get('config')}. {hint}")
+        raise ConsistencyError(f"the cache {cache} used patch codec {cache_codec.get('config')} but the "
+                               f"base checkpoint {name} declares {base_codec.get('config')}. {hint}")
     if ctype == "oobleck" and has_vae:
         import torch
 
@@ -89,14 +90,16 @@ def _check_codec(spec: Mapping, meta: Mapping, header: Mapping, base_path: str, 
                   for k, v in header.items() if k.startswith("pretransform.model.")}
         base_arch = infer_oobleck_config(shapes, name=base_path)
         cache_arch = dict(cache_codec.get("config") or {})
-        diff = [k for k in _ARCH_KEYS if k in cache_arch and k != "sample_rate" and list(_flat(cache_arch[k])) != list(_flat(base_arch[k]))]
+        diff = [k for k in _ARCH_KEYS
+                if k in cache_arch and k != "sample_rate" and list(_flat(cache_arch[k])) != list(_flat(base_arch[k]))]
         if diff:
             raise ConsistencyError(f"the cache {cache} was encoded with another VAE than the one in {name} "
                                    f"(differs in {', '.join(diff)}). {_prepare_hint(base_path)}")
         _check_same_vae(cache_codec, base_path, cache)
     if ctype == "same" and has_vae:
         cache_arch, base_arch = dict(cache_codec.get("config") or {}), dict(base_codec.get("config") or {})
-        diff = sorted(k for k in set(cache_arch) & set(base_arch) if k != "sample_rate" and cache_arch[k] != base_arch[k])
+        diff = sorted(k for k in set(cache_arch) & set(base_arch)
+                      if k != "sample_rate" and cache_arch[k] != base_arch[k])
         if diff:
             raise ConsistencyError(f"the cache {cache} was encoded with another SAME codec than the one in {name} "
                                    f"(differs in {', '.join(diff)}). {hint}")
@@ -116,8 +119,8 @@ def _check_same_vae(cache_codec: Mapping, base_path: str, cache: str) -> None:
         return
     a, b = codec_content_hash(src), codec_content_hash(base_path)
     if a is not None and b is not None and a != b:
-        raise ConsistencyError(f"the cache {cache} was encoded with the VAE in {src}, whose weights differ from the VAE "
-                               f"in the base checkpoint {os.path.basename(base_path)}. {_prepare_hint(base_path)}")
+        raise ConsistencyError(f"the cache {cache} was encoded with the VAE in {src}, whose weights differ from the "
+                               f"VAE in the base checkpoint {os.path.basename(base_path)}. {_prepare_hint(base_path)}")
 
 
 def _check_rates(spec: Mapping, meta: Mapping, base_path: str, cache: str) -> None:
@@ -129,8 +132,8 @@ def _check_rates(spec: Mapping, meta: Mapping, base_path: str, cache: str) -> No
         if have is None or want is None:
             continue
         if not math.isclose(float(have), float(want), rel_tol=1e-6):
-            raise ConsistencyError(f"the cache {cache} has {what} {have:g} but the base checkpoint {name} has {float(want):g}. "
-                                   f"{_prepare_hint(base_path, meta.get('codec'))}")
+            raise ConsistencyError(f"the cache {cache} has {what} {have:g} but the base checkpoint {name} "
+                                   f"has {float(want):g}. {_prepare_hint(base_path, meta.get('codec'))}")
 
 
 _TEXT_MODELS = {"t5": "t5-base", "t5gemma": "t5gemma-b-b-ul2"}
@@ -145,17 +148,19 @@ def _check_text(cfg: Mapping, meta: Mapping, base_path: str, out: RunChecks) -> 
     if t["encoder"] in (None, "", "none"):
         if base_takes_text(meta) and not t.get("allow_none"):
             raise ConsistencyError(
-                f"the base checkpoint {name} is prompt-conditioned ({_TEXT_LABELS.get(want, want)}) but text.encoder = \"none\": "
-                f"training it without captions makes a prompt-deaf model. Fix: set text.encoder = \"{folder}\" "
-                f"(`v2m-zero models download {folder}`), or text.allow_none = true if that is what you want")
+                f"the base checkpoint {name} is prompt-conditioned ({_TEXT_LABELS.get(want, want)}) "
+                "but text.encoder = \"none\": training it without captions makes a prompt-deaf "
+                f"model. Fix: set text.encoder = \"{folder}\" (`v2m-zero models download "
+                f"{folder}`), or text.allow_none = true if that is what you want")
         return
     if not base_takes_text(meta):
         return
     have = _text_kind(t["encoder"])
     if have is not None and have != want:
-        raise ConsistencyError(f"the base checkpoint {name} was trained with a {_TEXT_LABELS.get(want, want)} text encoder but "
-                               f"text.encoder = {t['encoder']!r} is {_TEXT_LABELS.get(have, have)}: its prompt embeddings would mean nothing to the model. "
-                               f"Fix: set text.encoder = \"{folder}\"")
+        raise ConsistencyError(f"the base checkpoint {name} was trained with a "
+                               f"{_TEXT_LABELS.get(want, want)} text encoder but text.encoder = "
+                               f"{t['encoder']!r} is {_TEXT_LABELS.get(have, have)}: its prompt embeddings "
+                               f"would mean nothing to the model. Fix: set text.encoder = \"{folder}\"")
     length = (meta.get("text") or {}).get("max_length")
     if want == "t5gemma" and length and t.get("max_length") and int(t["max_length"]) != int(length):
         out.warnings.append(f"text.max_length = {t['max_length']} is not used: {name} attends to all {length} "
@@ -198,9 +203,9 @@ def _check_curve(cfg: Mapping, spec: Mapping, cache: str, out: RunChecks) -> Non
     s = c.get("smoothing_seconds")
     if s is not None and not same_smoothing(s, spec["smoothing_seconds"]):
         raise ConsistencyError(
-            f"the cache {cache} smoothed its curves with a {float(spec['smoothing_seconds']):.6g} s Hann kernel but the "
-            f"config asks for {float(s):.6g} s (curve.smoothing_seconds): prepare again with --smoothing-seconds {float(s):.6g}, "
-            "or change the config")
+            f"the cache {cache} smoothed its curves with a {float(spec['smoothing_seconds']):.6g} "
+            f"s Hann kernel but the config asks for {float(s):.6g} s (curve.smoothing_seconds): "
+            f"prepare again with --smoothing-seconds {float(s):.6g}, or change the config")
 
 
 def check_run(cfg: Mapping[str, Any], spec: Mapping[str, Any]) -> RunChecks:

@@ -80,16 +80,18 @@ def resolve_config(config: Mapping[str, Any], base_dir: str | os.PathLike | None
     t, o = cfg["train"], cfg["optim"]
     v = cfg["validation"]
     for key, val, hi in (("train.batch_size", t["batch_size"], 65_536), ("train.grad_accum", t["grad_accum"], 4096),
-                         ("train.max_steps", t["max_steps"], 10**9), ("data.val_clips", cfg["data"]["val_clips"], 100_000),
+                         ("train.max_steps", t["max_steps"], 10**9),
+                         ("data.val_clips", cfg["data"]["val_clips"], 100_000),
                          ("validation.steps", v["steps"], 1000)):
         if isinstance(val, bool) or not isinstance(val, int) or not (0 if key == "data.val_clips" else 1) <= val <= hi:
-            raise V2MError(f"training config: {key} must be a whole number in {0 if key == 'data.val_clips' else 1}…{hi}, "
-                           f"got {val!r}")
-    for key, val in (("optim.lr", o["lr"]), ("train.p_drop_text", t["p_drop_text"]), ("train.p_drop_curve", t["p_drop_curve"])):
+            raise V2MError(f"training config: {key} must be a whole number in "
+                           f"{0 if key == 'data.val_clips' else 1}…{hi}, got {val!r}")
+    for key, val in (("optim.lr", o["lr"]), ("train.p_drop_text", t["p_drop_text"]),
+                     ("train.p_drop_curve", t["p_drop_curve"])):
         if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) or val < 0 or \
                 (key.startswith("train.p_") and val > 1):
-            raise V2MError(f"training config: {key} must be a finite number{' in 0…1' if key.startswith('train.p_') else ' >= 0'}, "
-                           f"got {val!r}")
+            raise V2MError(f"training config: {key} must be a finite "
+                           f"number{' in 0…1' if key.startswith('train.p_') else ' >= 0'}, got {val!r}")
     if o["schedule"] not in ("constant", "cosine"):
         raise V2MError(f"training config: optim.schedule must be 'constant' or 'cosine', got {o['schedule']!r}")
     if t["precision"] not in ("bf16", "fp32"):
@@ -112,7 +114,8 @@ def _check_lora(lora: Mapping[str, Any]) -> None:
     if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d < 1:
         raise V2MError(f"training config: lora.dropout must be a number in 0…1 (1 excluded), got {d!r}")
     if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and t.strip() for t in targets):
-        raise V2MError("training config: lora.targets must be a non-empty list of module names, e.g. [\"self_attn.to_qkv\"]")
+        raise V2MError("training config: lora.targets must be a non-empty "
+                       "list of module names, e.g. [\"self_attn.to_qkv\"]")
     for key in ("enabled", "train_curve_weights", "export_merged"):
         if not isinstance(lora[key], bool):
             raise V2MError(f"training config: lora.{key} must be true or false, got {lora[key]!r}")
@@ -124,11 +127,13 @@ def _check_speed(t: Mapping[str, Any], o: Mapping[str, Any]) -> None:
 
     gc = t["gradient_checkpointing"]
     if not (isinstance(gc, bool) or gc in ("full", "selective")):
-        raise V2MError(f"training config: train.gradient_checkpointing must be false, true, \"full\" or \"selective\", got {gc!r}")
+        raise V2MError("training config: train.gradient_checkpointing must be "
+                       f"false, true, \"full\" or \"selective\", got {gc!r}")
     if not isinstance(t["compile"], bool):
         raise V2MError(f"training config: train.compile must be true or false, got {t['compile']!r}")
     if t["attention"] not in ATTENTION_KERNELS:
-        raise V2MError(f"training config: train.attention must be one of {', '.join(ATTENTION_KERNELS)}, got {t['attention']!r}")
+        raise V2MError("training config: train.attention must be one of "
+                       f"{', '.join(ATTENTION_KERNELS)}, got {t['attention']!r}")
     if not (isinstance(o["fused"], bool) or o["fused"] == "auto"):
         raise V2MError(f"training config: optim.fused must be \"auto\", true or false, got {o['fused']!r}")
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from ..errors import V2MError
 
-__all__ = ["AUDIO_EXTENSIONS", "audio_tags", "caption_for", "caption_source", "file_signature", "find_audio_files", "generated_caption",
-           "measured_properties", "read_captions"]
+__all__ = ["AUDIO_EXTENSIONS", "audio_tags", "caption_for", "caption_source", "file_signature", "find_audio_files",
+           "generated_caption", "measured_properties", "read_captions"]
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
 
@@ -161,7 +161,8 @@ def _measure(w, sample_rate: int, max_seconds: float) -> dict:
 
 
 def generated_caption(tags: Mapping[str, str], props: Mapping) -> str:
-    """A plain-words caption from tags and measured properties, e.g. ``rock, "Song" by Artist, 120 BPM, in A minor, bright, loud``."""
+    """A plain-words caption from tags and measured properties,
+    e.g. ``rock, "Song" by Artist, 120 BPM, in A minor, bright, loud``."""
     parts = []
     if tags.get("genre"):
         parts.append(tags["genre"].lower())

@@ -100,7 +100,8 @@ def run(job: TrainJob, *, progress: Callable[[dict], None] | None = None, should
         from .prepare import prepare_dataset
 
         os.makedirs(run_dir, exist_ok=True)
-        prepare_dataset(job.data_dir, job.config["data"]["cache"], **job.prepare, progress=prepare_progress, log=prepare_log)
+        prepare_dataset(job.data_dir, job.config["data"]["cache"], **job.prepare, progress=prepare_progress,
+                        log=prepare_log)
     with torch.inference_mode(False), torch.enable_grad():
         result = train(job.config, progress=progress, should_stop=should_stop)
     if result.stopped and on_stopped is not None:

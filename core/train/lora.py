@@ -66,7 +66,8 @@ def add_lora(model, settings: Mapping[str, Any]) -> LoraRun:
                              if "layers.0." in n and isinstance(m, torch.nn.Linear)})
             raise V2MError(f"lora.targets: no module named {t!r} in the DiT; its projections are {', '.join(linear)}")
     model.requires_grad_(False)
-    cfg = LoraConfig(r=int(settings["rank"]), lora_alpha=float(settings["alpha"]), lora_dropout=float(settings["dropout"]),
+    cfg = LoraConfig(r=int(settings["rank"]), lora_alpha=float(settings["alpha"]),
+                     lora_dropout=float(settings["dropout"]),
                      target_modules=targets, bias="none")
     inject_adapter_in_model(cfg, model, adapter_name=_ADAPTER)
     run = LoraRun(settings=dict(settings))

@@ -77,7 +77,8 @@ class MusicEncoder(ABC):
     def conditioning_curve(self, audio, sample_rate: int, *, spec: CurveSpec, length: int,
                            latents=None, duration: float | None = None) -> Curve:
         """The clip's music event curve on its latent grid (eq. 2–4, as ``spec`` says), as training uses it."""
-        return spec.conditioning_curve(self.clip_features(audio, sample_rate, latents=latents, duration=duration), length=length)
+        return spec.conditioning_curve(self.clip_features(audio, sample_rate, latents=latents, duration=duration),
+                                       length=length)
 
     def close(self) -> None:
         """Release weights and device memory."""
@@ -134,7 +135,8 @@ class LogMelEncoder(MusicEncoder):
                  amin: float = 1e-10):
         if n_mels < 1 or hop_length < 1 or n_fft < 2 or sample_rate < 1:
             raise V2MError("logmel: n_mels, hop_length, sample_rate must be >= 1 and n_fft >= 2")
-        self.n_mels, self.sample_rate, self.hop_length, self.n_fft = int(n_mels), int(sample_rate), int(hop_length), int(n_fft)
+        self.n_mels, self.sample_rate, self.hop_length, self.n_fft = (int(n_mels), int(sample_rate), int(hop_length),
+                                                                      int(n_fft))
         self.amin = float(amin)
 
     @property
@@ -267,7 +269,8 @@ class MusicFMEncoder(MusicEncoder):
                                   max(0, int(round(float(overlap_seconds) * MUSICFM_SAMPLE_RATE / MUSICFM_FRAME))))
 
     def describe(self) -> dict:
-        d = {"id": self.id, "layer": self.layer, "chunk_frames": self.chunk_frames, "overlap_frames": self.overlap_frames}
+        d = {"id": self.id, "layer": self.layer, "chunk_frames": self.chunk_frames,
+             "overlap_frames": self.overlap_frames}
         if self.path:
             d["checkpoint"] = os.path.basename(self.path)
         return d
@@ -286,7 +289,8 @@ class MusicFMEncoder(MusicEncoder):
         values = self._overlap_add(y, n_frames)
         times = np.arange(values.shape[0], dtype=np.float64) * MUSICFM_FRAME / MUSICFM_SAMPLE_RATE
         keep = times < duration
-        return Features(values=values[keep], times=times[keep], duration=duration, encoder=self.id, meta=self.describe())
+        return Features(values=values[keep], times=times[keep], duration=duration, encoder=self.id,
+                        meta=self.describe())
 
     def windows(self, n_frames: int) -> list[int]:
         """Start frames of the windows covering ``n_frames`` (see the class doc)."""
@@ -306,7 +310,8 @@ class MusicFMEncoder(MusicEncoder):
         total, weight = None, np.zeros(n_frames, np.float64)
         with torch.no_grad():
             for s in starts:
-                x = torch.from_numpy(np.ascontiguousarray(y[s * MUSICFM_FRAME:(s + size) * MUSICFM_FRAME]))[None].to(dev)
+                x = torch.from_numpy(
+                    np.ascontiguousarray(y[s * MUSICFM_FRAME:(s + size) * MUSICFM_FRAME]))[None].to(dev)
                 h = self.model.hidden_states(x, upto=self.layer)[self.layer][0].double().cpu().numpy()
                 w = np.ones(size)
                 if ramp > 0 and len(starts) > 1:

@@ -135,9 +135,11 @@ def _encode_clips(wave: np.ndarray, windows, cod, enc, spec: Mapping, *, batch_s
         with torch.no_grad():
             lat = cod.encode(x).float().cpu()
         if lat.shape[-1] != latent_len:
-            raise ModelError(f"codec gave {lat.shape[-1]} latent frames for {clip_samples} samples, expected {latent_len}")
+            raise ModelError(f"codec gave {lat.shape[-1]} latent frames for "
+                             f"{clip_samples} samples, expected {latent_len}")
         for j, (s, valid) in enumerate(chunk):
-            curve = enc.conditioning_curve(batch[j], cod.sample_rate, spec=curve_spec, length=latent_len, latents=lat[j])
+            curve = enc.conditioning_curve(batch[j], cod.sample_rate, spec=curve_spec, length=latent_len,
+                                           latents=lat[j])
             yield lat[j].numpy(), np.asarray(curve.values, np.float32), valid, s
 
 
@@ -163,14 +165,15 @@ class _FileEncoder:
             return None
         entry = {**sig}
         if caption is None and self.generate_captions:
-            caption, source = generated_caption(audio_tags(path), measured_properties(wave, cod.sample_rate)), "generated"
+            caption, source = (generated_caption(audio_tags(path), measured_properties(wave, cod.sample_rate)),
+                               "generated")
             entry["generated_caption"] = caption
         windows = _clip_windows(wave.shape[-1], int(self.spec["clip_samples"]), self.spec["last_clip"], self.min_last)
         clips = _encode_clips(wave, windows, cod, self.enc, self.spec, batch_size=self.batch_size, device=self.device)
         for lat, curve, valid, start in clips:
             writer.add_clip(lat, curve, valid / cod.sample_rate, {
-                "file": rel, "offset": start / cod.sample_rate, "seconds": valid / cod.sample_rate, "caption": caption or "",
-                "caption_source": source})
+                "file": rel, "offset": start / cod.sample_rate, "seconds": valid / cod.sample_rate,
+                "caption": caption or "", "caption_source": source})
         writer.file_done(rel, {**entry, "clips": len(windows)})
         if not windows:
             self.say(f"{rel}: shorter than {float(self.spec['min_last_fraction']):g} of a clip "
@@ -181,7 +184,8 @@ class _FileEncoder:
 
 
 def _music_encoder(name, fallback: str | None, cod, options, say):
-    """``(encoder, fallback record or None)``: the wanted music encoder, or the fallback when its weights are missing."""
+    """``(encoder, fallback record or None)``: the wanted music encoder, or the fallback when its weights
+    are missing."""
     from .music_encoders import make_music_encoder
 
     try:
@@ -295,7 +299,8 @@ def prepare_dataset(
         cod = cod.to(dev)
     enc, fallback = _music_encoder(music_encoder, music_encoder_fallback, cod, encoder_options, say)
     described = enc.describe()
-    curve = CurveSpec(music_encoder=described.get("id"), music_encoder_options={k: v for k, v in described.items() if k != "id"},
+    curve = CurveSpec(music_encoder=described.get("id"),
+                      music_encoder_options={k: v for k, v in described.items() if k != "id"},
                       smoothing_seconds=smoothing_seconds)
     spec = _cache_spec(cod, codec, enc, curve, clip_seconds=clip_seconds, last_clip=last_clip,
                        min_last_fraction=min_last_fraction)
@@ -309,8 +314,9 @@ def prepare_dataset(
     counts = _encode_files(files, data_root, manifest, encoder, progress)
     encoder.writer.flush()
     if counts["generated"]:
-        say(f"{counts['generated']} file(s) have no caption (no sidecar .txt or captions.csv/.jsonl row): captions generated "
-            "from their tags and measured tempo, key, loudness and brightness (caption_source 'generated' in the manifest)")
+        say(f"{counts['generated']} file(s) have no caption (no sidecar .txt or "
+            "captions.csv/.jsonl row): captions generated from their tags and measured tempo, "
+            "key, loudness and brightness (caption_source 'generated' in the manifest)")
     elif counts["uncaptioned"]:
         say(f"{counts['uncaptioned']} file(s) have no caption (no sidecar .txt or captions.csv/.jsonl row): caption ''")
     return PrepareResult(

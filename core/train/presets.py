@@ -231,8 +231,10 @@ def example_toml(base: str = "toy", checkpoint: str | os.PathLike | None = None)
     if base == "toy":
         head = _TOY
         common = dict(lr="1e-4", warmup=100, schedule="constant",
-                      schedule_note='            # or "cosine" (to min_lr_ratio · lr at max_steps)', batch=4, steps=1000,
-                      ckpt="false", ckpt_note='  # true/"full" (recompute blocks), "selective" (recompute only cheap ops)', every=500, curve_metric="true", val_note="")
+                      schedule_note='            # or "cosine" (to min_lr_ratio · lr at max_steps)', batch=4,
+                      steps=1000, ckpt="false",
+                      ckpt_note='  # true/"full" (recompute blocks), "selective" (recompute only cheap ops)',
+                      every=500, curve_metric="true", val_note="")
     else:
         ckpt = _toml_str(os.path.abspath(os.fspath(checkpoint))) if checkpoint else \
             f'"models/v2m/checkpoints/{BASES[base][1]}"  # from init-checkpoint (step 1)'
@@ -245,8 +247,10 @@ def example_toml(base: str = "toy", checkpoint: str | os.PathLike | None = None)
 
             p = sa3_train_preset()
             targets = "[" + ", ".join(_toml_str(t) for t in p["lora"]["targets"]) + "]"
-            head = _SA3.format(checkpoint=ckpt, curve=_CURVE.format(smoothing=repr(float(p["curve"]["smoothing_seconds"]))), targets=targets,
-                               max_length=p["text"]["max_length"], rank=p["lora"]["rank"], alpha=float(p["lora"]["alpha"]))
+            head = _SA3.format(checkpoint=ckpt,
+                               curve=_CURVE.format(smoothing=repr(float(p["curve"]["smoothing_seconds"]))),
+                               targets=targets, max_length=p["text"]["max_length"], rank=p["lora"]["rank"],
+                               alpha=float(p["lora"]["alpha"]))
         common = dict(lr="1e-4", warmup=500, schedule="cosine", schedule_note="", batch=8, steps=20000,
                       ckpt="true", ckpt_note="   # recompute activations: larger batches fit",
                       every=1000, curve_metric="false",

@@ -27,14 +27,17 @@ class Runtime:
                 from accelerate import Accelerator
             except ImportError:
                 if want is True:
-                    raise V2MError("train.accelerate = true but accelerate is not installed. Fix: pip install accelerate") from None
+                    raise V2MError("train.accelerate = true but accelerate is not "
+                                   "installed. Fix: pip install accelerate") from None
                 use = False
         if use:
             cuda_ok = torch.cuda.is_available() and dev_cfg != "cpu"
             mp = "bf16" if (t["precision"] == "bf16" and cuda_ok) else "no"
-            self.acc = Accelerator(mixed_precision=mp, gradient_accumulation_steps=int(t["grad_accum"]), cpu=not cuda_ok)
+            self.acc = Accelerator(mixed_precision=mp, gradient_accumulation_steps=int(t["grad_accum"]),
+                                   cpu=not cuda_ok)
             self.device = self.acc.device
-            self.rank, self.world, self.is_main = self.acc.process_index, self.acc.num_processes, self.acc.is_main_process
+            self.rank, self.world, self.is_main = (self.acc.process_index, self.acc.num_processes,
+                                                   self.acc.is_main_process)
         else:
             from ..precision import torch_device
 

@@ -107,10 +107,12 @@ def _build_model(cfg: Mapping, spec: Mapping, text_dim: int | None, carry_codec:
         objective = m["objective"]
         model = V2MDiT(model_cfg, objective=objective)
     if model.config.io_channels != int(spec["latent_channels"]):
-        raise ModelError(f"the model takes {model.config.io_channels} latent channels but the cache ({cfg['data']['cache']}) "
-                         f"holds {spec['latent_channels']}: prepare the cache with the model's codec")
+        raise ModelError(f"the model takes {model.config.io_channels} latent channels but the "
+                         f"cache ({cfg['data']['cache']}) holds {spec['latent_channels']}: "
+                         "prepare the cache with the model's codec")
     if model.curve_channels < 1:
-        raise ModelError("the model has no event-curve input channel: make the checkpoint with `v2m-zero init-checkpoint`")
+        raise ModelError("the model has no event-curve input channel: make "
+                         "the checkpoint with `v2m-zero init-checkpoint`")
     if model.config.patch_size > 1 and int(spec["latent_length"]) % model.config.patch_size:
         raise ModelError(f"clip latent length {spec['latent_length']} is not a multiple of the DiT patch size "
                          f"{model.config.patch_size}: prepare with another --clip-seconds")
@@ -176,7 +178,8 @@ def _compile(model, device) -> None:
 
     why = compile_unavailable(device)
     if why:
-        raise V2MError(f"training config: train.compile = true, but {why}. Fix: install it, or set train.compile = false")
+        raise V2MError(f"training config: train.compile = true, but {why}. "
+                       "Fix: install it, or set train.compile = false")
     compile_blocks(model)
 
 
@@ -246,7 +249,8 @@ class Trainer:
         """The cache's curve spec, with the video encoder of the config or of the base checkpoint, and any
         music-encoder fallback the checks found."""
         video_encoder = self.cfg["curve"]["video_encoder"] or CurveSpec.from_dict(self.src_meta.get("curve")).encoder
-        curve = CurveSpec.from_cache(self.spec, encoder=video_encoder).replace(channels=int(model.curve_channels)).to_dict()
+        curve = (CurveSpec.from_cache(self.spec, encoder=video_encoder)
+                 .replace(channels=int(model.curve_channels)).to_dict())
         curve.update(self.checks.curve_record)
         return curve
 
@@ -293,10 +297,12 @@ class Trainer:
             "curve": self.curve_meta(model),
             "codec": codec,
             "text": self.text.meta(self.cfg),
-            "training": {"step": self.step, "weights": self.cfg["checkpoint"]["export"] if self.ema is not None else "model",
+            "training": {"step": self.step,
+                         "weights": self.cfg["checkpoint"]["export"] if self.ema is not None else "model",
                          "cache": self.cfg["data"]["cache"], "seed": self.cfg["seed"],
-                         "base": self.src_meta.get("base") or (os.path.basename(self.cfg["model"]["from_checkpoint"])
-                                                               if self.cfg["model"]["from_checkpoint"] else "from_config")},
+                         "base": (self.src_meta.get("base")
+                                  or (os.path.basename(self.cfg["model"]["from_checkpoint"])
+                                      if self.cfg["model"]["from_checkpoint"] else "from_config"))},
         }
         out = self.run_dir / CKPT_DIR / (name or f"v2m-step-{self.step:08d}.safetensors")
         save_v2m_checkpoint(out, state, meta)
@@ -450,7 +456,8 @@ class Trainer:
                 stopped = True
                 break
         if not stopped:
-            if self.resumed_from is None or self.step != int(json.loads((self.resumed_from / "trainer.json").read_text())["step"]):
+            if (self.resumed_from is None
+                    or self.step != int(json.loads((self.resumed_from / "trainer.json").read_text())["step"])):
                 state_dir = save_state(self)
             path = self.export("v2m-lora-final.safetensors" if self.lora is not None else "v2m-final.safetensors")
             if self.lora is not None and self.cfg["lora"]["export_merged"] and path is not None:
@@ -459,8 +466,9 @@ class Trainer:
                 merged = export_merged(self, path)
         if self.tb is not None:
             self.tb.flush()
-        return TrainResult(checkpoint_path=None if path is None else str(path), step=self.step, last_loss=self.last_loss,
-                           stopped=stopped, run_dir=str(self.run_dir), state_dir=None if state_dir is None else str(state_dir),
+        return TrainResult(checkpoint_path=None if path is None else str(path), step=self.step,
+                           last_loss=self.last_loss, stopped=stopped, run_dir=str(self.run_dir),
+                           state_dir=None if state_dir is None else str(state_dir),
                            losses=losses, val=val, adapter=self.lora is not None,
                            merged_path=None if merged is None else str(merged))
 

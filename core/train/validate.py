@@ -87,7 +87,9 @@ def validate(tr) -> dict:
                 v["curve_metric"] = False
                 return out
             with tr.rt.autocast():
-                lat = flow.sample(model, tuple(x0.shape), flow.rf_timesteps(int(v["steps"])), seed=int(tr.cfg["seed"]) + 777, cfg_scale=float(v["cfg_scale"]), uncond="both", cond=cond, curve=target.to(dev), objective=tr.objective, device=dev)
+                lat = flow.sample(model, tuple(x0.shape), flow.rf_timesteps(int(v["steps"])),
+                                  seed=int(tr.cfg["seed"]) + 777, cfg_scale=float(v["cfg_scale"]), uncond="both",
+                                  cond=cond, curve=target.to(dev), objective=tr.objective, device=dev)
             lat = lat.float()
             cors = []
             for j in range(lat.shape[0]):

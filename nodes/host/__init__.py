@@ -23,8 +23,8 @@ from .runtime import Progress, is_offloaded, load_device, placed, release_memory
 
 __all__ = [
     "MODEL_KINDS", "Progress", "audio_to_numpy", "comfy_model_path", "confined_input_path",
-    "download_folders", "download_model", "format_choices", "host_model_files", "host_model_path", "host_t5_tokenizer", "image_tensor",
-    "images_to_uint8", "input_audio_choices", "input_choices", "input_file_path", "input_fingerprint",
+    "download_folders", "download_model", "format_choices", "host_model_files", "host_model_path", "host_t5_tokenizer",
+    "image_tensor", "images_to_uint8", "input_audio_choices", "input_choices", "input_file_path", "input_fingerprint",
     "input_video_choices", "is_offloaded", "load_device", "model_choices", "model_path", "model_path_or_download",
     "numpy_to_audio", "output_path", "placed", "register_model_folders", "release_memory", "remove_files",
     "set_offload",

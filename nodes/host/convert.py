@@ -75,7 +75,8 @@ def images_to_uint8(images, size: int | None = None) -> np.ndarray:
     import torch.nn.functional as F
 
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise V2MError(f"expected an IMAGE batch [frames, height, width, channels], got {getattr(images, 'shape', type(images))}")
+        raise V2MError("expected an IMAGE batch [frames, height, width, "
+                       f"channels], got {getattr(images, 'shape', type(images))}")
     x = images[..., :3]
     if x.shape[-1] == 1:
         x = x.expand(-1, -1, -1, 3)

@@ -82,7 +82,8 @@ def confined_input_path(name: str, what: str = "video") -> str:
     base = os.path.realpath(folder_paths.get_input_directory())
     real = os.path.realpath(path)
     if os.path.commonpath([base, real]) != base:
-        raise MediaError(f"{name!r} points outside ComfyUI's input folder ({base}); only files in that folder can be used")
+        raise MediaError(f"{name!r} points outside ComfyUI's input folder "
+                         f"({base}); only files in that folder can be used")
     if not os.path.isfile(real):
         raise MediaError(f"{what} {name!r} not found in ComfyUI's input folder ({base}): upload it first")
     return real
@@ -110,8 +111,9 @@ def _expand_variables(prefix: str, width: int, height: int) -> str:
     import time
 
     now = time.localtime()
-    values = {"width": width, "height": height, "year": now.tm_year, "month": f"{now.tm_mon:02}", "day": f"{now.tm_mday:02}",
-              "hour": f"{now.tm_hour:02}", "minute": f"{now.tm_min:02}", "second": f"{now.tm_sec:02}"}
+    values = {"width": width, "height": height, "year": now.tm_year, "month": f"{now.tm_mon:02}",
+              "day": f"{now.tm_mday:02}", "hour": f"{now.tm_hour:02}", "minute": f"{now.tm_min:02}",
+              "second": f"{now.tm_sec:02}"}
     for key, value in values.items():
         prefix = prefix.replace(f"%{key}%", str(value))
     return prefix
@@ -135,14 +137,17 @@ def output_path(prefix: str, ext: str, width: int = 0, height: int = 0) -> tuple
     base = os.path.realpath(out_dir)
     wanted = os.path.realpath(os.path.join(out_dir, expanded))
     if os.path.commonpath([base, wanted]) != base or wanted == base:
-        raise V2MError(f"filename_prefix {prefix!r} points outside ComfyUI's output folder ({base}): use a name inside it")
+        raise V2MError(f"filename_prefix {prefix!r} points outside ComfyUI's "
+                       f"output folder ({base}): use a name inside it")
     subfolder, filename = os.path.split(os.path.normpath(expanded))
     full_folder = os.path.join(out_dir, subfolder)
     if os.path.isdir(full_folder):  # ComfyUI's own counter; it creates nothing for a folder that exists
-        full_folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(expanded, out_dir, width, height)
+        full_folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(
+            expanded, out_dir, width, height)
     else:  # a new folder (ComfyUI would create it to count nothing in it): the first file, folder made on writing
         counter = 1
     if os.path.commonpath([base, os.path.realpath(full_folder)]) != base:
-        raise V2MError(f"filename_prefix {prefix!r} points outside ComfyUI's output folder ({base}): use a name inside it")
+        raise V2MError(f"filename_prefix {prefix!r} points outside ComfyUI's "
+                       f"output folder ({base}): use a name inside it")
     file = f"{filename}_{counter:05}_.{ext}"
     return os.path.join(full_folder, file), file, subfolder

@@ -109,7 +109,8 @@ def download_folders() -> dict[str, str]:
 
     register_model_folders()
     out = {kind: folder_paths.get_folder_paths(f"v2m_{kind}")[0] for kind in MODEL_KINDS}
-    base = folder_paths.get_folder_paths("checkpoints") if "checkpoints" in getattr(folder_paths, "folder_names_and_paths", {}) else []
+    base = (folder_paths.get_folder_paths("checkpoints")
+            if "checkpoints" in getattr(folder_paths, "folder_names_and_paths", {}) else [])
     out["base"] = base[0] if base else os.path.join(folder_paths.models_dir, "checkpoints")
     return out
 
