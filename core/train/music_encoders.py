@@ -80,7 +80,7 @@ class MusicEncoder(ABC):
         return spec.conditioning_curve(self.clip_features(audio, sample_rate, latents=latents, duration=duration),
                                        length=length)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (an optional hook, a no-op by default: not every encoder holds weights)
         """Release weights and device memory."""
 
 

@@ -369,7 +369,7 @@ class Trainer:
         grad_norm = float("nan")
         clip = float(self.cfg["optim"]["grad_clip"])
         acc = self.rt.acc
-        for micro in range(ga):
+        for _micro in range(ga):
             ids = self.sampler.take(bs * self.rt.world)[self.rt.rank::self.rt.world]
             batch = self.data.batch(ids)
             if acc is not None:
