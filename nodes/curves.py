@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from ..core.timing import curves, plot
-from ..core.timing.spec import CurveSpec
+from ..core.timing.spec import MAX_SMOOTHING_SECONDS, CurveSpec
 from .host import convert
 from .types import CurveType, FeaturesType, ModelType
 
@@ -63,7 +63,7 @@ class SmoothCurve(io.ComfyNode):
                         "length) and smooth it with a Hann kernel given in seconds (paper eq. 4).",
             inputs=[
                 CurveType.Input("curve", tooltip="An event curve."),
-                io.Float.Input("kernel_seconds", default=round(curves.DEFAULT_SMOOTHING_SECONDS, 3), min=0.0, max=30.0,
+                io.Float.Input("kernel_seconds", default=round(curves.DEFAULT_SMOOTHING_SECONDS, 3), min=0.0, max=MAX_SMOOTHING_SECONDS,
                                step=0.05,
                                tooltip="Hann kernel length in seconds; 2.52 s = the paper's 31 "
                                        "frames at 12.3 Hz. Longer: smoother music, looser timing."),

@@ -9,6 +9,7 @@ from comfy_api.latest import io, ui
 
 from ..core.errors import V2MError
 from ..core.timing.curves import DEFAULT_SMOOTHING_SECONDS
+from ..core.timing.spec import MAX_SMOOTHING_SECONDS
 from .host import models, runtime
 
 CATEGORY = "V2M-Zero/train"
@@ -114,7 +115,7 @@ class Train(io.ComfyNode):
                                tooltip="Encoder for the music event curves (paper: MusicFM; logmel is weightless)."),
                 io.Float.Input("clip_seconds", default=8.0, min=1.0, max=120.0, step=0.5,
                                tooltip="Training clip length (paper: 32 s)."),
-                io.Float.Input("smoothing_seconds", default=round(DEFAULT_SMOOTHING_SECONDS, 2), min=0.0, max=30.0,
+                io.Float.Input("smoothing_seconds", default=round(DEFAULT_SMOOTHING_SECONDS, 2), min=0.0, max=MAX_SMOOTHING_SECONDS,
                                step=0.05,
                                tooltip="Hann smoothing of the music curves; inference "
                                        "uses the same (stored in the checkpoint)."),
