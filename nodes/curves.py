@@ -63,7 +63,8 @@ class SmoothCurve(io.ComfyNode):
                         "length) and smooth it with a Hann kernel given in seconds (paper eq. 4).",
             inputs=[
                 CurveType.Input("curve", tooltip="An event curve."),
-                io.Float.Input("kernel_seconds", default=round(curves.DEFAULT_SMOOTHING_SECONDS, 3), min=0.0, max=MAX_SMOOTHING_SECONDS,
+                io.Float.Input("kernel_seconds", default=round(curves.DEFAULT_SMOOTHING_SECONDS, 3), min=0.0,
+                               max=MAX_SMOOTHING_SECONDS,
                                step=0.05,
                                tooltip="Hann kernel length in seconds; 2.52 s = the paper's 31 "
                                        "frames at 12.3 Hz. Longer: smoother music, looser timing."),

@@ -115,7 +115,8 @@ class Train(io.ComfyNode):
                                tooltip="Encoder for the music event curves (paper: MusicFM; logmel is weightless)."),
                 io.Float.Input("clip_seconds", default=8.0, min=1.0, max=120.0, step=0.5,
                                tooltip="Training clip length (paper: 32 s)."),
-                io.Float.Input("smoothing_seconds", default=round(DEFAULT_SMOOTHING_SECONDS, 2), min=0.0, max=MAX_SMOOTHING_SECONDS,
+                io.Float.Input("smoothing_seconds", default=round(DEFAULT_SMOOTHING_SECONDS, 2), min=0.0,
+                               max=MAX_SMOOTHING_SECONDS,
                                step=0.05,
                                tooltip="Hann smoothing of the music curves; inference "
                                        "uses the same (stored in the checkpoint)."),
