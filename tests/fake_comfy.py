@@ -42,7 +42,8 @@ class Hidden(str, enum.Enum):
 
 
 class _Input:
-    def __init__(self, id, *args, optional=False, tooltip=None, default=None, min=None, max=None, step=None, options=None, **kw):
+    def __init__(self, id, *args, optional=False, tooltip=None, default=None, min=None, max=None, step=None,
+                 options=None, **kw):
         if args:  # Combo.Input("name", options=...) positional form
             options = args[0]
         self.id, self.optional, self.tooltip, self.default = id, optional, tooltip, default
@@ -64,7 +65,8 @@ def _make_type(name: str, widget: bool = False):
 
 
 class Schema:
-    def __init__(self, node_id, display_name=None, category="", inputs=None, outputs=None, description="", is_output_node=False, hidden=None, **kw):
+    def __init__(self, node_id, display_name=None, category="", inputs=None, outputs=None, description="",
+                 is_output_node=False, hidden=None, **kw):
         self.node_id, self.display_name, self.category = node_id, display_name, category
         self.inputs, self.outputs = inputs or [], outputs or []
         self.description, self.is_output_node, self.hidden = description, is_output_node, hidden or []
@@ -149,7 +151,8 @@ class PreviewText(_Preview):
     kind = "text"
 
 
-ui = types.SimpleNamespace(SavedResult=SavedResult, PreviewImage=PreviewImage, PreviewAudio=PreviewAudio, PreviewVideo=PreviewVideo, PreviewText=PreviewText)
+ui = types.SimpleNamespace(SavedResult=SavedResult, PreviewImage=PreviewImage, PreviewAudio=PreviewAudio,
+                           PreviewVideo=PreviewVideo, PreviewText=PreviewText)
 
 
 # ---------------------------------------------------------------- video inputs
@@ -221,8 +224,10 @@ class VideoFromFile(VideoInput):
     def save_to(self, path, format="auto", codec="auto", metadata=None):
         import av
 
-        with av.open(self.get_stream_source()) as src, av.open(path, mode="w", format=None if isinstance(path, str) else "mp4") as out:
-            streams = {s: out.add_stream_from_template(template=s, opaque=True) for s in src.streams if s.type in ("video", "audio")}
+        with (av.open(self.get_stream_source()) as src,
+              av.open(path, mode="w", format=None if isinstance(path, str) else "mp4") as out):
+            streams = {s: out.add_stream_from_template(template=s, opaque=True)
+                       for s in src.streams if s.type in ("video", "audio")}
             for packet in src.demux():
                 if packet.stream in streams and packet.dts is not None:
                     packet.stream = streams[packet.stream]
@@ -282,12 +287,14 @@ def _folder_paths_module(root: str):
     # ComfyUI's own model folders, as folder_paths defines them (the ones our nodes read)
     fp.folder_names_and_paths = {
         "checkpoints": ([os.path.join(fp.models_dir, "checkpoints")], SUPPORTED_PT_EXTENSIONS),
-        "text_encoders": ([os.path.join(fp.models_dir, "text_encoders"), os.path.join(fp.models_dir, "clip")], SUPPORTED_PT_EXTENSIONS),
+        "text_encoders": ([os.path.join(fp.models_dir, "text_encoders"), os.path.join(fp.models_dir, "clip")],
+                          SUPPORTED_PT_EXTENSIONS),
         "vae": ([os.path.join(fp.models_dir, "vae")], SUPPORTED_PT_EXTENSIONS),
     }
     legacy = {"clip": "text_encoders", "unet": "diffusion_models"}
     fp.map_legacy = lambda name: legacy.get(name, name)
-    dirs = {"input": os.path.join(root, "input"), "output": os.path.join(root, "output"), "temp": os.path.join(root, "temp")}
+    dirs = {"input": os.path.join(root, "input"), "output": os.path.join(root, "output"),
+            "temp": os.path.join(root, "temp")}
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
     fp.get_input_directory = lambda: dirs["input"]
@@ -308,7 +315,8 @@ def _folder_paths_module(root: str):
     fp.exists_annotated_filepath = lambda name: os.path.exists(get_annotated_filepath(name))
 
     def filter_files_content_types(files, kinds):
-        ext = {"video": (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"), "audio": (".wav", ".mp3", ".flac", ".m4a", ".ogg"), "image": (".png", ".jpg", ".jpeg", ".webp")}
+        ext = {"video": (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"),
+               "audio": (".wav", ".mp3", ".flac", ".m4a", ".ogg"), "image": (".png", ".jpg", ".jpeg", ".webp")}
         ok = tuple(e for k in kinds for e in ext.get(k, ()))
         return [f for f in files if f.lower().endswith(ok)]
 
@@ -352,7 +360,8 @@ def _folder_paths_module(root: str):
             raise FileNotFoundError(f"Model in folder '{name}' with filename '{filename}' not found.")
         return full
 
-    fp.get_filename_list, fp.get_full_path, fp.get_full_path_or_raise = get_filename_list, get_full_path, get_full_path_or_raise
+    fp.get_filename_list, fp.get_full_path, fp.get_full_path_or_raise = (get_filename_list, get_full_path,
+                                                                          get_full_path_or_raise)
 
     def get_save_image_path(prefix, output_dir, w=0, h=0):
         # as ComfyUI's: the next counter in the folder, which it creates when missing
@@ -452,7 +461,8 @@ def _save_audio(audio, filename_prefix, folder, kind):
         out = av.open(buf, mode="w", format="flac")
         layout = "mono" if waveform.shape[0] == 1 else "stereo"
         stream = out.add_stream("flac", rate=audio["sample_rate"], layout=layout)
-        frame = av.AudioFrame.from_ndarray(waveform.movedim(0, 1).reshape(1, -1).float().numpy(), format="flt", layout=layout)
+        frame = av.AudioFrame.from_ndarray(waveform.movedim(0, 1).reshape(1, -1).float().numpy(), format="flt",
+                                           layout=layout)
         frame.sample_rate, frame.pts = audio["sample_rate"], 0
         out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
@@ -490,7 +500,8 @@ def _save_video(video, filename_prefix, format="auto", codec="auto"):
     import folder_paths
 
     w, h = video.get_dimensions()
-    full, filename, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix, folder_paths.get_output_directory(), w, h)
+    full, filename, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix,
+                                                                             folder_paths.get_output_directory(), w, h)
     file = f"{filename}_{counter:05}_.mp4"
     video.save_to(os.path.join(full, file), format=format, codec=codec)
     STATE["previews"].append(("video", [{"filename": file, "subfolder": subfolder, "type": "output"}]))
@@ -510,7 +521,9 @@ def _core_nodes():
     import folder_paths
 
     return {
-        "SaveAudio": lambda audio, filename_prefix="audio/ComfyUI": _save_audio(audio, filename_prefix, folder_paths.get_output_directory(), "output"),
+        "SaveAudio": lambda audio, filename_prefix="audio/ComfyUI": _save_audio(audio, filename_prefix,
+                                                                                folder_paths.get_output_directory(),
+                                                                                "output"),
         "PreviewAudio": lambda audio: _save_audio(audio, "ComfyUI_temp_", folder_paths.get_temp_directory(), "temp"),
         "LoadAudio": _load_audio,
         "LoadVideo": lambda file: (VideoFromFile(folder_paths.get_annotated_filepath(file)),),

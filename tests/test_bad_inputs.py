@@ -107,15 +107,20 @@ CLI_CASES = [
     ("mux-bitrate-negative", ["mux", "V.mp4", "A.m4a", "--out", "o.mp4", "--bitrate", "-5"], "--bitrate"),
     ("demo-duration-huge", ["demo", "--out", "d", "--duration", "1e9"], "--duration"),
     ("demo-fps-zero", ["demo", "--out", "d", "--fps", "0"], "--fps"),
-    ("generate-steps-zero", ["generate", "V.mp4", "--checkpoint", "tiny.safetensors", "--out", "o.mp4", "--steps", "0"], "--steps"),
-    ("generate-cfg-nan", ["generate", "V.mp4", "--checkpoint", "tiny.safetensors", "--out", "o.mp4", "--cfg", "nan"], "--cfg"),
-    ("generate-window-zero", ["generate", "V.mp4", "--checkpoint", "tiny.safetensors", "--out", "o.mp4", "--window", "0"], "--window"),
-    ("generate-overlap-over-half", ["generate", "V.mp4", "--checkpoint", "tiny.safetensors", "--out", "o.mp4", "--window", "4",
+    ("generate-steps-zero", ["generate", "V.mp4", "--checkpoint", "tiny.safetensors", "--out", "o.mp4", "--steps", "0"],
+     "--steps"),
+    ("generate-cfg-nan", ["generate", "V.mp4", "--checkpoint", "tiny.safetensors", "--out", "o.mp4", "--cfg", "nan"],
+     "--cfg"),
+    ("generate-window-zero",
+     ["generate", "V.mp4", "--checkpoint", "tiny.safetensors", "--out", "o.mp4", "--window", "0"], "--window"),
+    ("generate-overlap-over-half",
+     ["generate", "V.mp4", "--checkpoint", "tiny.safetensors", "--out", "o.mp4", "--window", "4",
                                     "--overlap", "3"], "overlap"),
     ("prompt-frames-zero", ["prompt", "V.mp4", "--frames", "0"], "--frames"),
     ("prepare-clip-zero", ["prepare", "data", "--out", "cache", "--clip-seconds", "0"], "--clip-seconds"),
     ("train-max-steps-zero", ["train", "bad.toml", "--max-steps", "0"], "--max-steps"),
-    ("init-smoothing-negative", ["init-checkpoint", "tiny.safetensors", "--out", "x.safetensors", "--smoothing-seconds", "-1"],
+    ("init-smoothing-negative",
+     ["init-checkpoint", "tiny.safetensors", "--out", "x.safetensors", "--smoothing-seconds", "-1"],
      "--smoothing-seconds"),
     # unusable inputs
     ("curve-missing-video", ["curve", "missing.mp4", "--out", "c.json"], "missing.mp4"),
@@ -125,7 +130,8 @@ CLI_CASES = [
     ("mux-text-as-audio", ["mux", "V.mp4", "not_audio.wav", "--out", "o.mp4"], "not_audio.wav"),
     ("mux-video-without-audio", ["mux", "V.mp4", "silent_video.mp4", "--out", "o.mp4"], "no audio stream"),
     ("generate-pickle-checkpoint", ["generate", "V.mp4", "--checkpoint", "pickle.ckpt", "--out", "o.mp4"], "pickle"),
-    ("generate-missing-checkpoint", ["generate", "V.mp4", "--checkpoint", "gone.safetensors", "--out", "o.mp4"], "gone.safetensors"),
+    ("generate-missing-checkpoint", ["generate", "V.mp4", "--checkpoint", "gone.safetensors", "--out", "o.mp4"],
+     "gone.safetensors"),
     ("eval-missing-video", ["eval", "missing.mp4"], "missing.mp4"),
     ("demo-missing-video", ["demo", "--out", "d", "--video", "missing.mp4"], "missing.mp4"),
     ("demo-bad-checkpoint", ["demo", "--out", "d2", "--checkpoint", "text.mp4"], "text.mp4"),
@@ -180,7 +186,8 @@ def test_cli_bad_input(name, argv, words, corpus, tmp_path, monkeypatch, capsys)
 
 def test_the_corpus_covers_every_command():
     commands = {c[1][0] for c in CLI_CASES}
-    assert commands == {"curve", "mux", "eval", "prompt", "generate", "init-checkpoint", "prepare", "demo", "train", "models"}
+    assert commands == {"curve", "mux", "eval", "prompt", "generate", "init-checkpoint", "prepare", "demo", "train",
+                        "models"}
     assert len(CLI_CASES) >= 40
 
 
@@ -190,7 +197,8 @@ def test_train_on_a_corrupt_cache_shard_names_it(corpus, tmp_path, monkeypatch, 
     data = tmp_path / "data"
     data.mkdir()
     for i in range(3):
-        media.write_audio(data / f"m{i}.wav", synth.click_track([0.2, 0.6 + 0.1 * i], 1.0, sample_rate=1600, channels=1),
+        media.write_audio(data / f"m{i}.wav",
+                          synth.click_track([0.2, 0.6 + 0.1 * i], 1.0, sample_rate=1600, channels=1),
                           1600, layout="mono")
     cache = tmp_path / "cache"
     prepare_dataset(data, cache, codec="patch:16:1:1600", clip_seconds=1.0, smoothing_seconds=0.1)
@@ -263,7 +271,8 @@ def test_node_bad_input(case, host, corpus):
         elif case == "mux-prefix-absolute":
             audio.MuxAudio.execute(vid, _audio(), True, "/tmp/V2M")
         elif case == "mux-empty-audio":
-            audio.MuxAudio.execute(vid, {"waveform": _audio()["waveform"][..., :0], "sample_rate": SR}, True, "video/V2M")
+            audio.MuxAudio.execute(vid, {"waveform": _audio()["waveform"][..., :0], "sample_rate": SR}, True,
+                                   "video/V2M")
         elif case == "encode-model-escapes":
             video.EncodeFrames.execute("dinov2", 0.0, 0, 24.0, "../../../etc", "mean_patch", "fp32", 4, video=vid)
         elif case == "encode-model-absolute":
@@ -304,7 +313,8 @@ def test_unwritable_places_are_named(corpus, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(atomic, "atomic_path", refuse)
     rc, _, err = _run_cli(["curve", "V.mp4", "--out", "c.json"], capsys)
-    errors = [ln for ln in err.splitlines() if ln.startswith("v2m-zero curve: error: ")]  # after the encoding stage's line
+    # after the encoding stage's line
+    errors = [ln for ln in err.splitlines() if ln.startswith("v2m-zero curve: error: ")]
     assert rc == 2 and len(errors) == 1 and "Permission denied" in errors[0] and "c.json" in errors[0]
     assert "Traceback" not in err
     assert _tree(str(root)) == before

@@ -35,8 +35,10 @@ def test_prepare_generates_captions_for_files_without_one(tmp_path):
     beats = np.arange(0.25, 12, 0.5)  # 120 BPM
     _flac_with_tags(data / "tagged.flac", synth.click_track(beats, 12.0, sample_rate=SR, channels=1),
                     {"title": "Night Drive", "artist": "The Testers", "genre": "Synthwave"})
-    media.write_audio(str(data / "bare.wav"), synth.click_track(beats, 12.0, sample_rate=SR, channels=1), SR, layout="mono")
-    media.write_audio(str(data / "side.wav"), synth.click_track(beats, 12.0, sample_rate=SR, channels=1), SR, layout="mono")
+    media.write_audio(str(data / "bare.wav"), synth.click_track(beats, 12.0, sample_rate=SR, channels=1), SR,
+                      layout="mono")
+    media.write_audio(str(data / "side.wav"), synth.click_track(beats, 12.0, sample_rate=SR, channels=1), SR,
+                      layout="mono")
     (data / "side.txt").write_text("a calm piano piece")
     cache = tmp_path / "cache"
     res = prepare_dataset(data, cache, codec="patch:32:1:16000", clip_seconds=4.0, smoothing_seconds=0.2, device="cpu")
@@ -52,7 +54,8 @@ def test_prepare_generates_captions_for_files_without_one(tmp_path):
     assert " major" in bare["caption"] or " minor" in bare["caption"]
     # a re-run keeps the generated captions without encoding again; a caption written later wins
     (data / "bare.txt").write_text("drums only")
-    again = prepare_dataset(data, cache, codec="patch:32:1:16000", clip_seconds=4.0, smoothing_seconds=0.2, device="cpu")
+    again = prepare_dataset(data, cache, codec="patch:32:1:16000", clip_seconds=4.0, smoothing_seconds=0.2,
+                            device="cpu")
     assert again.new_clips == 0 and again.generated_captions == 1
     clips = _clips(cache)
     assert clips["bare.wav"]["caption"] == "drums only" and clips["bare.wav"]["caption_source"] == "sidecar"

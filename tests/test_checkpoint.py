@@ -250,7 +250,8 @@ def test_init_checkpoint_command(tmp_path, monkeypatch, capsys):
     p = argparse.ArgumentParser()
     init_checkpoint.add_arguments(p)
     assert init_checkpoint.NAME == "init-checkpoint" and init_checkpoint.HELP
-    args = p.parse_args(["--from", "sao1", str(src), "--out", str(out), "--dtype", "bf16", "--smoothing-seconds", "2.0"])
+    args = p.parse_args(["--from", "sao1", str(src), "--out", str(out), "--dtype", "bf16", "--smoothing-seconds",
+                         "2.0"])
     assert init_checkpoint.run(args) == 0
     assert "wrote" in capsys.readouterr().out
     sd, meta = load_v2m_checkpoint(out)

@@ -44,7 +44,8 @@ def test_demo_sonify_needs_no_model(tmp_path, capsys):
 
 def test_curve_command_json_and_plot(tmp_path, capsys):
     clip = synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[1.0, 2.5], duration=4.0, fps=25, size=(96, 54))
-    assert run("curve", clip.path, "--out", tmp_path / "c.json", "--plot", tmp_path / "c.png", "--encoder", "histogram") == 0
+    assert run("curve", clip.path, "--out", tmp_path / "c.json", "--plot", tmp_path / "c.png", "--encoder",
+               "histogram") == 0
     data = json.load(open(tmp_path / "c.json"))
     assert {"times", "values", "peaks"} <= set(data)
     assert len(data["times"]) == len(data["values"]) == int(np.ceil(4.0 * 44100 / 2048))
@@ -65,7 +66,8 @@ def test_mux_command(tmp_path, capsys):
 def test_generate_command_tiny_model(tmp_path, capsys):
     ck = tiny_v2m_checkpoint(str(tmp_path / "tiny.safetensors"))
     clip = synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[1.0], duration=2.0, fps=24, size=(64, 36))
-    assert run("generate", clip.path, "--checkpoint", ck, "--steps", "3", "--cfg", "2", "--out", tmp_path / "g.mp4", "--audio-out", tmp_path / "g.wav") == 0
+    assert run("generate", clip.path, "--checkpoint", ck, "--steps", "3", "--cfg", "2", "--out", tmp_path / "g.mp4",
+               "--audio-out", tmp_path / "g.wav") == 0
     wave, sr = media.decode_audio(str(tmp_path / "g.wav"))
     assert sr == 1600 and wave.shape[1] == round(2.0 * 1600)
     assert media.probe_video(str(tmp_path / "g.mp4")).has_audio
@@ -81,8 +83,10 @@ def _bad_inputs(tmp_path):
     text.write_text("this is not a video\n" * 50)
     audio_only = media.write_audio(str(tmp_path / "song.m4a"), synth.click_track([0.2], 1.0), 44100)
     one = synth.make_one_frame_clip(str(tmp_path / "one.mp4")).path
-    return {"zero-byte": (str(zero), "zero.mp4"), "truncated": (str(trunc), "trunc.mp4"), "not a video": (str(text), "notes.mp4"),
-            "audio-only": (audio_only, "song.m4a"), "one frame": (one, "at least 2 frames"), "missing": (str(tmp_path / "nope.mp4"), "nope.mp4")}
+    return {"zero-byte": (str(zero), "zero.mp4"), "truncated": (str(trunc), "trunc.mp4"),
+            "not a video": (str(text), "notes.mp4"),
+            "audio-only": (audio_only, "song.m4a"), "one frame": (one, "at least 2 frames"),
+            "missing": (str(tmp_path / "nope.mp4"), "nope.mp4")}
 
 
 def test_bad_inputs_give_clear_errors_and_write_nothing(tmp_path, capsys):

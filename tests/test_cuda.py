@@ -38,10 +38,12 @@ def test_half_precision_dit_is_close_to_fp32(dtype):
     for p in model.parameters():
         torch.nn.init.normal_(p, 0, 0.02)
     x = torch.randn(2, 64, 300, device="cuda")
-    kw = dict(curve=torch.randn(2, 300, device="cuda"), cond_tokens=torch.randn(2, 16, 128, device="cuda"), seconds_start=0.0, seconds_total=14.0)
+    kw = dict(curve=torch.randn(2, 300, device="cuda"), cond_tokens=torch.randn(2, 16, 128, device="cuda"),
+              seconds_start=0.0, seconds_total=14.0)
     with torch.no_grad():
         ref = model(x, torch.tensor([0.3, 0.7], device="cuda"), **kw).float()
-        half = model.to(dtype)(x.to(dtype), torch.tensor([0.3, 0.7], device="cuda"), **{k: v.to(dtype) if torch.is_tensor(v) else v for k, v in kw.items()}).float()
+        half = model.to(dtype)(x.to(dtype), torch.tensor([0.3, 0.7], device="cuda"),
+                               **{k: v.to(dtype) if torch.is_tensor(v) else v for k, v in kw.items()}).float()
     rel = (half - ref).norm() / ref.norm()
     assert torch.isfinite(half).all() and rel < 3e-2
 
@@ -57,7 +59,8 @@ def test_cuda_training_step_lowers_loss():
     g = torch.Generator().manual_seed(0)
     x0, curve = torch.randn(4, 16, 64, generator=g).cuda(), torch.randn(4, 1, 64, generator=g).cuda()
     t, noise = torch.rand(4, generator=g), torch.randn(4, 16, 64, generator=g)
-    kw = dict(curve=curve, t=t, noise=noise, cond_tokens=torch.zeros(4, 1, 64, device="cuda"), seconds_start=0.0, seconds_total=3.0)
+    kw = dict(curve=curve, t=t, noise=noise, cond_tokens=torch.zeros(4, 1, 64, device="cuda"), seconds_start=0.0,
+              seconds_total=3.0)
     losses = []
     for _ in range(3):
         with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -85,7 +88,8 @@ def test_cuda_bf16_training_resume_export_and_generate(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(3):
         t = np.sort(rng.uniform(0.1, 2.8, 5))
-        media.write_audio(str(data / f"m{i}.wav"), synth.click_track(t, 3.0, sample_rate=4000, channels=1, seed=i), 4000, layout="mono")
+        media.write_audio(str(data / f"m{i}.wav"), synth.click_track(t, 3.0, sample_rate=4000, channels=1, seed=i),
+                          4000, layout="mono")
         (data / f"m{i}.txt").write_text(f"drums {i}")
     cache = str(tmp_path / "cache")
     prepare_dataset(data, cache, codec="patch:64:1:4000", clip_seconds=1.0, smoothing_seconds=0.1, device="cuda")
@@ -97,7 +101,8 @@ def test_cuda_bf16_training_resume_export_and_generate(tmp_path):
         calls["n"] += 1
         return calls["n"] == 3
 
-    first = train(tiny_train_config(cache, tmp_path / "split", train=gpu, validation={"every": 0}), should_stop=stop_after_3)
+    first = train(tiny_train_config(cache, tmp_path / "split", train=gpu, validation={"every": 0}),
+                  should_stop=stop_after_3)
     assert first.stopped and first.step == 3
     rest = train(tiny_train_config(cache, tmp_path / "split", train=gpu, validation={"every": 0}))
     assert rest.step == 6

@@ -92,7 +92,8 @@ def test_gated_model_needs_a_token(hub_files, tmp_path, monkeypatch, capsys):
     with HubServer(hub_files, gated=("stabilityai/stable-audio-open-1.0",), token="hf_secret") as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
         rc, _, err = _cli(capsys, "models", "download", "sao1")
-        assert rc == 2 and err.count("\n") == 1 and "gated" in err and "Manual steps" in err and "rename model.safetensors" in err
+        assert (rc == 2 and err.count("\n") == 1 and "gated" in err and "Manual steps" in err
+                and "rename model.safetensors" in err)
         assert not (tmp_path / "checkpoints").exists()  # the folder it would have made is not left behind
         rc, out, err = _cli(capsys, "models", "download", "sao1", "--token", "hf_secret")
         assert rc == 0, err

@@ -104,6 +104,7 @@ def test_encode_frames_thins_by_time_and_converts_chunks():
         seen.append(len(chunk))
         return np.asarray(chunk)
 
-    feats = encoders.encode_frames(frames, 30.0, encoders.get_encoder("pixels"), sample_fps=10.0, batch=4, convert=convert)
+    feats = encoders.encode_frames(frames, 30.0, encoders.get_encoder("pixels"), sample_fps=10.0, batch=4,
+                                   convert=convert)
     np.testing.assert_allclose(feats.times, np.arange(10) / 10.0)
     assert seen == [4, 4, 2] and feats.duration == pytest.approx(1.0)

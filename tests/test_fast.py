@@ -119,6 +119,7 @@ def test_generator_pipeline_takes_the_fast_sampler_setting(tmp_path, monkeypatch
 
     monkeypatch.setattr(fast, "fast_model", spy)
     eager = generate.sample_latents(gen, None, "", SamplingSettings(steps=3, cfg=2.0, seed=1, fast="off"), duration=0.5)
-    compiled = generate.sample_latents(gen, None, "", SamplingSettings(steps=3, cfg=2.0, seed=1, fast="compile"), duration=0.5)
+    compiled = generate.sample_latents(gen, None, "", SamplingSettings(steps=3, cfg=2.0, seed=1, fast="compile"),
+                                       duration=0.5)
     assert seen == ["off", "compile"]
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)

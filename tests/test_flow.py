@@ -142,7 +142,8 @@ class Recorder:
         self.calls = []
 
     def __call__(self, x, t, *, curve=None, cond_drop=None, cond_tokens=None, seconds_total=None):
-        self.calls.append(dict(x=x, t=t, curve=curve, cond_drop=cond_drop, cond_tokens=cond_tokens, seconds_total=seconds_total))
+        self.calls.append(dict(x=x, t=t, curve=curve, cond_drop=cond_drop, cond_tokens=cond_tokens,
+                               seconds_total=seconds_total))
         b = x.shape[0]
         text = cond_tokens.mean(dim=(1, 2)) if cond_tokens is not None else torch.zeros(b)
         if cond_drop is not None:
@@ -151,7 +152,8 @@ class Recorder:
         return x * 0.5 + text[:, None, None] * 2 + c[:, None, :] * 3
 
 
-@pytest.mark.parametrize("mode,drop_text,drop_curve", [("both", True, True), ("text", True, False), ("curve", False, True)])
+@pytest.mark.parametrize("mode,drop_text,drop_curve",
+                         [("both", True, True), ("text", True, False), ("curve", False, True)])
 def test_cfg_branches(mode, drop_text, drop_curve):
     rec = Recorder()
     x = torch.randn(2, 4, 6)
@@ -182,12 +184,14 @@ def test_cfg_scale_one_is_the_conditional_model():
 
 def test_cfg_on_v_output_equals_cfg_on_velocity_with_tiny_dit():
     torch.manual_seed(0)
-    dit = V2MDiT(make_model_config(with_curve=True, io_channels=4, embed_dim=64, depth=1, num_heads=2, cond_token_dim=32)).eval()
+    dit = V2MDiT(make_model_config(with_curve=True, io_channels=4, embed_dim=64, depth=1, num_heads=2,
+                                   cond_token_dim=32)).eval()
     with torch.no_grad():
         for p in dit.parameters():
             p.normal_(0, 0.2)
     x = torch.randn(2, 4, 8)
-    kw = dict(curve=torch.randn(2, 8), cond_tokens=torch.randn(2, 3, 32), seconds_start=0.0, seconds_total=torch.tensor([8.0, 9.0]))
+    kw = dict(curve=torch.randn(2, 8), cond_tokens=torch.randn(2, 3, 32), seconds_start=0.0,
+              seconds_total=torch.tensor([8.0, 9.0]))
     t = torch.tensor([0.7, 0.7])
     with torch.no_grad():
         a = CFGDenoiser(VPredictionVelocity(dit), 5.0)(x, t, **kw)
@@ -224,7 +228,8 @@ def test_rf_loss_drops_text_and_curve_independently():
         return torch.zeros_like(x_t)
 
     x0 = torch.randn(4000, 1, 2)
-    rf_loss(m, x0, curve=torch.ones(4000, 2), generator=torch.Generator().manual_seed(0), p_drop_text=0.1, p_drop_curve=0.1)
+    rf_loss(m, x0, curve=torch.ones(4000, 2), generator=torch.Generator().manual_seed(0), p_drop_text=0.1,
+            p_drop_curve=0.1)
     text_rate = seen["cond_drop"].float().mean().item()
     curve_dropped = seen["curve"][:, 0] == 0
     assert 0.08 < text_rate < 0.12 and 0.08 < curve_dropped.float().mean().item() < 0.12
@@ -234,7 +239,8 @@ def test_rf_loss_drops_text_and_curve_independently():
 
 def test_rf_loss_trains_the_tiny_dit():
     torch.manual_seed(0)
-    dit = V2MDiT(make_model_config(with_curve=True, io_channels=4, embed_dim=64, depth=1, num_heads=2, cond_token_dim=32), objective="rectified_flow")
+    dit = V2MDiT(make_model_config(with_curve=True, io_channels=4, embed_dim=64, depth=1, num_heads=2,
+                                   cond_token_dim=32), objective="rectified_flow")
     x0 = torch.randn(2, 4, 8)
     loss = rf_loss(dit, x0, curve=torch.randn(2, 8), cond_tokens=torch.randn(2, 3, 32), seconds_start=0.0,
                    seconds_total=8.0, generator=torch.Generator().manual_seed(1), p_drop_text=0.5, p_drop_curve=0.5)
@@ -246,7 +252,8 @@ def test_rf_loss_trains_the_tiny_dit():
 def test_sample_wires_noise_guidance_and_the_given_sampler():
     """flow.sample = make_noise(shape, seed) → CFGDenoiser(velocity_model) → sampler over the one given schedule."""
     torch.manual_seed(0)
-    model = V2MDiT(make_model_config(io_channels=4, embed_dim=64, depth=1, num_heads=1, cond_token_dim=64, with_curve=True),
+    model = V2MDiT(make_model_config(io_channels=4, embed_dim=64, depth=1, num_heads=1, cond_token_dim=64,
+                                     with_curve=True),
                    objective="rectified_flow").eval()
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.05)
@@ -254,7 +261,8 @@ def test_sample_wires_noise_guidance_and_the_given_sampler():
     curve = torch.randn(1, 1, 8)
     got = sample(model, (1, 4, 8), rf_timesteps(3), seed=5, cfg_scale=2.0, cond=cond, curve=curve)
     den = CFGDenoiser(velocity_model(model), 2.0)
-    want = sample_euler(den, make_noise((1, 4, 8), 5), rf_timesteps(3), extra_args={**cond, "curve": curve}, disable=True)
+    want = sample_euler(den, make_noise((1, 4, 8), 5), rf_timesteps(3), extra_args={**cond, "curve": curve},
+                        disable=True)
     torch.testing.assert_close(got, want, rtol=0, atol=0)
     seen = {}
 
@@ -264,7 +272,8 @@ def test_sample_wires_noise_guidance_and_the_given_sampler():
 
     out = sample(model, (1, 4, 8), rf_timesteps(4, shift=3.0), seed=5, cond=cond, curve=curve, sampler=my_sampler)
     torch.testing.assert_close(out, make_noise((1, 4, 8), 5))
-    assert torch.equal(seen["ts"], rf_timesteps(4, shift=3.0)) and "curve" in seen["keys"] and "seconds_total" in seen["keys"]
+    assert (torch.equal(seen["ts"], rf_timesteps(4, shift=3.0)) and "curve" in seen["keys"]
+            and "seconds_total" in seen["keys"])
 
 
 def test_model_conditioning_inputs():
@@ -276,7 +285,9 @@ def test_model_conditioning_inputs():
     assert null["seconds_start"].tolist() == [0, 0, 0] and null["seconds_total"].tolist() == [1, 2, 3]
     tok, mask = torch.randn(1, 5, 32), torch.ones(1, 5, dtype=torch.bool)
     text = model.conditioning(text=(tok, mask), dtype=torch.float64)
-    assert text["cond_tokens"].dtype == torch.float64 and text["cond_mask"].dtype == torch.bool and "seconds_total" not in text
-    plain = V2MDiT({"diffusion": {"type": "dit", "config": {"io_channels": 4, "embed_dim": 64, "depth": 1, "num_heads": 1,
+    assert (text["cond_tokens"].dtype == torch.float64 and text["cond_mask"].dtype == torch.bool
+            and "seconds_total" not in text)
+    plain = V2MDiT({"diffusion": {"type": "dit",
+                                  "config": {"io_channels": 4, "embed_dim": 64, "depth": 1, "num_heads": 1,
                                                            "cond_token_dim": 0, "global_cond_dim": 0}}})
     assert not plain.takes_text and plain.text_dim is None and plain.conditioning(seconds=1.0) == {}

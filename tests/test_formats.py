@@ -27,7 +27,8 @@ def _sao1(path):
     torch.manual_seed(0)
     sd = dict(V2MDiT(make_model_config(io_channels=4, embed_dim=64, depth=2, num_heads=1, cond_token_dim=64,
                                        global_cond_dim=128)).state_dict())
-    vae = OobleckVAE.from_config({"channels": 8, "c_mults": [1, 2], "strides": [2, 2], "latent_dim": 4, "audio_channels": 2})
+    vae = OobleckVAE.from_config({"channels": 8, "c_mults": [1, 2], "strides": [2, 2], "latent_dim": 4,
+                                  "audio_channels": 2})
     sd.update({f"pretransform.model.{k}": v for k, v in vae.state_dict().items()})
     return _save(path, sd)
 
@@ -36,7 +37,8 @@ def _t5(path):
     """google-t5/t5-base's model.safetensors layout (ComfyUI's t5_base.safetensors) at toy sizes."""
     from transformers import T5Config, T5EncoderModel
 
-    cfg = T5Config(vocab_size=20, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2, relative_attention_num_buckets=8)
+    cfg = T5Config(vocab_size=20, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+                   relative_attention_num_buckets=8)
     sd = {k: v.clone() for k, v in T5EncoderModel(cfg).state_dict().items()}
     return _save(path, sd)
 
@@ -44,7 +46,8 @@ def _t5(path):
 def _oobleck(path):
     from v2m_zero.core.model.oobleck import OobleckVAE
 
-    vae = OobleckVAE.from_config({"channels": 8, "c_mults": [1, 2], "strides": [2, 2], "latent_dim": 4, "audio_channels": 2})
+    vae = OobleckVAE.from_config({"channels": 8, "c_mults": [1, 2], "strides": [2, 2], "latent_dim": 4,
+                                  "audio_channels": 2})
     return _save(path, vae.state_dict())
 
 
@@ -90,7 +93,8 @@ def test_the_named_tests_the_nodes_use(files):
     assert formats.is_t5gemma_file(files["t5gemma"]) and not formats.is_t5gemma_file(files["t5"])
     assert formats.is_v2m_checkpoint(files["v2m"])
     # the node dropdowns cache answers by the test's name: each name is its own
-    names = {f.__name__ for f in (formats.is_sao_file, formats.is_sa3_file, formats.is_t5_file, formats.is_t5gemma_file)}
+    names = {f.__name__ for f in (formats.is_sao_file, formats.is_sa3_file, formats.is_t5_file,
+                                  formats.is_t5gemma_file)}
     assert len(names) == 4 and formats.predicate("sa3") is formats.is_sa3_file
 
 

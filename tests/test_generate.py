@@ -56,7 +56,8 @@ def test_deterministic_per_seed_and_curve_matters(gen):
     assert not torch.equal(a, c)
     assert (a - z).abs().max() > 1e-4  # the curve channel changes the result
     steps = []
-    generate.sample_latents(gen, cond, "", SamplingSettings(steps=5, cfg=1.0, seed=7), duration=d, callback=lambda s: steps.append(s["i"]))
+    generate.sample_latents(gen, cond, "", SamplingSettings(steps=5, cfg=1.0, seed=7), duration=d,
+                            callback=lambda s: steps.append(s["i"]))
     assert steps == [0, 1, 2, 3, 4]
 
 

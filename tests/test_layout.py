@@ -43,7 +43,8 @@ def _imports(path: str, module: str, is_pkg: bool) -> list[tuple[int, str]]:
                 base = base[: len(base) - (node.level - 1)]
                 target = ".".join(base + ([node.module] if node.module else []))
                 # "from . import x" may import a submodule x
-                out += [(node.lineno, f"{target}.{a.name}") for a in node.names] if not node.module else [(node.lineno, target)]
+                out += ([(node.lineno, f"{target}.{a.name}") for a in node.names] if not node.module
+                        else [(node.lineno, target)])
             else:
                 out += [(node.lineno, node.module)]
     return out
@@ -96,7 +97,8 @@ def _command_imports_command(module: str, target: str) -> str | None:
 
 
 @pytest.mark.parametrize("rule", [_core_imports_comfy, _core_imports_nodes, _architecture_imports_model_io,
-                                  _production_imports_synth, _command_imports_command], ids=lambda r: r.__name__.strip("_"))
+                                  _production_imports_synth, _command_imports_command],
+                         ids=lambda r: r.__name__.strip("_"))
 def test_import_directions(rule):
     assert _violations(rule) == []
 

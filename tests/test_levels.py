@@ -76,7 +76,8 @@ def test_written_audio_files_never_clip(tmp_path):
     assert np.abs(back).max() < 1.0 and np.abs(back).max() > 0.8  # limited, not clipped to a square
 
 
-@pytest.mark.parametrize("layout, channels", [("mono", 1), ("stereo", 2), ("2.1", 3), ("5.0", 5), ("5.1", 6), ("7.1", 8)])
+@pytest.mark.parametrize("layout, channels",
+                         [("mono", 1), ("stereo", 2), ("2.1", 3), ("5.0", 5), ("5.1", 6), ("7.1", 8)])
 def test_any_channel_layout_decodes_and_muxes(clip, tmp_path, layout, channels):
     rng = np.random.default_rng(channels)
     wave = (rng.uniform(-0.4, 0.4, (channels, SR)) * np.linspace(0, 1, SR)).astype(np.float32)
@@ -107,7 +108,7 @@ def _write_raw(path: str, times: np.ndarray, *, bframes: bool, durations: bool =
         vs.width, vs.height, vs.pix_fmt = 96, 54, "yuv420p"
         vs.codec_context.time_base = vs.time_base = Fraction(1, 1000)
         vs.options = {} if bframes else {"bf": "0"}
-        for i, t in enumerate(times):
+        for _i, t in enumerate(times):
             frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (54, 96, 3), dtype=np.uint8), format="rgb24")
             frame.pts, frame.time_base = int(round(t * 1000)), Fraction(1, 1000)
             for packet in vs.encode(frame):

@@ -429,7 +429,8 @@ def test_synth_motion_has_no_jumps_inside_a_shot(tmp_path):
 
 @pytest.mark.parametrize("vfr", [False, True])
 def test_iter_frames_stats_match_probe(tmp_path, vfr):
-    clip = synth.make_cut_clip(str(tmp_path / "s.mp4"), cut_times=[0.5], duration=1.3, fps=Fraction(30000, 1001), vfr=vfr, size=(64, 36))
+    clip = synth.make_cut_clip(str(tmp_path / "s.mp4"), cut_times=[0.5], duration=1.3, fps=Fraction(30000, 1001),
+                               vfr=vfr, size=(64, 36))
     stats = {}
     n = sum(len(b) for b in media.iter_frames(clip.path, size=16, batch=5, stats=stats))
     info = media.probe_video(clip.path)

@@ -37,7 +37,8 @@ def _audio(wave):
 
 
 def _kw(**kw):
-    base = dict(max_stretch=0.08, edits="none", start_seconds=0.0, end_fade=1.0, loop_short_music=True, stretcher="auto")
+    base = dict(max_stretch=0.08, edits="none", start_seconds=0.0, end_fade=1.0, loop_short_music=True,
+                stretcher="auto")
     base.update(kw)
     return base
 

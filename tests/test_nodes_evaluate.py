@@ -36,7 +36,8 @@ def test_sync_report_without_audio_says_so(host, tmp_path):
     from v2m_zero.nodes import evaluate
 
     clip = synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[1.0], duration=2.0, fps=24, motion=False)
-    report = evaluate.SyncReport.execute(video=InputImpl.VideoFromFile(clip.path), fps=24.0, tolerance=0.1, shifts=50).args[0]
+    report = evaluate.SyncReport.execute(video=InputImpl.VideoFromFile(clip.path), fps=24.0, tolerance=0.1,
+                                         shifts=50).args[0]
     assert "n/a" in report and "note:" in report and "audio" in report
 
 
@@ -49,8 +50,9 @@ def test_sync_report_without_pyscenedetect_uses_the_histogram_detector_and_says_
 
     monkeypatch.setitem(sys.modules, "scenedetect", None)  # as on a host with only requirements.txt
     beats = np.arange(0.25, 8.0, 0.5)
-    clip = synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[2.25, 4.25, 6.25], duration=8.0, fps=24, motion=False,
-                               audio=synth.click_track(beats, 8.0))
-    report = evaluate.SyncReport.execute(video=InputImpl.VideoFromFile(clip.path), fps=24.0, tolerance=0.1, shifts=100).args[0]
+    clip = synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[2.25, 4.25, 6.25], duration=8.0, fps=24,
+                               motion=False, audio=synth.click_track(beats, 8.0))
+    report = evaluate.SyncReport.execute(video=InputImpl.VideoFromFile(clip.path), fps=24.0, tolerance=0.1,
+                                         shifts=100).args[0]
     assert "Scene Cut Hit: 1.000" in report and "cuts: 3" in report
     assert "colour-histogram detector" in report and "pip install scenedetect" in report

@@ -34,12 +34,15 @@ def test_graph_video_to_music_exact_length(setup, tmp_path, fps):
     assert "tiny-v2m.safetensors" in generate.LoadModel.define_schema().inputs[0].options
 
     vid, _, duration, frames = video.LoadVideo.execute(file="c.mp4").args
-    feats = video.EncodeFrames.execute(video=vid, encoder="pixels", sample_fps=0.0, size=0, fps=24.0, dinov2_model="dinov2-large",
+    feats = video.EncodeFrames.execute(video=vid, encoder="pixels", sample_fps=0.0, size=0, fps=24.0,
+                                       dinov2_model="dinov2-large",
                                        pooling="mean_patch", precision="fp32", batch_size=16).args[0]
     curve = curves.EventCurve.execute(features=feats, peak_threshold=0.0, min_gap=0.25).args[0]
-    model = generate.LoadModel.execute(checkpoint="tiny-v2m.safetensors", text_encoder="none", codec="from checkpoint", precision="fp32", offload=True).args[0]
+    model = generate.LoadModel.execute(checkpoint="tiny-v2m.safetensors", text_encoder="none", codec="from checkpoint",
+                                       precision="fp32", offload=True).args[0]
     setup.STATE["progress"].clear()
-    latent, plot = generate.Sampler.execute(model=model, curve=curve, prompt="upbeat", negative_prompt="", steps=6, cfg=3.0, seed=3, uncond="both").args
+    latent, plot = generate.Sampler.execute(model=model, curve=curve, prompt="upbeat", negative_prompt="", steps=6,
+                                            cfg=3.0, seed=3, uncond="both").args
     assert [p for p in setup.STATE["progress"]][-1] == (6, 6) and len(setup.STATE["progress"]) == 6
     assert latent["type"] == "audio" and latent["samples"].shape[1] == 16
     assert latent["duration"] == pytest.approx(duration)
@@ -61,11 +64,13 @@ def test_sampler_interrupt_stops_within_a_step(setup, tmp_path):
     from v2m_zero.core.timing.curves import Curve
     from v2m_zero.nodes import generate
 
-    model = generate.LoadModel.execute(checkpoint="tiny-v2m.safetensors", text_encoder="none", codec="from checkpoint", precision="fp32", offload=False).args[0]
+    model = generate.LoadModel.execute(checkpoint="tiny-v2m.safetensors", text_encoder="none", codec="from checkpoint",
+                                       precision="fp32", offload=False).args[0]
     curve = Curve(np.zeros(40), np.arange(1, 41) / 20, 2.05)
     setup.STATE["interrupt"] = True
     with pytest.raises(setup.InterruptProcessingException):
-        generate.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", steps=50, cfg=1.0, seed=0, uncond="both")
+        generate.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", steps=50, cfg=1.0, seed=0,
+                                 uncond="both")
     assert len(setup.STATE["progress"]) == 0  # raised at the first step's callback
 
 
@@ -79,7 +84,8 @@ def test_sampler_follows_the_checkpoints_sampling_defaults(setup, monkeypatch):
     from v2m_zero.nodes import generate
 
     ckdir = os.path.join(folder_paths.models_dir, "v2m", "checkpoints")
-    tiny_v2m_checkpoint(os.path.join(ckdir, "own.safetensors"), sampling={"steps": 3, "cfg_scale": 2.5, "uncond": "curve"})
+    tiny_v2m_checkpoint(os.path.join(ckdir, "own.safetensors"),
+                        sampling={"steps": 3, "cfg_scale": 2.5, "uncond": "curve"})
     model = generate.LoadModel.execute(checkpoint="own.safetensors", text_encoder="none", codec="from checkpoint",
                                        precision="fp32", offload=False).args[0]
     curve = Curve(np.zeros(40), np.arange(1, 41) / 20, 2.05)
@@ -113,8 +119,10 @@ def test_load_model_errors_are_clear(setup):
     from v2m_zero.nodes import generate
 
     with pytest.raises(V2MError, match="models/v2m/checkpoints"):
-        generate.LoadModel.execute(checkpoint="missing.safetensors", text_encoder="none", codec="from checkpoint", precision="fp32", offload=True)
+        generate.LoadModel.execute(checkpoint="missing.safetensors", text_encoder="none", codec="from checkpoint",
+                                   precision="fp32", offload=True)
     with pytest.raises(V2MError, match="invalid model name"):
-        generate.LoadModel.execute(checkpoint="../../x.safetensors", text_encoder="none", codec="from checkpoint", precision="fp32", offload=True)
+        generate.LoadModel.execute(checkpoint="../../x.safetensors", text_encoder="none", codec="from checkpoint",
+                                   precision="fp32", offload=True)
     with pytest.raises(V2MError, match="audio latents"):
         generate.DecodeLatents.execute(model=None, latent={"samples": None})

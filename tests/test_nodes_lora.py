@@ -38,8 +38,8 @@ def sao_host(host):
     rng = np.random.default_rng(0)
     for i in range(2):
         onsets = np.sort(rng.uniform(0, 19, 20))
-        media.write_audio(os.path.join(music, f"m{i}.wav"), synth.click_track(onsets, 20.0, sample_rate=8000, channels=1),
-                          8000, layout="mono")
+        media.write_audio(os.path.join(music, f"m{i}.wav"),
+                          synth.click_track(onsets, 20.0, sample_rate=8000, channels=1), 8000, layout="mono")
     return host
 
 
@@ -80,10 +80,12 @@ def test_download_if_missing_is_off_by_default(host, tmp_path, monkeypatch):
     from tiny_models import tiny_v2m_checkpoint
     from v2m_zero.nodes import generate
 
-    tiny_v2m_checkpoint(os.path.join(folder_paths.models_dir, "v2m", "checkpoints", "t.safetensors"), text="t5", text_dim=16)
+    tiny_v2m_checkpoint(os.path.join(folder_paths.models_dir, "v2m", "checkpoints", "t.safetensors"), text="t5",
+                        text_dim=16)
     tiny_t5(str(tmp_path / "t5"))
     files = {f: open(tmp_path / "t5" / f, "rb").read() for f in os.listdir(tmp_path / "t5")}
-    kw = dict(checkpoint="t.safetensors", text_encoder="t5-base", codec="from checkpoint", precision="fp32", offload=False)
+    kw = dict(checkpoint="t.safetensors", text_encoder="t5-base", codec="from checkpoint", precision="fp32",
+              offload=False)
     assert "t5-base" in generate.LoadModel.define_schema().inputs[1].options  # offered even before it is there
     with HubServer({"google-t5/t5-base": files}) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
@@ -117,7 +119,8 @@ def test_train_node_sa3_preset_with_comfyuis_t5gemma_file(host, tmp_path):
     music = os.path.join(folder_paths.get_input_directory(), "music")
     os.makedirs(music)
     for i in range(2):
-        media.write_audio(os.path.join(music, f"m{i}.wav"), synth.click_track([0.5 + i, 3.0, 7.5], 20.0, sample_rate=44100), 44100)
+        media.write_audio(os.path.join(music, f"m{i}.wav"),
+                          synth.click_track([0.5 + i, 3.0, 7.5], 20.0, sample_rate=44100), 44100)
     kw = dict(dataset="music", run_name="sa3-lora", init_checkpoint="v2m_sa3.safetensors", codec="patch:64:1:4000",
               music_encoder="logmel", clip_seconds=2.0, smoothing_seconds=2.52, max_steps=2,
               config=DEFAULT_CONFIG_TOML.replace("batch_size = 4", "batch_size = 2") + CONFIG_CHANGES)

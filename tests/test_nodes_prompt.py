@@ -9,7 +9,8 @@ from v2m_zero.core.eval import synth
 
 @pytest.fixture
 def clip(tmp_path):
-    return synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[1.0, 2.0, 3.0], duration=4.0, fps=24, motion=False).path
+    return synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[1.0, 2.0, 3.0], duration=4.0, fps=24,
+                               motion=False).path
 
 
 def test_music_prompt_fallback_without_models(host, clip):
@@ -38,8 +39,10 @@ def test_music_prompt_with_tiny_models_from_models_folder(host, clip):
     tp.tiny_llm(os.path.join(root, "llm-tiny-random"))
     options = node.MusicPrompt.define_schema().inputs[5].options
     assert {"none", "whisper-tiny-random", "vlm-tiny-random", "llm-tiny-random"} <= set(options)
-    out = node.MusicPrompt.execute(video=InputImpl.VideoFromFile(clip), user_text="", fps=24.0, asr_model="whisper-tiny-random",
-                                   vlm_model="vlm-tiny-random", llm_model="llm-tiny-random", frames=2, frame_mode="even")
+    out = node.MusicPrompt.execute(video=InputImpl.VideoFromFile(clip), user_text="", fps=24.0,
+                                   asr_model="whisper-tiny-random",
+                                   vlm_model="vlm-tiny-random", llm_model="llm-tiny-random", frames=2,
+                                   frame_mode="even")
     assert isinstance(out.args[0], str) and out.args[0].strip()
     shown = host.STATE["previews"][-1][1]
     assert "caption 1:" in shown and "caption 2:" in shown

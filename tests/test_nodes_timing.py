@@ -32,7 +32,8 @@ def clip_in_input(host, tmp_path):
 
 
 def _encode_kwargs(**kw):
-    base = dict(encoder="pixels", sample_fps=0.0, size=0, fps=24.0, dinov2_model="dinov2-large", pooling="mean_patch", precision="fp32", batch_size=16)
+    base = dict(encoder="pixels", sample_fps=0.0, size=0, fps=24.0, dinov2_model="dinov2-large", pooling="mean_patch",
+                precision="fp32", batch_size=16)
     base.update(kw)
     return base
 
@@ -90,9 +91,11 @@ def test_encode_event_smooth_chain_from_video(nodes, clip_in_input, host):
     assert np.allclose(got, clip.cut_times, atol=1 / 24 + 1e-6)
     assert plot.ndim == 4 and plot.shape[-1] == 3 and float(plot.max()) <= 1.0
     assert host.STATE["previews"][-1][0] == "image"
-    smooth, plot2 = curves_n.SmoothCurve.execute(curve=curve, kernel_seconds=2.52, target_rate=44100 / 2048, latent_length=0, scale=1.0, offset=0.0).args
+    smooth, plot2 = curves_n.SmoothCurve.execute(curve=curve, kernel_seconds=2.52, target_rate=44100 / 2048,
+                                                 latent_length=0, scale=1.0, offset=0.0).args
     assert len(smooth) == int(np.ceil(3.5 * 44100 / 2048))
-    fixed = curves_n.SmoothCurve.execute(curve=curve, kernel_seconds=1.0, target_rate=10.0, latent_length=100, scale=2.0, offset=0.5).args[0]
+    fixed = curves_n.SmoothCurve.execute(curve=curve, kernel_seconds=1.0, target_rate=10.0, latent_length=100,
+                                         scale=2.0, offset=0.5).args[0]
     assert len(fixed) == 100 and fixed.spec["scale"] == 2.0
 
 
@@ -132,7 +135,8 @@ def test_mux_node_saves_exact_length(nodes, clip_in_input, host):
     vid = video.LoadVideo.execute(file=clip_in_input[1]).args[0]
     src_bytes = open(vid.get_stream_source(), "rb").read()
     wave = torch.from_numpy(synth.click_track([0.5, 1.0], 5.0)).unsqueeze(0)  # longer than the video
-    out = audio.MuxAudio.execute(video=vid, audio={"waveform": wave, "sample_rate": 44100}, save_mp4=True, filename_prefix="video/V2M").args[0]
+    out = audio.MuxAudio.execute(video=vid, audio={"waveform": wave, "sample_rate": 44100}, save_mp4=True,
+                                 filename_prefix="video/V2M").args[0]
     path = out.get_stream_source()
     assert path.startswith(folder_paths.get_output_directory())
     info = media.probe_video(path)
@@ -152,7 +156,8 @@ def test_mux_node_from_components_leaves_no_temp(nodes, clip_in_input, host):
     images = torch.rand(30, 36, 64, 3)
     vc = InputImpl.VideoFromComponents(Types.VideoComponents(images=images, frame_rate=Fraction(30)))
     wave = torch.zeros(1, 2, 22050)
-    out = audio.MuxAudio.execute(video=vc, audio={"waveform": wave, "sample_rate": 44100}, save_mp4=False, filename_prefix="x").args[0]
+    out = audio.MuxAudio.execute(video=vc, audio={"waveform": wave, "sample_rate": 44100}, save_mp4=False,
+                                 filename_prefix="x").args[0]
     info = media.probe_video(out.get_stream_source())
     assert info.frame_count == 30 and info.duration == pytest.approx(1.0)
     temp = folder_paths.get_temp_directory()
@@ -166,7 +171,8 @@ def test_video_from_components_keeps_its_audio_when_written_to_a_file(host):
     from v2m_zero.nodes.host import convert
 
     audio = {"waveform": torch.from_numpy(synth.click_track([0.3], 1.0))[None], "sample_rate": 44100}
-    vc = InputImpl.VideoFromComponents(Types.VideoComponents(images=torch.rand(24, 36, 64, 3), audio=audio, frame_rate=Fraction(24)))
+    vc = InputImpl.VideoFromComponents(Types.VideoComponents(images=torch.rand(24, 36, 64, 3), audio=audio,
+                                                             frame_rate=Fraction(24)))
     path, temporary = convert.video_to_file(vc)
     try:
         assert temporary and media.probe_video(path).has_audio

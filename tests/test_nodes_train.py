@@ -37,7 +37,8 @@ def dataset(host):
     rng = np.random.default_rng(0)
     for i in range(3):
         onsets = np.sort(rng.uniform(0, 4, 6))
-        media.write_audio(os.path.join(root, f"m{i}.wav"), synth.click_track(onsets, 4.0, sample_rate=4000, channels=1), 4000, layout="mono")
+        media.write_audio(os.path.join(root, f"m{i}.wav"), synth.click_track(onsets, 4.0, sample_rate=4000, channels=1),
+                          4000, layout="mono")
         open(os.path.join(root, f"m{i}.txt"), "w").write("sparse percussion")
     return "music"
 
@@ -59,9 +60,11 @@ def test_train_node_writes_checkpoint_usable_by_generator(host, dataset):
     assert "music" in train.Train.define_schema().inputs[0].options
     with torch.inference_mode():  # as ComfyUI runs every node
         path = train.Train.execute(**_kw()).args[0]
-    assert path == os.path.join(folder_paths.models_dir, "v2m", "checkpoints", "toy.safetensors") and os.path.exists(path)
+    assert (path == os.path.join(folder_paths.models_dir, "v2m", "checkpoints", "toy.safetensors")
+            and os.path.exists(path))
     assert host.STATE["progress"][-1] == (4, 4)
-    model = generate.LoadModel.execute(checkpoint="toy.safetensors", text_encoder="none", codec="from checkpoint", precision="fp32", offload=False).args[0]
+    model = generate.LoadModel.execute(checkpoint="toy.safetensors", text_encoder="none", codec="from checkpoint",
+                                       precision="fp32", offload=False).args[0]
     assert model.curve_spec.smoothing_seconds == pytest.approx(0.2)
     assert model.sample_rate == 4000
 

@@ -13,11 +13,13 @@ from v2m_zero.core.timing.curves import Curve
 
 def _curve(n: int, rate: float, seed: int = 0) -> Curve:
     rng = np.random.default_rng(seed)
-    return Curve(values=rng.standard_normal(n).astype(np.float32), times=np.arange(n) / rate, duration=n / rate, rate=rate)
+    return Curve(values=rng.standard_normal(n).astype(np.float32), times=np.arange(n) / rate, duration=n / rate,
+                 rate=rate)
 
 
 def test_picture_has_the_requested_size_and_is_not_blank():
-    img = plot.plot_curves([("raw", _curve(240, 24.0))], peaks=[1.0, 5.0], marks=[("cuts", [2.0])], width=640, height=300, title="t")
+    img = plot.plot_curves([("raw", _curve(240, 24.0))], peaks=[1.0, 5.0], marks=[("cuts", [2.0])], width=640,
+                           height=300, title="t")
     assert img.shape == (300, 640, 3) and img.dtype == np.uint8
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 20  # lines, text and markers were drawn
 
@@ -64,5 +66,6 @@ def test_hit_points_are_thinned_to_the_width():
 def test_long_video_plot_is_fast_enough_to_draw_and_labels_minutes():
     # an hour at 24 fps with 900 hit points and 7200 beats draws without error at preview size
     img = plot.plot_curves([("event curve", _curve(86_400, 24.0))], peaks=np.linspace(1, 3599, 900),
-                           marks=[("cuts", np.linspace(1, 3599, 800)), ("beats", np.arange(0, 3600, 0.5))], width=512, height=256)
+                           marks=[("cuts", np.linspace(1, 3599, 800)), ("beats", np.arange(0, 3600, 0.5))], width=512,
+                           height=256)
     assert img.shape == (256, 512, 3)

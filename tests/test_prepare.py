@@ -9,7 +9,8 @@ import torch
 from v2m_zero.core.timing import curves, media
 from v2m_zero.core.eval import synth
 from v2m_zero.core.errors import ModelError, V2MError
-from v2m_zero.core.train.music_encoders import CodecMusicEncoder, LogMelEncoder, MusicFMEncoder, get_music_encoder, music_encoder_ids
+from v2m_zero.core.train.music_encoders import (CodecMusicEncoder, LogMelEncoder, MusicFMEncoder, get_music_encoder,
+                                                music_encoder_ids)
 from v2m_zero.model_io.musicfm import load_musicfm
 from v2m_zero.model_io.codec import make_codec
 from v2m_zero.core.train.prepare import prepare_dataset
@@ -35,7 +36,8 @@ def make_music(folder, *, n=3, duration=5.0, seed=0, corrupt=True):
         ext = ".flac" if i == 1 else ".wav"
         name = f"song{i}{ext}"
         t = _onsets(rng, duration, 6)
-        media.write_audio(os.path.join(folder, name), synth.click_track(t, duration, sample_rate=SR, channels=1, seed=i),
+        media.write_audio(os.path.join(folder, name),
+                          synth.click_track(t, duration, sample_rate=SR, channels=1, seed=i),
                               SR, layout="mono")
         onsets[name] = t
         if i != n - 1:
@@ -164,7 +166,8 @@ def _tiny_musicfm(seed=0):
 
     torch.manual_seed(seed)
     cfg = musicfm_conformer_config(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=96,
-                                   conv_depthwise_kernel_size=7, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4)
+                                   conv_depthwise_kernel_size=7, num_conv_pos_embeddings=8,
+                                   num_conv_pos_embedding_groups=4)
     m = MusicFM25Hz(cfg, n_mels=128, conv_dim=8, stat_mean=6.77, stat_std=18.4)
     with torch.no_grad():
         for name, b in m.named_buffers():
@@ -180,7 +183,8 @@ def _save_public_layout(model, path):
     pre-training heads and old-torch weight-norm names."""
     sd = {}
     for k, v in model.state_dict().items():
-        k = k.replace("parametrizations.weight.original0", "weight_g").replace("parametrizations.weight.original1", "weight_v")
+        k = (k.replace("parametrizations.weight.original0", "weight_g")
+             .replace("parametrizations.weight.original1", "weight_v"))
         sd["model." + k] = v.clone()
     sd["model.quantizer_melspec_2048_0.random_projection"] = torch.randn(512, 16)
     sd["model.quantizer_melspec_2048_0.codebook"] = torch.randn(4096, 16)
@@ -284,7 +288,8 @@ def test_every_music_encoder_makes_its_curve_through_one_method():
     from_latents = enc.conditioning_curve(never, SR, spec=spec, length=lat.shape[-1], latents=lat, duration=2.0)
     from_audio = enc.conditioning_curve(wave, SR, spec=spec, length=lat.shape[-1])
     np.testing.assert_allclose(from_latents.values, from_audio.values, atol=1e-5)
-    logmel = make_music_encoder({"id": "logmel", "n_mels": 32, "sample_rate": 16000, "hop_length": 256, "n_fft": 512, "amin": 1e-10})
+    logmel = make_music_encoder({"id": "logmel", "n_mels": 32, "sample_rate": 16000, "hop_length": 256, "n_fft": 512,
+                                 "amin": 1e-10})
     assert logmel.describe()["n_mels"] == 32 and make_music_encoder(logmel) is logmel
     curve = logmel.conditioning_curve(lambda: wave, SR, spec=spec, length=50)
     assert len(curve) == 50 and np.isfinite(curve.values).all()

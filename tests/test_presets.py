@@ -36,11 +36,13 @@ def sao_like_base(path, *, vae_seed=0, text=None, vae=VAE):
     """An init-checkpoint-like V2M file: prompt-conditioned DiT + curve channel, the VAE as pretransform.model.*,
     no 'codec' in the metadata (as `init-checkpoint --from sao1` writes it)."""
     torch.manual_seed(0)
-    cfg = make_model_config(io_channels=4, embed_dim=64, depth=2, num_heads=2, cond_token_dim=32, text_dim=32, with_curve=True)
+    cfg = make_model_config(io_channels=4, embed_dim=64, depth=2, num_heads=2, cond_token_dim=32, text_dim=32,
+                            with_curve=True)
     dit = V2MDiT(cfg, objective="v")
     state = dict(dit.state_dict())
     state.update({"pretransform.model." + k: v for k, v in _vae(vae_seed, vae).state_dict().items()})
-    meta = {"v2m_format": V2M_FORMAT, "model_config": cfg, "objective": "v", "latent_rate": 44100 / np.prod(vae["strides"]),
+    meta = {"v2m_format": V2M_FORMAT, "model_config": cfg, "objective": "v",
+            "latent_rate": 44100 / np.prod(vae["strides"]),
             "sample_rate": 44100, "curve": {"encoder": "dinov2-large", "music_encoder": "musicfm"},
             "base": {"name": "tiny-sao"}}
     if text:
@@ -110,7 +112,8 @@ def test_sao1_road_prepare_train_generate(road, capsys, monkeypatch, tmp_path):
     adapter = tmp_path / "runs" / "sao1-lora" / "checkpoints" / "v2m-lora-final.safetensors"
     _, meta = read_adapter(adapter)
     assert meta["curve"]["music_encoder_fallback"]["used"] == "logmel" and meta["text"]["type"] == "t5"
-    gen = load_music_model(base, device="cpu", text_encoder=str(models / "text_encoders" / "t5-base"), lora=str(adapter))
+    gen = load_music_model(base, device="cpu", text_encoder=str(models / "text_encoders" / "t5-base"),
+                           lora=str(adapter))
     assert gen.meta["curve"]["music_encoder"] == "logmel" and gen.curve_spec.encoder == "dinov2-large"
     assert gen.codec.latent_channels == 4
 
@@ -152,7 +155,8 @@ def test_refusals_before_the_first_step(road, capsys, tmp_path):
     patch_cache = tmp_path / "patch"
     prepare_dataset(data, patch_cache, codec="patch:2:2:44100", clip_seconds=0.2, device="cpu")
     _refused(capsys, _run_cfg(patch_cache, base, text={"allow_none": True}), tmp_path,
-             r"encoded with the patch codec but the base checkpoint v2m_sao1.safetensors uses oobleck latents.*--preset sao1")
+             r"encoded with the patch codec but the base checkpoint v2m_sao1.safetensors uses oobleck latents"
+             r".*--preset sao1")
     vae_cache = tmp_path / "vae"
     prepare_dataset(data, vae_cache, codec=base, clip_seconds=0.5, device="cpu")
     # a prompt-conditioned base trained without text
@@ -197,10 +201,13 @@ def test_check_run_rates_channels_and_vae_weights(road, tmp_path):
     # a fallback the config accepts is a warning, recorded for the checkpoint
     cfg2 = resolve_config(_run_cfg(tmp_path / "c", base, text={"allow_none": True},
                                    curve={"music_encoder": "musicfm", "music_encoder_fallback": "logmel"}), tmp_path)
-    res = check_run(cfg2, _spec(same, music_encoder_fallback={"wanted": "musicfm", "used": "logmel", "reason": "no weights"}))
-    assert "instead of musicfm" in res.warnings[0] and res.curve_record["music_encoder_fallback"]["reason"] == "no weights"
+    res = check_run(cfg2,
+                    _spec(same, music_encoder_fallback={"wanted": "musicfm", "used": "logmel", "reason": "no weights"}))
+    assert ("instead of musicfm" in res.warnings[0]
+            and res.curve_record["music_encoder_fallback"]["reason"] == "no weights")
     with pytest.raises(V2MError, match="base = \"sao1\" needs model.from_checkpoint"):
-        check_run(resolve_config({"base": "sao1", "data": {"cache": "c"}, "model": {"from_config": {"depth": 1}}}, tmp_path), _spec(same))
+        check_run(resolve_config({"base": "sao1", "data": {"cache": "c"}, "model": {"from_config": {"depth": 1}}},
+                                 tmp_path), _spec(same))
 
 
 def test_the_preset_names_agree_everywhere(host):

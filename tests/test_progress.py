@@ -59,8 +59,10 @@ def test_training_progress_terminal_and_plain():
 
 def test_cli_prints_one_line_per_stage_without_a_terminal(tmp_path):
     clip = synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[1.0], duration=2.0, fps=24, size=(96, 54))
-    done = subprocess.run([sys.executable, "-m", "v2m_zero.core.cli", "curve", clip.path, "--out", str(tmp_path / "c.json")],
+    done = subprocess.run([sys.executable, "-m", "v2m_zero.core.cli", "curve", clip.path, "--out",
+                           str(tmp_path / "c.json")],
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stderr.splitlines() == [l for l in done.stderr.splitlines() if l.startswith("encoding frames of v.mp4: 48 frames done in ")]
+    assert done.stderr.splitlines() == [l for l in done.stderr.splitlines()
+                                        if l.startswith("encoding frames of v.mp4: 48 frames done in ")]
     assert len(done.stderr.splitlines()) == 1

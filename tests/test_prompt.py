@@ -127,7 +127,8 @@ def test_sample_frames_even_and_scenes(clip):
 
 def test_fallback_without_models(clip, tmp_path):
     res = P.MusicPromptPipeline(cache_dir=str(tmp_path / "cache")).run(clip, user_text="  rainy city at night ")
-    assert res.fallback_reason.startswith("no ASR/VLM/LLM configured: prompt built from your text and the video's pacing")
+    assert res.fallback_reason.startswith("no ASR/VLM/LLM configured: "
+                                          "prompt built from your text and the video's pacing")
     assert "20.0 cuts/min → ~110 BPM" in res.fallback_reason
     assert res.prompt.startswith("Rainy city at night.")
     assert "Upbeat tempo around 110 BPM" in res.prompt
@@ -235,7 +236,8 @@ def test_pipeline_end_to_end_and_cache(clip, models, tmp_path, monkeypatch):
 
     monkeypatch.setattr(PL, "load_model", no_load)
     hit = P.MusicPromptPipeline(models["asr"], models["vlm"], models["llm"], cache_dir=str(cache), n_frames=3,
-                                caption_tokens=8, summary_tokens=8, prompt_tokens=12).run(clip, user_text="a sunny walk")
+                                caption_tokens=8, summary_tokens=8,
+                                prompt_tokens=12).run(clip, user_text="a sunny walk")
     assert hit.cached and hit.prompt == res.prompt and hit.captions == res.captions
     assert [f for f in os.listdir(cache) if not f.endswith(".json")] == []  # no temp files left
     # a changed setting or text misses the cache

@@ -44,8 +44,9 @@ def _diffusers(model: SA3DiT, inp, *, io_channels=8, x=None, extra_sd=None):
 
     c = model.config
     ref = diffusers.StableAudio3DiTModel(
-        io_channels=io_channels, embed_dim=c.embed_dim, depth=c.depth, num_heads=c.num_heads, cond_token_dim=c.cond_token_dim,
-        global_cond_dim=c.global_cond_dim, local_add_cond_dim=c.local_add_cond_dim, timestep_features_dim=c.timestep_features_dim,
+        io_channels=io_channels, embed_dim=c.embed_dim, depth=c.depth, num_heads=c.num_heads,
+        cond_token_dim=c.cond_token_dim, global_cond_dim=c.global_cond_dim, local_add_cond_dim=c.local_add_cond_dim,
+        timestep_features_dim=c.timestep_features_dim,
         ff_mult=c.ff_mult, num_memory_tokens=c.num_memory_tokens, use_differential_attention=c.differential).eval()
     ref.load_state_dict({**dit_to_diffusers(model.state_dict()), **(extra_sd or {})}, strict=True)
     dur = StableAudio3DurationEmbedder(output_dim=c.global_cond_dim, fourier_dim=256, max_val=384.0).eval()
@@ -85,8 +86,8 @@ def test_widened_input_matches_diffusers_with_one_more_channel():
     inp = _inputs()
     curve = torch.randn(2, 12, generator=g)
     with torch.no_grad():
-        ours = wide(inp["x"], inp["t"], curve=curve, cond_tokens=inp["tok"], cond_mask=inp["mask"], seconds_total=inp["sec"],
-                    local_add_cond=inp["local"])
+        ours = wide(inp["x"], inp["t"], curve=curve, cond_tokens=inp["tok"], cond_mask=inp["mask"],
+                    seconds_total=inp["sec"], local_add_cond=inp["local"])
         flat = wide(inp["x"], inp["t"], curve=torch.zeros_like(curve), cond_tokens=inp["tok"], cond_mask=inp["mask"],
                     seconds_total=inp["sec"], local_add_cond=inp["local"])
     wsd = wide.state_dict()
@@ -118,7 +119,8 @@ def test_config_read_off_the_weights(differential):
                                    "attn_kwargs": {"qk_norm": "rms", "differential": differential}})
     assert cfg.to_dict() == want.to_dict()
     model = SA3DiT(sa3_model_config(sd))
-    model.load_state_dict({k: v for k, v in sd.items() if not k.startswith(("pretransform.", "conditioner.conditioners.prompt.model"))},
+    model.load_state_dict({k: v for k, v in sd.items()
+                           if not k.startswith(("pretransform.", "conditioner.conditioners.prompt.model"))},
                           strict=True)
 
 
@@ -127,14 +129,16 @@ def test_reference_defaults_and_architecture_dispatch():
     assert (cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.num_memory_tokens, cfg.io_channels) == (1024, 20, 16, 64, 256)
     assert cfg.norm_eps == 1e-5 and cfg.qk_norm_eps == 1e-6  # the reference RMSNorm (diffusers uses 1e-6 for both)
     model = build_dit(make_sa3_model_config(**DIT))
-    assert isinstance(model, SA3DiT) and model.objective == "rectified_flow" and model.takes_text and model.text_dim == 32
+    assert (isinstance(model, SA3DiT) and model.objective == "rectified_flow" and model.takes_text
+            and model.text_dim == 32)
     with torch.device("meta"):
         full = SA3DiT(make_sa3_model_config())
     n = sum(p.numel() for name, p in full.model.named_parameters() if "to_local_embed" not in name)
     assert abs(n / 433e6 - 1) < 0.01  # SA3 small is published as 433 M (without the 26 M of the inpainting path)
 
 
-@pytest.mark.parametrize("field,value", [("sliding_window", [4, 4]), ("global_cond_type", "prepend"), ("conformer", True),
+@pytest.mark.parametrize("field,value",
+                         [("sliding_window", [4, 4]), ("global_cond_type", "prepend"), ("conformer", True),
                                          ("norm_type", "layer_norm"), ("attn_kwargs", {"qk_norm": "l2"}),
                                          ("modular_local_cond_configs", [{"id": "x", "dim": 3}]), ("made_up", 1)])
 def test_unsupported_options_are_refused_by_name(field, value):
@@ -151,14 +155,16 @@ def test_v2m_init_generates_exactly_what_the_base_does(tmp_path):
     init_from_sa3(src, tmp_path / "v2m.safetensors")
     sd = tiny_sa3_state_dict()
     base = SA3DiT(sa3_model_config(sd)).eval()
-    base.load_state_dict({k: v for k, v in sd.items() if k.startswith(("model.model.", "conditioner.conditioners.seconds",
-                                                                       "conditioner.conditioners.prompt.padding"))})
+    base.load_state_dict({k: v for k, v in sd.items()
+                          if k.startswith(("model.model.", "conditioner.conditioners.seconds",
+                                           "conditioner.conditioners.prompt.padding"))})
     v2m = build_dit_from_checkpoint(tmp_path / "v2m.safetensors")
     direct = read_dit(src)  # a base file is initialised in memory
     assert v2m.curve_channels == direct.curve_channels == 1 and isinstance(v2m, SA3DiT)
     g = torch.Generator().manual_seed(3)
     x, t = torch.randn(2, 8, 20, generator=g), torch.rand(2, generator=g)
-    cond = v2m.conditioning(text=(torch.randn(2, 6, 32, generator=g), torch.ones(2, 6, dtype=torch.bool)), seconds=[3.0, 5.0], batch=2)
+    cond = v2m.conditioning(text=(torch.randn(2, 6, 32, generator=g), torch.ones(2, 6, dtype=torch.bool)),
+                            seconds=[3.0, 5.0], batch=2)
     with torch.no_grad():
         want = base(x, t, **cond)
         for model in (v2m, direct):
@@ -203,7 +209,8 @@ def test_conditioning_contracts():
         assert (model(inp["x"], inp["t"], **kw)[1] - base[1]).abs().max() > 1e-4
         # cond_drop zeroes the whole cross-attention sequence (text + seconds token), as the reference's CFG null
         drop = model(inp["x"], inp["t"], cond_drop=torch.tensor([True, False]), **kw)
-        null = model(inp["x"][:1], inp["t"][:1], cond_tokens=torch.zeros(1, 5, 32), cond_mask=torch.zeros(1, 5, dtype=torch.bool),
+        null = model(inp["x"][:1], inp["t"][:1], cond_tokens=torch.zeros(1, 5, 32),
+                     cond_mask=torch.zeros(1, 5, dtype=torch.bool),
                      seconds_total=inp["sec"][:1], cond_drop=torch.tensor([True]))
     torch.testing.assert_close(drop[:1], null)
     with pytest.raises(Exception, match="local_add_cond"):
@@ -216,8 +223,10 @@ def test_flow_sampler_and_cfg_drive_sa3_unchanged():
     wide = SA3DiT(cfg).eval()
     wide.load_state_dict(sd)
     cond = wide.conditioning(text=(torch.randn(1, 5, 32), torch.ones(1, 5, dtype=torch.bool)), seconds=4.0)
-    a = flow.sample(wide, (1, 8, 10), flow.rf_timesteps(3), seed=1, cfg_scale=3.0, cond=cond, curve=torch.zeros(1, 1, 10))
-    b = flow.sample(wide, (1, 8, 10), flow.schedule_timesteps(3, {"type": "logsnr"}), seed=1, cfg_scale=3.0, cond=cond, curve=torch.zeros(1, 1, 10))
+    a = flow.sample(wide, (1, 8, 10), flow.rf_timesteps(3), seed=1, cfg_scale=3.0, cond=cond,
+                    curve=torch.zeros(1, 1, 10))
+    b = flow.sample(wide, (1, 8, 10), flow.schedule_timesteps(3, {"type": "logsnr"}), seed=1, cfg_scale=3.0, cond=cond,
+                    curve=torch.zeros(1, 1, 10))
     assert a.shape == (1, 8, 10) and torch.isfinite(a).all() and (a - b).abs().max() > 1e-4
 
 
@@ -227,7 +236,8 @@ def test_logsnr_schedule_matches_diffusers_and_reference():
 
     ts = flow.logsnr_timesteps(50)
     assert ts[0] == 1.0 and ts[-1] == 0.0 and torch.all(ts[1:] < ts[:-1])
-    torch.testing.assert_close(ts[:-1].float(), torch.tensor(logsnr_sigma_schedule(50, -6.2, 2.0)), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(ts[:-1].float(), torch.tensor(logsnr_sigma_schedule(50, -6.2, 2.0)), atol=1e-6,
+                               rtol=1e-6)
     torch.testing.assert_close(flow.schedule_timesteps(8, None), flow.rf_timesteps(8))
     with pytest.raises(Exception, match="schedule"):
         flow.schedule_timesteps(8, {"type": "karras"})
@@ -256,7 +266,8 @@ def test_train_preset_names_real_modules(tmp_path):
     from v2m_zero.model_io.sa3 import sa3_train_preset
 
     preset = sa3_train_preset(str(tmp_path / "sa3.safetensors"), "t5gemma_b_b_ul2.safetensors")
-    assert preset["objective"] == "rectified_flow" and preset["codec"]["type"] == "same" and preset["text"]["max_length"] == 256
+    assert (preset["objective"] == "rectified_flow" and preset["codec"]["type"] == "same"
+            and preset["text"]["max_length"] == 256)
     assert round(preset["clip_seconds"] * preset["latent_rate"]) == 1292  # SA3 small's window in SAME frames
     model = SA3DiT(make_sa3_model_config(**DIT, with_curve=True))
     names = {n for n, _ in model.named_modules()}

@@ -42,7 +42,8 @@ def test_init_checkpoint_from_sa3_command(files, tmp_path, capsys):
     out = tmp_path / "v2m_sa3.safetensors"
     assert run("init-checkpoint", "--from", "sa3", files["base"], "--out", out, "--smoothing-seconds", "1.5") == 0
     text = capsys.readouterr().out
-    assert "wrote" in text and "8+1 (curve)" in text and "objective rectified_flow" in text and "50 steps, cfg 7.0" in text
+    assert ("wrote" in text and "8+1 (curve)" in text and "objective rectified_flow" in text
+            and "50 steps, cfg 7.0" in text)
     meta = read_metadata(out)
     assert meta["curve"]["smoothing_seconds"] == 1.5 and meta["base"]["name"] == "stable-audio-3-small-music-base"
     assert meta["sampling"]["steps"] == 50 and meta["sampling"]["schedule"]["type"] == "logsnr"
@@ -97,21 +98,23 @@ def test_nodes_list_sa3_base_files_and_generate_exact_length(host, files):
     synth.make_cut_clip(os.path.join(folder_paths.get_input_directory(), "c.mp4"), cut_times=[0.5], duration=1.1,
                                fps=30000 / 1001, size=(64, 36))
     vid, _, duration, frames = video.LoadVideo.execute(file="c.mp4").args
-    feats = video.EncodeFrames.execute(video=vid, encoder="pixels", sample_fps=0.0, size=0, fps=24.0, dinov2_model="dinov2-large",
+    feats = video.EncodeFrames.execute(video=vid, encoder="pixels", sample_fps=0.0, size=0, fps=24.0,
+                                       dinov2_model="dinov2-large",
                                        pooling="mean_patch", precision="fp32", batch_size=16).args[0]
     curve = curves.EventCurve.execute(features=feats, peak_threshold=0.0, min_gap=0.25).args[0]
     model = gen_nodes.LoadModel.execute(checkpoint="checkpoints/stable_audio_3_small_music_base.safetensors",
-                                        text_encoder="text_encoders/t5gemma_b_b_ul2.safetensors", codec="from checkpoint",
-                                        precision="fp32", offload=True).args[0]
-    latent, _ = gen_nodes.Sampler.execute(model=model, curve=curve, prompt="upbeat", negative_prompt="", steps=3, cfg=3.0,
-                                          seed=1, uncond="both").args
+                                        text_encoder="text_encoders/t5gemma_b_b_ul2.safetensors",
+                                        codec="from checkpoint", precision="fp32", offload=True).args[0]
+    latent, _ = gen_nodes.Sampler.execute(model=model, curve=curve, prompt="upbeat", negative_prompt="", steps=3,
+                                          cfg=3.0, seed=1, uncond="both").args
     aud = gen_nodes.DecodeLatents.execute(model=model, latent=latent).args[0]
-    assert aud["sample_rate"] == SR and aud["waveform"].shape[-1] == round(duration * SR) and aud["waveform"].shape[1] == 2
+    assert (aud["sample_rate"] == SR and aud["waveform"].shape[-1] == round(duration * SR)
+            and aud["waveform"].shape[1] == 2)
     out = audio.MuxAudio.execute(video=vid, audio=aud, save_mp4=True, filename_prefix="video/V2M").args[0]
     assert media.probe_video(out.get_stream_source()).frame_count == frames
     with pytest.raises(Exception, match="not in ComfyUI's models/checkpoints"):
-        gen_nodes.LoadModel.execute(checkpoint="checkpoints/gone.safetensors", text_encoder="none", codec="from checkpoint",
-                                    precision="fp32", offload=True)
+        gen_nodes.LoadModel.execute(checkpoint="checkpoints/gone.safetensors", text_encoder="none",
+                                    codec="from checkpoint", precision="fp32", offload=True)
 
 
 def test_short_training_run_lowers_the_loss(files, tmp_path):
@@ -132,9 +135,10 @@ def test_short_training_run_lowers_the_loss(files, tmp_path):
     assert ClipCache(str(cache)).spec["codec"]["type"] == "same"
     v2m = tmp_path / "v2m.safetensors"
     assert run("init-checkpoint", "--from", "sa3", files["base"], "--out", v2m) == 0
-    cfg = tiny_train_config(str(cache), tmp_path / "run", data={"cache": str(cache), "val_clips": 0}, model={"from_checkpoint": str(v2m)}, text={"encoder": files["text"]},
-                            train={"max_steps": 6, "batch_size": 2, "grad_accum": 1}, optim={"lr": 3e-3, "warmup_steps": 0},
-                            validation={"every": 0}, ema={"enabled": False})
+    cfg = tiny_train_config(str(cache), tmp_path / "run", data={"cache": str(cache), "val_clips": 0},
+                            model={"from_checkpoint": str(v2m)}, text={"encoder": files["text"]},
+                            train={"max_steps": 6, "batch_size": 2, "grad_accum": 1},
+                            optim={"lr": 3e-3, "warmup_steps": 0}, validation={"every": 0}, ema={"enabled": False})
     cfg["model"].pop("from_config")
     result = train(cfg)
     meta = read_metadata(result.checkpoint_path)
@@ -149,7 +153,8 @@ def test_short_training_run_lowers_the_loss(files, tmp_path):
     losses = []
     for ckpt in (v2m, result.checkpoint_path):
         model = build_dit_from_checkpoint(ckpt)
-        cond = model.conditioning(text=enc.encode(batch["captions"]), seconds=batch["seconds"], batch=len(batch["captions"]))
+        cond = model.conditioning(text=enc.encode(batch["captions"]), seconds=batch["seconds"],
+                                  batch=len(batch["captions"]))
         t = torch.linspace(0.1, 0.9, len(batch["captions"]))
         with torch.no_grad():
             losses.append(float(flow.rf_loss(model, batch["latents"], curve=batch["curves"], t=t,

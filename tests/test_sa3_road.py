@@ -94,8 +94,8 @@ def test_sa3_road_prepare_train_generate(sa3_road, capsys, monkeypatch, tmp_path
     from v2m_zero.core.timing.curves import Curve
 
     n = 44  # 0.5 s at 86.1 Hz
-    curve = Curve(values=np.sin(np.linspace(0, 6, n)).astype(np.float32), times=np.arange(n) / (44100 / 512), duration=0.5,
-                  rate=44100 / 512)
+    curve = Curve(values=np.sin(np.linspace(0, 6, n)).astype(np.float32), times=np.arange(n) / (44100 / 512),
+                  duration=0.5, rate=44100 / 512)
     lat = sample_latents(tuned, curve, "upbeat electronic dance track", SamplingSettings(steps=2, seed=0), duration=0.5)
     assert lat.shape[1] == 8 and torch.isfinite(lat).all()
 
@@ -103,7 +103,8 @@ def test_sa3_road_prepare_train_generate(sa3_road, capsys, monkeypatch, tmp_path
 def _cfg(cache, base, **over):
     cfg = {"run_dir": "run", "base": "sa3", "data": {"cache": str(cache), "val_clips": 0},
            "model": {"from_checkpoint": str(base)}, "text": {"encoder": "t5gemma-b-b-ul2", "max_length": 256},
-           "train": {"batch_size": 1, "max_steps": 1, "device": "cpu"}, "validation": {"every": 0}, "log": {"tensorboard": False}}
+           "train": {"batch_size": 1, "max_steps": 1, "device": "cpu"}, "validation": {"every": 0},
+           "log": {"tensorboard": False}}
     for k, v in over.items():
         cfg[k] = {**cfg.get(k, {}), **v} if isinstance(v, dict) else v
     return cfg
@@ -115,12 +116,15 @@ def test_sa3_checks_refuse_before_the_first_step(sa3_road, monkeypatch, tmp_path
     root, data, models, base = sa3_road
     monkeypatch.setenv("V2M_MODELS_DIR", str(models))
     meta = read_metadata(base)
-    spec = {"codec": {**meta["codec"], "path": base}, "encoder": {"id": "logmel"}, "smoothing_seconds": meta["curve"]["smoothing_seconds"],
+    spec = {"codec": {**meta["codec"], "path": base}, "encoder": {"id": "logmel"},
+            "smoothing_seconds": meta["curve"]["smoothing_seconds"],
             "latent_rate": meta["latent_rate"], "sample_rate": 44100, "latent_channels": 8}
     ok = resolve_config(_cfg(tmp_path, base), tmp_path)
     assert check_run(ok, spec).warnings == []
     # a SAO-family (Oobleck) cache, another SAME, another latent rate
-    with pytest.raises(ConsistencyError, match=r"oobleck codec but the base checkpoint v2m_sa3.safetensors uses same latents.*--preset sa3"):
+    with pytest.raises(ConsistencyError,
+                       match=r"oobleck codec but the base checkpoint v2m_sa3.safetensors uses same latents"
+                             r".*--preset sa3"):
         check_run(ok, {**spec, "codec": {"type": "oobleck", "config": {}}})
     other_same = {**spec["codec"], "config": {**spec["codec"]["config"], "latent_dim": 16}}
     with pytest.raises(ConsistencyError, match="another SAME codec .*differs in latent_dim"):
@@ -128,14 +132,17 @@ def test_sa3_checks_refuse_before_the_first_step(sa3_road, monkeypatch, tmp_path
     with pytest.raises(ConsistencyError, match="latent rate 21.5"):
         check_run(ok, {**spec, "latent_rate": 21.5})
     # text: none is prompt-deaf, T5 is the wrong encoder, another length is a warning (256 are kept)
-    with pytest.raises(ConsistencyError, match=r"prompt-conditioned \(T5Gemma\) but text.encoder = \"none\".*t5gemma-b-b-ul2"):
+    with pytest.raises(ConsistencyError,
+                       match=r"prompt-conditioned \(T5Gemma\) but text.encoder = \"none\".*t5gemma-b-b-ul2"):
         check_run(resolve_config(_cfg(tmp_path, base, text={"encoder": "none"}), tmp_path), spec)
-    with pytest.raises(ConsistencyError, match=r"trained with a T5Gemma text encoder but text.encoder = 't5-base' is T5"):
+    with pytest.raises(ConsistencyError,
+                       match=r"trained with a T5Gemma text encoder but text.encoder = 't5-base' is T5"):
         check_run(resolve_config(_cfg(tmp_path, base, text={"encoder": "t5-base"}), tmp_path), spec)
     res = check_run(resolve_config(_cfg(tmp_path, base, text={"max_length": 128}), tmp_path), spec)
     assert "all 256 T5Gemma positions" in res.warnings[0]
     with pytest.raises(ConsistencyError, match="base = \"sa3\" needs model.from_checkpoint.*--from sa3"):
-        check_run(resolve_config({"base": "sa3", "data": {"cache": "c"}, "model": {"from_config": {"depth": 1}}}, tmp_path), spec)
+        check_run(resolve_config({"base": "sa3", "data": {"cache": "c"}, "model": {"from_config": {"depth": 1}}},
+                                 tmp_path), spec)
 
 
 def test_sa3_example_config_is_complete_and_valid(tmp_path):

@@ -13,8 +13,8 @@ from v2m_zero.model_io.codec import codec_spec, make_codec
 from v2m_zero.model_io.same import load_same, same_config_from_state_dict, same_from_diffusers, same_to_diffusers
 
 # a stride-3 SAME with a sine-gated last decoder layer (strides are free here: the config says them)
-ORACLE = dict(audio_channels=2, patch_size=4, channels=8, c_mults=[2], strides=[3], transformer_depths=[2], latent_dim=6,
-              dim_heads=4, ff_mult=2.0, sliding_window=1, decoder_sinusoidal_blocks=[1], sample_rate=1600)
+ORACLE = dict(audio_channels=2, patch_size=4, channels=8, c_mults=[2], strides=[3], transformer_depths=[2],
+              latent_dim=6, dim_heads=4, ff_mult=2.0, sliding_window=1, decoder_sinusoidal_blocks=[1], sample_rate=1600)
 
 
 def _pair(differential: bool):

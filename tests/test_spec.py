@@ -55,9 +55,11 @@ def test_missing_metadata_takes_the_defaults_and_bad_values_are_refused():
 
 
 def test_cache_spec_gives_the_training_curve_spec():
-    cache = {"encoder": {"id": "logmel", "n_mels": 32}, "smoothing_seconds": 0.8, "standardise": True, "clip_duration": 4.0}
+    cache = {"encoder": {"id": "logmel", "n_mels": 32}, "smoothing_seconds": 0.8, "standardise": True,
+             "clip_duration": 4.0}
     spec = CurveSpec.from_cache(cache, encoder="pixels")
-    assert (spec.encoder, spec.music_encoder, spec.smoothing_seconds, spec.clip_seconds) == ("pixels", "logmel", 0.8, 4.0)
+    assert ((spec.encoder, spec.music_encoder, spec.smoothing_seconds, spec.clip_seconds)
+            == ("pixels", "logmel", 0.8, 4.0))
     assert spec.music_encoder_options == {"n_mels": 32}
 
 

@@ -31,7 +31,8 @@ def test_one_optimizer_step_lowers_loss_on_fixed_batch(cache):
     from v2m_zero.core.model.dit import V2MDiT, make_model_config
 
     torch.manual_seed(0)
-    model = V2MDiT(make_model_config(io_channels=16, embed_dim=64, depth=2, num_heads=2, cond_token_dim=32, with_curve=True),
+    model = V2MDiT(make_model_config(io_channels=16, embed_dim=64, depth=2, num_heads=2, cond_token_dim=32,
+                                     with_curve=True),
                    objective="rectified_flow")
     data = ClipCache(cache)
     b = data.batch([0, 1, 2, 3])
@@ -91,7 +92,8 @@ def test_sigkill_and_resume_from_periodic_state(cache, tmp_path):
     import subprocess
     import sys
 
-    cfg = tiny_train_config(cache, tmp_path / "killed", checkpoint={"every": 2, "keep_last": 2}, validation={"every": 0})
+    cfg = tiny_train_config(cache, tmp_path / "killed", checkpoint={"every": 2, "keep_last": 2},
+                            validation={"every": 0})
     script = (
         "import json, os, signal, sys\n"
         "from v2m_zero.core.train import train\n"
@@ -101,11 +103,13 @@ def test_sigkill_and_resume_from_periodic_state(cache, tmp_path):
         "        os.kill(os.getpid(), signal.SIGKILL)\n"
         "train(cfg, progress=progress)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script, json.dumps(cfg)], capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run([sys.executable, "-c", script, json.dumps(cfg)], capture_output=True, text=True, timeout=300,
+                          check=False)
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert latest_state(tmp_path / "killed").name == "step-00000004"
     rest = train(cfg)
-    full = train(tiny_train_config(cache, tmp_path / "ref", checkpoint={"every": 2, "keep_last": 2}, validation={"every": 0}))
+    full = train(tiny_train_config(cache, tmp_path / "ref", checkpoint={"every": 2, "keep_last": 2},
+                                   validation={"every": 0}))
     assert [s for s, _ in rest.losses] == [5, 6]
     assert [l for _, l in rest.losses] == [l for _, l in full.losses[4:]]
     assert sorted(p.name for p in (tmp_path / "killed" / "state").glob("step-*")) == ["step-00000004", "step-00000006"]
@@ -163,7 +167,8 @@ def test_lr_schedule():
 def test_accelerate_path_matches_plain_first_step(cache, tmp_path):
     pytest.importorskip("accelerate")
     plain = train(tiny_train_config(cache, tmp_path / "plain", train={"max_steps": 2}, validation={"every": 0}))
-    acc = train(tiny_train_config(cache, tmp_path / "acc", train={"max_steps": 2, "accelerate": True}, validation={"every": 0}))
+    acc = train(tiny_train_config(cache, tmp_path / "acc", train={"max_steps": 2, "accelerate": True},
+                                  validation={"every": 0}))
     assert acc.step == 2
     assert acc.losses[0][1] == pytest.approx(plain.losses[0][1], abs=1e-6)
     assert acc.losses[1][1] == pytest.approx(plain.losses[1][1], abs=1e-5)

@@ -16,7 +16,8 @@ def test_layers_merge_through_merge_config_and_unknown_keys_are_refused_naming_t
     assert cfg["optim"]["lr"] == 3e-5 and cfg["lora"]["enabled"] is True and cfg["base"] == "sao1"
     assert set(cfg) == set(DEFAULT_CONFIG)  # the defaults underneath every layer
     with pytest.raises(V2MError, match=r"^the config: unknown training config key 'optim\.lrr'; known: ") as err:
-        job.training_config(("the sao1 preset", job.preset_layer("sao1", "/m/x.safetensors")), ("the config", {"optim": {"lrr": 1}}))
+        job.training_config(("the sao1 preset", job.preset_layer("sao1", "/m/x.safetensors")),
+                            ("the config", {"optim": {"lrr": 1}}))
     assert "\n" not in str(err.value)
     with pytest.raises(V2MError, match=r"^the toy preset: unknown training config key 'colour'"):
         job.training_config(("the toy preset", {**job.preset_layer("toy"), "colour": "red"}))
@@ -34,7 +35,8 @@ def test_a_job_is_refused_before_any_work(tmp_path, monkeypatch):
     monkeypatch.setattr(prepare, "prepare_dataset", lambda *a, **k: pytest.fail("prepared before the checks"))
     music = tmp_path / "music"
     music.mkdir()
-    cfg = job.training_config(("the config", {"data": {"cache": str(tmp_path / "run" / "cache")}, "run_dir": str(tmp_path / "run"),
+    cfg = job.training_config(("the config",
+                               {"data": {"cache": str(tmp_path / "run" / "cache")}, "run_dir": str(tmp_path / "run"),
                                               "model": {"from_config": {"embed_dim": 64}}, "train": {"batch_size": 0}}))
     with pytest.raises(V2MError, match="train.batch_size"):
         job.run(job.TrainJob(cfg, data_dir=str(music), prepare={}))

@@ -107,7 +107,8 @@ def test_training_config_speed_switches_are_validated(tmp_path):
     base = {"data": {"cache": str(tmp_path)}, "model": {"from_config": {"embed_dim": 64}}}
     cfg = resolve_config(base)
     assert cfg["train"]["compile"] is False and cfg["train"]["attention"] == "auto" and cfg["optim"]["fused"] == "auto"
-    ok = resolve_config({**base, "train": {"gradient_checkpointing": "selective", "compile": True, "attention": "flash"},
+    ok = resolve_config({**base,
+                         "train": {"gradient_checkpointing": "selective", "compile": True, "attention": "flash"},
                          "optim": {"fused": False}})
     assert ok["train"]["gradient_checkpointing"] == "selective"
     for section, key, bad, msg in (("train", "gradient_checkpointing", "half", "gradient_checkpointing must be"),

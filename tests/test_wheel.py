@@ -27,11 +27,13 @@ def test_wheel_installs_and_runs_the_demo(tmp_path):
     pytest.importorskip("setuptools")
     # a clean copy of the source: an in-tree build/ folder from an earlier build must not leak into the wheel
     src = tmp_path / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
+    shutil.copytree(ROOT, src,
+                    ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
                                                               ".pytest_cache", "v2m_out", ".whl", ".gl"))
     dist = tmp_path / "dist"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(dist), str(src)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(dist),
+         str(src)],
         capture_output=True, text=True, cwd=tmp_path, timeout=600,
     )
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]

@@ -102,7 +102,8 @@ def test_window_length_from_metadata():
     # a checkpoint is untrusted: a recorded length outside the window bounds is not believed
     assert windows.training_window_seconds({"curve": {"clip_seconds": 1e9}, **sao}) == pytest.approx(47.55, abs=0.01)
     assert windows.training_window_seconds({"curve": {"clip_seconds": float("nan")}}) == windows.DEFAULT_WINDOW_SECONDS
-    assert windows.auto_overlap_seconds(8.0) == 2.0 and windows.auto_overlap_seconds(47.55) == windows.MAX_AUTO_OVERLAP_SECONDS
+    assert (windows.auto_overlap_seconds(8.0) == 2.0
+            and windows.auto_overlap_seconds(47.55) == windows.MAX_AUTO_OVERLAP_SECONDS)
 
 
 def test_window_seeds_are_one_stream():
@@ -144,7 +145,8 @@ def test_windowed_overlap_reproduces_the_previous_window_exactly(gen):
     # window 0 alone, as a one-pass generation of its own length and seconds
     w0, w1 = plan.windows[0], plan.windows[1]
     c0 = torch.from_numpy(cond.values[w0.start:w0.stop].copy())[None, None]
-    alone = flow.sample(gen.dit, (1, 16, w0.length), flow.rf_timesteps(4), seed=5, cfg_scale=3.0, cond=gen.dit.conditioning(seconds=w0.length / RATE), curve=c0)
+    alone = flow.sample(gen.dit, (1, 16, w0.length), flow.rf_timesteps(4), seed=5, cfg_scale=3.0,
+                        cond=gen.dit.conditioning(seconds=w0.length / RATE), curve=c0)
     held = w1.join - w1.fade
     assert torch.equal(lat[..., :held], alone[..., :held])
     assert not torch.equal(lat[..., held:w0.stop], alone[..., held:w0.stop])  # crossfade + window 1's own music
@@ -153,7 +155,8 @@ def test_windowed_overlap_reproduces_the_previous_window_exactly(gen):
 @pytest.mark.parametrize("fps", [12, 24, 25, 30000 / 1001, 60])
 def test_exact_length_at_any_fps(gen, fps):
     duration = 77 / fps  # 1.3 … 6.4 s: one to eight windows of 1 s
-    wave, job = generate.music_for_curve(gen, _raw_curve(duration, fps, cuts=(0.5,)), "", SamplingSettings(steps=2, cfg=1.0, seed=1, **WIN))
+    wave, job = generate.music_for_curve(gen, _raw_curve(duration, fps, cuts=(0.5,)), "",
+                                         SamplingSettings(steps=2, cfg=1.0, seed=1, **WIN))
     assert wave.shape == (1, round(duration * PATCH["sample_rate"]))
     assert len(job.latent_curve) == generate.latent_frames(gen, duration) and np.isfinite(wave).all()
 
@@ -176,7 +179,8 @@ def test_one_window_video_is_bit_identical_to_the_single_pass(gen):
     cond = generate.conditioning_curve_for(gen, raw)
     # the pipeline as it was before windows: one flow.sample over the video's latent length
     n = generate.latent_frames(gen, d)
-    before = flow.sample(gen.dit, (1, 16, n), flow.rf_timesteps(5), seed=4, cfg_scale=3.0, uncond="both", cond=gen.dit.conditioning(seconds=d), curve=torch.from_numpy(cond.values.copy())[None, None])
+    before = flow.sample(gen.dit, (1, 16, n), flow.rf_timesteps(5), seed=4, cfg_scale=3.0, uncond="both",
+                         cond=gen.dit.conditioning(seconds=d), curve=torch.from_numpy(cond.values.copy())[None, None])
     _, plan = _planned(gen, raw, d)
     assert len(plan) == 1
     now = generate.sample_latents(gen, cond, "", SamplingSettings(steps=5, cfg=3.0, seed=4), duration=d, plan=plan)
@@ -208,7 +212,8 @@ def test_progress_over_the_whole_job_and_interrupt_between_steps(gen):
     d = 2.5
     cond, plan = _planned(gen, _raw_curve(d), d)
     seen = []
-    generate.sample_latents(gen, cond, "", SamplingSettings(steps=3, cfg=1.0), duration=d, plan=plan, callback=lambda s: seen.append((s["window"], s["windows"], s["step"], s["total"])))
+    generate.sample_latents(gen, cond, "", SamplingSettings(steps=3, cfg=1.0), duration=d, plan=plan,
+                            callback=lambda s: seen.append((s["window"], s["windows"], s["step"], s["total"])))
     n = len(plan)
     assert [s[2] for s in seen] == list(range(3 * n)) and {s[3] for s in seen} == {3 * n}
     assert [s[0] for s in seen[::3]] == list(range(n)) and {s[1] for s in seen} == {n}
@@ -251,7 +256,8 @@ def test_iter_decode_oobleck_matches_a_full_decode():
     from v2m_zero.core.model.oobleck import OobleckVAE
 
     torch.manual_seed(0)
-    vae = OobleckVAE.from_config({"channels": 8, "c_mults": [1, 2], "strides": [2, 2], "latent_dim": 4, "audio_channels": 2}).eval()
+    vae = OobleckVAE.from_config({"channels": 8, "c_mults": [1, 2], "strides": [2, 2], "latent_dim": 4,
+                                  "audio_channels": 2}).eval()
     lat = torch.randn(1, 4, 300)
     with torch.no_grad():
         full = vae.decode(lat).numpy()[0]
@@ -284,8 +290,8 @@ def test_generate_command_in_windows(tmp_path, capsys):
 
     ck = tiny_v2m_checkpoint(str(tmp_path / "tiny.safetensors"))
     clip = synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[0.7, 1.6], duration=2.5, fps=25, size=(64, 36))
-    argv = ["generate", clip.path, "--checkpoint", ck, "--steps", "2", "--cfg", "2", "--window", "1", "--overlap", "0.25",
-            "--out", str(tmp_path / "g.mp4"), "--audio-out", str(tmp_path / "g.wav")]
+    argv = ["generate", clip.path, "--checkpoint", ck, "--steps", "2", "--cfg", "2", "--window", "1", "--overlap",
+            "0.25", "--out", str(tmp_path / "g.mp4"), "--audio-out", str(tmp_path / "g.wav")]
     assert cli.main(argv) == 0
     err = capsys.readouterr().err
     assert "windows: 3 windows of 1.00 s" in err or "windows: 4 windows of 1.00 s" in err, err
@@ -328,8 +334,8 @@ def test_sampler_node_draws_windows_and_counts_steps_over_the_job(host, tmp_path
     marks = dict(seen["marks"])
     assert marks["joins"] == plan.joins and marks["windows"] == plan.starts
     # the defaults (0 = the checkpoint's length: 32 s here) keep a 2.5 s curve in one pass, no marks
-    nodes.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", steps=2, cfg=1.0, seed=0, uncond="both",
-                          window_seconds=0.0, overlap_seconds=0.0)
+    nodes.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", steps=2, cfg=1.0, seed=0,
+                          uncond="both", window_seconds=0.0, overlap_seconds=0.0)
     assert seen["marks"] == []
 
 
@@ -341,7 +347,10 @@ def test_windowed_generation_on_cuda_matches_the_cpu(tmp_path):
     for device in ("cpu", "cuda"):
         g = generate.load_music_model(path, device=device)
         waves.append(generate.music_for_curve(g, raw, "", SamplingSettings(steps=3, cfg=3.0, seed=2, **WIN))[0])
-        with generate.decode_to_spool(g, generate.sample_latents(g, generate.conditioning_curve_for(g, raw), "", SamplingSettings(steps=3, cfg=3.0, seed=2), duration=2.5, plan=_planned(g, raw, 2.5)[1]),
+        with generate.decode_to_spool(g,
+                                      generate.sample_latents(g, generate.conditioning_curve_for(g, raw), "",
+                                                              SamplingSettings(steps=3, cfg=3.0, seed=2), duration=2.5,
+                                                              plan=_planned(g, raw, 2.5)[1]),
                                       2.5) as spool:
             waves.append(spool.to_array())
     for w in waves[1:]:

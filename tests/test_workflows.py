@@ -95,7 +95,8 @@ def test_api_twin_matches_node_schemas(path, schemas):
             if inp.io_type == "COMBO" and not inp.extra.get("upload"):
                 assert value in inp.options, f"{nid}.{name}={value!r} not in {inp.options}"
             if inp.io_type in ("INT", "FLOAT"):
-                assert (inp.min is None or value >= inp.min) and (inp.max is None or value <= inp.max), (nid, name, value)
+                assert ((inp.min is None or value >= inp.min)
+                        and (inp.max is None or value <= inp.max)), (nid, name, value)
                 assert isinstance(value, (int, float)) and (inp.io_type == "FLOAT" or isinstance(value, int))
             if inp.io_type == "BOOLEAN":
                 assert isinstance(value, bool)
@@ -131,7 +132,8 @@ def test_shipped_workflows_are_what_the_builder_makes(host):
 
     for rel, text in workflow_builder.build_all().items():
         with open(os.path.join(ROOT, rel), encoding="utf-8") as f:
-            assert f.read() == text, f"{rel} differs from tests/workflow_builder.py: run python tests/workflow_builder.py"
+            assert f.read() == text, (f"{rel} differs from tests/workflow_builder.py: "
+                                      "run python tests/workflow_builder.py")
 
 
 def test_quick_start_is_laid_out_left_to_right_with_notes_and_groups():
@@ -139,7 +141,8 @@ def test_quick_start_is_laid_out_left_to_right_with_notes_and_groups():
     nodes = {n["id"]: n for n in wf["nodes"]}
     for _link, a, _sa, b, _sb, _t in wf["links"]:  # every link runs left to right (or straight down)
         assert nodes[a]["pos"][0] <= nodes[b]["pos"][0], (nodes[a]["type"], nodes[b]["type"])
-    stages = ["V2M_LoadVideo", "V2M_EncodeFrames", "V2M_EventCurve", "V2M_SmoothCurve", "V2M_Sampler", "V2M_DecodeLatents", "V2M_MuxAudio", "SaveVideo"]
+    stages = ["V2M_LoadVideo", "V2M_EncodeFrames", "V2M_EventCurve", "V2M_SmoothCurve", "V2M_Sampler",
+              "V2M_DecodeLatents", "V2M_MuxAudio", "SaveVideo"]
     xs = [next(n["pos"][0] for n in wf["nodes"] if n["type"] == t) for t in stages]
     assert xs == sorted(xs) and len(set(xs)) == len(xs)
     assert {"V2M_SyncReport", "PreviewImage", "V2M_LoadModel"} <= {n["type"] for n in wf["nodes"]}
@@ -149,7 +152,8 @@ def test_quick_start_is_laid_out_left_to_right_with_notes_and_groups():
         assert g["title"] and len(g["bounding"]) == 4
     for n in wf["nodes"]:
         x, y = n["pos"]
-        inside = [g for g in wf["groups"] if g["bounding"][0] <= x < g["bounding"][0] + g["bounding"][2] and g["bounding"][1] <= y < g["bounding"][1] + g["bounding"][3]]
+        inside = [g for g in wf["groups"] if g["bounding"][0] <= x < g["bounding"][0] + g["bounding"][2]
+                  and g["bounding"][1] <= y < g["bounding"][1] + g["bounding"][3]]
         assert len(inside) == 1, (n["type"], [g["title"] for g in inside])
 
 

@@ -85,7 +85,8 @@ def test_quick_run_end_to_end(tmp_path, fake_footage, monkeypatch):
     result = zpm.main(["--quick", "--out", str(tmp_path / "run"), "--seed", "1", "--videos", "1"])
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert set(saved["summary"]) == {"curve", "text-only", "mismatched curve (next video's)",
-                                     "reference: GM music with hits at the cuts", "reference: GM music with hits at random times"}
+                                     "reference: GM music with hits at the cuts",
+                                     "reference: GM music with hits at random times"}
     for fd in saved["frechet"].values():  # one video: no Gaussian to fit, so no distance
         assert fd["n_video"] == 1 and fd["training music"] is None
     meta = read_metadata(result["checkpoint"])

@@ -68,6 +68,7 @@ def test_quick_run_end_to_end(tmp_path):
 
     raw = encoders.encode_video_curve(clip.path, encoders.get_encoder("pixels"))
     cond = generate.conditioning_curve_for(gen, raw, clip.duration)
-    lat = generate.sample_latents(gen, cond, "", generate.SamplingSettings(steps=2, cfg=3.0, seed=0), duration=clip.duration)
+    lat = generate.sample_latents(gen, cond, "", generate.SamplingSettings(steps=2, cfg=3.0, seed=0),
+                                  duration=clip.duration)
     wave = generate.decode_latents(gen, lat, clip.duration)
     assert wave.shape == (1, int(round(clip.duration * toy.SAMPLE_RATE))) and np.isfinite(wave).all()

@@ -12,10 +12,11 @@ from v2m_zero.model_io.checkpoint import V2M_FORMAT, save_v2m_checkpoint
 PATCH = {"patch_size": 16, "audio_channels": 1, "sample_rate": 1600}
 
 
-def tiny_v2m_checkpoint(path: str, *, seed: int = 0, smoothing_seconds: float = 0.5, text_dim: int = 32, text: str = "none",
-                        sampling: dict | None = None) -> str:
+def tiny_v2m_checkpoint(path: str, *, seed: int = 0, smoothing_seconds: float = 0.5, text_dim: int = 32,
+                        text: str = "none", sampling: dict | None = None) -> str:
     torch.manual_seed(seed)
-    cfg = make_model_config(io_channels=16, embed_dim=64, depth=2, num_heads=2, cond_token_dim=32, text_dim=text_dim, with_curve=True)
+    cfg = make_model_config(io_channels=16, embed_dim=64, depth=2, num_heads=2, cond_token_dim=32, text_dim=text_dim,
+                            with_curve=True)
     dit = V2MDiT(cfg, objective="rectified_flow")
     with torch.no_grad():  # non-zero curve weights, so the curve matters in tests
         for p in dit.parameters():
@@ -40,7 +41,8 @@ def tiny_v2m_checkpoint(path: str, *, seed: int = 0, smoothing_seconds: float = 
 def tiny_dinov2(folder):
     from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
 
-    cfg = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=14, image_size=56)
+    cfg = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=14,
+                       image_size=56)
     import torch
 
     torch.manual_seed(0)
@@ -254,8 +256,8 @@ def click_music_folder(folder, n: int, seconds: float, *, sample_rate: int, chan
     for i in range(n):
         t = np.sort(rng.uniform(0.1, seconds - 0.2, hits))
         path = os.path.join(folder, f"m{i}.wav")
-        media.write_audio(path, synth.click_track(t, seconds, sample_rate=sample_rate, channels=channels, seed=i), sample_rate,
-                          layout="mono" if channels == 1 else "stereo")
+        media.write_audio(path, synth.click_track(t, seconds, sample_rate=sample_rate, channels=channels, seed=i),
+                          sample_rate, layout="mono" if channels == 1 else "stereo")
         if caption is not None:
             with open(os.path.join(folder, f"m{i}.txt"), "w") as f:
                 f.write(caption.format(i=i))

@@ -11,7 +11,8 @@ import torch
 
 # A SAME whose shapes say everything ComfyUI files leave out (stride 16, 44.1 kHz, as SA3's):
 # 2 × 32-sample patches, one TRB of stride 16 → 512 samples per latent frame (86 Hz), 8 channels.
-SAME = {"audio_channels": 2, "patch_size": 32, "channels": 16, "c_mults": [1], "strides": [16], "transformer_depths": [1],
+SAME = {"audio_channels": 2, "patch_size": 32, "channels": 16, "c_mults": [1], "strides": [16],
+        "transformer_depths": [1],
         "latent_dim": 8, "dim_heads": 8, "differential": True, "ff_mult": 3.0, "sample_rate": 44100}
 # The DiT: small-music-base's layout (standard attention, memory tokens, local-add input) at toy size.
 DIT = {"io_channels": 8, "embed_dim": 128, "depth": 2, "num_heads": 2, "cond_token_dim": 32, "global_cond_dim": 32,
@@ -71,7 +72,8 @@ def spiece_model() -> bytes:
     import sentencepiece as spm
 
     buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter([" ".join(WORDS)] * 20 + WORDS), model_writer=buf, vocab_size=40,
+    spm.SentencePieceTrainer.train(sentence_iterator=iter([" ".join(WORDS)] * 20 + WORDS), model_writer=buf,
+                                   vocab_size=40,
                                    model_type="bpe", pad_id=0, eos_id=1, bos_id=2, unk_id=3, minloglevel=2,
                                    hard_vocab_limit=False)
     return buf.getvalue()

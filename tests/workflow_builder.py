@@ -29,12 +29,12 @@ CORE = {
 }
 NOTE_COLOURS = {"color": "#432", "bgcolor": "#653"}
 
-ENCODE = dict(encoder="auto", sample_fps=0.0, size=0, fps=24.0, dinov2_model="dinov2-large", pooling="mean_patch", precision="fp32", batch_size=16,
-              download_if_missing=False)
+ENCODE = dict(encoder="auto", sample_fps=0.0, size=0, fps=24.0, dinov2_model="dinov2-large", pooling="mean_patch",
+              precision="fp32", batch_size=16, download_if_missing=False)
 LOAD_MODEL = dict(checkpoint=DEMO_CKPT, text_encoder="none", codec="from checkpoint", precision="fp32", offload=True,
                   lora="none", lora_strength=1.0, download_if_missing=False)
-SAMPLER = dict(prompt="", negative_prompt="", steps=0, cfg=0.0, seed=0, uncond="from checkpoint", fast_sampler="auto", window_seconds=0.0,
-               overlap_seconds=0.0)  # 0 / "from checkpoint": the checkpoint's own sampling defaults
+SAMPLER = dict(prompt="", negative_prompt="", steps=0, cfg=0.0, seed=0, uncond="from checkpoint", fast_sampler="auto",
+               window_seconds=0.0, overlap_seconds=0.0)  # 0 / "from checkpoint": the checkpoint's own sampling defaults
 SMOOTH = dict(kernel_seconds=2.52, target_rate=21.533203, latent_length=0, scale=1.0, offset=0.0)
 DEMO_TRAIN_CONFIG = """\
 # DEMO settings: a tiny model that trains in a few minutes on a CPU. For real training
@@ -67,21 +67,43 @@ TEMPLATES = {
         "nodes": [
             (1, "V2M_LoadVideo", (60, 220), (330, 330), {"file": CLIP}, {}, "1. Load video (the pack's example clip)"),
             (2, "V2M_LoadModel", (60, 630), (330, 230), LOAD_MODEL, {}, "Model: the bundled DEMO model"),
-            (3, "V2M_EncodeFrames", (450, 220), (330, 380), ENCODE, {"video": (1, 0), "model": (2, 0)}, "2. Frame encoder (auto = the model's)"),
-            (4, "V2M_EventCurve", (810, 220), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (3, 0)}, "3. Event curve (eq. 2–3)"),
-            (5, "V2M_SmoothCurve", (1240, 220), (400, 330), SMOOTH, {"curve": (4, 0), "model": (2, 0)}, "4. Smooth (eq. 4, follows the model)"),
-            (10, "PreviewImage", (1240, 620), (420, 360), {}, {"images": (5, 1)}, "Curve plot: raw event curve, smoothed curve, hit points"),
-            (6, "V2M_Sampler", (1720, 220), (380, 470), SAMPLER, {"model": (2, 0), "curve": (5, 0)}, "5. Sampler (rectified flow, curve as input channel)"),
-            (7, "V2M_DecodeLatents", (2130, 220), (330, 200), {}, {"model": (2, 0), "latent": (6, 0)}, "6. Decode to audio"),
-            (8, "V2M_MuxAudio", (2540, 220), (330, 260), dict(save_mp4=False, filename_prefix="video/V2M"), {"video": (1, 0), "audio": (7, 0)}, "7. Mux music into the video"),
-            (9, "SaveVideo", (2900, 220), (380, 420), dict(filename_prefix="video/V2M_quick_start", format="auto", codec="auto"), {"video": (8, 0)}, "8. Save video"),
-            (11, "V2M_SyncReport", (2540, 690), (740, 460), dict(fps=24.0, tolerance=0.1, shifts=200), {"video": (8, 0)}, "Sync report: Scene Cut Hit vs chance"),
+            (3, "V2M_EncodeFrames", (450, 220), (330, 380), ENCODE, {"video": (1, 0), "model": (2, 0)},
+             "2. Frame encoder (auto = the model's)"),
+            (4, "V2M_EventCurve", (810, 220), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (3, 0)},
+             "3. Event curve (eq. 2–3)"),
+            (5, "V2M_SmoothCurve", (1240, 220), (400, 330), SMOOTH, {"curve": (4, 0), "model": (2, 0)},
+             "4. Smooth (eq. 4, follows the model)"),
+            (10, "PreviewImage", (1240, 620), (420, 360), {}, {"images": (5, 1)},
+             "Curve plot: raw event curve, smoothed curve, hit points"),
+            (6, "V2M_Sampler", (1720, 220), (380, 470), SAMPLER, {"model": (2, 0), "curve": (5, 0)},
+             "5. Sampler (rectified flow, curve as input channel)"),
+            (7, "V2M_DecodeLatents", (2130, 220), (330, 200), {}, {"model": (2, 0), "latent": (6, 0)},
+             "6. Decode to audio"),
+            (8, "V2M_MuxAudio", (2540, 220), (330, 260), dict(save_mp4=False, filename_prefix="video/V2M"),
+             {"video": (1, 0), "audio": (7, 0)}, "7. Mux music into the video"),
+            (9, "SaveVideo", (2900, 220), (380, 420),
+             dict(filename_prefix="video/V2M_quick_start", format="auto", codec="auto"), {"video": (8, 0)},
+             "8. Save video"),
+            (11, "V2M_SyncReport", (2540, 690), (740, 460), dict(fps=24.0, tolerance=0.1, shifts=200),
+             {"video": (8, 0)}, "Sync report: Scene Cut Hit vs chance"),
         ],
         "notes": [
-            (104, (60, 70), (330, 110), "In: the pack's example clip (12 s, seven cuts) and the bundled DEMO model. Upload your own video; pick a trained V2M checkpoint or a Stable Audio Open 1.0 base."),
-            (101, (450, 70), (1190, 110), "Timing from the video (paper §3.2). Each frame is encoded (here the weightless 'pixels' encoder that the demo model was trained with; the paper uses DINOv2), the event curve is a_k = 1 − cos(f_k, f_k+1), standardised (eq. 2–3), then resampled to the music latent rate and Hann-smoothed (eq. 4). Peaks = hit points (cuts)."),
-            (102, (1720, 70), (740, 110), "Music on the curve (§3.3–3.4): a rectified-flow DiT gets the smoothed curve as one extra input channel (zero-pair: trained on MUSIC curves only, driven here by VIDEO curves). The demo model is a 4.6 M-parameter DiT trained on a CPU on rendered General MIDI music: its accents land on the cuts, but it is 16 kHz mono with no text control, not a real music model."),
-            (103, (2540, 70), (740, 110), "Out: the music is fitted to the video's exact length and muxed (every frame kept), then saved. Sync report (§4.2): Scene Cut Hit = share of cuts with a beat within ±0.1 s, next to its chance level."),
+            (104, (60, 70), (330, 110),
+             "In: the pack's example clip (12 s, seven cuts) and the bundled DEMO model. Upload your own video; pick a "
+             "trained V2M checkpoint or a Stable Audio Open 1.0 base."),
+            (101, (450, 70), (1190, 110),
+             "Timing from the video (paper §3.2). Each frame is encoded (here the weightless 'pixels' encoder that the "
+             "demo model was trained with; the paper uses DINOv2), the event curve is a_k = 1 − cos(f_k, f_k+1), "
+             "standardised (eq. 2–3), then resampled to the music latent rate and Hann-smoothed (eq. 4). Peaks = hit "
+             "points (cuts)."),
+            (102, (1720, 70), (740, 110),
+             "Music on the curve (§3.3–3.4): a rectified-flow DiT gets the smoothed curve as one extra input channel "
+             "(zero-pair: trained on MUSIC curves only, driven here by VIDEO curves). The demo model is a 4.6 "
+             "M-parameter DiT trained on a CPU on rendered General MIDI music: its accents land on the cuts, but it is "
+             "16 kHz mono with no text control, not a real music model."),
+            (103, (2540, 70), (740, 110),
+             "Out: the music is fitted to the video's exact length and muxed (every frame kept), then saved. Sync "
+             "report (§4.2): Scene Cut Hit = share of cuts with a beat within ±0.1 s, next to its chance level."),
         ],
         "groups": [
             ("In: video + model", (40, 0, 370, 900), "#8A8"),
@@ -96,15 +118,22 @@ TEMPLATES = {
             (1, "V2M_LoadVideo", (40, 120), (320, 330), {"file": CLIP}, {}, None),
             (4, "V2M_LoadModel", (40, 500), (320, 230), LOAD_MODEL, {}, None),
             (2, "V2M_EncodeFrames", (400, 120), (320, 380), ENCODE, {"video": (1, 0), "model": (4, 0)}, None),
-            (3, "V2M_EventCurve", (760, 120), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (2, 0)}, None),
+            (3, "V2M_EventCurve", (760, 120), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (2, 0)},
+             None),
             (5, "V2M_Sampler", (1200, 120), (380, 470),
-             dict(SAMPLER, prompt="cinematic orchestral score, tense strings, big drums on the cuts", negative_prompt="low quality, noise"),
+             dict(SAMPLER, prompt="cinematic orchestral score, tense strings, big drums on the cuts",
+                  negative_prompt="low quality, noise"),
              {"model": (4, 0), "curve": (3, 0)}, None),
             (6, "V2M_DecodeLatents", (1620, 120), (320, 200), {}, {"model": (4, 0), "latent": (5, 0)}, None),
-            (7, "V2M_MuxAudio", (1980, 120), (320, 260), dict(save_mp4=True, filename_prefix="video/V2M"), {"video": (1, 0), "audio": (6, 0)}, None),
+            (7, "V2M_MuxAudio", (1980, 120), (320, 260), dict(save_mp4=True, filename_prefix="video/V2M"),
+             {"video": (1, 0), "audio": (6, 0)}, None),
         ],
         "notes": [
-            (101, (400, 560), (760, 130), "The sampler smooths the raw event curve exactly as the checkpoint was trained (its curve spec); Encode Frames 'auto' uses the checkpoint's frame encoder. The default model is the bundled DEMO model (no text: the prompt is used only by text-conditioned checkpoints, e.g. Stable Audio Open 1.0 bases with t5_base.safetensors)."),
+            (101, (400, 560), (760, 130),
+             "The sampler smooths the raw event curve exactly as the checkpoint was trained (its curve spec); Encode "
+             "Frames 'auto' uses the checkpoint's frame encoder. The default model is the bundled DEMO model (no text: "
+             "the prompt is used only by text-conditioned checkpoints, e.g. Stable Audio Open 1.0 bases with "
+             "t5_base.safetensors)."),
         ],
         "groups": [],
     },
@@ -114,16 +143,24 @@ TEMPLATES = {
             (1, "V2M_LoadVideo", (40, 120), (320, 330), {"file": CLIP}, {}, "Video (the pack's example clip)"),
             (2, "V2M_LoadAudio", (40, 520), (320, 200), {"file": SONG}, {}, "Your music (the pack's example song)"),
             (3, "V2M_EncodeFrames", (400, 120), (320, 380), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
-            (4, "V2M_EventCurve", (760, 120), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (3, 0)}, "Event curve: its peaks are the hit points"),
+            (4, "V2M_EventCurve", (760, 120), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (3, 0)},
+             "Event curve: its peaks are the hit points"),
             (5, "V2M_AlignMusic", (1200, 120), (380, 420),
-             dict(max_stretch=0.08, edits="beats", start_seconds=0.0, end_fade=1.0, loop_short_music=True, stretcher="auto"),
+             dict(max_stretch=0.08, edits="beats", start_seconds=0.0, end_fade=1.0, loop_short_music=True,
+                  stretcher="auto"),
              {"audio": (2, 0), "curve": (4, 0)}, "Align music to the hit points"),
-            (6, "V2M_MuxAudio", (1620, 120), (320, 260), dict(save_mp4=True, filename_prefix="video/V2M_aligned"), {"video": (1, 0), "audio": (5, 0)}, None),
-            (7, "PreviewImage", (1620, 420), (520, 360), {}, {"images": (5, 1)}, "Hit points against the beats, before and after"),
+            (6, "V2M_MuxAudio", (1620, 120), (320, 260), dict(save_mp4=True, filename_prefix="video/V2M_aligned"),
+             {"video": (1, 0), "audio": (5, 0)}, None),
+            (7, "PreviewImage", (1620, 420), (520, 360), {}, {"images": (5, 1)},
+             "Hit points against the beats, before and after"),
             (8, "PreviewAudio", (1200, 600), (380, 120), {}, {"audio": (5, 0)}, None),
         ],
         "notes": [
-            (101, (400, 560), (760, 150), "Bring your own music: upload it in 'Your music' (any file ComfyUI can read; or connect any AUDIO, e.g. from Stable Audio or Decode Latents). Align Music retimes it with bounded tempo changes (±8 %) so that beats and bar lines land on the video's hit points, and fits it to the video's exact length. No model weights needed. The report shows Scene Cut Hit before → after, next to chance."),
+            (101, (400, 560), (760, 150),
+             "Bring your own music: upload it in 'Your music' (any file ComfyUI can read; or connect any AUDIO, e.g. "
+             "from Stable Audio or Decode Latents). Align Music retimes it with bounded tempo changes (±8 %) so that "
+             "beats and bar lines land on the video's hit points, and fits it to the video's exact length. No model "
+             "weights needed. The report shows Scene Cut Hit before → after, next to chance."),
         ],
         "groups": [],
     },
@@ -132,7 +169,8 @@ TEMPLATES = {
         "nodes": [
             (1, "V2M_LoadVideo", (40, 120), (320, 330), {"file": CLIP}, {}, None),
             (2, "V2M_EncodeFrames", (400, 120), (320, 380), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
-            (3, "V2M_EventCurve", (760, 120), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (2, 0)}, None),
+            (3, "V2M_EventCurve", (760, 120), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (2, 0)},
+             None),
             (4, "V2M_SmoothCurve", (1200, 120), (400, 330), SMOOTH, {"curve": (3, 0)}, None),
             (5, "PreviewImage", (1640, 120), (520, 330), {}, {"images": (4, 1)}, "Smoothed curve (latent rate)"),
         ],
@@ -143,12 +181,17 @@ TEMPLATES = {
         "name": "V2M-Zero: fine-tune on music curves (demo data)",
         "nodes": [
             (1, "V2M_Train", (40, 220), (520, 640),
-             dict(dataset=DEMO_DATASET, run_name="v2m_demo", init_checkpoint="none", codec="patch:64:1:4000", music_encoder="logmel",
+             dict(dataset=DEMO_DATASET, run_name="v2m_demo", init_checkpoint="none", codec="patch:64:1:4000",
+                  music_encoder="logmel",
                   clip_seconds=8.0, smoothing_seconds=0.2, max_steps=200, config=DEMO_TRAIN_CONFIG,
                   preset="custom", download_if_missing=False), {}, None),
         ],
         "notes": [
-            (101, (40, 40), (520, 150), "DEMO: trains a tiny model on the built-in synthetic percussion (made in input/v2m_demo_music on first use) in a few minutes on a CPU, with music event curves only (paper §3.3). The checkpoint lands in models/v2m/checkpoints/v2m_demo.safetensors. For real training choose your own dataset folder, an init checkpoint and the Stable Audio codec."),
+            (101, (40, 40), (520, 150),
+             "DEMO: trains a tiny model on the built-in synthetic percussion (made in input/v2m_demo_music on first "
+             "use) in a few minutes on a CPU, with music event curves only (paper §3.3). The checkpoint lands in "
+             "models/v2m/checkpoints/v2m_demo.safetensors. For real training choose your own dataset folder, an init "
+             "checkpoint and the Stable Audio codec."),
         ],
         "groups": [],
     },
@@ -208,10 +251,14 @@ def build(spec: dict, schemas) -> tuple[dict, dict]:
             out_links.setdefault((src, slot), []).append(link_id)
     for nid, typ, pos, size, widgets, lk, title in spec["nodes"]:
         sockets, wslots, outs = schemas[typ]
-        values = [w[1] if isinstance(w, tuple) and w[0] == "control" else ("image" if isinstance(w, tuple) else widgets[w]) for w in wslots]
-        ins = [{"name": n, "type": t, "link": next((l[0] for l in links if l[3] == nid and l[4] == i), None)} for i, (n, t) in enumerate(sockets)]
-        node = {"id": nid, "type": typ, "pos": list(pos), "size": list(size), "flags": {}, "order": order[nid], "mode": 0,
-                "inputs": ins, "outputs": [{"name": n, "type": t, "links": out_links.get((nid, i), []), "slot_index": i} for i, (n, t) in enumerate(outs)],
+        values = [w[1] if isinstance(w, tuple) and w[0] == "control"
+                  else ("image" if isinstance(w, tuple) else widgets[w]) for w in wslots]
+        ins = [{"name": n, "type": t, "link": next((l[0] for l in links if l[3] == nid and l[4] == i), None)}
+               for i, (n, t) in enumerate(sockets)]
+        node = {"id": nid, "type": typ, "pos": list(pos), "size": list(size), "flags": {}, "order": order[nid],
+                "mode": 0, "inputs": ins,
+                "outputs": [{"name": n, "type": t, "links": out_links.get((nid, i), []), "slot_index": i}
+                            for i, (n, t) in enumerate(outs)],
                 "properties": {"Node name for S&R": typ}, "widgets_values": values}
         if title:
             node["title"] = title
@@ -220,12 +267,14 @@ def build(spec: dict, schemas) -> tuple[dict, dict]:
         inputs.update({name: [str(src), slot] for name, (src, slot) in lk.items()})
         api[str(nid)] = {"class_type": typ, "inputs": inputs, "_meta": {"title": title or typ}}
     for nid, pos, size, text in spec["notes"]:
-        nodes.append({"id": nid, "type": "Note", "pos": list(pos), "size": list(size), "flags": {}, "order": len(order) + nid % 100,
-                      "mode": 0, "inputs": [], "outputs": [], "properties": {}, "widgets_values": [text], **NOTE_COLOURS})
-    groups = [{"id": i + 1, "title": t, "bounding": list(b), "color": c, "font_size": 22, "flags": {}} for i, (t, b, c) in enumerate(spec["groups"])]
-    ui = {"last_node_id": max(n["id"] for n in nodes), "last_link_id": len(links), "nodes": sorted(nodes, key=lambda n: n["order"]),
-          "links": links, "groups": groups, "config": {}, "extra": {"info": {"name": spec["name"]}, "ds": {"scale": 0.8, "offset": [0, 0]}},
-          "version": 0.4}
+        nodes.append({"id": nid, "type": "Note", "pos": list(pos), "size": list(size), "flags": {},
+                      "order": len(order) + nid % 100, "mode": 0, "inputs": [], "outputs": [], "properties": {},
+                      "widgets_values": [text], **NOTE_COLOURS})
+    groups = [{"id": i + 1, "title": t, "bounding": list(b), "color": c, "font_size": 22, "flags": {}}
+              for i, (t, b, c) in enumerate(spec["groups"])]
+    ui = {"last_node_id": max(n["id"] for n in nodes), "last_link_id": len(links),
+          "nodes": sorted(nodes, key=lambda n: n["order"]), "links": links, "groups": groups, "config": {},
+          "extra": {"info": {"name": spec["name"]}, "ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4}
     return ui, api
 
 
