@@ -173,12 +173,11 @@ class Sampler(io.ComfyNode):
                                                  window_seconds=window_seconds, overlap_seconds=overlap_seconds)
         notes = (curve_mismatches(curve.spec, model.curve_spec, smoothed_here=curve.rate is None)
                  + generate.model_notes(model))
-        job = generate.plan_job(model, curve, settings)
-        bar = _host.Progress(job.total_steps)
+        bar = _host.Progress(None)  # the pipeline gives it the whole job's steps (all windows)
         with _host.placed(model) as gen:
-            latents = generate.sample_job(gen, job, prompt, negative_prompt=negative_prompt, progress=bar,
-                                          interrupt=bar.check_interrupt)
-        plan = job.plan
+            out = generate.sample_music(gen, curve, prompt, settings, negative_prompt=negative_prompt, progress=bar,
+                                        interrupt=bar.check_interrupt)
+        job, latents, plan = out.job, out.latents, out.job.plan
         marks = [("windows", plan.starts), ("joins", plan.joins)] if len(plan) > 1 else []
         title = f"{len(job.latent_curve)} latent frames, {curve.duration:.2f} s; {plan.describe()}"
         # notes are drawn on the preview itself: visible where people look

@@ -93,9 +93,9 @@ def sample_with_progress(model, raw, args, *, prompt: str = "", negative_prompt:
 
 
 def agreement_notes(model, encoder: str | None) -> list[str]:
-    """Warnings: a frame encoder other than the checkpoint's; what the model is (demo, untrained base)."""
-    from .. import generate
+    """Warnings: a frame encoder other than the checkpoint's; a Stable Audio base whose timing is untrained.
+    (The demo checkpoint is no warning: ``demo`` names it in its own report.)"""
     from ..timing.spec import curve_mismatches
 
     notes = curve_mismatches({"encoder": encoder}, model.curve_spec) if encoder else []
-    return notes + generate.model_notes(model)
+    return notes + ([str(model.meta["note"])] if model.meta.get("note") else [])
