@@ -97,8 +97,8 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     gen = g.load_music_model(args.checkpoint)
-    sampling = gen.meta.get("sampling") or {}
-    steps, cfg = int(sampling.get("steps", 50)), float(sampling.get("cfg_scale", 3.0))
+    sampling = g.resolve_sampling(gen, None)  # the checkpoint's own settings, bounded
+    steps, cfg = sampling.steps, sampling.cfg
     enc = encoders.get_encoder(gen.curve_spec.encoder)
     print(f"checkpoint {os.path.basename(args.checkpoint)}: window {g.windows.training_window_seconds(gen.meta):g} s, "
           f"{steps} steps, cfg {cfg}; SCH against the clips' known cuts (±0.1 s), chance = circular beat shifts")

@@ -105,10 +105,13 @@ class Job:
 
 
 def resolve_sampling(model: MusicModel, settings: SamplingSettings | ResolvedSampling | None) -> ResolvedSampling:
-    """``settings`` with what they leave open taken from the checkpoint's recorded defaults."""
+    """``settings`` with what they leave open taken from the checkpoint's recorded defaults, and the
+    window and overlap checked against this model: a bad setting fails here, before any work."""
     if isinstance(settings, ResolvedSampling):
         return settings
-    return (settings or SamplingSettings()).resolve(model.sampling)
+    resolved = (settings or SamplingSettings()).resolve(model.sampling)
+    window_frames(model, resolved.window_seconds, resolved.overlap_seconds)
+    return resolved
 
 
 def window_frames(model: MusicModel, window_seconds: float | None = None,
@@ -232,9 +235,6 @@ def sample_latents(model: MusicModel, latent_curve: curves.Curve | None, prompt:
     """Latents for a curve already on the latent grid (:func:`conditioning_curve_for`; None: the
     zero curve), in one pass or over ``plan``: :func:`sample_job` without the planning."""
     n = latent_frames(model, duration)
-    if latent_curve is not None and len(latent_curve) != n:
-        raise V2MError(f"curve has {len(latent_curve)} samples but {duration:.3f} s needs {n} latent frames: "
-                       "use conditioning_curve_for")
     plan = plan or windows.WindowPlan((windows.Window(0, n),), n, model.latent_rate)
     job = Job(float(duration), latent_curve, plan, resolve_sampling(model, settings))
     return sample_job(model, job, prompt, negative_prompt=negative_prompt, callback=callback)

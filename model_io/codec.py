@@ -25,8 +25,8 @@ from .folders import locate
 from .weights import SafetensorsFile, read_safetensors
 
 
-_SAT_ANCHORS = ("decoder.layers.0.weight_v", "decoder.layers.0.parametrizations.weight.original1")
-_DIFFUSERS_ANCHORS = ("decoder.conv1.weight_v", "decoder.conv1.parametrizations.weight.original1")
+SAT_ANCHORS = ("decoder.layers.0.weight_v", "decoder.layers.0.parametrizations.weight.original1")
+DIFFUSERS_ANCHORS = ("decoder.conv1.weight_v", "decoder.conv1.parametrizations.weight.original1")
 
 
 def infer_oobleck_config(sd: Mapping[str, torch.Tensor], *, name: str = "state dict") -> dict[str, Any]:
@@ -110,7 +110,7 @@ def diffusers_to_oobleck(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
     return out
 
 
-def _find_prefix(keys: list[str], anchors: tuple[str, ...]) -> str | None:
+def find_prefix(keys: list[str], anchors: tuple[str, ...]) -> str | None:
     for k in keys:
         for a in anchors:
             if k.endswith(a) and (len(k) == len(a) or k[-len(a) - 1] == "."):
@@ -165,15 +165,15 @@ def load_codec(path: "str | os.PathLike | SafetensorsFile", *, config: Mapping[s
         file, side_cfg = _resolve_source(src)
         file = SafetensorsFile(file)
     keys = file.keys()
-    prefix = _find_prefix(keys, _SAT_ANCHORS)
+    prefix = find_prefix(keys, SAT_ANCHORS)
     diffusers_layout = False
     if prefix is None:
-        prefix = _find_prefix(keys, _DIFFUSERS_ANCHORS)
+        prefix = find_prefix(keys, DIFFUSERS_ANCHORS)
         diffusers_layout = prefix is not None
     if prefix is None:
         raise ModelError(f"{file.path}: no Oobleck VAE weights found "
-                         f"(expected keys like 'pretransform.model.{_SAT_ANCHORS[0]}' "
-                         f"or '{_DIFFUSERS_ANCHORS[0]}'; first keys: {', '.join(keys[:5])}). Fix: give the Stable "
+                         f"(expected keys like 'pretransform.model.{SAT_ANCHORS[0]}' "
+                         f"or '{DIFFUSERS_ANCHORS[0]}'; first keys: {', '.join(keys[:5])}). Fix: give the Stable "
                          "Audio VAE, the full SAO model.safetensors, or a diffusers AutoencoderOobleck folder.")
     sd, metadata = read_safetensors(file, prefix=prefix or None)
     sd = diffusers_to_oobleck(sd) if diffusers_layout else _plain_weight_norm_names(sd)

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Callable
 
 from ..core.errors import ModelError
-from .codec import _DIFFUSERS_ANCHORS, _SAT_ANCHORS, _find_prefix
+from .codec import DIFFUSERS_ANCHORS, SAT_ANCHORS, find_prefix
 from .sa3 import SIGNATURE as SA3_SIGNATURE
 from .sao import SAO_ANCHORS
 from .same import find_same_prefix
@@ -80,7 +79,7 @@ def _is_same(f: SafetensorsFile) -> bool:
 
 
 def _is_oobleck(f: SafetensorsFile) -> bool:
-    return _find_prefix(f.keys(), _SAT_ANCHORS + _DIFFUSERS_ANCHORS) is not None
+    return find_prefix(f.keys(), SAT_ANCHORS + DIFFUSERS_ANCHORS) is not None
 
 
 LORA = Format("v2m_lora", "V2M LoRA adapter", False, _is_lora)
@@ -133,28 +132,6 @@ def is_format(file: Any, *ids: str) -> bool:
     except (ModelError, OSError, ValueError):
         return False
     return fmt is not None and fmt.id in ids
-
-
-@lru_cache(maxsize=None)
-def predicate(fmt_id: str) -> Callable[[Any], bool]:
-    """A named one-argument test ``is_<id>_file(path) -> bool`` (one object per id: callers may cache by name)."""
-    if fmt_id not in BY_ID:
-        raise ValueError(f"unknown format id {fmt_id!r}: known are {', '.join(BY_ID)}")
-
-    def check(file: Any) -> bool:
-        return is_format(file, fmt_id)
-
-    check.__name__ = check.__qualname__ = f"is_{fmt_id}_file"
-    check.__doc__ = f"True for a {BY_ID[fmt_id].title} (reads the header only)."
-    return check
-
-
-# the tests the node dropdowns and the trainer use, by name
-is_v2m_checkpoint = predicate(V2M.id)
-is_sao_file = predicate(SAO1.id)
-is_sa3_file = predicate(SA3.id)
-is_t5_file = predicate(T5.id)
-is_t5gemma_file = predicate(T5GEMMA.id)
 
 
 def read_dit(file: "str | os.PathLike | SafetensorsFile", *, device: Any = "cpu", dtype=None):

@@ -83,12 +83,12 @@ def base_content_hash(path: "str | os.PathLike | SafetensorsFile") -> str:
 def codec_content_hash(path: "str | os.PathLike") -> str | None:
     """The content hash of the Oobleck VAE tensors in a file (SAO/V2M single file or standalone VAE in the
     stable-audio-tools layout, prefix stripped); None for another layout (e.g. diffusers) or a folder."""
-    from .codec import _SAT_ANCHORS, _find_prefix
+    from .codec import SAT_ANCHORS, find_prefix
 
     if os.path.isdir(path):
         return None
     f = SafetensorsFile(path)
-    prefix = _find_prefix(f.keys(), _SAT_ANCHORS)
+    prefix = find_prefix(f.keys(), SAT_ANCHORS)
     if prefix is None:
         return None
     keys = [k for k in f.keys() if k.startswith(prefix)]

@@ -41,14 +41,14 @@ def checkpoint_path(name: str) -> str:
 
 def text_encoder_path(name: str, download: bool) -> tuple[str | None, str | None]:
     """(text encoder folder or file, tokenizer folder for a single-file T5)."""
-    from ..model_io.formats import is_t5_file
+    from ..model_io.formats import is_format
 
     if name == NONE:
         return None, None
     host_file = _host.comfy_model_path(name)
     if host_file is None:
         return _host.model_path_or_download("text_encoders", name, download), None
-    if not is_t5_file(host_file):
+    if not is_format(host_file, "t5"):
         return host_file, None  # T5Gemma: its tokenizer is inside the file
     tok = _host.host_t5_tokenizer()
     if tok is None:
@@ -118,10 +118,12 @@ class LoadModel(io.ComfyNode):
         return io.NodeOutput(gen, ui=ui.PreviewText("\n".join(notes)) if notes else None)
 
 
-def _tip(name: str, auto: str = "") -> str:
-    """A widget's tooltip from the sampling contract's help (the CLI shows the same text)."""
+def _tip(name: str, example: str = "") -> str:
+    """A widget's tooltip from the sampling contract's help and what its "checkpoint's own" value means
+    (0 for numbers, :data:`FROM_CHECKPOINT` for choices; the CLI shows the same text)."""
     f = FIELDS[name]
-    return f.help[0].upper() + f.help[1:] + "." + (f" {auto}." if auto else "")
+    auto = f" {f'{FROM_CHECKPOINT!r}' if f.choices else '0'} = {f.auto}{example}." if f.auto else ""
+    return f.help[0].upper() + f.help[1:] + "." + auto
 
 
 class Sampler(io.ComfyNode):
@@ -147,21 +149,20 @@ class Sampler(io.ComfyNode):
                 io.String.Input("negative_prompt", default="", multiline=True,
                                 tooltip="What to steer away from (used in the unconditional branch of guidance)."),
                 io.Int.Input("steps", default=0, min=0, max=int(FIELDS["steps"].hi),
-                             tooltip=_tip("steps", "0 = the checkpoint's own (demo: 32, Stable Audio 3: 50), else 96")),
+                             tooltip=_tip("steps", " (demo: 32, Stable Audio 3: 50)")),
                 io.Float.Input("cfg", default=0.0, min=0.0, max=FIELDS["cfg"].hi, step=0.1,
-                               tooltip=_tip("cfg", "0 = the checkpoint's own (demo: 3, Stable Audio 3: 7), else 7")),
+                               tooltip=_tip("cfg", " (demo: 3, Stable Audio 3: 7)")),
                 io.Int.Input("seed", default=0, min=0, max=int(FIELDS["seed"].hi), control_after_generate=True,
                              tooltip=_tip("seed")),
                 io.Combo.Input("uncond", options=[FROM_CHECKPOINT, *UNCOND_MODES], default=FROM_CHECKPOINT,
-                               tooltip=_tip("uncond", f"'{FROM_CHECKPOINT}' = the checkpoint's own, else both")),
+                               tooltip=_tip("uncond")),
                 io.Combo.Input("fast_sampler", options=list(FAST_MODES), default="auto", optional=True,
                                tooltip=_tip("fast")),
                 io.Float.Input("window_seconds", default=0.0, min=0.0, max=FIELDS["window_seconds"].hi, step=0.5,
-                               optional=True, tooltip=_tip("window_seconds", "0 = the checkpoint's training clip "
-                                                           "length (the right choice unless you know better)")),
+                               optional=True,
+                               tooltip=_tip("window_seconds", " (the right choice unless you know better)")),
                 io.Float.Input("overlap_seconds", default=0.0, min=0.0, max=FIELDS["overlap_seconds"].hi, step=0.25,
-                               optional=True, tooltip=_tip("overlap_seconds", "0 = automatic: a quarter of the window, "
-                                                           "at most 5 s")),
+                               optional=True, tooltip=_tip("overlap_seconds")),
             ],
             outputs=[io.Latent.Output(display_name="latent"), io.Image.Output(display_name="curve_plot")],
         )

@@ -270,7 +270,8 @@ def test_sample_wires_noise_guidance_and_the_given_sampler():
         seen.update(ts=ts, keys=sorted(extra_args))
         return x
 
-    out = sample(model, (1, 4, 8), rf_timesteps(4, shift=3.0), seed=5, cond=cond, curve=curve, sampler=my_sampler)
+    out = sample(model, (1, 4, 8), rf_timesteps(4, shift=3.0), seed=5, cfg_scale=7.0, cond=cond, curve=curve,
+                 sampler=my_sampler)
     torch.testing.assert_close(out, make_noise((1, 4, 8), 5))
     assert (torch.equal(seen["ts"], rf_timesteps(4, shift=3.0)) and "curve" in seen["keys"]
             and "seconds_total" in seen["keys"])

@@ -86,16 +86,12 @@ def test_a_v2m_checkpoint_made_from_sa3_is_a_v2m_checkpoint(files):
     assert formats.identify(files["v2m_from_sa3"]) is formats.V2M
 
 
-def test_the_named_tests_the_nodes_use(files):
-    assert formats.is_sao_file(files["sao1"]) and not formats.is_sao_file(files["sa3"])
-    assert formats.is_sa3_file(files["sa3"]) and not formats.is_sa3_file(files["v2m_from_sa3"])
-    assert formats.is_t5_file(files["t5"]) and not formats.is_t5_file(files["t5gemma"])
-    assert formats.is_t5gemma_file(files["t5gemma"]) and not formats.is_t5gemma_file(files["t5"])
-    assert formats.is_v2m_checkpoint(files["v2m"])
-    # the node dropdowns cache answers by the test's name: each name is its own
-    names = {f.__name__ for f in (formats.is_sao_file, formats.is_sa3_file, formats.is_t5_file,
-                                  formats.is_t5gemma_file)}
-    assert len(names) == 4 and formats.predicate("sa3") is formats.is_sa3_file
+def test_is_format_tells_apart_the_layouts_the_nodes_list(files):
+    assert formats.is_format(files["sao1"], "sao1") and not formats.is_format(files["sa3"], "sao1")
+    assert formats.is_format(files["sa3"], "sa3") and not formats.is_format(files["v2m_from_sa3"], "sa3")
+    assert formats.is_format(files["t5"], "t5") and not formats.is_format(files["t5gemma"], "t5")
+    assert formats.is_format(files["t5gemma"], "t5gemma") and not formats.is_format(files["t5"], "t5gemma")
+    assert formats.is_format(files["v2m"], "v2m")
 
 
 def test_an_unknown_file_gets_one_clear_error_naming_it(tmp_path):
@@ -112,7 +108,7 @@ def test_an_unknown_file_gets_one_clear_error_naming_it(tmp_path):
 def test_an_unreadable_file_is_no_format_and_its_error_names_it(tmp_path):
     pickle = tmp_path / "model.ckpt"
     pickle.write_bytes(b"\x80\x02}q\x00.")
-    assert not formats.is_sa3_file(pickle) and not formats.is_sao_file(tmp_path / "missing.safetensors")
+    assert not formats.is_format(pickle, "sa3") and not formats.is_format(tmp_path / "missing.safetensors", "sao1")
     with pytest.raises(ModelError, match="model.ckpt: is a PyTorch pickle"):
         formats.identify(pickle)
     with pytest.raises(ValueError, match="unknown format id"):

@@ -12,7 +12,7 @@ import sys
 
 from ..precision import PRECISIONS
 from ..timing import curves, encoders
-from ._common import Progress, number, sampling_settings
+from ._common import Progress, number
 
 
 def add_encoder_arguments(p: argparse.ArgumentParser, default: str | None = "pixels") -> None:
@@ -66,30 +66,19 @@ def curve_document(video, raw: "curves.Curve", smooth: "curves.Curve", peaks) ->
     }
 
 
-def sample_with_progress(model, raw, args, *, prompt: str = "", negative_prompt: str = ""):
-    """The pipeline's latents for a raw curve with the options' sampling settings, progress on stderr
-    (over the whole job; the windows are named when there are several)."""
+def sample_with_progress(model, raw, settings, *, prompt: str = "", negative_prompt: str = ""):
+    """The pipeline's latents for a raw curve (:func:`core.generate.sample_music`), with the job's
+    windows and settings said on stderr and its progress over all windows."""
     from .. import generate
 
-    bar = None
-
-    def on_plan(job):
-        nonlocal bar
+    def announce(job):
         if len(job.plan) > 1:
             print(f"windows: {job.plan.describe()}", file=sys.stderr)
         print(f"sampling: {job.sampling.describe()}", file=sys.stderr)
-        label = "sampling" if len(job.plan) == 1 else f"sampling {len(job.plan)} windows"
-        bar = Progress(label, job.total_steps, unit="steps")
 
-    try:
-        out = generate.sample_music(model, raw, prompt, sampling_settings(args), negative_prompt=negative_prompt,
-                                    on_plan=on_plan, progress=lambda done, total: bar(done, total))
-    except BaseException:
-        if bar is not None:
-            bar.__exit__(*sys.exc_info())
-        raise
-    bar.close()
-    return out
+    with Progress("sampling", unit="steps") as bar:  # the pipeline gives it the job's total
+        return generate.sample_music(model, raw, prompt, settings, negative_prompt=negative_prompt, on_plan=announce,
+                                     progress=bar)
 
 
 def agreement_notes(model, encoder: str | None) -> list[str]:

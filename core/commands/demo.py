@@ -121,7 +121,7 @@ def run(args) -> int:
         if not args.sonify:
             ckpt = args.checkpoint or DEMO_CHECKPOINT
             gen = generate.load_music_model(ckpt, text_encoder=args.text_encoder)
-            generate.plan_job(gen, None, sampling_settings(args), duration=1.0)  # bad settings fail before any work
+            settings = generate.resolve_sampling(gen, sampling_settings(args))  # bad settings fail before any work
             notes = generate.model_notes(gen)
             print(f"model: {ckpt}" + "".join(f"\n  note: {n}" for n in notes))
         spec = gen.curve_spec if gen else CurveSpec(encoder="pixels", rate=curves.SAO_LATENT_RATE)
@@ -134,7 +134,7 @@ def run(args) -> int:
             wave, sr = sonify(latent_curve, peaks, raw.duration), 44100
             media.mux_audio(video, wave, sr, muxed)
         else:
-            sampled = sample_with_progress(gen, raw, args, prompt=args.prompt)
+            sampled = sample_with_progress(gen, raw, settings, prompt=args.prompt)
             lat, latent_curve, windows = sampled.latents, sampled.job.latent_curve, sampled.job.plan
             sr = gen.sample_rate
             if len(windows) > 1:

@@ -47,14 +47,14 @@ def run(args) -> int:
         gen = generate.load_music_model(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec,
                                         device=args.device, precision=args.precision, lora=args.lora,
                                         lora_strength=args.lora_strength)
-        # bad settings (the checkpoint's included) fail before any work
-        generate.plan_job(gen, None, sampling_settings(args), duration=1.0)
+        settings = generate.resolve_sampling(gen, sampling_settings(args))  # bad settings fail before any work
         # The curve must come from the encoder the checkpoint's curve spec names (training used it).
         for note in agreement_notes(gen, args.encoder):
             print(f"v2m-zero generate: warning: {note}", file=sys.stderr)
         args.encoder = args.encoder or gen.curve_spec.encoder
         raw = video_curve(args.video, args)
-        lat = sample_with_progress(gen, raw, args, prompt=args.prompt, negative_prompt=args.negative_prompt).latents
+        lat = sample_with_progress(gen, raw, settings, prompt=args.prompt,
+                                   negative_prompt=args.negative_prompt).latents
         with Progress("decoding and muxing"), generate.decode_to_spool(gen, lat, raw.duration) as spool:
             out = media.mux_audio(args.video, spool, gen.sample_rate, out)
             if audio_out:

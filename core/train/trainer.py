@@ -160,12 +160,12 @@ def _base_text_meta(cfg: Mapping) -> dict:
     if not path:
         return {}
     from ...model_io.checkpoint import read_metadata
-    from ...model_io.formats import is_sa3_file
+    from ...model_io.formats import is_format
 
     try:
         return dict(read_metadata(path).get("text") or {})
     except ModelError:  # not a V2M checkpoint: a Stable Audio 3 base file is initialised in memory
-        return {"type": "t5gemma", "max_length": 256} if is_sa3_file(path) else {}
+        return {"type": "t5gemma", "max_length": 256} if is_format(path, "sa3") else {}
 
 
 # --------------------------------------------------------------------------------------------
