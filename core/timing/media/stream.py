@@ -72,8 +72,13 @@ class AudioSpool:
             yield self.read(s, size)
 
     def to_array(self) -> np.ndarray:
-        """The whole audio in memory (for small files and tests)."""
-        return self.read(0, self.length)
+        """The whole audio in memory ``[C, T]`` (where a whole tensor is the contract, e.g. ComfyUI's
+        AUDIO): filled chunk by chunk, so the peak is the array itself plus one chunk."""
+        out = np.empty((self.channels, self.length), np.float32)
+        for s in range(0, self.length, CHUNK):
+            c = self.read(s, CHUNK)
+            out[:, s:s + c.shape[1]] = c
+        return out
 
     def close(self) -> None:
         if getattr(self, "_file", None) is None:
