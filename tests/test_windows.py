@@ -334,6 +334,17 @@ def test_sampler_node_draws_windows_and_counts_steps_over_the_job(host, tmp_path
     assert host.STATE["progress"][-1] == (2 * len(plan), 2 * len(plan))
     marks = dict(seen["marks"])
     assert marks["joins"] == plan.joins and marks["windows"] == plan.starts
+    # only_window + previous: window 1 again with another seed, every other frame bit-identical
+    redo, _ = nodes.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", steps=2, cfg=1.0, seed=3,
+                                    uncond="both", window_seconds=1.0, overlap_seconds=0.25, only_window=1,
+                                    previous=latent).args
+    a, b = plan.own(1)
+    old, new = latent["samples"], redo["samples"]
+    assert torch.equal(old[..., :a], new[..., :a]) and torch.equal(old[..., b:], new[..., b:])
+    assert not torch.equal(old[..., a:b], new[..., a:b])
+    with pytest.raises(V2MError, match="previous"):
+        nodes.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", steps=2, cfg=1.0, seed=3,
+                              uncond="both", window_seconds=1.0, overlap_seconds=0.25, only_window=1)
     # the defaults (0 = the checkpoint's length: 32 s here) keep a 2.5 s curve in one pass, no marks
     nodes.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", steps=2, cfg=1.0, seed=0,
                           uncond="both", window_seconds=0.0, overlap_seconds=0.0)

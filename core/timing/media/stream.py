@@ -67,7 +67,9 @@ class AudioSpool:
         data = np.frombuffer(self._file.read(n * self.channels * 4), dtype=np.float32)
         return data.reshape(-1, self.channels).T.copy()
 
-    def chunks(self, size: int = CHUNK) -> Iterator[np.ndarray]:
+    def chunks(self, size: int | None = None) -> Iterator[np.ndarray]:
+        """The audio in order, ``size`` samples at a time (default :data:`CHUNK`)."""
+        size = int(size or CHUNK)
         for s in range(0, self.length, size):
             yield self.read(s, size)
 
