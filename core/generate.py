@@ -236,12 +236,13 @@ class Sampled:
 def sample_music(model: MusicModel, raw: curves.Curve | None, prompt: str = "",
                  settings: SamplingSettings | ResolvedSampling | None = None, *, negative_prompt: str = "",
                  duration: float | None = None, windowed: bool = True, progress: Progress | None = None,
-                 interrupt: Interrupt | None = None, on_plan: Callable[[Job], None] | None = None) -> Sampled:
+                 interrupt: Interrupt | None = None, on_plan: Callable[[Job], None] | None = None,
+                 norm: str = DEFAULT_WINDOW_NORM) -> Sampled:
     """The pipeline's entry: raw event curve → job (settings, curve, windows) → latents.
 
     ``on_plan(job)`` runs once the job is planned, before sampling starts (e.g. to say how many
-    windows it has, or to size a progress bar)."""
-    job = plan_job(model, raw, settings, duration=duration, windowed=windowed)
+    windows it has, or to size a progress bar); ``norm``: see :func:`plan_job`."""
+    job = plan_job(model, raw, settings, duration=duration, windowed=windowed, norm=norm)
     if on_plan is not None:
         on_plan(job)
     lat = sample_job(model, job, prompt, negative_prompt=negative_prompt, progress=progress, interrupt=interrupt)
