@@ -133,15 +133,15 @@ def sa3_model_config(sd: Mapping[str, Any], reference: Mapping[str, Any] | None 
     prompt = {"max_length": SA3_DEFAULTS["text_max_length"], "padding_mode": "zero"}
     if CONDITIONER_PREFIX + "prompt.padding_embedding" in sd:
         prompt["padding_mode"] = "learned"
-    seconds_max = SA3_DEFAULTS["seconds_max"]
+    seconds = (0.0, SA3_DEFAULTS["seconds_max"])
     for item in (ref.get("conditioning") or {}).get("configs", []):
         c = item.get("config") or {}
         if item.get("id") == "prompt":
             prompt.update({k: c[k] for k in ("max_length", "padding_mode") if k in c})
-        if item.get("id") == "seconds_total":
-            seconds_max = float(c.get("max_val", seconds_max))
+        if item.get("id") == "seconds_total":  # absent keys: the reference NumberConditioner's defaults (0, 1)
+            seconds = number_range(c, name)
     cond = sa3_conditioning_config(cfg.cond_token_dim, max_length=int(prompt["max_length"]),
-                                   padding=prompt["padding_mode"], seconds_max=seconds_max,
+                                   padding=prompt["padding_mode"], seconds_max=seconds[1], seconds_min=seconds[0],
                                    with_curve=cfg.input_concat_dim > 0)
     proj = sd.get(CONDITIONER_PREFIX + "prompt.proj_out.weight")  # T5Gemma's width when it differs from cond_dim
     cond["configs"][0]["config"]["text_dim"] = int(proj.shape[1]) if proj is not None else cfg.cond_token_dim
@@ -155,15 +155,48 @@ def sa3_model_config(sd: Mapping[str, Any], reference: Mapping[str, Any] | None 
     return {"architecture": SA3, "diffusion": diffusion, "conditioning": cond, "io_channels": cfg.io_channels}
 
 
+#: the most a model_config.json may weigh (the published ones are ~10 KB)
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def reference_config_path(path: str | os.PathLike) -> Path | None:
+    """Where the ``model_config.json`` of an SA3 (or SAME) file is: in the folder named like the file
+    beside it (``models download`` puts the repository's small files there, e.g.
+    ``checkpoints/stable_audio_3_small_music_base/model_config.json``), else beside the file (the
+    Hugging Face repository layout); None when neither exists."""
+    p = Path(path)
+    for side in (p.with_suffix("") / "model_config.json", p.with_name("model_config.json")):
+        if side.is_file():
+            return side
+    return None
+
+
+def number_range(c: Mapping[str, Any], name: str = "model_config.json") -> tuple[float, float]:
+    """A ``number`` conditioner's ``(min_val, max_val)`` (absent: the reference defaults 0 and 1), bounded."""
+    lo, hi = c.get("min_val", 0), c.get("max_val", 1)
+    ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and abs(v) <= 1e6
+             for v in (lo, hi))
+    if not ok or not lo < hi:
+        raise ModelError(f"{name}: number conditioner range min_val {lo!r}, max_val {hi!r} is not two finite "
+                         "numbers with min < max (|v| <= 1e6). Fix: use the model's own model_config.json.")
+    return float(lo), float(hi)
+
+
 def read_reference_config(path: str | os.PathLike) -> dict[str, Any] | None:
-    """``model_config.json`` beside an SA3 file (the Hugging Face repository layout), if any."""
-    side = Path(path).with_name("model_config.json")
-    if not side.is_file():
+    """The ``model_config.json`` of an SA3 file (see :func:`reference_config_path`), if any."""
+    side = reference_config_path(path)
+    if side is None:
         return None
+    if side.stat().st_size > MAX_CONFIG_BYTES:
+        raise ModelError(f"{side}: {side.stat().st_size} bytes is too big for a model config (at most "
+                         f"{MAX_CONFIG_BYTES}). Fix: fetch the model's model_config.json again.")
     try:
-        return json.loads(side.read_text())
+        cfg = json.loads(side.read_text())
     except ValueError as exc:
         raise ModelError(f"{side}: not valid JSON ({exc}). Fix: fetch the file again or remove it.") from None
+    if not isinstance(cfg, dict):
+        raise ModelError(f"{side}: not a JSON object. Fix: fetch the model's model_config.json again.")
+    return cfg
 
 
 def base_name(path: str | os.PathLike, sd_keys=()) -> str:
@@ -211,7 +244,10 @@ def sa3_v2m_parts(path, *, curve: Mapping[str, Any] | None = None, reference: Ma
     state, cfg = widen_for_curve(dit_sd, base_cfg)
     codec: dict[str, Any] = {"type": "same"}
     shapes = header_shapes(file, PRETRANSFORM_PREFIX)
-    sample_rate = int((reference or {}).get("sample_rate") or SA3_SAMPLE_RATE)
+    sample_rate = (reference or {}).get("sample_rate") or SA3_SAMPLE_RATE
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 8000 <= sample_rate <= 384000:
+        raise ModelError(f"{name}: model_config.json sample_rate {sample_rate!r} is not an integer in [8000, 384000]. "
+                         "Fix: use the model's own model_config.json.")
     latent_rate = sample_rate / SA3_DOWNSAMPLING
     if shapes:
         ref_model = dict((reference or {}).get("model", reference or {}))
