@@ -171,6 +171,17 @@ def reference_config_path(path: str | os.PathLike) -> Path | None:
     return None
 
 
+def bundled_text_encoder_dir(path: str | os.PathLike) -> Path | None:
+    """The ``t5gemma-b-b-ul2/`` folder an SA3 repository bundles (its tokenizer is the one SA3 was trained
+    with), where ``models download`` puts it (``<stem>/t5gemma-b-b-ul2/`` beside the weights) or in the
+    Hugging Face layout (beside the file); None when neither exists."""
+    p = Path(path)
+    for d in (p.with_suffix("") / "t5gemma-b-b-ul2", p.with_name("t5gemma-b-b-ul2")):
+        if d.is_dir():
+            return d
+    return None
+
+
 def number_range(c: Mapping[str, Any], name: str = "model_config.json") -> tuple[float, float]:
     """A ``number`` conditioner's ``(min_val, max_val)`` (absent: the reference defaults 0 and 1), bounded."""
     lo, hi = c.get("min_val", 0), c.get("max_val", 1)

@@ -327,6 +327,12 @@ def load_same(path, *, config: Mapping[str, Any] | None = None, device: Any = "c
     sd, _ = read_safetensors(file, prefix=prefix or None)
     if diffusers_layout:
         sd = same_from_diffusers(sd)
+    if not config and "v2m_format" in file.metadata:  # a V2M checkpoint records its codec's config
+        from .checkpoint import json_metadata
+
+        codec = json_metadata(file.metadata).get("codec")
+        if isinstance(codec, Mapping) and codec.get("type") == "same" and isinstance(codec.get("config"), Mapping):
+            config = codec["config"]
     if config:
         cfg = dict(config)
     else:
