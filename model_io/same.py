@@ -27,6 +27,7 @@ from ..core.errors import ModelError
 from ..core.model.same import SAMECodec, SAMEConfig
 from .build import build_with_weights
 from .folders import locate
+from .model_config import read_reference_config
 from .weights import SafetensorsFile, check_state_dict, read_safetensors
 
 PREFIX = "pretransform.model."
@@ -338,8 +339,6 @@ def load_same(path, *, config: Mapping[str, Any] | None = None, device: Any = "c
     else:
         reference = None
         if not diffusers_layout:
-            from .sa3 import read_reference_config  # the model_config.json the file came with, if any
-
             found_ref = read_reference_config(file.path)
             if found_ref is not None:
                 model = found_ref.get("model", found_ref) if isinstance(found_ref, Mapping) else found_ref
