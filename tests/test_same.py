@@ -245,3 +245,18 @@ def test_codec_interface_checks():
     assert codec.latent_length(513) == 2 and codec.latent_rate == pytest.approx(44100 / 512)
     with pytest.raises(ModelError, match="noise_augment_dim"):
         SAMEConfig.from_dict({"noise_augment_dim": 4})
+
+
+@pytest.mark.parametrize("name", ["SAME-S", "SAME-L"])
+def test_published_shapes_without_a_config(name):
+    """A ComfyUI file carries no config: the real SAME-S (small SA3s) and SAME-L (medium) are known by
+    their shapes (built on the meta device: no memory), everything else they cannot say comes from KNOWN."""
+    real = {"SAME-S": {}, "SAME-L": dict(channels=256, transformer_depths=[12], sliding_window=1,
+                                         decoder_sinusoidal_blocks=[8], decoder_conv_mapping=False)}[name]
+    with torch.device("meta"):
+        codec = SAMECodec(real)
+    shapes = {k: v for k, v in codec.state_dict().items()}
+    cfg = SAMEConfig.from_dict(same_config_from_state_dict(shapes, name="stable_audio_3_x.safetensors"))
+    assert cfg.to_dict() == codec.cfg.to_dict()
+    assert cfg.downsampling_ratio == 4096 and cfg.latent_dim == 256
+    assert (cfg.chunked, cfg.decoder_conv_mapping) == ((True, True) if name == "SAME-S" else (False, False))
