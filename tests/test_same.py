@@ -115,6 +115,7 @@ def test_config_read_off_the_weights_and_what_they_cannot_say(tmp_path):
     ({"sliding_window": -1}, "sliding_window"), ({"ff_mult": float("inf")}, "ff_mult"),
     ({"chunk_midpoint_shift": "yes"}, "chunk_midpoint_shift"), ({"patch_size": 2.5}, "patch_size"),
     ({"chunk_size": 16, "strides": [16], "chunk_midpoint_shift": True}, "odd chunk"),
+    ({"dim_heads": 6}, "whole heads"),
 ])
 def test_config_numbers_are_bounded(bad, match):
     with pytest.raises(ModelError, match=match):

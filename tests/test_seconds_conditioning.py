@@ -134,3 +134,12 @@ def test_config_ranges_are_bounded(tmp_path):
     (tmp_path / "model_config.json").write_text(json.dumps({"sample_rate": 10**9}))
     with pytest.raises(ModelError, match="sample_rate"):
         sa3_v2m_parts(src)
+
+
+def test_number_conditioner_refuses_an_empty_range():
+    from v2m_zero.core.errors import ModelError
+    from v2m_zero.core.model.conditioners import NumberConditioner
+
+    for lo, hi in ((5, 5), (0, float("nan")), (3, 1)):
+        with pytest.raises(ModelError, match="min_val < max_val"):
+            NumberConditioner(8, lo, hi, "expo")

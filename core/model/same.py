@@ -150,9 +150,11 @@ class SAMEConfig:
                       & whole(f"transformer_depths[{i}]", self.transformer_depths[i], 1, LIMITS["depth"]))
                 for name in ("encoder_sinusoidal_blocks", "decoder_sinusoidal_blocks"):
                     whole(f"{name}[{i}]", getattr(self, name)[i], 0, LIMITS["depth"] + 1)
-                if ok and self.c_mults[i] * self.channels > LIMITS["width"]:
-                    problems.append(f"level {i} is {self.c_mults[i] * self.channels} channels wide "
-                                    f"(at most {LIMITS['width']})")
+                width = self.c_mults[i] * self.channels if ok else 0
+                if width > LIMITS["width"]:
+                    problems.append(f"level {i} is {width} channels wide (at most {LIMITS['width']})")
+                elif ok and isinstance(self.dim_heads, int) and width > self.dim_heads and width % self.dim_heads:
+                    problems.append(f"level {i}'s {width} channels are not whole heads of dim_heads {self.dim_heads}")
                 if ok and self.chunked and self.chunk_size % self.strides[i]:
                     problems.append(f"chunk_size {self.chunk_size} is not a multiple of stride {self.strides[i]} "
                                     "(the reference requires it)")
