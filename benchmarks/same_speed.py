@@ -57,8 +57,8 @@ def main() -> None:
         variants.append(("sliding window 1 (SAME-L's layout)", other))
     for name, c in variants:
         c.encode(wave[..., :c.downsampling_ratio * 4])  # warm-up
-        z, enc_cpu, enc_wall = timed(lambda: c.encode(wave))
-        y, dec_cpu, dec_wall = timed(lambda: c.decode(z))
+        z, enc_cpu, enc_wall = timed(lambda c=c: c.encode(wave))
+        y, dec_cpu, dec_wall = timed(lambda c=c, z=z: c.decode(z))
         print(f"  {name}: encode {enc_cpu:.2f} CPU s ({enc_wall:.2f} s wall), decode {dec_cpu:.2f} CPU s "
               f"({dec_wall:.2f} s wall); {z.shape[-1]} latent frames, {y.shape[-1]} samples")
     print(f"peak RSS {peak_rss_mib():.0f} MiB (wall time on a shared, busy machine)")
