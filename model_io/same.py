@@ -136,6 +136,12 @@ def _from_reference(ref: Mapping[str, Any] | None, name: str = "model_config.jso
             raise ModelError(f"{name}: SAME {part} config is not a JSON object. Fix: use the model's own "
                              "model_config.json.")
         parts[part] = dict(block or {})
+    for part in ("encoder", "decoder"):
+        kind = ae.get(part, {}).get("type") if isinstance(ae, Mapping) and isinstance(ae.get(part), Mapping) else None
+        if kind not in (None, "same"):
+            raise ModelError(f"{name}: the model_config.json found with it describes a {kind!r} {part}, not SAME: it "
+                             "belongs to another model. Fix: put the SA3 model's own model_config.json in the folder "
+                             "named like the weights file (or remove the stray one).")
     enc, dec, bott, patch = parts["encoder"], parts["decoder"], parts["bottleneck"], parts["pretransform"]
     out: dict[str, Any] = {}
     if enc or dec:

@@ -97,6 +97,8 @@ def test_config_read_off_the_weights_and_what_they_cannot_say(tmp_path):
         same_config_from_state_dict(sd, reference=ref)
     with pytest.raises(ModelError, match="symmetric"):
         same_config_from_state_dict(sd, reference={"config": {"encoder": {"config": {"sliding_window": [1, 2]}}}})
+    with pytest.raises(ModelError, match="'oobleck' encoder, not SAME"):  # SAO 1.0's config lying beside it
+        same_config_from_state_dict(sd, reference={"config": {"encoder": {"type": "oobleck", "config": {}}}})
     with pytest.raises(ModelError, match="conformer"):
         same_config_from_state_dict(sd, reference={"config": {"encoder": {"config": {"conformer": True}}}})
     with pytest.raises(ModelError, match="not a SAME"):
