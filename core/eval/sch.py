@@ -31,7 +31,7 @@ def beat_times(wave_mono, sr: int):
     return np.asarray(librosa.frames_to_time(frames, sr=int(sr)), dtype=np.float64)
 
 
-def onset_envelope_stream(chunks, sr: int, *, n_fft: int = 2048, hop_length: int = 512, block: int = 4096):
+def onset_envelope_stream(chunks, sr: int, *, n_fft: int = 2048, hop_length: int = 512, block: int = 512):
     """``librosa.onset.onset_strength(y=y, sr=sr, aggregate=np.median)`` (what ``beat_track``
     computes from ``y``) for a signal given as a stream: ``chunks()`` yields mono float32 pieces
     of it (called twice: once for the loudest mel bin, which the dB floor of ``power_to_db``
@@ -43,8 +43,9 @@ def onset_envelope_stream(chunks, sr: int, *, n_fft: int = 2048, hop_length: int
     half = n_fft // 2
 
     def mel_blocks():
-        buf = np.zeros(half, np.float32)  # center=True, pad_mode="constant": n_fft // 2 zeros each side
-        total = done = 0
+        buf = [np.zeros(half, np.float32)]  # center=True, pad_mode="constant": n_fft // 2 zeros each side
+        held, total, done = half, 0, 0
+        step = (block - 1) * hop_length + n_fft  # samples that make one block of frames
 
         def mel(seg, frames):
             need = (frames - 1) * hop_length + n_fft
@@ -56,14 +57,17 @@ def onset_envelope_stream(chunks, sr: int, *, n_fft: int = 2048, hop_length: int
         for c in chunks():
             c = np.asarray(c, np.float32).reshape(-1)
             total += c.size
-            buf = np.concatenate([buf, c])
-            ready = (buf.size - n_fft) // hop_length + 1 if buf.size >= n_fft else 0
-            if ready >= block:
-                yield mel(buf, ready)
-                buf, done = buf[ready * hop_length:], done + ready
+            buf.append(c)
+            held += c.size
+            if held >= step:  # joined only when a block is due: no copying per small chunk
+                seg = np.concatenate(buf)
+                ready = (seg.size - n_fft) // hop_length + 1
+                yield mel(seg, ready)
+                rest = seg[ready * hop_length:]
+                buf, held, done = [rest], rest.size, done + ready
         n_frames = 1 + total // hop_length
         if n_frames > done:
-            yield mel(np.concatenate([buf, np.zeros(half, np.float32)]), n_frames - done)
+            yield mel(np.concatenate(buf + [np.zeros(half, np.float32)]), n_frames - done)
 
     top = -np.inf
     for m in mel_blocks():
