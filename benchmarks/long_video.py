@@ -281,6 +281,11 @@ def stages(args) -> int:
 
     cpu = time.process_time
     spent: dict[str, float] = {}
+    hwm: dict[str, float] = {}  # the process's peak RSS (VmHWM, MB) after each stage
+
+    def mark(stage: str, t0: float) -> None:
+        spent[stage] = cpu() - t0
+        hwm[stage] = next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith("VmHWM")) / 1024
     gl_cpu = [0.0]
     real_gl = librosa.griffinlim
 
@@ -296,13 +301,13 @@ def stages(args) -> int:
                                          0, args.footage)
         t = cpu()
         gen = generate.load_music_model(args.checkpoint)
-        spent["load model"] = cpu() - t
+        mark("load model", t)
         t = cpu()
         raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
-        spent["video decode + curve"] = cpu() - t
+        mark("video decode + curve", t)
         t = cpu()
         sampled = generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed))
-        spent["sampling"] = cpu() - t
+        mark("sampling", t)
         librosa.griffinlim = gl
         try:
             t = cpu()
@@ -310,14 +315,14 @@ def stages(args) -> int:
             total = cpu() - t
         finally:
             librosa.griffinlim = real_gl
+        mark("latent decode: mel inversion + rest", cpu() - total + gl_cpu[0])
         spent["latent decode: Griffin-Lim"] = gl_cpu[0]
-        spent["latent decode: mel inversion + rest"] = total - gl_cpu[0]
         t = cpu()
         media.mux_audio(path, spool, gen.sample_rate, os.path.join(tmp, "out.mp4"))
-        spent["mastering + mux"] = cpu() - t
+        mark("mastering + mux", t)
         t = cpu()
         result = demo_score(os.path.join(tmp, "out.mp4"), spool, gen.sample_rate, raw.duration, cuts, "composite cuts")
-        spent["scoring (cuts + beats)"] = cpu() - t
+        mark("scoring (cuts + beats)", t)
         spool.close()
         # the old mel inversion (librosa's NNLS) on the same latents, chunk by chunk as decoded
         codec, lat = gen.codec, sampled.latents
@@ -333,9 +338,10 @@ def stages(args) -> int:
     whole = sum(spent.values())
     print(f"\n{duration:.0f} s clip, {len(sampled.job.plan)} windows x {sampled.job.sampling.steps} steps, "
           f"torch threads {args.threads}; SCH {result['sch']:.3f} (chance {result['sch_null']:.3f})")
-    print("\n| stage | CPU s | share | CPU s per minute of video |\n|---|---|---|---|")
+    print("\n| stage | CPU s | share | CPU s per minute of video | peak RSS after it (MB) |\n|---|---|---|---|---|")
     for k, v in spent.items():
-        print(f"| {k} | {v:.1f} | {100 * v / whole:.0f} % | {60 * v / duration:.1f} |")
+        rss = f"{hwm[k]:.0f}" if k in hwm else ""
+        print(f"| {k} | {v:.1f} | {100 * v / whole:.0f} % | {60 * v / duration:.1f} | {rss} |")
     print(f"| **total** | {whole:.1f} | 100 % | {60 * whole / duration:.1f} |")
     if old is not None:
         print(f"\nbefore (librosa NNLS mel inversion on the same latents): {old:.1f} CPU s "

@@ -106,7 +106,7 @@ def test_streamed_onset_envelope_and_beats_equal_librosa_on_the_whole_signal(blo
     ref = librosa.onset.onset_strength(y=y, sr=sr, aggregate=np.median)
     got = sch.onset_envelope_stream(chunks, sr, block=block)[:ref.size]
     np.testing.assert_array_equal(got, ref)
-    assert np.array_equal(sch.beat_times_stream(chunks, sr, n), sch.beat_times(y, sr))
+    assert np.array_equal(sch.beat_times_stream(chunks, sr, n, block=block), sch.beat_times(y, sr))
 
 
 def test_iter_audio_streams_exactly_what_decode_audio_returns(tmp_path):

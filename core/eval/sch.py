@@ -83,9 +83,11 @@ def onset_envelope_stream(chunks, sr: int, *, n_fft: int = 2048, hop_length: int
     return np.concatenate(env)
 
 
-def beat_times_stream(chunks, sr: int, n_samples: int):
+def beat_times_stream(chunks, sr: int, n_samples: int, *, block: int = 2048):
     """:func:`beat_times` of a signal of ``n_samples`` given as a stream (``chunks()`` yields mono
-    float32 pieces; see :func:`onset_envelope_stream`): the same beats, in flat memory."""
+    float32 pieces; see :func:`onset_envelope_stream`): the same beats, in flat memory (the tempo
+    estimate's tempogram averaged block by block; ``tests/test_audio_stream.py`` checks the beats
+    equal librosa's on the whole signal)."""
     import numpy as np
 
     if n_samples <= 0:
@@ -95,7 +97,17 @@ def beat_times_stream(chunks, sr: int, n_samples: int):
     env = onset_envelope_stream(chunks, sr)[:1 + n_samples // 512]
     if not np.any(env):
         return np.zeros(0, dtype=np.float64)
-    _tempo, frames = librosa.beat.beat_track(onset_envelope=env, sr=int(sr), units="frames")
+    # beat_track's own tempo estimate holds a [384, frames] tempogram of the whole track (GBs for an
+    # hour): its mean over time is summed block by block instead and handed to librosa's tempo()
+    win = int(librosa.time_to_frames(8.0, sr=int(sr), hop_length=512))  # tempo()'s ac_size = 8 s
+    padded = np.pad(env, (win // 2, win // 2), mode="linear_ramp", end_values=(0, 0))
+    total = np.zeros(win)
+    for a in range(0, env.size, block):
+        b = min(env.size, a + block)
+        total += librosa.feature.tempogram(onset_envelope=padded[a:b + win - 1], sr=int(sr), hop_length=512,
+                                           win_length=win, center=False).sum(axis=-1)
+    bpm = librosa.feature.tempo(tg=(total / env.size)[:, None], sr=int(sr), hop_length=512, aggregate=None)
+    _tempo, frames = librosa.beat.beat_track(onset_envelope=env, sr=int(sr), units="frames", bpm=float(bpm[0]))
     frames = np.asarray(frames).reshape(-1)
     if frames.size == 0:
         return np.zeros(0, dtype=np.float64)
