@@ -151,18 +151,26 @@ def _auto_encoder(model, dinov2_model: str, pooling: str) -> tuple[str, str, str
 def _encode(enc, video, images, fps, sample_fps, size, batch):
     if video is not None:
         src = convert.video_source(video)
+        if src is None and not isinstance(video, InputImpl.VideoFromComponents):
+            # trimmed or cropped by the host: encode what the user sees, not the whole file
+            path, temporary = convert.video_to_file(video, check_interrupt=runtime.Progress.check_interrupt)
+            try:
+                return _encode_file(enc, path, sample_fps, size, batch)
+            finally:
+                if temporary:
+                    files.remove_files([path])
         if src is not None:
-            info = media.probe_video(src)
-            progress = runtime.Progress(info.frame_count)
-            if hasattr(src, "seek"):
-                src.seek(0)
-            return encoders.encode_video(
-                src, enc, sample_fps=sample_fps, size=size, batch=batch, progress=progress,
-                check_interrupt=progress.check_interrupt, info=info,
-            )
+            return _encode_file(enc, src, sample_fps, size, batch)
         comps = video.get_components()
         images, fps = comps.images, float(comps.frame_rate)
     return _encode_images(enc, images, fps, sample_fps, size, batch)
+
+
+def _encode_file(enc, src, sample_fps, size, batch):
+    info = media.probe_video(src)  # (rewinds a file object)
+    progress = runtime.Progress(info.frame_count)
+    return encoders.encode_video(src, enc, sample_fps=sample_fps, size=size, batch=batch, progress=progress,
+                                 check_interrupt=progress.check_interrupt, info=info)
 
 
 def _encode_images(enc, images, fps, sample_fps, size, batch):
