@@ -356,12 +356,27 @@ def _folder_paths_module(root: str):
                 return name[: -len(tag)].rstrip(), dirs[key]
         return name, None
 
+    def within(base, path):
+        base, path = os.path.realpath(base), os.path.realpath(path)
+        return os.path.commonpath((base, path)) == base
+
     def get_annotated_filepath(name, default_dir=None):
+        """As ComfyUI 0.33's: a path that leaves its folder raises ValueError("Invalid file path: ...")."""
         name, base = annotated(name)
-        return os.path.join(base or default_dir or dirs["input"], name)
+        base = base or default_dir or dirs["input"]
+        path = os.path.abspath(os.path.join(base, name))
+        if not within(base, path):
+            raise ValueError(f"Invalid file path: {name!r}")
+        return path
+
+    def exists_annotated_filepath(name):
+        name, base = annotated(name)
+        base = base or dirs["input"]
+        path = os.path.abspath(os.path.join(base, name))
+        return within(base, path) and os.path.exists(path)
 
     fp.get_annotated_filepath = get_annotated_filepath
-    fp.exists_annotated_filepath = lambda name: os.path.exists(get_annotated_filepath(name))
+    fp.exists_annotated_filepath = exists_annotated_filepath
 
     def filter_files_content_types(files, kinds):
         ext = {"video": (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"),

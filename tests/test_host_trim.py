@@ -172,3 +172,20 @@ def test_extension_on_load_and_node_list(host):
     ext = make_extension()
     asyncio.run(ext.on_load())
     assert len(asyncio.run(ext.get_node_list())) >= 13
+
+
+def test_dotdot_path_gets_our_line_though_the_host_refuses_it_first(host):
+    """ComfyUI 0.33's get_annotated_filepath raises ValueError("Invalid file path: ...") for a path leaving
+    the input folder; the node still answers with its own one line (at validation, before the run)."""
+    import folder_paths
+
+    from v2m_zero.nodes.align import LoadMusic
+    from v2m_zero.nodes.video import LoadVideo
+
+    with pytest.raises(ValueError, match="Invalid file path"):
+        folder_paths.get_annotated_filepath("../secret.mp4")
+    for node in (LoadVideo, LoadMusic):
+        msg = node.validate_inputs(file="../secret.mp4")
+        assert isinstance(msg, str) and "points outside ComfyUI's input folder" in msg and "\n" not in msg
+    with pytest.raises(MediaError, match="points outside"):
+        LoadVideo.execute(file="../../V.mp4")
