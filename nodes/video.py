@@ -182,7 +182,8 @@ def _encode(enc, video, images, fps, sample_fps, size, batch):
         src = convert.video_source(video)
         if src is None and not isinstance(video, InputImpl.VideoFromComponents):
             # trimmed or cropped by the host: encode what the user sees, not the whole file
-            path, temporary = convert.video_to_file(video, check_interrupt=runtime.Progress.check_interrupt)
+            path, temporary = convert.video_to_file(video, check_interrupt=runtime.Progress.check_interrupt,
+                                                    audio=False)
             try:
                 return _encode_file(enc, path, sample_fps, size, batch)
             finally:

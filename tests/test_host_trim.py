@@ -106,6 +106,8 @@ def test_write_window_frames_audio_and_bad_window(host, clip, tmp_path):
     assert np.abs(wave).max() < 0.5 * np.abs(ref).max()
     whole = write_window(path, str(tmp_path / "end.mp4"), 10.0)  # duration 0: to the end
     assert media.probe_video(whole).duration == pytest.approx(2.0, abs=1e-3)
+    silent = media.probe_video(write_window(path, str(tmp_path / "s.mp4"), 1.0, 1.0, audio=False))
+    assert not silent.has_audio and silent.frame_count == 24
     with pytest.raises(MediaError, match="holds no frame") as e:
         write_window(path, str(tmp_path / "none.mp4"), 20.0, 1.0)
     assert len(str(e.value)) < 300 and "\n" not in str(e.value)

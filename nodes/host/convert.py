@@ -65,10 +65,11 @@ def video_source(video):
     return src
 
 
-def video_to_file(video, check_interrupt=None) -> tuple[str, bool]:
+def video_to_file(video, check_interrupt=None, audio: bool = True) -> tuple[str, bool]:
     """A file holding the VIDEO as the user sees it: its own file when it shows it whole, else a
     temporary H.264 encode (the trim window cut by our reader; a crop by the host's own ``save_to``).
 
+    ``audio=False``: a trim window is cut without its sound (for readers of the frames only).
     Returns (path, is_temporary).
     """
     from ...core.timing import media
@@ -84,7 +85,7 @@ def video_to_file(video, check_interrupt=None) -> tuple[str, bool]:
         if view[2]:  # cropped: only the host knows its rectangle; it applies the trim window too
             video.save_to(tmp)
         elif not _whole(view):
-            write_window(get(), tmp, view[0], view[1], check_interrupt=check_interrupt)
+            write_window(get(), tmp, view[0], view[1], audio=audio, check_interrupt=check_interrupt)
         elif src is not None:  # in-memory file (BytesIO)
             with open(tmp, "wb") as f:
                 f.write(src.read())

@@ -44,10 +44,11 @@ def frame_times(src) -> np.ndarray:
     return (pts_arr - pts_arr[0]).astype(np.float64) * float(tb)
 
 
-def write_window(src, out_path, start: float, duration: float = 0.0, *,
+def write_window(src, out_path, start: float, duration: float = 0.0, *, audio: bool = True,
                  check_interrupt: Callable[[], None] | None = None) -> str:
     """Write the frames of ``src`` shown in ``[start, start + duration)`` (stream time, s; duration 0 = to
-    the end) and the audio under them to ``out_path`` (H.264 crf 18 + AAC, atomically). Returns the path.
+    the end) and (``audio``) the audio under them to ``out_path`` (H.264 crf 18 + AAC, atomically).
+    Returns the path.
 
     Frames keep their own timestamps (variable rate safe), shifted so the first kept frame is at 0.
     """
@@ -79,7 +80,7 @@ def write_window(src, out_path, start: float, duration: float = 0.0, *,
                     yield frame
 
     wave = sr = None
-    if info.has_audio:
+    if audio and info.has_audio:
         full, sr = decode_audio(src)
         rewind(src)
         a = int(round(max(first, 0.0) * sr))
