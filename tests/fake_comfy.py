@@ -200,9 +200,10 @@ class VideoFromFile(VideoInput):
     (duration 0: to the end; a negative start counts from the end); save_to copies the streams of an
     untrimmed file and re-encodes a trimmed one."""
 
-    def __init__(self, file, *, start_time: float = 0, duration: float = 0):
+    def __init__(self, file, *, start_time: float = 0, duration: float = 0, crop=None):
         self._file = file
         self._start, self._duration = start_time, duration
+        self._crop = crop  # the newest comfy_api: (x, y, w, h) of the frames, kept private as there
 
     def get_stream_source(self):
         if hasattr(self._file, "seek"):
@@ -221,7 +222,8 @@ class VideoFromFile(VideoInput):
         return float(start), float(self._duration)
 
     def as_trimmed(self, start_time=0, duration=0, strict_duration=True):
-        trimmed = VideoFromFile(self.get_stream_source(), start_time=start_time + self._start, duration=duration)
+        trimmed = VideoFromFile(self.get_stream_source(), start_time=start_time + self._start, duration=duration,
+                                crop=self._crop)
         if trimmed.get_duration() < duration and strict_duration:
             return None
         return trimmed
@@ -231,6 +233,9 @@ class VideoFromFile(VideoInput):
 
         with av.open(self.get_stream_source()) as c:
             s = c.streams.video[0]
+            if self._crop is not None:
+                x, y, w, h = self._crop
+                return min(w, s.width - x), min(h, s.height - y)
             return s.width, s.height
 
     def get_components(self):  # full decode, as the real host does (tests keep clips tiny)
@@ -248,6 +253,9 @@ class VideoFromFile(VideoInput):
             kept.append(b.frames[sel])
             times.append(t[sel])
         frames = np.concatenate(kept)
+        if self._crop is not None:
+            x, y, w, h = self._crop
+            frames = frames[:, y:y + h, x:x + w]
         audio = None
         if info.has_audio:
             wave, sr = media.decode_audio(self.get_stream_source())
@@ -266,7 +274,7 @@ class VideoFromFile(VideoInput):
     def save_to(self, path, format="auto", codec="auto", metadata=None, **kw):
         import av
 
-        if self.get_active_trim_window() != (0.0, 0.0):  # a trimmed file is re-encoded (as the host does)
+        if self.get_active_trim_window() != (0.0, 0.0) or self._crop is not None:  # re-encoded, as the host does
             c = self.get_components()
             return VideoFromComponents(c).save_to(path, format=format, codec=codec, metadata=metadata)
         with (av.open(self.get_stream_source()) as src,
@@ -618,6 +626,22 @@ def _core_nodes():
     }
 
 
+def _check_widgets(nid, ct, cls, inputs: dict, named) -> None:
+    """As ComfyUI (0.3.64 and 0.33) at queue time: a widget value out of its range or not in its dropdown
+    is refused, except for inputs the node's validate_inputs names (it checks those itself)."""
+    for inp in cls.define_schema().inputs:
+        if inp.id not in inputs or inp.id in named or isinstance(inputs[inp.id], list):
+            continue
+        val = inputs[inp.id]
+        if inp.options is not None and val not in inp.options:
+            raise RuntimeError(f"{nid} {ct}: Value not in list: {inp.id}: {val!r}")
+        if isinstance(val, (int, float)) and not isinstance(val, bool):
+            if inp.min is not None and val < inp.min:
+                raise RuntimeError(f"{nid} {ct}: Value {val} smaller than min of {inp.min}: {inp.id}")
+            if inp.max is not None and val > inp.max:
+                raise RuntimeError(f"{nid} {ct}: Value {val} bigger than max of {inp.max}: {inp.id}")
+
+
 def run_graph(graph: dict, nodes: list) -> dict:
     """Execute an API-format prompt as ComfyUI does: validate, then run each node once its inputs
     are ready, links resolved to upstream outputs; optional inputs left out are not passed.
@@ -638,10 +662,11 @@ def run_graph(graph: dict, nodes: list) -> dict:
             if ct in ours:
                 cls = ours[ct]
                 check = getattr(cls, "validate_inputs", None)
-                if check is not None:
-                    import inspect
+                import inspect
 
-                    names = inspect.signature(check).parameters
+                names = inspect.signature(check).parameters if check is not None else {}
+                _check_widgets(nid, ct, cls, node["inputs"], names)
+                if check is not None:
                     ok = check(**{k: v for k, v in kw.items() if k in names})
                     if ok is not True:
                         raise RuntimeError(f"{nid} {ct}: validation failed: {ok}")

@@ -191,3 +191,41 @@ def test_dotdot_path_gets_our_line_though_the_host_refuses_it_first(host):
         assert isinstance(msg, str) and "points outside ComfyUI's input folder" in msg and "\n" not in msg
     with pytest.raises(MediaError, match="points outside"):
         LoadVideo.execute(file="../../V.mp4")
+
+
+def test_fake_host_validates_dropdowns_and_ranges_at_queue_time(host):
+    """As both hosts do: the widget value must be in its dropdown / range, unless validate_inputs names it."""
+    from v2m_zero.nodes import node_list
+
+    bad = {"s": {"class_type": "V2M_SmoothCurve",
+                 "inputs": {"curve": None, "kernel_seconds": 2.5, "target_rate": 21.5, "latent_length": 1000000,
+                            "scale": 1.0, "offset": 0.0}}}
+    with pytest.raises(RuntimeError, match="bigger than max of 51200"):
+        host.run_graph(bad, node_list())
+    enc = {"e": {"class_type": "V2M_EncodeFrames",
+                 "inputs": {"encoder": "nope", "sample_fps": 0.0, "size": 0, "fps": 24.0,
+                            "dinov2_model": "dinov2-large", "pooling": "mean_patch", "precision": "fp32",
+                            "batch_size": 16}}}
+    with pytest.raises(RuntimeError, match="Value not in list: encoder"):
+        host.run_graph(enc, node_list())
+
+
+def test_cropped_video_is_written_by_the_host_as_shown(host, clip):
+    """The newest comfy_api also crops (a private rectangle; its get_dimensions is the crop's): the bridge
+    lets the host's own save_to write what it shows, trim included."""
+    import fake_comfy
+
+    from v2m_zero.nodes.host import convert
+    from v2m_zero.nodes.video import EncodeFrames
+
+    _c, path = clip
+    v = fake_comfy.VideoFromFile(path, crop=(8, 4, 32, 16)).as_trimmed(2.0, 3.0)
+    assert convert.video_view(v) == (2.0, 3.0, True) and convert.video_source(v) is None
+    tmp, temporary = convert.video_to_file(v)
+    info = media.probe_video(tmp)
+    assert temporary and (info.width, info.height) == (32, 16) and info.frame_count == 72
+    os.unlink(tmp)
+    feats = EncodeFrames.execute("pixels", 0.0, 0, 24.0, "dinov2-large", "mean_patch", "fp32", 16, video=v).args[0]
+    assert len(feats) == 72
+    whole = fake_comfy.VideoFromFile(path, crop=(0, 0, 64, 36))  # a crop of the whole frame is no crop
+    assert convert.video_view(whole) == (0.0, 0.0, False) and convert.video_source(whole) == path
