@@ -28,8 +28,9 @@ class MusicModel:
 
     def __repr__(self) -> str:
         """One short line: a host prints its inputs with ``str()`` when a node fails (not the whole network)."""
-        name = self.meta.get("name") or self.meta.get("checkpoint") or type(self.dit).__name__
-        return (f"MusicModel({str(name)[:80]}, {type(self.dit).__name__}, codec {type(self.codec).__name__} "
+        name = self.meta.get("name") or self.meta.get("checkpoint")
+        name = f"{str(name)[:80]}, " if name else ""
+        return (f"MusicModel({name}{type(self.dit).__name__}, codec {type(self.codec).__name__} "
                 f"{self.sample_rate} Hz, text {type(self.text).__name__ if self.text is not None else 'none'}, "
                 f"{self.device}, {self.dtype})")
 
