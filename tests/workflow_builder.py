@@ -141,7 +141,7 @@ TEMPLATES = {
         "name": "V2M-Zero: align your own music to a video's cuts (no model weights)",
         "nodes": [
             (1, "V2M_LoadVideo", (40, 120), (320, 330), {"file": CLIP}, {}, "Video (the pack's example clip)"),
-            (2, "V2M_LoadAudio", (40, 520), (320, 200), {"file": SONG}, {}, "Your music (the pack's example song)"),
+            (2, "V2M_LoadAudio", (40, 520), (320, 200), {"audio": SONG}, {}, "Your music (the pack's example song)"),
             (3, "V2M_EncodeFrames", (400, 120), (320, 380), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
             (4, "V2M_EventCurve", (760, 120), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (3, 0)},
              "Event curve: its peaks are the hit points"),
