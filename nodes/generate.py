@@ -183,7 +183,7 @@ class Sampler(io.ComfyNode):
         title = f"{len(job.latent_curve)} latent frames, {curve.duration:.2f} s; {plan.describe()}"
         # notes are drawn on the preview itself: visible where people look
         image = _host.image_tensor(plot.plot_curves([("conditioning curve", job.latent_curve)], marks=marks,
-                                                    title=title[:160], notes=notes, height=400 + 70 * len(notes)))
+                                                    title=title, notes=notes))
         latent = {"samples": latents, "type": "audio", "duration": float(curve.duration),
                   "sample_rate": model.sample_rate}
         text = "\n".join(["curve and checkpoint agree" if not notes else "notes:"] + [f"- {n}" for n in notes]

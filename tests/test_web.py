@@ -55,6 +55,7 @@ NODE_SCRIPT = r"""
 const calls = [];
 globalThis.window = { comfyAPI: {
   app: { app: { registerExtension: (e) => calls.push(e) } },
+  api: { api: { apiURL: (route) => "/api" + route } },
   widgets: { ComfyWidgets: { STRING: (node, name, spec) => {
     const w = { name, value: "", options: {}, element: { value: "", readOnly: false }, spec };
     (node.widgets ??= []).push(w); return { widget: w }; } } },
@@ -74,9 +75,15 @@ const d = { name: "V2M_LoadAudio", input: { required: { audio: [["a.wav"], { aud
                                                        upload: ["AUDIOUPLOAD", {}] } } };
 class A { }
 await m.extension.beforeRegisterNodeDef(A, d);
-out.loadMusic = Object.keys(d.input.required); out.loadMusicHasText = "onExecuted" in A.prototype;
+out.loadMusic = Object.keys(d.input.required); out.loadMusicHasText = "onNodeCreated" in A.prototype;
 const dec = { name: "V2M_DecodeLatents", input: { required: { model: ["V2M_MODEL", {}] } } };
-await m.extension.beforeRegisterNodeDef(class { }, dec); out.decode = Object.keys(dec.input.required);
+class D { }
+await m.extension.beforeRegisterNodeDef(D, dec); out.decode = Object.keys(dec.input.required);
+const removed = [];
+const d1 = new D();
+d1.widgets = [{ name: "audioUI", value: "", element: { src: "", classList: { remove: (c) => removed.push(c) } } }];
+d1.onExecuted({ audio: [{ filename: "v2m 1.flac", subfolder: "", type: "temp" }] });
+out.player = { src: d1.widgets[0].element.src, value: d1.widgets[0].value, removed };
 // anybody else's node: untouched
 const other = { name: "LoadAudio", input: { required: { audio: [["a.wav"], { audio_upload: true }] } } };
 class O { }
@@ -102,6 +109,8 @@ def test_extension_under_node_with_a_stub_frontend(tmp_path):
     assert out["keptOnImageOnly"] == "Scene Cut Hit 0.86 (chance 0.30)"
     assert out["loadMusic"] == ["audio", "audioUI", "upload"] and out["loadMusicHasText"] is False
     assert out["decode"] == ["model", "audioUI"]
+    src = "/api/view?filename=v2m+1.flac&type=temp&subfolder="
+    assert out["player"] == {"src": src, "value": src, "removed": ["empty-audio-widget"]}
     assert out["other"] == ["audio"] and out["otherProto"] == []
 
 

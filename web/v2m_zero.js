@@ -40,22 +40,37 @@ export function addTextBox(node, api) {
   return widget;
 }
 
+// Core fills its player from onExecuted only on output nodes: fill ours from the `audio` the node sent.
+export function showAudio(node, audio, api) {
+  const widget = node.widgets?.find((w) => w.name === "audioUI");
+  const a = audio?.[0];
+  if (!widget?.element || !a?.filename) return;
+  const q = new URLSearchParams({ filename: a.filename, type: a.type ?? "output", subfolder: a.subfolder ?? "" });
+  const url = api.api.api.apiURL(`/view?${q}`);
+  widget.element.src = url;
+  widget.element.classList?.remove("empty-audio-widget");
+  widget.value = url; // newer frontends keep the player's source as the widget's value
+}
+
 export const extension = {
   name: "V2M-Zero.Outputs",
   async beforeRegisterNodeDef(nodeType, nodeData) {
     const id = nodeData?.name;
     if (AUDIO_NODES.includes(id)) addAudioPlayer(nodeData);
-    if (!TEXT_NODES.includes(id)) return;
+    const text = TEXT_NODES.includes(id), audio = AUDIO_NODES.includes(id);
+    if (!text && !audio) return;
+    const executed = nodeType.prototype.onExecuted;
+    nodeType.prototype.onExecuted = function (message) {
+      executed?.apply(this, arguments);
+      if (text && message?.text !== undefined) showText(this, message.text);
+      if (audio && message?.audio) showAudio(this, message.audio, window.comfyAPI);
+    };
+    if (!text) return;
     const created = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function () {
       const r = created?.apply(this, arguments);
       addTextBox(this, window.comfyAPI);
       return r;
-    };
-    const executed = nodeType.prototype.onExecuted;
-    nodeType.prototype.onExecuted = function (message) {
-      executed?.apply(this, arguments);
-      if (message?.text !== undefined) showText(this, message.text);
     };
   },
 };
