@@ -147,3 +147,16 @@ def test_upgrade_prompt_is_registered_once_on_the_server(monkeypatch):
     assert fake.PromptServer.instance.on_prompt_handlers == [legacy.upgrade_prompt]
     monkeypatch.setitem(sys.modules, "server", None)  # no server: a bare import
     assert legacy.register() is False
+
+
+def test_a_template_ends_in_an_output_node(host):
+    """ComfyUI refuses a prompt without an output node ("Prompt has no outputs"): every API twin has one."""
+    import glob
+
+    from v2m_zero.nodes import node_list
+
+    outputs = {n.define_schema().node_id for n in node_list() if n.define_schema().is_output_node}
+    outputs |= {"SaveVideo", "PreviewImage", "PreviewAudio", "SaveAudio"}
+    assert {"V2M_EventCurve", "V2M_SmoothCurve"} <= outputs  # curve plots are results a graph may end with
+    for path in glob.glob(os.path.join(ROOT, "workflows", "api", "*.json")):
+        assert {n["class_type"] for n in json.load(open(path)).values()} & outputs, path
