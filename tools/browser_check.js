@@ -129,7 +129,7 @@ async function main() {
     check('templates listed', module, listed);
     if (!module) throw new Error('no template of this pack listed');
     const names = listed[module];
-    check('quick start is the first card', /quick[ _-]?start/i.test(names[0]), names);
+    log({ step: 'server listing order (file system order)', names });
     for (const n of names) {
       const r = await fetch(`${a.url}/api/workflow_templates/${encodeURIComponent(module)}/${encodeURIComponent(n)}.jpg`);
       const size = Number(r.headers.get('content-length') || 0);
@@ -140,9 +140,27 @@ async function main() {
       try { await app.extensionManager.command.execute('Comfy.BrowseTemplates'); return true; } catch (e) { return String(e); }
     });
     await sleep(2500);
-    const cards = await page.evaluate(() => Array.from(document.querySelectorAll('[data-testid^="template-workflow-"], .template-card, [class*="TemplateCard"]'))
-      .map((c) => c.innerText.replace(/\s+/g, ' ').trim()).filter(Boolean).slice(0, 50));
-    log({ step: 'template browser', opened, cards: cards.filter((c) => /V2M|quick start|align|train|curve/i.test(c)) });
+    try { // this pack's category in the dialog's side bar
+      const item = page.getByText(module, { exact: true }).last();
+      await item.scrollIntoViewIfNeeded({ timeout: 5000 });
+      await item.click({ timeout: 5000 });
+    } catch (e) { log({ step: 'template browser', note: `no side-bar entry '${module}': ${String(e).slice(0, 120)}` }); }
+    await sleep(2500);
+    // the cards as the dialog shows them: our titles in page order, and whether their thumbnails loaded
+    const cards = await page.evaluate((names) => {
+      const seen = [];
+      const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        const t = n.textContent.trim();
+        if (names.includes(t) && n.parentElement.offsetParent !== null && !seen.includes(t)) seen.push(t);
+      }
+      const thumbs = Array.from(document.querySelectorAll('img')).filter((i) => /workflow_templates/.test(i.src))
+        .map((i) => ({ src: decodeURIComponent(i.src.split('/').pop()), loaded: i.complete && i.naturalWidth > 0 }));
+      return { order: seen, thumbs };
+    }, names);
+    log({ step: 'template browser', opened, ...cards });
+    check('quick start is the first card in the dialog', cards.order.length && /quick[ _-]?start/i.test(cards.order[0]), cards.order);
+    check('every card shows its thumbnail', cards.thumbs.length >= names.length && cards.thumbs.every((t) => t.loaded), cards.thumbs);
     await page.screenshot({ path: path.join(a.out, 'template_browser.png') });
     for (let i = 0; i < 3; i++) { await page.keyboard.press('Escape'); await sleep(300); }
 
