@@ -202,6 +202,7 @@ def test_template_titles_and_thumbnails_for_the_browser():
     assert names[0].startswith("1 Quick start")
     for name in names:
         assert not set(name) & set('<>:"/\\|?*'), name  # a file name on every OS
+        assert len(name) <= 28, name  # what a card shows untruncated (frontend 1.49)
         thumb = os.path.join(ROOT, "example_workflows", name + ".jpg")
         assert os.path.isfile(thumb), f"no thumbnail for {name}: python tools/template_thumbnails.py"
         assert os.path.getsize(thumb) < 60_000

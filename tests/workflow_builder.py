@@ -62,15 +62,16 @@ every = 0
 
 # Each template: nodes (id, type, pos, size, widgets, links {input: (node, output)}, title),
 # notes (id, pos, size, text) and groups (title, [member node/note ids], colour: the box is fitted around them).
-# "title" is the template browser's card (the frontend shows a custom node's template by its file name and
-# sorts by it: the number keeps the quick start first); the key is the API twin's name (workflows/api/).
+# "title" is the template browser's card: the frontend shows a custom node's template by its file name (title and
+# description; ~28 characters show on a card), in the server's listing order or A → Z (the number puts the
+# quick start first there); the key is the API twin's name (workflows/api/).
 # Sizes hold what a node shows after a run (ComfyUI 0.3.64 / 0.33 frontends, measured by
 # tools/browser_check.js): widgets + the report box + a 640x360 preview drawn a node's width wide, so
 # nothing grows out of its group. Layouts fit a 1600x1000 window at zoom >= 0.72.
 W_PLOT = 420  # nodes that show a plot or a video: wide enough for the plot's text (core/timing/plot.py)
 TEMPLATES = {
     "v2m_quick_start": {
-        "title": "1 Quick start, music on the example clip's cuts (demo model)",
+        "title": "1 Quick start (demo model)",
         "name": "V2M-Zero: quick start (demo clip, demo model)",
         "nodes": [
             (1, "V2M_LoadVideo", (15, 185), (320, 340), {"file": CLIP}, {}, "1. Load video (the pack's example clip)"),
@@ -116,7 +117,7 @@ TEMPLATES = {
         ],
     },
     "v2m_video_to_music": {
-        "title": "2 Music for your video (your checkpoint)",
+        "title": "2 Music for your video",
         "name": "V2M-Zero: music for a video",
         "nodes": [
             (1, "V2M_LoadVideo", (40, 120), (320, 340), {"file": CLIP}, {}, None),
@@ -142,7 +143,7 @@ TEMPLATES = {
         "groups": [],
     },
     "v2m_align_music": {
-        "title": "3 Align your own music to a video's cuts (no model)",
+        "title": "3 Align your own music",
         "name": "V2M-Zero: align your own music to a video's cuts (no model weights)",
         "nodes": [
             (1, "V2M_LoadVideo", (40, 120), (320, 340), {"file": CLIP}, {}, "Video (the pack's example clip)"),
@@ -167,7 +168,7 @@ TEMPLATES = {
         "groups": [],
     },
     "v2m_event_curve": {
-        "title": "4 Event curve of a video (hit points)",
+        "title": "4 Event curve of a video",
         "name": "V2M-Zero: event curve of a video",
         "nodes": [
             (1, "V2M_LoadVideo", (40, 120), (320, 340), {"file": CLIP}, {}, None),
@@ -180,7 +181,7 @@ TEMPLATES = {
         "groups": [],
     },
     "v2m_train": {
-        "title": "5 Train a V2M model on music curves (demo data)",
+        "title": "5 Train on music (demo data)",
         "name": "V2M-Zero: fine-tune on music curves (demo data)",
         "nodes": [
             (1, "V2M_Train", (40, 220), (520, 700),

@@ -154,13 +154,15 @@ async function main() {
         const t = n.textContent.trim();
         if (names.includes(t) && n.parentElement.offsetParent !== null && !seen.includes(t)) seen.push(t);
       }
-      const thumbs = Array.from(document.querySelectorAll('img')).filter((i) => /workflow_templates/.test(i.src))
-        .map((i) => ({ src: decodeURIComponent(i.src.split('/').pop()), loaded: i.complete && i.naturalWidth > 0 }));
+      const thumbs = performance.getEntriesByType('resource').filter((e) => /workflow_templates\/.*\.jpg/.test(e.name))
+        .map((e) => ({ src: decodeURIComponent(e.name.split('/').pop()), loaded: (e.responseStatus ?? 200) === 200 }));
       return { order: seen, thumbs };
     }, names);
     log({ step: 'template browser', opened, ...cards });
+    // the frontend lists a pack's templates in the server's order (its folder listing), or sorted A -> Z
     check('quick start is the first card in the dialog', cards.order.length && /quick[ _-]?start/i.test(cards.order[0]), cards.order);
-    check('every card shows its thumbnail', cards.thumbs.length >= names.length && cards.thumbs.every((t) => t.loaded), cards.thumbs);
+    check('quick start first A -> Z', /quick[ _-]?start/i.test([...names].sort((x, y) => x.localeCompare(y))[0]));
+    check('every card loaded its thumbnail', names.every((n) => cards.thumbs.some((t) => t.src === `${n}.jpg` && t.loaded)), cards.thumbs);
     await page.screenshot({ path: path.join(a.out, 'template_browser.png') });
     for (let i = 0; i < 3; i++) { await page.keyboard.press('Escape'); await sleep(300); }
 
