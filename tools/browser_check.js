@@ -9,8 +9,9 @@
 //    each with a thumbnail (<name>.jpg beside it) that loads; a screenshot of the browser dialog.
 // 2. Every template: opened from the server (as the browser opens it), fitted into the window; the zoom
 //    that needs is printed (the frontend hides text below ~0.6); a screenshot.
-// 3. The quick start: run with the Run button; on the page: the Sync Report text on its node, an audio player
-//    with the generated music on every node that makes audio; Load Music's upload button (align template).
+// 3. The quick start and the align template, each run with the Run button; on the page: the Scene Cut Hit report
+//    on its node (Sync Report / Align Music), an audio player with the music on every node that makes audio,
+//    no node outside its group. Load Music's upload button and player are checked in step 2.
 // Prints one JSON line per step and a summary; exit 1 when a check fails. Screenshots go to --out.
 const fs = require('fs');
 const path = require('path');
@@ -115,6 +116,10 @@ async function main() {
   try {
     const page = await (await browser.newContext({ viewport: { width: a.width, height: a.height } })).newPage();
     page.on('pageerror', (e) => errors.push(String(e).slice(0, 300)));
+    const thumbsLoaded = []; // thumbnails the page fetched (the dialog's cards)
+    page.on('response', (r) => {
+      if (/workflow_templates\/.*\.jpg/.test(r.url())) thumbsLoaded.push({ src: decodeURIComponent(r.url().split('/').pop()), loaded: r.status() === 200 });
+    });
     page.on('console', (m) => { if (m.type() === 'error') errors.push('console: ' + m.text().slice(0, 300)); });
     await openApp(page, a);
     await page.evaluate(() => { // the minimap would cover part of the screenshots
@@ -154,10 +159,9 @@ async function main() {
         const t = n.textContent.trim();
         if (names.includes(t) && n.parentElement.offsetParent !== null && !seen.includes(t)) seen.push(t);
       }
-      const thumbs = performance.getEntriesByType('resource').filter((e) => /workflow_templates\/.*\.jpg/.test(e.name))
-        .map((e) => ({ src: decodeURIComponent(e.name.split('/').pop()), loaded: (e.responseStatus ?? 200) === 200 }));
-      return { order: seen, thumbs };
+      return { order: seen };
     }, names);
+    cards.thumbs = thumbsLoaded;
     log({ step: 'template browser', opened, ...cards });
     // the frontend lists a pack's templates in the server's order (its folder listing), or sorted A -> Z
     check('quick start is the first card in the dialog', cards.order.length && /quick[ _-]?start/i.test(cards.order[0]), cards.order);
@@ -186,13 +190,18 @@ async function main() {
       }
     }
 
-    // 3. run the quick start with the Run button
-    if (a.run) {
-      const quick = names.find((n) => /quick[ _-]?start/i.test(n));
-      await loadTemplate(page, a, module, quick);
+    // 3. run the quick start (and the align template) with the Run button, as a user does
+    const runs = a.run ? [[/quick[ _-]?start/i, 'quick start'], [/align/i, 'align']] : [];
+    for (const [pattern, label] of runs) {
+      const name = names.find((n) => pattern.test(n));
+      if (!name) continue;
+      await loadTemplate(page, a, module, name);
+      // the server's cache would skip nodes that ran before, and with them the messages this check reads
+      await fetch(`${a.url}/free`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+                                     body: JSON.stringify({ free_memory: true }) });
       const before = new Set(Object.keys(await getJSON(`${a.url}/history?max_items=10000`)));
       const via = await clickRun(page);
-      check('Run button found', via, via);
+      check(`${label}: Run button found`, via, via);
       const t0 = Date.now();
       let done = null;
       while (Date.now() - t0 < a.wait * 1000) {
@@ -202,7 +211,7 @@ async function main() {
         const q = await getJSON(`${a.url}/queue`);
         if (fresh.length && !(q.queue_running || []).length && !(q.queue_pending || []).length) { done = fresh[0][1]; break; }
       }
-      check('quick start ran', done && done.status?.status_str === 'success',
+      check(`${label} ran`, done && done.status?.status_str === 'success',
             done ? (done.status?.messages || []).filter((m) => m[0] === 'execution_error').map((m) => m[1].exception_message) : 'timeout');
       await sleep(2500);
       const seen = await page.evaluate(() => {
@@ -214,30 +223,30 @@ async function main() {
           if (w) texts[`${n.type}#${n.id}`] = String(w.value || '').slice(0, 160);
         }
         const areas = Array.from(document.querySelectorAll('textarea')).filter((t) => t.offsetParent !== null).map((t) => t.value);
-        const audios = Array.from(document.querySelectorAll('audio')).map((el) => ({ src: el.getAttribute('src') || '', shown: el.offsetParent !== null }));
         const players = {};
         for (const n of nodes) {
           const w = (n.widgets || []).find((x) => x.name === 'audioUI');
           if (w) players[`${n.type}#${n.id}`] = w.element?.getAttribute('src') || '';
         }
-        return { texts, visibleSyncReport: areas.some((v) => v.includes('Scene Cut Hit')), audios, players };
+        return { texts, reportOnPage: areas.some((v) => v.includes('Scene Cut Hit')), players };
       });
-      log({ step: 'after run', ...seen });
-      log({ step: 'node sizes after run', nodes: await page.evaluate(() => {
+      log({ step: `${label} after run`, ...seen });
+      log({ step: `${label} node sizes after run`, nodes: await page.evaluate(() => {
         const g = window.comfyAPI.app.app.graph;
         return (g._nodes || g.nodes).map((n) => [n.id, n.type, n.pos.map(Math.round), n.size.map(Math.round)]);
       }) });
-      check('Sync Report text on the page', seen.visibleSyncReport || Object.values(seen.texts).some((v) => v.includes('Scene Cut Hit')), seen.texts);
+      check(`${label}: Scene Cut Hit report shown on its node`, seen.reportOnPage
+            && Object.values(seen.texts).some((v) => v.includes('Scene Cut Hit')), seen.texts);
       const players = Object.entries(seen.players);
-      check('audio player with the music on every node that makes audio',
+      check(`${label}: an audio player with the music on every node that makes audio`,
             players.length > 0 && players.every(([, src]) => /\/view\?/.test(src)), seen.players);
       const sp = await spills(page);
-      check('no node outside its group after the run', sp.length === 0, sp);
+      check(`${label}: no node outside its group after the run`, sp.length === 0, sp);
       const f = await fit(page);
       await sleep(800);
-      await page.screenshot({ path: path.join(a.out, 'quick_start_after_run.png') });
-      log({ step: 'quick start after run', ...f });
-      check('quick start readable after the run (zoom >= 0.7)', f.zoom >= 0.7, f.zoom);
+      await page.screenshot({ path: path.join(a.out, `${label.replace(/ /g, '_')}_after_run.png`) });
+      log({ step: `${label} after run, fitted`, ...f });
+      check(`${label} readable after the run (zoom >= 0.7)`, f.zoom >= 0.7, f.zoom);
     }
   } finally {
     await browser.close();

@@ -32,7 +32,7 @@ export function showText(node, text) {
 export function addTextBox(node, api) {
   const { widget } = api.widgets.ComfyWidgets.STRING(node, TEXT_WIDGET, ["STRING", { multiline: true }], api.app.app);
   widget.serialize = false; // never in widgets_values or the prompt
-  widget.options = { ...(widget.options ?? {}), serialize: false };
+  (widget.options ??= {}).serialize = false;
   if (widget.element) {
     widget.element.readOnly = true;
     widget.element.placeholder = "report (after a run)";
