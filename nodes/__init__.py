@@ -24,6 +24,7 @@ def make_extension():
     then, one line each)."""
     from comfy_api.latest import ComfyExtension
 
+    from .host import legacy
     from .host.models import register_model_folders
     from .host.requirements import report_missing
 
@@ -32,6 +33,7 @@ def make_extension():
     class V2MZeroExtension(ComfyExtension):
         async def on_load(self) -> None:
             register_model_folders()
+            legacy.register()  # earlier versions' API prompts keep running
 
         async def get_node_list(self):
             return node_list()

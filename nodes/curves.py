@@ -47,6 +47,7 @@ class EventCurve(io.ComfyNode):
                 io.Image.Output(display_name="plot"),
                 io.String.Output(display_name="hit_points"),
             ],
+            is_output_node=True,  # its plot is a result: a graph may end here (the event-curve template)
         )
 
     REQUIRES = ("matplotlib",)  # checked by validate_inputs
@@ -99,6 +100,7 @@ class SmoothCurve(io.ComfyNode):
                                         "was trained with replace kernel_seconds and target_rate."),
             ],
             outputs=[CurveType.Output(display_name="curve"), io.Image.Output(display_name="plot")],
+            is_output_node=True,  # its plot is a result: a graph may end here (the event-curve template)
         )
 
     REQUIRES = ("matplotlib",)  # checked by validate_inputs

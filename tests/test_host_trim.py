@@ -186,8 +186,7 @@ def test_dotdot_path_gets_our_line_though_the_host_refuses_it_first(host):
 
     with pytest.raises(ValueError, match="Invalid file path"):
         folder_paths.get_annotated_filepath("../secret.mp4")
-    for node in (LoadVideo, LoadMusic):
-        msg = node.validate_inputs(file="../secret.mp4")
+    for msg in (LoadVideo.validate_inputs(file="../secret.mp4"), LoadMusic.validate_inputs(audio="../secret.mp4")):
         assert isinstance(msg, str) and "points outside ComfyUI's input folder" in msg and "\n" not in msg
     with pytest.raises(MediaError, match="points outside"):
         LoadVideo.execute(file="../../V.mp4")
