@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError, V2MError
+from ..errors import V2MError, WeightsMissing
 from ..timing.curves import Curve, Features
 from ..timing.spec import CurveSpec
 from ..model.musicfm import MUSICFM_FRAME, MUSICFM_SAMPLE_RATE
@@ -255,8 +255,9 @@ class MusicFMEncoder(MusicEncoder):
         from ...model_io.musicfm import MUSICFM_HINT, load_musicfm
 
         if model is None:
-            if path is None:
-                raise ModelError(f"the musicfm music encoder needs its checkpoint path (path=...). {MUSICFM_HINT}")
+            if path is None:  # none found: the one case a configured fallback may stand in for
+                raise WeightsMissing(f"no MusicFM checkpoint found in the models folders "
+                                     f"(music_encoders/musicfm/). {MUSICFM_HINT}")
             device = device or ("cuda" if torch.cuda.is_available() else "cpu")
             model = load_musicfm(path, stats=stats, device=device)
         self.model = model
