@@ -107,3 +107,24 @@ def test_same_config_read_off_comfyuis_layout_rebuilds_it_exactly(layout, size):
     ours = {k: list(v.shape) for k, v in codec.state_dict().items()}
     assert set(ours) == set(real)
     assert {k: (v, real[k]) for k, v in ours.items() if real[k] != v} == {}
+
+
+def test_init_from_a_file_saved_with_comfyuis_weight_norm_names(tmp_path):
+    from safetensors.torch import save_file
+
+    from v2m_zero.model_io.checkpoint import read_metadata
+    from v2m_zero.model_io.weights import read_safetensors
+
+    sd = tiny_sa3_state_dict(0)
+    comfy = {k.replace("weight_g", "parametrizations.weight.original0").replace("weight_v",
+                                                                                "parametrizations.weight.original1"): v
+             for k, v in sd.items()}
+    assert any("parametrizations" in k for k in comfy)
+    for name, tensors in (("ref", sd), ("comfy", comfy)):
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp_path / f"{name}.safetensors"))
+        sa3.init_from_sa3(tmp_path / f"{name}.safetensors", tmp_path / f"v2m_{name}.safetensors")
+    a, _ = read_safetensors(tmp_path / "v2m_ref.safetensors")
+    b, _ = read_safetensors(tmp_path / "v2m_comfy.safetensors")
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert (read_metadata(tmp_path / "v2m_ref.safetensors")["codec"]
+            == read_metadata(tmp_path / "v2m_comfy.safetensors")["codec"])

@@ -77,6 +77,18 @@ class TrainResult:
 # model and text
 
 
+def with_ema(state: Mapping[str, torch.Tensor], ema: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` (the unwrapped model's full state dict) with the EMA's tensors in place of the trained ones;
+    an EMA name missing from it is an error (the export would silently be the base weights)."""
+    lost = [k for k in ema if k not in state]
+    if lost:
+        raise ModelError(f"EMA: {len(lost)} of {len(ema)} names are not in the model's state dict (e.g. {lost[:3]}); "
+                         "cannot export the EMA weights")
+    out = dict(state)
+    out.update({k: v.to(device=state[k].device, dtype=state[k].dtype) for k, v in ema.items()})
+    return out
+
+
 def _build_model(cfg: Mapping, spec: Mapping, text_dim: int | None, carry_codec: bool = True):
     from ..model.dit import V2MDiT, make_model_config
 
@@ -261,13 +273,15 @@ class Trainer:
 
         rt = self.rt
         if self.lora is not None:
+            with torch.no_grad(), rt.full_parameters(self.model) as params:  # every rank: FSDP gathers
+                values = {n: p.detach().to("cpu", copy=True) for n, p in params if p.requires_grad}
             if not rt.is_main:
                 rt.wait()
                 return None
             from .lora import export_adapter
 
             out = self.run_dir / CKPT_DIR / (name or f"v2m-lora-step-{self.step:08d}.safetensors")
-            export_adapter(self, out, self.curve_meta(rt.unwrap(self.model)))
+            export_adapter(self, out, self.curve_meta(rt.unwrap(self.model)), values)
             if name is None:
                 prune(out.parent, "v2m-lora-step-*.safetensors", int(self.cfg["checkpoint"]["keep_last"]))
             rt.wait()
@@ -279,8 +293,7 @@ class Trainer:
         model = rt.unwrap(self.model)
         state = {k: v.detach().cpu() for k, v in sd.items()}
         if self.cfg["checkpoint"]["export"] == "ema" and self.ema is not None:
-            for k, v in self.ema.items():
-                state[k] = v.to(state[k].dtype)
+            state = with_ema(state, self.ema)
         state.update(self.carried)
         codec = dict(self.spec["codec"])
         if codec.get("type") == "oobleck" and not any(k.startswith("pretransform.") for k in state):
@@ -394,14 +407,30 @@ class Trainer:
             v = torch.tensor([total], device=self.rt.device)
             total = float(acc.reduce(v, reduction="mean"))
         if self.ema is not None:
-            decay = min(float(self.cfg["ema"]["decay"]), (1 + self.step) / (10 + self.step))
-            with torch.no_grad():
-                for n, p in self.rt.unwrap(self.model).named_parameters():
-                    if n in self.ema:
-                        self.ema[n].lerp_(p.detach().float().to(self.ema[n].device), 1.0 - decay)
+            self._update_ema()
         self.step += 1
         self.last_loss = total
         return total, lr, grad_norm
+
+    def _update_ema(self) -> None:
+        """EMA of the trained parameters, keyed by the unwrapped model's names; under FSDP from the gathered
+        whole parameters (names and shapes as before wrapping). Every EMA entry must be found: a name that no
+        longer matches is an error, never silently left at the base weights."""
+        decay = min(float(self.cfg["ema"]["decay"]), (1 + self.step) / (10 + self.step))
+        found = 0
+        with torch.no_grad(), self.rt.full_parameters(self.model) as params:
+            for n, p in params:
+                e = self.ema.get(n)
+                if e is not None:
+                    if tuple(p.shape) != tuple(e.shape):
+                        raise ModelError(f"EMA: parameter {n} is {tuple(p.shape)} but its EMA {tuple(e.shape)}")
+                    e.lerp_(p.detach().float().to(e.device), 1.0 - decay)
+                    found += 1
+        if found != len(self.ema):
+            names = {n for n, _ in self.rt.unwrap(self.model).named_parameters()}
+            lost = sorted(set(self.ema) - names)[:3]
+            raise ModelError(f"EMA: {len(self.ema) - found} of {len(self.ema)} trained parameters not found in the "
+                             f"model (e.g. {lost}); the EMA would stay at the base weights")
 
     # ---- loop
 
