@@ -16,7 +16,7 @@ import re
 import pytest
 import torch
 
-from tiny_sa3 import tiny_sa3_state_dict
+from tiny_sa3 import SAME_PRETRANSFORM, tiny_sa3_state_dict
 from v2m_zero.core.model.sa3 import SA3DiT
 from v2m_zero.model_io import sa3
 
@@ -89,10 +89,7 @@ def _reference_names(key: str) -> str:
                                                                                 "weight_v")
 
 
-@pytest.mark.parametrize("size", [
-    pytest.param("small", marks=pytest.mark.xfail(reason="SAME-S (chunked attention, kernel-3 decoder mapping) is "
-                                                         "issue 23's codec part, not read by this reader yet")),
-    "medium"])
+@pytest.mark.parametrize("size", ["small", "medium"])
 def test_same_config_read_off_comfyuis_layout_rebuilds_it_exactly(layout, size):
     from v2m_zero.core.model.same import SAMECodec
     from v2m_zero.model_io.same import same_config_from_state_dict
@@ -121,10 +118,33 @@ def test_init_from_a_file_saved_with_comfyuis_weight_norm_names(tmp_path):
              for k, v in sd.items()}
     assert any("parametrizations" in k for k in comfy)
     for name, tensors in (("ref", sd), ("comfy", comfy)):
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp_path / f"{name}.safetensors"))
-        sa3.init_from_sa3(tmp_path / f"{name}.safetensors", tmp_path / f"v2m_{name}.safetensors")
+        (tmp_path / name).mkdir()
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp_path / name / "model.safetensors"))
+        # the tiny SAME's attention layout is in no weight: its model_config.json says it, as the real one does
+        (tmp_path / name / "model_config.json").write_text(json.dumps({"model": {"pretransform": SAME_PRETRANSFORM}}))
+        sa3.init_from_sa3(tmp_path / name / "model.safetensors", tmp_path / f"v2m_{name}.safetensors")
     a, _ = read_safetensors(tmp_path / "v2m_ref.safetensors")
     b, _ = read_safetensors(tmp_path / "v2m_comfy.safetensors")
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
     assert (read_metadata(tmp_path / "v2m_ref.safetensors")["codec"]
             == read_metadata(tmp_path / "v2m_comfy.safetensors")["codec"])
+
+
+def test_codec_from_a_file_saved_with_comfyuis_weight_norm_names(tmp_path):
+    """The Load V2M Model road reads the codec straight from the SA3 file: ComfyUI's naming loads the same SAME."""
+    from safetensors.torch import save_file
+
+    from v2m_zero.model_io.same import load_same
+
+    sd = tiny_sa3_state_dict(0)
+    comfy = {k.replace("weight_g", "parametrizations.weight.original0").replace("weight_v",
+                                                                                "parametrizations.weight.original1"): v
+             for k, v in sd.items()}
+    codecs = []
+    for name, tensors in (("ref", sd), ("comfy", comfy)):
+        (tmp_path / name).mkdir()
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp_path / name / "model.safetensors"))
+        (tmp_path / name / "model_config.json").write_text(json.dumps({"model": {"pretransform": SAME_PRETRANSFORM}}))
+        codecs.append(load_same(tmp_path / name / "model.safetensors"))
+    a, b = (c.state_dict() for c in codecs)
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)

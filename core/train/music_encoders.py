@@ -236,7 +236,8 @@ class MusicFMEncoder(MusicEncoder):
 
     ``layer`` 7 follows MusicFM's README example (``get_latent(wav, layer_ix=7)`` @ b83ebed; its mid
     layers carry the most musical information); the V2M-Zero paper names no layer. The layer is part of
-    :meth:`describe`, so the cache spec and the checkpoint's curve metadata record it. Audio up to ``chunk_seconds`` (MusicFM was trained on 30 s excerpts) is encoded
+    :meth:`describe`, so the cache spec and the checkpoint's curve metadata record it. Audio up to
+    ``chunk_seconds`` (MusicFM was trained on 30 s excerpts) is encoded
     in one pass; longer audio in windows of that length that overlap by at least
     ``overlap_seconds`` (the last one ends at the audio's end, so every window is whole), blended
     by overlap-add: each window's features are weighted by a ramp that rises over its first and
