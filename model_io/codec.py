@@ -22,7 +22,7 @@ from ..core.model.melcodec import MelCodec
 from ..core.model.oobleck import SAO_VAE_CONFIG, OobleckVAE, normalize_config
 from .build import build_with_weights
 from .folders import locate
-from .weights import SafetensorsFile, read_safetensors
+from .weights import SafetensorsFile, plain_weight_norm_names, read_safetensors
 
 
 SAT_ANCHORS = ("decoder.layers.0.weight_v", "decoder.layers.0.parametrizations.weight.original1")
@@ -67,12 +67,6 @@ def infer_oobleck_config(sd: Mapping[str, torch.Tensor], *, name: str = "state d
         "sample_rate": SAO_VAE_CONFIG["sample_rate"], "use_snake": use_snake, "final_tanh": False,
         "bottleneck": bottleneck, "scale": 1.0,
     }
-
-
-def plain_weight_norm_names(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Weight norm saved by newer torch (``parametrizations.weight.original0/1``) -> ``weight_g/v``."""
-    return {k.replace("parametrizations.weight.original0", "weight_g")
-             .replace("parametrizations.weight.original1", "weight_v"): v for k, v in sd.items()}
 
 
 def diffusers_to_oobleck(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

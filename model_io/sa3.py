@@ -180,9 +180,8 @@ def sa3_v2m_parts(path, *, curve: Mapping[str, Any] | None = None, reference: Ma
     from ..core.model.sa3 import SA3DiT
     from .build import on_meta
     from .checkpoint import V2M_FORMAT, complete_dit_state_dict
-    from .codec import plain_weight_norm_names
     from .same import same_config_from_state_dict
-    from .weights import SafetensorsFile, read_safetensors
+    from .weights import SafetensorsFile, plain_weight_norm_names, read_safetensors
 
     file = path if isinstance(path, SafetensorsFile) else SafetensorsFile(path)
     name = os.fspath(file.path)

@@ -53,6 +53,7 @@ from ..timing.spec import CurveSpec
 from .cache import ClipCache
 from .checks import check_run
 from .data import DataOrder, split_clips
+from .ema import update_ema, with_ema
 from .runtime import Runtime
 from .state import latest_state, load_state, prune, save_state
 from .validate import validate
@@ -75,18 +76,6 @@ class TrainResult:
 
 
 # model and text
-
-
-def with_ema(state: Mapping[str, torch.Tensor], ema: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``state`` (the unwrapped model's full state dict) with the EMA's tensors in place of the trained ones;
-    an EMA name missing from it is an error (the export would silently be the base weights)."""
-    lost = [k for k in ema if k not in state]
-    if lost:
-        raise ModelError(f"EMA: {len(lost)} of {len(ema)} names are not in the model's state dict (e.g. {lost[:3]}); "
-                         "cannot export the EMA weights")
-    out = dict(state)
-    out.update({k: v.to(device=state[k].device, dtype=state[k].dtype) for k, v in ema.items()})
-    return out
 
 
 def _build_model(cfg: Mapping, spec: Mapping, text_dim: int | None, carry_codec: bool = True):
@@ -413,24 +402,10 @@ class Trainer:
         return total, lr, grad_norm
 
     def _update_ema(self) -> None:
-        """EMA of the trained parameters, keyed by the unwrapped model's names; under FSDP from the gathered
-        whole parameters (names and shapes as before wrapping). Every EMA entry must be found: a name that no
-        longer matches is an error, never silently left at the base weights."""
+        """EMA of the trained parameters by the unwrapped names, from the whole parameters (:mod:`.ema`)."""
         decay = min(float(self.cfg["ema"]["decay"]), (1 + self.step) / (10 + self.step))
-        found = 0
         with torch.no_grad(), self.rt.full_parameters(self.model) as params:
-            for n, p in params:
-                e = self.ema.get(n)
-                if e is not None:
-                    if tuple(p.shape) != tuple(e.shape):
-                        raise ModelError(f"EMA: parameter {n} is {tuple(p.shape)} but its EMA {tuple(e.shape)}")
-                    e.lerp_(p.detach().float().to(e.device), 1.0 - decay)
-                    found += 1
-        if found != len(self.ema):
-            names = {n for n, _ in self.rt.unwrap(self.model).named_parameters()}
-            lost = sorted(set(self.ema) - names)[:3]
-            raise ModelError(f"EMA: {len(self.ema) - found} of {len(self.ema)} trained parameters not found in the "
-                             f"model (e.g. {lost}); the EMA would stay at the base weights")
+            update_ema(self.ema, params, decay)
 
     # ---- loop
 
