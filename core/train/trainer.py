@@ -27,8 +27,10 @@ torchrun, ``true`` always, ``false`` never). FSDP: run ``accelerate config`` and
 (e.g. ``fsdp_sharding_strategy: FULL_SHARD``, ``fsdp_state_dict_type: FULL_STATE_DICT``,
 ``fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP`` with ``fsdp_transformer_layer_cls_to_wrap:
 TransformerBlock``), then ``accelerate launch --config_file fsdp.yaml -m v2m_zero.core.cli train
-cfg.toml``; the full state dict is gathered for checkpoints. (Exact resume is verified on a
-single CPU process only; under FSDP the optimiser state is saved as the wrapped optimiser gives it.)
+cfg.toml``; the full state dict is gathered for checkpoints, and the EMA (keyed by the unwrapped
+names) is updated from the gathered parameters each step (:mod:`.ema`; tests/test_fsdp_ema.py). (Exact
+resume is verified on a single CPU process only; under FSDP the optimiser state is saved as the wrapped
+optimiser gives it.)
 """
 
 from __future__ import annotations
