@@ -93,3 +93,32 @@ def test_empty_prompt_encodes_to_padding_only(roads):
     alone, _ = enc.encode(["calm piano"])
     n = int(mask[1].sum())
     torch.testing.assert_close(alone[0, :n], tokens[1, :n], atol=1e-5, rtol=1e-5)
+
+
+def test_an_sa3_files_bundled_tokenizer_is_the_one_used(reference, tmp_path):
+    """`models download sa3` puts the repository's own t5gemma tokenizer beside the weights: it wins over the
+    text encoder's own (the tokenizer SA3 was trained with), under the same rule."""
+    import io
+
+    import sentencepiece as spm
+
+    from tiny_sa3 import tiny_sa3_file
+    from v2m_zero.core.generate import load_music_model
+
+    buf = io.BytesIO()  # another vocabulary, so which tokenizer was used shows in the ids
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(["zebra quartz violin " * 5] * 20), model_writer=buf,
+                                   vocab_size=300, model_type="bpe", pad_id=0, eos_id=1, bos_id=2, unk_id=3,
+                                   pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>", unk_piece="<unk>",
+                                   add_dummy_prefix=False, byte_fallback=True, minloglevel=2, hard_vocab_limit=False,
+                                   num_threads=1)
+    other = buf.getvalue()
+    base = tiny_sa3_file(str(tmp_path / "stable_audio_3_small_music_base.safetensors"))
+    text = str(tmp_path / "t5gemma_b_b_ul2.safetensors")
+    tiny_t5gemma_comfy_file(text, reference["proto"])
+    plain = load_music_model(base, text_encoder=text).text.tokenize(["calm piano"])[0]
+    gemma_tokenizer(other, add_bos=True).save_pretrained(str(tmp_path / "t5gemma-b-b-ul2"))
+    gen = load_music_model(base, text_encoder=text)
+    ids, mask = gen.text.tokenize(["calm piano"])
+    want = spm.SentencePieceProcessor(model_proto=other).encode("calm piano")
+    assert ids[0, : len(want)].tolist() == want and int(mask[0].sum()) == len(want)  # no <bos> either
+    assert not torch.equal(ids, plain)
