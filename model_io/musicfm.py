@@ -16,7 +16,8 @@ from .folders import locate
 MUSICFM_HINT = (
     "Fix: download MusicFM's pretrained_msd.pt and msd_stats.json from "
     "https://huggingface.co/minzwon/MusicFM into models/v2m/music_encoders/musicfm/ (the .pt is read "
-    "with torch.load(weights_only=True), tensors only; a .safetensors with the same keys also works)."
+    "with torch.load(weights_only=True), tensors only; a .safetensors with the same keys also works: "
+    "`v2m-zero models convert-musicfm pretrained_msd.pt` makes one)."
 )
 
 
