@@ -45,7 +45,13 @@ def test_fsdp_exports_the_ema(tmp_path):
     procs = [subprocess.Popen([sys.executable, os.path.join(here, "fsdp_harness.py"), str(tmp_path / "cfg.json")],
                               env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for r in range(2)]
-    outs = [p.communicate(timeout=300)[0] for p in procs]
+    try:
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+    finally:  # bounded: a hung rank is ended, never left behind
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     assert [p.returncode for p in procs] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
     exported, _ = read_safetensors(tmp_path / "run" / "checkpoints" / "v2m-final.safetensors")
     base_sd, _ = read_safetensors(base)
