@@ -10,7 +10,7 @@ from ..core.align.render import STRETCHERS
 from ..core.align.timemap import EDIT_KINDS, AlignOptions
 from ..core.errors import V2MError
 from ..core.timing import media
-from .host import convert, files, runtime
+from .host import convert, files, requirements, runtime
 from .types import CurveType
 
 CATEGORY = "V2M-Zero/audio"
@@ -49,7 +49,8 @@ class LoadMusic(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, audio):
-        return files.validate_input_file(audio, "audio")
+        ok = requirements.check(("av",))
+        return files.validate_input_file(audio, "audio") if ok is True else ok
 
 
 class AlignMusic(io.ComfyNode):
@@ -92,6 +93,12 @@ class AlignMusic(io.ComfyNode):
             ],
             is_output_node=True,
         )
+
+    REQUIRES = ("librosa", "soxr", "pedalboard", "matplotlib")  # checked by validate_inputs
+
+    @classmethod
+    def validate_inputs(cls, audio=None, curve=None, video=None):
+        return requirements.check(cls.REQUIRES)
 
     @classmethod
     def execute(cls, audio, max_stretch, edits, start_seconds, end_fade, loop_short_music, stretcher,

@@ -67,6 +67,7 @@ every = 0
 # quick start first there); the key is the API twin's name (workflows/api/).
 # Sizes hold what a node shows after a run (ComfyUI 0.3.64 / 0.33 frontends, measured by
 # tools/browser_check.js): widgets + the report box + a 640x360 preview drawn a node's width wide, so
+# (Encode Frames' and Smooth Curve's report boxes, what they used and ignored: +80 to +120 px, not yet measured)
 # nothing grows out of its group. Layouts fit a 1600x1000 window at zoom >= 0.72.
 W_PLOT = 420  # nodes that show a plot or a video: wide enough for the plot's text (core/timing/plot.py)
 TEMPLATES = {
@@ -76,11 +77,11 @@ TEMPLATES = {
         "nodes": [
             (1, "V2M_LoadVideo", (15, 185), (320, 340), {"file": CLIP}, {}, "1. Load video (the pack's example clip)"),
             (2, "V2M_LoadModel", (15, 570), (320, 300), LOAD_MODEL, {}, "Model: the bundled DEMO model"),
-            (3, "V2M_EncodeFrames", (365, 185), (300, 300), ENCODE, {"video": (1, 0), "model": (2, 0)},
+            (3, "V2M_EncodeFrames", (365, 185), (300, 420), ENCODE, {"video": (1, 0), "model": (2, 0)},
              "2. Frame encoder (auto = the model's)"),
             (4, "V2M_EventCurve", (680, 185), (W_PLOT, 380), dict(peak_threshold=0.0, min_gap=0.25),
              {"features": (3, 0)}, "3. Event curve (eq. 2–3)"),
-            (5, "V2M_SmoothCurve", (680, 610), (W_PLOT, 430), SMOOTH, {"curve": (4, 0), "model": (2, 0)},
+            (5, "V2M_SmoothCurve", (680, 610), (W_PLOT, 550), SMOOTH, {"curve": (4, 0), "model": (2, 0)},
              "4. Smooth (eq. 4, follows the model)"),
             (6, "V2M_Sampler", (1145, 185), (W_PLOT, 820), SAMPLER, {"model": (2, 0), "curve": (5, 0)},
              "5. Sampler (rectified flow, curve as input channel)"),
@@ -122,7 +123,7 @@ TEMPLATES = {
         "nodes": [
             (1, "V2M_LoadVideo", (40, 120), (320, 340), {"file": CLIP}, {}, None),
             (4, "V2M_LoadModel", (40, 510), (320, 300), LOAD_MODEL, {}, None),
-            (2, "V2M_EncodeFrames", (390, 120), (300, 300), ENCODE, {"video": (1, 0), "model": (4, 0)}, None),
+            (2, "V2M_EncodeFrames", (390, 120), (300, 380), ENCODE, {"video": (1, 0), "model": (4, 0)}, None),
             (3, "V2M_EventCurve", (720, 120), (W_PLOT, 380), dict(peak_threshold=0.0, min_gap=0.25),
              {"features": (2, 0)}, None),
             (5, "V2M_Sampler", (1170, 120), (W_PLOT, 820),
@@ -148,7 +149,7 @@ TEMPLATES = {
         "nodes": [
             (1, "V2M_LoadVideo", (40, 120), (320, 340), {"file": CLIP}, {}, "Video (the pack's example clip)"),
             (2, "V2M_LoadAudio", (40, 510), (320, 200), {"audio": SONG}, {}, "Your music (the pack's example song)"),
-            (3, "V2M_EncodeFrames", (390, 120), (300, 300), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
+            (3, "V2M_EncodeFrames", (390, 120), (300, 380), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
             (4, "V2M_EventCurve", (720, 120), (W_PLOT, 380), dict(peak_threshold=0.0, min_gap=0.25),
              {"features": (3, 0)}, "Event curve: its peaks are the hit points"),
             (5, "V2M_AlignMusic", (1170, 120), (W_PLOT, 620),
@@ -172,10 +173,10 @@ TEMPLATES = {
         "name": "V2M-Zero: event curve of a video",
         "nodes": [
             (1, "V2M_LoadVideo", (40, 120), (320, 340), {"file": CLIP}, {}, None),
-            (2, "V2M_EncodeFrames", (390, 120), (300, 300), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
+            (2, "V2M_EncodeFrames", (390, 120), (300, 380), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
             (3, "V2M_EventCurve", (720, 120), (W_PLOT, 380), dict(peak_threshold=0.0, min_gap=0.25),
              {"features": (2, 0)}, None),
-            (4, "V2M_SmoothCurve", (1170, 120), (W_PLOT, 430), SMOOTH, {"curve": (3, 0)}, None),
+            (4, "V2M_SmoothCurve", (1170, 120), (W_PLOT, 550), SMOOTH, {"curve": (3, 0)}, None),
         ],
         "notes": [],
         "groups": [],
