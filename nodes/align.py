@@ -95,37 +95,54 @@ class AlignMusic(io.ComfyNode):
     def execute(cls, audio, max_stretch, edits, start_seconds, end_fade, loop_short_music, stretcher,
                 curve=None, video=None) -> io.NodeOutput:
         wave, sr = convert.audio_to_numpy(audio)
-        raw, hits, strengths = _hit_points(curve, video)
+        raw, hits, strengths, cuts, note = _hit_points_and_cuts(curve, video)
         options = AlignOptions(max_stretch=max_stretch, edits=edits, start=start_seconds, end_fade=end_fade,
                                extend="loop" if loop_short_music else "silence")
         bar = runtime.Progress(1)
         result = pipeline.align_music(wave, sr, hits, raw.duration, strengths=strengths, options=options,
                                       stretcher=stretcher, progress=bar,
                                       check_interrupt=runtime.Progress.check_interrupt)
-        sync = pipeline.sync_report(hits, pipeline.unaligned(wave, sr, raw.duration, start_seconds), result.audio, sr,
-                                    raw.duration)
-        report = pipeline.format_report(result, sync, cuts_label="hit points")
+        rate = result.sample_rate  # the AUDIO handed on is at this rate, and measured at it
+        before = pipeline.unaligned(wave, sr, raw.duration, start_seconds, output_rate=rate)
+        sync = pipeline.sync_report(cuts, before, result.audio, rate, raw.duration, hits=hits, cuts_note=note)
+        report = pipeline.format_report(result, sync)
         image = convert.image_tensor(pipeline.report_plot(raw, hits, sync, result, title=report.splitlines()[0]))
         preview = ui.PreviewImage(image, cls=cls)
         as_dict = getattr(preview, "as_dict", None)
         extra = as_dict() if callable(as_dict) else {}
-        return io.NodeOutput(convert.numpy_to_audio(result.audio, sr), image, report, ui={"text": (report,), **extra})
+        return io.NodeOutput(convert.numpy_to_audio(result.audio, rate), image, report,
+                             ui={"text": (report,), **extra})
 
 
-def _hit_points(curve, video):
-    """(curve, hit times, strengths) from a connected curve, else from the video."""
-    if curve is not None:
-        t, s = pipeline.curve_hit_points(curve)
-        return curve, t, s
-    if video is None:
+def _scene_cuts(path):
+    """(PySceneDetect's cut times, None), or (None, why not)."""
+    from ..core.timing.cuts import detect_cuts
+
+    try:
+        return list(detect_cuts(path, "scenedetect")), None
+    except V2MError as exc:
+        return None, str(exc).split(". ")[0].split(": pip")[0] + ": pip install scenedetect"
+
+
+def _hit_points_and_cuts(curve, video):
+    """(curve, hit times, strengths, scene cuts or None, why no cuts) from a connected curve and/or the video."""
+    if curve is None and video is None:
         raise V2MError("Align Music needs the video's hit points: connect a curve (Event Curve) or the video")
+    if video is None:
+        t, s = pipeline.curve_hit_points(curve)
+        return curve, t, s, None, "connect the video too to count PySceneDetect's cuts"
     path, temporary = convert.video_to_file(video)
     try:
-        raw, t, s = pipeline.video_hit_points(path, check_interrupt=runtime.Progress.check_interrupt)
+        if curve is not None:
+            raw = curve
+            t, s = pipeline.curve_hit_points(curve)
+        else:
+            raw, t, s = pipeline.video_hit_points(path, check_interrupt=runtime.Progress.check_interrupt)
+        cuts, note = _scene_cuts(path)
     finally:
         if temporary:
             files.remove_files([path])
-    return raw, t, s
+    return raw, t, s, cuts, note
 
 
 NODES = [LoadMusic, AlignMusic]

@@ -131,6 +131,23 @@ def test_silence_and_unpitched_noise_are_refused_with_a_clear_message(kind):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("freqs", [(261.63, 329.63, 392.0), (110.0, 165.0)])
+def test_a_sustained_chord_is_refused_as_free_time_in_one_line(freqs):
+    """Partials of a held chord beat against each other: a periodic envelope, but no onset to put on a cut."""
+    t = np.arange(SR * 8) / SR
+    x = sum(np.sin(2 * np.pi * f * t + i) for i, f in enumerate(freqs)) * np.minimum(1.0, t / 0.05)
+    wave = np.stack([x, x]).astype(np.float32) * np.float32(0.3 / len(freqs))
+    with pytest.raises(AlignError, match="no beat to put on the cuts") as err:
+        pipeline.align_music(wave, SR, [2.0, 5.0], 10.0)
+    assert "\n" not in str(err.value) and "sustained chord" in str(err.value)
+    from v2m_zero.core.align.analysis import pulse_clarity, required_clarity  # the clarity alone let it through
+    import librosa
+
+    y = librosa.resample(x.astype(np.float32), orig_sr=SR, target_sr=22050)
+    env = librosa.onset.onset_strength(y=y, sr=22050, hop_length=256)
+    assert pulse_clarity(env) >= required_clarity(env.size)
+
+
 def test_bars_are_found_in_four_and_three():
     for meter, bpm in ((4, 118), (3, 140)):
         wave, beats, downbeats = synth.music_track(24.0, bpm=bpm, meter=meter, first_beat=0.3, seed=5)

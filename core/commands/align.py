@@ -41,24 +41,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", default=None, help="also write a PNG of the hit points against the beats before and after")
     p.add_argument("--json", default=None, help="also write the report as JSON")
     p.add_argument("--cuts", choices=("auto", "scenedetect", "hits"), default="auto",
-                   help="cuts the Scene Cut Hit report counts: PySceneDetect's (paper Alg. 1; auto when installed) "
-                        "or the hit points the music was aligned to")
+                   help="cuts the Scene Cut Hit report counts: PySceneDetect's (paper Alg. 1; auto: when installed, "
+                        "else not measured) or none (hits); the hit points the music was aligned to are always "
+                        "reported on their own line")
 
 
-def _report_cuts(video, hits, how: str):
-    """(cut times, label) for the SCH report."""
+def _report_cuts(video, how: str):
+    """(cut times or None, label, note) for the SCH report: PySceneDetect's cuts, or why there are none."""
+    label = "scene cuts (PySceneDetect)"
     if how == "hits":
-        return list(hits), "hit points"
+        return None, label, "--cuts hits: counted on the hit points only"
     from ..errors import V2MError
     from ..timing.cuts import detect_cuts
 
     try:
-        return list(detect_cuts(video, "scenedetect")), "scene cuts (PySceneDetect)"
+        return list(detect_cuts(video, "scenedetect")), label, None
     except V2MError as exc:
         if how == "scenedetect":
             raise
-        log.warning("SCH is counted on the hit points: %s", str(exc).split(". ")[0])
-        return list(hits), "hit points"
+        first = str(exc).split(". ")[0].split(": pip")[0]
+        log.warning("Scene Cut Hit on the cuts is not measured: %s", first)
+        return None, label, f"{first}: pip install scenedetect"
 
 
 def run(args) -> int:
@@ -83,15 +86,18 @@ def run(args) -> int:
         with Progress("aligning the music", unit="pieces") as bar:
             result = pipeline.align_music(wave, sr, hits, duration, strengths=strengths, options=options,
                                           stretcher=args.stretcher, name=args.music, progress=bar)
-        media.mux_audio(args.video, result.audio, sr, out)
+        rate = result.sample_rate  # the rate the file holds (pipeline.delivery_rate)
+        media.mux_audio(args.video, result.audio, rate, out)
         if audio_out:
             layout = "mono" if result.audio.shape[0] == 1 else "stereo"
             audio = result.audio if result.audio.shape[0] <= 2 else result.audio[:2]
-            media.write_audio(audio_out, audio, sr, layout=layout, master=True)
-        cuts, label = _report_cuts(args.video, hits, args.cuts)
-        sync = pipeline.sync_report(cuts, pipeline.unaligned(wave, sr, duration, args.start), result.audio, sr,
-                                    duration)
-        text = pipeline.format_report(result, sync, cuts_label=label)
+            media.write_audio(audio_out, audio, rate, layout=layout, master=True)
+        cuts, label, note = _report_cuts(args.video, args.cuts)
+        # the report is the file's: its audio decoded back (AAC, mastered), at the rate it holds
+        delivered, file_rate = media.decode_audio(out)
+        sync = pipeline.sync_report(cuts, pipeline.unaligned(wave, sr, duration, args.start, output_rate=file_rate),
+                                    delivered, file_rate, duration, hits=hits, cuts_label=label, cuts_note=note)
+        text = pipeline.format_report(result, sync)
         if png:
             plot.save_png(pipeline.report_plot(raw, hits, sync, result, title=text.splitlines()[0]), png)
         if js:
