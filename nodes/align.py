@@ -50,6 +50,57 @@ class LoadMusic(io.ComfyNode):
         return files.validate_input_file(file, "audio")
 
 
+MUSIC_FROM = ("file", "audio input")
+
+
+class MusicSource(io.ComfyNode):
+    """Music from any source for Align Music: a file (the example song on a fresh host), or a connected AUDIO."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="V2M_MusicSource",
+            display_name="Music Source (V2M)",
+            category=CATEGORY,
+            description="Where the music to align comes from: a file from ComfyUI's input folder (the pack's "
+                        "example song until you upload one), or any connected AUDIO: Decode Latents after the "
+                        "Sampler on a Stable Audio base, ComfyUI's own Stable Audio nodes (VAE Decode Audio), Load "
+                        "Audio. 'file' never runs what is connected to 'audio'.",
+            inputs=[
+                io.Combo.Input("music_from", options=list(MUSIC_FROM), default="file",
+                               tooltip="file: the file below; audio input: the connected AUDIO (generated music)."),
+                io.Combo.Input("file", options=files.input_audio_choices(), upload=io.UploadType.audio,
+                               tooltip="An audio file in ComfyUI's input folder. "
+                                       f"{examples.DEMO_SONG_NAME}: the pack's example song (16 s, 96 BPM)."),
+                io.Audio.Input("audio", optional=True, lazy=True,
+                               tooltip="Music from another node; used when music_from is 'audio input'."),
+            ],
+            outputs=[io.Audio.Output(display_name="audio")],
+        )
+
+    @classmethod
+    def check_lazy_status(cls, music_from, file, audio=None):
+        return ["audio"] if music_from == "audio input" and audio is None else []
+
+    @classmethod
+    def execute(cls, music_from, file, audio=None) -> io.NodeOutput:
+        if music_from == "audio input":
+            if audio is None:
+                raise V2MError("Music Source: music_from is 'audio input' but no AUDIO is connected: connect Decode "
+                               "Latents (or any AUDIO), or choose 'file'")
+            return io.NodeOutput(audio, ui={"text": ("music: the connected audio",)})
+        wave, sr = media.decode_audio(files.input_file_path(file, "audio"))
+        return io.NodeOutput(convert.numpy_to_audio(wave, sr), ui={"text": (f"music: {file}",)})
+
+    @classmethod
+    def fingerprint_inputs(cls, music_from, file, audio=None):
+        return files.input_fingerprint(file, "audio") if music_from == "file" else None
+
+    @classmethod
+    def validate_inputs(cls, music_from, file, audio=None):
+        return files.validate_input_file(file, "audio") if music_from == "file" else True
+
+
 class AlignMusic(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -145,4 +196,4 @@ def _hit_points_and_cuts(curve, video):
     return raw, t, s, cuts, note
 
 
-NODES = [LoadMusic, AlignMusic]
+NODES = [LoadMusic, AlignMusic, MusicSource]

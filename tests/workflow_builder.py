@@ -198,6 +198,71 @@ TEMPLATES = {
 }
 
 
+# --- issue 25: generate, then align (self-contained: its own spec, and a link into a widget) -----------------
+ALIGN_WIDGETS = dict(max_stretch=0.08, edits="beats", start_seconds=0.0, end_fade=1.0, loop_short_music=True,
+                     stretcher="auto")
+GENERATE_THEN_ALIGN = {
+    "name": "V2M-Zero: generate music (or take any), then align it to the video's cuts",
+    "nodes": [
+        (1, "V2M_LoadVideo", (40, 120), (320, 330), {"file": CLIP}, {}, "Video (the pack's example clip)"),
+        (2, "V2M_EncodeFrames", (400, 120), (320, 380), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
+        (3, "V2M_EventCurve", (760, 120), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (2, 0)},
+         "Event curve: its peaks are the hit points"),
+        (4, "V2M_MusicPrompt", (400, 620), (400, 420),
+         dict(user_text="warm electronic groove, clean drums", fps=24.0, asr_model="none", vlm_model="none",
+              llm_model="none", frames=8, frame_mode="even"), {"video": (1, 0)},
+         "Music prompt: your words + the tempo the cut pacing suggests"),
+        (5, "V2M_LoadModel", (840, 620), (330, 230), LOAD_MODEL, {},
+         "Model: a Stable Audio base from models/checkpoints (the DEMO model here)"),
+        (6, "V2M_Sampler", (1200, 620), (380, 470), SAMPLER, {"model": (5, 0), "curve": (3, 0)},
+         "Generate (an untrained base ignores the curve)"),
+        (7, "V2M_DecodeLatents", (1620, 620), (320, 200), {}, {"model": (5, 0), "latent": (6, 0)}, None),
+        (8, "V2M_MusicSource", (1620, 120), (320, 230),
+         dict(music_from="file", file=SONG), {"audio": (7, 0)}, "Music: the example song, or the generated music"),
+        (9, "V2M_AlignMusic", (1980, 120), (380, 420), ALIGN_WIDGETS, {"audio": (8, 0), "video": (1, 0)},
+         "Align music to the cuts (report on the delivered audio)"),
+        (10, "V2M_MuxAudio", (2400, 120), (320, 260),
+         dict(save_mp4=True, filename_prefix="video/V2M_generated_aligned"),
+         {"video": (1, 0), "audio": (9, 0)}, None),
+        (11, "PreviewImage", (2400, 420), (520, 360), {}, {"images": (9, 1)},
+         "Hit points against the beats, before and after"),
+        (12, "PreviewAudio", (1980, 600), (380, 120), {}, {"audio": (9, 0)}, None),
+    ],
+    # links into widgets (the frontend turns the widget into a socket): (source node, slot, node, widget)
+    "widget_links": [(4, 0, 6, "prompt")],
+    "notes": [
+        (101, (40, 520), (320, 330),
+         "Runs as it is on a fresh host: Music Source plays the pack's example song and Align Music retimes it onto "
+         "the clip's cuts. To GENERATE the music instead: put Stable Audio Open 1.0 (model.safetensors + "
+         "model_config.json) or a Stable Audio 3 checkpoint in models/checkpoints and its text encoder (t5_base / "
+         "t5gemma) in models/text_encoders, choose them in Load Model, and set Music Source to 'audio input'. "
+         "Or connect the AUDIO of ComfyUI's own Stable Audio nodes (VAE Decode Audio) to Music Source."),
+        (102, (840, 900), (330, 230),
+         "The music prompt carries the tempo the cut pacing suggests (60 + 2.5 x cuts per minute BPM), so the "
+         "generated music starts near a tempo the cuts fit; Align Music then moves its beats onto the cuts "
+         "(±8 %, a beat dropped or repeated where needed). An untrained base's curve channel is zero: the "
+         "curve sets only the length here."),
+    ],
+    "groups": [],
+}
+
+
+def build_generate_then_align(schemas) -> tuple[dict, dict]:
+    """The generate-then-align template: :func:`build`, then its links into widgets (UI and API)."""
+    spec = GENERATE_THEN_ALIGN
+    ui, api = build(spec, schemas)
+    nodes = {n["id"]: n for n in ui["nodes"]}
+    for src, slot, dst, widget in spec["widget_links"]:
+        link_id = ui["last_link_id"] + 1
+        typ = nodes[src]["outputs"][slot]["type"]
+        ui["links"].append([link_id, src, slot, dst, len(nodes[dst]["inputs"]), typ])
+        nodes[dst]["inputs"].append({"name": widget, "type": typ, "widget": {"name": widget}, "link": link_id})
+        nodes[src]["outputs"][slot]["links"].append(link_id)
+        ui["last_link_id"] = link_id
+        api[str(dst)]["inputs"][widget] = [str(src), slot]
+    return ui, api
+
+
 def _schemas():
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     import fake_comfy
@@ -290,6 +355,9 @@ def build_all() -> dict[str, str]:
         ui, api = build(spec, schemas)
         files[f"workflows/{name}.json"] = dumps(ui)
         files[f"workflows/api/{name}.json"] = dumps(api)
+    ui, api = build_generate_then_align(schemas)  # issue 25
+    files["workflows/v2m_generate_then_align.json"] = dumps(ui)
+    files["workflows/api/v2m_generate_then_align.json"] = dumps(api)
     return files
 
 
