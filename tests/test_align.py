@@ -278,3 +278,21 @@ def test_a_plan_heard_well_is_kept_at_once(aligned):
     result, _ = aligned
     assert result.attempts == 1 and result.heard["sch"] >= pipeline.GOOD_SCH
     assert result.heard["margin"] >= pipeline.MARGIN
+
+
+def test_the_listening_check_hears_what_a_video_file_holds(song, monkeypatch):
+    """Every rendering (and the final result) is listened to after an AAC round trip: the tracker can
+    hear an AAC rendering at another tempo than the samples before encoding."""
+    real, calls = pipeline.as_encoded, []
+
+    def spy(audio, sr):
+        calls.append(audio.shape)
+        return real(audio, sr)
+
+    monkeypatch.setattr(pipeline, "as_encoded", spy)
+    result = pipeline.align_music(song[0], SR, [2.1, 4.0], 6.0)
+    assert len(calls) == result.attempts + 1 and all(c == result.audio.shape for c in calls)
+    y = real(result.audio, SR)
+    assert y.shape == result.audio.shape and not np.array_equal(y, result.audio)  # encoded, same length
+    off = pipeline.align_music(song[0], SR, [2.1, 4.0], 6.0, listen_encoded=False)
+    assert len(calls) == result.attempts + 1 and off.audio.shape == result.audio.shape

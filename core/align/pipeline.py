@@ -13,6 +13,7 @@ there as its strength, so hard cuts outweigh small motion.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -115,9 +116,30 @@ CONFIRM = 0.9
 MAX_ATTEMPTS = 6
 
 
+def as_encoded(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``audio`` as a video file will hold it: mastered and AAC-encoded (as the mux does), decoded back.
+
+    The beat tracker can hear an AAC rendering at another tempo than the samples before encoding
+    (on a 123 BPM track: 128 BPM before, 245 after), so the listening check listens to this."""
+    import tempfile
+
+    from ..timing import media
+
+    w = np.asarray(audio, dtype=np.float32)
+    w = w if w.shape[0] <= 2 else w[:2]
+    with tempfile.TemporaryDirectory(prefix="v2m-align-") as tmp:
+        path = media.write_audio(os.path.join(tmp, "heard.m4a"), w, int(sample_rate),
+                                 layout="mono" if w.shape[0] == 1 else "stereo", master=True)
+        y, sr = media.decode_audio(path)
+    if int(sr) != int(sample_rate):
+        y = media.resample_audio(y, int(sr), int(sample_rate))
+    return media.fit_length(np.asarray(y, dtype=np.float32), w.shape[1])
+
+
 def heard_sync(audio: np.ndarray, sample_rate: int, hits, strengths, duration: float,
-               tolerance: float = 0.1) -> dict:
-    """How the result sounds to Scene Cut Hit's beat tracker, on the hit points themselves.
+               tolerance: float = 0.1, *, encoded: bool = False) -> dict:
+    """How the result sounds to Scene Cut Hit's beat tracker, on the hit points themselves
+    (``encoded``: after an AAC round trip, :func:`as_encoded`: what a video file holds).
 
     ``sch``: the strength-weighted share of hit points with a tracked beat within ``tolerance``;
     ``chance``: its chance level (``sch_null``, 50 shifts); ``bpm``: the tempo the tracker hears;
@@ -125,6 +147,8 @@ def heard_sync(audio: np.ndarray, sample_rate: int, hits, strengths, duration: f
     """
     from ..eval.sch import beat_times, scene_cut_hit, sch_null
 
+    if encoded:
+        audio = as_encoded(audio, sample_rate)
     beats = beat_times(audio.mean(axis=0), sample_rate)
     hits = np.asarray(hits, dtype=np.float64)
     if beats.size < 2 or hits.size == 0:
@@ -176,13 +200,15 @@ OUTPUT_RATES = (8000, 192000)
 
 def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, strengths=None,
                 options: AlignOptions = _DEFAULT_OPTIONS, stretcher: str = "auto", name: str = "the music",
-                output_rate: int | None = None, progress=None, check_interrupt=None) -> Alignment:
+                output_rate: int | None = None, listen_encoded: bool = True, progress=None,
+                check_interrupt=None) -> Alignment:
     """Retime ``wave`` ``[C, T]`` so its beats land on ``hits`` (s) in a ``duration``-second video.
 
     The music is first resampled to ``output_rate`` (default :func:`delivery_rate`: the rate the
     video file will hold), so that its beats are planned, rendered and *heard* at the rate it is
     delivered at: the beat tracker hears other beats in an 11 kHz track than in the same track at
-    48 kHz. ``Alignment.sample_rate`` is that rate.
+    48 kHz. ``Alignment.sample_rate`` is that rate. ``listen_encoded``: every rendering is listened to
+    after an AAC round trip (:func:`as_encoded`), as the video file will hold it.
 
     The result is listened to with the beat tracker Scene Cut Hit uses (:func:`heard_sync`, on the
     hit points): beats planned on the hit points only count when a listener hears them there.
@@ -231,7 +257,7 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
         if not hits.size:
             best = ({"sch": 0.0, "chance": 0.0, "bpm": analysis.tempo, "margin": 0.0}, analysis, tmap, out)
             break
-        heard = heard_sync(out, int(sample_rate), hits, s, duration)
+        heard = heard_sync(out, int(sample_rate), hits, s, duration, encoded=listen_encoded)
         if best is None or heard["margin"] > best[0]["margin"] + 1e-9:
             best = (heard, analysis, tmap, out)
         if _good(heard, _planned_share(tmap, hits, s)):
@@ -243,8 +269,8 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
     heard, analysis, tmap, out = best
     out = limit_true_peak(out, int(sample_rate))
     if hits.size:  # heard again on what is delivered (after the limiter)
-        heard = heard_sync(out, int(sample_rate), hits, s, duration)
-    heard = {k: v for k, v in heard.items() if k != "beats"}
+        heard = heard_sync(out, int(sample_rate), hits, s, duration, encoded=listen_encoded)
+    heard = {**{k: v for k, v in heard.items() if k != "beats"}, "encoded": bool(listen_encoded and hits.size)}
     return Alignment(audio=np.ascontiguousarray(out, dtype=np.float32), sample_rate=int(sample_rate), tmap=tmap,
                      analysis=analysis, hits=hits, strengths=s, stretcher=how, seconds=time.perf_counter() - t0,
                      heard=heard, attempts=attempts)
@@ -342,8 +368,9 @@ def format_report(result: Alignment, sync: dict | None = None) -> str:
             lines.append(_sch_line(f"Scene Cut Hit on {len(sync['hits']['times'])} hit points (event-curve peaks, "
                                    f"not only cuts) {where}", sync["hits"], sync["tolerance"]))
     heard = s["heard"] or {"sch": 0.0, "chance": 0.0}
+    aac = " in an AAC rendering" if heard.get("encoded") else ""
     lines.append(f"hit points on a beat: {s['hits_on_beats']}/{s['hits']} planned, {100 * heard['sch']:.0f} % heard "
-                 f"by the beat tracker (strength-weighted; chance {100 * heard['chance']:.0f} %); music "
+                 f"by the beat tracker{aac} (strength-weighted; chance {100 * heard['chance']:.0f} %); music "
                  f"{s['tempo_bpm']:.1f} BPM{', bars of ' + str(s['meter']) if s['meter'] else ', bars not detectable'}")
     lines.append(f"largest tempo change: {100 * s['max_tempo_change']:.1f} %; edits: "
                  + (", ".join(f"{e['kind']} {e['unit']} at {e['at']:.2f} s" for e in t.edits) or "none"))
