@@ -124,9 +124,10 @@ def as_encoded(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     import tempfile
 
     from ..timing import media
+    from ..timing.media.levels import limit_true_peak
 
     w = np.asarray(audio, dtype=np.float32)
-    w = w if w.shape[0] <= 2 else w[:2]
+    w = limit_true_peak(w if w.shape[0] <= 2 else w[:2], int(sample_rate))  # as delivered (no mastering warning)
     with tempfile.TemporaryDirectory(prefix="v2m-align-") as tmp:
         path = media.write_audio(os.path.join(tmp, "heard.m4a"), w, int(sample_rate),
                                  layout="mono" if w.shape[0] == 1 else "stereo", master=True)
