@@ -12,6 +12,7 @@ from ..core.timing import plot
 from ..core.timing.spec import curve_mismatches
 from ..core.precision import PRECISIONS
 from . import host as _host
+from .host import requirements
 from .types import CurveType, ModelType
 
 CATEGORY = "V2M-Zero/generate"
@@ -174,6 +175,12 @@ class Sampler(io.ComfyNode):
             outputs=[io.Latent.Output(display_name="latent"), io.Image.Output(display_name="curve_plot")],
         )
 
+    REQUIRES = ("matplotlib",)  # checked by validate_inputs
+
+    @classmethod
+    def validate_inputs(cls, model=None, curve=None):
+        return requirements.check(cls.REQUIRES)
+
     @classmethod
     def execute(cls, model, curve, prompt, negative_prompt, steps, cfg, seed, uncond, fast_sampler="auto",
                 window_seconds=0.0, overlap_seconds=0.0, only_window=-1, previous=None) -> io.NodeOutput:
@@ -193,9 +200,9 @@ class Sampler(io.ComfyNode):
         job, latents, plan = out.job, out.latents, out.job.plan
         marks = [("windows", plan.starts), ("joins", plan.joins)] if len(plan) > 1 else []
         title = f"{len(job.latent_curve)} latent frames, {curve.duration:.2f} s; {plan.describe()}"
-        # notes are drawn on the preview itself: visible where people look
+        # the notes are in the report on the node, right above this plot (web/v2m_zero.js): not drawn twice
         image = _host.image_tensor(plot.plot_curves([("conditioning curve", job.latent_curve)], marks=marks,
-                                                    title=title[:160], notes=notes, height=400 + 70 * len(notes)))
+                                                    title=title))
         latent = {"samples": latents, "type": "audio", "duration": float(curve.duration),
                   "sample_rate": model.sample_rate, "v2m_job": job}  # the job: what only_window needs
         text = "\n".join(["curve and checkpoint agree" if not notes else "notes:"] + [f"- {n}" for n in notes]
@@ -235,6 +242,12 @@ class DecodeLatents(io.ComfyNode):
             ],
             outputs=[io.Audio.Output(display_name="audio")],
         )
+
+    REQUIRES = ("librosa",)  # checked by validate_inputs
+
+    @classmethod
+    def validate_inputs(cls, model=None, latent=None):
+        return requirements.check(cls.REQUIRES)
 
     @classmethod
     def execute(cls, model, latent) -> io.NodeOutput:
