@@ -150,3 +150,15 @@ def duration_text(seconds: float | None) -> str:
     import datetime
 
     return str(datetime.timedelta(seconds=int(max(0.0, seconds))))
+
+
+def plan_video_output(video, out: str):
+    """How ``mux_audio`` will write ``out`` from ``video`` (stream copy or re-encode), decided before any work
+    (:func:`core.timing.media.plan_mux`: a video that can be neither copied nor decoded is refused here);
+    a re-encode is said on stdout."""
+    from ..timing import media
+
+    mux_plan = media.plan_mux(video, out)
+    if mux_plan.note:
+        print(f"note: {mux_plan.note}")
+    return mux_plan

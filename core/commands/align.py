@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ._common import AUDIO_OUT, VIDEO_OUT, OutputPlan, Progress, number, write_json
+from ._common import AUDIO_OUT, VIDEO_OUT, OutputPlan, Progress, number, plan_video_output, write_json
 
 NAME = "align"
 HELP = "retime a music file so its beats land on the video's cuts, and put it into the video"
@@ -15,7 +15,7 @@ log = logging.getLogger("v2m_zero.align")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..align.render import STRETCHERS
-    from ..align.timemap import EDIT_KINDS
+    from ..align.timemap import EDIT_KINDS, MAX_START_SKIP
 
     p.add_argument("video", help="input video (never modified); its own soundtrack is replaced")
     p.add_argument("music", help="music file (wav, flac, mp3, ogg, opus, m4a, ... or a video with sound)")
@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "more reaches more cuts with smaller tempo changes")
     p.add_argument("--start", type=number(float, 0, 36_000), default=0.0,
                    help="seconds into the music where the output starts "
-                        "(default 0; it may start up to 2 s later, on a beat)")
+                        f"(default 0; it may start up to {MAX_START_SKIP:g} s later, on a beat)")
     p.add_argument("--end-fade", type=number(float, 0.25, 2.0), default=1.0,
                    help="seconds of fade after the final bar line, 0.25–2 (default 1)")
     p.add_argument("--pad-silence", action="store_true",
@@ -76,6 +76,7 @@ def run(args) -> int:
     options = AlignOptions(max_stretch=args.max_stretch, edits=args.edits, slack=args.slack, start=args.start,
                            end_fade=args.end_fade, extend="silence" if args.pad_silence else "loop")
     with plan:
+        mux_plan = plan_video_output(args.video, out)  # copy or re-encode, decided before any work
         duration = media.probe_video(args.video).duration
         with Progress("hit points of the video", unit="frames") as bar:
             raw, hits, strengths = pipeline.video_hit_points(args.video, progress=bar)
@@ -83,7 +84,7 @@ def run(args) -> int:
         with Progress("aligning the music", unit="pieces") as bar:
             result = pipeline.align_music(wave, sr, hits, duration, strengths=strengths, options=options,
                                           stretcher=args.stretcher, name=args.music, progress=bar)
-        media.mux_audio(args.video, result.audio, sr, out)
+        media.mux_audio(args.video, result.audio, sr, out, plan=mux_plan)
         if audio_out:
             layout = "mono" if result.audio.shape[0] == 1 else "stereo"
             audio = result.audio if result.audio.shape[0] <= 2 else result.audio[:2]

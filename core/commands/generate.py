@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 
-from ._common import AUDIO_OUT, VIDEO_OUT, OutputPlan, Progress, add_sampling_arguments, number, sampling_settings
+from ._common import (AUDIO_OUT, VIDEO_OUT, OutputPlan, Progress, add_sampling_arguments, number, plan_video_output,
+                      sampling_settings)
 from ._pipeline import add_encoder_arguments, agreement_notes, sample_with_progress, video_curve
 
 NAME = "generate"
@@ -44,6 +45,7 @@ def run(args) -> int:
     out = plan.file(args.out, "--out", extensions=VIDEO_OUT)
     audio_out = plan.file(args.audio_out, "--audio-out", extensions=AUDIO_OUT) if args.audio_out else None
     with plan:
+        mux_plan = plan_video_output(args.video, out)  # copy or re-encode, decided before any work
         gen = generate.load_music_model(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec,
                                         device=args.device, precision=args.precision, lora=args.lora,
                                         lora_strength=args.lora_strength)
@@ -56,7 +58,7 @@ def run(args) -> int:
         lat = sample_with_progress(gen, raw, settings, prompt=args.prompt,
                                    negative_prompt=args.negative_prompt).latents
         with Progress("decoding and muxing"), generate.decode_to_spool(gen, lat, raw.duration) as spool:
-            out = media.mux_audio(args.video, spool, gen.sample_rate, out)
+            out = media.mux_audio(args.video, spool, gen.sample_rate, out, plan=mux_plan)
             if audio_out:
                 media.write_audio(audio_out, spool, gen.sample_rate, layout="mono" if spool.channels == 1 else "stereo",
                                   master=True)
