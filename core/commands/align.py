@@ -65,6 +65,7 @@ def run(args) -> int:
     from ..align import pipeline
     from ..align.timemap import AlignOptions
     from ..timing import media, plot
+    from ..timing.media.write import audio_depth
 
     plan = OutputPlan()
     plan.input(args.video, "input video")
@@ -88,7 +89,7 @@ def run(args) -> int:
         if audio_out:
             layout = "mono" if result.audio.shape[0] == 1 else "stereo"
             audio = result.audio if result.audio.shape[0] <= 2 else result.audio[:2]
-            media.write_audio(audio_out, audio, sr, layout=layout, master=True)
+            media.write_audio(audio_out, audio, sr, layout=layout, master=True, depth="float")  # float: keep it
         cuts, label = _report_cuts(args.video, hits, args.cuts)
         sync = pipeline.sync_report(cuts, pipeline.unaligned(wave, sr, duration, args.start), result.audio, sr,
                                     duration)
@@ -98,5 +99,6 @@ def run(args) -> int:
         if js:
             write_json(js, {"video": args.video, "music": args.music, "out": out, **result.summary(), "sync": sync})
     print(text)
-    print(f"aligned {args.music} to {args.video} -> {out}" + (f" (music: {audio_out})" if audio_out else ""))
+    print(f"aligned {args.music} to {args.video} -> {out}"
+          + (f" (music: {audio_out}, {audio_depth(audio_out, 'float')})" if audio_out else ""))
     return 0

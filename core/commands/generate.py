@@ -37,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from .. import generate
     from ..timing import media
+    from ..timing.media.write import audio_depth
 
     plan = OutputPlan()
     for path, label in ((args.video, "input video"), (args.checkpoint, "--checkpoint"), (args.codec, "--codec"),
@@ -61,9 +62,9 @@ def run(args) -> int:
             out = media.mux_audio(args.video, spool, gen.sample_rate, out, plan=mux_plan)
             if audio_out:
                 media.write_audio(audio_out, spool, gen.sample_rate, layout="mono" if spool.channels == 1 else "stereo",
-                                  master=True)
+                                  master=True, depth="float")  # the music is float: keep its resolution
         print(f"music: {len(spool) / gen.sample_rate:.3f} s at "
               f"{gen.sample_rate} Hz for a {raw.duration:.3f} s video -> {out}")
         if audio_out:
-            print(f"audio -> {os.path.abspath(audio_out)}")
+            print(f"audio -> {os.path.abspath(audio_out)} ({audio_depth(audio_out, 'float')})")
     return 0

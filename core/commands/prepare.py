@@ -13,6 +13,8 @@ HELP = "encode music files (+ captions) into a training cache of codec latents a
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..timing.spec import CLIP_SECONDS_BOUNDS
+
     p.add_argument("data_dir", help="folder of music files (wav/flac/mp3/ogg/m4a) with <name>.txt captions "
                                     "or a captions.csv / captions.jsonl (file,caption)")
     p.add_argument("--out", required=True, help="cache folder (created; re-runs resume it)")
@@ -33,8 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                    ".safetensors) for --music-encoder musicfm")
     p.add_argument("--musicfm-layer", type=number(int, 0, 64), default=7,
                    help="MusicFM conformer layer whose output is the feature (default 7)")
-    p.add_argument("--clip-seconds", type=number(float, 0.1, 600), default=None,
-                   help="clip length in seconds, 0.1–600 (default 32, the paper's)")
+    p.add_argument("--clip-seconds", type=number(float, *CLIP_SECONDS_BOUNDS), default=None,
+                   help=f"clip length in seconds, {CLIP_SECONDS_BOUNDS[0]:g}–{CLIP_SECONDS_BOUNDS[1]:g} "
+                        "(default 32, the paper's)")
     p.add_argument("--no-generated-captions", action="store_true",
                    help="files without a caption get '' instead of one generated from their tags and measured "
                         "tempo, key, loudness and brightness")
