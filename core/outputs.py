@@ -223,11 +223,16 @@ class OutputPlan:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        created = list(self.created)
         try:
             if exc_type is not None:
+                self.created.clear()  # the folders go after the locks (a lock file may sit in one)
                 self.undo()
         finally:
             self.unlock()
+            if exc_type is not None:
+                self.created = created
+                self.remove_empty_folders()
         return False
 
 

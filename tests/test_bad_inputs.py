@@ -13,6 +13,7 @@ import shutil
 
 import pytest
 
+import codec_media
 from tiny_models import tiny_v2m_checkpoint
 from v2m_zero.core import cli
 from v2m_zero.core.errors import V2MError
@@ -61,11 +62,70 @@ def corpus(tmp_path_factory):
     (root / "bad.toml").write_text('[data]\ncache = "no_such_cache"\n[model.from_config]\nembed_dim = 64\n')
     (root / "huge.toml").write_text('[data]\ncache = "no_such_cache"\n[model.from_config]\nembed_dim = 64\n'
                                     '[train]\nbatch_size = 100000000\n')
+    (root / "huge_dim.toml").write_text('[data]\ncache = "no_such_cache"\n[model.from_config]\nembed_dim = 1000000000\n')
+    # checkpoints whose metadata lies (issue 26): every number is bounded before any work
+    for name, key, value in BAD_CHECKPOINTS:
+        codec_media.with_metadata(root / "tiny.safetensors", root / f"bad_{name}.safetensors", key, value)
+    # audio files with cover art, given where a video belongs
+    codec_media.make_song_with_cover(root / "song.mp3", "mp3", "libmp3lame")
+    codec_media.make_song_with_cover(root / "song.m4a", "mp4", "aac")
+    codec_media.add_audio_tracks(root / "V.mp4", root / "two_tracks.mp4",
+                                 [synth.click_track([1.0, 2.0], 3.0), synth.click_track([0.5, 1.4], 3.0)])
     return root
+
+
+# (file suffix, metadata key, value): bad_<suffix>.safetensors, tiny.safetensors with that one number changed
+BAD_CHECKPOINTS = [
+    ("steps", "sampling", {"steps": 1e9}),
+    ("griffin_lim", "codec", {"type": "mel", "config": {"griffin_lim_iters": 1e9}}),
+    ("n_mels", "codec", {"type": "mel", "config": {"n_mels": 10**9}}),
+    ("clip", "curve.clip_seconds", 0.001),
+    ("smoothing", "curve.smoothing_seconds", 1e9),
+    ("curve_length", "curve.length", 10**12),
+    ("min_std", "curve.min_std", float("nan")),
+    ("embed_dim", "model_config.diffusion.config.embed_dim", 10**9),
+    ("depth", "model_config.diffusion.config.depth", 0),
+    ("text_tokens", "model_config.conditioning.configs.0.config.max_length", 10**9),
+    ("sample_rate", "sample_rate", 10**12),
+    ("latent_rate", "latent_rate", 1e9),
+    ("text_length", "text.max_length", 0),
+]
+
+
+def _ckpt_case(suffix: str, words: str, command: str = "generate"):
+    argv = (["generate", "V.mp4", "--checkpoint", f"bad_{suffix}.safetensors", "--out", "o.mp4"] if command == "generate"
+            else ["demo", "--out", "d", "--checkpoint", f"bad_{suffix}.safetensors"])
+    return (f"{command}-checkpoint-{suffix}", argv, words)
 
 
 # (name, argv, words the error line must contain)
 CLI_CASES = [
+    # numbers read from a checkpoint or config, bounded like the argument they stand for (issue 26)
+    _ckpt_case("steps", "sampling.steps"),
+    _ckpt_case("steps", "sampling.steps", "demo"),
+    _ckpt_case("griffin_lim", "codec.config.griffin_lim_iters = 1000000000.0 is outside [1, 256]"),
+    _ckpt_case("griffin_lim", "codec.config.griffin_lim_iters", "demo"),
+    _ckpt_case("n_mels", "codec.config.n_mels"),
+    _ckpt_case("clip", "curve.clip_seconds = 0.001 is outside [0.1, 600] (prepare --clip-seconds)"),
+    _ckpt_case("clip", "curve.clip_seconds", "demo"),
+    _ckpt_case("smoothing", "curve.smoothing_seconds = 1000000000.0 is outside [0, 60] (--smoothing-seconds)"),
+    _ckpt_case("curve_length", "curve.length"),
+    _ckpt_case("min_std", "curve.min_std = nan"),
+    _ckpt_case("embed_dim", "bad_embed_dim.safetensors: model_config.diffusion.config.embed_dim = 1000000000"),
+    _ckpt_case("depth", "model_config.diffusion.config.depth = 0"),
+    _ckpt_case("text_tokens", "model_config.conditioning.configs.0.config.max_length"),
+    _ckpt_case("sample_rate", "sample_rate = 1000000000000 is outside [1000, 384000]"),
+    _ckpt_case("latent_rate", "latent_rate = 1000000000.0 is outside (0, 1600]"),
+    _ckpt_case("text_length", "text.max_length = 0"),
+    ("train-embed-dim-huge", ["train", "huge_dim.toml"], "model.from_config.embed_dim = 1000000000 is outside"),
+    # an audio file with cover art is not a video (issue 26)
+    ("curve-cover-art-mp3", ["curve", "song.mp3", "--out", "c.json"], "no video stream (only an attached picture"),
+    ("mux-cover-art-as-video", ["mux", "song.m4a", "A.wav", "--out", "o.mp4"], "only an attached picture"),
+    ("demo-cover-art-as-video", ["demo", "--out", "d", "--video", "song.mp3", "--sonify"], "attached picture"),
+    ("generate-cover-art-as-video", ["generate", "song.m4a", "--checkpoint", "tiny.safetensors", "--out", "o.mp4"],
+     "attached picture"),
+    ("eval-audio-track-missing", ["eval", "two_tracks.mp4", "--audio-track", "3"], "has 2 audio track(s)"),
+    ("eval-audio-track-typo", ["eval", "two_tracks.mp4", "--audio-track", "first"], "--audio-track"),
     # writing over an input, whatever the path's spelling
     ("curve-out-is-video", ["curve", "V.mp4", "--out", "V.mp4"], "input video"),
     ("curve-out-symlink", ["curve", "V.mp4", "--out", "./L.mp4"], "input video"),
