@@ -62,7 +62,8 @@ def corpus(tmp_path_factory):
     (root / "bad.toml").write_text('[data]\ncache = "no_such_cache"\n[model.from_config]\nembed_dim = 64\n')
     (root / "huge.toml").write_text('[data]\ncache = "no_such_cache"\n[model.from_config]\nembed_dim = 64\n'
                                     '[train]\nbatch_size = 100000000\n')
-    (root / "huge_dim.toml").write_text('[data]\ncache = "no_such_cache"\n[model.from_config]\nembed_dim = 1000000000\n')
+    (root / "huge_dim.toml").write_text('[data]\ncache = "no_such_cache"\n'
+                                        '[model.from_config]\nembed_dim = 1000000000\n')
     # checkpoints whose metadata lies (issue 26): every number is bounded before any work
     for name, key, value in BAD_CHECKPOINTS:
         codec_media.with_metadata(root / "tiny.safetensors", root / f"bad_{name}.safetensors", key, value)
@@ -93,8 +94,9 @@ BAD_CHECKPOINTS = [
 
 
 def _ckpt_case(suffix: str, words: str, command: str = "generate"):
-    argv = (["generate", "V.mp4", "--checkpoint", f"bad_{suffix}.safetensors", "--out", "o.mp4"] if command == "generate"
-            else ["demo", "--out", "d", "--checkpoint", f"bad_{suffix}.safetensors"])
+    ckpt = f"bad_{suffix}.safetensors"
+    argv = (["generate", "V.mp4", "--checkpoint", ckpt, "--out", "o.mp4"] if command == "generate"
+            else ["demo", "--out", "d", "--checkpoint", ckpt])
     return (f"{command}-checkpoint-{suffix}", argv, words)
 
 
