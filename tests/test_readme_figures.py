@@ -36,6 +36,19 @@ def quoted_figures() -> dict:
             "cuts_from": sch.group(3), "cuts": cuts.groups()}
 
 
+TEMPLATE_LINE = re.compile(r"`(Scene Cut Hit: \d\.\d{3}  \(chance level \d\.\d{3}, above chance -?\d\.\d{3}\))`")
+
+
+def template_report_line() -> str:
+    """The first line of the quick-start template's Sync Report as README's "First minute" quotes it
+    (checked by tests/test_workflows.py when it queues the template)."""
+    text = open(README, encoding="utf-8").read()
+    section = text[text.index("**First minute:**"):text.index("| template | does |")]
+    m = TEMPLATE_LINE.search(section)
+    assert m, "README's First minute no longer quotes the template's Sync Report line"
+    return m.group(1)
+
+
 def test_readme_quotes_the_quick_start():
     q = quoted_figures()
     assert q["argv"] == ["demo", "--out", "v2m_out"]
