@@ -36,8 +36,10 @@ SIZES = {
     "medium": dict(embed_dim=1536, depth=24, num_heads=24, attn_kwargs={"qk_norm": "rms", "differential": True},
                    norm_kwargs={"force_fp32": True}),
 }
+# SAMEConfig's defaults are SAME-S (small); medium's codec is SAME-L (a sliding window, 8 sine-gated decoder layers)
 SAME_SIZES = {"tiny": dict(channels=16, c_mults=[1], transformer_depths=[1], dim_heads=16), "small": dict(),
-              "medium": dict()}
+              "medium": dict(channels=256, transformer_depths=[12], sliding_window=1, decoder_sinusoidal_blocks=[8],
+                             decoder_conv_mapping=False)}
 
 
 def build(size: str, device: str, dtype=torch.float32) -> SA3DiT:

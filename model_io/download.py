@@ -56,6 +56,20 @@ class HubModel:
 _HF_IMAGE = ("config.json", "preprocessor_config.json", "model.safetensors")
 _TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json",
               "merges.txt", "generation_config.json")
+# The SA3 repositories' small files: the config (SAME layout, seconds_total's range, sample rate...) and the
+# tokenizer of the T5Gemma they bundle (SA3 was trained with it), as the repository ships them. They go
+# into a folder named like the weights file, beside it (ComfyUI's checkpoints folder lists only weights):
+# checkpoints/stable_audio_3_small_music_base.safetensors + checkpoints/stable_audio_3_small_music_base/...
+SA3_TOKENIZER = tuple(f"t5gemma-b-b-ul2/{f}" for f in ("config.json", "generation_config.json",
+                                                       "special_tokens_map.json", "tokenizer.json", "tokenizer.model",
+                                                       "tokenizer_config.json"))
+
+
+def _sa3_rename(stem: str) -> dict[str, str]:
+    return {"model.safetensors": f"{stem}.safetensors", "model_config.json": f"{stem}/model_config.json",
+            **{f: f"{stem}/{f}" for f in SA3_TOKENIZER}}
+
+
 _ENCODERS = "V2M_EncodeFrames / curve / generate --encoder dinov2 (the paper's video encoder is dinov2-large)"
 _PROMPT = "V2M_MusicPrompt / prompt (optional: without it the prompt is your text + a tempo hint)"
 
@@ -81,8 +95,8 @@ MODELS: dict[str, HubModel] = {m.name: m for m in (
     HubModel("sao1", "stabilityai/stable-audio-open-1.0", "base", ("model.safetensors",), folder="",
              rename={"model.safetensors": "stable-audio-open-1.0.safetensors"}, size="4.9 GB", gated=True,
              used_by="init-checkpoint --from sao1 (the base to fine-tune; accept its licence on the Hub and log in)"),
-    HubModel("sa3", "stabilityai/stable-audio-3-small-music-base", "base", ("model.safetensors",), folder="",
-             rename={"model.safetensors": "stable_audio_3_small_music_base.safetensors"}, gated=True,
+    HubModel("sa3", "stabilityai/stable-audio-3-small-music-base", "base", ("model.safetensors", "model_config.json"),
+             optional=SA3_TOKENIZER, folder="", rename=_sa3_rename("stable_audio_3_small_music_base"), gated=True,
              used_by="init-checkpoint --from sa3, or Load V2M Model as a base (the Stable Audio 3 base to fine-tune; "
                      "accept its licence on the Hub and log in)"),
     HubModel("t5gemma-b-b-ul2", "google/t5gemma-b-b-ul2", "text_encoders", ("config.json", "model.safetensors"),
@@ -134,7 +148,7 @@ def model_status(model: HubModel, **where) -> dict:
 def _manual(model: HubModel, dest: Path, endpoint: str, why: str) -> DownloadError:
     files = " ".join(model.files)
     login = " (accept its licence on the Hub page first and log in: `hf auth login` or HF_TOKEN)" if model.gated else ""
-    renames = "".join(f", and rename {a} to {b}" for a, b in model.rename.items())
+    renames = "".join(f", and rename {a} to {b}" for a, b in model.rename.items() if a in model.files)
     return DownloadError(f"{model.name}: {why}. Manual steps: download {files} from {endpoint}/{model.repo}{login} "
                          f"into {dest} (e.g. `hf download {model.repo} {files} --local-dir {dest}`){renames}, "
                          "then run again")
@@ -237,6 +251,8 @@ def download(model: HubModel | str, *, folders: Mapping[str, str] | None = None,
                 continue
             raise _manual(model, dest, endpoint, _why(exc, endpoint)) from None
     dest.mkdir(parents=True, exist_ok=True)
+    for _, out in todo:
+        out.parent.mkdir(parents=True, exist_ok=True)  # files the repository keeps in sub-folders
     total = sum(int(m.size or 0) for m, _ in todo)
     done = [0]
 

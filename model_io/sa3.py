@@ -19,7 +19,6 @@ Also here: the key mapping between this layout and diffusers' ``StableAudio3DiTM
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import re
@@ -31,6 +30,8 @@ from ..core.model.architectures import SA3
 from ..core.model.sa3 import LOCAL_ADD_IDS, SA3DiTConfig, sa3_conditioning_config
 from ..core.model.same import SAMEConfig
 from ..core.timing.spec import DEFAULT_MUSIC_ENCODER, CurveSpec
+from .model_config import (MAX_CONFIG_BYTES, bundled_text_encoder_dir, number_range,  # noqa: F401  (re-exported)
+                           read_reference_config, reference_config_path)
 from .sao import CONDITIONER_PREFIX, DIT_PREFIX, PRETRANSFORM_PREFIX, split_sao_state_dict, widen_for_curve
 
 SA3_SAMPLE_RATE = 44100
@@ -133,15 +134,15 @@ def sa3_model_config(sd: Mapping[str, Any], reference: Mapping[str, Any] | None 
     prompt = {"max_length": SA3_DEFAULTS["text_max_length"], "padding_mode": "zero"}
     if CONDITIONER_PREFIX + "prompt.padding_embedding" in sd:
         prompt["padding_mode"] = "learned"
-    seconds_max = SA3_DEFAULTS["seconds_max"]
+    seconds = (0.0, SA3_DEFAULTS["seconds_max"])
     for item in (ref.get("conditioning") or {}).get("configs", []):
         c = item.get("config") or {}
         if item.get("id") == "prompt":
             prompt.update({k: c[k] for k in ("max_length", "padding_mode") if k in c})
-        if item.get("id") == "seconds_total":
-            seconds_max = float(c.get("max_val", seconds_max))
+        if item.get("id") == "seconds_total":  # absent keys: the reference NumberConditioner's defaults (0, 1)
+            seconds = number_range(c, name)
     cond = sa3_conditioning_config(cfg.cond_token_dim, max_length=int(prompt["max_length"]),
-                                   padding=prompt["padding_mode"], seconds_max=seconds_max,
+                                   padding=prompt["padding_mode"], seconds_max=seconds[1], seconds_min=seconds[0],
                                    with_curve=cfg.input_concat_dim > 0)
     proj = sd.get(CONDITIONER_PREFIX + "prompt.proj_out.weight")  # T5Gemma's width when it differs from cond_dim
     cond["configs"][0]["config"]["text_dim"] = int(proj.shape[1]) if proj is not None else cfg.cond_token_dim
@@ -153,17 +154,6 @@ def sa3_model_config(sd: Mapping[str, Any], reference: Mapping[str, Any] | None 
     if cfg.input_concat_dim:
         diffusion["input_concat_ids"] = list(ref_diff.get("input_concat_ids") or ["curve"])
     return {"architecture": SA3, "diffusion": diffusion, "conditioning": cond, "io_channels": cfg.io_channels}
-
-
-def read_reference_config(path: str | os.PathLike) -> dict[str, Any] | None:
-    """``model_config.json`` beside an SA3 file (the Hugging Face repository layout), if any."""
-    side = Path(path).with_name("model_config.json")
-    if not side.is_file():
-        return None
-    try:
-        return json.loads(side.read_text())
-    except ValueError as exc:
-        raise ModelError(f"{side}: not valid JSON ({exc}). Fix: fetch the file again or remove it.") from None
 
 
 def base_name(path: str | os.PathLike, sd_keys=()) -> str:
@@ -211,7 +201,10 @@ def sa3_v2m_parts(path, *, curve: Mapping[str, Any] | None = None, reference: Ma
     state, cfg = widen_for_curve(dit_sd, base_cfg)
     codec: dict[str, Any] = {"type": "same"}
     shapes = header_shapes(file, PRETRANSFORM_PREFIX)
-    sample_rate = int((reference or {}).get("sample_rate") or SA3_SAMPLE_RATE)
+    sample_rate = (reference or {}).get("sample_rate") or SA3_SAMPLE_RATE
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 8000 <= sample_rate <= 384000:
+        raise ModelError(f"{name}: model_config.json sample_rate {sample_rate!r} is not an integer in [8000, 384000]. "
+                         "Fix: use the model's own model_config.json.")
     latent_rate = sample_rate / SA3_DOWNSAMPLING
     if shapes:
         ref_model = dict((reference or {}).get("model", reference or {}))

@@ -27,15 +27,28 @@ from ..core.errors import ModelError
 from ..core.model.same import SAMECodec, SAMEConfig
 from .build import build_with_weights
 from .folders import locate
+from .model_config import read_reference_config
 from .weights import SafetensorsFile, check_state_dict, read_safetensors
 
 PREFIX = "pretransform.model."
 ANCHOR = "encoder.layers.0.new_tokens"
 DIFFUSERS_ANCHOR = "encoder.blocks.0.new_tokens"
-# (width of the first level, its depth) -> what the weights do not say (diffusers' AutoencoderSAME docs)
-KNOWN = {(768, 6): {"name": "SAME-S", "channels": 128, "decoder_sinusoidal_blocks": [0]},
-         (1536, 12): {"name": "SAME-L", "channels": 256, "decoder_sinusoidal_blocks": [8]}}
+# (width of the first level, its depth) -> what the weights do not say: the published SAME-S (the codec
+# of stable-audio-3-small-*: chunks of 32 frames with a half-chunk shift) and SAME-L (SA3 medium's:
+# a sliding window of one group each side, 8 sine-gated decoder layers). Sources: stable_audio_3's
+# MLX port (optimized/mlx/models/defs/same_{s,l}_*.py, "constants come from sa3-sm-music / sa3-medium").
+KNOWN = {(768, 6): {"name": "SAME-S", "channels": 128, "decoder_sinusoidal_blocks": [0], "sliding_window": 0,
+                    "chunk_size": 32, "chunk_midpoint_shift": True},
+         (1536, 12): {"name": "SAME-L", "channels": 256, "decoder_sinusoidal_blocks": [8], "sliding_window": 1}}
 SA3_STRIDE = 16
+#: what decides how SAME's transformer sees its neighbours: never in the weights
+ATTENTION_FIELDS = ("sliding_window", "chunk_size", "chunk_midpoint_shift")
+# the reference constructors' defaults (TransformerResamplingBlock / SAMEEncoder): an absent key means these
+REFERENCE_DEFAULTS = {"sliding_window": None, "chunk_size": 128, "chunk_midpoint_shift": False, "conv_mapping": False,
+                      "variable_stride": False, "mapping_bias": True, "differential": True, "dim_heads": 128,
+                      "ff_mult": 3, "dyt": True}
+# reference options this implementation does not have: a config that turns one on is refused
+UNSUPPORTED = ("conformer", "layer_scale", "cross_attn", "feat_scale", "causal")
 
 
 def _count(sd, prefix: str, tail: str) -> int:
@@ -43,12 +56,21 @@ def _count(sd, prefix: str, tail: str) -> int:
     return max(found) + 1 if found else 0
 
 
+def _kernels(sd, part: str) -> set[int]:
+    return {int(v.shape[-1]) for k, v in sd.items()
+            if re.fullmatch(part + r"\.layers\.\d+\.mapping\.weight_v", k)}
+
+
 def same_config_from_state_dict(sd: Mapping[str, torch.Tensor], reference: Mapping[str, Any] | None = None,
-                                name: str = "state dict") -> dict[str, Any]:
+                                name: str = "state dict", stated: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A :class:`SAMEConfig` dict for a SAME state dict (reference layout, prefix stripped).
 
     ``reference`` is the ``pretransform`` block of a ``model_config.json`` (or an AE-only config's
-    ``model``): its values win; otherwise shapes plus :data:`KNOWN` defaults.
+    ``model``): its values win (absent keys mean the reference constructors' defaults); ``stated``
+    (e.g. from a diffusers ``config.json``) wins over the shapes too. Without either, the shapes
+    say the sizes and both channel mappings (kernel 1 or 3); the attention layout (sliding window
+    or chunks) is in no weight, so it comes from :data:`KNOWN` (SAME-S, SAME-L) or, for any other
+    shapes, is an error that names the file and the fix.
     """
     if ANCHOR not in sd:
         raise ModelError(f"{name}: not a SAME autoencoder (no {ANCHOR!r}). Fix: give the Stable Audio 3 file, "
@@ -67,64 +89,113 @@ def same_config_from_state_dict(sd: Mapping[str, torch.Tensor], reference: Mappi
     strides = [SA3_STRIDE] * levels
     if not variable:
         strides = [int(sd[f"decoder.layers.{dec_first + levels - 1 - i}.new_tokens"].shape[1]) for i in range(levels)]
-    mapping = sd.get("encoder.layers.0.mapping.weight_v")
+    mappings = {}
+    for part in ("encoder", "decoder"):
+        kernels = _kernels(sd, part)
+        if len(kernels) > 1 or not kernels <= {1, 3}:
+            raise ModelError(f"{name}: the {part}'s channel mappings have kernel sizes {sorted(kernels)}; "
+                             "a SAME has 1 or 3 on each side. Fix: give an unmodified SAME file.")
+        mappings[f"{part}_conv_mapping"] = kernels == {3}
     cfg: dict[str, Any] = {
         "audio_channels": 2, "patch_size": in_ch // 2, "channels": channels, "c_mults": [w // channels for w in widths],
         "strides": strides, "transformer_depths": depths, "latent_dim": int(sd["bottleneck.scaling_factor"].shape[1]),
         "dim_heads": int(sd["encoder.layers.0.transformers.0.self_attn.q_norm.gamma"].shape[0]),
         "differential": qkv == 5 * widths[0],
         "ff_mult": sd["encoder.layers.0.transformers.0.ff.ff.0.proj.weight"].shape[0] / (2 * widths[0]),
-        "sliding_window": 1, "encoder_sinusoidal_blocks": [0], "variable_stride": variable,
+        "encoder_sinusoidal_blocks": [0], "variable_stride": variable,
         "decoder_sinusoidal_blocks": list(known.get("decoder_sinusoidal_blocks", [0])),
-        "mapping_bias": "encoder.layers.0.mapping.bias" in sd,
-        "conv_mapping": mapping is not None and mapping.shape[-1] == 3,
+        "mapping_bias": "encoder.layers.0.mapping.bias" in sd, **mappings,
         "auto_scale": "bottleneck.running_std" in sd, "sample_rate": 44100,
     }
-    cfg.update(_from_reference(reference))
+    cfg.update({k: known[k] for k in ATTENTION_FIELDS if k in known})
+    cfg.update(_from_reference(reference, name))
+    cfg.update(stated or {})
+    if "sliding_window" not in cfg:
+        raise ModelError(
+            f"{name}: this SAME autoencoder ({widths[0]} channels, {depths[0]} layers) is neither SAME-S nor SAME-L, "
+            "and its weights cannot say how its attention sees neighbours (a sliding window or chunks). "
+            "Fix: put the model's model_config.json beside the file (the Hugging Face repository's, as "
+            "`v2m-zero models download` fetches it), or load a V2M checkpoint that records its codec.")
     return SAMEConfig.from_dict(cfg).to_dict()
 
 
-def _from_reference(ref: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The fields a stable_audio_3 ``pretransform`` (or AE-only ``model``) config states."""
+def _from_reference(ref: Mapping[str, Any] | None, name: str = "model_config.json") -> dict[str, Any]:
+    """The fields a stable_audio_3 ``pretransform`` (or AE-only ``model``) config states, read as the
+    reference reads them: a key the encoder's or decoder's config leaves out means the reference
+    constructor's default (:data:`REFERENCE_DEFAULTS`). Values are bounded by :meth:`SAMEConfig.validate`."""
     if not ref:
         return {}
-    ae = dict(ref.get("config", ref))
-    enc = dict((ae.get("encoder") or {}).get("config") or {})
-    dec = dict((ae.get("decoder") or {}).get("config") or {})
-    bott = dict((ae.get("bottleneck") or {}).get("config") or {})
-    patch = dict((ae.get("pretransform") or {}).get("config") or {})
+    if not isinstance(ref, Mapping):
+        raise ModelError(f"{name}: the SAME config is not a JSON object. Fix: use the model's own model_config.json.")
+    ae = ref.get("config", ref)
+    parts = {}
+    for part in ("encoder", "decoder", "bottleneck", "pretransform"):
+        block = ae.get(part) if isinstance(ae, Mapping) else None
+        block = block.get("config") if isinstance(block, Mapping) else None
+        if block is not None and not isinstance(block, Mapping):
+            raise ModelError(f"{name}: SAME {part} config is not a JSON object. Fix: use the model's own "
+                             "model_config.json.")
+        parts[part] = dict(block or {})
+    for part in ("encoder", "decoder"):
+        kind = ae.get(part, {}).get("type") if isinstance(ae, Mapping) and isinstance(ae.get(part), Mapping) else None
+        if kind not in (None, "same"):
+            raise ModelError(f"{name}: the model_config.json found with it describes a {kind!r} {part}, not SAME: it "
+                             "belongs to another model. Fix: put the SA3 model's own model_config.json in the folder "
+                             "named like the weights file (or remove the stray one).")
+    enc, dec, bott, patch = parts["encoder"], parts["decoder"], parts["bottleneck"], parts["pretransform"]
     out: dict[str, Any] = {}
-    for ours, theirs in (("channels", "channels"), ("c_mults", "c_mults"), ("strides", "strides"),
-                         ("transformer_depths", "transformer_depths"), ("latent_dim", "latent_dim"),
-                         ("dim_heads", "dim_heads"), ("differential", "differential"), ("ff_mult", "ff_mult"),
-                         ("variable_stride", "variable_stride"), ("mapping_bias", "mapping_bias"),
-                         ("conv_mapping", "conv_mapping")):
-        if theirs in enc:
-            out[ours] = enc[theirs]
-    if enc.get("sliding_window"):
-        sw = enc["sliding_window"]
-        sw = list(sw) if isinstance(sw, (list, tuple)) else [sw, sw]
-        if sw[0] != sw[-1]:
-            raise ModelError(f"SAME sliding_window {sw}: only symmetric windows are supported")
-        out["sliding_window"] = int(sw[0])
-    elif "sliding_window" in enc or enc:
-        raise ModelError("SAME configs without a sliding window (chunked attention) are not supported")
-    if "sinusoidal_blocks" in enc:
-        out["encoder_sinusoidal_blocks"] = list(enc["sinusoidal_blocks"])
-    if "sinusoidal_blocks" in dec:
-        out["decoder_sinusoidal_blocks"] = list(dec["sinusoidal_blocks"])
-    if "soft_clip" in ae.get("decoder", {}) or "soft_clip" in dec:
-        out["soft_clip"] = bool(ae.get("decoder", {}).get("soft_clip", dec.get("soft_clip", False)))
+    if enc or dec:
+        for part, c in (("encoder", enc), ("decoder", dec)):
+            bad = [k for k in UNSUPPORTED if c.get(k)] + (["dyt: false"] if c.get("dyt", True) is False else [])
+            if bad:
+                raise ModelError(f"{name}: SAME {part} uses {', '.join(bad)}, which this loader does not implement. "
+                                 "Fix: use a SAME-S or SAME-L model (stable-audio-3-small-* or -medium).")
+        look = {part: {**REFERENCE_DEFAULTS, **c} for part, c in (("encoder", enc), ("decoder", dec))}
+        for field in ("sliding_window", "chunk_size", "chunk_midpoint_shift", "variable_stride", "mapping_bias",
+                      "differential", "dim_heads", "ff_mult"):
+            if enc and dec and look["encoder"][field] != look["decoder"][field]:
+                raise ModelError(f"{name}: SAME encoder and decoder differ in {field} "
+                                 f"({look['encoder'][field]!r} vs {look['decoder'][field]!r}); this loader needs "
+                                 "them equal. Fix: use the model's own model_config.json.")
+        side = look["encoder"] if enc else look["decoder"]
+        for field in ("channels", "c_mults", "strides", "transformer_depths", "latent_dim"):
+            for c in (enc, dec):
+                if field in c:
+                    out[field] = c[field]
+                    break
+        for field in ("dim_heads", "differential", "ff_mult", "variable_stride", "mapping_bias", "chunk_size",
+                      "chunk_midpoint_shift"):
+            out[field] = side[field]
+        sw = side["sliding_window"]
+        if sw is None or sw == 0:
+            out["sliding_window"] = 0
+        else:
+            sw = list(sw) if isinstance(sw, (list, tuple)) else [sw, sw]
+            if len(sw) != 2 or sw[0] != sw[1]:
+                raise ModelError(f"{name}: SAME sliding_window {sw}: only symmetric windows are supported")
+            out["sliding_window"] = sw[0]
+        if enc:
+            out["encoder_conv_mapping"] = look["encoder"]["conv_mapping"]
+            if "sinusoidal_blocks" in enc:
+                out["encoder_sinusoidal_blocks"] = enc["sinusoidal_blocks"]
+        if dec:
+            out["decoder_conv_mapping"] = look["decoder"]["conv_mapping"]
+            out["decoder_sinusoidal_blocks"] = dec.get("sinusoidal_blocks", [0])
+    dec_block = ae.get("decoder") if isinstance(ae, Mapping) and isinstance(ae.get("decoder"), Mapping) else {}
+    if "soft_clip" in dec_block:
+        out["soft_clip"] = dec_block["soft_clip"]
     if "auto_scale" in bott:
-        out["auto_scale"] = bool(bott["auto_scale"])
+        out["auto_scale"] = bott["auto_scale"]
     if "noise_augment_dim" in bott:
-        out["noise_augment_dim"] = int(bott["noise_augment_dim"])
-    if patch.get("patch_size"):
-        out["patch_size"] = int(patch["patch_size"])
-    if patch.get("channels") or ae.get("io_channels"):
-        out["audio_channels"] = int(patch.get("channels") or ae["io_channels"])
-    if ref.get("sample_rate") or ae.get("sample_rate"):
-        out["sample_rate"] = int(ref.get("sample_rate") or ae["sample_rate"])
+        out["noise_augment_dim"] = bott["noise_augment_dim"]
+    if "patch_size" in patch:
+        out["patch_size"] = patch["patch_size"]
+    channels = patch.get("channels", ae.get("io_channels") if isinstance(ae, Mapping) else None)
+    if channels is not None:
+        out["audio_channels"] = channels
+    rate = ref.get("sample_rate") or (ae.get("sample_rate") if isinstance(ae, Mapping) else None)
+    if rate is not None:
+        out["sample_rate"] = rate
     return out
 
 
@@ -136,8 +207,10 @@ def config_from_diffusers(cfg: Mapping[str, Any]) -> dict[str, Any]:
             "differential": "use_differential_attention", "dim_heads": "dim_heads", "ff_mult": "ff_mult",
             "sliding_window": "sliding_window", "encoder_sinusoidal_blocks": "encoder_sinusoidal_blocks",
             "decoder_sinusoidal_blocks": "decoder_sinusoidal_blocks", "sample_rate": "sampling_rate"}
-    return {ours: (list(cfg[theirs]) if isinstance(cfg[theirs], (list, tuple)) else cfg[theirs])
-            for ours, theirs in pick.items() if theirs in cfg}
+    out = {ours: (list(cfg[theirs]) if isinstance(cfg[theirs], (list, tuple)) else cfg[theirs])
+           for ours, theirs in pick.items() if theirs in cfg}
+    out.setdefault("sliding_window", 1)  # AutoencoderSAME has only the sliding window (default 1)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,9 +334,27 @@ def load_same(path, *, config: Mapping[str, Any] | None = None, device: Any = "c
     sd, _ = read_safetensors(file, prefix=prefix or None)
     if diffusers_layout:
         sd = same_from_diffusers(sd)
-    cfg = dict(config) if config else same_config_from_state_dict(sd, name=str(file.path))
-    if side and not config:
-        cfg.update(config_from_diffusers(side))
+    if not config and "v2m_format" in file.metadata:  # a V2M checkpoint records its codec's config
+        from .checkpoint import json_metadata
+
+        codec = json_metadata(file.metadata).get("codec")
+        if isinstance(codec, Mapping) and codec.get("type") == "same" and isinstance(codec.get("config"), Mapping):
+            config = codec["config"]
+    if config:
+        cfg = dict(config)
+    else:
+        reference = None
+        if not diffusers_layout:
+            found_ref = read_reference_config(file.path)
+            if found_ref is not None:
+                model = found_ref.get("model", found_ref) if isinstance(found_ref, Mapping) else found_ref
+                # as the reference's factory: an AE-only config (SAME-S/L) has encoder/decoder at the top
+                reference = (model if not isinstance(model, Mapping) or "encoder" in model
+                             else model.get("pretransform"))
+                if isinstance(reference, Mapping) and isinstance(found_ref, Mapping) and "sample_rate" in found_ref:
+                    reference = {**reference, "sample_rate": found_ref["sample_rate"]}
+        stated = config_from_diffusers(side) if side else ({"sliding_window": 1} if diffusers_layout else None)
+        cfg = same_config_from_state_dict(sd, reference=reference, name=str(file.path), stated=stated)
     model = build_with_weights(lambda: SAMECodec(cfg), sd, name=str(file.path), device=device, dtype=dtype,
                                fit=_fit_same)
     return model.requires_grad_(False)

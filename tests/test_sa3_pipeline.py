@@ -89,6 +89,10 @@ def test_nodes_list_sa3_base_files_and_generate_exact_length(host, files):
         os.makedirs(folder, exist_ok=True)
         folder_paths.add_model_folder_path(kind, folder)
         shutil.copy(name, folder)
+    # its model_config.json where `models download sa3` puts it (the tiny SAME's attention layout is in no weight)
+    side = os.path.join(folder_paths.models_dir, "checkpoints", "stable_audio_3_small_music_base")
+    os.makedirs(side, exist_ok=True)
+    shutil.copy(os.path.join(os.path.dirname(files["base"]), "model_config.json"), side)
     with open(os.path.join(folder_paths.models_dir, "checkpoints", "sd15.safetensors"), "wb") as f:
         f.write(b"not an SA3 file")
     schema = gen_nodes.LoadModel.define_schema()

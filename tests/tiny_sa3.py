@@ -11,9 +11,22 @@ import torch
 
 # A SAME whose shapes say everything ComfyUI files leave out (stride 16, 44.1 kHz, as SA3's):
 # 2 × 32-sample patches, one TRB of stride 16 → 512 samples per latent frame (86 Hz), 8 channels.
+# Attention as SAME-S's (chunks of 32 frames, half-chunk shift; 1×1 encoder / kernel-3 decoder mappings): the
+# SAMEConfig defaults. The attention layout is in no weight: a loader finds it in the model_config.json
+# (SAME_PRETRANSFORM, the reference's "pretransform" block), which tiny_sa3_file writes beside the file.
 SAME = {"audio_channels": 2, "patch_size": 32, "channels": 16, "c_mults": [1], "strides": [16],
         "transformer_depths": [1],
         "latent_dim": 8, "dim_heads": 8, "differential": True, "ff_mult": 3.0, "sample_rate": 44100}
+_SAME_BLOCK = {"channels": 16, "c_mults": [1], "strides": [16], "latent_dim": 8, "transformer_depths": [1],
+               "differential": True, "dyt": True, "dim_heads": 8, "variable_stride": True, "chunk_size": 32,
+               "chunk_midpoint_shift": True, "ff_mult": 3}
+SAME_PRETRANSFORM = {"type": "autoencoder", "config": {
+    "encoder": {"type": "same", "config": {"in_channels": 64, **_SAME_BLOCK, "conv_mapping": False}},
+    "decoder": {"type": "same", "config": {"out_channels": 64, **_SAME_BLOCK, "sinusoidal_blocks": [0],
+                                           "conv_mapping": True}},
+    "bottleneck": {"type": "softnorm", "config": {"dim": 8, "auto_scale": True}},
+    "pretransform": {"type": "patched", "config": {"patch_size": 32, "channels": 2}},
+    "latent_dim": 8, "downsampling_ratio": 512, "io_channels": 2}}
 # The DiT: small-music-base's layout (standard attention, memory tokens, local-add input) at toy size.
 DIT = {"io_channels": 8, "embed_dim": 128, "depth": 2, "num_heads": 2, "cond_token_dim": 32, "global_cond_dim": 32,
        "local_add_cond_dim": 9, "num_memory_tokens": 4, "ff_kwargs": {"mult": 2.0}}
@@ -54,16 +67,21 @@ def tiny_sa3_state_dict(seed: int = 0, *, differential: bool = False) -> dict[st
     return sd
 
 
-def tiny_sa3_file(path: str, seed: int = 0, *, reference: dict | None = None, differential: bool = False) -> str:
-    """An SA3 single file without V2M metadata (ComfyUI's layout); ``reference`` writes a
-    ``model_config.json`` beside it (the Hugging Face repository layout)."""
+def tiny_sa3_file(path: str, seed: int = 0, *, reference: dict | None = None, differential: bool = False,
+                  config: bool = True) -> str:
+    """An SA3 single file without V2M metadata with a ``model_config.json`` beside it (the Hugging Face
+    repository layout): ``reference`` (its SAME section added when it has none), else a minimal one
+    (the SAME section). ``config=False``: the file alone (ComfyUI's layout), whose tiny SAME no
+    loader can read (its attention layout is in no weight; the real SAME-S/L are known by shape)."""
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in tiny_sa3_state_dict(seed, differential=differential).items()}, path,
               metadata={"format": "pt"})
-    if reference is not None:
+    if config:
+        ref = json.loads(json.dumps(reference or {}))
+        ref.setdefault("model", {}).setdefault("pretransform", SAME_PRETRANSFORM)
         with open(os.path.join(os.path.dirname(path), "model_config.json"), "w") as f:
-            json.dump(reference, f)
+            json.dump(ref, f)
     return path
 
 

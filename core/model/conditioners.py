@@ -55,6 +55,9 @@ class NumberConditioner(nn.Module):
                  fourier_features_type: str = "learned"):
         super().__init__()
         self.min_val, self.max_val = float(min_val), float(max_val)
+        if not (math.isfinite(self.min_val) and math.isfinite(self.max_val) and self.min_val < self.max_val):
+            raise ModelError(f"number conditioner range [{min_val!r}, {max_val!r}]: needs finite min_val < max_val. "
+                             "Fix: use the model's own config.")
         self.embedder = NumberEmbedder(features=output_dim, fourier_features_type=fourier_features_type)
 
     def forward(self, floats) -> tuple[torch.Tensor, torch.Tensor]:

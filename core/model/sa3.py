@@ -280,13 +280,15 @@ class SA3DiT(V2MDiT):
 
 
 def sa3_conditioning_config(cond_dim: int = 768, *, max_length: int = 256, padding: str = "learned",
-                            seconds_max: float = 384.0, with_curve: bool = False) -> dict[str, Any]:
+                            seconds_max: float = 384.0, with_curve: bool = False,
+                            seconds_min: float = 0.0) -> dict[str, Any]:
     """SA3's conditioning block: a T5Gemma prompt (256 tokens, learned padding) and ``seconds_total``
-    (an expo-Fourier number in [0, 384] s)."""
+    (an expo-Fourier number in [``seconds_min``, ``seconds_max``] s: the model_config.json's range;
+    384 s when there is none, as stable_audio_3's MLX port hard-codes for small-music and medium)."""
     configs = [
         {"id": "prompt", "type": "t5gemma", "config": {"model_name": "google/t5gemma-b-b-ul2", "max_length": max_length,
                                                         "padding_mode": padding}},
-        {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": seconds_max,
+        {"id": "seconds_total", "type": "number", "config": {"min_val": seconds_min, "max_val": seconds_max,
                                                              "fourier_features_type": "expo"}},
     ]
     if with_curve:
