@@ -103,8 +103,9 @@ def _ckpt_case(suffix: str, words: str, command: str = "generate"):
 # (name, argv, words the error line must contain)
 CLI_CASES = [
     # numbers read from a checkpoint or config, bounded like the argument they stand for (issue 26)
-    _ckpt_case("steps", "sampling.steps"),
-    _ckpt_case("steps", "sampling.steps", "demo"),
+    _ckpt_case("steps", "bad_steps.safetensors: the checkpoint's sampling.steps must be in [1, 1000]; "
+                        "got 1000000000.0"),
+    _ckpt_case("steps", "bad_steps.safetensors: the checkpoint's sampling.steps", "demo"),
     _ckpt_case("griffin_lim", "codec.config.griffin_lim_iters = 1000000000.0 is outside [1, 256]"),
     _ckpt_case("griffin_lim", "codec.config.griffin_lim_iters", "demo"),
     _ckpt_case("n_mels", "codec.config.n_mels"),

@@ -22,7 +22,7 @@ import os
 import numpy as np
 
 from ...model_io.folders import DEMO_CHECKPOINT  # the bundled demo model
-from ._common import OutputPlan, Progress, add_sampling_arguments, number, sampling_settings, write_json
+from ._common import OutputPlan, Progress, add_sampling_arguments, number, resolve_sampling, write_json
 from ._pipeline import curve_document, sample_with_progress
 
 NAME = "demo"
@@ -134,7 +134,7 @@ def run(args) -> int:
         if not args.sonify:  # the model first: a bad checkpoint fails before anything is written
             ckpt = args.checkpoint or DEMO_CHECKPOINT
             gen = generate.load_music_model(ckpt, text_encoder=args.text_encoder)
-            settings = generate.resolve_sampling(gen, sampling_settings(args))  # bad settings fail before any work
+            settings = resolve_sampling(gen, args, ckpt)  # bad settings fail before any work, naming the file
             notes = generate.model_notes(gen)
         if mux_plan is not None and mux_plan.note:
             print(f"note: {mux_plan.note}")

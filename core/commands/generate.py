@@ -7,7 +7,7 @@ import os
 import sys
 
 from ._common import (AUDIO_OUT, VIDEO_OUT, OutputPlan, Progress, add_sampling_arguments, number, plan_video_output,
-                      sampling_settings)
+                      resolve_sampling)
 from ._pipeline import add_encoder_arguments, agreement_notes, sample_with_progress, video_curve
 
 NAME = "generate"
@@ -50,7 +50,7 @@ def run(args) -> int:
         gen = generate.load_music_model(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec,
                                         device=args.device, precision=args.precision, lora=args.lora,
                                         lora_strength=args.lora_strength)
-        settings = generate.resolve_sampling(gen, sampling_settings(args))  # bad settings fail before any work
+        settings = resolve_sampling(gen, args, args.checkpoint)  # bad settings fail before any work, naming the file
         # The curve must come from the encoder the checkpoint's curve spec names (training used it).
         for note in agreement_notes(gen, args.encoder):
             print(f"v2m-zero generate: warning: {note}", file=sys.stderr)
