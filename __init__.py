@@ -8,6 +8,11 @@ work without ComfyUI.
 
 __version__ = "0.1.0"
 
+# ComfyUI serves every .js in this folder to the browser (read from the module on both hosts, V3 entry
+# point or not): a minimal extension that shows our reports on our nodes and gives our audio nodes
+# core's audio player (web/v2m_zero.js).
+WEB_DIRECTORY = "./web"
+
 
 async def comfy_entrypoint():
     """ComfyUI V3 entry point: return the extension object that lists our nodes."""
@@ -16,4 +21,4 @@ async def comfy_entrypoint():
     return make_extension()
 
 
-__all__ = ["comfy_entrypoint", "__version__"]
+__all__ = ["comfy_entrypoint", "__version__", "WEB_DIRECTORY"]

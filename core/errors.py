@@ -16,3 +16,8 @@ class CurveError(V2MError):
 class ModelError(V2MError):
     """Weights that are missing, of the wrong layout, mismatched, truncated or unsafe."""
 
+
+
+class WeightsMissing(ModelError):
+    """Weights that are not there at all (none found where they are searched for): the one case a configured
+    fallback may stand in for; a file that is there but cannot be used is a plain :class:`ModelError`."""

@@ -71,6 +71,12 @@ def load_music_model(
             raise ModelError(f"{checkpoint} is conditioned on {kind} text: choose {hint}")
         from .text import load_text_encoder
 
+        if kind == "t5gemma" and tokenizer is None:  # an SA3 file's own bundled tokenizer, when it was fetched
+            from .model_config import bundled_text_encoder_dir
+
+            bundled = bundled_text_encoder_dir(checkpoint)
+            if bundled is not None and any((bundled / f).is_file() for f in ("tokenizer.json", "tokenizer.model")):
+                tokenizer = str(bundled)
         text = load_text_encoder(text_encoder, kind=kind, max_length=text_spec.get("max_length"), device=dev,
                                  tokenizer=tokenizer)
     return MusicModel(dit=dit, codec=cod, text=text, meta=meta, device=dev, dtype=dtype)

@@ -22,7 +22,7 @@ from ..core.model.melcodec import MelCodec
 from ..core.model.oobleck import SAO_VAE_CONFIG, OobleckVAE, normalize_config
 from .build import build_with_weights
 from .folders import locate
-from .weights import SafetensorsFile, read_safetensors
+from .weights import SafetensorsFile, plain_weight_norm_names, read_safetensors
 
 
 SAT_ANCHORS = ("decoder.layers.0.weight_v", "decoder.layers.0.parametrizations.weight.original1")
@@ -69,15 +69,9 @@ def infer_oobleck_config(sd: Mapping[str, torch.Tensor], *, name: str = "state d
     }
 
 
-def _plain_weight_norm_names(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Weight norm saved by newer torch (``parametrizations.weight.original0/1``) -> ``weight_g/v``."""
-    return {k.replace("parametrizations.weight.original0", "weight_g")
-             .replace("parametrizations.weight.original1", "weight_v"): v for k, v in sd.items()}
-
-
 def diffusers_to_oobleck(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename a diffusers ``AutoencoderOobleck`` state dict to the stable-audio-tools layout."""
-    sd = _plain_weight_norm_names(sd)
+    sd = plain_weight_norm_names(sd)
     n_enc = len({m.group(1) for k in sd for m in [re.match(r"encoder\.block\.(\d+)\.", k)] if m})
     n_dec = len({m.group(1) for k in sd for m in [re.match(r"decoder\.block\.(\d+)\.", k)] if m})
     unit = {"snake1": 0, "conv1": 1, "snake2": 2, "conv2": 3}
@@ -176,7 +170,7 @@ def load_codec(path: "str | os.PathLike | SafetensorsFile", *, config: Mapping[s
                          f"or '{DIFFUSERS_ANCHORS[0]}'; first keys: {', '.join(keys[:5])}). Fix: give the Stable "
                          "Audio VAE, the full SAO model.safetensors, or a diffusers AutoencoderOobleck folder.")
     sd, metadata = read_safetensors(file, prefix=prefix or None)
-    sd = diffusers_to_oobleck(sd) if diffusers_layout else _plain_weight_norm_names(sd)
+    sd = diffusers_to_oobleck(sd) if diffusers_layout else plain_weight_norm_names(sd)
     if config is not None:
         cfg = normalize_config(config)
     else:

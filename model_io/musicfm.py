@@ -16,7 +16,8 @@ from .folders import locate
 MUSICFM_HINT = (
     "Fix: download MusicFM's pretrained_msd.pt and msd_stats.json from "
     "https://huggingface.co/minzwon/MusicFM into models/v2m/music_encoders/musicfm/ (the .pt is read "
-    "with torch.load(weights_only=True), tensors only; a .safetensors with the same keys also works)."
+    "with torch.load(weights_only=True), tensors only; a .safetensors with the same keys also works: "
+    "`v2m-zero models convert-musicfm pretrained_msd.pt` makes one)."
 )
 
 
@@ -68,12 +69,90 @@ def _read_musicfm_file(path: Path) -> dict:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, AttributeError, EOFError, ValueError) as exc:
         raise ModelError(
-            f"{path}: cannot be read safely as a tensor checkpoint ({type(exc).__name__}: {str(exc)[:300]}). "
-            "It holds more than tensors (or is damaged). Convert it once to safetensors in a trusted session, "
-            "e.g. `sd = torch.load(PATH, weights_only=False)['state_dict']; "
-            "safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, 'musicfm.safetensors')`. "
-            + MUSICFM_HINT
+            f"{path}: cannot be read as tensors only with torch.load(weights_only=True) "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). Fix: convert it once: "
+            f"`v2m-zero models convert-musicfm {path}` writes its tensors to {path.with_suffix('.safetensors').name} "
+            "beside it (read without running any of the pickle's code); give that file (in the models folder it "
+            "is found first)."
         ) from None
+
+
+class _Inert:
+    """What a non-tensor object of a pickled checkpoint becomes when converting: nothing is called or imported."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __call__(self, *args, **kwargs):
+        return _Inert()
+
+
+def _tensors_only_pickle():
+    """A ``pickle_module`` for ``torch.load`` whose unpickler imports nothing: torch's tensor-rebuilding
+    functions and plain containers are allowed, every other global becomes :class:`_Inert` (so a Lightning
+    checkpoint's hyper-parameters, callbacks or loops are dropped instead of run)."""
+    import collections
+    import pickle
+    import types
+
+    import torch
+
+    allowed = {("collections", "OrderedDict"): collections.OrderedDict,
+               ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+               ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
+               ("torch", "Size"): torch.Size, ("builtins", "set"): set, ("builtins", "frozenset"): frozenset,
+               ("builtins", "slice"): slice, ("builtins", "complex"): complex}
+    allowed.update({("torch", n): getattr(torch, n) for n in dir(torch) if n.endswith("Storage")})
+    allowed.update({("torch", str(d).split(".")[-1]): d for d in (torch.float32, torch.float16, torch.bfloat16,
+                                                                  torch.float64, torch.int64, torch.int32, torch.bool,
+                                                                  torch.uint8, torch.int8, torch.int16)})
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module, name):
+            return allowed.get((module, name), _Inert)
+
+    mod = types.ModuleType("v2m_tensors_only_pickle")
+    mod.Unpickler = Unpickler
+    mod.load = lambda f, **kw: Unpickler(f, **kw).load()
+    mod.__name__ = "v2m_tensors_only_pickle"
+    return mod
+
+
+def convert_musicfm(src: str | os.PathLike, out: str | os.PathLike | None = None) -> tuple[Path, int]:
+    """MusicFM's ``pretrained_*.pt`` → ``.safetensors`` (its ``state_dict`` tensors, keys as stored).
+
+    For a checkpoint that ``torch.load(weights_only=True)`` refuses (a Lightning checkpoint's extra
+    objects): the pickle is read by an unpickler that imports and calls nothing but torch's tensor
+    rebuilding (:func:`_tensors_only_pickle`), the tensors are checked to be MusicFM's and written
+    atomically. Returns ``(path written, tensor count)``; ``src`` is never modified.
+    """
+    import torch
+
+    from .weights import write_safetensors
+
+    src = Path(src)
+    if not src.is_file():
+        raise ModelError(f"{src}: MusicFM checkpoint not found. {MUSICFM_HINT}")
+    dst = Path(out) if out is not None else src.with_suffix(".safetensors")
+    if dst.resolve() == src.resolve():
+        raise ModelError(f"{dst}: the output would overwrite the checkpoint; choose another --out")
+    try:
+        raw = torch.load(str(src), map_location="cpu", weights_only=False, pickle_module=_tensors_only_pickle())
+    except Exception as exc:  # a damaged or foreign file: torch raises many kinds here
+        raise ModelError(f"{src}: not a readable torch checkpoint ({type(exc).__name__}: {str(exc)[:200]}). "
+                         f"{MUSICFM_HINT}") from None
+    sd = raw.get("state_dict", raw) if isinstance(raw, Mapping) else None
+    if not isinstance(sd, Mapping):
+        raise ModelError(f"{src}: holds no state_dict of tensors. {MUSICFM_HINT}")
+    tensors = {str(k): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    ours = musicfm_state_dict(tensors, name=str(src))
+    if "conv.linear.weight" not in ours or not any(k.startswith("conformer.layers.") for k in ours):
+        raise ModelError(f"{src}: its tensors are not MusicFM's (no conv.linear / conformer.layers). {MUSICFM_HINT}")
+    write_safetensors(dst, tensors, {"converted_from": src.name})
+    return dst, len(tensors)
 
 
 def _find_stats(ckpt: Path, stats: str | os.PathLike | None) -> Path:
@@ -154,11 +233,12 @@ def load_musicfm(path: str | os.PathLike, *, stats: str | os.PathLike | None = N
     return model
 
 
-MUSICFM_FILES = ("pretrained_msd.pt", "pretrained_msd.safetensors", "musicfm.safetensors")
+MUSICFM_FILES = ("pretrained_msd.safetensors", "pretrained_msd.pt", "musicfm.safetensors")
 
 
 def find_musicfm() -> str | None:
-    """A MusicFM checkpoint in the models folders (``<root>/music_encoders/musicfm/``), or None."""
+    """A MusicFM checkpoint in the models folders (``<root>/music_encoders/musicfm/``), or None; a
+    ``pretrained_msd.safetensors`` written by ``models convert-musicfm`` before the ``.pt``."""
     from .folders import models_roots
 
     for root in models_roots():  # only the models folders, never a "musicfm" in the working directory

@@ -181,7 +181,7 @@ def sa3_v2m_parts(path, *, curve: Mapping[str, Any] | None = None, reference: Ma
     from .build import on_meta
     from .checkpoint import V2M_FORMAT, complete_dit_state_dict
     from .same import same_config_from_state_dict
-    from .weights import SafetensorsFile, read_safetensors
+    from .weights import SafetensorsFile, plain_weight_norm_names, read_safetensors
 
     file = path if isinstance(path, SafetensorsFile) else SafetensorsFile(path)
     name = os.fspath(file.path)
@@ -194,13 +194,16 @@ def sa3_v2m_parts(path, *, curve: Mapping[str, Any] | None = None, reference: Ma
         reference = read_reference_config(file.path)
     skip = (TEXT_ENCODER_PREFIX,) + (() if include_pretransform else (PRETRANSFORM_PREFIX,))
     tensors, _ = read_safetensors(file, skip_prefixes=skip)
+    # a file saved from ComfyUI's modules names SAME's weight norm parametrizations.weight.original0/1
+    # (torch.nn.utils.parametrizations); the reference saves weight_g/weight_v: one naming from here on
+    tensors = plain_weight_norm_names(tensors)
     parts = split_sao_state_dict(tensors)
     base_cfg = sa3_model_config(tensors, reference, name)
     base = on_meta(lambda: SA3DiT(base_cfg), name=name)
     dit_sd = complete_dit_state_dict(base, {**parts["dit"], **parts["conditioner"]}, source=name)
     state, cfg = widen_for_curve(dit_sd, base_cfg)
     codec: dict[str, Any] = {"type": "same"}
-    shapes = header_shapes(file, PRETRANSFORM_PREFIX)
+    shapes = plain_weight_norm_names(header_shapes(file, PRETRANSFORM_PREFIX))
     sample_rate = (reference or {}).get("sample_rate") or SA3_SAMPLE_RATE
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 8000 <= sample_rate <= 384000:
         raise ModelError(f"{name}: model_config.json sample_rate {sample_rate!r} is not an integer in [8000, 384000]. "
@@ -333,9 +336,20 @@ def seconds_from_diffusers(sd: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # the fine-tuning preset (for ``train --example --base sa3``, which builds on the fine-tune road)
 
-# Linear layers a LoRA adapts in SA3's DiT (names relative to ``model.model.transformer.layers.N``), as
-# stable_audio_3's LoRA trainer does for the diffusion backbone; the curve's new weights
-# (``preprocess_conv`` and ``transformer.project_in``) are trained in full.
+# Linear layers a LoRA adapts in SA3's DiT (names relative to ``model.model.transformer.layers.N``): each
+# block's attention and MLP projections. The curve's new weights (``preprocess_conv`` and
+# ``transformer.project_in``) are trained in full.
+#
+# stable_audio_3's own LoRA trainer (scripts/train_lora.py @ 636f906) does more by default: with no
+# --include/--exclude it parametrises every nn.Linear and nn.Conv1d of the DiT *and* of the conditioner
+# (timestep, global and cross-attention embedders, adaLN's global_cond_embedder, local-add embedders,
+# project_in/out, the pre/post convs, seconds_total's number embedder), with DoRA rows (--adapter_type
+# default "dora-rows"), rank 16, alpha = rank. Chosen here instead: the projections inside the blocks only,
+# as plain LoRA. Why: V2M adds one thing, following a timing curve, which enters through the new input
+# weights (trained in full) and is mixed in by attention and the MLPs; leaving the conditioning embedders
+# alone keeps prompt, timestep and seconds_total conditioning exactly the base's (the reference's own docs
+# advise --exclude seconds_total on small datasets against "conditioner hijacking"), and plain LoRA keeps
+# adapters mergeable and loadable by our adapter code and peft's names.
 SA3_LORA_TARGETS = ("self_attn.to_qkv", "self_attn.to_out", "cross_attn.to_q", "cross_attn.to_kv", "cross_attn.to_out",
                     "ff.ff.0.proj", "ff.ff.2")
 SA3_FULL_TRAIN = ("model.model.preprocess_conv.weight", "model.model.transformer.project_in.weight")
@@ -361,5 +375,7 @@ def sa3_train_preset(checkpoint: str | None = None, text_encoder: str | None = N
         "lora": {"rank": 16, "alpha": 16, "targets": list(SA3_LORA_TARGETS), "train_in_full": list(SA3_FULL_TRAIN)},
         "sampling": copy.deepcopy(SA3_BASE_SAMPLING),
         "reference": {"t_sampling": "trunc_logit_normal, flipped, then DistributionShift(full) by length",
-                      "optimizer": "AdamW lr 1e-4, betas (0.9, 0.95), weight decay 0.01", "lora_rank": 16},
+                      "optimizer": "AdamW lr 1e-4, betas (0.9, 0.95), weight decay 0.01", "lora_rank": 16,
+                      "lora_targets": "every nn.Linear and nn.Conv1d of the DiT and the conditioner, DoRA rows "
+                                      "(scripts/train_lora.py defaults); here: the blocks' projections, plain LoRA"},
     }

@@ -28,7 +28,7 @@ from ..core.model.same import SAMECodec, SAMEConfig
 from .build import build_with_weights
 from .folders import locate
 from .model_config import read_reference_config
-from .weights import SafetensorsFile, check_state_dict, read_safetensors
+from .weights import SafetensorsFile, check_state_dict, plain_weight_norm_names, read_safetensors
 
 PREFIX = "pretransform.model."
 ANCHOR = "encoder.layers.0.new_tokens"
@@ -334,6 +334,8 @@ def load_same(path, *, config: Mapping[str, Any] | None = None, device: Any = "c
     sd, _ = read_safetensors(file, prefix=prefix or None)
     if diffusers_layout:
         sd = same_from_diffusers(sd)
+    else:  # weight norm saved from ComfyUI's modules (parametrizations.weight.original0/1) as the reference names it
+        sd = plain_weight_norm_names(sd)
     if not config and "v2m_format" in file.metadata:  # a V2M checkpoint records its codec's config
         from .checkpoint import json_metadata
 

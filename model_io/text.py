@@ -217,22 +217,39 @@ def load_text_encoder(path: str | os.PathLike, *, kind: str | None = None, max_l
     if found == "t5gemma":
         from ..core.model.text import SA3_T5GEMMA_MAX_LENGTH
 
-        return load_t5gemma(path, max_length=max_length or SA3_T5GEMMA_MAX_LENGTH, device=device, dtype=dtype)
+        return load_t5gemma(path, max_length=max_length or SA3_T5GEMMA_MAX_LENGTH, device=device, dtype=dtype,
+                            tokenizer=tokenizer)
     return load_t5(path, max_length=max_length or SAO_T5_MAX_LENGTH, device=device, dtype=dtype, tokenizer=tokenizer)
 
 
 def load_t5gemma(path: str | os.PathLike, *, max_length: int = 256, device: Any = "cpu",
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, tokenizer: str | os.PathLike | None = None):
     """T5Gemma's encoder (``T5GemmaEncoderModel``) + tokenizer from a folder or ComfyUI's single file;
-    never downloads."""
+    never downloads. ``tokenizer``: a tokenizer folder that replaces the encoder's own (the one an SA3
+    repository bundles, ``t5gemma-b-b-ul2/``: the tokenizer SA3 was trained with); the ids follow one rule
+    whichever it is (:func:`~v2m_zero.core.model.text.t5gemma_token_ids`)."""
     from ..core.model.text import T5GemmaTextEncoder
 
     p = Path(path)
     if p.is_file():
-        model, tokenizer = _t5gemma_from_file(p, dtype)
+        model, tok = _t5gemma_from_file(p, dtype)
     else:
-        model, tokenizer = _t5gemma_from_folder(p, dtype)
-    return T5GemmaTextEncoder(model.to(device), tokenizer, max_length=max_length)
+        model, tok = _t5gemma_from_folder(p, dtype)
+    if tokenizer is not None:
+        tok = _t5gemma_tokenizer(Path(tokenizer))
+    return T5GemmaTextEncoder(model.to(device), tok, max_length=max_length)
+
+
+def _t5gemma_tokenizer(folder: Path):
+    if not any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "spiece.model")):
+        raise ModelError(f"{folder}: no T5Gemma tokenizer (tokenizer.json or tokenizer.model). {_T5GEMMA_HINT}")
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except Exception as exc:  # transformers raises OSError/ValueError/KeyError for bad folders
+        raise ModelError(f"{folder}: cannot load the T5Gemma tokenizer ({type(exc).__name__}: {exc}). "
+                         f"{_T5GEMMA_HINT}") from None
 
 
 def _t5gemma_from_folder(root: Path, dtype):

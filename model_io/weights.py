@@ -192,6 +192,13 @@ def write_safetensors(
     return p
 
 
+def plain_weight_norm_names(sd: Mapping[str, Any]) -> dict[str, Any]:
+    """Weight norm saved by newer torch (``parametrizations.weight.original0/1``, e.g. from ComfyUI's modules)
+    -> the ``weight_g``/``weight_v`` names older torch and the reference checkpoints use."""
+    return {k.replace("parametrizations.weight.original0", "weight_g")
+             .replace("parametrizations.weight.original1", "weight_v"): v for k, v in sd.items()}
+
+
 def strip_prefix(sd: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """Keys under ``prefix`` with it removed; keys outside it are dropped."""
     if not prefix:

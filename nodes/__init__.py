@@ -22,11 +22,13 @@ def node_list() -> list:
 def make_extension():
     from comfy_api.latest import ComfyExtension
 
+    from .host import legacy
     from .host.models import register_model_folders
 
     class V2MZeroExtension(ComfyExtension):
         async def on_load(self) -> None:
             register_model_folders()
+            legacy.register()  # earlier versions' API prompts keep running
 
         async def get_node_list(self):
             return node_list()

@@ -26,7 +26,9 @@ class LoadMusic(io.ComfyNode):
             description="Load a music file from ComfyUI's input folder as AUDIO (its "
                         "own sample rate and channels), or the pack's example song.",
             inputs=[
-                io.Combo.Input("file", options=files.input_audio_choices(), upload=io.UploadType.audio,
+                # named `audio` like core Load Audio's: the frontend gives its upload button and player only
+                # to an audio_upload combo of that name (earlier prompts' `file` is renamed: host/legacy.py)
+                io.Combo.Input("audio", options=files.input_audio_choices(), upload=io.UploadType.audio,
                                tooltip="An audio file in ComfyUI's input folder (upload one with the button). "
                                        f"{examples.DEMO_SONG_NAME}: the pack's example song (16 s, 96 BPM, made "
                                        "by the pack's own code), written into the input folder on first use."),
@@ -35,19 +37,19 @@ class LoadMusic(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, file) -> io.NodeOutput:
-        path = files.input_file_path(file, "audio")
+    def execute(cls, audio) -> io.NodeOutput:
+        path = files.input_file_path(audio, "audio")
         wave, sr = media.decode_audio(path)
-        audio = convert.numpy_to_audio(wave, sr)
-        return io.NodeOutput(audio, float(wave.shape[-1] / sr), ui=ui.PreviewAudio(audio, cls=cls))
+        out = convert.numpy_to_audio(wave, sr)
+        return io.NodeOutput(out, float(wave.shape[-1] / sr), ui=ui.PreviewAudio(out, cls=cls))
 
     @classmethod
-    def fingerprint_inputs(cls, file):
-        return files.input_fingerprint(file, "audio")
+    def fingerprint_inputs(cls, audio):
+        return files.input_fingerprint(audio, "audio")
 
     @classmethod
-    def validate_inputs(cls, file):
-        return files.validate_input_file(file, "audio")
+    def validate_inputs(cls, audio):
+        return files.validate_input_file(audio, "audio")
 
 
 class AlignMusic(io.ComfyNode):
@@ -106,10 +108,14 @@ class AlignMusic(io.ComfyNode):
                                     raw.duration)
         report = pipeline.format_report(result, sync, cuts_label="hit points")
         image = convert.image_tensor(pipeline.report_plot(raw, hits, sync, result, title=report.splitlines()[0]))
-        preview = ui.PreviewImage(image, cls=cls)
-        as_dict = getattr(preview, "as_dict", None)
-        extra = as_dict() if callable(as_dict) else {}
-        return io.NodeOutput(convert.numpy_to_audio(result.audio, sr), image, report, ui={"text": (report,), **extra})
+        out = convert.numpy_to_audio(result.audio, sr)
+        shown = {"text": (report,), **_ui(ui.PreviewImage(image, cls=cls)), **_ui(ui.PreviewAudio(out, cls=cls))}
+        return io.NodeOutput(out, image, report, ui=shown)
+
+
+def _ui(preview) -> dict:
+    as_dict = getattr(preview, "as_dict", None)
+    return as_dict() if callable(as_dict) else {}
 
 
 def _hit_points(curve, video):

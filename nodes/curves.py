@@ -39,6 +39,7 @@ class EventCurve(io.ComfyNode):
                 io.Image.Output(display_name="plot"),
                 io.String.Output(display_name="hit_points"),
             ],
+            is_output_node=True,  # its plot is a result: a graph may end here (the event-curve template)
         )
 
     @classmethod
@@ -83,6 +84,7 @@ class SmoothCurve(io.ComfyNode):
                                         "was trained with replace kernel_seconds and target_rate."),
             ],
             outputs=[CurveType.Output(display_name="curve"), io.Image.Output(display_name="plot")],
+            is_output_node=True,  # its plot is a result: a graph may end here (the event-curve template)
         )
 
     @classmethod

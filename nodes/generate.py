@@ -181,9 +181,9 @@ class Sampler(io.ComfyNode):
         job, latents, plan = out.job, out.latents, out.job.plan
         marks = [("windows", plan.starts), ("joins", plan.joins)] if len(plan) > 1 else []
         title = f"{len(job.latent_curve)} latent frames, {curve.duration:.2f} s; {plan.describe()}"
-        # notes are drawn on the preview itself: visible where people look
+        # the notes are in the report on the node, right above this plot (web/v2m_zero.js): not drawn twice
         image = _host.image_tensor(plot.plot_curves([("conditioning curve", job.latent_curve)], marks=marks,
-                                                    title=title[:160], notes=notes, height=400 + 70 * len(notes)))
+                                                    title=title))
         latent = {"samples": latents, "type": "audio", "duration": float(curve.duration),
                   "sample_rate": model.sample_rate}
         text = "\n".join(["curve and checkpoint agree" if not notes else "notes:"] + [f"- {n}" for n in notes]

@@ -228,7 +228,9 @@ def _preset_settings(preset: str, init_checkpoint: str, user_cfg: dict, download
         models.download_model("musicfm")
     p = prepare_preset(preset)
     musicfm = find_musicfm()
-    prep = {"codec": base, "music_encoder": p.music_encoder, "music_encoder_fallback": p.fallback_encoder,
+    # the log-mel fallback only where the training config allows it (the preset does; a config may say none)
+    prep = {"codec": base, "music_encoder": p.music_encoder,
+            "music_encoder_fallback": (cfg.get("curve") or {}).get("music_encoder_fallback") or None,
             "encoder_options": {"path": musicfm} if musicfm else {}, "clip_seconds": p.clip_seconds}
     return cfg, prep
 

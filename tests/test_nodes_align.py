@@ -58,6 +58,9 @@ def test_node_aligns_any_audio_to_a_curve_or_a_video(host, material):
     assert all(np.min(np.abs(heard - c)) <= 0.05 for c in clip.cut_times)
     assert "Scene Cut Hit on 3 hit points" in report and "chance level" in report and "tempo change" in report
     assert image.shape[0] == 1 and image.shape[-1] == 3
+    import fake_comfy  # on the node: the report as text, and a player for the aligned music
+
+    assert out.ui["text"] == (report,) and any(k == "audio" and v is audio for k, v in fake_comfy.STATE["previews"])
 
     mono = _audio(wave.mean(axis=0, keepdims=True))  # a mono AUDIO, hit points straight from the VIDEO
     out2 = align.AlignMusic.execute(audio=mono, video=InputImpl.VideoFromFile(clip.path), **_kw(edits="beats"))
@@ -121,8 +124,10 @@ def test_load_music_offers_the_example_song_and_confines_files(host):
 
     schema = align.LoadMusic.define_schema()
     assert examples.DEMO_SONG_NAME in schema.inputs[0].options
-    assert align.LoadMusic.validate_inputs(file=examples.DEMO_SONG_NAME) is True
-    out = align.LoadMusic.execute(file=examples.DEMO_SONG_NAME)
+    # named and flagged like core Load Audio's combo: the frontend gives exactly that one an upload button
+    assert schema.inputs[0].id == "audio" and schema.inputs[0].extra["upload"] == "audio_upload"
+    assert align.LoadMusic.validate_inputs(audio=examples.DEMO_SONG_NAME) is True
+    out = align.LoadMusic.execute(audio=examples.DEMO_SONG_NAME)
     audio, duration = out.args
     path = os.path.join(folder_paths.get_input_directory(), examples.DEMO_SONG_NAME)
     assert os.path.isfile(path) and duration == pytest.approx(examples.DEMO_SONG["duration"], abs=1e-3)
@@ -132,7 +137,7 @@ def test_load_music_offers_the_example_song_and_confines_files(host):
     period = float(np.median(np.diff(beats)))
     assert min(abs(period - 60 / examples.DEMO_SONG["bpm"] * f) for f in (0.5, 1, 2)) < 0.03
     # outside the input folder, or missing: refused with the reason, before the run
-    assert "outside" in str(align.LoadMusic.validate_inputs(file="../../etc/passwd"))
-    assert "not found" in str(align.LoadMusic.validate_inputs(file="nope.wav"))
+    assert "outside" in str(align.LoadMusic.validate_inputs(audio="../../etc/passwd"))
+    assert "not found" in str(align.LoadMusic.validate_inputs(audio="nope.wav"))
     with pytest.raises(V2MError, match="audio 'nope.wav' not found"):
-        align.LoadMusic.execute(file="nope.wav")
+        align.LoadMusic.execute(audio="nope.wav")

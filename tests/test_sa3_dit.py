@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tiny_sa3 import DIT, randomise, tiny_sa3_file, tiny_sa3_state_dict
+from tiny_sa3 import DIT, TEXT_DIM, randomise, tiny_sa3_file, tiny_sa3_state_dict
 from v2m_zero.core.errors import ModelError
 from v2m_zero.core.model import flow
 from v2m_zero.core.model.architectures import build_dit
@@ -130,7 +130,7 @@ def test_reference_defaults_and_architecture_dispatch():
     assert cfg.norm_eps == 1e-5 and cfg.qk_norm_eps == 1e-6  # the reference RMSNorm (diffusers uses 1e-6 for both)
     model = build_dit(make_sa3_model_config(**DIT))
     assert (isinstance(model, SA3DiT) and model.objective == "rectified_flow" and model.takes_text
-            and model.text_dim == 32)
+            and model.text_dim == TEXT_DIM)
     with torch.device("meta"):
         full = SA3DiT(make_sa3_model_config())
     n = sum(p.numel() for name, p in full.model.named_parameters() if "to_local_embed" not in name)
@@ -163,7 +163,7 @@ def test_v2m_init_generates_exactly_what_the_base_does(tmp_path):
     assert v2m.curve_channels == direct.curve_channels == 1 and isinstance(v2m, SA3DiT)
     g = torch.Generator().manual_seed(3)
     x, t = torch.randn(2, 8, 20, generator=g), torch.rand(2, generator=g)
-    cond = v2m.conditioning(text=(torch.randn(2, 6, 32, generator=g), torch.ones(2, 6, dtype=torch.bool)),
+    cond = v2m.conditioning(text=(torch.randn(2, 6, TEXT_DIM, generator=g), torch.ones(2, 6, dtype=torch.bool)),
                             seconds=[3.0, 5.0], batch=2)
     with torch.no_grad():
         want = base(x, t, **cond)

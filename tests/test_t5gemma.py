@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("sentencepiece")
 
 from tiny_models import tiny_t5  # noqa: E402
-from tiny_sa3 import spiece_model, tiny_t5gemma_comfy_file, tiny_t5gemma_folder  # noqa: E402
+from tiny_sa3 import TEXT_DIM, spiece_model, tiny_t5gemma_comfy_file, tiny_t5gemma_folder  # noqa: E402
 from v2m_zero.core.errors import ModelError  # noqa: E402
 from v2m_zero.core.model.text import SentencePieceTokens, T5GemmaTextEncoder  # noqa: E402
 from v2m_zero.model_io.text import load_t5gemma, load_text_encoder, text_encoder_kind  # noqa: E402
@@ -36,9 +36,9 @@ def _reference(model, ids, mask):
 
 def test_folder_gives_the_transformers_encoder_output_padded_to_256(layouts):
     enc = load_t5gemma(layouts["folder"])
-    assert isinstance(enc, T5GemmaTextEncoder) and enc.max_length == 256 and enc.dim == 32
+    assert isinstance(enc, T5GemmaTextEncoder) and enc.max_length == 256 and enc.dim == TEXT_DIM
     tokens, mask = enc.encode(["calm piano", "upbeat electronic dance track with soft drums and strings"])
-    assert tokens.shape == (2, 256, 32) and mask.shape == (2, 256) and tokens.dtype == torch.float32
+    assert tokens.shape == (2, 256, TEXT_DIM) and mask.shape == (2, 256) and tokens.dtype == torch.float32
     assert 0 < mask[0].sum() < mask[1].sum() < 256 and mask[0, : mask[0].sum()].all()  # right padding
     ids, m = enc.tokenize(["calm piano"])
     torch.testing.assert_close(tokens[:1], _reference(layouts["model"], ids, m))

@@ -1,4 +1,4 @@
-"""Shipped workflows match the node schemas (UI files in workflows/, API twins in workflows/api/)
+"""Shipped workflows match the node schemas (UI files in example_workflows/, API twins in workflows/api/)
 and every API twin runs end to end through the nodes on a fresh host with nothing placed by a user."""
 
 import glob
@@ -8,7 +8,7 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-UI_FILES = sorted(glob.glob(os.path.join(ROOT, "workflows", "*.json")))
+UI_FILES = sorted(glob.glob(os.path.join(ROOT, "example_workflows", "*.json")))
 API_FILES = sorted(glob.glob(os.path.join(ROOT, "workflows", "api", "*.json")))
 
 # Core ComfyUI nodes our workflows use: input name → type (links only; no widgets).
@@ -56,13 +56,19 @@ def _widget_slots(schema):
     return slots
 
 
+def _api_twin(path: str) -> str:
+    return os.path.join(ROOT, json.load(open(path))["extra"]["info"]["api"])
+
+
 def test_every_ui_workflow_has_an_api_twin():
     assert UI_FILES, "no workflows shipped"
-    ui_names = {os.path.basename(p) for p in UI_FILES}
-    api_names = {os.path.basename(p) for p in API_FILES}
-    assert ui_names == api_names
-    for p in UI_FILES:  # only UI-format graphs directly in workflows/ (the template browser lists them)
+    assert sorted(map(_api_twin, UI_FILES)) == API_FILES
+    for p in UI_FILES:  # only UI-format graphs directly in example_workflows/ (the template browser lists them)
         assert "nodes" in json.load(open(p)) and "links" in json.load(open(p))
+    # ComfyUI serves a pack's templates from the first of these folders that has them and lists every one:
+    # a second folder of UI graphs would show each template twice
+    for other in ("example", "examples", "workflow", "workflows"):
+        assert not glob.glob(os.path.join(ROOT, other, "*.json")), other
 
 
 @pytest.mark.parametrize("path", API_FILES, ids=os.path.basename)
@@ -107,7 +113,7 @@ def test_api_twin_matches_node_schemas(path, schemas):
 @pytest.mark.parametrize("path", UI_FILES, ids=os.path.basename)
 def test_ui_workflow_widgets_and_links(path, schemas):
     wf = json.load(open(path))
-    api = json.load(open(os.path.join(ROOT, "workflows", "api", os.path.basename(path))))
+    api = json.load(open(_api_twin(path)))
     nodes = {n["id"]: n for n in wf["nodes"]}
     assert {str(k) for k, n in nodes.items() if n["type"] not in UI_ONLY} == set(api)
     for n in wf["nodes"]:
@@ -136,25 +142,72 @@ def test_shipped_workflows_are_what_the_builder_makes(host):
                                       "run python tests/workflow_builder.py")
 
 
+QUICK_START = next(p for p in UI_FILES if "Quick start" in os.path.basename(p))
+
+
 def test_quick_start_is_laid_out_left_to_right_with_notes_and_groups():
-    wf = json.load(open(os.path.join(ROOT, "workflows", "v2m_quick_start.json")))
+    wf = json.load(open(QUICK_START))
     nodes = {n["id"]: n for n in wf["nodes"]}
     for _link, a, _sa, b, _sb, _t in wf["links"]:  # every link runs left to right (or straight down)
         assert nodes[a]["pos"][0] <= nodes[b]["pos"][0], (nodes[a]["type"], nodes[b]["type"])
     stages = ["V2M_LoadVideo", "V2M_EncodeFrames", "V2M_EventCurve", "V2M_SmoothCurve", "V2M_Sampler",
               "V2M_DecodeLatents", "V2M_MuxAudio", "SaveVideo"]
-    xs = [next(n["pos"][0] for n in wf["nodes"] if n["type"] == t) for t in stages]
-    assert xs == sorted(xs) and len(set(xs)) == len(xs)
-    assert {"V2M_SyncReport", "PreviewImage", "V2M_LoadModel"} <= {n["type"] for n in wf["nodes"]}
+    at = [tuple(next(n["pos"] for n in wf["nodes"] if n["type"] == t)) for t in stages]
+    assert at == sorted(at) and len(set(at)) == len(at)  # columns left to right, down within a column
+    assert {"V2M_SyncReport", "V2M_LoadModel"} <= {n["type"] for n in wf["nodes"]}
     notes = [n["widgets_values"][0] for n in wf["nodes"] if n["type"] == "Note"]
     assert sum("§" in t for t in notes) >= 3  # the stages named after the paper's sections
-    for g in wf["groups"]:  # every node sits in exactly one group
-        assert g["title"] and len(g["bounding"]) == 4
-    for n in wf["nodes"]:
-        x, y = n["pos"]
-        inside = [g for g in wf["groups"] if g["bounding"][0] <= x < g["bounding"][0] + g["bounding"][2]
-                  and g["bounding"][1] <= y < g["bounding"][1] + g["bounding"][3]]
+    for n in wf["nodes"]:  # every node lies whole (title bar included) in exactly one group
+        x, y, w, h = n["pos"][0], n["pos"][1] - 30, n["size"][0], n["size"][1] + 30
+        inside = [g for g in wf["groups"] if g["bounding"][0] <= x and x + w <= g["bounding"][0] + g["bounding"][2]
+                  and g["bounding"][1] + 35 <= y and y + h <= g["bounding"][1] + g["bounding"][3]]
         assert len(inside) == 1, (n["type"], [g["title"] for g in inside])
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=os.path.basename)
+def test_template_fits_a_1600x1000_window_at_a_readable_zoom(path):
+    """The whole graph shows at >= 0.7 zoom (the frontend hides text below ~0.6) in the canvas of a
+    1600x1000 window, and that is the view the template opens with; nodes do not overlap."""
+    wf = json.load(open(path))
+    boxes = [(n["pos"][0], n["pos"][1] - 30, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
+             for n in wf["nodes"]]
+    boxes += [(b[0], b[1], b[0] + b[2], b[1] + b[3]) for b in (g["bounding"] for g in wf["groups"])]
+    w = max(b[2] for b in boxes) - min(b[0] for b in boxes)
+    h = max(b[3] for b in boxes) - min(b[1] for b in boxes)
+    zoom = min(1536 / w, 922 / h)
+    assert zoom >= 0.7, f"{os.path.basename(path)} needs zoom {zoom:.2f}"
+    assert 0.7 <= wf["extra"]["ds"]["scale"] <= zoom
+    nodes = boxes[:len(wf["nodes"])]
+    for i, a in enumerate(nodes):
+        for b in nodes[i + 1:]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=os.path.basename)
+def test_no_preview_shown_twice(path):
+    """Our nodes show their own plot, player and report: a core Preview node fed by one of them shows the
+    same thing again."""
+    wf = json.load(open(path))
+    types = {n["id"]: n["type"] for n in wf["nodes"]}
+    for _link, a, _sa, b, _sb, _t in wf["links"]:
+        assert not (types[b] in ("PreviewImage", "PreviewAudio") and types[a].startswith("V2M_")), (types[a], types[b])
+
+
+def test_template_titles_and_thumbnails_for_the_browser():
+    """The frontend shows a custom node's template by its file name (title and description) with
+    <name>.jpg beside it as the thumbnail, in name order: the quick start first."""
+    from PIL import Image
+
+    names = sorted(os.path.splitext(os.path.basename(p))[0] for p in UI_FILES)
+    assert names[0].startswith("1 Quick start")
+    for name in names:
+        assert not set(name) & set('<>:"/\\|?*'), name  # a file name on every OS
+        assert len(name) <= 28, name  # what a card shows untruncated (frontend 1.49)
+        thumb = os.path.join(ROOT, "example_workflows", name + ".jpg")
+        assert os.path.isfile(thumb), f"no thumbnail for {name}: python tools/template_thumbnails.py"
+        assert os.path.getsize(thumb) < 60_000
+        with Image.open(thumb) as im:
+            assert im.format == "JPEG" and im.size[0] >= 300 and 1.0 <= im.size[0] / im.size[1] <= 2.0
 
 
 # Steps of the train template when tests run it (the template itself trains 200 steps: minutes on a CPU).

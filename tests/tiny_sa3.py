@@ -27,10 +27,13 @@ SAME_PRETRANSFORM = {"type": "autoencoder", "config": {
     "bottleneck": {"type": "softnorm", "config": {"dim": 8, "auto_scale": True}},
     "pretransform": {"type": "patched", "config": {"patch_size": 32, "channels": 2}},
     "latent_dim": 8, "downsampling_ratio": 512, "io_channels": 2}}
-# The DiT: small-music-base's layout (standard attention, memory tokens, local-add input) at toy size.
-DIT = {"io_channels": 8, "embed_dim": 128, "depth": 2, "num_heads": 2, "cond_token_dim": 32, "global_cond_dim": 32,
-       "local_add_cond_dim": 9, "num_memory_tokens": 4, "ff_kwargs": {"mult": 2.0}}
-TEXT_DIM = 32
+# The DiT: small-music-base's layout (standard attention, memory tokens, local-add input) at toy size, in the
+# widths ComfyUI's loader takes as given (tests/fixtures/comfy_sa3_layout.json): it reads no FF multiplier
+# (always 4, as SA3 small and medium have) and builds the seconds_total embedder 768 wide, concatenated to
+# the 768-wide T5Gemma tokens; so a file made here loads in ComfyUI's own SA3 loader too.
+DIT = {"io_channels": 8, "embed_dim": 128, "depth": 2, "num_heads": 2, "cond_token_dim": 768, "global_cond_dim": 768,
+       "local_add_cond_dim": 9, "num_memory_tokens": 4, "ff_kwargs": {"mult": 4.0}}
+TEXT_DIM = 768
 WORDS = "a calm piano piece with soft drums and strings upbeat electronic dance track".split()
 
 
@@ -86,15 +89,35 @@ def tiny_sa3_file(path: str, seed: int = 0, *, reference: dict | None = None, di
 
 
 def spiece_model() -> bytes:
-    """A tiny SentencePiece BPE model (ComfyUI stores T5Gemma's this way, as bytes)."""
+    """A tiny SentencePiece BPE model normalised as Gemma's is (no dummy prefix, whitespace kept, digits split,
+    byte fallback; pad 0, eos 1, bos 2, unk 3). ComfyUI stores T5Gemma's tokenizer this way, as bytes."""
     import sentencepiece as spm
 
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(sentence_iterator=iter([" ".join(WORDS)] * 20 + WORDS), model_writer=buf,
-                                   vocab_size=40,
-                                   model_type="bpe", pad_id=0, eos_id=1, bos_id=2, unk_id=3, minloglevel=2,
-                                   hard_vocab_limit=False)
+                                   vocab_size=320, model_type="bpe", pad_id=0, eos_id=1, bos_id=2, unk_id=3,
+                                   pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>", unk_piece="<unk>",
+                                   add_dummy_prefix=False, remove_extra_whitespaces=False, split_digits=True,
+                                   byte_fallback=True, normalization_rule_name="identity", minloglevel=2,
+                                   hard_vocab_limit=False, num_threads=1)
     return buf.getvalue()
+
+
+def gemma_tokenizer(proto: bytes, *, add_bos: bool = True):
+    """The same vocabulary as a transformers ``GemmaTokenizer`` (a ``tokenizer.json`` folder), BPE merges read
+    off the SentencePiece model; ``add_bos`` as google's ``t5gemma-b-b-ul2`` copy has it by default."""
+    import sentencepiece as spm
+    from transformers import GemmaTokenizer
+
+    sp = spm.SentencePieceProcessor(model_proto=proto)
+    vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
+    merges = []
+    for piece, i in vocab.items():
+        if sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i):
+            continue
+        merges += [(i, vocab[piece[:k]], vocab[piece[k:]], piece[:k], piece[k:]) for k in range(1, len(piece))
+                   if piece[:k] in vocab and piece[k:] in vocab]
+    return GemmaTokenizer(vocab=vocab, merges=[(a, b) for *_, a, b in sorted(merges)], add_bos_token=add_bos)
 
 
 def tiny_t5gemma_full(vocab_size: int, seed: int = 0):
@@ -109,16 +132,15 @@ def tiny_t5gemma_full(vocab_size: int, seed: int = 0):
     return T5GemmaForConditionalGeneration(T5GemmaConfig(encoder=mod.to_dict(), decoder=mod.to_dict())).eval()
 
 
-def tiny_t5gemma_folder(folder: str, proto: bytes | None = None):
-    """``t5gemma-b-b-ul2/``-style folder (encoder-decoder weights + a Gemma tokenizer); returns the model."""
+def tiny_t5gemma_folder(folder: str, proto: bytes | None = None, *, add_bos: bool = True):
+    """``t5gemma-b-b-ul2/``-style folder (encoder-decoder weights + a Gemma tokenizer that adds ``<bos>``
+    unless ``add_bos`` is False, as google's copy does); returns the model."""
     import sentencepiece as spm
-    from transformers import GemmaTokenizer
 
     proto = proto or spiece_model()
-    sp = spm.SentencePieceProcessor(model_proto=proto)
-    model = tiny_t5gemma_full(sp.get_piece_size())
+    model = tiny_t5gemma_full(spm.SentencePieceProcessor(model_proto=proto).get_piece_size())
     model.save_pretrained(folder)
-    GemmaTokenizer(vocab={sp.id_to_piece(i): i for i in range(sp.get_piece_size())}, merges=[]).save_pretrained(folder)
+    gemma_tokenizer(proto, add_bos=add_bos).save_pretrained(folder)
     return model
 
 

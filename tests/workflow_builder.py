@@ -1,4 +1,5 @@
-"""The shipped workflows, written from short specs: UI format (workflows/*.json) and API twins.
+"""The shipped workflows, written from short specs: UI format (example_workflows/<title>.json, what the
+template browser lists) and API twins (workflows/api/<name>.json).
 
 The node schemas decide socket order, widget order (upload and control_after_generate slots
 included) and output types, so a template can never disagree with the nodes it uses.
@@ -60,76 +61,80 @@ every = 0
 """
 
 # Each template: nodes (id, type, pos, size, widgets, links {input: (node, output)}, title),
-# notes (id, pos, size, text) and groups (title, [x, y, w, h], colour).
+# notes (id, pos, size, text) and groups (title, [member node/note ids], colour: the box is fitted around them).
+# "title" is the template browser's card: the frontend shows a custom node's template by its file name (title and
+# description; ~28 characters show on a card), in the server's listing order or A → Z (the number puts the
+# quick start first there); the key is the API twin's name (workflows/api/).
+# Sizes hold what a node shows after a run (ComfyUI 0.3.64 / 0.33 frontends, measured by
+# tools/browser_check.js): widgets + the report box + a 640x360 preview drawn a node's width wide, so
+# nothing grows out of its group. Layouts fit a 1600x1000 window at zoom >= 0.72.
+W_PLOT = 420  # nodes that show a plot or a video: wide enough for the plot's text (core/timing/plot.py)
 TEMPLATES = {
     "v2m_quick_start": {
+        "title": "1 Quick start (demo model)",
         "name": "V2M-Zero: quick start (demo clip, demo model)",
         "nodes": [
-            (1, "V2M_LoadVideo", (60, 220), (330, 330), {"file": CLIP}, {}, "1. Load video (the pack's example clip)"),
-            (2, "V2M_LoadModel", (60, 630), (330, 230), LOAD_MODEL, {}, "Model: the bundled DEMO model"),
-            (3, "V2M_EncodeFrames", (450, 220), (330, 380), ENCODE, {"video": (1, 0), "model": (2, 0)},
+            (1, "V2M_LoadVideo", (15, 185), (320, 340), {"file": CLIP}, {}, "1. Load video (the pack's example clip)"),
+            (2, "V2M_LoadModel", (15, 570), (320, 300), LOAD_MODEL, {}, "Model: the bundled DEMO model"),
+            (3, "V2M_EncodeFrames", (365, 185), (300, 300), ENCODE, {"video": (1, 0), "model": (2, 0)},
              "2. Frame encoder (auto = the model's)"),
-            (4, "V2M_EventCurve", (810, 220), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (3, 0)},
-             "3. Event curve (eq. 2–3)"),
-            (5, "V2M_SmoothCurve", (1240, 220), (400, 330), SMOOTH, {"curve": (4, 0), "model": (2, 0)},
+            (4, "V2M_EventCurve", (680, 185), (W_PLOT, 380), dict(peak_threshold=0.0, min_gap=0.25),
+             {"features": (3, 0)}, "3. Event curve (eq. 2–3)"),
+            (5, "V2M_SmoothCurve", (680, 610), (W_PLOT, 430), SMOOTH, {"curve": (4, 0), "model": (2, 0)},
              "4. Smooth (eq. 4, follows the model)"),
-            (10, "PreviewImage", (1240, 620), (420, 360), {}, {"images": (5, 1)},
-             "Curve plot: raw event curve, smoothed curve, hit points"),
-            (6, "V2M_Sampler", (1720, 220), (380, 470), SAMPLER, {"model": (2, 0), "curve": (5, 0)},
+            (6, "V2M_Sampler", (1145, 185), (W_PLOT, 820), SAMPLER, {"model": (2, 0), "curve": (5, 0)},
              "5. Sampler (rectified flow, curve as input channel)"),
-            (7, "V2M_DecodeLatents", (2130, 220), (330, 200), {}, {"model": (2, 0), "latent": (6, 0)},
+            (7, "V2M_DecodeLatents", (1145, 1050), (W_PLOT, 120), {}, {"model": (2, 0), "latent": (6, 0)},
              "6. Decode to audio"),
-            (8, "V2M_MuxAudio", (2540, 220), (330, 260), dict(save_mp4=False, filename_prefix="video/V2M"),
+            (8, "V2M_MuxAudio", (1610, 185), (W_PLOT, 110), dict(save_mp4=False, filename_prefix="video/V2M"),
              {"video": (1, 0), "audio": (7, 0)}, "7. Mux music into the video"),
-            (9, "SaveVideo", (2900, 220), (380, 420),
+            (9, "SaveVideo", (1610, 340), (W_PLOT, 350),
              dict(filename_prefix="video/V2M_quick_start", format="auto", codec="auto"), {"video": (8, 0)},
              "8. Save video"),
-            (11, "V2M_SyncReport", (2540, 690), (740, 460), dict(fps=24.0, tolerance=0.1, shifts=200),
+            (11, "V2M_SyncReport", (1610, 735), (W_PLOT, 470), dict(fps=24.0, tolerance=0.1, shifts=200),
              {"video": (8, 0)}, "Sync report: Scene Cut Hit vs chance"),
         ],
         "notes": [
-            (104, (60, 70), (330, 110),
-             "In: the pack's example clip (12 s, seven cuts) and the bundled DEMO model. Upload your own video; pick a "
-             "trained V2M checkpoint or a Stable Audio Open 1.0 base."),
-            (101, (450, 70), (1190, 110),
-             "Timing from the video (paper §3.2). Each frame is encoded (here the weightless 'pixels' encoder that the "
-             "demo model was trained with; the paper uses DINOv2), the event curve is a_k = 1 − cos(f_k, f_k+1), "
-             "standardised (eq. 2–3), then resampled to the music latent rate and Hann-smoothed (eq. 4). Peaks = hit "
-             "points (cuts)."),
-            (102, (1720, 70), (740, 110),
-             "Music on the curve (§3.3–3.4): a rectified-flow DiT gets the smoothed curve as one extra input channel "
-             "(zero-pair: trained on MUSIC curves only, driven here by VIDEO curves). The demo model is a 4.6 "
-             "M-parameter DiT trained on a CPU on rendered General MIDI music: its accents land on the cuts, but it is "
-             "16 kHz mono with no text control, not a real music model."),
-            (103, (2540, 70), (740, 110),
-             "Out: the music is fitted to the video's exact length and muxed (every frame kept), then saved. Sync "
-             "report (§4.2): Scene Cut Hit = share of cuts with a beat within ±0.1 s, next to its chance level."),
+            (104, (15, 45), (320, 100),
+             "The pack's example clip (12 s, seven cuts) and the bundled DEMO model. Upload your own video; pick a "
+             "trained V2M checkpoint or a Stable Audio Open base."),
+            (101, (365, 45), (735, 100),
+             "Timing from the video (§3.2): frames encoded ('pixels', as the demo model was trained; the paper uses "
+             "DINOv2), event curve a_k = 1 − cos(f_k, f_k+1) standardised (eq. 2–3), resampled to the music latent "
+             "rate and Hann-smoothed (eq. 4). Peaks = hit points (cuts)."),
+            (102, (1145, 45), (W_PLOT, 100),
+             "A rectified-flow DiT gets the smoothed curve as one extra input channel (§3.3–3.4; trained on MUSIC "
+             "curves only). DEMO model: 16 kHz mono, not a real music model."),
+            (103, (1610, 45), (W_PLOT, 100),
+             "The music fitted to the video's exact length and muxed (every frame kept), saved; Scene Cut Hit = "
+             "share of cuts with a beat within ±0.1 s, next to chance (§4.2)."),
         ],
         "groups": [
-            ("In: video + model", (40, 0, 370, 900), "#8A8"),
-            ("Timing: video → event curve (§3.2)", (430, 0, 1230, 1000), "#3f789e"),
-            ("Generate: sampler + decode (§3.3–3.4)", (1700, 0, 780, 730), "#a1309b"),
-            ("Out: mux, save, measure (§4.2)", (2520, 0, 780, 1190), "#b06634"),
+            ("In: video + model", [1, 2, 104], "#8A8"),
+            ("Timing: video → event curve (§3.2)", [3, 4, 5, 101], "#3f789e"),
+            ("Generate: sampler + decode (§3.3–3.4)", [6, 7, 102], "#a1309b"),
+            ("Out: mux, save, measure (§4.2)", [8, 9, 11, 103], "#b06634"),
         ],
     },
     "v2m_video_to_music": {
+        "title": "2 Music for your video",
         "name": "V2M-Zero: music for a video",
         "nodes": [
-            (1, "V2M_LoadVideo", (40, 120), (320, 330), {"file": CLIP}, {}, None),
-            (4, "V2M_LoadModel", (40, 500), (320, 230), LOAD_MODEL, {}, None),
-            (2, "V2M_EncodeFrames", (400, 120), (320, 380), ENCODE, {"video": (1, 0), "model": (4, 0)}, None),
-            (3, "V2M_EventCurve", (760, 120), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (2, 0)},
-             None),
-            (5, "V2M_Sampler", (1200, 120), (380, 470),
+            (1, "V2M_LoadVideo", (40, 120), (320, 340), {"file": CLIP}, {}, None),
+            (4, "V2M_LoadModel", (40, 510), (320, 300), LOAD_MODEL, {}, None),
+            (2, "V2M_EncodeFrames", (390, 120), (300, 300), ENCODE, {"video": (1, 0), "model": (4, 0)}, None),
+            (3, "V2M_EventCurve", (720, 120), (W_PLOT, 380), dict(peak_threshold=0.0, min_gap=0.25),
+             {"features": (2, 0)}, None),
+            (5, "V2M_Sampler", (1170, 120), (W_PLOT, 820),
              dict(SAMPLER, prompt="cinematic orchestral score, tense strings, big drums on the cuts",
                   negative_prompt="low quality, noise"),
              {"model": (4, 0), "curve": (3, 0)}, None),
-            (6, "V2M_DecodeLatents", (1620, 120), (320, 200), {}, {"model": (4, 0), "latent": (5, 0)}, None),
-            (7, "V2M_MuxAudio", (1980, 120), (320, 260), dict(save_mp4=True, filename_prefix="video/V2M"),
+            (6, "V2M_DecodeLatents", (1620, 120), (320, 120), {}, {"model": (4, 0), "latent": (5, 0)}, None),
+            (7, "V2M_MuxAudio", (1620, 290), (320, 310), dict(save_mp4=True, filename_prefix="video/V2M"),
              {"video": (1, 0), "audio": (6, 0)}, None),
         ],
         "notes": [
-            (101, (400, 560), (760, 130),
+            (101, (390, 540), (750, 130),
              "The sampler smooths the raw event curve exactly as the checkpoint was trained (its curve spec); Encode "
              "Frames 'auto' uses the checkpoint's frame encoder. The default model is the bundled DEMO model (no text: "
              "the prompt is used only by text-conditioned checkpoints, e.g. Stable Audio Open 1.0 bases with "
@@ -138,49 +143,48 @@ TEMPLATES = {
         "groups": [],
     },
     "v2m_align_music": {
+        "title": "3 Align your own music",
         "name": "V2M-Zero: align your own music to a video's cuts (no model weights)",
         "nodes": [
-            (1, "V2M_LoadVideo", (40, 120), (320, 330), {"file": CLIP}, {}, "Video (the pack's example clip)"),
-            (2, "V2M_LoadAudio", (40, 520), (320, 200), {"file": SONG}, {}, "Your music (the pack's example song)"),
-            (3, "V2M_EncodeFrames", (400, 120), (320, 380), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
-            (4, "V2M_EventCurve", (760, 120), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (3, 0)},
-             "Event curve: its peaks are the hit points"),
-            (5, "V2M_AlignMusic", (1200, 120), (380, 420),
+            (1, "V2M_LoadVideo", (40, 120), (320, 340), {"file": CLIP}, {}, "Video (the pack's example clip)"),
+            (2, "V2M_LoadAudio", (40, 510), (320, 200), {"audio": SONG}, {}, "Your music (the pack's example song)"),
+            (3, "V2M_EncodeFrames", (390, 120), (300, 300), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
+            (4, "V2M_EventCurve", (720, 120), (W_PLOT, 380), dict(peak_threshold=0.0, min_gap=0.25),
+             {"features": (3, 0)}, "Event curve: its peaks are the hit points"),
+            (5, "V2M_AlignMusic", (1170, 120), (W_PLOT, 620),
              dict(max_stretch=0.08, edits="beats", start_seconds=0.0, end_fade=1.0, loop_short_music=True,
                   stretcher="auto"),
              {"audio": (2, 0), "curve": (4, 0)}, "Align music to the hit points"),
-            (6, "V2M_MuxAudio", (1620, 120), (320, 260), dict(save_mp4=True, filename_prefix="video/V2M_aligned"),
+            (6, "V2M_MuxAudio", (1620, 120), (320, 310), dict(save_mp4=True, filename_prefix="video/V2M_aligned"),
              {"video": (1, 0), "audio": (5, 0)}, None),
-            (7, "PreviewImage", (1620, 420), (520, 360), {}, {"images": (5, 1)},
-             "Hit points against the beats, before and after"),
-            (8, "PreviewAudio", (1200, 600), (380, 120), {}, {"audio": (5, 0)}, None),
         ],
         "notes": [
-            (101, (400, 560), (760, 150),
+            (101, (390, 540), (750, 170),
              "Bring your own music: upload it in 'Your music' (any file ComfyUI can read; or connect any AUDIO, e.g. "
              "from Stable Audio or Decode Latents). Align Music retimes it with bounded tempo changes (±8 %) so that "
              "beats and bar lines land on the video's hit points, and fits it to the video's exact length. No model "
-             "weights needed. The report shows Scene Cut Hit before → after, next to chance."),
+             "weights needed. Its report (on the node) shows Scene Cut Hit before → after, next to chance."),
         ],
         "groups": [],
     },
     "v2m_event_curve": {
+        "title": "4 Event curve of a video",
         "name": "V2M-Zero: event curve of a video",
         "nodes": [
-            (1, "V2M_LoadVideo", (40, 120), (320, 330), {"file": CLIP}, {}, None),
-            (2, "V2M_EncodeFrames", (400, 120), (320, 380), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
-            (3, "V2M_EventCurve", (760, 120), (400, 330), dict(peak_threshold=0.0, min_gap=0.25), {"features": (2, 0)},
-             None),
-            (4, "V2M_SmoothCurve", (1200, 120), (400, 330), SMOOTH, {"curve": (3, 0)}, None),
-            (5, "PreviewImage", (1640, 120), (520, 330), {}, {"images": (4, 1)}, "Smoothed curve (latent rate)"),
+            (1, "V2M_LoadVideo", (40, 120), (320, 340), {"file": CLIP}, {}, None),
+            (2, "V2M_EncodeFrames", (390, 120), (300, 300), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
+            (3, "V2M_EventCurve", (720, 120), (W_PLOT, 380), dict(peak_threshold=0.0, min_gap=0.25),
+             {"features": (2, 0)}, None),
+            (4, "V2M_SmoothCurve", (1170, 120), (W_PLOT, 430), SMOOTH, {"curve": (3, 0)}, None),
         ],
         "notes": [],
         "groups": [],
     },
     "v2m_train": {
+        "title": "5 Train on music (demo data)",
         "name": "V2M-Zero: fine-tune on music curves (demo data)",
         "nodes": [
-            (1, "V2M_Train", (40, 220), (520, 640),
+            (1, "V2M_Train", (40, 220), (520, 700),
              dict(dataset=DEMO_DATASET, run_name="v2m_demo", init_checkpoint="none", codec="patch:64:1:4000",
                   music_encoder="logmel",
                   clip_seconds=8.0, smoothing_seconds=0.2, max_steps=200, config=DEMO_TRAIN_CONFIG,
@@ -196,6 +200,10 @@ TEMPLATES = {
         "groups": [],
     },
 }
+UI_DIR = "example_workflows"  # the folder name ComfyUI's template browser looks for first
+API_DIR = "workflows/api"
+TITLE_PX, GROUP_PAD, GROUP_HEADER = 30, 15, 35  # node title bar; group padding and title bar (canvas px)
+WINDOW = (1536, 922)  # the canvas of a 1600x1000 browser window (ComfyUI's menus take the rest)
 
 
 def _schemas():
@@ -270,12 +278,35 @@ def build(spec: dict, schemas) -> tuple[dict, dict]:
         nodes.append({"id": nid, "type": "Note", "pos": list(pos), "size": list(size), "flags": {},
                       "order": len(order) + nid % 100, "mode": 0, "inputs": [], "outputs": [], "properties": {},
                       "widgets_values": [text], **NOTE_COLOURS})
-    groups = [{"id": i + 1, "title": t, "bounding": list(b), "color": c, "font_size": 22, "flags": {}}
-              for i, (t, b, c) in enumerate(spec["groups"])]
+    boxes = {n["id"]: (n["pos"][0], n["pos"][1] - TITLE_PX, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
+             for n in nodes}
+    groups = []
+    for i, (t, members, c) in enumerate(spec["groups"]):
+        x0, y0 = min(boxes[m][0] for m in members), min(boxes[m][1] for m in members)
+        x1, y1 = max(boxes[m][2] for m in members), max(boxes[m][3] for m in members)
+        bounding = [x0 - GROUP_PAD, y0 - GROUP_PAD - GROUP_HEADER, x1 - x0 + 2 * GROUP_PAD,
+                    y1 - y0 + 2 * GROUP_PAD + GROUP_HEADER]
+        groups.append({"id": i + 1, "title": t, "bounding": bounding, "color": c, "font_size": 22, "flags": {}})
     ui = {"last_node_id": max(n["id"] for n in nodes), "last_link_id": len(links),
           "nodes": sorted(nodes, key=lambda n: n["order"]), "links": links, "groups": groups, "config": {},
-          "extra": {"info": {"name": spec["name"]}, "ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4}
+          "extra": {"info": {"name": spec["name"], "api": f"{API_DIR}/{spec['key']}.json"},
+                    "ds": fitted_view(list(boxes.values()) + [_box(g["bounding"]) for g in groups])},
+          "version": 0.4}
     return ui, api
+
+
+def _box(b):
+    return (b[0], b[1], b[0] + b[2], b[1] + b[3])
+
+
+def fitted_view(boxes) -> dict:
+    """The view (zoom and offset) that shows every box whole, centred, in a 1600x1000 window: what the
+    frontend restores when the template is opened."""
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    scale = round(min(WINDOW[0] / (x1 - x0), WINDOW[1] / (y1 - y0), 1.0) * 0.98, 3)
+    return {"scale": scale, "offset": [round(-x0 + (WINDOW[0] / scale - (x1 - x0)) / 2, 1),
+                                       round(-y0 + (WINDOW[1] / scale - (y1 - y0)) / 2, 1)]}
 
 
 def dumps(obj) -> str:
@@ -287,13 +318,14 @@ def build_all() -> dict[str, str]:
     schemas = _schemas()
     files = {}
     for name, spec in TEMPLATES.items():
-        ui, api = build(spec, schemas)
-        files[f"workflows/{name}.json"] = dumps(ui)
-        files[f"workflows/api/{name}.json"] = dumps(api)
+        ui, api = build(dict(spec, key=name), schemas)
+        files[f"{UI_DIR}/{spec['title']}.json"] = dumps(ui)
+        files[f"{API_DIR}/{name}.json"] = dumps(api)
     return files
 
 
 if __name__ == "__main__":
+    os.makedirs(os.path.join(ROOT, UI_DIR), exist_ok=True)
     for rel, text in build_all().items():
         with open(os.path.join(ROOT, rel), "w", encoding="utf-8") as f:
             f.write(text)

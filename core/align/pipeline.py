@@ -287,7 +287,7 @@ _ENDINGS = {"bar": "on a bar line with a fade", "natural": "the music's own endi
 
 
 def report_plot(curve: curves.Curve | None, hits, sync: dict | None, result: Alignment, *, title: str = "",
-                width: int = 1024, height: int = 360) -> np.ndarray:
+                width: int | None = None, height: int | None = None) -> np.ndarray:
     """Hit points against the music's beats before and after (and the event curve when given)."""
     from ..timing import plot
 
@@ -299,5 +299,5 @@ def report_plot(curve: curves.Curve | None, hits, sync: dict | None, result: Ali
     shown = curve if curve is not None else curves.Curve(values=np.zeros(2),
                                                           times=np.array([0.0, result.tmap.duration]),
                                                           duration=result.tmap.duration)
-    return plot.plot_curves([("event curve", shown)], peaks=list(hits), marks=marks, width=width, height=height,
-                            title=title)
+    return plot.plot_curves([("event curve", shown)], peaks=list(hits), marks=marks, width=width or plot.PREVIEW_WIDTH,
+                            height=height or plot.PREVIEW_HEIGHT, title=title)

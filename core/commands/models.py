@@ -1,4 +1,5 @@
-"""``v2m-zero models list|download``: what is installed where, what is missing, and downloads on request."""
+"""``v2m-zero models list|download|convert-musicfm``: what is installed where, what is missing, downloads on
+request, and the one-time conversion of MusicFM's pickled checkpoint to safetensors."""
 
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _where_arguments(dl)
     dl.add_argument("--token", default=None, help="a Hugging Face token (default: HF_TOKEN or your saved login); "
                                                   "needed for gated models such as sao1, sa3 and t5gemma-b-b-ul2")
+    cv = sub.add_parser("convert-musicfm", help="MusicFM's pretrained_msd.pt -> .safetensors, once, for a .pt that "
+                                                "torch.load(weights_only=True) refuses (nothing in the pickle is run)")
+    cv.add_argument("checkpoint", help="the pretrained_*.pt (read, never modified)")
+    cv.add_argument("--out", default=None, help="where to write (default: the same name with .safetensors, beside it)")
 
 
 def _where(args) -> dict:
@@ -101,5 +106,21 @@ def _download(args) -> int:
     return 0
 
 
+def _convert_musicfm(args) -> int:
+    from ...model_io.musicfm import convert_musicfm
+
+    src = os.path.abspath(args.checkpoint)
+    out = args.out or os.path.splitext(src)[0] + ".safetensors"
+    plan = OutputPlan()
+    plan.input(src, "MusicFM checkpoint")
+    plan.file(out, "converted MusicFM checkpoint", extensions=(".safetensors",))
+    with plan:
+        path, n = convert_musicfm(src, out)
+    print(f"wrote {path} ({n} tensors); prepare finds it in the models folder, or give it with --musicfm")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.action == "convert-musicfm":
+        return _convert_musicfm(args)
     return _list(args) if args.action == "list" else _download(args)

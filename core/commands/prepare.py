@@ -34,7 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--musicfm", default=None, help="MusicFM checkpoint (pretrained_msd.pt or "
                                                    ".safetensors) for --music-encoder musicfm")
     p.add_argument("--musicfm-layer", type=number(int, 0, 64), default=7,
-                   help="MusicFM conformer layer whose output is the feature (default 7)")
+                   help="MusicFM conformer layer whose output is the feature (default 7: MusicFM's README example; "
+                        "the paper names none). Recorded in the cache and the checkpoint's curve metadata")
+    p.add_argument("--no-fallback", action="store_true",
+                   help="with --preset sao1 / sa3: stop when no MusicFM weights are found instead of using log-mel "
+                        "curves (the presets' fallback; a MusicFM file that is there but unreadable always stops)")
     p.add_argument("--clip-seconds", type=number(float, *CLIP_SECONDS_BOUNDS), default=None,
                    help=f"clip length in seconds, {CLIP_SECONDS_BOUNDS[0]:g}–{CLIP_SECONDS_BOUNDS[1]:g} "
                         "(default 32, the paper's)")
@@ -60,7 +64,7 @@ def _settings(args) -> dict:
         raise V2MError(f"--preset {args.preset} encodes with the base checkpoint's own codec: give --checkpoint "
                        "(the V2M checkpoint from init-checkpoint, or the base's model.safetensors)")
     encoder = args.music_encoder or preset.music_encoder
-    fallback = None if args.music_encoder else preset.fallback_encoder
+    fallback = None if args.music_encoder or args.no_fallback else preset.fallback_encoder
     opts = {}
     if encoder == "musicfm":
         path = args.musicfm

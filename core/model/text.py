@@ -22,10 +22,13 @@ from typing import Any, Sequence
 
 import torch
 
-__all__ = ["T5TextEncoder", "T5GemmaTextEncoder", "SentencePieceTokens", "SAO_T5_MAX_LENGTH", "SA3_T5GEMMA_MAX_LENGTH"]
+__all__ = ["T5TextEncoder", "T5GemmaTextEncoder", "SentencePieceTokens", "t5gemma_token_ids", "pad_token_rows",
+           "SAO_T5_MAX_LENGTH", "SA3_T5GEMMA_MAX_LENGTH", "SA3_PAD_ID"]
 
 SAO_T5_MAX_LENGTH = 128
 SA3_T5GEMMA_MAX_LENGTH = 256
+#: T5Gemma's padding id as SA3 pads prompts (``<pad>``, 0 in Gemma's vocabulary)
+SA3_PAD_ID = 0
 
 
 class _FrozenEncoder:
@@ -96,12 +99,25 @@ class T5TextEncoder(_FrozenEncoder):
         raise ValueError(f"null_condition mode must be 'zeros' or 'empty', not {mode!r}.")
 
 
+def pad_token_rows(rows: Sequence[Sequence[int]], max_length: int,
+                   pad_id: int = SA3_PAD_ID) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id rows -> ``(ids [B, max_length] long, mask [B, max_length] bool)``: each row truncated to
+    ``max_length`` and right-padded with ``pad_id`` (mask False there); ``[]`` gives a row of padding only."""
+    ids = torch.full((len(rows), max_length), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(rows), max_length, dtype=torch.bool)
+    for i, r in enumerate(rows):
+        r = list(r)[:max_length]
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = True
+    return ids, mask
+
+
 class SentencePieceTokens:
     """A tokenizer from SentencePiece model bytes, for text-encoder files that carry their own.
 
     ComfyUI's ``t5gemma_b_b_ul2.safetensors`` (Stable Audio 3) stores the tokenizer as a byte
-    tensor ``spiece_model`` and encodes prompts without BOS/EOS (as Stability's own MLX port of
-    SA3 does); so does this. Prompts are truncated to ``max_length`` and right-padded with id 0.
+    tensor ``spiece_model``. ``pieces`` gives the plain ids (no BOS/EOS); the padding rule is
+    :func:`pad_token_rows`, shared with every other tokenizer road (see :class:`T5GemmaTextEncoder`).
     Needs the ``sentencepiece`` package (ComfyUI installs it).
     """
 
@@ -112,16 +128,31 @@ class SentencePieceTokens:
             raise ModuleNotFoundError("reading a tokenizer stored in a text-encoder file needs the sentencepiece "
                                       "package: pip install sentencepiece") from None
         self.sp = sentencepiece.SentencePieceProcessor(model_proto=bytes(model_proto))
-        self.pad_id = 0
+        self.pad_id = SA3_PAD_ID
+
+    def pieces(self, texts: Sequence[str]) -> list[list[int]]:
+        return [list(r) for r in self.sp.encode(list(texts), add_bos=False, add_eos=False)]
 
     def __call__(self, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [self.sp.encode(t)[:max_length] for t in texts]
-        ids = torch.full((len(rows), max_length), self.pad_id, dtype=torch.long)
-        mask = torch.zeros(len(rows), max_length, dtype=torch.bool)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-            mask[i, : len(r)] = True
-        return ids, mask
+        return pad_token_rows(self.pieces(texts), max_length, self.pad_id)
+
+
+def t5gemma_token_ids(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stable Audio 3's prompt tokens, the same on every road: the plain SentencePiece ids of each prompt
+    (no BOS, no EOS, whatever a folder's ``tokenizer_config.json`` asks for), truncated to ``max_length``
+    and right-padded with id 0; ``""`` gives padding only (mask all False).
+
+    That is how SA3's own ports tokenize (stable_audio_3 @ 636f906: the MLX port's
+    ``SentencePieceProcessor.Encode``, the TensorRT port's bundled ``tokenizer.json`` through
+    ``FastTokenizer``, both padding with 0 to 256) and how ComfyUI's SA3 text encoder does
+    (``add_bos``/``add_eos`` False). ``tokenizer``: a :class:`SentencePieceTokens` or a transformers tokenizer
+    (google's ``t5gemma-b-b-ul2`` copy adds ``<bos>`` by default: asked for no special tokens here).
+    """
+    if isinstance(tokenizer, SentencePieceTokens):
+        rows = tokenizer.pieces(texts)
+    else:
+        rows = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    return pad_token_rows(rows, max_length, SA3_PAD_ID)
 
 
 class T5GemmaTextEncoder(_FrozenEncoder):
@@ -130,8 +161,8 @@ class T5GemmaTextEncoder(_FrozenEncoder):
     Prompts are padded on the right to ``max_length`` (256 for SA3) and truncated. Padded positions
     are left as the encoder gives them: the DiT's prompt conditioner treats them as it was trained
     (SA3 replaces them with its learned ``padding_embedding`` and attends to all 256 positions).
-    ``tokenizer`` is a transformers tokenizer (a Hugging Face folder: its own settings, e.g. BOS)
-    or a :class:`SentencePieceTokens`.
+    ``tokenizer`` is a transformers tokenizer (a Hugging Face folder) or a :class:`SentencePieceTokens`
+    (ComfyUI's file); both give the same ids (:func:`t5gemma_token_ids`: no BOS/EOS, padding id 0).
     """
 
     kind = "t5gemma"
@@ -145,16 +176,17 @@ class T5GemmaTextEncoder(_FrozenEncoder):
         return int(getattr(cfg, "encoder", cfg).hidden_size)
 
     def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(self.tokenizer, SentencePieceTokens):
-            return self.tokenizer(texts, self.max_length)
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding="max_length",
-                             padding_side="right", return_tensors="pt")
-        return enc["input_ids"], enc["attention_mask"].bool()
+        """``(ids, mask)`` by :func:`t5gemma_token_ids`: one rule whichever files the tokenizer came from."""
+        return t5gemma_token_ids(self.tokenizer, texts, self.max_length)
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str] | str) -> tuple[torch.Tensor, torch.Tensor]:
         texts = self._prompts(texts)
         ids, mask = self.tokenize(texts)
         ids, mask = ids.to(self.device), mask.to(self.device)
-        hidden = self.model(input_ids=ids, attention_mask=mask.long())["last_hidden_state"]
+        # a prompt of padding only ("") leaves attention nothing to attend to: one position is shown to the
+        # encoder (as SA3's MLX port does); the mask returned stays all False, so every position is padding
+        seen = mask.clone()
+        seen[~mask.any(dim=1), 0] = True
+        hidden = self.model(input_ids=ids, attention_mask=seen.long())["last_hidden_state"]
         return hidden.float(), mask

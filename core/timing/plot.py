@@ -82,23 +82,38 @@ def _range(v: np.ndarray) -> float:
     return float(np.ptp(v)) if v.size else 0.0
 
 
+# Node previews are shown a node's width wide (the templates' preview nodes: >= 420 px of canvas at >= 0.72
+# zoom): pictures this size with text ~1/26 of the width read at >= 9 screen pixels there. The CLI's PNGs
+# use the same size.
+PREVIEW_WIDTH, PREVIEW_HEIGHT = 640, 360
+
+
 def plot_curves(
     curves: Sequence[tuple[str, Curve]],
     *,
     peaks: Sequence[float] = (),
     marks: Sequence[tuple[str, Sequence[float]]] = (),
-    width: int = 1024,
-    height: int = 400,
+    width: int = PREVIEW_WIDTH,
+    height: int = PREVIEW_HEIGHT,
     title: str = "",
     notes: Sequence[str] = (),
 ) -> np.ndarray:
     """Labelled curves on one time axis, with ``peaks`` (hit points) and ``marks`` rows below.
 
-    Returns an RGB uint8 array [height, width, 3]. Curves share the left axis (event strength in
+    Returns an RGB uint8 array [rows, width, 3]: ``height`` rows for the plot, plus what the wrapped
+    ``notes`` (warnings, in red above the plot) need. Curves share the left axis (event strength in
     standard deviations); a curve whose range is far from the first one's (e.g. a smoothed curve
     beside the raw spikes) gets the right axis, said in its legend entry. ``marks`` are named
     rows of times (cuts, beats, window joins...) drawn as ticks under the curves.
     """
+    fig = figure(curves, peaks=peaks, marks=marks, width=width, height=height, title=title, notes=notes)
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    return np.ascontiguousarray(rgba[..., :3])
+
+
+def figure(curves, *, peaks=(), marks=(), width: int = PREVIEW_WIDTH, height: int = PREVIEW_HEIGHT, title: str = "",
+           notes: Sequence[str] = ()):
+    """The drawn ``matplotlib.figure.Figure`` behind :func:`plot_curves` (tests measure its text)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -106,25 +121,36 @@ def plot_curves(
     dpi = 100.0
     fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor=_BG, layout="constrained")
     FigureCanvasAgg(fig)
-    # Text in pixels ~ 1/24 of the short side (clamped): readable when a node shrinks the preview.
-    font_px = min(max(min(width / 40.0, height / 14.0), 11.0), 26.0)
+    renderer = fig.canvas.get_renderer()
+    # Text in pixels ~ 1/26 of the width (clamped): the preview is shrunk to a node's width.
+    font_px = min(max(min(width / 26.0, height / 13.0), 11.0), 30.0)
     fs = font_px * 72.0 / dpi
-    line_w = max(1.2, font_px / 9.0)
+    line_w = max(1.2, font_px / 10.0)
     durations = [float(c.duration) for _, c in curves] + [float(t) for _, ts in marks for t in ts[-1:]]
     duration = max(durations + [1e-6])
+    usable = width * 0.97  # what a line of text may span
+
+    title_text = _wrap(fig, renderer, title, fs * 0.95, usable) if title else ""
+    note_text = "\n".join(_wrap(fig, renderer, "⚠ " + str(n), fs * 0.8, usable) for n in notes)
+    note_px = 0.0
+    if note_text:  # the picture grows by what the notes need, so the plot keeps its size
+        note_px = _extent(fig, renderer, note_text, fs * 0.8).height + font_px * 0.6
+        fig.set_size_inches(width / dpi, (height + note_px) / dpi)
 
     n_rows = len(marks)
-    mark_frac = min(0.12 * n_rows, 0.4)
-    note_lines = _wrap_notes(notes, width, font_px * 0.75)
-    ratios = (([min(0.08 * len(note_lines), 0.45)] if note_lines else []) + [1 - mark_frac]
-              + ([mark_frac] if n_rows else []))
+    mark_frac = min(0.13 * n_rows, 0.42)
+    plot_frac = height / (height + note_px)
+    ratios = (([1 - plot_frac] if note_text else []) + [plot_frac * (1 - mark_frac)]
+              + ([plot_frac * mark_frac] if n_rows else []))
     grid = fig.add_gridspec(len(ratios), 1, height_ratios=ratios)
-    if note_lines:  # warnings the user must see, above the plot in a darker red
+    if note_text:  # warnings the user must see, above the plot in a darker red
         box = fig.add_subplot(grid[0])
         box.axis("off")
-        box.text(0.0, 1.0, "\n".join(note_lines), va="top", ha="left", fontsize=fs * 0.75, color="#a01010",
-                 transform=box.transAxes)
-    ax = fig.add_subplot(grid[1 if note_lines else 0])
+        from matplotlib.transforms import blended_transform_factory
+
+        box.text(0.01, 1.0, note_text, va="top", ha="left", fontsize=fs * 0.8, color="#a01010",
+                 transform=blended_transform_factory(fig.transFigure, box.transAxes))  # from the picture's left
+    ax = fig.add_subplot(grid[1 if note_text else 0])
     ax.set_facecolor("white")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -132,7 +158,7 @@ def plot_curves(
     ax.tick_params(labelsize=fs * 0.85)
     ax.set_xlim(0, duration)
     _time_axis(ax, duration, width)
-    columns = max(int(width * 0.85), 16)
+    columns = max(int(width * 0.9), 16)
     seconds_per_px = duration / columns
 
     handles, right = [], None
@@ -172,12 +198,14 @@ def plot_curves(
         handles.append(Line2D([], [], color=_PEAK, linewidth=line_w, alpha=0.7, label=label))
 
     ax.set_ylabel("strength (σ)", fontsize=fs * 0.8)
-    if handles:
-        # above the plot, right of the title: never over the data
-        ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=fs * 0.75, frameon=False,
-                  ncol=len(handles), handlelength=1.2, columnspacing=1.0, borderaxespad=0.1)
-    if title:
-        fig.suptitle(title, x=0.01, ha="left", fontsize=fs)
+    if handles:  # above the plot, under the title: never over the data; as many columns as the width holds
+        widths = [_extent(fig, renderer, h.get_label(), fs * 0.8).width + 2.6 * font_px for h in handles]
+        ncol = max(1, max(k for k in range(1, len(handles) + 1) if _columns_fit(widths, k, usable)))
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), fontsize=fs * 0.8, frameon=False,
+                  ncol=ncol, handlelength=1.2, columnspacing=1.0, borderaxespad=0.1, borderpad=0.1,
+                  handletextpad=0.4)
+    if title_text:
+        fig.suptitle(title_text, x=0.01, ha="left", fontsize=fs * 0.95)
 
     xlabel_ax = ax
     if n_rows:
@@ -185,36 +213,66 @@ def plot_curves(
         rows = fig.add_subplot(grid[-1], sharex=ax)
         _draw_marks(rows, marks, seconds_per_px, fs, line_w)
         xlabel_ax = rows
-    xlabel_ax.set_xlabel("time (min:s)" if duration >= 120 else "time (s)", fontsize=fs * 0.9)
+    xlabel_ax.set_xlabel("time (min:s)" if duration >= 120 else "time (s)", fontsize=fs * 0.85)
     fig.canvas.draw()
-    rgba = np.asarray(fig.canvas.buffer_rgba())
-    return np.ascontiguousarray(rgba[..., :3])
+    return fig
 
 
-def _wrap_notes(notes: Sequence[str], width: int, char_px: float) -> list[str]:
-    import textwrap
+def _extent(fig, renderer, text: str, fontsize: float):
+    t = fig.text(0, 0, text, fontsize=fontsize)
+    try:
+        return t.get_window_extent(renderer)
+    finally:
+        t.remove()
 
-    per_line = max(20, int(width / (0.55 * char_px)))
-    return [line for note in notes for line in textwrap.wrap("⚠ " + str(note), per_line)]
+
+def _wrap(fig, renderer, text: str, fontsize: float, max_px: float) -> str:
+    """``text`` broken at spaces into lines no wider than ``max_px`` when drawn (a word longer than
+    a line is broken inside)."""
+    lines: list[str] = []
+    for para in str(text).splitlines() or [""]:
+        line = ""
+        for word in para.split(" "):
+            cand = f"{line} {word}" if line else word
+            if not line or _extent(fig, renderer, cand, fontsize).width <= max_px:
+                line = cand
+                continue
+            lines.append(line)
+            line = word
+        while _extent(fig, renderer, line, fontsize).width > max_px and len(line) > 1:  # one over-long word
+            cut = len(line) - 1
+            while cut > 1 and _extent(fig, renderer, line[:cut], fontsize).width > max_px:
+                cut = max(1, int(cut * 0.9))
+            lines.append(line[:cut])
+            line = line[cut:]
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _columns_fit(widths: list[float], ncol: int, max_px: float) -> bool:
+    rows = [widths[i:i + ncol] for i in range(0, len(widths), ncol)]
+    cols = [max(r[c] for r in rows if c < len(r)) for c in range(ncol)]
+    return sum(cols) <= max_px
 
 
 def _draw_marks(ax, marks, seconds_per_px: float, fs: float, line_w: float) -> None:
-    """One row per (label, times): thinned ticks, the row's count in its label."""
+    """One row per (label, times): thinned ticks; the row's name and count written inside it, at the
+    left (not as tick labels beside it: the plot keeps the full width)."""
+    from matplotlib.transforms import blended_transform_factory
+
     n = len(marks)
     ax.set_facecolor("white")
     ax.set_ylim(-0.5, n - 0.5)
-    ax.set_yticks(range(n))
-    labels = []
+    ax.set_yticks([])
+    where = blended_transform_factory(ax.transAxes, ax.transData)
     for row, (label, times) in enumerate(marks):
         y = n - 1 - row
         shown = _thin(times, seconds_per_px)
         ax.vlines(shown, y - 0.35, y + 0.35, color=_MARK_COLOURS[row % len(_MARK_COLOURS)],
                   linewidth=max(1.0, line_w * 0.8))
-        labels.append((y, f"{label} ({len(times)})"))
-    ax.set_yticks([y for y, _ in labels])
-    ax.set_yticklabels([text for _, text in labels], fontsize=fs * 0.8)
+        ax.text(0.005, y, f"{label} ({len(times)})", transform=where, va="center", ha="left", fontsize=fs * 0.8,
+                color="#333333", zorder=5, bbox=dict(facecolor="white", alpha=0.75, edgecolor="none", pad=0.5))
     ax.tick_params(axis="x", labelsize=fs * 0.85)
-    ax.tick_params(axis="y", length=0)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     ax.grid(True, axis="x", color="#eeeeee", linewidth=0.8)
@@ -231,4 +289,4 @@ def save_png(image: np.ndarray, path: str) -> str:
     return path
 
 
-__all__ = ["plot_curves", "save_png"]
+__all__ = ["plot_curves", "figure", "save_png", "PREVIEW_WIDTH", "PREVIEW_HEIGHT"]

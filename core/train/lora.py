@@ -135,12 +135,13 @@ def start_lora(model, cfg: Mapping) -> LoraRun:
     return run
 
 
-def export_adapter(tr, out, curve: dict):
-    """Write the run's adapter (EMA or model weights, as ``checkpoint.export`` says) to ``out``."""
+def export_adapter(tr, out, curve: dict, values: Mapping[str, torch.Tensor] | None = None):
+    """Write the run's adapter (EMA or model weights, as ``checkpoint.export`` says) to ``out``. ``values``:
+    the trained parameters by unwrapped name, whole (gathered by every rank under FSDP; default: the model's)."""
     from ...model_io.lora import save_adapter
 
-    model = tr.rt.unwrap(tr.model)
-    values = dict(model.named_parameters())
+    if values is None:
+        values = dict(tr.rt.unwrap(tr.model).named_parameters())
     if tr.cfg["checkpoint"]["export"] == "ema" and tr.ema is not None:
         values = {**values, **tr.ema}
     return save_adapter(out, adapter_tensors(values, tr.lora), adapter_meta(tr, tr.lora, curve))

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError, V2MError
+from ..errors import V2MError, WeightsMissing
 from ..timing.curves import Curve, Features
 from ..timing.spec import CurveSpec
 from ..model.musicfm import MUSICFM_FRAME, MUSICFM_SAMPLE_RATE
@@ -234,8 +234,10 @@ class CodecMusicEncoder(MusicEncoder):
 class MusicFMEncoder(MusicEncoder):
     """MusicFM features of one conformer layer at 25 Hz (mono, 24 kHz input).
 
-    ``layer`` 7 follows MusicFM's README example (its mid layers carry the most musical
-    information). Audio up to ``chunk_seconds`` (MusicFM was trained on 30 s excerpts) is encoded
+    ``layer`` 7 follows MusicFM's README example (``get_latent(wav, layer_ix=7)`` @ b83ebed; its mid
+    layers carry the most musical information); the V2M-Zero paper names no layer. The layer is part of
+    :meth:`describe`, so the cache spec and the checkpoint's curve metadata record it. Audio up to
+    ``chunk_seconds`` (MusicFM was trained on 30 s excerpts) is encoded
     in one pass; longer audio in windows of that length that overlap by at least
     ``overlap_seconds`` (the last one ends at the audio's end, so every window is whole), blended
     by overlap-add: each window's features are weighted by a ramp that rises over its first and
@@ -255,8 +257,9 @@ class MusicFMEncoder(MusicEncoder):
         from ...model_io.musicfm import MUSICFM_HINT, load_musicfm
 
         if model is None:
-            if path is None:
-                raise ModelError(f"the musicfm music encoder needs its checkpoint path (path=...). {MUSICFM_HINT}")
+            if path is None:  # none found: the one case a configured fallback may stand in for
+                raise WeightsMissing(f"no MusicFM checkpoint found in the models folders "
+                                     f"(music_encoders/musicfm/). {MUSICFM_HINT}")
             device = device or ("cuda" if torch.cuda.is_available() else "cpu")
             model = load_musicfm(path, stats=stats, device=device)
         self.model = model

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MediaError, ModelError, V2MError
+from ..errors import MediaError, ModelError, V2MError, WeightsMissing
 from ..precision import torch_device
 from ..timing import curves
 from ..timing.spec import CurveSpec
@@ -185,17 +185,20 @@ class _FileEncoder:
 
 def _music_encoder(name, fallback: str | None, cod, options, say):
     """``(encoder, fallback record or None)``: the wanted music encoder, or the fallback when its weights
-    are missing."""
+    are absent (:class:`WeightsMissing`: none found) and a fallback is configured. Weights that are there but
+    cannot be loaded (damaged, unsafe pickle, wrong layout, bad stats) stop with their error: a long run must
+    not end up on the weaker curve because of a broken file."""
     from .music_encoders import make_music_encoder
 
     try:
         return make_music_encoder(name, codec=cod, **dict(options or {})), None
-    except ModelError as exc:
+    except WeightsMissing as exc:
         if not fallback or not isinstance(name, str):
             raise
-        reason = f"no {name} weights: " + str(exc).split(". ")[0]
-        say(f"warning: {reason}. The music curves use {fallback} instead (recorded in the cache and the checkpoint); "
-            f"for the paper's curves get the weights (`v2m-zero models download {name}`) and prepare again")
+        reason = f"no {name} weights found (" + str(exc).split(". ")[0] + ")"
+        say(f"warning: {reason}; the preset/config allows the fallback (music_encoder_fallback = {fallback!r}), so "
+            f"the music curves use {fallback} instead (recorded in the cache and the checkpoint). For the paper's "
+            f"curves get the weights (`v2m-zero models download {name}`) and prepare again")
         return make_music_encoder(fallback, codec=cod), {"wanted": name, "used": fallback, "reason": reason}
 
 

@@ -10,7 +10,8 @@ length through its ``seconds_total`` conditioning), LoRA on the DiT's attention 
 projections with the new curve-channel weights trained in full. ``sa3`` does the same for Stable
 Audio 3 small-music-base (``init-checkpoint --from sa3``): its own SAME-S codec (256 latent
 channels at 10.77 Hz), T5Gemma text (256 tokens), its native rectified-flow objective (the paper's
-eq. 6 as it is), LoRA rank 16 on the same projections (:mod:`model_io.sa3`'s preset values).
+eq. 6 as it is), LoRA rank 16 on the same block projections (:mod:`model_io.sa3`'s preset values; why
+not every Linear/Conv1d as stable_audio_3's own LoRA trainer does by default: see ``SA3_LORA_TARGETS``).
 """
 
 from __future__ import annotations
@@ -165,7 +166,8 @@ allow_none = false              # SA3 is prompt-conditioned: encoder = "none" wo
 {curve}
 [lora]
 enabled = true                  # false = full fine-tuning (433 M parameters)
-rank = {rank}                       # as stable_audio_3's own LoRA trainer
+rank = {rank}                       # stable_audio_3's LoRA trainer's default rank too (it adapts every Linear and
+                                # Conv1d, DoRA; here: each block's attention and MLP projections, plain LoRA)
 alpha = {alpha}
 dropout = 0.0
 targets = {targets}

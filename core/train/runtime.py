@@ -72,5 +72,37 @@ class Runtime:
             return self.acc.get_state_dict(model)
         return model.state_dict()
 
+    def full_parameters(self, model):
+        """A context giving ``[(name, parameter)]`` of the (prepared) model by the unwrapped model's names
+        (:func:`plain_name`), each whole: under FSDP the shards are gathered for the duration (read only,
+        every rank takes part); elsewhere the parameters themselves."""
+        import contextlib
+
+        if _is_fsdp(model):
+            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+            @contextlib.contextmanager
+            def gathered():
+                with FSDP.summon_full_params(model, writeback=False):
+                    yield [(plain_name(n), p) for n, p in model.named_parameters()]
+
+            return gathered()
+        return contextlib.nullcontext([(plain_name(n), p) for n, p in self.unwrap(model).named_parameters()])
+
+
+#: what wrappers put into parameter names (FSDP, activation checkpointing, torch.compile)
+_WRAPPER_PARTS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+
+
+def plain_name(name: str) -> str:
+    """A parameter's name in the unwrapped model (what checkpoints, the EMA and LoRA are keyed by)."""
+    for part in _WRAPPER_PARTS:
+        name = name.replace(part, "")
+    return name
+
+
+def _is_fsdp(model) -> bool:
+    return any(type(m).__name__ == "FullyShardedDataParallel" for m in model.modules())
+
 
 # --------------------------------------------------------------------------------------------

@@ -27,8 +27,10 @@ torchrun, ``true`` always, ``false`` never). FSDP: run ``accelerate config`` and
 (e.g. ``fsdp_sharding_strategy: FULL_SHARD``, ``fsdp_state_dict_type: FULL_STATE_DICT``,
 ``fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP`` with ``fsdp_transformer_layer_cls_to_wrap:
 TransformerBlock``), then ``accelerate launch --config_file fsdp.yaml -m v2m_zero.core.cli train
-cfg.toml``; the full state dict is gathered for checkpoints. (Exact resume is verified on a
-single CPU process only; under FSDP the optimiser state is saved as the wrapped optimiser gives it.)
+cfg.toml``; the full state dict is gathered for checkpoints, and the EMA (keyed by the unwrapped
+names) is updated from the gathered parameters each step (:mod:`.ema`; tests/test_fsdp_ema.py). (Exact
+resume is verified on a single CPU process only; under FSDP the optimiser state is saved as the wrapped
+optimiser gives it.)
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from ..timing.spec import CurveSpec
 from .cache import ClipCache
 from .checks import check_run
 from .data import DataOrder, split_clips
+from .ema import update_ema, with_ema
 from .runtime import Runtime
 from .state import latest_state, load_state, prune, save_state
 from .validate import validate
@@ -261,13 +264,15 @@ class Trainer:
 
         rt = self.rt
         if self.lora is not None:
+            with torch.no_grad(), rt.full_parameters(self.model) as params:  # every rank: FSDP gathers
+                values = {n: p.detach().to("cpu", copy=True) for n, p in params if p.requires_grad}
             if not rt.is_main:
                 rt.wait()
                 return None
             from .lora import export_adapter
 
             out = self.run_dir / CKPT_DIR / (name or f"v2m-lora-step-{self.step:08d}.safetensors")
-            export_adapter(self, out, self.curve_meta(rt.unwrap(self.model)))
+            export_adapter(self, out, self.curve_meta(rt.unwrap(self.model)), values)
             if name is None:
                 prune(out.parent, "v2m-lora-step-*.safetensors", int(self.cfg["checkpoint"]["keep_last"]))
             rt.wait()
@@ -279,8 +284,7 @@ class Trainer:
         model = rt.unwrap(self.model)
         state = {k: v.detach().cpu() for k, v in sd.items()}
         if self.cfg["checkpoint"]["export"] == "ema" and self.ema is not None:
-            for k, v in self.ema.items():
-                state[k] = v.to(state[k].dtype)
+            state = with_ema(state, self.ema)
         state.update(self.carried)
         codec = dict(self.spec["codec"])
         if codec.get("type") == "oobleck" and not any(k.startswith("pretransform.") for k in state):
@@ -394,14 +398,16 @@ class Trainer:
             v = torch.tensor([total], device=self.rt.device)
             total = float(acc.reduce(v, reduction="mean"))
         if self.ema is not None:
-            decay = min(float(self.cfg["ema"]["decay"]), (1 + self.step) / (10 + self.step))
-            with torch.no_grad():
-                for n, p in self.rt.unwrap(self.model).named_parameters():
-                    if n in self.ema:
-                        self.ema[n].lerp_(p.detach().float().to(self.ema[n].device), 1.0 - decay)
+            self._update_ema()
         self.step += 1
         self.last_loss = total
         return total, lr, grad_norm
+
+    def _update_ema(self) -> None:
+        """EMA of the trained parameters by the unwrapped names, from the whole parameters (:mod:`.ema`)."""
+        decay = min(float(self.cfg["ema"]["decay"]), (1 + self.step) / (10 + self.step))
+        with torch.no_grad(), self.rt.full_parameters(self.model) as params:
+            update_ema(self.ema, params, decay)
 
     # ---- loop
 
