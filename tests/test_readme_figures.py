@@ -43,7 +43,8 @@ def template_report_line() -> str:
     """The first line of the quick-start template's Sync Report as README's "First minute" quotes it
     (checked by tests/test_workflows.py when it queues the template)."""
     text = open(README, encoding="utf-8").read()
-    section = text[text.index("**First minute:**"):text.index("| template | does |")]
+    start = text.index("**First minute:**")
+    section = text[start:text.index("\n\n", start)]  # that paragraph
     m = TEMPLATE_LINE.search(section)
     assert m, "README's First minute no longer quotes the template's Sync Report line"
     return m.group(1)
