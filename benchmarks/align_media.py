@@ -55,6 +55,11 @@ SOURCES = [
      "music/happy_acoustic_1.opus", "MIT, 'no licence to track' (generated with ACE-Step 1.5)", "110 BPM, 32 s"),
     ("pypi", "immich-memories-music==0.1.0", "immich_memories_music/tracks/nostalgic/nostalgic_acoustic_1.opus",
      "music/nostalgic_acoustic_1.opus", "MIT, 'no licence to track' (generated with ACE-Step 1.5)", "78 BPM, 32 s"),
+] + [  # held out (issue 25): tracks the aligner was never tuned on, from the same MIT package
+    ("pypi", "immich-memories-music==0.1.0", f"immich_memories_music/tracks/{mood}/{name}.opus", f"music/{name}.opus",
+     "MIT, 'no licence to track' (generated with ACE-Step 1.5)", "32 s, held out")
+    for mood, name in (("happy", "happy_electronic_1"), ("energetic", "energetic_acoustic_1"),
+                       ("calm", "calm_electronic_s411"), ("tender", "tender_electronic_1"))
 ]
 
 # edits built from real footage: (name, mean shot length s, total s, seed)

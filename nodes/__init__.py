@@ -20,10 +20,15 @@ def node_list() -> list:
 
 
 def make_extension():
+    """The ComfyUI extension (called by ``comfy_entrypoint`` at startup: missing requirements are logged
+    then, one line each)."""
     from comfy_api.latest import ComfyExtension
 
     from .host import legacy
     from .host.models import register_model_folders
+    from .host.requirements import report_missing
+
+    report_missing()
 
     class V2MZeroExtension(ComfyExtension):
         async def on_load(self) -> None:

@@ -10,7 +10,7 @@ from ..core.align.render import STRETCHERS
 from ..core.align.timemap import EDIT_KINDS, AlignOptions
 from ..core.errors import V2MError
 from ..core.timing import media
-from .host import convert, files, runtime
+from .host import convert, files, requirements, runtime
 from .types import CurveType
 
 CATEGORY = "V2M-Zero/audio"
@@ -49,7 +49,59 @@ class LoadMusic(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, audio):
-        return files.validate_input_file(audio, "audio")
+        ok = requirements.check(("av",))
+        return files.validate_input_file(audio, "audio") if ok is True else ok
+
+
+MUSIC_FROM = ("file", "audio input")
+
+
+class MusicSource(io.ComfyNode):
+    """Music from any source for Align Music: a file (the example song on a fresh host), or a connected AUDIO."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="V2M_MusicSource",
+            display_name="Music Source (V2M)",
+            category=CATEGORY,
+            description="Where the music to align comes from: a file from ComfyUI's input folder (the pack's "
+                        "example song until you upload one), or any connected AUDIO: Decode Latents after the "
+                        "Sampler on a Stable Audio base, ComfyUI's own Stable Audio nodes (VAE Decode Audio), Load "
+                        "Audio. 'file' never runs what is connected to 'audio'.",
+            inputs=[
+                io.Combo.Input("music_from", options=list(MUSIC_FROM), default="file",
+                               tooltip="file: the file below; audio input: the connected AUDIO (generated music)."),
+                io.Combo.Input("file", options=files.input_audio_choices(), upload=io.UploadType.audio,
+                               tooltip="An audio file in ComfyUI's input folder. "
+                                       f"{examples.DEMO_SONG_NAME}: the pack's example song (16 s, 96 BPM)."),
+                io.Audio.Input("audio", optional=True, lazy=True,
+                               tooltip="Music from another node; used when music_from is 'audio input'."),
+            ],
+            outputs=[io.Audio.Output(display_name="audio")],
+        )
+
+    @classmethod
+    def check_lazy_status(cls, music_from, file, audio=None):
+        return ["audio"] if music_from == "audio input" and audio is None else []
+
+    @classmethod
+    def execute(cls, music_from, file, audio=None) -> io.NodeOutput:
+        if music_from == "audio input":
+            if audio is None:
+                raise V2MError("Music Source: music_from is 'audio input' but no AUDIO is connected: connect Decode "
+                               "Latents (or any AUDIO), or choose 'file'")
+            return io.NodeOutput(audio, ui={"text": ("music: the connected audio",)})
+        wave, sr = media.decode_audio(files.input_file_path(file, "audio"))
+        return io.NodeOutput(convert.numpy_to_audio(wave, sr), ui={"text": (f"music: {file}",)})
+
+    @classmethod
+    def fingerprint_inputs(cls, music_from, file, audio=None):
+        return files.input_fingerprint(file, "audio") if music_from == "file" else None
+
+    @classmethod
+    def validate_inputs(cls, music_from, file, audio=None):
+        return files.validate_input_file(file, "audio") if music_from == "file" else True
 
 
 class AlignMusic(io.ComfyNode):
@@ -93,22 +145,29 @@ class AlignMusic(io.ComfyNode):
             is_output_node=True,
         )
 
+    REQUIRES = ("librosa", "soxr", "pedalboard", "matplotlib")  # checked by validate_inputs
+
+    @classmethod
+    def validate_inputs(cls, audio=None, curve=None, video=None):
+        return requirements.check(cls.REQUIRES)
+
     @classmethod
     def execute(cls, audio, max_stretch, edits, start_seconds, end_fade, loop_short_music, stretcher,
                 curve=None, video=None) -> io.NodeOutput:
         wave, sr = convert.audio_to_numpy(audio)
-        raw, hits, strengths = _hit_points(curve, video)
+        raw, hits, strengths, cuts, note = _hit_points_and_cuts(curve, video)
         options = AlignOptions(max_stretch=max_stretch, edits=edits, start=start_seconds, end_fade=end_fade,
                                extend="loop" if loop_short_music else "silence")
         bar = runtime.Progress(1)
         result = pipeline.align_music(wave, sr, hits, raw.duration, strengths=strengths, options=options,
                                       stretcher=stretcher, progress=bar,
                                       check_interrupt=runtime.Progress.check_interrupt)
-        sync = pipeline.sync_report(hits, pipeline.unaligned(wave, sr, raw.duration, start_seconds), result.audio, sr,
-                                    raw.duration)
-        report = pipeline.format_report(result, sync, cuts_label="hit points")
+        rate = result.sample_rate  # the AUDIO handed on is at this rate, and measured at it
+        before = pipeline.unaligned(wave, sr, raw.duration, start_seconds, output_rate=rate)
+        sync = pipeline.sync_report(cuts, before, result.audio, rate, raw.duration, hits=hits, cuts_note=note)
+        report = pipeline.format_report(result, sync)
         image = convert.image_tensor(pipeline.report_plot(raw, hits, sync, result, title=report.splitlines()[0]))
-        out = convert.numpy_to_audio(result.audio, sr)
+        out = convert.numpy_to_audio(result.audio, rate)  # handed on at the rate measured
         shown = {"text": (report,), **_ui(ui.PreviewImage(image, cls=cls)), **_ui(ui.PreviewAudio(out, cls=cls))}
         return io.NodeOutput(out, image, report, ui=shown)
 
@@ -118,20 +177,35 @@ def _ui(preview) -> dict:
     return as_dict() if callable(as_dict) else {}
 
 
-def _hit_points(curve, video):
-    """(curve, hit times, strengths) from a connected curve, else from the video."""
-    if curve is not None:
-        t, s = pipeline.curve_hit_points(curve)
-        return curve, t, s
-    if video is None:
+def _scene_cuts(path):
+    """(PySceneDetect's cut times, None), or (None, why not)."""
+    from ..core.timing.cuts import detect_cuts
+
+    try:
+        return list(detect_cuts(path, "scenedetect")), None
+    except V2MError as exc:
+        return None, str(exc).split(". ")[0].split(": pip")[0] + ": pip install scenedetect"
+
+
+def _hit_points_and_cuts(curve, video):
+    """(curve, hit times, strengths, scene cuts or None, why no cuts) from a connected curve and/or the video."""
+    if curve is None and video is None:
         raise V2MError("Align Music needs the video's hit points: connect a curve (Event Curve) or the video")
+    if video is None:
+        t, s = pipeline.curve_hit_points(curve)
+        return curve, t, s, None, "connect the video too to count PySceneDetect's cuts"
     path, temporary = convert.video_to_file(video)
     try:
-        raw, t, s = pipeline.video_hit_points(path, check_interrupt=runtime.Progress.check_interrupt)
+        if curve is not None:
+            raw = curve
+            t, s = pipeline.curve_hit_points(curve)
+        else:
+            raw, t, s = pipeline.video_hit_points(path, check_interrupt=runtime.Progress.check_interrupt)
+        cuts, note = _scene_cuts(path)
     finally:
         if temporary:
             files.remove_files([path])
-    return raw, t, s
+    return raw, t, s, cuts, note
 
 
-NODES = [LoadMusic, AlignMusic]
+NODES = [LoadMusic, AlignMusic, MusicSource]

@@ -8,7 +8,7 @@ from comfy_api.latest import InputImpl, io, ui
 
 from ..core.timing import media
 from ..core.outputs import OutputPlan
-from .host import convert, files
+from .host import convert, files, requirements
 
 CATEGORY = "V2M-Zero/audio"
 
@@ -34,6 +34,12 @@ class MuxAudio(io.ComfyNode):
             outputs=[io.Video.Output(display_name="video")],
             is_output_node=True,
         )
+
+    REQUIRES = ("av", "librosa", "soxr", "pedalboard")  # checked by validate_inputs
+
+    @classmethod
+    def validate_inputs(cls, video=None, audio=None):
+        return requirements.check(cls.REQUIRES)
 
     @classmethod
     def execute(cls, video, audio, save_mp4, filename_prefix) -> io.NodeOutput:

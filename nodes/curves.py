@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from comfy_api.latest import io, ui
 
+from ..core.errors import V2MError
+from ..core.sampling import MAX_WINDOW_SECONDS
 from ..core.timing import curves, plot
 from ..core.timing.spec import MAX_SMOOTHING_SECONDS, CurveSpec
-from .host import convert
+from .host import convert, requirements
 from .types import CurveType, FeaturesType, ModelType
 
 CATEGORY = "V2M-Zero/curves"
 SAO_LATENT_RATE = curves.SAO_LATENT_RATE
+#: The finest conditioning curve a sampler can use: it resamples any curve to its model's latent grid, and no
+#: codec of the pack is faster than this (Stable Audio 21.5 Hz, the demo's patch codec 62.5 Hz).
+MAX_CURVE_RATE = 100.0
+#: latent_length's bound: the longest sampling window (core.sampling.MAX_WINDOW_SECONDS) at MAX_CURVE_RATE.
+#: A longer video takes latent_length 0 (the rate).
+MAX_LATENT_LENGTH = int(MAX_WINDOW_SECONDS * MAX_CURVE_RATE)
 
 
 def _plot(label: str, curve: curves.Curve, peaks=(), title: str = ""):
@@ -42,6 +50,12 @@ class EventCurve(io.ComfyNode):
             is_output_node=True,  # its plot is a result: a graph may end here (the event-curve template)
         )
 
+    REQUIRES = ("matplotlib",)  # checked by validate_inputs
+
+    @classmethod
+    def validate_inputs(cls, features=None):
+        return requirements.check(cls.REQUIRES)
+
     @classmethod
     def execute(cls, features, peak_threshold, min_gap) -> io.NodeOutput:
         curve = curves.event_curve(features)
@@ -72,9 +86,11 @@ class SmoothCurve(io.ComfyNode):
                 io.Float.Input("target_rate", default=round(SAO_LATENT_RATE, 6), min=0.1, max=1000.0, step=0.001,
                                tooltip="Samples per second of the result; 21.533 = "
                                        "Stable Audio latents (44.1 kHz / 2048)."),
-                io.Int.Input("latent_length", default=0, min=0, max=1_000_000,
+                io.Int.Input("latent_length", default=0, min=0, max=MAX_LATENT_LENGTH,
                              tooltip="Exact number of samples (overrides target_rate); "
-                                     "0 = from the rate and the duration."),
+                                     "0 = from the rate and the duration. At most "
+                                     f"{MAX_CURVE_RATE:g} per second of the curve (a sampler resamples to "
+                                     "its model's latent grid: more is never used)."),
                 io.Float.Input("scale", default=1.0, min=-100.0, max=100.0, step=0.05,
                                tooltip="Multiply the curve (stronger or weaker timing cues)."),
                 io.Float.Input("offset", default=0.0, min=-100.0, max=100.0, step=0.05,
@@ -87,23 +103,55 @@ class SmoothCurve(io.ComfyNode):
             is_output_node=True,  # its plot is a result: a graph may end here (the event-curve template)
         )
 
+    REQUIRES = ("matplotlib",)  # checked by validate_inputs
+
+    @classmethod
+    def validate_inputs(cls, curve=None, model=None):
+        return requirements.check(cls.REQUIRES)
+
     @classmethod
     def execute(cls, curve, kernel_seconds, target_rate, latent_length, scale, offset, model=None) -> io.NodeOutput:
-        follow = ""
-        if model is not None:
-            kernel_seconds, target_rate = model.curve_spec.smoothing_seconds, model.latent_rate
-            follow = ", the model's smoothing"
+        used = _smoothing_used(curve, kernel_seconds, target_rate, latent_length, model)
+        kernel_seconds, target_rate = used["kernel_seconds"], used["target_rate"]
         spec = CurveSpec(smoothing_seconds=kernel_seconds)
         smooth = spec.smooth(curve, length=latent_length) if latent_length else spec.smooth(curve, rate=target_rate)
         if scale != 1.0 or offset != 0.0:
             smooth = smooth.replace(values=smooth.values * scale + offset,
                                     spec=dict(smooth.spec, scale=scale, offset=offset))
+        text = "\n".join([f"used: {kernel_seconds:.3g} s Hann, {len(smooth)} samples at {smooth.rate:.3f} Hz "
+                          f"({curve.duration:.2f} s)"] + used["notes"])
         image = convert.image_tensor(
             plot.plot_curves([("smoothed", smooth), ("raw", curve)], peaks=curve.spec.get("peaks", ()),
-                             title=f"smoothed: {kernel_seconds:.3g} s Hann{follow}, "
+                             title=f"smoothed: {kernel_seconds:.3g} s Hann{used['follow']}, "
                                    f"{len(smooth)} samples at {smooth.rate:.3f} Hz")
         )
-        return io.NodeOutput(smooth, image, ui=ui.PreviewImage(image, cls=cls))
+        return io.NodeOutput(smooth, image, ui={"text": (text,), **_image_ui(image, cls)})
+
+
+def _smoothing_used(curve, kernel_seconds, target_rate, latent_length, model) -> dict:
+    """The smoothing and rate Smooth Curve uses, and one line for each widget a connected model or
+    latent_length overrides (drawn on the node: the widgets keep showing their own values)."""
+    notes, follow = [], ""
+    if model is not None:
+        k, r = float(model.curve_spec.smoothing_seconds), float(model.latent_rate)
+        notes.append(f"kernel_seconds {kernel_seconds:g} s overridden: the model's smoothing {k:g} s is used")
+        if not latent_length:
+            notes.append(f"target_rate {target_rate:g} Hz overridden: the model's latent rate {r:g} Hz is used")
+        kernel_seconds, target_rate, follow = k, r, ", the model's smoothing"
+    if latent_length:
+        limit = curves.latent_length(curve.duration, MAX_CURVE_RATE)
+        if latent_length > limit:
+            raise V2MError(f"latent_length {latent_length} is more than a sampler can use for this "
+                           f"{curve.duration:.2f} s curve (at most {limit}, {MAX_CURVE_RATE:g} per second): "
+                           "set 0 to follow the rate")
+        notes.append(f"target_rate overridden: latent_length {latent_length} is used")
+    return {"kernel_seconds": kernel_seconds, "target_rate": target_rate, "notes": notes, "follow": follow}
+
+
+def _image_ui(image, cls) -> dict:
+    preview = ui.PreviewImage(image, cls=cls)
+    as_dict = getattr(preview, "as_dict", None)
+    return as_dict() if callable(as_dict) else {}
 
 
 NODES = [EventCurve, SmoothCurve]

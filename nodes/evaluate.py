@@ -7,7 +7,7 @@ from comfy_api.latest import io, ui
 
 from ..core.timing import encoders, media, plot
 from ..core.eval import report as metrics_report
-from .host import convert, files, runtime
+from .host import convert, files, requirements, runtime
 
 CATEGORY = "V2M-Zero/evaluate"
 
@@ -37,6 +37,12 @@ class SyncReport(io.ComfyNode):
             outputs=[io.String.Output(display_name="report"), io.Image.Output(display_name="plot")],
             is_output_node=True,
         )
+
+    REQUIRES = ("librosa", "soxr", "pedalboard", "matplotlib")  # checked by validate_inputs
+
+    @classmethod
+    def validate_inputs(cls, video=None, images=None, audio=None):
+        return requirements.check(cls.REQUIRES)
 
     @classmethod
     def execute(cls, fps, tolerance, shifts, video=None, images=None, audio=None) -> io.NodeOutput:

@@ -12,6 +12,7 @@ from ..core.timing import plot
 from ..core.timing.spec import curve_mismatches
 from ..core.precision import PRECISIONS
 from . import host as _host
+from .host import requirements
 from .types import CurveType, ModelType
 
 CATEGORY = "V2M-Zero/generate"
@@ -167,6 +168,12 @@ class Sampler(io.ComfyNode):
             outputs=[io.Latent.Output(display_name="latent"), io.Image.Output(display_name="curve_plot")],
         )
 
+    REQUIRES = ("matplotlib",)  # checked by validate_inputs
+
+    @classmethod
+    def validate_inputs(cls, model=None, curve=None):
+        return requirements.check(cls.REQUIRES)
+
     @classmethod
     def execute(cls, model, curve, prompt, negative_prompt, steps, cfg, seed, uncond, fast_sampler="auto",
                 window_seconds=0.0, overlap_seconds=0.0) -> io.NodeOutput:
@@ -211,6 +218,12 @@ class DecodeLatents(io.ComfyNode):
             ],
             outputs=[io.Audio.Output(display_name="audio")],
         )
+
+    REQUIRES = ("librosa",)  # checked by validate_inputs
+
+    @classmethod
+    def validate_inputs(cls, model=None, latent=None):
+        return requirements.check(cls.REQUIRES)
 
     @classmethod
     def execute(cls, model, latent) -> io.NodeOutput:

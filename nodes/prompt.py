@@ -7,7 +7,7 @@ import os
 from comfy_api.latest import io, ui
 
 from ..core import prompt
-from .host import convert, files, models, runtime
+from .host import convert, files, models, requirements, runtime
 
 CATEGORY = "V2M-Zero/prompt"
 NONE = "none"
@@ -54,6 +54,12 @@ class MusicPrompt(io.ComfyNode):
             ],
             outputs=[io.String.Output(display_name="prompt")],
         )
+
+    REQUIRES = ("transformers", "PIL")  # checked by validate_inputs
+
+    @classmethod
+    def validate_inputs(cls, video=None, images=None, audio=None):
+        return requirements.check(cls.REQUIRES)
 
     @classmethod
     def execute(cls, user_text, fps, asr_model, vlm_model, llm_model, frames, frame_mode, video=None, images=None,

@@ -10,7 +10,7 @@ from comfy_api.latest import io, ui
 from ..core.errors import V2MError
 from ..core.timing.curves import DEFAULT_SMOOTHING_SECONDS
 from ..core.timing.spec import MAX_SMOOTHING_SECONDS
-from .host import models, runtime
+from .host import models, requirements, runtime
 
 CATEGORY = "V2M-Zero/train"
 NONE = "none"
@@ -50,14 +50,35 @@ DEMO_TEXT = ("DEMO run: trained on the built-in synthetic percussion (input/v2m_
              "event patterns, not music); the checkpoint is a toy that shows training on music curves.")
 
 
+#: music files a dataset folder holds (core.train.dataset_files.AUDIO_EXTENSIONS; not imported: it loads the trainer)
+MUSIC_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a")
+_SCAN_LIMIT = 5000  # entries looked at per folder when listing datasets (a huge non-music tree is not walked whole)
+
+
+def _has_music(folder: str) -> bool:
+    """Whether ``folder`` (or a folder under it) holds a music file, looking at most at _SCAN_LIMIT entries."""
+    seen = 0
+    for _root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            if not name.startswith(".") and name.lower().endswith(MUSIC_EXTENSIONS):
+                return True
+        seen += len(names) + len(dirs)
+        if seen > _SCAN_LIMIT:
+            return False
+    return False
+
+
 def _dataset_choices() -> list[str]:
+    """The demo set and the folders in the input folder that hold music (not ComfyUI's ``3d``, ``clipspace``...)."""
     import folder_paths
 
     root = folder_paths.get_input_directory()
     found = []
     if os.path.isdir(root):
         found = sorted(d for d in os.listdir(root)
-                       if os.path.isdir(os.path.join(root, d)) and not d.startswith(".") and d != DEMO_FOLDER)
+                       if os.path.isdir(os.path.join(root, d)) and not d.startswith(".") and d != DEMO_FOLDER
+                       and _has_music(os.path.join(root, d)))
     return [DEMO_DATASET] + found
 
 
@@ -139,6 +160,21 @@ class Train(io.ComfyNode):
             outputs=[io.String.Output(display_name="checkpoint_path")],
             is_output_node=True,
         )
+
+    REQUIRES = ("librosa", "safetensors")  # modules every run needs beyond ComfyUI's; presets (LoRA) need peft too
+
+    @classmethod
+    def validate_inputs(cls, run_name, preset=CUSTOM):
+        if preset not in PRESET_CHOICES:  # (named here, so the host leaves this dropdown to us)
+            return f"preset {preset!r} is not one of {', '.join(PRESET_CHOICES)}"
+        ok = requirements.check(cls.REQUIRES + (("peft",) if preset != CUSTOM else ()))
+        if ok is not True:
+            return ok
+        try:
+            _run_name(run_name)
+        except V2MError as exc:
+            return str(exc)
+        return True
 
     @classmethod
     def execute(cls, dataset, run_name, init_checkpoint, codec, music_encoder, clip_seconds, smoothing_seconds,

@@ -10,7 +10,7 @@ from ..core.timing import encoders, media
 from ..core.timing.spec import encoder_name
 from ..core.errors import V2MError
 from ..core.precision import PRECISIONS
-from .host import convert, files, models, runtime
+from .host import convert, files, models, requirements, runtime
 from .types import FeaturesType, ModelType
 
 CATEGORY = "V2M-Zero/video"
@@ -56,7 +56,8 @@ class LoadVideo(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, file):
-        return files.validate_input_file(file)
+        ok = requirements.check(("av",))
+        return files.validate_input_file(file) if ok is True else ok
 
 
 AUTO = "auto"
@@ -109,11 +110,18 @@ class EncodeFrames(io.ComfyNode):
             outputs=[FeaturesType.Output(display_name="features")],
         )
 
+    REQUIRES = ("av",)  # checked by validate_inputs
+
+    @classmethod
+    def validate_inputs(cls, video=None, images=None, model=None):
+        return requirements.check(cls.REQUIRES)
+
     @classmethod
     def execute(cls, encoder, sample_fps, size, fps, dinov2_model, pooling, precision, batch_size, video=None,
                 images=None, download_if_missing=False, model=None) -> io.NodeOutput:
         if video is None and images is None:
             raise V2MError("connect a video or images (with their fps) to Encode Frames")
+        chosen = encoder
         if encoder == AUTO:
             encoder, dinov2_model, pooling = _auto_encoder(model, dinov2_model, pooling)
         kwargs = {}
@@ -132,7 +140,28 @@ class EncodeFrames(io.ComfyNode):
             feats = _encode(enc, video, images, fps, sample_fps or None, size or None, batch_size)
         finally:
             runtime.release_memory(enc)
-        return io.NodeOutput(feats)
+        text = _used_text(chosen, encoder, dinov2_model, pooling, model, video, fps, feats)
+        return io.NodeOutput(feats, ui={"text": (text,)})
+
+
+DINOV2_ONLY = ("dinov2_model", "pooling", "precision", "download_if_missing")
+
+
+def _used_text(chosen: str, encoder: str, dinov2_model: str, pooling: str, model, video, fps: float, feats) -> str:
+    """What Encode Frames used, and which widgets it ignored (the widgets keep showing their own values)."""
+    why = ""
+    if chosen == AUTO:
+        why = " (auto: the connected model's curve spec)" if model is not None else " (auto: no model connected)"
+    name = f"dinov2 {dinov2_model}, {pooling}" if encoder == "dinov2" else encoder
+    lines = [f"used: {name}{why}; {len(feats)} frames over {feats.duration:.2f} s"]
+    if encoder != "dinov2":
+        lines.append(f"ignored (DINOv2 only): {', '.join(DINOV2_ONLY)}")
+    if video is not None:
+        own = feats.meta.get("fps")
+        lines.append(f"ignored: fps {fps:g} (the VIDEO's own {f'{own:.3f} fps' if own else 'frame rate'} is used)")
+    if chosen != AUTO and model is not None:
+        lines.append("ignored: model (it only picks the encoder with encoder 'auto')")
+    return "\n".join(lines)
 
 
 def _auto_encoder(model, dinov2_model: str, pooling: str) -> tuple[str, str, str]:
@@ -151,18 +180,27 @@ def _auto_encoder(model, dinov2_model: str, pooling: str) -> tuple[str, str, str
 def _encode(enc, video, images, fps, sample_fps, size, batch):
     if video is not None:
         src = convert.video_source(video)
+        if src is None and not isinstance(video, InputImpl.VideoFromComponents):
+            # trimmed or cropped by the host: encode what the user sees, not the whole file
+            path, temporary = convert.video_to_file(video, check_interrupt=runtime.Progress.check_interrupt,
+                                                    audio=False)
+            try:
+                return _encode_file(enc, path, sample_fps, size, batch)
+            finally:
+                if temporary:
+                    files.remove_files([path])
         if src is not None:
-            info = media.probe_video(src)
-            progress = runtime.Progress(info.frame_count)
-            if hasattr(src, "seek"):
-                src.seek(0)
-            return encoders.encode_video(
-                src, enc, sample_fps=sample_fps, size=size, batch=batch, progress=progress,
-                check_interrupt=progress.check_interrupt, info=info,
-            )
+            return _encode_file(enc, src, sample_fps, size, batch)
         comps = video.get_components()
         images, fps = comps.images, float(comps.frame_rate)
     return _encode_images(enc, images, fps, sample_fps, size, batch)
+
+
+def _encode_file(enc, src, sample_fps, size, batch):
+    info = media.probe_video(src)  # (rewinds a file object)
+    progress = runtime.Progress(info.frame_count)
+    return encoders.encode_video(src, enc, sample_fps=sample_fps, size=size, batch=batch, progress=progress,
+                                 check_interrupt=progress.check_interrupt, info=info)
 
 
 def _encode_images(enc, images, fps, sample_fps, size, batch):

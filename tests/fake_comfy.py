@@ -162,6 +162,7 @@ class VideoComponents:
     audio: Any = None
     frame_rate: Fraction = Fraction(24)
     metadata: Any = None
+    alpha: Any = None  # ComfyUI 0.33: a MASK of the frames' alpha, or None
 
 
 class VideoInput:
@@ -183,23 +184,58 @@ class VideoInput:
         c = self.get_components()
         return float(c.images.shape[0] / c.frame_rate)
 
+    def get_active_trim_window(self):  # ComfyUI 0.33: no trim unless a subclass has one
+        return 0.0, 0.0
+
+    def get_bit_depth(self):
+        return 8
+
+    def get_color_space(self):
+        return "auto"
+
 
 class VideoFromFile(VideoInput):
-    """As ComfyUI's: a path or BytesIO; streams it; save_to copies the streams (format/codec auto)."""
+    """As ComfyUI 0.33's: a path or BytesIO with an optional trim window (Trim Video's ``as_trimmed``):
+    ``get_stream_source`` is still the whole file; frames with start <= t < start + duration are shown
+    (duration 0: to the end; a negative start counts from the end); save_to copies the streams of an
+    untrimmed file and re-encodes a trimmed one."""
 
-    def __init__(self, file):
+    def __init__(self, file, *, start_time: float = 0, duration: float = 0, crop=None):
         self._file = file
+        self._start, self._duration = start_time, duration
+        self._crop = crop  # the newest comfy_api: (x, y, w, h) of the frames, kept private as there
 
     def get_stream_source(self):
         if hasattr(self._file, "seek"):
             self._file.seek(0)
         return self._file
 
+    def _raw_duration(self):
+        from v2m_zero.core.timing import media
+
+        return media.probe_video(self.get_stream_source()).duration
+
+    def get_active_trim_window(self):
+        start = self._start
+        if start < 0:
+            start = max(self._raw_duration() + start, 0.0)
+        return float(start), float(self._duration)
+
+    def as_trimmed(self, start_time=0, duration=0, strict_duration=True):
+        trimmed = VideoFromFile(self.get_stream_source(), start_time=start_time + self._start, duration=duration,
+                                crop=self._crop)
+        if trimmed.get_duration() < duration and strict_duration:
+            return None
+        return trimmed
+
     def get_dimensions(self):
         import av
 
         with av.open(self.get_stream_source()) as c:
             s = c.streams.video[0]
+            if self._crop is not None:
+                x, y, w, h = self._crop
+                return min(w, s.width - x), min(h, s.height - y)
             return s.width, s.height
 
     def get_components(self):  # full decode, as the real host does (tests keep clips tiny)
@@ -208,22 +244,39 @@ class VideoFromFile(VideoInput):
         from v2m_zero.core.timing import media
 
         info = media.probe_video(self.get_stream_source())
-        frames = np.concatenate([b.frames for b in media.iter_frames(self.get_stream_source(), size=None)])
+        start, duration = self.get_active_trim_window()
+        end = start + duration if duration else np.inf
+        kept, times = [], []
+        for b in media.iter_frames(self.get_stream_source(), size=None):
+            t = b.times + info.start_time
+            sel = (t >= start) & (t < end)
+            kept.append(b.frames[sel])
+            times.append(t[sel])
+        frames = np.concatenate(kept)
+        if self._crop is not None:
+            x, y, w, h = self._crop
+            frames = frames[:, y:y + h, x:x + w]
         audio = None
         if info.has_audio:
             wave, sr = media.decode_audio(self.get_stream_source())
+            wave = wave[:, int(round(start * sr)):]
+            if duration:
+                wave = wave[:, :int(duration * sr)]
             audio = {"waveform": torch.from_numpy(np.ascontiguousarray(wave, np.float32))[None], "sample_rate": int(sr)}
         return VideoComponents(images=torch.from_numpy(frames).float() / 255, audio=audio,
                                frame_rate=Fraction(info.fps).limit_denominator(100000))
 
     def get_duration(self):
-        from v2m_zero.core.timing import media
+        raw = self._raw_duration()
+        from_start = min(raw, -self._start) if self._start < 0 else raw - self._start
+        return min(self._duration, from_start) if self._duration else from_start
 
-        return media.probe_video(self.get_stream_source()).duration
-
-    def save_to(self, path, format="auto", codec="auto", metadata=None):
+    def save_to(self, path, format="auto", codec="auto", metadata=None, **kw):
         import av
 
+        if self.get_active_trim_window() != (0.0, 0.0) or self._crop is not None:  # re-encoded, as the host does
+            c = self.get_components()
+            return VideoFromComponents(c).save_to(path, format=format, codec=codec, metadata=metadata)
         with (av.open(self.get_stream_source()) as src,
               av.open(path, mode="w", format=None if isinstance(path, str) else "mp4") as out):
             streams = {s: out.add_stream_from_template(template=s, opaque=True)
@@ -237,13 +290,17 @@ class VideoFromFile(VideoInput):
 class VideoFromComponents(VideoInput):
     """As ComfyUI's: frames [N, H, W, 3] float + optional AUDIO + Fraction rate; save_to encodes H.264 + AAC."""
 
-    def __init__(self, components):
+    def __init__(self, components, bit_depth: int = 8):
         self._c = components
+        self._bit_depth = bit_depth
+
+    def get_bit_depth(self):
+        return self._bit_depth
 
     def get_components(self):
         return VideoComponents(images=self._c.images, audio=self._c.audio, frame_rate=self._c.frame_rate)
 
-    def save_to(self, path, format="auto", codec="auto", metadata=None):
+    def save_to(self, path, format="auto", codec="auto", metadata=None, **kw):
         import math
 
         import av
@@ -307,12 +364,27 @@ def _folder_paths_module(root: str):
                 return name[: -len(tag)].rstrip(), dirs[key]
         return name, None
 
+    def within(base, path):
+        base, path = os.path.realpath(base), os.path.realpath(path)
+        return os.path.commonpath((base, path)) == base
+
     def get_annotated_filepath(name, default_dir=None):
+        """As ComfyUI 0.33's: a path that leaves its folder raises ValueError("Invalid file path: ...")."""
         name, base = annotated(name)
-        return os.path.join(base or default_dir or dirs["input"], name)
+        base = base or default_dir or dirs["input"]
+        path = os.path.abspath(os.path.join(base, name))
+        if not within(base, path):
+            raise ValueError(f"Invalid file path: {name!r}")
+        return path
+
+    def exists_annotated_filepath(name):
+        name, base = annotated(name)
+        base = base or dirs["input"]
+        path = os.path.abspath(os.path.join(base, name))
+        return within(base, path) and os.path.exists(path)
 
     fp.get_annotated_filepath = get_annotated_filepath
-    fp.exists_annotated_filepath = lambda name: os.path.exists(get_annotated_filepath(name))
+    fp.exists_annotated_filepath = exists_annotated_filepath
 
     def filter_files_content_types(files, kinds):
         ext = {"video": (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"),
@@ -376,8 +448,8 @@ def _folder_paths_module(root: str):
 
 
 # ---------------------------------------------------------------- comfy.utils / model_management
-class InterruptProcessingException(Exception):
-    pass
+class InterruptProcessingException(BaseException):
+    """As ComfyUI's (0.33: a BaseException, so ``except Exception`` does not swallow a cancel)."""
 
 
 class ProgressBar:
@@ -496,8 +568,17 @@ def _load_audio(audio):
     return ({"waveform": wav.unsqueeze(0), "sample_rate": sr},)
 
 
-def _save_video(video, filename_prefix, format="auto", codec="auto"):
+def _save_video(video, filename_prefix, format="auto", codec=None):
+    """SaveVideo: 0.3.64 sends format and codec as two strings; 0.33 nests the codec in the format
+    (a DynamicCombo: ``{"format": "mp4", "codec": {"codec": "auto"}}``)."""
     import folder_paths
+
+    if isinstance(format, dict):
+        codec = format.get("codec") or codec
+        format = format["format"]
+    if isinstance(codec, dict):
+        codec = codec["codec"]
+    codec = codec or "auto"
 
     w, h = video.get_dimensions()
     full, filename, counter, subfolder, _ = folder_paths.get_save_image_path(filename_prefix,
@@ -508,13 +589,23 @@ def _save_video(video, filename_prefix, format="auto", codec="auto"):
     return ()
 
 
-def _create_video(images, fps, audio=None):
-    return (VideoFromComponents(VideoComponents(images=images, audio=audio, frame_rate=Fraction(fps))),)
+def _create_video(images, fps, audio=None, bit_depth=8):
+    return (VideoFromComponents(VideoComponents(images=images, audio=audio, frame_rate=Fraction(fps)),
+                                bit_depth=bit_depth),)
 
 
 def _get_components(video):
+    """0.33: images, audio, fps, bit_depth, color_space (0.3.64 had the first three)."""
     c = video.get_components()
-    return (c.images, c.audio, float(c.frame_rate))
+    return (c.images, c.audio, float(c.frame_rate), video.get_bit_depth(), video.get_color_space())
+
+
+def _trim_video(video, start_time=0.0, duration=0.0, strict_duration=False):
+    """Trim Video (node id "Video Slice", ComfyUI 0.33)."""
+    trimmed = video.as_trimmed(start_time, duration, strict_duration=strict_duration)
+    if trimmed is None:
+        raise ValueError(f"Failed to slice video: start {start_time}, duration {duration}")
+    return (trimmed,)
 
 
 def _core_nodes():
@@ -529,9 +620,26 @@ def _core_nodes():
         "LoadVideo": lambda file: (VideoFromFile(folder_paths.get_annotated_filepath(file)),),
         "CreateVideo": _create_video,
         "GetVideoComponents": _get_components,
+        "Video Slice": _trim_video,
         "SaveVideo": _save_video,
         "PreviewImage": lambda images: STATE["previews"].append(("image", images)) or (),
     }
+
+
+def _check_widgets(nid, ct, cls, inputs: dict, named) -> None:
+    """As ComfyUI (0.3.64 and 0.33) at queue time: a widget value out of its range or not in its dropdown
+    is refused, except for inputs the node's validate_inputs names (it checks those itself)."""
+    for inp in cls.define_schema().inputs:
+        if inp.id not in inputs or inp.id in named or isinstance(inputs[inp.id], list):
+            continue
+        val = inputs[inp.id]
+        if inp.options is not None and val not in inp.options:
+            raise RuntimeError(f"{nid} {ct}: Value not in list: {inp.id}: {val!r}")
+        if isinstance(val, (int, float)) and not isinstance(val, bool):
+            if inp.min is not None and val < inp.min:
+                raise RuntimeError(f"{nid} {ct}: Value {val} smaller than min of {inp.min}: {inp.id}")
+            if inp.max is not None and val > inp.max:
+                raise RuntimeError(f"{nid} {ct}: Value {val} bigger than max of {inp.max}: {inp.id}")
 
 
 def run_graph(graph: dict, nodes: list) -> dict:
@@ -554,10 +662,11 @@ def run_graph(graph: dict, nodes: list) -> dict:
             if ct in ours:
                 cls = ours[ct]
                 check = getattr(cls, "validate_inputs", None)
-                if check is not None:
-                    import inspect
+                import inspect
 
-                    names = inspect.signature(check).parameters
+                names = inspect.signature(check).parameters if check is not None else {}
+                _check_widgets(nid, ct, cls, node["inputs"], names)
+                if check is not None:
                     ok = check(**{k: v for k, v in kw.items() if k in names})
                     if ok is not True:
                         raise RuntimeError(f"{nid} {ct}: validation failed: {ok}")

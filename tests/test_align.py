@@ -131,6 +131,23 @@ def test_silence_and_unpitched_noise_are_refused_with_a_clear_message(kind):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("freqs", [(261.63, 329.63, 392.0), (110.0, 165.0)])
+def test_a_sustained_chord_is_refused_as_free_time_in_one_line(freqs):
+    """Partials of a held chord beat against each other: a periodic envelope, but no onset to put on a cut."""
+    t = np.arange(SR * 8) / SR
+    x = sum(np.sin(2 * np.pi * f * t + i) for i, f in enumerate(freqs)) * np.minimum(1.0, t / 0.05)
+    wave = np.stack([x, x]).astype(np.float32) * np.float32(0.3 / len(freqs))
+    with pytest.raises(AlignError, match="no beat to put on the cuts") as err:
+        pipeline.align_music(wave, SR, [2.0, 5.0], 10.0)
+    assert "\n" not in str(err.value) and "sustained chord" in str(err.value)
+    from v2m_zero.core.align.analysis import pulse_clarity, required_clarity  # the clarity alone let it through
+    import librosa
+
+    y = librosa.resample(x.astype(np.float32), orig_sr=SR, target_sr=22050)
+    env = librosa.onset.onset_strength(y=y, sr=22050, hop_length=256)
+    assert pulse_clarity(env) >= required_clarity(env.size)
+
+
 def test_bars_are_found_in_four_and_three():
     for meter, bpm in ((4, 118), (3, 140)):
         wave, beats, downbeats = synth.music_track(24.0, bpm=bpm, meter=meter, first_beat=0.3, seed=5)
@@ -261,3 +278,21 @@ def test_a_plan_heard_well_is_kept_at_once(aligned):
     result, _ = aligned
     assert result.attempts == 1 and result.heard["sch"] >= pipeline.GOOD_SCH
     assert result.heard["margin"] >= pipeline.MARGIN
+
+
+def test_the_listening_check_hears_what_a_video_file_holds(song, monkeypatch):
+    """Every rendering (and the final result) is listened to after an AAC round trip: the tracker can
+    hear an AAC rendering at another tempo than the samples before encoding."""
+    real, calls = pipeline.as_encoded, []
+
+    def spy(audio, sr):
+        calls.append(audio.shape)
+        return real(audio, sr)
+
+    monkeypatch.setattr(pipeline, "as_encoded", spy)
+    result = pipeline.align_music(song[0], SR, [2.1, 4.0], 6.0)
+    assert len(calls) == result.attempts + 1 and all(c == result.audio.shape for c in calls)
+    y = real(result.audio, SR)
+    assert y.shape == result.audio.shape and not np.array_equal(y, result.audio)  # encoded, same length
+    off = pipeline.align_music(song[0], SR, [2.1, 4.0], 6.0, listen_encoded=False)
+    assert len(calls) == result.attempts + 1 and off.audio.shape == result.audio.shape

@@ -62,9 +62,34 @@ def test_node_aligns_any_audio_to_a_curve_or_a_video(host, material):
 
     assert out.ui["text"] == (report,) and any(k == "audio" and v is audio for k, v in fake_comfy.STATE["previews"])
 
+    assert "scene cuts: not measured (connect the video" in report  # a curve alone has no cuts
+
     mono = _audio(wave.mean(axis=0, keepdims=True))  # a mono AUDIO, hit points straight from the VIDEO
     out2 = align.AlignMusic.execute(audio=mono, video=InputImpl.VideoFromFile(clip.path), **_kw(edits="beats"))
     assert tuple(out2.args[0]["waveform"].shape) == (1, 1, round(clip.duration * SR))
+    try:
+        import scenedetect  # noqa: F401
+    except ImportError:
+        assert "not measured" in out2.args[2]
+    else:
+        assert f"Scene Cut Hit on {len(CUTS)} scene cuts (PySceneDetect) on the delivered audio (44100 Hz)" \
+            in out2.args[2]
+
+
+def test_node_delivers_and_measures_at_the_delivery_rate(host, material):
+    """An 11.025 kHz AUDIO is aligned, handed on and measured at 48 kHz, the rate a video will hold."""
+    from v2m_zero.core.align import pipeline
+    from v2m_zero.core.eval.sch import scene_cut_hit
+    from v2m_zero.core.timing.media import resample_audio
+    from v2m_zero.nodes import align
+
+    clip, _song, wave = material
+    raw, hits, _ = pipeline.video_hit_points(clip.path)
+    low = {"waveform": torch.from_numpy(resample_audio(wave, SR, 11025))[None], "sample_rate": 11025}
+    audio, _image, report = align.AlignMusic.execute(audio=low, curve=raw, **_kw()).args
+    assert audio["sample_rate"] == 48000 and audio["waveform"].shape[-1] == round(clip.duration * 48000)
+    heard = scene_cut_hit(hits, beat_times(audio["waveform"][0].numpy().mean(axis=0), 48000))
+    assert "delivered audio (48000 Hz)" in report and f"-> {heard:.2f} (" in report
 
 
 def test_node_needs_hit_points_and_music(host, material):
@@ -94,8 +119,33 @@ def test_cli_align_writes_video_audio_plot_and_report(tmp_path, material, capsys
     music, sr = media.decode_audio(str(wav))
     assert music.shape == (2, round(clip.duration * sr))
     report = json.loads(js.read_text())
-    assert report["sync"]["sch_after"] == 1.0 and report["max_tempo_change"] <= 0.08
+    assert report["sync"]["hits"]["sch_after"] == 1.0 and report["max_tempo_change"] <= 0.08
+    assert report["sync"]["cuts"] is None and "scene cuts: not measured (--cuts hits" in text  # hits are not cuts
     assert os.path.getsize(png) > 1000
+
+
+def test_cli_report_is_the_delivered_files_at_its_rate(tmp_path, material, capsys):
+    """11.025 kHz music into a 48 kHz file: every SCH printed is Algorithm 1's on the file written."""
+    pytest.importorskip("scenedetect")
+    from v2m_zero.core.eval.report import evaluate_video
+    from v2m_zero.core.timing.media import resample_audio
+
+    clip, _song, wave = material
+    low = media.write_audio(str(tmp_path / "song11k.wav"), resample_audio(wave, SR, 11025), 11025)
+    out, js = tmp_path / "o.mp4", tmp_path / "o.json"
+    assert cli.main(["align", clip.path, low, "--out", str(out), "--json", str(js), "--edits", "beats"]) == 0
+    text = capsys.readouterr().out
+    sync = json.loads(js.read_text())["sync"]
+    truth = evaluate_video(str(out))  # paper Algorithm 1 on the delivered mp4
+    assert media.decode_audio(str(out))[1] == 48000 and sync["rate"] == 48000
+    assert sync["cuts"] == pytest.approx(truth["cuts"]) and len(sync["cuts"]) == len(CUTS)
+    assert sync["beats_after"] == pytest.approx(truth["beats"], abs=1e-6)
+    assert sync["sch_after"] == pytest.approx(truth["sch"]) and sync["chance_after"] == pytest.approx(
+        truth["sch_null"], abs=0.02)
+    line = next(x for x in text.splitlines() if x.startswith(f"Scene Cut Hit on {len(CUTS)} scene cuts"))
+    assert "delivered audio (48000 Hz)" in line and f"-> {truth['sch']:.2f} (" in line
+    hits_line = next(x for x in text.splitlines() if "hit points (event-curve peaks" in x)
+    assert f"-> {sync['hits']['sch_after']:.2f} (" in hits_line
 
 
 def test_cli_align_refuses_noise_in_one_line_and_writes_nothing(tmp_path, material, capsys):

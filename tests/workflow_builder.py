@@ -67,6 +67,7 @@ every = 0
 # quick start first there); the key is the API twin's name (workflows/api/).
 # Sizes hold what a node shows after a run (ComfyUI 0.3.64 / 0.33 frontends, measured by
 # tools/browser_check.js): widgets + the report box + a 640x360 preview drawn a node's width wide, so
+# (Encode Frames' and Smooth Curve's report boxes, what they used and ignored: +80 to +120 px, not yet measured)
 # nothing grows out of its group. Layouts fit a 1600x1000 window at zoom >= 0.72.
 W_PLOT = 420  # nodes that show a plot or a video: wide enough for the plot's text (core/timing/plot.py)
 TEMPLATES = {
@@ -76,11 +77,11 @@ TEMPLATES = {
         "nodes": [
             (1, "V2M_LoadVideo", (15, 185), (320, 340), {"file": CLIP}, {}, "1. Load video (the pack's example clip)"),
             (2, "V2M_LoadModel", (15, 570), (320, 300), LOAD_MODEL, {}, "Model: the bundled DEMO model"),
-            (3, "V2M_EncodeFrames", (365, 185), (300, 300), ENCODE, {"video": (1, 0), "model": (2, 0)},
+            (3, "V2M_EncodeFrames", (365, 185), (300, 420), ENCODE, {"video": (1, 0), "model": (2, 0)},
              "2. Frame encoder (auto = the model's)"),
             (4, "V2M_EventCurve", (680, 185), (W_PLOT, 380), dict(peak_threshold=0.0, min_gap=0.25),
              {"features": (3, 0)}, "3. Event curve (eq. 2–3)"),
-            (5, "V2M_SmoothCurve", (680, 610), (W_PLOT, 430), SMOOTH, {"curve": (4, 0), "model": (2, 0)},
+            (5, "V2M_SmoothCurve", (680, 610), (W_PLOT, 550), SMOOTH, {"curve": (4, 0), "model": (2, 0)},
              "4. Smooth (eq. 4, follows the model)"),
             (6, "V2M_Sampler", (1145, 185), (W_PLOT, 820), SAMPLER, {"model": (2, 0), "curve": (5, 0)},
              "5. Sampler (rectified flow, curve as input channel)"),
@@ -122,7 +123,7 @@ TEMPLATES = {
         "nodes": [
             (1, "V2M_LoadVideo", (40, 120), (320, 340), {"file": CLIP}, {}, None),
             (4, "V2M_LoadModel", (40, 510), (320, 300), LOAD_MODEL, {}, None),
-            (2, "V2M_EncodeFrames", (390, 120), (300, 300), ENCODE, {"video": (1, 0), "model": (4, 0)}, None),
+            (2, "V2M_EncodeFrames", (390, 120), (300, 380), ENCODE, {"video": (1, 0), "model": (4, 0)}, None),
             (3, "V2M_EventCurve", (720, 120), (W_PLOT, 380), dict(peak_threshold=0.0, min_gap=0.25),
              {"features": (2, 0)}, None),
             (5, "V2M_Sampler", (1170, 120), (W_PLOT, 820),
@@ -148,7 +149,7 @@ TEMPLATES = {
         "nodes": [
             (1, "V2M_LoadVideo", (40, 120), (320, 340), {"file": CLIP}, {}, "Video (the pack's example clip)"),
             (2, "V2M_LoadAudio", (40, 510), (320, 200), {"audio": SONG}, {}, "Your music (the pack's example song)"),
-            (3, "V2M_EncodeFrames", (390, 120), (300, 300), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
+            (3, "V2M_EncodeFrames", (390, 120), (300, 380), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
             (4, "V2M_EventCurve", (720, 120), (W_PLOT, 380), dict(peak_threshold=0.0, min_gap=0.25),
              {"features": (3, 0)}, "Event curve: its peaks are the hit points"),
             (5, "V2M_AlignMusic", (1170, 120), (W_PLOT, 620),
@@ -172,10 +173,10 @@ TEMPLATES = {
         "name": "V2M-Zero: event curve of a video",
         "nodes": [
             (1, "V2M_LoadVideo", (40, 120), (320, 340), {"file": CLIP}, {}, None),
-            (2, "V2M_EncodeFrames", (390, 120), (300, 300), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
+            (2, "V2M_EncodeFrames", (390, 120), (300, 380), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
             (3, "V2M_EventCurve", (720, 120), (W_PLOT, 380), dict(peak_threshold=0.0, min_gap=0.25),
              {"features": (2, 0)}, None),
-            (4, "V2M_SmoothCurve", (1170, 120), (W_PLOT, 430), SMOOTH, {"curve": (3, 0)}, None),
+            (4, "V2M_SmoothCurve", (1170, 120), (W_PLOT, 550), SMOOTH, {"curve": (3, 0)}, None),
         ],
         "notes": [],
         "groups": [],
@@ -204,6 +205,67 @@ UI_DIR = "example_workflows"  # the folder name ComfyUI's template browser looks
 API_DIR = "workflows/api"
 TITLE_PX, GROUP_PAD, GROUP_HEADER = 30, 15, 35  # node title bar; group padding and title bar (canvas px)
 WINDOW = (1536, 922)  # the canvas of a 1600x1000 browser window (ComfyUI's menus take the rest)
+
+
+# --- issue 25: generate, then align (self-contained: its own spec, and a link into a widget) -----------------
+ALIGN_WIDGETS = dict(max_stretch=0.08, edits="beats", start_seconds=0.0, end_fade=1.0, loop_short_music=True,
+                     stretcher="auto")
+GENERATE_THEN_ALIGN = {
+    "title": "6 Generate, then align",
+    "name": "V2M-Zero: generate music (or take any), then align it to the video's cuts",
+    "nodes": [
+        (1, "V2M_LoadVideo", (0, 30), (320, 340), {"file": CLIP}, {}, "Video (the pack's example clip)"),
+        (2, "V2M_EncodeFrames", (350, 30), (300, 300), dict(ENCODE, encoder="pixels"), {"video": (1, 0)}, None),
+        (3, "V2M_EventCurve", (680, 30), (W_PLOT, 380), dict(peak_threshold=0.0, min_gap=0.25), {"features": (2, 0)},
+         "Event curve: its peaks are the hit points"),
+        (4, "V2M_MusicPrompt", (350, 400), (300, 520),
+         dict(user_text="warm electronic groove, clean drums", fps=24.0, asr_model="none", vlm_model="none",
+              llm_model="none", frames=8, frame_mode="even"), {"video": (1, 0)},
+         "Prompt + the cut pacing's tempo"),
+        (5, "V2M_LoadModel", (0, 800), (320, 300), LOAD_MODEL, {}, "Model (DEMO here; a Stable Audio base)"),
+        (6, "V2M_Sampler", (680, 460), (W_PLOT, 820), SAMPLER, {"model": (5, 0), "curve": (3, 0)},
+         "Generate (a base ignores the curve)"),
+        (7, "V2M_DecodeLatents", (1130, 460), (320, 120), {}, {"model": (5, 0), "latent": (6, 0)}, None),
+        (8, "V2M_MusicSource", (1130, 30), (320, 230),
+         dict(music_from="file", file=SONG), {"audio": (7, 0)}, "Music: example song or generated"),
+        (9, "V2M_AlignMusic", (1480, 30), (W_PLOT, 620), ALIGN_WIDGETS, {"audio": (8, 0), "video": (1, 0)},
+         "Align music to the cuts"),
+        (10, "V2M_MuxAudio", (1480, 700), (320, 310),
+         dict(save_mp4=True, filename_prefix="video/V2M_generated_aligned"), {"video": (1, 0), "audio": (9, 0)}, None),
+    ],
+    # links into widgets (the frontend turns the widget into a socket): (source node, slot, node, widget)
+    "widget_links": [(4, 0, 6, "prompt")],
+    "notes": [
+        (101, (0, 420), (320, 340),
+         "Runs as it is on a fresh host: Music Source plays the pack's example song and Align Music retimes it onto "
+         "the clip's cuts. To GENERATE the music instead: put Stable Audio Open 1.0 (model.safetensors + "
+         "model_config.json) or a Stable Audio 3 checkpoint in models/checkpoints and its text encoder (t5_base / "
+         "t5gemma) in models/text_encoders, choose them in Load Model, and set Music Source to 'audio input'. "
+         "Or connect the AUDIO of ComfyUI's own Stable Audio nodes (VAE Decode Audio) to Music Source."),
+        (102, (1130, 640), (320, 330),
+         "The music prompt carries the tempo the cut pacing suggests (60 + 2.5 x cuts per minute BPM), so the "
+         "generated music starts near a tempo the cuts fit; Align Music then moves its beats onto the cuts "
+         "(±8 %, a beat dropped or repeated where needed) and reports Scene Cut Hit on the cuts and on the hit "
+         "points. An untrained base's curve channel is zero: the curve sets only the length here."),
+    ],
+    "groups": [],
+}
+
+
+def build_generate_then_align(schemas) -> tuple[dict, dict]:
+    """The generate-then-align template: :func:`build`, then its links into widgets (UI and API)."""
+    spec = dict(GENERATE_THEN_ALIGN, key="v2m_generate_then_align")
+    ui, api = build(spec, schemas)
+    nodes = {n["id"]: n for n in ui["nodes"]}
+    for src, slot, dst, widget in spec["widget_links"]:
+        link_id = ui["last_link_id"] + 1
+        typ = nodes[src]["outputs"][slot]["type"]
+        ui["links"].append([link_id, src, slot, dst, len(nodes[dst]["inputs"]), typ])
+        nodes[dst]["inputs"].append({"name": widget, "type": typ, "widget": {"name": widget}, "link": link_id})
+        nodes[src]["outputs"][slot]["links"].append(link_id)
+        ui["last_link_id"] = link_id
+        api[str(dst)]["inputs"][widget] = [str(src), slot]
+    return ui, api
 
 
 def _schemas():
@@ -321,6 +383,9 @@ def build_all() -> dict[str, str]:
         ui, api = build(dict(spec, key=name), schemas)
         files[f"{UI_DIR}/{spec['title']}.json"] = dumps(ui)
         files[f"{API_DIR}/{name}.json"] = dumps(api)
+    ui, api = build_generate_then_align(schemas)  # issue 25
+    files[f"{UI_DIR}/{GENERATE_THEN_ALIGN['title']}.json"] = dumps(ui)
+    files[f"{API_DIR}/v2m_generate_then_align.json"] = dumps(api)
     return files
 
 

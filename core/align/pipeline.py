@@ -13,6 +13,7 @@ there as its strength, so hard cuts outweigh small motion.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -115,9 +116,31 @@ CONFIRM = 0.9
 MAX_ATTEMPTS = 6
 
 
+def as_encoded(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``audio`` as a video file will hold it: mastered and AAC-encoded (as the mux does), decoded back.
+
+    The beat tracker can hear an AAC rendering at another tempo than the samples before encoding
+    (on a 123 BPM track: 128 BPM before, 245 after), so the listening check listens to this."""
+    import tempfile
+
+    from ..timing import media
+    from ..timing.media.levels import limit_true_peak
+
+    w = np.asarray(audio, dtype=np.float32)
+    w = limit_true_peak(w if w.shape[0] <= 2 else w[:2], int(sample_rate))  # as delivered (no mastering warning)
+    with tempfile.TemporaryDirectory(prefix="v2m-align-") as tmp:
+        path = media.write_audio(os.path.join(tmp, "heard.m4a"), w, int(sample_rate),
+                                 layout="mono" if w.shape[0] == 1 else "stereo", master=True)
+        y, sr = media.decode_audio(path)
+    if int(sr) != int(sample_rate):
+        y = media.resample_audio(y, int(sr), int(sample_rate))
+    return media.fit_length(np.asarray(y, dtype=np.float32), w.shape[1])
+
+
 def heard_sync(audio: np.ndarray, sample_rate: int, hits, strengths, duration: float,
-               tolerance: float = 0.1) -> dict:
-    """How the result sounds to Scene Cut Hit's beat tracker, on the hit points themselves.
+               tolerance: float = 0.1, *, encoded: bool = False) -> dict:
+    """How the result sounds to Scene Cut Hit's beat tracker, on the hit points themselves
+    (``encoded``: after an AAC round trip, :func:`as_encoded`: what a video file holds).
 
     ``sch``: the strength-weighted share of hit points with a tracked beat within ``tolerance``;
     ``chance``: its chance level (``sch_null``, 50 shifts); ``bpm``: the tempo the tracker hears;
@@ -125,6 +148,8 @@ def heard_sync(audio: np.ndarray, sample_rate: int, hits, strengths, duration: f
     """
     from ..eval.sch import beat_times, scene_cut_hit, sch_null
 
+    if encoded:
+        audio = as_encoded(audio, sample_rate)
     beats = beat_times(audio.mean(axis=0), sample_rate)
     hits = np.asarray(hits, dtype=np.float64)
     if beats.size < 2 or hits.size == 0:
@@ -163,10 +188,28 @@ def _good(heard: dict, planned: float) -> bool:
 _DEFAULT_OPTIONS = AlignOptions()  # frozen, so one shared default is safe
 
 
+def delivery_rate(sample_rate: int) -> int:
+    """The rate aligned music is delivered at: the rate the mux writes (44.1 or 48 kHz; others become 48 kHz)."""
+    from ..timing.media.stream import mux_rate
+
+    return mux_rate(int(sample_rate))
+
+
+#: Output rates :func:`align_music` accepts (Hz).
+OUTPUT_RATES = (8000, 192000)
+
+
 def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, strengths=None,
                 options: AlignOptions = _DEFAULT_OPTIONS, stretcher: str = "auto", name: str = "the music",
-                progress=None, check_interrupt=None) -> Alignment:
+                output_rate: int | None = None, listen_encoded: bool = True, progress=None,
+                check_interrupt=None) -> Alignment:
     """Retime ``wave`` ``[C, T]`` so its beats land on ``hits`` (s) in a ``duration``-second video.
+
+    The music is first resampled to ``output_rate`` (default :func:`delivery_rate`: the rate the
+    video file will hold), so that its beats are planned, rendered and *heard* at the rate it is
+    delivered at: the beat tracker hears other beats in an 11 kHz track than in the same track at
+    48 kHz. ``Alignment.sample_rate`` is that rate. ``listen_encoded``: every rendering is listened to
+    after an AAC round trip (:func:`as_encoded`), as the video file will hold it.
 
     The result is listened to with the beat tracker Scene Cut Hit uses (:func:`heard_sync`, on the
     hit points): beats planned on the hit points only count when a listener hears them there.
@@ -186,6 +229,14 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
         raise AlignError(f"the video's duration must be positive, got {duration}")
     w = np.asarray(wave, dtype=np.float32)
     w = w[None] if w.ndim == 1 else w
+    rate = delivery_rate(sample_rate) if output_rate is None else int(output_rate)
+    if not OUTPUT_RATES[0] <= rate <= OUTPUT_RATES[1]:
+        raise AlignError(f"output_rate {rate} Hz is outside {OUTPUT_RATES[0]}–{OUTPUT_RATES[1]} Hz")
+    if rate != int(sample_rate) and w.size:
+        from ..timing.media import resample_audio
+
+        w = np.ascontiguousarray(resample_audio(w, int(sample_rate), rate), dtype=np.float32)
+    sample_rate = rate
     how = choose_stretcher(stretcher)
     hits = np.asarray(hits, dtype=np.float64).reshape(-1)
     s = np.ones_like(hits) if strengths is None else np.asarray(strengths, dtype=np.float64).reshape(-1)
@@ -207,7 +258,7 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
         if not hits.size:
             best = ({"sch": 0.0, "chance": 0.0, "bpm": analysis.tempo, "margin": 0.0}, analysis, tmap, out)
             break
-        heard = heard_sync(out, int(sample_rate), hits, s, duration)
+        heard = heard_sync(out, int(sample_rate), hits, s, duration, encoded=listen_encoded)
         if best is None or heard["margin"] > best[0]["margin"] + 1e-9:
             best = (heard, analysis, tmap, out)
         if _good(heard, _planned_share(tmap, hits, s)):
@@ -217,8 +268,10 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
         if attempts == 1:
             queue += [{"bpm": b} for b in _tempo_readings(analysis.tempo, heard["bpm"])]
     heard, analysis, tmap, out = best
-    heard = {k: v for k, v in heard.items() if k != "beats"}
     out = limit_true_peak(out, int(sample_rate))
+    if hits.size:  # heard again on what is delivered (after the limiter)
+        heard = heard_sync(out, int(sample_rate), hits, s, duration, encoded=listen_encoded)
+    heard = {**{k: v for k, v in heard.items() if k != "beats"}, "encoded": bool(listen_encoded and hits.size)}
     return Alignment(audio=np.ascontiguousarray(out, dtype=np.float32), sample_rate=int(sample_rate), tmap=tmap,
                      analysis=analysis, hits=hits, strengths=s, stretcher=how, seconds=time.perf_counter() - t0,
                      heard=heard, attempts=attempts)
@@ -233,28 +286,58 @@ def _planned_share(tmap: TimeMap, hits: np.ndarray, strengths: np.ndarray) -> fl
     return float(np.sum(strengths * on) / max(np.sum(strengths), 1e-12))
 
 
-def unaligned(wave: np.ndarray, sample_rate: int, duration: float, start: float = 0.0) -> np.ndarray:
-    """The music as it would play without alignment: from ``start``, cut (or padded) to ``duration``."""
-    from ..timing.media import fit_length
+def unaligned(wave: np.ndarray, sample_rate: int, duration: float, start: float = 0.0, *,
+              output_rate: int | None = None) -> np.ndarray:
+    """The music as it would play without alignment: from ``start``, cut (or padded) to ``duration``;
+    resampled to ``output_rate`` when given (then ``[C, round(duration · output_rate)]``)."""
+    from ..timing.media import fit_length, resample_audio
 
     w = np.asarray(wave, dtype=np.float32)
     if w.ndim == 1:
         w = w[None]
+    if output_rate is not None and int(output_rate) != int(sample_rate):
+        w = np.asarray(resample_audio(w, int(sample_rate), int(output_rate)), dtype=np.float32)
+        sample_rate = int(output_rate)
     return fit_length(w[:, int(round(start * sample_rate)):], int(round(duration * sample_rate)))
 
 
 def sync_report(cuts, before: np.ndarray, after: np.ndarray, sample_rate: int, duration: float, *,
+                hits=None, cuts_label: str = "scene cuts (PySceneDetect)", cuts_note: str | None = None,
                 tolerance: float = 0.1, shifts: int = 200) -> dict:
-    """Scene Cut Hit of the music before and after alignment, each with its chance level (``sch_null``)."""
+    """Scene Cut Hit of the music before and after alignment, each with its chance level (``sch_null``).
+
+    Measured on the waves given, at ``sample_rate``: give the audio as delivered (the decoded output
+    file, or the AUDIO a node hands on) and the unaligned music at the same rate. ``cuts``: the
+    video's cuts (PySceneDetect, paper Algorithm 1), or None when they could not be found
+    (``cuts_note`` says why); ``hits``: the hit points the music was aligned to, reported
+    separately (``sync["hits"]``) — they include motion peaks, so they are not cuts.
+    Keys: ``rate``, ``cuts`` (list or None), ``cuts_label``, ``cuts_note``, ``sch_before``,
+    ``sch_after``, ``chance_before``, ``chance_after`` (None without cuts), ``beats_before``,
+    ``beats_after``, ``tolerance``, and ``hits`` (the same four scores on the hit points, or None).
+    """
     from ..eval.sch import beat_times, sch_null, scene_cut_hit
 
-    out: dict = {"cuts": [float(c) for c in cuts], "tolerance": tolerance}
+    out: dict = {"rate": int(sample_rate), "cuts": None if cuts is None else [float(c) for c in cuts],
+                 "cuts_label": cuts_label, "cuts_note": cuts_note, "tolerance": tolerance}
+    beats = {}
     for key, wave in (("before", before), ("after", after)):
         w = np.asarray(wave, dtype=np.float32)
-        beats = beat_times(w.mean(axis=0) if w.ndim == 2 else w, sample_rate)
-        out[f"beats_{key}"] = [float(b) for b in beats]
-        out[f"sch_{key}"] = scene_cut_hit(cuts, beats, tolerance)
-        out[f"chance_{key}"] = sch_null(cuts, beats, duration, tolerance, n_shifts=shifts)
+        beats[key] = beat_times(w.mean(axis=0) if w.ndim == 2 else w, sample_rate)
+        out[f"beats_{key}"] = [float(b) for b in beats[key]]
+
+    def scores(points) -> dict:
+        r = {}
+        for key in ("before", "after"):
+            r[f"sch_{key}"] = scene_cut_hit(points, beats[key], tolerance)
+            r[f"chance_{key}"] = sch_null(points, beats[key], duration, tolerance, n_shifts=shifts)
+        return r
+
+    out.update(scores(out["cuts"] if out["cuts"] is not None else []))
+    if hits is not None:
+        h = [float(t) for t in np.asarray(hits, dtype=np.float64).reshape(-1)]
+        out["hits"] = {"times": h, **scores(h)}
+    else:
+        out["hits"] = None
     return out
 
 
@@ -262,18 +345,34 @@ def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
-def format_report(result: Alignment, sync: dict | None = None, *, cuts_label: str = "hit points") -> str:
-    """A few lines for people: SCH before → after with chance levels, tempo change, edits, ending."""
+def _sch_line(what: str, r: dict, tolerance: float) -> str:
+    return (f"{what}: {_fmt(r['sch_before'])} -> {_fmt(r['sch_after'])} (chance level {_fmt(r['chance_before'])} -> "
+            f"{_fmt(r['chance_after'])}, tolerance ±{tolerance} s)")
+
+
+def format_report(result: Alignment, sync: dict | None = None) -> str:
+    """A few lines for people: SCH before → after on the cuts and, labelled apart, on the hit points
+    (both with chance levels, on the audio as delivered), tempo change, edits, ending."""
     s, t = result.summary(), result.tmap
     lines = []
     if sync is not None:
-        lines.append(f"Scene Cut Hit on {len(sync['cuts'])} {cuts_label}: {_fmt(sync['sch_before'])} -> "
-                     f"{_fmt(sync['sch_after'])} (chance level {_fmt(sync['chance_before'])} -> "
-                     f"{_fmt(sync['chance_after'])}, tolerance ±{sync['tolerance']} s)")
+        where = f"on the delivered audio ({sync['rate']} Hz)"
+        if sync["cuts"] is None:
+            lines.append(f"Scene Cut Hit on scene cuts: not measured ({sync['cuts_note'] or 'no cuts given'})")
+        elif not sync["cuts"]:
+            lines.append(f"Scene Cut Hit on {sync['cuts_label']}: undefined, no cut found"
+                         + (f" ({sync['cuts_note']})" if sync["cuts_note"] else ""))
+        else:
+            lines.append(_sch_line(f"Scene Cut Hit on {len(sync['cuts'])} {sync['cuts_label']} {where}", sync,
+                                   sync["tolerance"]))
+        if sync.get("hits") is not None and sync["hits"]["times"]:
+            lines.append(_sch_line(f"Scene Cut Hit on {len(sync['hits']['times'])} hit points (event-curve peaks, "
+                                   f"not only cuts) {where}", sync["hits"], sync["tolerance"]))
     heard = s["heard"] or {"sch": 0.0, "chance": 0.0}
+    aac = " in an AAC rendering" if heard.get("encoded") else ""
     lines.append(f"hit points on a beat: {s['hits_on_beats']}/{s['hits']} planned, {100 * heard['sch']:.0f} % heard "
-                 f"by the beat tracker (chance {100 * heard['chance']:.0f} %); music {s['tempo_bpm']:.1f} BPM"
-                 f"{', bars of ' + str(s['meter']) if s['meter'] else ', bars not detectable'}")
+                 f"by the beat tracker{aac} (strength-weighted; chance {100 * heard['chance']:.0f} %); music "
+                 f"{s['tempo_bpm']:.1f} BPM{', bars of ' + str(s['meter']) if s['meter'] else ', bars not detectable'}")
     lines.append(f"largest tempo change: {100 * s['max_tempo_change']:.1f} %; edits: "
                  + (", ".join(f"{e['kind']} {e['unit']} at {e['at']:.2f} s" for e in t.edits) or "none"))
     loops = len(t.seams) - len(t.edits)

@@ -26,6 +26,10 @@ log = logging.getLogger("v2m_zero.align")
 PAD = 0.2  # seconds of context rendered around every piece
 _SEARCH = (0.15, 0.03)  # a join moves into [t - 0.15, t - 0.03] s
 STRETCHERS = ("auto", "rubberband", "phase-vocoder")
+#: "matched" (level kept through every join: :func:`_matched_crossfade`) or "fixed" (linear / equal power)
+CROSSFADE = "matched"
+#: Crossfade lengths (s): between two rates of the same music, and where the music jumps (edits, loops).
+XFADE = (0.010, 0.025)
 
 
 def have_rubberband() -> bool:
@@ -130,6 +134,26 @@ def _crossfade(n: int, equal_power: bool) -> tuple[np.ndarray, np.ndarray]:
     return x, 1.0 - x
 
 
+def _matched_crossfade(out_part: np.ndarray, in_part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gain in, gain out) that keep the level through the crossfade, whatever the two sides' correlation.
+
+    Two renderings of the same music at two rates drift apart in phase, so they are neither fully
+    correlated (where a linear fade keeps the level) nor independent (equal power): the gains are
+    linear fades divided by the level their sum would have, ``sqrt(a² + b² + 2ρab)``, with ``ρ`` the
+    correlation of the two sides over the fade; and the incoming side is brought to the outgoing
+    side's level (at most ±3 dB), its gain returning to 1 by the fade's end, so the level moves smoothly.
+    """
+    n = out_part.shape[1]
+    a, b = 1.0 - _fade_in(n).astype(np.float64), _fade_in(n).astype(np.float64)
+    po, pi = float(np.sum(out_part.astype(np.float64) ** 2)), float(np.sum(in_part.astype(np.float64) ** 2))
+    rho = float(np.sum(out_part.astype(np.float64) * in_part)) / max(np.sqrt(po * pi), 1e-20)
+    rho = min(max(rho, 0.0), 1.0)
+    match = min(max(np.sqrt(po / pi), 10 ** (-3 / 20)), 10 ** (3 / 20)) if pi > 1e-20 and po > 1e-20 else 1.0
+    g_in = b * (match + (1.0 - match) * b)  # the incoming side at the outgoing level, then its own
+    norm = np.sqrt(a ** 2 + b ** 2 + 2.0 * rho * a * b)
+    return (g_in / norm).astype(np.float32), (a / norm).astype(np.float32)
+
+
 def render(wave: np.ndarray, sample_rate: int, tmap: TimeMap, *, stretcher: str = "auto",
            progress=None, check_interrupt=None) -> np.ndarray:
     """The output audio ``[C, round(duration · sr)]`` of ``tmap`` played from ``wave`` ``[C, T]``."""
@@ -150,13 +174,15 @@ def render(wave: np.ndarray, sample_rate: int, tmap: TimeMap, *, stretcher: str 
             cursor = 0
         else:
             jump = seams.size > 0 and float(np.min(np.abs(seams - p.out_a))) < 1e-4
-            xf = int((0.025 if jump else 0.010) * sr)
+            xf = int(XFADE[1 if jump else 0] * sr)
             centre = _join_point(prev, track, p.out_a, sr, cursor + xf // 2 + 1)
             a, b = max(centre - xf // 2, cursor), min(centre + xf - xf // 2, n)
             if b > a:
-                g_in, g_out = _crossfade(b - a, jump)
+                outgoing, incoming = _window(prev, a, b), _window(track, a, b)
+                g_in, g_out = _crossfade(b - a, jump) if CROSSFADE == "fixed" else _matched_crossfade(outgoing,
+                                                                                                      incoming)
                 out[:, cursor:a] = _window(prev, cursor, a)
-                out[:, a:b] = _window(prev, a, b) * g_out + _window(track, a, b) * g_in
+                out[:, a:b] = outgoing * g_out + incoming * g_in
                 cursor = b
         prev = track
         if progress is not None:

@@ -26,6 +26,14 @@ class MusicModel:
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
 
+    def __repr__(self) -> str:
+        """One short line: a host prints its inputs with ``str()`` when a node fails (not the whole network)."""
+        name = self.meta.get("name") or self.meta.get("checkpoint")
+        name = f"{str(name)[:80]}, " if name else ""
+        return (f"MusicModel({name}{type(self.dit).__name__}, codec {type(self.codec).__name__} "
+                f"{self.sample_rate} Hz, text {type(self.text).__name__ if self.text is not None else 'none'}, "
+                f"{self.device}, {self.dtype})")
+
     @property
     def latent_rate(self) -> float:
         return float(self.meta.get("latent_rate") or self.codec.latent_rate)

@@ -60,6 +60,10 @@ class Features:
     def __len__(self) -> int:
         return int(self.values.shape[0])
 
+    def __repr__(self) -> str:  # short: a host prints its inputs when a node fails
+        v = np.asarray(self.values)
+        return f"Features({self.encoder}, {v.shape[0]} x {v.shape[1] if v.ndim == 2 else '?'}, {self.duration:.3f} s)"
+
 
 @dataclass(frozen=True)
 class Curve:
@@ -88,6 +92,11 @@ class Curve:
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
+
+    def __repr__(self) -> str:  # short: a host prints its inputs when a node fails
+        rate = f"{self.rate:g} Hz" if self.rate else "unevenly timed"
+        kind = self.spec.get("kind") or self.spec.get("encoder") or "curve"
+        return f"Curve({str(kind)[:40]}, {len(self)} samples, {rate}, {self.duration:.3f} s)"
 
     def replace(self, **kw) -> "Curve":
         return dataclasses.replace(self, **kw)

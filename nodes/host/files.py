@@ -78,8 +78,11 @@ def confined_input_path(name: str, what: str = "video") -> str:
 
     if not isinstance(name, str) or not name.strip():
         raise MediaError(f"no {what} selected: upload a {what} file or pick one from the input folder")
-    path = folder_paths.get_annotated_filepath(name)
     base = os.path.realpath(folder_paths.get_input_directory())
+    try:
+        path = folder_paths.get_annotated_filepath(name)
+    except ValueError:  # ComfyUI 0.33+ refuses a path that leaves its folder ("Invalid file path: ...")
+        path = os.path.join(os.sep, "..")  # outside: our own line follows
     real = os.path.realpath(path)
     if os.path.commonpath([base, real]) != base:
         raise MediaError(f"{name!r} points outside ComfyUI's input folder "
