@@ -7,11 +7,18 @@ extension the writer cannot produce, a missing or unwritable folder, or a read-o
 fails, the outputs it had already written (that did not exist before) are removed and the folders
 it made are removed once empty. The writers themselves are atomic (``core.atomic``), so a failed
 job leaves no partial file either.
+
+Two jobs writing the same output at once would each report success with files holding a mix of both:
+while a plan is entered, each output (or the output folder that holds it) carries a lock file beside it
+(``.NAME.v2m-lock``, the owner's process id inside), made exclusively; a second job refuses in one line
+naming the lock. A lock whose process is gone (a killed run) is taken over; locks are removed on exit.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import time
 from dataclasses import dataclass, field
 
 from .errors import V2MError
@@ -71,6 +78,7 @@ class OutputPlan:
     outputs: list[_Entry] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     existed: set[str] = field(default_factory=set)
+    locks: list[str] = field(default_factory=list)
 
     def input(self, path, label: str) -> None:
         """A file or folder the job reads (never written); None is ignored."""
@@ -175,12 +183,116 @@ class OutputPlan:
                 pass
         self.created.clear()
 
+    def lock(self) -> None:
+        """Take the lock of every output (an output inside an output folder is covered by the folder's);
+        :class:`OutputError` naming the other run's lock when one holds it."""
+        folders = [o.path for o in self.outputs if o.folder]
+        for out in self.outputs:
+            if not out.folder and any(_inside(out.path, f) for f in folders):
+                continue
+            paths = [lock_path(out.path)] + ([os.path.join(out.path, LOCK_SUFFIX)] if out.folder else [])
+            for path in paths:
+                if path in self.locks:
+                    break
+                try:
+                    _take_lock(path)
+                except OutputError as exc:
+                    raise OutputError(f"{out.label} {out.path!r}: {exc}") from None
+                except OSError:  # a folder beside the output we may not write into: lock inside the folder
+                    continue
+                self.locks.append(path)
+                break
+
+    def unlock(self) -> None:
+        for path in reversed(self.locks):
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+        self.locks.clear()
+
     def __enter__(self) -> "OutputPlan":
         self.check()
         self.make_folders()
+        try:
+            self.lock()
+        except BaseException:
+            self.unlock()
+            self.remove_empty_folders()
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is not None:
-            self.undo()
+        created = list(self.created)
+        try:
+            if exc_type is not None:
+                self.created.clear()  # the folders go after the locks (a lock file may sit in one)
+                self.undo()
+        finally:
+            self.unlock()
+            if exc_type is not None:
+                self.created = created
+                self.remove_empty_folders()
         return False
+
+
+# --------------------------------------------------------------------------------------------
+# one writer per output
+
+
+LOCK_SUFFIX = ".v2m-lock"
+
+
+def lock_path(path: str) -> str:
+    """The lock file of an output: ``.NAME.v2m-lock`` beside it."""
+    path = os.path.abspath(path).rstrip(os.sep) or os.sep
+    return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}{LOCK_SUFFIX}")
+
+
+def _inside(path: str, folder: str) -> bool:
+    return os.path.commonpath([_real(path), _real(folder)]) == _real(folder)
+
+
+def _owner_alive(text: str) -> bool:
+    """Whether the run that wrote a lock (``pid host time``) may still be going."""
+    parts = text.split()
+    try:
+        pid, host = int(parts[0]), parts[1]
+    except (IndexError, ValueError):
+        return False  # unreadable: not ours, or cut short by a crash
+    if host != socket.gethostname() or os.name == "nt":
+        return True  # another machine on a shared folder, or no safe way to ask (os.kill ends processes there)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, owned by someone else
+    return True
+
+
+def _take_lock(path: str) -> None:
+    me = f"{os.getpid()} {socket.gethostname()} {time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path, encoding="utf-8", errors="replace") as fh:
+                    text = fh.read(200)
+            except OSError:
+                text = ""
+            if _owner_alive(text):
+                parts = text.split()
+                who = f"process {parts[0]}, since {' '.join(parts[2:4])}" if len(parts) >= 4 else "another process"
+                raise OutputError(f"another v2m-zero run ({who}) is writing here; wait for it to finish or choose "
+                                  f"another path (if no run is going, delete {path!r})") from None
+            try:
+                os.remove(path)  # a killed run's lock
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(me)
+        return
+    raise OutputError(f"could not take the lock {path!r}: another run took it first; try again")

@@ -42,9 +42,12 @@ def load_music_model(
     load_device, load_dtype = ("cpu", None) if lora else (dev, dtype)
     dit = read_dit(file, device=load_device, dtype=load_dtype)  # what the file is decides how it is read
     if lora:
+        from ..core.model.bounds import check_numbers
+        from .checkpoint import META_BOUNDS
         from .lora import ADAPTER_META_KEYS, apply_adapter
 
         adapter = apply_adapter(dit, lora, strength=lora_strength, base=file)
+        check_numbers({k: adapter[k] for k in ADAPTER_META_KEYS if k in adapter}, META_BOUNDS, source=str(lora))
         dit.meta.update({k: adapter[k] for k in ADAPTER_META_KEYS if k in adapter})
         dit.meta["lora"] = {"file": str(lora), "strength": float(lora_strength), **(adapter.get("lora") or {})}
         dit.to(device=dev, dtype=dtype)

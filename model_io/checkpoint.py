@@ -24,7 +24,17 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..core.errors import ModelError
+from ..core.model.bounds import (
+    CODEC_BOUNDS,
+    CONDITIONER_BOUNDS,
+    DIT_CONFIG_BOUNDS,
+    SAMPLE_RATE,
+    Bound,
+    check_numbers,
+    check_value,
+)
 from ..core.model.flow import OBJECTIVES
+from ..core.timing.spec import CLIP_SECONDS_BOUNDS, MAX_CURVE_LENGTH, MAX_SMOOTHING_SECONDS
 from .weights import (
     SafetensorsFile,
     diff_state_dict,
@@ -52,6 +62,38 @@ def read_metadata(path: "str | os.PathLike | SafetensorsFile") -> dict[str, Any]
 # metadata
 
 
+#: Bounds of the numbers in V2M metadata, by dotted key (``*``: any list item); see :mod:`core.model.bounds`.
+#: The ``sampling`` block is bounded where it is resolved (``core.sampling``), against the CLI's own bounds.
+META_BOUNDS: dict[str, Bound] = {
+    "curve.smoothing_seconds": Bound(float, 0, MAX_SMOOTHING_SECONDS, "--smoothing-seconds"),
+    "curve.clip_seconds": Bound(float, *CLIP_SECONDS_BOUNDS, "prepare --clip-seconds"),
+    "curve.rate": Bound(float, 0, SAMPLE_RATE.hi, "curve points per second", lo_open=True),
+    "curve.length": Bound(int, 1, MAX_CURVE_LENGTH, "curve --length"),
+    "curve.channels": Bound(int, 1, 64, "curve channels"),
+    "curve.min_std": Bound(float, 0, 1000, "standardisation floor"),
+    "text.max_length": CONDITIONER_BOUNDS["max_length"],
+    "model_config.io_channels": DIT_CONFIG_BOUNDS["io_channels"],
+    "model_config.sample_rate": SAMPLE_RATE,
+    "model_config.sample_size": Bound(int, 1, 512 * SAMPLE_RATE.hi, "samples of a training clip"),
+    "model_config.conditioning.cond_dim": Bound(int, 1, 16_384, "conditioning width"),
+    **{f"model_config.diffusion.config.{k}": b for k, b in DIT_CONFIG_BOUNDS.items()},
+    **{f"model_config.conditioning.configs.*.config.{k}": b for k, b in CONDITIONER_BOUNDS.items()},
+    **{f"codec.config.{k}": b for k, b in CODEC_BOUNDS.items()},
+}
+#: Metadata blocks whose numbers are bounded here (informational blocks such as ``training`` are not used).
+_BOUNDED_BLOCKS = ("model_config", "codec", "curve", "text")
+
+
+def check_meta_numbers(meta: Mapping[str, Any], where: str = "metadata") -> None:
+    """Every number the model is built or run from, held to its bound (:data:`META_BOUNDS`): one
+    ModelError line naming the file, the key, the value and the bound. Cheap: the header only."""
+    check_value(meta.get("sample_rate"), SAMPLE_RATE, source=where, key="sample_rate")
+    sr = meta["sample_rate"]
+    check_value(meta.get("latent_rate"), Bound(float, 0, sr, "at most one latent frame per audio sample",
+                                               lo_open=True), source=where, key="latent_rate")
+    check_numbers({k: meta[k] for k in _BOUNDED_BLOCKS if k in meta}, META_BOUNDS, source=where)
+
+
 def validate_meta(meta: Mapping[str, Any], where: str = "metadata") -> None:
     problems = []
     if meta.get("v2m_format") != V2M_FORMAT:
@@ -70,6 +112,7 @@ def validate_meta(meta: Mapping[str, Any], where: str = "metadata") -> None:
         problems.append("curve must be a dict")
     if problems:
         raise ModelError(f"{where}: bad V2M metadata: " + "; ".join(problems))
+    check_meta_numbers(meta, where)
 
 
 def _encode_meta(meta: Mapping[str, Any]) -> dict[str, str]:

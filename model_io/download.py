@@ -118,13 +118,14 @@ def get_model(name: str) -> HubModel:
 
 def target_dir(model: HubModel, *, folders: Mapping[str, str] | None = None,
                root: str | os.PathLike | None = None) -> Path:
-    """Where a model's files go: ``folders[kind]`` (a host's folders), else ``<root or $V2M_MODELS_DIR>/<kind>``."""
+    """Where a model's files go: ``folders[kind]`` (a host's folders), else ``<root>/<kind>`` with ``root``
+    ``--dir``, else ``$V2M_MODELS_DIR``, else the per-user default (:func:`.folders.default_models_root`)."""
     if folders and model.kind in folders:
         base = Path(folders[model.kind])
     else:
-        root = root or os.environ.get("V2M_MODELS_DIR")
-        if not root:
-            raise ModelError("no models folder: set V2M_MODELS_DIR (or pass --dir DIR, or --comfyui COMFYUI_ROOT)")
+        from .folders import user_models_root
+
+        root = root or user_models_root()[0]
         base = Path(root) / STANDALONE_FOLDER.get(model.kind, model.kind)
     sub = model.name if model.folder is None else model.folder
     return base / sub if sub else base

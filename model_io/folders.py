@@ -1,5 +1,9 @@
 """Where model folders live: explicit paths, ``$V2M_MODELS_DIR/<kind>/<name>``, and roots a host registers.
 
+Outside ComfyUI, without ``$V2M_MODELS_DIR``, models live in a per-user data folder
+(:func:`default_models_root`: platformdirs' ``user_data_dir("v2m-zero")/models``, e.g.
+``~/.local/share/v2m-zero/models`` on Linux), as ``huggingface_hub`` keeps its cache in one per-user place.
+
 Nothing here downloads and nothing imports ComfyUI: the nodes register ComfyUI's ``models/v2m``
 folder with :func:`register_models_root` when the pack loads, so the library looks there too.
 """
@@ -22,11 +26,31 @@ def register_models_root(path: str | os.PathLike) -> None:
         _EXTRA_ROOTS.append(p)
 
 
-def models_roots() -> list[str]:
-    """The roots searched, in order: ``$V2M_MODELS_DIR``, then the registered ones."""
-    roots = []
+def default_models_root() -> str:
+    """The per-user models folder used when ``$V2M_MODELS_DIR`` is not set (it may not exist yet):
+    ``platformdirs.user_data_dir("v2m-zero")/models`` (Linux ``~/.local/share/v2m-zero/models``, macOS
+    ``~/Library/Application Support/v2m-zero/models``, Windows ``%LOCALAPPDATA%\\v2m-zero\\models``);
+    without platformdirs, ``$XDG_DATA_HOME`` or ``~/.local/share`` the same way."""
+    try:
+        from platformdirs import user_data_dir
+
+        base = user_data_dir("v2m-zero", appauthor=False)
+    except ImportError:
+        base = os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                                             "share"), "v2m-zero")
+    return os.path.join(base, "models")
+
+
+def user_models_root() -> tuple[str, str]:
+    """(the models folder outside a host, where it comes from): ``$V2M_MODELS_DIR``, else the per-user default."""
     if os.environ.get("V2M_MODELS_DIR"):
-        roots.append(os.environ["V2M_MODELS_DIR"])
+        return os.environ["V2M_MODELS_DIR"], "$V2M_MODELS_DIR"
+    return default_models_root(), "the per-user default; set V2M_MODELS_DIR or pass --dir to use another"
+
+
+def models_roots() -> list[str]:
+    """The roots searched, in order: ``$V2M_MODELS_DIR`` (else the per-user default), then the registered ones."""
+    roots = [user_models_root()[0]]
     return roots + [r for r in _EXTRA_ROOTS if r not in roots]
 
 

@@ -158,10 +158,25 @@ def test_no_network_fails_at_once_with_one_line(tmp_path, monkeypatch, capsys):
     assert rc == 2 and err.count("\n") == 1 and "cannot reach" in err
 
 
-def test_models_folder_is_required_and_names_are_checked(monkeypatch, capsys, tmp_path):
+def test_models_folder_defaults_per_user_and_names_are_checked(monkeypatch, capsys, tmp_path):
+    from v2m_zero.model_io.download import MODELS, target_dir
+    from v2m_zero.model_io.folders import default_models_root
+
     monkeypatch.delenv("V2M_MODELS_DIR", raising=False)
-    rc, _, err = _cli(capsys, "models", "list")
-    assert rc == 2 and "set V2M_MODELS_DIR" in err
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    rc, out, err = _cli(capsys, "models", "list")
+    default = default_models_root()
+    assert rc == 0 and f"models folder: {default} (the per-user default" in out, (out, err)
+    assert default.startswith(str(tmp_path)) and "v2m-zero" in default
+    assert str(target_dir(MODELS["t5-base"])).startswith(default)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "home").exists()  # listing creates nothing
+    monkeypatch.setenv("V2M_MODELS_DIR", str(tmp_path / "env"))  # the variable and --dir still override
+    rc, out, _ = _cli(capsys, "models", "list")
+    assert rc == 0 and f"models folder: {tmp_path / 'env'} ($V2M_MODELS_DIR)" in out
+    assert str(target_dir(MODELS["t5-base"])).startswith(str(tmp_path / "env"))
+    rc, out, _ = _cli(capsys, "models", "list", "--dir", str(tmp_path / "d"))
+    assert rc == 0 and f"models folder: {tmp_path / 'd'}" in out
     rc, _, err = _cli(capsys, "models", "download", "gpt-5")
     assert rc == 2 and "invalid choice" in err and err.count("\n") == 1
     rc, _, err = _cli(capsys, "models", "list", "--comfyui", tmp_path)

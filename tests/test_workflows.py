@@ -246,6 +246,10 @@ def test_api_twin_runs_on_a_fresh_host(path, schemas, host):
     if "V2M_SyncReport" in types:
         report = next(out[k] for k, n in graph.items() if n["class_type"] == "V2M_SyncReport")[0]
         assert report.startswith("Scene Cut Hit: 0.") or report.startswith("Scene Cut Hit: 1.")  # a number, not n/a
+        if os.path.basename(path) == "v2m_quick_start.json":  # the figures README's First minute quotes (issue 26)
+            from test_readme_figures import template_report_line
+
+            assert report.splitlines()[0] == template_report_line()
     if "V2M_Train" in types:
         ckpt = next(out[k] for k, n in graph.items() if n["class_type"] == "V2M_Train")[0]
         assert os.path.isfile(ckpt) and ckpt.startswith(folder_paths.models_dir)

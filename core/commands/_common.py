@@ -127,6 +127,19 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, dest=name, default=default, help=f"{f.help}{bounds}{when}", **kw)
 
 
+def resolve_sampling(gen, args, checkpoint):
+    """``generate.resolve_sampling`` for the parsed options, a refused recorded value naming ``checkpoint``'s file
+    (before any work: the checkpoint's sampling numbers are bounded like the options)."""
+    from .. import generate
+    from ..errors import ModelError
+
+    try:
+        return generate.resolve_sampling(gen, sampling_settings(args))
+    except ModelError as exc:
+        text = str(exc)
+        raise ModelError(f"{checkpoint}: {text}" if str(checkpoint) not in text else text) from None
+
+
 def sampling_settings(args):
     """The :class:`core.sampling.SamplingSettings` of parsed :func:`add_sampling_arguments` options."""
     from ..sampling import FIELDS, SamplingSettings
@@ -153,3 +166,15 @@ def duration_text(seconds: float | None) -> str:
     import datetime
 
     return str(datetime.timedelta(seconds=int(max(0.0, seconds))))
+
+
+def plan_video_output(video, out: str):
+    """How ``mux_audio`` will write ``out`` from ``video`` (stream copy or re-encode), decided before any work
+    (:func:`core.timing.media.plan_mux`: a video that can be neither copied nor decoded is refused here);
+    a re-encode is said on stdout."""
+    from ..timing import media
+
+    mux_plan = media.plan_mux(video, out)
+    if mux_plan.note:
+        print(f"note: {mux_plan.note}")
+    return mux_plan

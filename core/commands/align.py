@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ._common import (AUDIO_OUT, VIDEO_OUT, OutputPlan, Progress, add_sampling_arguments, number, sampling_settings,
-                      write_json)
+from ._common import (AUDIO_OUT, VIDEO_OUT, OutputPlan, Progress, add_sampling_arguments, number, plan_video_output,
+                      sampling_settings, write_json)
 
 NAME = "align"
 HELP = "retime a music file so its beats land on the video's cuts, and put it into the video"
@@ -19,7 +19,7 @@ log = logging.getLogger("v2m_zero.align")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..align.render import STRETCHERS
-    from ..align.timemap import EDIT_KINDS
+    from ..align.timemap import EDIT_KINDS, MAX_START_SKIP
 
     p.add_argument("video", help="input video (never modified); its own soundtrack is replaced")
     p.add_argument("music", nargs="?", default=None,
@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "more reaches more cuts with smaller tempo changes")
     p.add_argument("--start", type=number(float, 0, 36_000), default=0.0,
                    help="seconds into the music where the output starts "
-                        "(default 0; it may start up to 2 s later, on a beat)")
+                        f"(default 0; it may start up to {MAX_START_SKIP:g} s later, on a beat)")
     p.add_argument("--end-fade", type=number(float, 0.25, 2.0), default=1.0,
                    help="seconds of fade after the final bar line, 0.25–2 (default 1)")
     p.add_argument("--pad-silence", action="store_true",
@@ -110,6 +110,7 @@ def run(args) -> int:
     from ..align import pipeline
     from ..align.timemap import AlignOptions
     from ..timing import media, plot
+    from ..timing.media.write import audio_depth
 
     from ..errors import V2MError
 
@@ -129,6 +130,7 @@ def run(args) -> int:
     options = AlignOptions(max_stretch=args.max_stretch, edits=args.edits, slack=args.slack, start=args.start,
                            end_fade=args.end_fade, extend="silence" if args.pad_silence else "loop")
     with plan:
+        mux_plan = plan_video_output(args.video, out)  # copy or re-encode, decided before any work
         duration = media.probe_video(args.video).duration
         with Progress("hit points of the video", unit="frames") as bar:
             raw, hits, strengths = pipeline.video_hit_points(args.video, progress=bar)
@@ -136,18 +138,18 @@ def run(args) -> int:
             wave, sr, args.music = _generated(args, raw, hits, strengths, duration)
             if music_out:
                 media.write_audio(music_out, wave if wave.shape[0] <= 2 else wave[:2], sr,
-                                  layout="mono" if wave.shape[0] == 1 else "stereo", master=True)
+                                  layout="mono" if wave.shape[0] == 1 else "stereo", master=True, depth="float")
         else:
             wave, sr = media.decode_audio(args.music)
         with Progress("aligning the music", unit="pieces") as bar:
             result = pipeline.align_music(wave, sr, hits, duration, strengths=strengths, options=options,
                                           stretcher=args.stretcher, name=args.music, progress=bar)
         rate = result.sample_rate  # the rate the file holds (pipeline.delivery_rate)
-        media.mux_audio(args.video, result.audio, rate, out)
+        media.mux_audio(args.video, result.audio, rate, out, plan=mux_plan)
         if audio_out:
             layout = "mono" if result.audio.shape[0] == 1 else "stereo"
             audio = result.audio if result.audio.shape[0] <= 2 else result.audio[:2]
-            media.write_audio(audio_out, audio, rate, layout=layout, master=True)
+            media.write_audio(audio_out, audio, rate, layout=layout, master=True, depth="float")  # float: keep it
         cuts, label, note = _report_cuts(args.video, args.cuts)
         # the report is the file's: its audio decoded back (AAC, mastered), at the rate it holds
         delivered, file_rate = media.decode_audio(out)
@@ -159,5 +161,6 @@ def run(args) -> int:
         if js:
             write_json(js, {"video": args.video, "music": args.music, "out": out, **result.summary(), "sync": sync})
     print(text)
-    print(f"aligned {args.music} to {args.video} -> {out}" + (f" (music: {audio_out})" if audio_out else ""))
+    print(f"aligned {args.music} to {args.video} -> {out}"
+          + (f" (music: {audio_out}, {audio_depth(audio_out, 'float')})" if audio_out else ""))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..timing import curves
-from ..timing.spec import CurveSpec
+from ..timing.spec import MAX_CURVE_LENGTH, CurveSpec
 from ..errors import V2MError
 from ._common import add_smoothing_argument, OutputPlan, number, write_json
 from ._pipeline import add_encoder_arguments, curve_document, video_curve
@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_encoder_arguments(p)
     p.add_argument("--rate", type=number(float, 0, MAX_RATE, lo_open=True), default=curves.SAO_LATENT_RATE,
                    help=f"output rate in Hz, at most {MAX_RATE:g} (default: Stable Audio latents, 44100/2048)")
-    p.add_argument("--length", type=number(int, 0, 10_000_000), default=0,
+    p.add_argument("--length", type=number(int, 0, MAX_CURVE_LENGTH), default=0,
                    help=f"exact number of output samples (overrides --rate; at most {MAX_RATE:g} per second of video)")
     add_smoothing_argument(p, default=curves.DEFAULT_SMOOTHING_SECONDS)
     p.add_argument("--min-gap", type=number(float, 0, 60), default=0.25, help="minimum seconds between hit points")

@@ -16,13 +16,13 @@ generation and makes the curve audible instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 
 import numpy as np
 
 from ...model_io.folders import DEMO_CHECKPOINT  # the bundled demo model
-from ._common import (REDO_SUFFIX, OutputPlan, Progress, add_sampling_arguments, number, sampling_settings,
-                      write_json)
+from ._common import REDO_SUFFIX, OutputPlan, Progress, add_sampling_arguments, number, resolve_sampling, write_json
 from ._pipeline import curve_document, redo_with_progress, sample_with_progress
 
 NAME = "demo"
@@ -102,6 +102,23 @@ def _report(result: dict, peaks, truth, fps: float, files) -> None:
         print(f"  {label:18s} {path}")
 
 
+def _choose_container(video: str, stem: str):
+    """(mux plan, extension) for muxing ``video`` into ``stem`` + .mp4, .mov or .mkv: the first that takes a
+    stream copy, said in the plan's note when it is not .mp4; .mp4 with a re-encode when none does."""
+    from ..timing import media
+
+    first = media.plan_mux(video, stem + ".mp4")
+    if first.copy:
+        return first, ".mp4"
+    for ext in (".mov", ".mkv"):
+        other = media.plan_mux(video, stem + ext)
+        if other.copy:
+            note = (f"{os.path.basename(video)}: {other.codec} video cannot be copied into .mp4, "
+                    f"so the video with music is written as {ext} (stream copy)")
+            return dataclasses.replace(other, note=note), ext
+    return first, ".mp4"
+
+
 def run(args) -> int:
     from .. import examples, generate
     from ..timing import curves, encoders, media, plot
@@ -114,10 +131,20 @@ def run(args) -> int:
     video = args.video or plan.file(os.path.join(out, "demo_clip.mp4"), "the demo clip", create_parent=True)
     curve_json = plan.file(os.path.join(out, "curve.json"), "the curve JSON", create_parent=True)
     png = plan.file(os.path.join(out, "curve.png"), "the curve plot", create_parent=True)
-    muxed = plan.file(os.path.join(out, "demo_with_soundtrack.mp4" if args.sonify else "demo_with_music.mp4"),
-                      "the video with music", create_parent=True)
+    stem = "demo_with_soundtrack" if args.sonify else "demo_with_music"
+    # a video of the user's: the container its stream can be copied into (.mp4 first), said when not .mp4
+    mux_plan, ext = (_choose_container(args.video, os.path.join(out, stem)) if args.video else (None, ".mp4"))
+    muxed = plan.file(os.path.join(out, stem + ext), "the video with music", create_parent=True)
     sidecar = None if args.sonify else plan.file(muxed + REDO_SUFFIX, "the redo file", create_parent=True)
     with plan:
+        gen = None
+        if not args.sonify:  # the model first: a bad checkpoint fails before anything is written
+            ckpt = args.checkpoint or DEMO_CHECKPOINT
+            gen = generate.load_music_model(ckpt, text_encoder=args.text_encoder)
+            settings = resolve_sampling(gen, args, ckpt)  # bad settings fail before any work, naming the file
+            notes = generate.model_notes(gen)
+        if mux_plan is not None and mux_plan.note:
+            print(f"note: {mux_plan.note}")
         truth = None
         if not args.video:
             clip = examples.make_cut_clip(video, cut_times=[c for c in DEMO_CUTS if c < args.duration],
@@ -125,12 +152,7 @@ def run(args) -> int:
             truth = clip.cut_times
             print(f"generated {video}: {args.duration:g} s at {args.fps:g} fps with cuts at "
                   + ", ".join(f"{c:.3f}" for c in truth))
-        gen = None
-        if not args.sonify:
-            ckpt = args.checkpoint or DEMO_CHECKPOINT
-            gen = generate.load_music_model(ckpt, text_encoder=args.text_encoder)
-            settings = generate.resolve_sampling(gen, sampling_settings(args))  # bad settings fail before any work
-            notes = generate.model_notes(gen)
+        if gen is not None:
             print(f"model: {ckpt}" + "".join(f"\n  note: {n}" for n in notes))
         spec = gen.curve_spec if gen else CurveSpec(encoder="pixels", rate=curves.SAO_LATENT_RATE)
         with Progress("encoding frames", unit="frames") as bar:
@@ -140,7 +162,7 @@ def run(args) -> int:
         if gen is None:
             latent_curve = CurveSpec(rate=curves.SAO_LATENT_RATE).smooth(raw)
             wave, sr = sonify(latent_curve, peaks, raw.duration), 44100
-            media.mux_audio(video, wave, sr, muxed)
+            media.mux_audio(video, wave, sr, muxed, plan=mux_plan)
         else:
             if args.only_window is None:
                 sampled = sample_with_progress(gen, raw, settings, prompt=args.prompt)
@@ -151,7 +173,7 @@ def run(args) -> int:
             if len(windows) > 1:
                 marks = [("windows", windows.starts), ("joins", windows.joins)]
             spool = generate.decode_to_spool(gen, lat, raw.duration)  # closed (deleted) after scoring
-            media.mux_audio(video, spool, sr, muxed)
+            media.mux_audio(video, spool, sr, muxed, plan=mux_plan)
             generate.save_redo(sidecar, gen, sampled)
             wave = spool  # scored as a stream
         write_json(curve_json, curve_document(video, raw, latent_curve, peaks))

@@ -29,6 +29,23 @@ def add_arguments(p) -> None:
                    help="SCH hit tolerance in seconds, at most 2 (paper: 0.1)")
     p.add_argument("--shifts", type=number(int, 1, 10_000), default=200,
                    help="circular beat shifts averaged for the SCH chance level (1–10000, default 200)")
+    p.add_argument("--audio-track", default="all", metavar="all|N",
+                   help="which audio track of each video is the music: all (default: each track scored on its own "
+                        "row, labelled [audio N] when a file has several) or N (1 = the first)")
+
+
+def _track_choice(text: str):
+    from ..errors import V2MError
+
+    if text == "all":
+        return "all"
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 64:
+        raise V2MError(f"--audio-track must be 'all' or a track number 1–64, got {text!r}")
+    return n
 
 
 def run(args) -> int:
@@ -52,12 +69,32 @@ def run(args) -> int:
     for i, r in enumerate(refs or []):
         plan.input(r, f"reference music {i + 1}")
     out = plan.file(args.json, "--json", extensions=(".json",)) if args.json else None
+    choice = _track_choice(args.audio_track)
     with plan:
+        from ..timing.media.audio import audio_track_count
+
+        counts = [audio_track_count(v) for v in videos]  # the choice checked for every file before any scoring
+        if choice != "all":
+            short = [f"{v!r} has {n}" for v, n in zip(videos, counts) if 0 < n < choice]
+            if short:
+                raise V2MError(f"--audio-track {choice}: {', '.join(short)} audio track(s)")
+        for v, n in zip(videos, counts):
+            if n > 1:
+                which = "each is scored on its own row" if choice == "all" else f"track {choice} is scored"
+                print(f"note: {v} has {n} audio tracks: {which} (--audio-track chooses)")
         results = []
         with Progress("evaluating videos", len(videos), unit="videos") as bar:
-            for i, video in enumerate(videos):
-                results.append(report.evaluate_video(video, reference_music=refs[i] if refs else None,
-                                                     tolerance=args.tolerance, n_shifts=args.shifts))
+            for i, (video, n) in enumerate(zip(videos, counts)):
+                tracks = [choice - 1] if choice != "all" else list(range(max(1, n)))
+                cuts = None
+                for t in tracks:
+                    r = report.evaluate_video(video, reference_music=refs[i] if refs else None,
+                                              tolerance=args.tolerance, n_shifts=args.shifts,
+                                              audio_track=t if n else 0, cuts=cuts)
+                    cuts = r["cuts"]
+                    if n > 1:
+                        r["audio_track"] = t + 1
+                    results.append(r)
                 bar(i + 1)
         print(report.format_table(results))
         if out:

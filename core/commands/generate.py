@@ -7,7 +7,7 @@ import os
 import sys
 
 from ._common import (AUDIO_OUT, REDO_SUFFIX, VIDEO_OUT, OutputPlan, Progress, add_sampling_arguments, number,
-                      sampling_settings)
+                      plan_video_output, resolve_sampling)
 from ._pipeline import add_encoder_arguments, agreement_notes, redo_with_progress, sample_with_progress, video_curve
 
 NAME = "generate"
@@ -41,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from .. import generate
     from ..timing import media
+    from ..timing.media.write import audio_depth
 
     plan = OutputPlan()
     for path, label in ((args.video, "input video"), (args.checkpoint, "--checkpoint"), (args.codec, "--codec"),
@@ -50,10 +51,11 @@ def run(args) -> int:
     audio_out = plan.file(args.audio_out, "--audio-out", extensions=AUDIO_OUT) if args.audio_out else None
     sidecar = plan.file(out + REDO_SUFFIX, "the redo file (latents and windows of this run)")
     with plan:
+        mux_plan = plan_video_output(args.video, out)  # copy or re-encode, decided before any work
         gen = generate.load_music_model(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec,
                                         device=args.device, precision=args.precision, lora=args.lora,
                                         lora_strength=args.lora_strength)
-        settings = generate.resolve_sampling(gen, sampling_settings(args))  # bad settings fail before any work
+        settings = resolve_sampling(gen, args, args.checkpoint)  # bad settings fail before any work, naming the file
         # The curve must come from the encoder the checkpoint's curve spec names (training used it).
         for note in agreement_notes(gen, args.encoder):
             print(f"v2m-zero generate: warning: {note}", file=sys.stderr)
@@ -66,13 +68,13 @@ def run(args) -> int:
                                          negative_prompt=args.negative_prompt)
         lat, duration = sampled.latents, sampled.job.duration
         with Progress("decoding and muxing"), generate.decode_to_spool(gen, lat, duration) as spool:
-            out = media.mux_audio(args.video, spool, gen.sample_rate, out)
+            out = media.mux_audio(args.video, spool, gen.sample_rate, out, plan=mux_plan)
             if audio_out:
                 media.write_audio(audio_out, spool, gen.sample_rate, layout="mono" if spool.channels == 1 else "stereo",
-                                  master=True)
+                                  master=True, depth="float")  # the music is float: keep its resolution
         generate.save_redo(sidecar, gen, sampled)
         print(f"music: {len(spool) / gen.sample_rate:.3f} s at "
               f"{gen.sample_rate} Hz for a {duration:.3f} s video -> {out}")
         if audio_out:
-            print(f"audio -> {os.path.abspath(audio_out)}")
+            print(f"audio -> {os.path.abspath(audio_out)} ({audio_depth(audio_out, 'float')})")
     return 0

@@ -20,8 +20,8 @@ KNOWN = ("dinov2-small", "dinov2-base", "dinov2-large", "dinov2-giant", "t5-base
 
 def _where_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--dir", default=None, help="models folder (default $V2M_MODELS_DIR): "
-                                               "files go to DIR/<kind>/<name>/")
+    g.add_argument("--dir", default=None, help="models folder (default $V2M_MODELS_DIR, else a per-user folder that "
+                                               "`models list` prints): files go to DIR/<kind>/<name>/")
     g.add_argument("--comfyui", default=None, metavar="COMFYUI_ROOT",
                    help="a ComfyUI folder: models/v2m/<kind>/ (SAO 1.0 into models/checkpoints/)")
 
@@ -73,8 +73,13 @@ def _list(args) -> int:
         print(json.dumps({"models": rows, "missing": [{"for": w, "missing": m, "note": n} for w, m, n in report]},
                          indent=1))
         return 0
-    root = where.get("root") or (args.comfyui and os.path.abspath(args.comfyui)) or os.environ.get("V2M_MODELS_DIR")
-    print(f"models folder: {root}" + ("" if where else " ($V2M_MODELS_DIR)"))
+    if where:
+        print(f"models folder: {where.get('root') or os.path.abspath(args.comfyui)}")
+    else:
+        from ...model_io.folders import user_models_root
+
+        root, why = user_models_root()
+        print(f"models folder: {os.path.abspath(root)} ({why})")
     for r in rows:
         print(f"  {r['name']:<22} {r['state']:<9} {r['size']:>7}  "
               f"{r['path'] if r['state'] != 'missing' else r['repo']}")

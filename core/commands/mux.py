@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import VIDEO_OUT, OutputPlan, number
+from ._common import VIDEO_OUT, OutputPlan, number, plan_video_output
 
 NAME = "mux"
 HELP = "put an audio file into a video at exactly the video's duration (video stream copied)"
@@ -28,8 +28,9 @@ def run(args) -> int:
     plan.input(args.audio, "input audio")
     out = plan.file(args.out, "--out", extensions=VIDEO_OUT)
     with plan:
+        mux_plan = plan_video_output(args.video, out)  # copy or re-encode, decided before decoding anything
         wave, sr = media.decode_audio(args.audio)
-        out = media.mux_audio(args.video, wave, sr, out, bitrate=args.bitrate)
+        out = media.mux_audio(args.video, wave, sr, out, bitrate=args.bitrate, plan=mux_plan)
         info = media.probe_video(out)
     print(f"muxed {args.audio} into {args.video} -> {out} ({info.duration:.3f} s, {info.frame_count} frames)")
     return 0

@@ -13,6 +13,8 @@ HELP = "encode music files (+ captions) into a training cache of codec latents a
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..timing.spec import CLIP_SECONDS_BOUNDS
+
     p.add_argument("data_dir", help="folder of music files (wav/flac/mp3/ogg/m4a) with <name>.txt captions "
                                     "or a captions.csv / captions.jsonl (file,caption)")
     p.add_argument("--out", required=True, help="cache folder (created; re-runs resume it)")
@@ -37,8 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-fallback", action="store_true",
                    help="with --preset sao1 / sa3: stop when no MusicFM weights are found instead of using log-mel "
                         "curves (the presets' fallback; a MusicFM file that is there but unreadable always stops)")
-    p.add_argument("--clip-seconds", type=number(float, 0.1, 600), default=None,
-                   help="clip length in seconds, 0.1–600 (default 32, the paper's)")
+    p.add_argument("--clip-seconds", type=number(float, *CLIP_SECONDS_BOUNDS), default=None,
+                   help=f"clip length in seconds, {CLIP_SECONDS_BOUNDS[0]:g}–{CLIP_SECONDS_BOUNDS[1]:g} "
+                        "(default 32, the paper's)")
     p.add_argument("--no-generated-captions", action="store_true",
                    help="files without a caption get '' instead of one generated from their tags and measured "
                         "tempo, key, loudness and brightness")

@@ -6,7 +6,6 @@ numpy, librosa and scenedetect are imported inside the functions that need them.
 
 from __future__ import annotations
 
-import os
 
 from ..timing.cuts import DEFAULT_SCENE_BACKEND, detect_cuts
 from .beats import LORIS_SAMPLE_RATE, beat_scores, f1_of_means, onset_times, tempo_deviation
@@ -14,17 +13,17 @@ from .files import require_file
 from .sch import beat_times, scene_cut_hit, sch_null
 
 
-def load_audio(path) -> tuple:
-    """Decode every channel at the file's own rate: ``(float32 [C, T], sr)``.
+def load_audio(path, track: int = 0) -> tuple:
+    """Decode every channel of one audio track (default the first) at the file's own rate: ``(float32 [C, T], sr)``.
 
     Raises ``MediaError`` when the file has no audio stream.
     """
     from ..timing import media
 
-    return media.decode_audio(require_file(path, "audio"))
+    return media.decode_audio(require_file(path, "audio"), track=track)
 
 
-def load_mono(path) -> tuple:
+def load_mono(path, track: int = 0) -> tuple:
     """``(mono float32 [T], sr)``: the channel mean at the native rate, as Algorithm 1's
     ``torchaudio.load(path)`` followed by ``x.mean(0)``.
 
@@ -33,7 +32,7 @@ def load_mono(path) -> tuple:
     """
     import numpy as np
 
-    wave, sr = load_audio(path)
+    wave, sr = load_audio(path, track)
     wave = np.asarray(wave, dtype=np.float32)
     if wave.ndim == 2:
         wave = wave.mean(axis=0)
@@ -66,6 +65,8 @@ def evaluate_video(
     seed: int = 0,
     cut_detector: str = "scenedetect",
     detector_options: dict | None = None,
+    audio_track: int = 0,
+    cuts: list | None = None,
 ) -> dict:
     """Evaluate the music track of one video.
 
@@ -76,6 +77,8 @@ def evaluate_video(
     (``beat_scores`` at 0.2 s on 22.05 kHz audio, as LORIS) and ``td`` (BPM).
     An audio-less video gives ``sch=None`` and a note, not an exception. ``cut_detector`` other
     than ``"scenedetect"`` (Algorithm 1's) names another detector of ``core.timing.cuts``.
+    ``audio_track``: which audio stream is the music (its index; default the first); ``cuts``: the
+    video's cuts when already detected (scoring another track of the same file).
     """
     import numpy as np
 
@@ -102,7 +105,9 @@ def evaluate_video(
 
     info = media.probe_video(path)
     result["duration"] = round(float(info.duration), 6)
-    if cut_detector == "scenedetect":
+    if cuts is not None:
+        cuts = list(cuts)
+    elif cut_detector == "scenedetect":
         cuts = detect_cuts(path, "scenedetect", backend=backend)
     else:
         cuts = detect_cuts(path, cut_detector, **dict(detector_options or {}))
@@ -112,10 +117,10 @@ def evaluate_video(
         result["note"] = "no audio track: nothing to score"
         return result
     if reference_music is None:  # streamed: the track is never in memory whole (an hour-long video scores flat)
-        n, peak, sr, beats = _stream_beats(path)
+        n, peak, sr, beats = _stream_beats(path, audio_track)
         wave = None
     else:
-        wave, sr = load_mono(path)
+        wave, sr = load_mono(path, audio_track)
         n, peak = wave.size, float(np.max(np.abs(wave))) if wave.size else 0.0
         beats = beat_times(wave, sr)
     # Beats live on the audio's clock: the circular shifts of sch_null wrap at its length.
@@ -140,7 +145,7 @@ def evaluate_video(
     return result
 
 
-def _stream_beats(path) -> tuple:
+def _stream_beats(path, track: int = 0) -> tuple:
     """(samples, peak, sr, beat times) of a file's mono mix (the channel mean, as :func:`load_mono`),
     read twice as a stream by :func:`.sch.beat_times_stream`."""
     import numpy as np
@@ -148,7 +153,7 @@ def _stream_beats(path) -> tuple:
     from ..timing import media
     from .sch import beat_times_stream
 
-    sr, _channels, chunks = media.iter_audio(require_file(path, "audio"))
+    sr, _channels, chunks = media.iter_audio(require_file(path, "audio"), track=track)
     n, peak = 0, 0.0
     for c in chunks():
         n += c.shape[1]
@@ -182,8 +187,15 @@ def _fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
+def result_label(r: dict) -> str:
+    """How a table names a result: the video's path as given (relative stays relative, so files of one name in
+    different folders differ), with its audio track when the file holds several."""
+    label = str(r.get("video", ""))
+    return f"{label} [audio {r['audio_track']}]" if r.get("audio_track") else label
+
+
 def format_table(results) -> str:
-    """A plain-text table, one row per video and a last row of means."""
+    """A plain-text table, one row per video (per audio track when a file has several) and a last row of means."""
     results = list(results)
     has_ref = any("bcs" in r for r in results)
     header = ["video", "dur", "cuts", "beats", "SCH", "null", "SCH-null"]
@@ -193,7 +205,7 @@ def format_table(results) -> str:
     rows = []
     for r in results:
         row = [
-            os.path.basename(str(r.get("video", ""))),
+            result_label(r),
             _fmt(r.get("duration"), 2),
             _fmt(r.get("n_cuts")),
             _fmt(r.get("n_beats")),

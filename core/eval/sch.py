@@ -10,16 +10,22 @@ from __future__ import annotations
 from ..errors import V2MError
 
 
+#: librosa's onset-strength FFT size (beat_track's default): no beat in a shorter signal
+BEAT_N_FFT = 2048
+
+
 def beat_times(wave_mono, sr: int):
     """Beat times (s) of a mono signal: ``librosa.beat.beat_track`` + ``frames_to_time``.
 
     Keyword arguments only (librosa ≥0.10 made them keyword-only); the tempo (a scalar before
-    0.10, an array after) is not used. A silent or empty signal gives an empty array.
+    0.10, an array after) is not used. A silent or empty signal gives an empty array, and so does one
+    shorter than the onset envelope's analysis window (2048 samples: a 2-frame video's music), where
+    librosa would only warn that its FFT is too large and find nothing.
     """
     import numpy as np
 
     y = np.ascontiguousarray(np.asarray(wave_mono, dtype=np.float32).reshape(-1))
-    if y.size == 0 or not np.any(y):
+    if y.size < BEAT_N_FFT or not np.any(y):
         return np.zeros(0, dtype=np.float64)
     import librosa
 

@@ -33,6 +33,10 @@ _KNOWN = {"encoder", "encoder_options", "music_encoder", "music_encoder_spec", "
 #: Bounds of a Hann smoothing kernel in seconds, everywhere one is given (CLI, nodes, configs):
 #: 0 = no smoothing; a kernel over a minute smooths every cut away.
 MAX_SMOOTHING_SECONDS = 60.0
+#: Training clip lengths in seconds (``prepare --clip-seconds``; a checkpoint's ``curve.clip_seconds``).
+CLIP_SECONDS_BOUNDS = (0.1, 600.0)
+#: Curve points at most (``curve --length``; a checkpoint's ``curve.length``).
+MAX_CURVE_LENGTH = 10_000_000
 #: Two kernels closer than this (seconds) are the same smoothing (a checkpoint's vs a curve's or a cache's).
 SMOOTHING_TOLERANCE = 1e-3
 

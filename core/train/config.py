@@ -77,6 +77,17 @@ def resolve_config(config: Mapping[str, Any], base_dir: str | os.PathLike | None
     if bool(cfg["model"]["from_checkpoint"]) == bool(cfg["model"]["from_config"]):
         raise V2MError("training config: give exactly one of model.from_checkpoint (a V2M checkpoint) or "
                        "[model.from_config] (make_model_config fields)")
+    if isinstance(cfg["model"]["from_config"], Mapping):  # the DiT's sizes, bounded like a checkpoint's
+        from ..model.bounds import DIT_CONFIG_BOUNDS, check_numbers
+
+        try:
+            check_numbers(cfg["model"]["from_config"], DIT_CONFIG_BOUNDS, source="training config",
+                          prefix="model.from_config.", fix="fix the config")
+        except V2MError as exc:
+            raise V2MError(str(exc)) from None
+    for key, val, lo, hi in (("text.max_length", cfg["text"]["max_length"], 1, 4096),):
+        if isinstance(val, bool) or not isinstance(val, int) or not lo <= val <= hi:
+            raise V2MError(f"training config: {key} must be a whole number in {lo}…{hi}, got {val!r}")
     t, o = cfg["train"], cfg["optim"]
     v = cfg["validation"]
     for key, val, hi in (("train.batch_size", t["batch_size"], 65_536), ("train.grad_accum", t["grad_accum"], 4096),

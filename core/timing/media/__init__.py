@@ -11,7 +11,8 @@ that is exactly N / fps.
 from .audio import decode_audio, fit_length, iter_audio, resample_audio
 from .frames import FrameBatch, iter_frames, prefetch
 from .probe import VideoInfo, probe_video
-from .write import as_rate, atomic_output, mux_audio, write_audio, write_video
+from .mux import MuxPlan, mux_audio, plan_mux
+from .write import as_rate, atomic_output, write_audio, write_video
 
 __all__ = [
     "VideoInfo",
@@ -24,6 +25,8 @@ __all__ = [
     "resample_audio",
     "fit_length",
     "mux_audio",
+    "plan_mux",
+    "MuxPlan",
     "write_video",
     "write_audio",
     "as_rate",

@@ -21,8 +21,21 @@ def _packed_to_planar(chunk: np.ndarray, channels: int) -> np.ndarray:
     return chunk.reshape(-1, channels).T
 
 
-def decode_audio(src, *, sample_rate: int | None = None, channels: int | None = None) -> tuple[np.ndarray, int]:
-    """Decode the first audio stream to float32 ``[C, T]`` in [-1, 1]; returns (wave, sample_rate).
+def audio_track_count(src) -> int:
+    """How many audio streams (tracks) the file holds (0 for none)."""
+    name = source_name(src)
+    container = open_input(src, name, need="any")
+    try:
+        return len(container.streams.audio)
+    finally:
+        container.close()
+        rewind(src)
+
+
+def decode_audio(src, *, sample_rate: int | None = None, channels: int | None = None,
+                 track: int = 0) -> tuple[np.ndarray, int]:
+    """Decode one audio stream (``track``: its index among the audio streams; default the first) to float32
+    ``[C, T]`` in [-1, 1]; returns (wave, sample_rate).
 
     channels: 1 = mono, 2 = stereo (downmixed by libswresample, e.g. from 5.1), None = keep the
     file's channels. sample_rate: None keeps the file's rate. Raises MediaError if the file has
@@ -38,7 +51,10 @@ def decode_audio(src, *, sample_rate: int | None = None, channels: int | None = 
     name = source_name(src)
     container = open_input(src, name, need="audio")
     try:
-        stream = container.streams.audio[0]
+        if not 0 <= int(track) < len(container.streams.audio):
+            raise MediaError(f"{name!r} has {len(container.streams.audio)} audio track(s): there is no track "
+                             f"{int(track) + 1}")
+        stream = container.streams.audio[int(track)]
         ctx = stream.codec_context
         in_rate = int(ctx.sample_rate or stream.rate or 0)
         in_layout = ctx.layout
@@ -89,15 +105,18 @@ def decode_audio(src, *, sample_rate: int | None = None, channels: int | None = 
         rewind(src)
 
 
-def iter_audio(src, *, hold: int = 8192):
-    """The first audio stream at its own rate and channels, streamed: ``(sample_rate, channels,
-    chunks)`` where ``chunks()`` yields float32 ``[C, n]`` pieces (a fresh pass over the file per
-    call) that add up to exactly what :func:`decode_audio` returns, without holding the whole
-    track: the encoder padding of the last packet is trimmed by holding back ``hold`` samples."""
+def iter_audio(src, *, track: int = 0, hold: int = 8192):
+    """One audio stream (``track``: its index among the audio streams) at its own rate and channels,
+    streamed: ``(sample_rate, channels, chunks)`` where ``chunks()`` yields float32 ``[C, n]``
+    pieces (a fresh pass over the file per call) that add up to exactly what :func:`decode_audio`
+    returns, without holding the whole track: the encoder padding of the last packet is trimmed by holding back ``hold`` samples."""
     name = source_name(src)
     container = open_input(src, name, need="audio")
     try:
-        stream = container.streams.audio[0]
+        if not 0 <= int(track) < len(container.streams.audio):
+            raise MediaError(f"{name!r} has {len(container.streams.audio)} audio track(s): there is no track "
+                             f"{int(track) + 1}")
+        stream = container.streams.audio[int(track)]
         ctx = stream.codec_context
         in_rate = int(ctx.sample_rate or stream.rate or 0)
         in_channels = int(ctx.channels or 0)
@@ -110,7 +129,7 @@ def iter_audio(src, *, hold: int = 8192):
     def chunks():
         container = open_input(src, name, need="audio")
         try:
-            stream = container.streams.audio[0]
+            stream = container.streams.audio[int(track)]
             resampler = av.AudioResampler(format="flt", layout=layout, rate=in_rate)
             sample_exact = stream.time_base is not None and in_rate and stream.time_base == Fraction(1, in_rate)
             pending: list[np.ndarray] = []

@@ -13,7 +13,7 @@ import numpy as np
 
 from ...errors import MediaError
 from .probe import PacketClock, check_complete, decode_order_durations, stream_fps
-from .source import open_input, rewind, source_name
+from .source import open_input, rewind, source_name, video_stream
 
 
 @dataclass
@@ -118,7 +118,7 @@ def _iter_frames(src, name, size, sample_fps, batch, threads, stats) -> Iterator
     # A generator: the file is opened (and validated) on the first next().
     container = open_input(src, name, need="video")
     try:
-        vs = container.streams.video[0]
+        vs = video_stream(container)
         if threads:
             vs.thread_type = "AUTO"
         tb = vs.time_base or Fraction(1, 90000)

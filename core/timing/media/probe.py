@@ -13,7 +13,7 @@ from fractions import Fraction
 import av
 
 from ...errors import MediaError
-from .source import open_input, rewind, source_name
+from .source import open_input, rewind, source_name, video_stream
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def probe_video(src) -> VideoInfo:
     name = source_name(src)
     container = open_input(src, name, need="video")
     try:
-        vs = container.streams.video[0]
+        vs = video_stream(container)
         tb = vs.time_base or Fraction(1, 90000)
         tb = Fraction(tb.numerator, tb.denominator)
         rate = stream_fps(vs)
@@ -210,7 +210,7 @@ def copy_timing(src, info: VideoInfo) -> CopyTiming:
     name = source_name(src)
     container = open_input(src, name, need="video")
     try:
-        vs = container.streams.video[0]
+        vs = video_stream(container)
         tb = Fraction(vs.time_base.numerator, vs.time_base.denominator) if vs.time_base else Fraction(1, 90000)
         decode_pts = [int(p.pts) for p in container.demux(vs) if p.size and p.pts is not None]
     except av.FFmpegError as exc:

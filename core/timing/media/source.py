@@ -45,6 +45,26 @@ def check_source(src, name: str) -> None:
         raise MediaError(f"Media stream {name!r} is empty (0 bytes). Re-export or re-copy the file.")
 
 
+def is_attached_picture(stream) -> bool:
+    """Whether a video stream is a still attached to the file (cover art of an mp3/m4a/flac), not video."""
+    flag = getattr(getattr(av.stream, "Disposition", None), "attached_pic", 1024)
+    try:
+        return bool(int(stream.disposition) & int(flag))
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def video_streams(container) -> list:
+    """The container's video streams that are moving pictures (attached pictures left out)."""
+    return [s for s in container.streams.video if not is_attached_picture(s)]
+
+
+def video_stream(container):
+    """The first moving-picture video stream (see :func:`video_streams`); None when there is none."""
+    streams = video_streams(container)
+    return streams[0] if streams else None
+
+
 def open_input(src, name: str, need: str = "video"):
     """Open `src` for reading; raise MediaError naming the file if it is unusable.
 
@@ -59,10 +79,14 @@ def open_input(src, name: str, need: str = "video"):
             "truncated or corrupt (e.g. an incomplete download or copy); re-export or re-download it."
         ) from exc
     try:
-        if need == "video" and not container.streams.video:
-            kinds = "an audio-only file" if container.streams.audio else "a file without video"
+        if need == "video" and not video_streams(container):
+            if container.streams.video:  # only cover art: an audio file with a picture, not a video
+                kinds = ("only an attached picture: an audio file with cover art" if container.streams.audio
+                         else "only an attached picture, a still image")
+            else:
+                kinds = "it is an audio-only file" if container.streams.audio else "it is a file without video"
             raise MediaError(
-                f"{name!r} has no video stream (it is {kinds}). "
+                f"{name!r} has no video stream ({kinds}). "
                 "Pass a video file; for music/audio use the audio inputs."
             )
         if need == "audio" and not container.streams.audio:

@@ -1,7 +1,7 @@
-"""Writing media atomically: mux music into a video at its exact length, encode frames, write audio files.
+"""Writing media atomically: encode frames, write audio files, and the AAC track the mux (:mod:`.mux`) shares.
 
 Length contract: the audio is fitted to exactly the video's duration as `probe_video` measures it
-(see `mux_audio`); outputs are written to a temporary file beside the target and renamed.
+(see `.mux.mux_audio`); outputs are written to a temporary file beside the target and renamed.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from ...errors import MediaError
 from ...outputs import CONTAINERS, VIDEO_OUT, same_file
 from .audio import downmix_stereo, fit_length, resample_audio
 from .levels import fit_for_aac, limit_true_peak
-from .probe import copy_timing, probe_video
-from .source import open_input, rewind, source_name
-from .stream import AudioSpool, master_stream, mux_rate
+from .stream import AudioSpool, master_stream
 
 
 _CONTAINER_FORMATS = {ext: fmt for ext, fmt in CONTAINERS.items() if ext != ".aac"}  # (raw AAC holds no video)
@@ -163,98 +161,6 @@ def _mov_options(fmt: str, video_time_base) -> dict:
 
 def _same_file(src, out_path: str) -> bool:
     return isinstance(src, (str, os.PathLike)) and same_file(src, out_path)
-
-
-def _mastered(video, audio, sample_rate, out_path: str, bitrate: int):
-    """The soundtrack fitted to the video and mastered for AAC: (samples or chunks, rate, n, channels, info)."""
-    if isinstance(audio, AudioSpool):
-        info = probe_video(video)
-        sr = mux_rate(audio.sample_rate)
-        n_total = int(round(info.duration * sr))
-        chunks, sr, channels = master_stream(audio, n_total, rate=sr, bitrate=bitrate, where=out_path)
-        return chunks(), sr, n_total, channels, info
-    wave, sr = _prepare_audio(audio, sample_rate, out_path)
-    info = probe_video(video)
-    n_total = int(round(info.duration * sr))
-    return fit_for_aac(fit_length(wave, n_total), sr, bitrate=bitrate, where=out_path), sr, n_total, None, info
-
-
-def mux_audio(video, audio, sample_rate: int, out_path, *, bitrate: int = 192_000) -> str:
-    """Write `video`'s video stream (packets copied, no re-encode) with `audio` as AAC to out_path.
-
-    The video keeps every frame with the same timestamps; any audio the input had is dropped.
-    The audio (mono or stereo; more channels are downmixed; rates other than 44100/48000 are
-    resampled to 48000) is fitted to exactly the video's duration per `probe_video`:
-    n = round(duration * sr) samples are encoded, padding with silence or trimming, starting at
-    the first video frame. "Exactly" means: the encoded sample count and the audio stream's
-    duration in the container are n samples; decoding the file back gives n samples up to AAC
-    framing (priming/padding), i.e. within +-1024 samples of n; for MP4/MOV output, whose
-    timestamps are sample-exact, `decode_audio` trims the padding and returns exactly n. (MKV
-    stores milliseconds, so there the video duration itself is exact only to 1 ms.) The output
-    timeline starts at the first frame: a video whose first pts is t0 != 0 is shifted by -t0,
-    every interval unchanged (otherwise the AAC priming would delay the music). Written atomically (temp file
-    + os.replace); the input is never modified and out_path may not be the input. Returns the
-    absolute output path. ``audio`` may be an :class:`~.stream.AudioSpool` (a long soundtrack on
-    disk): it is then mastered and muxed chunk by chunk, in flat memory (``sample_rate`` is the
-    spool's).
-    """
-    out_path = os.path.abspath(os.fspath(out_path))
-    name = source_name(video)
-    if _same_file(video, out_path):
-        raise MediaError(f"Output path {out_path!r} is the input video {name!r}; choose a different output file.")
-    fmt = _container_format(out_path)
-    bitrate = check_bitrate(bitrate)
-    wave, sr, n_total, channels, info = _mastered(video, audio, sample_rate, out_path, bitrate)
-    timing = copy_timing(video, info)
-    with atomic_output(out_path) as tmp:
-        inp = open_input(video, name, need="video")
-        try:
-            ivs = inp.streams.video[0]
-            with av.open(tmp, mode="w", format=fmt, options=_mov_options(fmt, ivs.time_base)) as out:
-                if hasattr(out, "add_stream_from_template"):
-                    ovs = out.add_stream_from_template(ivs)
-                else:  # PyAV < 14
-                    ovs = out.add_stream(template=ivs)
-                for key in [k for k in ovs.metadata if k.upper() == "DURATION"]:
-                    del ovs.metadata[key]  # a copied header duration can be stale; the muxer writes the true one
-                track = _AacTrack(out, wave, sr, n_total, 0.0, bitrate, channels=channels)
-                itb = ivs.time_base
-                # The output timeline starts at the first frame: a video starting at t0 != 0 is
-                # shifted by -t0 (all intervals unchanged). With a non-zero start the MP4 muxer
-                # would not mark the AAC priming samples for removal and the music would play
-                # ~21 ms late.
-                shift = int(round(Fraction(info.start_time) / Fraction(itb))) if itb else 0
-                mov = fmt in ("mp4", "mov")
-                index = 0
-                try:
-                    for packet in inp.demux(ivs):
-                        if packet.size == 0:
-                            continue
-                        # every frame lasts until the next one is shown (the last: as probed) and
-                        # decode-order gaps equal those durations, so the container and the stream
-                        # report the input's duration, and muxing the output again changes nothing
-                        if packet.pts is not None and index < len(timing.dts):
-                            packet.dts = timing.dts[index]
-                            last = index == len(timing.dts) - 1
-                            packet.duration = timing.last_duration if (mov and last) else timing.durations[packet.pts]
-                        index += 1
-                        if shift:
-                            if packet.pts is not None:
-                                packet.pts -= shift
-                            if packet.dts is not None:
-                                packet.dts -= shift
-                        stamp = packet.dts if packet.dts is not None else packet.pts
-                        if stamp is not None:
-                            track.push_until(float(stamp * itb))
-                        packet.stream = ovs
-                        out.mux(packet)
-                except av.FFmpegError as exc:
-                    raise MediaError(f"{name!r} is truncated or corrupt: copying its video failed ({exc}).") from exc
-                track.finish()
-        finally:
-            inp.close()
-            rewind(video)
-    return out_path
 
 
 def as_rate(fps) -> Fraction:
@@ -411,7 +317,24 @@ _AUDIO_CODECS = {".m4a": ("aac", "mp4"), ".mp4": ("aac", "mp4"), ".aac": ("aac",
                  ".wav": ("pcm_s16le", "wav"), ".flac": ("flac", "flac"), ".mka": ("aac", "matroska")}
 
 
-def write_audio(path, wave, sample_rate: int, *, layout: str = "stereo", master: bool = False) -> str:
+#: ``write_audio(…, depth="float")``: the codec (and sample format) that keeps float music's resolution
+_FLOAT_CODECS = {".wav": ("pcm_f32le", None), ".flac": ("flac", "s32")}
+
+
+def audio_depth(path, depth: str = "s16") -> str:
+    """How ``write_audio(path, …, depth=depth)`` stores samples, in words (for reports)."""
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if depth == "float" and ext == ".wav":
+        return "32-bit float WAV"
+    if depth == "float" and ext == ".flac":
+        return "24-bit FLAC (FLAC holds no float samples)"
+    if ext in (".wav", ".flac"):
+        return f"16-bit {ext[1:].upper()}"
+    return "AAC"
+
+
+def write_audio(path, wave, sample_rate: int, *, layout: str = "stereo", master: bool = False,
+                depth: str = "s16") -> str:
     """Write an audio-only file (.m4a/.aac AAC, .wav PCM, .flac, .mka) from float [C, T]; returns its path.
 
     layout: an FFmpeg layout name ("mono", "stereo", "5.1", ...); wave's channel count must match.
@@ -419,12 +342,19 @@ def write_audio(path, wave, sample_rate: int, *, layout: str = "stereo", master:
     -1 dBTP), never clipped. ``master=True`` (finished mono/stereo music) always brings the true
     peak below -1 dBTP, measured after encoding for AAC. ``wave`` may be an
     :class:`~.stream.AudioSpool`: it is then written chunk by chunk, in flat memory.
+    ``depth="float"`` keeps float music's resolution: 32-bit float WAV, 24-bit FLAC (default: 16-bit
+    PCM); :func:`audio_depth` says which in words.
     """
     path = os.path.abspath(os.fspath(path))
     ext = os.path.splitext(path)[1].lower()
     if ext not in _AUDIO_CODECS:
         raise MediaError(f"Unsupported audio extension {ext!r} for {path!r}; use one of {sorted(_AUDIO_CODECS)}.")
+    if depth not in ("s16", "float"):
+        raise MediaError(f"audio depth must be 's16' or 'float', got {depth!r}")
     codec, fmt = _AUDIO_CODECS[ext]
+    sample_fmt = None
+    if depth == "float" and ext in _FLOAT_CODECS:
+        codec, sample_fmt = _FLOAT_CODECS[ext]
     n_ch = av.AudioLayout(layout).nb_channels
     if isinstance(wave, AudioSpool):
         if wave.channels != n_ch:
@@ -433,7 +363,7 @@ def write_audio(path, wave, sample_rate: int, *, layout: str = "stereo", master:
             chunks = master_stream(wave, None, where=path, aac=master and codec == "aac")[0]()
         else:
             chunks = wave.chunks()
-        return _encode_audio_file(path, chunks, int(sample_rate), codec, fmt, layout, n_ch)
+        return _encode_audio_file(path, chunks, int(sample_rate), codec, fmt, layout, n_ch, sample_fmt)
     wave = np.asarray(wave, dtype=np.float32)
     if wave.ndim == 1:
         wave = wave[None]
@@ -447,13 +377,16 @@ def write_audio(path, wave, sample_rate: int, *, layout: str = "stereo", master:
     elif np.max(np.abs(wave), initial=0.0) > 1.0:  # never clip: limit what is above full scale
         wave = limit_true_peak(wave, int(sample_rate))
     chunks = (wave[:, i:i + 8192] for i in range(0, wave.shape[1], 8192))
-    return _encode_audio_file(path, chunks, int(sample_rate), codec, fmt, layout, n_ch)
+    return _encode_audio_file(path, chunks, int(sample_rate), codec, fmt, layout, n_ch, sample_fmt)
 
 
-def _encode_audio_file(path: str, chunks, sample_rate: int, codec: str, fmt: str, layout: str, n_ch: int) -> str:
+def _encode_audio_file(path: str, chunks, sample_rate: int, codec: str, fmt: str, layout: str, n_ch: int,
+                       sample_fmt: str | None = None) -> str:
     with atomic_output(path) as tmp:
         with av.open(tmp, mode="w", format=fmt) as out:
             stream = out.add_stream(codec, rate=sample_rate, layout=layout)
+            if sample_fmt:
+                stream.codec_context.format = sample_fmt
             if codec == "aac":
                 stream.bit_rate = 64_000 * n_ch
             pos = 0
