@@ -109,7 +109,8 @@ def iter_audio(src, *, track: int = 0, hold: int = 8192):
     """One audio stream (``track``: its index among the audio streams) at its own rate and channels,
     streamed: ``(sample_rate, channels, chunks)`` where ``chunks()`` yields float32 ``[C, n]``
     pieces (a fresh pass over the file per call) that add up to exactly what :func:`decode_audio`
-    returns, without holding the whole track: the encoder padding of the last packet is trimmed by holding back ``hold`` samples."""
+    returns, without holding the whole track: the encoder padding of the last packet is trimmed
+    by holding back ``hold`` samples."""
     name = source_name(src)
     container = open_input(src, name, need="audio")
     try:
