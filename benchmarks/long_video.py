@@ -20,6 +20,20 @@ and the second after. A seamless join ranks like any other place: mean rank ≈ 
 of joins above the 95th percentile.
 
     python benchmarks/long_video.py [--durations 10 60 180 300] [--short-clips 5] [--json out.json]
+
+Footage: with ``--footage`` (default when ``benchmarks/.cache/footage`` holds the clips that
+``real_footage.py`` fetches), each clip is a composite of real footage with a real cut every
+1–3 s, written frame by frame (never all frames in memory); otherwise the generated cut clips.
+
+Two more modes (issue 24):
+
+* ``--stages SECONDS``: where the CPU time of the main job goes, in one process, per stage
+  (``time.process_time``: CPU seconds of all threads): load, decode + curve, sampling, latent
+  decode (split into the mel inversion and Griffin-Lim for the demo's mel codec), mastering +
+  mux, scoring; plus the old NNLS mel inversion timed on the same latents for comparison.
+* ``--compare-norms SECONDS``: the seam statistics and SCH of the same clip generated with each
+  window's curve standardised on its own (as training clips) and as a slice of the whole
+  video's standardised curve.
 """
 
 from __future__ import annotations
@@ -62,6 +76,59 @@ print(json.dumps({"rc": rc, "wall": wall, "cpu": ru.ru_utime + ru.ru_stime - cpu
 """
 
 
+FOOTAGE = os.path.join(HERE, ".cache", "footage")
+
+
+def footage_clip(path: str, duration: float, rng, *, fps: int = 24, size=(160, 90)):
+    """A composite of real footage (``real_footage.Footage``) written frame by frame: shots of
+    1–3 s at random offsets of random clips, each boundary a real cut. Returns (path, duration, cuts)."""
+    import real_footage
+    from v2m_zero.core.timing.media import write_video
+
+    if not hasattr(footage_clip, "_footage"):
+        paths = {n: os.path.join(FOOTAGE, n) for n in real_footage.SOURCES}
+        footage_clip._footage = real_footage.Footage(paths, size=size)
+    foot = footage_clip._footage
+    n_frames = int(round(duration * fps))
+    cuts: list[float] = []
+
+    def frames():
+        i, prev = 0, None
+        while i < n_frames:
+            name = str(rng.choice([n for n in foot.clips if n != prev]))
+            clip, times = foot.clips[name]
+            length = float(rng.uniform(1.0, 3.0))
+            offset = float(rng.uniform(0, max(0.0, times[-1] - length)))
+            n = min(n_frames - i, max(1, int(round(length * fps))))
+            if n_frames - i - n < fps:  # no sliver of a shot at the end
+                n = n_frames - i
+            if i > 0:
+                cuts.append(round(i / fps, 6))
+            for k in range(n):
+                yield clip[min(int(np.searchsorted(times, offset + k / fps + 1e-6, side="right")) - 1, len(clip) - 1)]
+            i, prev = i + n, name
+
+    write_video(frames(), fps, path)
+    return path, n_frames / fps, cuts
+
+
+def have_footage() -> bool:
+    import real_footage
+
+    return all(os.path.isfile(os.path.join(FOOTAGE, n)) for n in real_footage.SOURCES)
+
+
+def make_clip(path: str, duration: float, rng, seed: int, footage: bool):
+    """(path, duration, cut times) of a test clip: real-footage composite or generated cuts."""
+    if footage:
+        return footage_clip(path, duration, rng)
+    from v2m_zero.core import examples
+
+    clip = examples.make_cut_clip(path, cut_times=cut_times(duration, rng), duration=duration, fps=24, size=(160, 90),
+                                  seed=seed)
+    return clip.path, clip.duration, list(clip.cut_times)
+
+
 def cut_times(duration: float, rng) -> list[float]:
     """The first cut at 0.5–2 s, then one every 1.5–3 s (uniform), none in the last 0.3 s."""
     out = [round(float(rng.uniform(0.5, 2.0)), 3)]
@@ -74,8 +141,15 @@ def cut_times(duration: float, rng) -> list[float]:
 
 
 def run_generate(video: str, out: str, args, *, window: float | None = None) -> dict:
-    argv = ["generate", video, "--checkpoint", args.checkpoint, "--steps", str(args.steps), "--cfg", str(args.cfg),
-            "--seed", str(args.seed), "--out", out + ".mp4", "--audio-out", out + ".wav"]
+    """``generate`` (or ``demo --video`` with ``--command demo``) in a fresh process; the music
+    is then at ``out + ".wav"`` (generate) or in ``out + "/demo_with_music.mp4"`` (demo)."""
+    own = [] if args.steps is None else ["--steps", str(args.steps)]
+    own += [] if args.cfg is None else ["--cfg", str(args.cfg)]
+    if args.command == "demo":
+        argv = ["demo", "--video", video, "--checkpoint", args.checkpoint, *own, "--seed", str(args.seed), "--out", out]
+    else:
+        argv = ["generate", video, "--checkpoint", args.checkpoint, *own, "--seed", str(args.seed),
+                "--out", out + ".mp4", "--audio-out", out + ".wav"]
     if window:
         argv += ["--window", str(window)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
@@ -84,6 +158,7 @@ def run_generate(video: str, out: str, args, *, window: float | None = None) -> 
         raise RuntimeError(p.stderr[-2000:])
     res = json.loads(p.stdout.strip().splitlines()[-1])
     res["log"] = [ln for ln in p.stderr.splitlines() if ln.startswith("windows:")]
+    res["music"] = os.path.join(out, "demo_with_music.mp4") if args.command == "demo" else out + ".wav"
     return res
 
 
@@ -118,20 +193,35 @@ def main(argv=None) -> int:
     ap.add_argument("--durations", type=float, nargs="+", default=[10.0, 60.0, 180.0, 300.0])
     ap.add_argument("--short-clips", type=int, default=5, help="extra 10 s clips for the short-clip SCH reference")
     ap.add_argument("--one-pass-max", type=float, default=60.0, help="also run one pass (no windows) up to this length")
-    ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--cfg", type=float, default=3.0)
+    ap.add_argument("--steps", type=int, default=None, help="default: the checkpoint's own")
+    ap.add_argument("--cfg", type=float, default=None, help="default: the checkpoint's own")
+    ap.add_argument("--command", choices=["generate", "demo"], default="generate",
+                    help="the job each clip runs in a fresh process (demo also scores, as a user sees it)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: a shared CPU is much faster so)")
     ap.add_argument("--skip-naive", action="store_true", help="only the windowed runs (time, CPU time, RSS)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--footage", action=argparse.BooleanOptionalAction, default=None,
+                    help="real-footage composites (default: when the footage cache is there)")
+    ap.add_argument("--stages", type=float, default=None, metavar="SECONDS",
+                    help="only: CPU seconds per stage of the main job on one clip of this length")
+    ap.add_argument("--compare-norms", type=float, default=None, metavar="SECONDS",
+                    help="only: seams and SCH with per-window vs whole-video curve standardisation")
     args = ap.parse_args(argv)
 
     import torch
 
-    from v2m_zero.core import examples, generate
+    from v2m_zero.core import generate
     from v2m_zero.core.timing import encoders, media
 
     torch.set_num_threads(args.threads)
+    if args.footage is None:
+        args.footage = have_footage()
+    print(f"footage: {'real (composites of benchmarks/.cache/footage)' if args.footage else 'generated cut clips'}")
+    if args.stages:
+        return stages(args)
+    if args.compare_norms:
+        return compare_norms(args)
     gen = generate.load_music_model(args.checkpoint)
     enc = encoders.get_encoder(gen.curve_spec.encoder)
     rng = np.random.default_rng(args.seed)
@@ -140,15 +230,16 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for i, (d, kind) in enumerate(jobs):
             t0 = time.time()
-            clip = examples.make_cut_clip(os.path.join(tmp, f"clip{i}.mp4"), cut_times=cut_times(d, rng), duration=d,
-                                          fps=24, size=(160, 90), seed=i)
+            path, duration, cuts = make_clip(os.path.join(tmp, f"clip{i}.mp4"), d, rng, i, args.footage)
+            clip = Clip(path, duration, cuts)
             out = os.path.join(tmp, f"w{i}")
             res = run_generate(clip.path, out, args)
-            wave, sr = media.decode_audio(out + ".wav")
+            wave, sr = media.decode_audio(res["music"])
             raw = encoders.encode_video_curve(clip.path, enc)
             plan = generate.plan_job(gen, raw).plan
             seams_w = [j - plan.fade / (2 * plan.rate) for j in plan.joins]  # centre of each crossfade
             row = {"duration": clip.duration, "kind": kind, "cuts": len(clip.cut_times), "windows": len(plan),
+                   "footage": "real" if args.footage else "generated",
                    "samples": int(wave.shape[1]), "exact_length": wave.shape[1] == round(clip.duration * sr),
                    "wall_s": res["wall"], "cpu_s": res.get("cpu"), "rss_mb": res["rss_mb"],
                    "windowed": score(wave, sr, clip.cut_times, clip.duration)}
@@ -171,6 +262,115 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
+    return 0
+
+
+class Clip:
+    def __init__(self, path, duration, cut_times):
+        self.path, self.duration, self.cut_times = path, duration, cut_times
+
+
+def stages(args) -> int:
+    """CPU seconds (process time, all threads) per stage of the main job on one clip."""
+    import librosa
+
+    from v2m_zero.core import generate
+    from v2m_zero.core.commands.demo import score as demo_score
+    from v2m_zero.core.model import melcodec
+    from v2m_zero.core.timing import encoders, media
+
+    cpu = time.process_time
+    spent: dict[str, float] = {}
+    hwm: dict[str, float] = {}  # the process's peak RSS (VmHWM, MB) after each stage
+
+    def mark(stage: str, t0: float) -> None:
+        spent[stage] = cpu() - t0
+        hwm[stage] = next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith("VmHWM")) / 1024
+    gl_cpu = [0.0]
+    real_gl = librosa.griffinlim
+
+    def gl(*a, **kw):
+        t = cpu()
+        try:
+            return real_gl(*a, **kw)
+        finally:
+            gl_cpu[0] += cpu() - t
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path, duration, cuts = make_clip(os.path.join(tmp, "clip.mp4"), args.stages, np.random.default_rng(args.seed),
+                                         0, args.footage)
+        t = cpu()
+        gen = generate.load_music_model(args.checkpoint)
+        mark("load model", t)
+        t = cpu()
+        raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
+        mark("video decode + curve", t)
+        t = cpu()
+        sampled = generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed))
+        mark("sampling", t)
+        librosa.griffinlim = gl
+        try:
+            t = cpu()
+            spool = generate.decode_to_spool(gen, sampled.latents, raw.duration)
+            total = cpu() - t
+        finally:
+            librosa.griffinlim = real_gl
+        mark("latent decode: mel inversion + rest", cpu() - total + gl_cpu[0])
+        spent["latent decode: Griffin-Lim"] = gl_cpu[0]
+        t = cpu()
+        media.mux_audio(path, spool, gen.sample_rate, os.path.join(tmp, "out.mp4"))
+        mark("mastering + mux", t)
+        t = cpu()
+        result = demo_score(os.path.join(tmp, "out.mp4"), spool, gen.sample_rate, raw.duration, cuts, "composite cuts")
+        mark("scoring (cuts + beats)", t)
+        spool.close()
+        # the old mel inversion (librosa's NNLS) on the same latents, chunk by chunk as decoded
+        codec, lat = gen.codec, sampled.latents
+        old = None
+        if isinstance(codec, melcodec.MelCodec):
+            t = cpu()
+            for s0 in range(0, lat.shape[-1], 256):
+                z = lat[0, :, max(0, s0 - 16):s0 + 256 + 16].numpy()
+                mel = np.exp(z * codec.scale + codec.offset)
+                mel = np.where(mel <= codec.amin * 1.0001, 0.0, mel).astype(np.float32)
+                librosa.util.nnls(codec.mel_filters(), mel)
+            old = cpu() - t
+    whole = sum(spent.values())
+    print(f"\n{duration:.0f} s clip, {len(sampled.job.plan)} windows x {sampled.job.sampling.steps} steps, "
+          f"torch threads {args.threads}; SCH {result['sch']:.3f} (chance {result['sch_null']:.3f})")
+    print("\n| stage | CPU s | share | CPU s per minute of video | peak RSS after it (MB) |\n|---|---|---|---|---|")
+    for k, v in spent.items():
+        rss = f"{hwm[k]:.0f}" if k in hwm else ""
+        print(f"| {k} | {v:.1f} | {100 * v / whole:.0f} % | {60 * v / duration:.1f} | {rss} |")
+    print(f"| **total** | {whole:.1f} | 100 % | {60 * whole / duration:.1f} |")
+    if old is not None:
+        print(f"\nbefore (librosa NNLS mel inversion on the same latents): {old:.1f} CPU s "
+              f"({60 * old / duration:.1f} per minute of video)")
+    return 0
+
+
+def compare_norms(args) -> int:
+    """Seams and SCH of one clip with per-window vs whole-video curve standardisation."""
+    from v2m_zero.core import generate
+    from v2m_zero.core.timing import encoders
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path, duration, cuts = make_clip(os.path.join(tmp, "clip.mp4"), args.compare_norms,
+                                         np.random.default_rng(args.seed), 0, args.footage)
+        gen = generate.load_music_model(args.checkpoint)
+        raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
+        print("\n| standardisation | windows | RMS jump | flux jump | level step | timbre step | SCH − chance |")
+        print("|---|---|---|---|---|---|---|")
+        for norm in generate.WINDOW_NORMS:
+            out = generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed), norm=norm)
+            wave = generate.decode_latents(gen, out.latents, raw.duration)
+            plan = out.job.plan
+            s = seams.seam_report(wave, gen.sample_rate, [j - plan.fade / (2 * plan.rate) for j in plan.joins], cuts)
+            sc = score(wave, gen.sample_rate, cuts, duration)
+            cell = lambda d: f"{d['mean_rank']:.0f} % ({d['above_p95']:.2f})"  # noqa: E731
+            print(f"| {norm} | {len(plan)} | {cell(s['jumps']['rms_jump'])} | {cell(s['jumps']['flux_jump'])} "
+                  f"| {cell(s['steps']['level_step'])} | {cell(s['steps']['timbre_step'])} "
+                  f"| {sc['sch'] - sc['sch_null']:.3f} |", flush=True)
     return 0
 
 

@@ -98,6 +98,7 @@ class Job:
     latent_curve: curves.Curve | None  # the curve on the model's latent grid (None: the zero curve, text only)
     plan: windows.WindowPlan
     sampling: ResolvedSampling
+    norms: np.ndarray | None = None  # per-window (mean, std) of the curve (windows.window_norms); None: as it is
 
     @property
     def total_steps(self) -> int:
@@ -128,11 +129,22 @@ def window_frames(model: MusicModel, window_seconds: float | None = None,
     return window, max(1, min(window // 2, int(round(over_s * model.latent_rate))))
 
 
+#: How a window's curve is standardised: ``"window"`` on its own, as every training clip was (see
+#: :func:`windows.window_norms`), or ``"video"``: its slice of the curve standardised over the whole
+#: video. Measured with ``benchmarks/seams.py --compare-norms`` (benchmarks/RESULTS.md, long videos).
+WINDOW_NORMS = ("window", "video")
+DEFAULT_WINDOW_NORM = "window"
+
+
 def plan_job(model: MusicModel, raw: curves.Curve | None, settings: SamplingSettings | ResolvedSampling | None = None,
-             *, duration: float | None = None, windowed: bool = True) -> Job:
+             *, duration: float | None = None, windowed: bool = True, norm: str = DEFAULT_WINDOW_NORM) -> Job:
     """Plan a generation: resolved settings, the conditioning curve of ``raw`` (None: the zero
     curve; then ``duration`` is required) and the windows (joins where the curve is low, away
-    from its hit points; ``windowed=False``: one pass whatever the length)."""
+    from its hit points; ``windowed=False``: one pass whatever the length). ``norm`` (one of
+    :data:`WINDOW_NORMS`) says how each window's curve is standardised; a curve that comes
+    already smoothed (its raw samples unknown) keeps the whole video's standardisation."""
+    if norm not in WINDOW_NORMS:
+        raise V2MError(f"norm must be one of {', '.join(WINDOW_NORMS)}, got {norm!r}")
     if raw is None and duration is None:
         raise V2MError("a job without a curve needs a duration")
     duration = float(duration if duration is not None else raw.duration)
@@ -145,7 +157,10 @@ def plan_job(model: MusicModel, raw: curves.Curve | None, settings: SamplingSett
         plan = windows.plan_windows(n, window, overlap, rate=model.latent_rate, curve=values, hits=hit_points(raw))
     else:
         plan = windows.WindowPlan((windows.Window(0, n),), n, model.latent_rate)
-    return Job(duration, latent_curve, plan, sampling)
+    norms = None
+    if len(plan) > 1 and norm == "window" and raw is not None and raw.rate is None and model.curve_spec.standardise:
+        norms = windows.window_norms(plan, raw.times, raw.values, min_std=model.curve_spec.min_std)
+    return Job(duration, latent_curve, plan, sampling, norms)
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,12 +169,16 @@ def plan_job(model: MusicModel, raw: curves.Curve | None, settings: SamplingSett
 
 def sample_job(model: MusicModel, job: Job, prompt: str = "", *, negative_prompt: str = "",
                progress: Progress | None = None, interrupt: Interrupt | None = None,
-               callback: Callable[[dict], None] | None = None) -> torch.Tensor:
+               callback: Callable[[dict], None] | None = None, only_window: int | None = None,
+               previous: torch.Tensor | None = None) -> torch.Tensor:
     """Euler sampling of the rectified flow with CFG → latents [1, D, L] (float32, CPU).
 
     ``progress(done, total)`` after every step and ``interrupt()`` before it, over the whole job
     (all windows). ``callback`` gets the sampler's state per step, with ``step``/``total`` over
     the whole job and ``window``/``windows``; raise in it (or in ``interrupt``) to stop.
+    ``only_window=k`` with ``previous`` (the latents an earlier run of this job made, e.g. from
+    :func:`load_redo`) samples window k alone again against its neighbours (seed: the job's
+    ``sampling.seed``); every frame outside ``job.plan.own(k)`` stays bit-identical.
     """
     from .model import fast as fast_path
     from .model import flow
@@ -179,7 +198,7 @@ def sample_job(model: MusicModel, job: Job, prompt: str = "", *, negative_prompt
     negative = None
     if negative_prompt and takes_text:
         negative = dit.conditioning(text=model.text.encode([negative_prompt]), device=dev, dtype=dt)
-    total = job.total_steps
+    total = job.total_steps if only_window is None else s.steps
 
     def on_step(state: dict) -> None:
         if interrupt is not None:
@@ -192,9 +211,10 @@ def sample_job(model: MusicModel, job: Job, prompt: str = "", *, negative_prompt
     values = None if job.latent_curve is None else job.latent_curve.values
     net = fast_path.fast_model(dit, s.fast, device=dev)  # compiled (+ CUDA graphs) or the DiT itself
     ts = flow.schedule_timesteps(s.steps, s.schedule)  # the checkpoint's schedule (bounded in core.sampling)
-    if multi:
+    if multi or only_window is not None:
         out = windows.sample_windows(model, values, job.plan, text_cond=text_cond, negative=negative, timesteps=ts,
-                                     cfg_scale=s.cfg, seed=s.seed, uncond=s.uncond, callback=on_step, net=net)
+                                     cfg_scale=s.cfg, seed=s.seed, uncond=s.uncond, callback=on_step, net=net,
+                                     norms=job.norms, only=only_window, previous=previous)
     else:
         c = torch.zeros(1, 1, n) if values is None else torch.from_numpy(np.asarray(values, np.float32))[None, None]
         out = flow.sample(net, (1, dit.config.io_channels, n), ts, seed=s.seed, cfg_scale=s.cfg, uncond=s.uncond,
@@ -216,12 +236,13 @@ class Sampled:
 def sample_music(model: MusicModel, raw: curves.Curve | None, prompt: str = "",
                  settings: SamplingSettings | ResolvedSampling | None = None, *, negative_prompt: str = "",
                  duration: float | None = None, windowed: bool = True, progress: Progress | None = None,
-                 interrupt: Interrupt | None = None, on_plan: Callable[[Job], None] | None = None) -> Sampled:
+                 interrupt: Interrupt | None = None, on_plan: Callable[[Job], None] | None = None,
+                 norm: str = DEFAULT_WINDOW_NORM) -> Sampled:
     """The pipeline's entry: raw event curve → job (settings, curve, windows) → latents.
 
     ``on_plan(job)`` runs once the job is planned, before sampling starts (e.g. to say how many
-    windows it has, or to size a progress bar)."""
-    job = plan_job(model, raw, settings, duration=duration, windowed=windowed)
+    windows it has, or to size a progress bar); ``norm``: see :func:`plan_job`."""
+    job = plan_job(model, raw, settings, duration=duration, windowed=windowed, norm=norm)
     if on_plan is not None:
         on_plan(job)
     lat = sample_job(model, job, prompt, negative_prompt=negative_prompt, progress=progress, interrupt=interrupt)
@@ -255,8 +276,13 @@ def check_finite(t: torch.Tensor | np.ndarray, what: str) -> None:
 def decode_latents(model: MusicModel, latents: torch.Tensor, duration: float) -> np.ndarray:
     """Decode [1, D, L] latents → float32 [C, T] with T = round(duration · sample_rate) exactly."""
     check_finite(latents, "the latents")
+    decode = getattr(model.codec, "decode_chunked", None) if latents.shape[-1] > 256 else None
+    if latents.shape[-1] > 256 and decode is None:
+        # chunk by chunk through a spool on disk: memory holds the result and one chunk, not a whole
+        # codec decode of a long video (a whole Griffin-Lim of an hour needs several GB)
+        with decode_to_spool(model, latents, duration) as spool:
+            return spool.to_array()
     lat = latents.to(model.device, torch.float32)
-    decode = getattr(model.codec, "decode_chunked", None) if lat.shape[-1] > 256 else None
     wave = (decode(lat) if decode else model.codec.decode(lat)).float().cpu().numpy()[0]
     check_finite(wave, "the decoded audio")
     n = int(round(duration * model.sample_rate))
@@ -297,6 +323,123 @@ def decode_to_spool(model: MusicModel, latents: torch.Tensor, duration: float, *
     except BaseException:
         spool.close()
         raise
+
+
+# --------------------------------------------------------------------------------------------
+# 4. redoing one window: the latents and the plan of a run, kept beside its output
+
+#: The sidecar beside an output that keeps what a redo of one window needs (``<output>`` + this).
+REDO_SUFFIX = ".v2m-latents.safetensors"
+_REDO_KEY = "v2m_redo"
+_MAX_SECONDS = 7 * 24 * 3600.0  # a week: bounds a duration read from a sidecar
+
+
+def redo_path(output: str) -> str:
+    """Where the redo sidecar of ``output`` lives: ``output`` + :data:`REDO_SUFFIX`."""
+    import os
+
+    return os.fspath(output) + REDO_SUFFIX
+
+
+def save_redo(path: str, model: MusicModel, sampled: Sampled) -> str:
+    """Write the latents, window plan, conditioning curve and settings of a run to ``path``
+    (safetensors, atomically): what :func:`load_redo` and ``--only-window`` read back. The latents
+    are the only part that grows with length (128 × 62.5 float32 per second for the demo: 32 KB/s)."""
+    import dataclasses
+    import json
+    import os
+
+    from safetensors.torch import save_file
+
+    from .atomic import atomic_path
+
+    job = sampled.job
+    tensors = {"latents": sampled.latents.detach().to("cpu", torch.float32).contiguous()}
+    if job.latent_curve is not None:
+        tensors["curve"] = torch.from_numpy(np.ascontiguousarray(job.latent_curve.values, np.float32))
+    if job.norms is not None:
+        tensors["norms"] = torch.from_numpy(np.ascontiguousarray(job.norms, np.float64))
+    s = dataclasses.asdict(job.sampling)
+    meta = {"version": 1, "duration": job.duration, "plan": job.plan.to_dict(), "latent_rate": model.latent_rate,
+            "channels": int(model.dit.config.io_channels), "sample_rate": model.sample_rate,
+            "curve_spec": None if job.latent_curve is None else job.latent_curve.spec,
+            "sampling": {k: s[k] for k in ("steps", "cfg", "seed", "uncond", "fast", "window_seconds",
+                                           "overlap_seconds")}}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata={_REDO_KEY: json.dumps(meta, default=float)})
+    return path
+
+
+def load_redo(path: str, model: MusicModel) -> Sampled:
+    """The run :func:`save_redo` wrote, checked against ``model`` (same latent grid and channels)
+    with every number bounded: a damaged or foreign file fails here in one line."""
+    import json
+    import os
+
+    from safetensors import safe_open
+
+    from .sampling import SamplingSettings
+
+    if not os.path.isfile(path):
+        raise V2MError(f"{path}: no redo file (it is written beside the output of a full run; run without "
+                       "--only-window first)")
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get(_REDO_KEY) or "null")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # noqa: BLE001 - a damaged file: one line
+        raise V2MError(f"{path}: not a readable redo file ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict) or meta.get("version") != 1 or "latents" not in tensors:
+        raise V2MError(f"{path}: not a V2M redo file (no {_REDO_KEY!r} metadata of version 1 or no latents)")
+    try:
+        plan = windows.WindowPlan.from_dict(meta["plan"])
+        duration = float(meta["duration"])
+        rate, channels = float(meta["latent_rate"]), int(meta["channels"])
+        sampling = SamplingSettings(**{k: meta["sampling"].get(k) for k in ("steps", "cfg", "seed", "uncond", "fast",
+                                                                            "window_seconds", "overlap_seconds")})
+    except (KeyError, TypeError, ValueError, AttributeError, V2MError) as e:
+        raise V2MError(f"{path}: damaged redo file ({e})") from None
+    if not (math.isfinite(duration) and 0 < duration <= _MAX_SECONDS):
+        raise V2MError(f"{path}: duration {duration!r} is out of range")
+    if abs(rate - model.latent_rate) > 1e-6 or channels != int(model.dit.config.io_channels):
+        raise V2MError(f"{path}: made by a model with {channels} latent channels at {rate:g} frames/s; this model has "
+                       f"{model.dit.config.io_channels} at {model.latent_rate:g}: redo with the same checkpoint")
+    if plan.total != latent_frames(model, duration):
+        raise V2MError(f"{path}: its plan covers {plan.total} latent frames but {duration:.3f} s needs "
+                       f"{latent_frames(model, duration)}")
+    lat = tensors["latents"].float()
+    if tuple(lat.shape) != (1, channels, plan.total):
+        raise V2MError(f"{path}: latents {tuple(lat.shape)}, expected {(1, channels, plan.total)}")
+    check_finite(lat, f"{path}'s latents")
+    latent_curve = None
+    if "curve" in tensors:
+        values = tensors["curve"].float().numpy().reshape(-1)
+        if values.shape[0] != plan.total:
+            raise V2MError(f"{path}: curve of {values.shape[0]} values for {plan.total} latent frames")
+        latent_curve = curves.Curve(values=values, times=np.arange(plan.total) / model.latent_rate, duration=duration,
+                                    rate=model.latent_rate, spec=dict(meta.get("curve_spec") or {}))
+    norms = None
+    if "norms" in tensors:
+        norms = tensors["norms"].double().numpy()
+        if norms.shape != (len(plan), 2) or not np.isfinite(norms).all() or (norms[:, 1] < 0).any():
+            raise V2MError(f"{path}: per-window curve statistics {norms.shape} do not fit {len(plan)} windows")
+    job = Job(duration, latent_curve, plan, resolve_sampling(model, sampling), norms)
+    return Sampled(lat, job)
+
+
+def redo_window(model: MusicModel, previous: Sampled, window: int, seed: int, prompt: str = "", *,
+                negative_prompt: str = "", progress: Progress | None = None,
+                interrupt: Interrupt | None = None) -> Sampled:
+    """Window ``window`` of an earlier run sampled again with ``seed`` against its neighbours
+    (inpainting both overlaps): the new latents of the whole soundtrack, bit-identical to
+    ``previous`` outside ``plan.own(window)``."""
+    import dataclasses
+
+    job = dataclasses.replace(previous.job, sampling=dataclasses.replace(previous.job.sampling, seed=int(seed)))
+    lat = sample_job(model, job, prompt, negative_prompt=negative_prompt, progress=progress, interrupt=interrupt,
+                     only_window=int(window), previous=previous.latents)
+    return Sampled(lat, job)
 
 
 def music_for_curve(model: MusicModel, raw: curves.Curve | None, prompt: str = "",

@@ -139,6 +139,50 @@ class WindowPlan:
         return {"rate": self.rate, "total": self.total, "overlap": self.overlap, "fade": self.fade,
                 "windows": [[w.start, w.stop, w.known, w.fade] for w in self.windows], "joins": self.joins}
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "WindowPlan":
+        """The plan :meth:`to_dict` wrote (e.g. read back from a redo sidecar): every number checked,
+        windows contiguous and covering ``[0, total)``, so a damaged file fails here in one line."""
+        try:
+            total, rate = int(d["total"]), float(d["rate"])
+            overlap, fade = int(d.get("overlap", 0)), int(d.get("fade", 0))
+            ws = tuple(Window(*(int(x) for x in w)) for w in d["windows"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise V2MError(f"not a window plan ({type(e).__name__}: {e})") from None
+        ok = (0 < total <= 1 << 31 and math.isfinite(rate) and rate > 0 and ws and ws[0].start == 0
+              and ws[0].known == 0 and ws[-1].stop == total)
+        for a, b in zip(ws, ws[1:]):
+            ok = ok and a.start < b.start < a.stop and 0 < b.fade <= b.known <= b.length and b.join <= a.stop
+        if not ok or any(not (0 <= w.start < w.stop <= total) for w in ws):
+            raise V2MError("the window plan is inconsistent (windows must be ordered, overlapping and cover the "
+                           "whole length)")
+        return cls(ws, total, rate, overlap, fade)
+
+    def own(self, k: int) -> tuple[int, int]:
+        """Latent frames ``[a, b)`` that window ``k`` itself decides in the result: after its held
+        overlap with window k − 1 (the crossfade included), up to where window k + 1 starts (which
+        holds window k's frames from there as its own overlap)."""
+        w = self.windows[k]
+        b = self.windows[k + 1].start if k + 1 < len(self) else w.stop
+        return w.start + w.known - w.fade, max(w.start + w.known - w.fade, b)
+
+    def redo_mask(self, k: int) -> np.ndarray:
+        """Per-frame weight of the known latents when window ``k`` alone is sampled again: its own
+        held overlap with window k − 1 (:meth:`Window.mask`), and, mirrored on the right, the frames
+        window k + 1 holds (weight 1 from where it starts) with a ramp of ``fade`` frames before
+        them, so the new music flows into the kept music at both ends."""
+        w = self.windows[k]
+        m = w.mask()
+        if k + 1 < len(self):
+            r0 = self.windows[k + 1].start - w.start
+            fade = max(1, self.fade or w.fade or 1)
+            right = np.zeros(w.length, np.float32)
+            right[r0:] = 1.0
+            lo = max(0, r0 - fade)
+            right[lo:r0] = (np.arange(lo, r0, dtype=np.float32) - (r0 - fade) + 1) / (fade + 1)
+            m = np.maximum(m, right)
+        return m
+
 
 def plan_windows(total: int, window: int, overlap: int, *, rate: float, curve: Sequence[float] | None = None,
                  hits: Sequence[float] = (), fade: int | None = None,
@@ -212,6 +256,34 @@ def window_seed(seed: int, index: int) -> int:
 # sampling
 
 
+def window_norms(plan: WindowPlan, raw_times: np.ndarray, raw_values: np.ndarray, *,
+                 min_std: float = 1e-6) -> np.ndarray:
+    """Per-window standardisation of the curve, as each training clip was standardised on its own:
+    ``[n, 2]`` (mean, std) of the raw event curve's samples inside each window (by time), to be
+    applied to that window's slice of the conditioning curve: ``(c − mean) / std`` (smoothing and
+    resampling are linear, so this equals standardising the window's raw curve first). A window
+    whose raw curve is flat (std < ``min_std``) gets std 0: the zero curve, as training gives it."""
+    t = np.asarray(raw_times, np.float64).reshape(-1)
+    v = np.asarray(raw_values, np.float64).reshape(-1)
+    out = np.zeros((len(plan), 2), np.float64)
+    for k, w in enumerate(plan.windows):
+        sel = v[(t >= w.start / plan.rate) & (t < w.stop / plan.rate)]
+        if sel.size >= 2 and math.isfinite(float(sel.std())) and float(sel.std()) >= min_std:
+            out[k] = float(sel.mean()), float(sel.std())
+    return out
+
+
+def window_curve(values: np.ndarray | None, w: Window, norm: Sequence[float] | None = None) -> torch.Tensor:
+    """The conditioning curve of window ``w`` ``[1, 1, length]``: its slice of ``values`` (None: the
+    zero curve), standardised by ``norm`` = (mean, std) when given (std 0: the zero curve)."""
+    if values is None or (norm is not None and not norm[1]):
+        return torch.zeros(1, 1, w.length)
+    c = np.asarray(values[w.start:w.stop], np.float64)
+    if norm is not None:
+        c = (c - norm[0]) / norm[1]
+    return torch.from_numpy(c.astype(np.float32))[None, None]
+
+
 def sample_windows(
     model,
     curve: np.ndarray | None,
@@ -225,38 +297,65 @@ def sample_windows(
     uncond: str,
     callback: Callable[[dict], None] | None = None,
     net: Callable[..., torch.Tensor] | None = None,
+    norms: np.ndarray | None = None,
+    only: int | None = None,
+    previous: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Latents ``[1, D, plan.total]`` (float32, CPU) sampled window by window (see the module doc).
 
     ``model`` is the :class:`~core.model.bundle.MusicModel`; ``curve`` the conditioning curve on
-    the latent grid (None = the zero curve); ``timesteps`` the schedule of every window;
+    the latent grid (None = the zero curve); ``norms`` its per-window standardisation
+    (:func:`window_norms`; None: the slices as they are); ``timesteps`` the schedule of every window;
     ``text_cond`` and ``negative`` the DiT's text conditioning for one window (built once).
     ``callback`` gets the sampler's state plus ``window``, ``windows``, ``step`` (over the whole
     job, from 0) and ``total`` (steps of the whole job); raise in it to stop between steps.
     ``net`` is the network to evaluate (default ``model.dit``; e.g. its compiled form).
+
+    ``only=k`` with ``previous`` (the latents of an earlier run of this plan) samples window k
+    alone again, inpainted against its neighbours at both ends (:meth:`WindowPlan.redo_mask`),
+    with the noise of ``window_seed(seed, k)``: the result is ``previous`` with only
+    :meth:`WindowPlan.own` of window k replaced; every other frame is bit-identical.
     """
     from .model import flow
 
     dit, dev, dt = model.dit, model.device, model.dtype
     channels = dit.config.io_channels
-    out = torch.zeros(1, channels, plan.total)
     values = None if curve is None else np.asarray(curve, np.float32).reshape(-1)
     n, steps = len(plan), len(timesteps) - 1
-    for k, w in enumerate(plan.windows):
-        c = (torch.zeros(1, 1, w.length) if values is None
-             else torch.from_numpy(values[w.start:w.stop].copy())[None, None])
+    if only is not None:
+        if previous is None or tuple(previous.shape) != (1, channels, plan.total):
+            raise V2MError(f"redoing window {only} needs the earlier run's latents [1, {channels}, {plan.total}], "
+                           f"got {None if previous is None else tuple(previous.shape)}")
+        if not 0 <= int(only) < n:
+            raise V2MError(f"window {only} does not exist: this job has windows 0–{n - 1}")
+        a, b = plan.own(int(only))
+        if b <= a:
+            raise V2MError(f"window {only} has no music of its own to redo (its neighbours hold all its frames)")
+        out = previous.detach().to("cpu", torch.float32).clone()
+        todo = [int(only)]
+    else:
+        out = torch.zeros(1, channels, plan.total)
+        todo = list(range(n))
+    for i, k in enumerate(todo):
+        w = plan.windows[k]
+        c = window_curve(values, w, None if norms is None else norms[k])
         sampler = None
-        if w.known:
-            mask = torch.from_numpy(w.mask())[None, None]
-            sampler = functools.partial(flow.sample_euler_inpaint, known=out[..., w.start:w.stop], mask=mask)
+        mask = plan.redo_mask(k) if only is not None else (w.mask() if w.known else None)
+        if mask is not None:
+            sampler = functools.partial(flow.sample_euler_inpaint, known=out[..., w.start:w.stop].clone(),
+                                        mask=torch.from_numpy(mask)[None, None])
         cb = None
         if callback is not None:
-            def cb(state, k=k):
-                callback(dict(state, window=k, windows=n, step=k * steps + state["i"], total=n * steps))
+            def cb(state, k=k, i=i):
+                callback(dict(state, window=k, windows=n, step=i * steps + state["i"], total=len(todo) * steps))
         x = flow.sample(net or dit, (1, channels, w.length), timesteps, seed=window_seed(seed, k), cfg_scale=cfg_scale,
                         uncond=uncond, cond=text_cond, curve=c.to(dev, dt), negative=negative, sampler=sampler,
                         callback=cb, device=dev, dtype=dt)
-        out[..., w.start:w.stop] = x.float().cpu()
+        x = x.float().cpu()
+        if only is None:
+            out[..., w.start:w.stop] = x
+        else:
+            out[..., a:b] = x[..., a - w.start:b - w.start]
     return out
 
 

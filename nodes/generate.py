@@ -164,6 +164,13 @@ class Sampler(io.ComfyNode):
                                tooltip=_tip("window_seconds", " (the right choice unless you know better)")),
                 io.Float.Input("overlap_seconds", default=0.0, min=0.0, max=FIELDS["overlap_seconds"].hi, step=0.25,
                                optional=True, tooltip=_tip("overlap_seconds")),
+                io.Int.Input("only_window", default=-1, min=-1, max=1_000_000, optional=True,
+                             tooltip="-1: generate every window. K >= 0: redo window K only (from 0) of the run "
+                                     "connected to 'previous', with this seed, against its neighbours; the other "
+                                     "windows stay bit-identical."),
+                io.Latent.Input("previous", optional=True,
+                                tooltip="For only_window: the latent of an earlier run of a V2M Sampler on the same "
+                                        "curve (it carries the window plan)."),
             ],
             outputs=[io.Latent.Output(display_name="latent"), io.Image.Output(display_name="curve_plot")],
         )
@@ -176,15 +183,20 @@ class Sampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, curve, prompt, negative_prompt, steps, cfg, seed, uncond, fast_sampler="auto",
-                window_seconds=0.0, overlap_seconds=0.0) -> io.NodeOutput:
+                window_seconds=0.0, overlap_seconds=0.0, only_window=-1, previous=None) -> io.NodeOutput:
         settings = SamplingSettings.from_widgets(steps=steps, cfg=cfg, seed=seed, uncond=uncond, fast=fast_sampler,
                                                  window_seconds=window_seconds, overlap_seconds=overlap_seconds)
         notes = (curve_mismatches(curve.spec, model.curve_spec, smoothed_here=curve.rate is None)
                  + generate.model_notes(model))
         bar = _host.Progress(None)  # the pipeline gives it the whole job's steps (all windows)
+        redo = None if only_window is None or int(only_window) < 0 else _previous_run(previous, curve, int(only_window))
         with _host.placed(model) as gen:
-            out = generate.sample_music(gen, curve, prompt, settings, negative_prompt=negative_prompt, progress=bar,
-                                        interrupt=bar.check_interrupt)
+            if redo is None:
+                out = generate.sample_music(gen, curve, prompt, settings, negative_prompt=negative_prompt,
+                                            progress=bar, interrupt=bar.check_interrupt)
+            else:
+                out = generate.redo_window(gen, redo, int(only_window), seed, prompt, negative_prompt=negative_prompt,
+                                           progress=bar, interrupt=bar.check_interrupt)
         job, latents, plan = out.job, out.latents, out.job.plan
         marks = [("windows", plan.starts), ("joins", plan.joins)] if len(plan) > 1 else []
         title = f"{len(job.latent_curve)} latent frames, {curve.duration:.2f} s; {plan.describe()}"
@@ -192,10 +204,22 @@ class Sampler(io.ComfyNode):
         image = _host.image_tensor(plot.plot_curves([("conditioning curve", job.latent_curve)], marks=marks,
                                                     title=title))
         latent = {"samples": latents, "type": "audio", "duration": float(curve.duration),
-                  "sample_rate": model.sample_rate}
+                  "sample_rate": model.sample_rate, "v2m_job": job}  # the job: what only_window needs
         text = "\n".join(["curve and checkpoint agree" if not notes else "notes:"] + [f"- {n}" for n in notes]
                          + [f"sampling: {job.sampling.describe()}"])
         return io.NodeOutput(latent, image, ui={"text": (text,), **_image_ui(image, cls)})
+
+
+def _previous_run(previous, curve, window: int) -> "generate.Sampled":
+    """The earlier run a redo of ``window`` continues: the ``previous`` latent of a V2M Sampler."""
+    job = previous.get("v2m_job") if isinstance(previous, dict) else None
+    if not isinstance(job, generate.Job) or previous.get("samples") is None:
+        raise V2MError(f"only_window {window}: connect 'previous' to the latent of an earlier V2M Sampler run (it "
+                       "carries the window plan), or set only_window to -1")
+    if abs(job.duration - float(curve.duration)) > 1e-3:
+        raise V2MError(f"only_window {window}: the previous run was for {job.duration:.3f} s but this curve lasts "
+                       f"{curve.duration:.3f} s: redo with the curve of that run")
+    return generate.Sampled(previous["samples"], job)
 
 
 def _image_ui(image, cls) -> dict:

@@ -84,3 +84,39 @@ def test_an_unclosed_spool_leaves_no_file():
     del s
     gc.collect()
     assert not os.path.exists(path)
+
+
+@pytest.mark.parametrize("block", [37, 512])
+def test_streamed_onset_envelope_and_beats_equal_librosa_on_the_whole_signal(block):
+    """Scoring in flat memory: the onset envelope and beats from a stream of odd-sized chunks are librosa's."""
+    import librosa
+
+    from v2m_zero.core.eval import sch
+
+    rng = np.random.default_rng(0)
+    sr, n = 16000, 16000 * 21 + 123
+    t = np.arange(n) / sr
+    y = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 2 * t) > 0)
+         + 0.05 * rng.standard_normal(n)).astype(np.float32)
+    cuts = np.cumsum(rng.integers(100, 30000, 2000))
+
+    def chunks():
+        yield from np.split(y, cuts[cuts < n])
+
+    ref = librosa.onset.onset_strength(y=y, sr=sr, aggregate=np.median)
+    got = sch.onset_envelope_stream(chunks, sr, block=block)[:ref.size]
+    np.testing.assert_array_equal(got, ref)
+    assert np.array_equal(sch.beat_times_stream(chunks, sr, n, block=block), sch.beat_times(y, sr))
+
+
+def test_iter_audio_streams_exactly_what_decode_audio_returns(tmp_path):
+    clip = synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[0.5], duration=2.3, fps=25, size=(32, 18))
+    rng = np.random.default_rng(1)
+    out = media.mux_audio(clip.path, (0.1 * rng.standard_normal((2, 2 * 44100))).astype(np.float32), 44100,
+                          str(tmp_path / "m.mp4"))
+    whole, sr = media.decode_audio(out)
+    rate, channels, chunks = media.iter_audio(out, hold=3000)
+    pieces = list(chunks())
+    assert rate == sr and channels == whole.shape[0] and max(p.shape[1] for p in pieces) < whole.shape[1] / 10
+    np.testing.assert_array_equal(np.concatenate(pieces, axis=1), whole)
+    assert np.array_equal(np.concatenate(list(chunks()), axis=1), whole)  # a second pass reads the file again

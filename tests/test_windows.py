@@ -324,7 +324,8 @@ def test_sampler_node_draws_windows_and_counts_steps_over_the_job(host, tmp_path
     monkeypatch.setattr(plot, "plot_curves", spy)
     curve = _raw_curve(2.5, cuts=(0.7, 1.6))
     schema = nodes.Sampler.define_schema()
-    assert [i.id for i in schema.inputs][-2:] == ["window_seconds", "overlap_seconds"]
+    ids = [i.id for i in schema.inputs]
+    assert ids[ids.index("window_seconds"):] == ["window_seconds", "overlap_seconds", "only_window", "previous"]
     host.STATE["progress"].clear()
     latent, _ = nodes.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", steps=2, cfg=1.0, seed=0,
                                       uncond="both", window_seconds=1.0, overlap_seconds=0.25).args
@@ -333,10 +334,126 @@ def test_sampler_node_draws_windows_and_counts_steps_over_the_job(host, tmp_path
     assert host.STATE["progress"][-1] == (2 * len(plan), 2 * len(plan))
     marks = dict(seen["marks"])
     assert marks["joins"] == plan.joins and marks["windows"] == plan.starts
+    # only_window + previous: window 1 again with another seed, every other frame bit-identical
+    redo, _ = nodes.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", steps=2, cfg=1.0, seed=3,
+                                    uncond="both", window_seconds=1.0, overlap_seconds=0.25, only_window=1,
+                                    previous=latent).args
+    a, b = plan.own(1)
+    old, new = latent["samples"], redo["samples"]
+    assert torch.equal(old[..., :a], new[..., :a]) and torch.equal(old[..., b:], new[..., b:])
+    assert not torch.equal(old[..., a:b], new[..., a:b])
+    with pytest.raises(V2MError, match="previous"):
+        nodes.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", steps=2, cfg=1.0, seed=3,
+                              uncond="both", window_seconds=1.0, overlap_seconds=0.25, only_window=1)
     # the defaults (0 = the checkpoint's length: 32 s here) keep a 2.5 s curve in one pass, no marks
     nodes.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", steps=2, cfg=1.0, seed=0,
                           uncond="both", window_seconds=0.0, overlap_seconds=0.0)
     assert seen["marks"] == []
+
+
+# ---------------------------------------------------------------------------- per-window curves, redo
+
+
+def test_each_window_is_standardised_on_its_own_like_a_training_clip(gen):
+    d = 4.0
+    raw = _raw_curve(d, cuts=(0.6, 1.4, 2.2, 3.3))
+    job = generate.plan_job(gen, raw, SamplingSettings(**WIN), duration=d)
+    assert len(job.plan) >= 3 and job.norms.shape == (len(job.plan), 2) and job.norms[:, 1].any()
+    for k, w in enumerate(job.plan.windows):
+        inside = raw.values[(raw.times >= w.start / RATE) & (raw.times < w.stop / RATE)]
+        if inside.std() < 1e-6:  # no cut inside: flat, the zero curve
+            assert not job.norms[k].any()
+            assert not windows.window_curve(job.latent_curve.values, w, job.norms[k]).any()
+            continue
+        assert job.norms[k] == pytest.approx([inside.mean(), inside.std()], abs=1e-6)
+        c = windows.window_curve(job.latent_curve.values, w, job.norms[k]).numpy().reshape(-1)
+        np.testing.assert_allclose(c, (job.latent_curve.values[w.start:w.stop] - inside.mean()) / inside.std(),
+                                   rtol=1e-5, atol=1e-5)
+    assert generate.plan_job(gen, raw, SamplingSettings(**WIN), duration=d, norm="video").norms is None
+    flat = _raw_curve(d)  # no cut at all: a flat raw curve is the zero curve, as training makes it
+    assert not generate.plan_job(gen, flat, SamplingSettings(**WIN), duration=d).norms[:, 1].any()
+    # one window: exactly the single pass (the whole clip is the window)
+    assert generate.plan_job(gen, _raw_curve(0.9, cuts=(0.4,)), SamplingSettings(**WIN), duration=0.9).norms is None
+
+
+@pytest.mark.parametrize("k", [0, 2, -1])
+def test_redo_one_window_leaves_every_other_window_bit_identical(gen, tmp_path, k):
+    d = 4.4
+    raw = _raw_curve(d, cuts=(0.6, 1.4, 2.2, 3.3))
+    first = generate.sample_music(gen, raw, "", SamplingSettings(steps=3, cfg=3.0, seed=5, **WIN))
+    plan = first.job.plan
+    assert len(plan) >= 4
+    k = k % len(plan)
+    path = generate.save_redo(str(tmp_path / "run.mp4") + generate.REDO_SUFFIX, gen, first)
+    back = generate.load_redo(path, gen)
+    assert torch.equal(back.latents, first.latents) and back.job.plan == plan
+    assert np.array_equal(back.job.norms, first.job.norms) and back.job.sampling == first.job.sampling
+    steps = []
+    redo = generate.redo_window(gen, back, k, seed=99, progress=lambda done, total: steps.append((done, total)))
+    assert steps[-1] == (3, 3)  # one window's steps
+    a, b = plan.own(k)
+    new, old = redo.latents, first.latents
+    assert 0 <= a < b <= plan.total
+    assert torch.equal(new[..., :a], old[..., :a]) and torch.equal(new[..., b:], old[..., b:])
+    assert not torch.equal(new[..., a:b], old[..., a:b])
+    # the same seed again: the same redo (deterministic); the audio outside the redone chunks is unchanged too
+    again = generate.redo_window(gen, back, k, seed=99)
+    assert torch.equal(again.latents, new)
+    # and so is their audio (before mastering, whose limiter acts on the whole track)
+    w_old, w_new = gen.codec.decode(old).numpy()[0], gen.codec.decode(new).numpy()[0]
+    hop = gen.codec.downsampling_ratio
+    assert np.array_equal(w_old[:, :a * hop], w_new[:, :a * hop])
+    assert np.array_equal(w_old[:, b * hop:], w_new[:, b * hop:])
+
+
+def test_redo_refuses_a_foreign_or_damaged_file(gen, tmp_path):
+    d = 2.5
+    first = generate.sample_music(gen, _raw_curve(d, cuts=(1.0,)), "", SamplingSettings(steps=2, cfg=1.0, **WIN))
+    with pytest.raises(V2MError, match="no redo file"):
+        generate.load_redo(str(tmp_path / "missing") + generate.REDO_SUFFIX, gen)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not safetensors")
+    with pytest.raises(V2MError, match="not a readable redo file"):
+        generate.load_redo(str(bad), gen)
+    path = generate.save_redo(str(tmp_path / "ok.safetensors"), gen, first)
+    with pytest.raises(V2MError, match="windows 0"):
+        generate.redo_window(gen, generate.load_redo(path, gen), 99, seed=1)
+    plan = first.job.plan.to_dict()
+    plan["windows"][1][0] = 10**6  # a window outside the video
+    with pytest.raises(V2MError, match="inconsistent"):
+        windows.WindowPlan.from_dict(plan)
+
+
+def test_generate_command_redoes_one_window(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from v2m_zero.core import cli
+    from v2m_zero.core.commands._common import REDO_SUFFIX
+    from v2m_zero.core.eval import synth
+    from v2m_zero.core.timing import media
+
+    assert REDO_SUFFIX == generate.REDO_SUFFIX
+    ck = tiny_v2m_checkpoint(str(tmp_path / "tiny.safetensors"))
+    clip = synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[0.7, 1.6, 2.4], duration=3.5, fps=25,
+                               size=(64, 36))
+    out = str(tmp_path / "g.mp4")
+    argv = ["generate", clip.path, "--checkpoint", ck, "--steps", "2", "--cfg", "2", "--window", "1", "--overlap",
+            "0.25", "--out", out, "--audio-out", str(tmp_path / "g.wav")]
+    assert cli.main(argv) == 0
+    before = load_file(out + REDO_SUFFIX)["latents"]
+    capsys.readouterr()
+    assert cli.main(argv + ["--only-window", "1", "--seed", "7"]) == 0
+    assert "redo: window 1 of" in capsys.readouterr().err
+    after = load_file(out + REDO_SUFFIX)["latents"]
+    plan = generate.load_redo(out + REDO_SUFFIX, generate.load_music_model(ck, device="cpu")).job.plan
+    a, b = plan.own(1)
+    assert torch.equal(before[..., :a], after[..., :a]) and torch.equal(before[..., b:], after[..., b:])
+    assert not torch.equal(before[..., a:b], after[..., a:b])
+    wave, sr = media.decode_audio(str(tmp_path / "g.wav"))
+    assert wave.shape[1] == round(clip.duration * sr)
+    # a redo of a video of another length is refused in one line
+    other = synth.make_cut_clip(str(tmp_path / "w.mp4"), cut_times=[0.7], duration=2.0, fps=25, size=(64, 36))
+    assert cli.main(["generate", other.path] + argv[2:] + ["--only-window", "1"]) != 0
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

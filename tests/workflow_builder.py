@@ -35,7 +35,8 @@ ENCODE = dict(encoder="auto", sample_fps=0.0, size=0, fps=24.0, dinov2_model="di
 LOAD_MODEL = dict(checkpoint=DEMO_CKPT, text_encoder="none", codec="from checkpoint", precision="fp32", offload=True,
                   lora="none", lora_strength=1.0, download_if_missing=False)
 SAMPLER = dict(prompt="", negative_prompt="", steps=0, cfg=0.0, seed=0, uncond="from checkpoint", fast_sampler="auto",
-               window_seconds=0.0, overlap_seconds=0.0)  # 0 / "from checkpoint": the checkpoint's own sampling defaults
+               window_seconds=0.0, overlap_seconds=0.0, only_window=-1)  # 0 / "from checkpoint": the checkpoint's own
+# sampling defaults; only_window -1: every window
 SMOOTH = dict(kernel_seconds=2.52, target_rate=21.533203, latent_length=0, scale=1.0, offset=0.0)
 DEMO_TRAIN_CONFIG = """\
 # DEMO settings: a tiny model that trains in a few minutes on a CPU. For real training

@@ -11,6 +11,9 @@ from typing import Callable
 from ..atomic import write_json  # noqa: F401  (re-exported for the commands)
 from ..outputs import AUDIO_OUT, VIDEO_OUT, OutputPlan  # noqa: F401  (re-exported for the commands)
 
+#: core.generate.REDO_SUFFIX (here so that building the parser imports no torch; tests/test_windows.py checks)
+REDO_SUFFIX = ".v2m-latents.safetensors"
+
 # the base presets of core.train.presets (listed here so that building the parser imports no torch)
 # core.train.presets.PRESETS (no import at parser time; tests/test_presets.py checks they agree)
 PRESETS = ("toy", "sao1", "sa3")

@@ -81,6 +81,31 @@ def sample_with_progress(model, raw, settings, *, prompt: str = "", negative_pro
                                      progress=bar)
 
 
+def redo_with_progress(model, sidecar: str, video, window: int, seed: int, *, prompt: str = "",
+                       negative_prompt: str = ""):
+    """Window ``window`` of the run saved in ``sidecar`` sampled again with ``seed``
+    (:func:`core.generate.redo_window`), after checking that ``video`` is as long as that run's."""
+    from .. import generate
+    from ..timing import media
+
+    previous = generate.load_redo(sidecar, model)
+    job = previous.job
+    if video is not None:
+        length = float(media.probe_video(video).duration)
+        if abs(length - job.duration) > 1e-3:
+            raise generate.V2MError(f"{sidecar} is the run of a {job.duration:.3f} s video but {video} lasts "
+                                    f"{length:.3f} s: redo with the video of that run")
+    if not 0 <= window < len(job.plan):
+        raise generate.V2MError(f"--only-window {window}: that run has windows 0–{len(job.plan) - 1} "
+                                f"({job.plan.describe()})")
+    a, b = job.plan.own(window)
+    print(f"redo: window {window} of {len(job.plan)} with seed {seed}: {a / job.plan.rate:.2f}–"
+          f"{b / job.plan.rate:.2f} s change, everything else is kept bit for bit", file=sys.stderr)
+    with Progress(f"sampling window {window}", unit="steps") as bar:
+        return generate.redo_window(model, previous, window, seed, prompt, negative_prompt=negative_prompt,
+                                    progress=bar)
+
+
 def agreement_notes(model, encoder: str | None) -> list[str]:
     """Warnings: a frame encoder other than the checkpoint's; a Stable Audio base whose timing is untrained.
     (The demo checkpoint is no warning: ``demo`` names it in its own report.)"""

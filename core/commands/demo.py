@@ -22,8 +22,8 @@ import os
 import numpy as np
 
 from ...model_io.folders import DEMO_CHECKPOINT  # the bundled demo model
-from ._common import OutputPlan, Progress, add_sampling_arguments, number, resolve_sampling, write_json
-from ._pipeline import curve_document, sample_with_progress
+from ._common import REDO_SUFFIX, OutputPlan, Progress, add_sampling_arguments, number, resolve_sampling, write_json
+from ._pipeline import curve_document, redo_with_progress, sample_with_progress
 
 NAME = "demo"
 HELP = ("run the main job on a generated clip: video -> event curve "
@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=number(float, 0.5, 600), default=12.0,
                    help="length of the generated clip in seconds (0.5–600)")
     p.add_argument("--sonify", action="store_true", help="no generation: make the curve audible (hits at hit points)")
+    p.add_argument("--only-window", type=number(int, 0, 1_000_000), default=None, metavar="K",
+                   help="redo window K only (from 0; --seed gives its new noise) of the last run in --out, from its "
+                        "latents (demo_with_music.mp4" + REDO_SUFFIX + "): every other window stays bit-identical")
 
 
 def sonify(smooth, peaks, duration: float, sample_rate: int = 44100) -> np.ndarray:
@@ -61,10 +64,11 @@ def sonify(smooth, peaks, duration: float, sample_rate: int = 44100) -> np.ndarr
 NO_SCENEDETECT = "PySceneDetect is not installed, so not Algorithm 1's detector; pip install scenedetect for that"
 
 
-def score(video: str, wave: np.ndarray, sr: int, duration: float, known_cuts, cuts_from: str) -> dict:
+def score(video: str, wave, sr: int, duration: float, known_cuts, cuts_from: str) -> dict:
     """Scene Cut Hit and its chance level: PySceneDetect cuts when installed (paper Algorithm 1),
     else ``known_cuts`` (the generated clip's true cut times, or our event-curve hit points), and the
-    result says which (``cuts_from``)."""
+    result says which (``cuts_from``). ``wave`` is the soundtrack: ``[C, T]`` or an
+    :class:`~..timing.media.stream.AudioSpool` (then beats are tracked from a stream: flat memory)."""
     from ..eval import report, sch
 
     try:
@@ -75,8 +79,10 @@ def score(video: str, wave: np.ndarray, sr: int, duration: float, known_cuts, cu
         return r
     except ImportError:
         pass
-    mono = wave.mean(axis=0)
-    beats = sch.beat_times(mono, sr)
+    if isinstance(wave, np.ndarray):
+        beats = sch.beat_times(wave.mean(axis=0), sr)
+    else:
+        beats = sch.beat_times_stream(lambda: (c.mean(axis=0) for c in wave.chunks()), sr, len(wave))
     cuts = list(known_cuts)
     hit = sch.scene_cut_hit(cuts, beats)
     null = sch.sch_null(cuts, beats, duration) if cuts else None
@@ -129,6 +135,7 @@ def run(args) -> int:
     # a video of the user's: the container its stream can be copied into (.mp4 first), said when not .mp4
     mux_plan, ext = (_choose_container(args.video, os.path.join(out, stem)) if args.video else (None, ".mp4"))
     muxed = plan.file(os.path.join(out, stem + ext), "the video with music", create_parent=True)
+    sidecar = None if args.sonify else plan.file(muxed + REDO_SUFFIX, "the redo file", create_parent=True)
     with plan:
         gen = None
         if not args.sonify:  # the model first: a bad checkpoint fails before anything is written
@@ -157,23 +164,31 @@ def run(args) -> int:
             wave, sr = sonify(latent_curve, peaks, raw.duration), 44100
             media.mux_audio(video, wave, sr, muxed, plan=mux_plan)
         else:
-            sampled = sample_with_progress(gen, raw, settings, prompt=args.prompt)
+            if args.only_window is None:
+                sampled = sample_with_progress(gen, raw, settings, prompt=args.prompt)
+            else:
+                sampled = redo_with_progress(gen, sidecar, video, args.only_window, settings.seed, prompt=args.prompt)
             lat, latent_curve, windows = sampled.latents, sampled.job.latent_curve, sampled.job.plan
             sr = gen.sample_rate
             if len(windows) > 1:
                 marks = [("windows", windows.starts), ("joins", windows.joins)]
-            with generate.decode_to_spool(gen, lat, raw.duration) as spool:
-                media.mux_audio(video, spool, sr, muxed, plan=mux_plan)
-                wave = spool.to_array()  # for scoring (beat tracking reads the whole track)
+            spool = generate.decode_to_spool(gen, lat, raw.duration)  # closed (deleted) after scoring
+            media.mux_audio(video, spool, sr, muxed, plan=mux_plan)
+            generate.save_redo(sidecar, gen, sampled)
+            wave = spool  # scored as a stream
         write_json(curve_json, curve_document(video, raw, latent_curve, peaks))
         plot.save_png(plot.plot_curves([("conditioning curve", latent_curve), ("event curve", raw)],
                                        peaks=peaks, marks=marks,
                                        title=f"event curve of {os.path.basename(video)}"), png)
-        with Progress("scoring"):
-            result = score(muxed, wave, sr, raw.duration, truth if truth is not None else peaks,
-                           "the clip's known cut times" if truth is not None else "event-curve hit points")
-    _report(result, peaks, truth, args.fps, (("curve JSON", curve_json), ("curve plot", png),
-                                              ("video + music" if gen else "video + soundtrack", muxed)))
+        try:
+            with Progress("scoring"):
+                result = score(muxed, wave, sr, raw.duration, truth if truth is not None else peaks,
+                               "the clip's known cut times" if truth is not None else "event-curve hit points")
+        finally:
+            if gen is not None:
+                wave.close()
+    files = [("curve JSON", curve_json), ("curve plot", png), ("video + music" if gen else "video + soundtrack", muxed)]
+    _report(result, peaks, truth, args.fps, files + ([("redo file", sidecar)] if sidecar else []))
     if gen is None:
         print("note: the soundtrack is a sonification of the curve (hits at hit points), not generated music")
     return 0

@@ -6,9 +6,9 @@ import argparse
 import os
 import sys
 
-from ._common import (AUDIO_OUT, VIDEO_OUT, OutputPlan, Progress, add_sampling_arguments, number, plan_video_output,
-                      resolve_sampling)
-from ._pipeline import add_encoder_arguments, agreement_notes, sample_with_progress, video_curve
+from ._common import (AUDIO_OUT, REDO_SUFFIX, VIDEO_OUT, OutputPlan, Progress, add_sampling_arguments, number,
+                      plan_video_output, resolve_sampling)
+from ._pipeline import add_encoder_arguments, agreement_notes, redo_with_progress, sample_with_progress, video_curve
 
 NAME = "generate"
 HELP = "generate music for a video with a V2M checkpoint and mux it in (curve -> sample -> decode -> mux)"
@@ -32,6 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_encoder_arguments(p, default=None)
     p.add_argument("--out", required=True, help=f"output video with the music ({', '.join(VIDEO_OUT)})")
     p.add_argument("--audio-out", default=None, help=f"also write the music alone ({', '.join(AUDIO_OUT)})")
+    p.add_argument("--only-window", type=number(int, 0, 1_000_000), default=None, metavar="K",
+                   help="redo window K only (from 0; --seed gives its new noise): read the latents of the last run "
+                        "from OUT" + REDO_SUFFIX + ", sample window K again against its neighbours and write the "
+                        "whole soundtrack again; every other window stays bit-identical")
 
 
 def run(args) -> int:
@@ -45,6 +49,7 @@ def run(args) -> int:
         plan.input(path, label)
     out = plan.file(args.out, "--out", extensions=VIDEO_OUT)
     audio_out = plan.file(args.audio_out, "--audio-out", extensions=AUDIO_OUT) if args.audio_out else None
+    sidecar = plan.file(out + REDO_SUFFIX, "the redo file (latents and windows of this run)")
     with plan:
         mux_plan = plan_video_output(args.video, out)  # copy or re-encode, decided before any work
         gen = generate.load_music_model(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec,
@@ -55,16 +60,21 @@ def run(args) -> int:
         for note in agreement_notes(gen, args.encoder):
             print(f"v2m-zero generate: warning: {note}", file=sys.stderr)
         args.encoder = args.encoder or gen.curve_spec.encoder
-        raw = video_curve(args.video, args)
-        lat = sample_with_progress(gen, raw, settings, prompt=args.prompt,
-                                   negative_prompt=args.negative_prompt).latents
-        with Progress("decoding and muxing"), generate.decode_to_spool(gen, lat, raw.duration) as spool:
+        if args.only_window is None:
+            sampled = sample_with_progress(gen, video_curve(args.video, args), settings, prompt=args.prompt,
+                                           negative_prompt=args.negative_prompt)
+        else:
+            sampled = redo_with_progress(gen, sidecar, args.video, args.only_window, settings.seed, prompt=args.prompt,
+                                         negative_prompt=args.negative_prompt)
+        lat, duration = sampled.latents, sampled.job.duration
+        with Progress("decoding and muxing"), generate.decode_to_spool(gen, lat, duration) as spool:
             out = media.mux_audio(args.video, spool, gen.sample_rate, out, plan=mux_plan)
             if audio_out:
                 media.write_audio(audio_out, spool, gen.sample_rate, layout="mono" if spool.channels == 1 else "stereo",
                                   master=True, depth="float")  # the music is float: keep its resolution
+        generate.save_redo(sidecar, gen, sampled)
         print(f"music: {len(spool) / gen.sample_rate:.3f} s at "
-              f"{gen.sample_rate} Hz for a {raw.duration:.3f} s video -> {out}")
+              f"{gen.sample_rate} Hz for a {duration:.3f} s video -> {out}")
         if audio_out:
             print(f"audio -> {os.path.abspath(audio_out)} ({audio_depth(audio_out, 'float')})")
     return 0

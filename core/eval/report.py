@@ -116,11 +116,16 @@ def evaluate_video(
     if not info.has_audio:
         result["note"] = "no audio track: nothing to score"
         return result
-    wave, sr = load_mono(path, audio_track)
+    if reference_music is None:  # streamed: the track is never in memory whole (an hour-long video scores flat)
+        n, peak, sr, beats = _stream_beats(path, audio_track)
+        wave = None
+    else:
+        wave, sr = load_mono(path, audio_track)
+        n, peak = wave.size, float(np.max(np.abs(wave))) if wave.size else 0.0
+        beats = beat_times(wave, sr)
     # Beats live on the audio's clock: the circular shifts of sch_null wrap at its length.
-    duration = wave.size / sr if sr else 0.0
-    silent = wave.size == 0 or float(np.max(np.abs(wave))) < 1e-6
-    beats = beat_times(wave, sr)
+    duration = n / sr if sr else 0.0
+    silent = n == 0 or peak < 1e-6
     result["beats"] = [round(float(b), 6) for b in beats]
     result["n_beats"] = int(beats.size)
     if not cuts:
@@ -138,6 +143,23 @@ def evaluate_video(
         result.update(_reference_scores(wave, sr, reference_music, silent, notes))
     result["note"] = "; ".join(notes) or None
     return result
+
+
+def _stream_beats(path, track: int = 0) -> tuple:
+    """(samples, peak, sr, beat times) of a file's mono mix (the channel mean, as :func:`load_mono`),
+    read twice as a stream by :func:`.sch.beat_times_stream`."""
+    import numpy as np
+
+    from ..timing import media
+    from .sch import beat_times_stream
+
+    sr, _channels, chunks = media.iter_audio(require_file(path, "audio"), track=track)
+    n, peak = 0, 0.0
+    for c in chunks():
+        n += c.shape[1]
+        peak = max(peak, float(np.max(np.abs(c))) if c.size else 0.0)
+    mono = lambda: (np.ascontiguousarray(c.mean(axis=0), np.float32) for c in chunks())  # noqa: E731
+    return n, peak, int(sr), beat_times_stream(mono, int(sr), n)
 
 
 _MEAN_KEYS = ("sch", "sch_null", "sch_minus_null", "bcs", "bhs", "td")

@@ -8,7 +8,7 @@ Length contract (used by `probe_video`, `mux_audio`, `write_video`): a video las
 that is exactly N / fps.
 """
 
-from .audio import decode_audio, fit_length, resample_audio
+from .audio import decode_audio, fit_length, iter_audio, resample_audio
 from .frames import FrameBatch, iter_frames, prefetch
 from .probe import VideoInfo, probe_video
 from .mux import MuxPlan, mux_audio, plan_mux
@@ -21,6 +21,7 @@ __all__ = [
     "iter_frames",
     "prefetch",
     "decode_audio",
+    "iter_audio",
     "resample_audio",
     "fit_length",
     "mux_audio",

@@ -105,6 +105,73 @@ def decode_audio(src, *, sample_rate: int | None = None, channels: int | None = 
         rewind(src)
 
 
+def iter_audio(src, *, track: int = 0, hold: int = 8192):
+    """One audio stream (``track``: its index among the audio streams) at its own rate and channels,
+    streamed: ``(sample_rate, channels, chunks)`` where ``chunks()`` yields float32 ``[C, n]``
+    pieces (a fresh pass over the file per call) that add up to exactly what :func:`decode_audio`
+    returns, without holding the whole track: the encoder padding of the last packet is trimmed
+    by holding back ``hold`` samples."""
+    name = source_name(src)
+    container = open_input(src, name, need="audio")
+    try:
+        if not 0 <= int(track) < len(container.streams.audio):
+            raise MediaError(f"{name!r} has {len(container.streams.audio)} audio track(s): there is no track "
+                             f"{int(track) + 1}")
+        stream = container.streams.audio[int(track)]
+        ctx = stream.codec_context
+        in_rate = int(ctx.sample_rate or stream.rate or 0)
+        in_channels = int(ctx.channels or 0)
+        layout = ctx.layout if ctx.layout is not None and ctx.layout.nb_channels else _layout_name(in_channels)
+        n_ch = av.AudioLayout(layout).nb_channels if isinstance(layout, str) else layout.nb_channels
+    finally:
+        container.close()
+        rewind(src)
+
+    def chunks():
+        container = open_input(src, name, need="audio")
+        try:
+            stream = container.streams.audio[int(track)]
+            resampler = av.AudioResampler(format="flt", layout=layout, rate=in_rate)
+            sample_exact = stream.time_base is not None and in_rate and stream.time_base == Fraction(1, in_rate)
+            pending: list[np.ndarray] = []
+            held = sent = n_in = tail_trim = 0
+
+            def release(keep: int):
+                nonlocal held, sent
+                while pending and held - pending[0].shape[1] >= keep:
+                    c = pending.pop(0)
+                    held -= c.shape[1]
+                    sent += c.shape[1]
+                    yield c
+
+            try:
+                for frame in container.decode(stream):
+                    n_in += frame.samples
+                    dur = frame.duration or 0
+                    tail_trim = frame.samples - dur if (sample_exact and 0 < dur < frame.samples) else 0
+                    for out in resampler.resample(frame):
+                        pending.append(np.ascontiguousarray(_packed_to_planar(out.to_ndarray(), n_ch), np.float32))
+                        held += pending[-1].shape[1]
+                    yield from release(hold)
+                for out in resampler.resample(None):
+                    pending.append(np.ascontiguousarray(_packed_to_planar(out.to_ndarray(), n_ch), np.float32))
+                    held += pending[-1].shape[1]
+            except av.FFmpegError as exc:
+                raise MediaError(
+                    f"Audio of {name!r} is truncated or corrupt: decoding failed ({exc}). Re-export the file."
+                ) from exc
+            n_out = n_in - tail_trim
+            rest = np.concatenate(pending, axis=1) if pending else np.zeros((n_ch, 0), np.float32)
+            rest = fit_length(rest, max(0, n_out - sent))
+            if rest.shape[1]:
+                yield np.ascontiguousarray(rest, np.float32)
+        finally:
+            container.close()
+            rewind(src)
+
+    return in_rate, n_ch, chunks
+
+
 def resample_audio(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Resample ``[C, T]`` (or ``[T]``) audio from sr_in to sr_out with soxr_hq; identity if equal."""
     wave = np.asarray(wave, dtype=np.float32)

@@ -67,13 +67,20 @@ class AudioSpool:
         data = np.frombuffer(self._file.read(n * self.channels * 4), dtype=np.float32)
         return data.reshape(-1, self.channels).T.copy()
 
-    def chunks(self, size: int = CHUNK) -> Iterator[np.ndarray]:
+    def chunks(self, size: int | None = None) -> Iterator[np.ndarray]:
+        """The audio in order, ``size`` samples at a time (default :data:`CHUNK`)."""
+        size = int(size or CHUNK)
         for s in range(0, self.length, size):
             yield self.read(s, size)
 
     def to_array(self) -> np.ndarray:
-        """The whole audio in memory (for small files and tests)."""
-        return self.read(0, self.length)
+        """The whole audio in memory ``[C, T]`` (where a whole tensor is the contract, e.g. ComfyUI's
+        AUDIO): filled chunk by chunk, so the peak is the array itself plus one chunk."""
+        out = np.empty((self.channels, self.length), np.float32)
+        for s in range(0, self.length, CHUNK):
+            c = self.read(s, CHUNK)
+            out[:, s:s + c.shape[1]] = c
+        return out
 
     def close(self) -> None:
         if getattr(self, "_file", None) is None:
