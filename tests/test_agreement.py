@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import types
 
-import numpy as np
 import pytest
 
 from v2m_zero.core import examples
@@ -87,11 +86,8 @@ def test_sampler_says_when_curve_and_checkpoint_differ(graph_parts, host):
         peak_threshold=0.0, min_gap=0.25).args[0],
         prompt="", negative_prompt="", steps=2, cfg=3.0, seed=0, uncond="both")
     assert "frame encoder" not in agree.ui["text"][0]
-    # the notes are drawn on the preview too: a taller picture with dark-red text above the plot
-    assert plot.shape[1] > agree.args[1].shape[1]
-    img = (plot[0].numpy() * 255).astype(np.uint8)
-    red = (img[..., 0] > 120) & (img[..., 1] < 60) & (img[..., 2] < 60)
-    assert red[: img.shape[0] // 3].sum() > 200
+    # the notes are in the report drawn on the node (web/v2m_zero.js), not a second time on the plot
+    assert plot.shape == agree.args[1].shape
 
 
 def test_cli_generate_warns_when_the_encoder_differs(tmp_path, capsys):
