@@ -190,8 +190,9 @@ async function main() {
       }
     }
 
-    // 3. run the quick start (and the align template) with the Run button, as a user does
-    const runs = a.run ? [[/quick[ _-]?start/i, 'quick start'], [/align/i, 'align']] : [];
+    // 3. run the quick start (and the align template) with the Run button, as a user does; not 'Generate, then
+    //    align': with its Music Source on 'file' the lazy generator branch (Sampler, Decode Latents) never runs
+    const runs = a.run ? [[/quick[ _-]?start/i, 'quick start'], [/align your own/i, 'align']] : [];
     for (const [pattern, label] of runs) {
       const name = names.find((n) => pattern.test(n));
       if (!name) continue;
