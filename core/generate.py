@@ -27,7 +27,7 @@ import torch
 
 from . import windows
 from ..model_io.bundle import load_music_model  # noqa: F401  (the pipeline's loader, re-exported)
-from .errors import V2MError
+from .errors import ModelError, V2MError
 from .model.bundle import MusicModel
 from .sampling import ResolvedSampling, SamplingSettings
 from .timing import curves
@@ -110,7 +110,11 @@ def resolve_sampling(model: MusicModel, settings: SamplingSettings | ResolvedSam
     window and overlap checked against this model: a bad setting fails here, before any work."""
     if isinstance(settings, ResolvedSampling):
         return settings
-    resolved = (settings or SamplingSettings()).resolve(model.sampling)
+    try:
+        resolved = (settings or SamplingSettings()).resolve(model.sampling)
+    except ModelError as exc:  # a recorded value out of bounds: name the file it came from (CLI and nodes alike)
+        text = str(exc)
+        raise ModelError(f"{model.source}: {text}" if model.source and model.source not in text else text) from None
     window_frames(model, resolved.window_seconds, resolved.overlap_seconds)
     return resolved
 

@@ -79,4 +79,4 @@ def load_music_model(
                 tokenizer = str(bundled)
         text = load_text_encoder(text_encoder, kind=kind, max_length=text_spec.get("max_length"), device=dev,
                                  tokenizer=tokenizer)
-    return MusicModel(dit=dit, codec=cod, text=text, meta=meta, device=dev, dtype=dtype)
+    return MusicModel(dit=dit, codec=cod, text=text, meta=meta, device=dev, dtype=dtype, source=str(checkpoint))

@@ -111,7 +111,7 @@ def test_sampler_follows_the_checkpoints_sampling_defaults(setup, monkeypatch):
     tiny_v2m_checkpoint(bad, sampling={"steps": 10**9})
     model = generate.LoadModel.execute(checkpoint="bad.safetensors", text_encoder="none", codec="from checkpoint",
                                        precision="fp32", offload=False).args[0]
-    with pytest.raises(V2MError, match="sampling.steps"):  # untrusted metadata is bounded
+    with pytest.raises(V2MError, match=r"bad\.safetensors: the checkpoint's sampling\.steps"):  # bounded, file named
         generate.Sampler.execute(model=model, curve=curve, prompt="", negative_prompt="", **defaults)
 
 

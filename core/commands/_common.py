@@ -127,17 +127,12 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, dest=name, default=default, help=f"{f.help}{bounds}{when}", **kw)
 
 
-def resolve_sampling(gen, args, checkpoint):
-    """``generate.resolve_sampling`` for the parsed options, a refused recorded value naming ``checkpoint``'s file
-    (before any work: the checkpoint's sampling numbers are bounded like the options)."""
+def resolve_sampling(gen, args):
+    """``generate.resolve_sampling`` for the parsed options, before any work (a refused recorded value names the
+    checkpoint's file: the model knows where it was loaded from)."""
     from .. import generate
-    from ..errors import ModelError
 
-    try:
-        return generate.resolve_sampling(gen, sampling_settings(args))
-    except ModelError as exc:
-        text = str(exc)
-        raise ModelError(f"{checkpoint}: {text}" if str(checkpoint) not in text else text) from None
+    return generate.resolve_sampling(gen, sampling_settings(args))
 
 
 def sampling_settings(args):

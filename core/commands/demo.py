@@ -141,7 +141,7 @@ def run(args) -> int:
         if not args.sonify:  # the model first: a bad checkpoint fails before anything is written
             ckpt = args.checkpoint or DEMO_CHECKPOINT
             gen = generate.load_music_model(ckpt, text_encoder=args.text_encoder)
-            settings = resolve_sampling(gen, args, ckpt)  # bad settings fail before any work, naming the file
+            settings = resolve_sampling(gen, args)  # bad settings fail before any work, naming the file
             notes = generate.model_notes(gen)
         if mux_plan is not None and mux_plan.note:
             print(f"note: {mux_plan.note}")

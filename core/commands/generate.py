@@ -55,7 +55,7 @@ def run(args) -> int:
         gen = generate.load_music_model(args.checkpoint, text_encoder=args.text_encoder, codec=args.codec,
                                         device=args.device, precision=args.precision, lora=args.lora,
                                         lora_strength=args.lora_strength)
-        settings = resolve_sampling(gen, args, args.checkpoint)  # bad settings fail before any work, naming the file
+        settings = resolve_sampling(gen, args)  # bad settings fail before any work, naming the file
         # The curve must come from the encoder the checkpoint's curve spec names (training used it).
         for note in agreement_notes(gen, args.encoder):
             print(f"v2m-zero generate: warning: {note}", file=sys.stderr)

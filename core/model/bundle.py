@@ -25,6 +25,7 @@ class MusicModel:
     meta: dict = field(default_factory=dict)
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32
+    source: str = ""  # the checkpoint file it was loaded from (named in errors about its recorded values)
 
     def __repr__(self) -> str:
         """One short line: a host prints its inputs with ``str()`` when a node fails (not the whole network)."""
