@@ -50,15 +50,19 @@ class MuxAudio(io.ComfyNode):
             out = files.temp_video_path("v2m-mux-")
         src, temporary = convert.video_to_file(video)
         try:
+            mux = media.plan_mux(src, out)  # copy, or re-encode said in a note; impossible: refused before the work
             plan = OutputPlan()
             plan.input(src, "input video")
             plan.file(out, "the muxed video", extensions=(".mp4",), create_parent=True)
             with plan:
-                media.mux_audio(src, wave, sr, out)
+                media.mux_audio(src, wave, sr, out, plan=mux)
         finally:
             if temporary and os.path.exists(src):
                 os.unlink(src)
         preview = ui.PreviewVideo([ui.SavedResult(file, subfolder, io.FolderType.output)]) if save_mp4 else None
+        if mux.note:  # the re-encode said on the node (web/v2m_zero.js draws "text"), the video preview kept
+            as_dict = getattr(preview, "as_dict", None)
+            preview = {**(as_dict() if callable(as_dict) else {}), "text": (mux.note,)}
         return io.NodeOutput(InputImpl.VideoFromFile(out), ui=preview)
 
 

@@ -591,3 +591,19 @@ def test_demo_with_a_bad_checkpoint_says_nothing_was_generated(corpus, tmp_path,
                             capsys)
     assert rc == 2 and "griffin_lim_iters" in err
     assert "generated" not in out and not (tmp_path / "d").exists()
+
+
+def test_mux_audio_node_says_on_the_node_when_it_re_encodes(codec_videos, host):
+    """The Mux Audio node plans like the CLI: ProRes cannot go into its .mp4, so it re-encodes and says so in
+    its text (drawn on the node); a stream it can copy gets no note."""
+    from comfy_api.latest import InputImpl
+
+    from v2m_zero.nodes import audio
+
+    _, prores = _codec_video(codec_videos, "prores")
+    out = audio.MuxAudio.execute(InputImpl.VideoFromFile(prores), _audio(2.0), False, "video/V2M")
+    assert "re-encoded as H.264" in out.ui["text"][0]
+    src, got = media.probe_video(prores), media.probe_video(out.args[0].get_stream_source())
+    assert got.frame_count == src.frame_count
+    _, hevc = _codec_video(codec_videos, "hevc")
+    assert audio.MuxAudio.execute(InputImpl.VideoFromFile(hevc), _audio(2.0), False, "video/V2M").ui is None

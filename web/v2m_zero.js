@@ -8,7 +8,8 @@
 
 export const AUDIO_NODES = ["V2M_LoadAudio", "V2M_DecodeLatents", "V2M_AlignMusic"];
 export const TEXT_NODES = ["V2M_LoadModel", "V2M_Sampler", "V2M_AlignMusic", "V2M_SyncReport",
-  "V2M_MusicPrompt", "V2M_Train", "V2M_EncodeFrames", "V2M_SmoothCurve", "V2M_MusicSource"];
+  "V2M_MusicPrompt", "V2M_Train", "V2M_EncodeFrames", "V2M_SmoothCurve", "V2M_MusicSource",
+  "V2M_MuxAudio"];
 export const TEXT_WIDGET = "v2m_report";
 
 // Put core's audio player before the upload button (the button looks the player up when it is made).
