@@ -51,10 +51,7 @@ def decode_audio(src, *, sample_rate: int | None = None, channels: int | None = 
     name = source_name(src)
     container = open_input(src, name, need="audio")
     try:
-        if not 0 <= int(track) < len(container.streams.audio):
-            raise MediaError(f"{name!r} has {len(container.streams.audio)} audio track(s): there is no track "
-                             f"{int(track) + 1}")
-        stream = container.streams.audio[int(track)]
+        stream = _audio_track(container, name, track)
         ctx = stream.codec_context
         in_rate = int(ctx.sample_rate or stream.rate or 0)
         in_layout = ctx.layout
@@ -105,6 +102,14 @@ def decode_audio(src, *, sample_rate: int | None = None, channels: int | None = 
         rewind(src)
 
 
+def _audio_track(container, name: str, track: int):
+    """Audio stream number ``track`` (0-based among the audio streams) of an open container, or one clear line."""
+    n = len(container.streams.audio)
+    if not 0 <= int(track) < n:
+        raise MediaError(f"{name!r} has {n} audio track(s): there is no track {int(track) + 1}")
+    return container.streams.audio[int(track)]
+
+
 def iter_audio(src, *, track: int = 0, hold: int = 8192):
     """One audio stream (``track``: its index among the audio streams) at its own rate and channels,
     streamed: ``(sample_rate, channels, chunks)`` where ``chunks()`` yields float32 ``[C, n]``
@@ -114,10 +119,7 @@ def iter_audio(src, *, track: int = 0, hold: int = 8192):
     name = source_name(src)
     container = open_input(src, name, need="audio")
     try:
-        if not 0 <= int(track) < len(container.streams.audio):
-            raise MediaError(f"{name!r} has {len(container.streams.audio)} audio track(s): there is no track "
-                             f"{int(track) + 1}")
-        stream = container.streams.audio[int(track)]
+        stream = _audio_track(container, name, track)
         ctx = stream.codec_context
         in_rate = int(ctx.sample_rate or stream.rate or 0)
         in_channels = int(ctx.channels or 0)
