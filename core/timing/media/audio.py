@@ -52,12 +52,9 @@ def decode_audio(src, *, sample_rate: int | None = None, channels: int | None = 
     container = open_input(src, name, need="audio")
     try:
         stream = _audio_track(container, name, track)
-        ctx = stream.codec_context
-        in_rate = int(ctx.sample_rate or stream.rate or 0)
-        in_layout = ctx.layout
-        in_channels = int(ctx.channels or 0)
+        in_rate, in_channels, own_layout = _stream_format(stream)
         if channels is None:
-            layout = in_layout if in_layout is not None and in_layout.nb_channels else _layout_name(in_channels)
+            layout = own_layout
         else:
             layout = _layout_name(channels)
             if not layout:
@@ -110,6 +107,16 @@ def _audio_track(container, name: str, track: int):
     return container.streams.audio[int(track)]
 
 
+def _stream_format(stream):
+    """(sample rate, channels, layout) of an audio stream as decoded: its own layout, else one named for its
+    channel count."""
+    ctx = stream.codec_context
+    in_rate = int(ctx.sample_rate or stream.rate or 0)
+    in_channels = int(ctx.channels or 0)
+    layout = ctx.layout if ctx.layout is not None and ctx.layout.nb_channels else _layout_name(in_channels)
+    return in_rate, in_channels, layout
+
+
 def iter_audio(src, *, track: int = 0, hold: int = 8192):
     """One audio stream (``track``: its index among the audio streams) at its own rate and channels,
     streamed: ``(sample_rate, channels, chunks)`` where ``chunks()`` yields float32 ``[C, n]``
@@ -120,10 +127,7 @@ def iter_audio(src, *, track: int = 0, hold: int = 8192):
     container = open_input(src, name, need="audio")
     try:
         stream = _audio_track(container, name, track)
-        ctx = stream.codec_context
-        in_rate = int(ctx.sample_rate or stream.rate or 0)
-        in_channels = int(ctx.channels or 0)
-        layout = ctx.layout if ctx.layout is not None and ctx.layout.nb_channels else _layout_name(in_channels)
+        in_rate, _, layout = _stream_format(stream)
         n_ch = av.AudioLayout(layout).nb_channels if isinstance(layout, str) else layout.nb_channels
     finally:
         container.close()
