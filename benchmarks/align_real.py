@@ -162,7 +162,7 @@ def run_pair(video, music, args, tmp):
         "cuts": len(cuts), "cut_rate_s": round(duration / max(len(cuts), 1), 2),
         "sch_before": ev_b["sch"], "chance_before": ev_b["sch_null"],
         "sch_after": ev_a["sch"], "chance_after": ev_a["sch_null"],
-        "hits": len(hits), "hits_sch_after": scene_cut_hit(hits, beats_a) if len(hits) else None,
+        "hits": len(hits), "hits_sch_after": scene_cut_hit(hits, beats_a, weights=strengths) if len(hits) else None,
         "hits_chance_after": sch_null(hits, beats_a, duration) if len(hits) else None,
         "heard_claim": (res.heard or {}).get("sch"),
         "downbeats_on_cuts": sum(1 for a in anchors if a["bar"]), "anchors": len(anchors),
@@ -205,7 +205,8 @@ def main(argv=None) -> int:
         args.music = HELD_OUT
     rows = []
     print("| video | cuts (s/cut) | music (grid BPM, heard BPM; readings) | SCH before (chance) | SCH after (chance) "
-          "| after − chance | goal | hit points: SCH on the file (chance) / aligner heard | downbeats on cuts "
+          "| after − chance | goal | hit points: SCH on the file, strength-weighted (chance) / aligner heard "
+          "| downbeats on cuts "
           "| max / mean tempo change | onsets ±50 ms before → after (chance) | joins (edits, loops) "
           "| seam flux / RMS-jump ratio vs other beats / RMS jump vs the music's own | s per min (wall / CPU) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
