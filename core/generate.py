@@ -141,10 +141,11 @@ DEFAULT_WINDOW_NORM = "window"
 
 
 def plan_job(model: MusicModel, raw: curves.Curve | None, settings: SamplingSettings | ResolvedSampling | None = None,
-             *, duration: float | None = None, windowed: bool = True, norm: str = DEFAULT_WINDOW_NORM) -> Job:
+             *, duration: float | None = None, windowed: bool = True, norm: str = DEFAULT_WINDOW_NORM,
+             joins: str = windows.DEFAULT_JOINS) -> Job:
     """Plan a generation: resolved settings, the conditioning curve of ``raw`` (None: the zero
-    curve; then ``duration`` is required) and the windows (joins where the curve is low, away
-    from its hit points; ``windowed=False``: one pass whatever the length). ``norm`` (one of
+    curve; then ``duration`` is required) and the windows (``joins``: see :func:`windows.plan_windows`;
+    ``windowed=False``: one pass whatever the length). ``norm`` (one of
     :data:`WINDOW_NORMS`) says how each window's curve is standardised; a curve that comes
     already smoothed (its raw samples unknown) keeps the whole video's standardisation."""
     if norm not in WINDOW_NORMS:
@@ -158,7 +159,8 @@ def plan_job(model: MusicModel, raw: curves.Curve | None, settings: SamplingSett
     n = latent_frames(model, duration)
     if windowed:
         values = None if latent_curve is None else latent_curve.values
-        plan = windows.plan_windows(n, window, overlap, rate=model.latent_rate, curve=values, hits=hit_points(raw))
+        plan = windows.plan_windows(n, window, overlap, rate=model.latent_rate, curve=values, hits=hit_points(raw),
+                                    joins=joins)
     else:
         plan = windows.WindowPlan((windows.Window(0, n),), n, model.latent_rate)
     norms = None
@@ -241,12 +243,12 @@ def sample_music(model: MusicModel, raw: curves.Curve | None, prompt: str = "",
                  settings: SamplingSettings | ResolvedSampling | None = None, *, negative_prompt: str = "",
                  duration: float | None = None, windowed: bool = True, progress: Progress | None = None,
                  interrupt: Interrupt | None = None, on_plan: Callable[[Job], None] | None = None,
-                 norm: str = DEFAULT_WINDOW_NORM) -> Sampled:
+                 norm: str = DEFAULT_WINDOW_NORM, joins: str = windows.DEFAULT_JOINS) -> Sampled:
     """The pipeline's entry: raw event curve → job (settings, curve, windows) → latents.
 
     ``on_plan(job)`` runs once the job is planned, before sampling starts (e.g. to say how many
-    windows it has, or to size a progress bar); ``norm``: see :func:`plan_job`."""
-    job = plan_job(model, raw, settings, duration=duration, windowed=windowed, norm=norm)
+    windows it has, or to size a progress bar); ``norm`` and ``joins``: see :func:`plan_job`."""
+    job = plan_job(model, raw, settings, duration=duration, windowed=windowed, norm=norm, joins=joins)
     if on_plan is not None:
         on_plan(job)
     lat = sample_job(model, job, prompt, negative_prompt=negative_prompt, progress=progress, interrupt=interrupt)

@@ -65,9 +65,9 @@ def test_joins_land_in_curve_minima_away_from_hit_points():
     t = np.arange(total) / rate
     curve = np.cos(2 * np.pi * t / period)  # valleys at (k + 1/2)·period
     valleys = (np.arange(40) + 0.5) * period
-    plan0 = windows.plan_windows(total, 300, 60, rate=rate, curve=curve, fade=10)
+    plan0 = windows.plan_windows(total, 300, 60, rate=rate, curve=curve, fade=10, joins="calm")
     hits = [valleys[np.argmin(np.abs(valleys - j))] for j in plan0.joins[:3]]  # the valleys it chose are now hits
-    plan = windows.plan_windows(total, 300, 60, rate=rate, curve=curve, hits=hits, fade=10)
+    plan = windows.plan_windows(total, 300, 60, rate=rate, curve=curve, hits=hits, fade=10, joins="calm")
     for p in (plan0, plan):
         _covers(p)
         for w in p.windows[1:]:
@@ -83,8 +83,46 @@ def test_joins_land_in_curve_minima_away_from_hit_points():
 def test_a_join_lands_on_a_hit_only_when_the_search_range_has_nothing_else():
     total, rate = 500, RATE
     hits = list(np.arange(0.05, 5.0, 0.1))  # a hit every 0.1 s: nowhere to hide
-    plan = windows.plan_windows(total, 200, 50, rate=rate, hits=hits)
+    plan = windows.plan_windows(total, 200, 50, rate=rate, hits=hits, joins="calm")
     _covers(plan)
+
+
+def _slack(prev):
+    """The join search range after window ``prev``: the last half of its own music (the module's rule)."""
+    return prev.stop - max(1, (prev.stop - prev.join) // 2), prev.stop
+
+
+@pytest.mark.parametrize("fade", [9, 10])
+def test_joins_move_onto_cuts_within_the_slack_and_nowhere_else(fade):
+    total, rate, window, overlap = 3000, RATE, 300, 60
+    rng = np.random.default_rng(3)
+    cuts = np.sort(rng.uniform(0.5, total / rate - 0.5, 9))  # sparse: some joins find a cut, some do not
+    calm = windows.plan_windows(total, window, overlap, rate=rate, fade=fade, joins="calm")
+    plan = windows.plan_windows(total, window, overlap, rate=rate, hits=cuts, fade=fade)
+    assert plan == windows.plan_windows(total, window, overlap, rate=rate, hits=cuts, fade=fade)  # deterministic
+    _covers(plan)
+    assert all(w.length == window for w in plan.windows) and plan.windows[-1].stop == total  # exact length
+    assert len(plan) <= len(calm) + 2
+    on_cut = 0
+    for prev, w in zip(plan.windows, plan.windows[1:]):
+        lo, hi = _slack(prev)
+        assert lo <= w.join <= hi  # never beyond the slack
+        centre = (w.join - w.fade / 2) / rate
+        fits = [c for c in cuts if lo <= windows.cut_join(int(np.floor(c * rate)), fade) <= hi]
+        if fits:  # the crossfade is centred on the latest cut in range, to one latent frame
+            assert abs(centre - max(fits)) <= 1 / rate, (centre, fits)
+            on_cut += 1
+        else:  # no cut in range: the calm rule (away from every cut)
+            assert min(abs(centre - c) for c in cuts) > windows.HIT_GUARD_SECONDS
+    assert on_cut >= 2 and on_cut < len(plan) - 1  # both cases were exercised
+
+
+def test_a_plan_without_cuts_is_the_calm_plan():
+    curve = np.cos(np.arange(1500) / 17.0)
+    a = windows.plan_windows(1500, 300, 60, rate=RATE, curve=curve)
+    assert a == windows.plan_windows(1500, 300, 60, rate=RATE, curve=curve, joins="calm")
+    with pytest.raises(V2MError, match="joins"):
+        windows.plan_windows(1500, 300, 60, rate=RATE, joins="bars")
 
 
 def test_plan_refuses_bad_overlaps():
