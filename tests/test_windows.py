@@ -479,6 +479,7 @@ def test_generate_command_redoes_one_window(tmp_path, capsys):
             "0.25", "--out", out, "--audio-out", str(tmp_path / "g.wav")]
     assert cli.main(argv) == 0
     before = load_file(out + REDO_SUFFIX)["latents"]
+    wav0, sr = media.decode_audio(str(tmp_path / "g.wav"))
     capsys.readouterr()
     assert cli.main(argv + ["--only-window", "1", "--seed", "7"]) == 0
     assert "redo: window 1 of" in capsys.readouterr().err
@@ -489,9 +490,56 @@ def test_generate_command_redoes_one_window(tmp_path, capsys):
     assert not torch.equal(before[..., a:b], after[..., a:b])
     wave, sr = media.decode_audio(str(tmp_path / "g.wav"))
     assert wave.shape[1] == round(clip.duration * sr)
+    # the written samples: bit-identical outside the redone window's own frames (this codec decodes frame by frame)
+    hop = sr / plan.rate
+    assert windows.decode_context_frames(generate.load_music_model(ck, device="cpu").codec) == 0
+    changed = np.flatnonzero(np.any(wave != wav0, axis=0))
+    assert changed.size and a * hop <= changed.min() and changed.max() < b * hop
     # a redo of a video of another length is refused in one line
     other = synth.make_cut_clip(str(tmp_path / "w.mp4"), cut_times=[0.7], duration=2.0, fps=25, size=(64, 36))
     assert cli.main(["generate", other.path] + argv[2:] + ["--only-window", "1"]) != 0
+
+
+def test_demo_command_redoes_one_window_of_a_video(tmp_path, capsys):
+    """``demo --video V --only-window K --seed S`` (the CLI road of the quick start): the other windows'
+    latents are bit-identical, the muxed soundtrack keeps its exact length and, before the redone window,
+    its samples up to the whole-track mastering gain (the AAC encoder is causal; what follows the change
+    may differ by its lookahead)."""
+    from safetensors.torch import load_file
+
+    from v2m_zero.core import cli
+    from v2m_zero.core.eval import synth
+    from v2m_zero.core.timing import media
+
+    ck = tiny_v2m_checkpoint(str(tmp_path / "tiny.safetensors"))
+    clip = synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[0.7, 1.6, 2.4], duration=3.5, fps=25,
+                               size=(64, 36))
+    argv = ["demo", "--video", clip.path, "--checkpoint", ck, "--steps", "2", "--cfg", "2", "--window", "1",
+            "--overlap", "0.25", "--out", str(tmp_path / "out")]
+    muxed = str(tmp_path / "out" / "demo_with_music.mp4")
+    assert cli.main(argv) == 0
+    before = load_file(muxed + generate.REDO_SUFFIX)["latents"]
+    audio0, sr = media.decode_audio(muxed)
+    plan = generate.load_redo(muxed + generate.REDO_SUFFIX, generate.load_music_model(ck, device="cpu")).job.plan
+    k = len(plan) - 2
+    capsys.readouterr()
+    assert cli.main(argv + ["--only-window", str(k), "--seed", "11"]) == 0
+    assert f"redo: window {k} of {len(plan)}" in capsys.readouterr().err
+    assert generate.load_redo(muxed + generate.REDO_SUFFIX,
+                              generate.load_music_model(ck, device="cpu")).job.plan == plan  # the same plan
+    after = load_file(muxed + generate.REDO_SUFFIX)["latents"]
+    a, b = plan.own(k)
+    assert torch.equal(before[..., :a], after[..., :a]) and torch.equal(before[..., b:], after[..., b:])
+    assert not torch.equal(before[..., a:b], after[..., a:b])
+    audio1, sr1 = media.decode_audio(muxed)
+    assert sr1 == sr and audio0.shape == audio1.shape and audio1.shape[1] == round(clip.duration * sr)
+    # before the change (half a second: beyond the AAC encoder's lookahead) the soundtrack is the same up to the
+    # mastering, whose true-peak gain is the whole track's: equal to float rounding, not bit for bit
+    keep = int((a / plan.rate - 0.5) * sr)
+    assert keep > 0
+    np.testing.assert_allclose(audio1[:, :keep], audio0[:, :keep], rtol=0, atol=1e-5)
+    late = slice(int(a / plan.rate * sr), int(b / plan.rate * sr))
+    assert np.max(np.abs(audio1[:, late] - audio0[:, late])) > 1e-3  # the redone window is new music
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
