@@ -34,8 +34,8 @@ Two more modes (issue 24):
 * ``--compare-norms SECONDS``: the seam statistics and SCH of the same clip generated with each
   window's curve standardised on its own (as training clips) and as a slice of the whole
   video's standardised curve.
-* ``--compare-joins SECONDS``: the same for joins placed at cuts (the crossfade centred on a cut
-  in the join's search range) vs where the curve is calm (away from cuts).
+* ``--compare-joins SECONDS``: the same for joins placed at cuts (the new window taking over just
+  before a cut in the join's search range) vs where the curve is calm (away from cuts).
 """
 
 from __future__ import annotations
@@ -371,7 +371,7 @@ def compare_joins(args) -> int:
 
 
 def _compare(args, seconds, label, variants) -> int:
-    from v2m_zero.core import generate
+    from v2m_zero.core import generate, windows
     from v2m_zero.core.timing import encoders
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -380,7 +380,7 @@ def _compare(args, seconds, label, variants) -> int:
         gen = generate.load_music_model(args.checkpoint)
         raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
         print(f"\n| {label} | windows | RMS jump | flux jump | level step | timbre step | SCH − chance "
-              "| joins on a cut |")
+              "| joins just before a cut |")
         print("|---|---|---|---|---|---|---|---|")
         for name, kw in variants:
             out = generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed), **kw)
@@ -388,7 +388,8 @@ def _compare(args, seconds, label, variants) -> int:
             plan = out.job.plan
             centres = [j - plan.fade / (2 * plan.rate) for j in plan.joins]
             s = seams.seam_report(wave, gen.sample_rate, centres, cuts)
-            near = sum(min(abs(c - x) for x in cuts) <= 1.0 / plan.rate for c in centres) if cuts else 0
+            before = windows.HIT_GUARD_SECONDS + 1.0 / plan.rate  # a join this close before a cut is placed by it
+            near = sum(any(0 <= x - j <= before for x in cuts) for j in plan.joins)
             sc = score(wave, gen.sample_rate, cuts, duration)
             cell = lambda d: "(none scored)" if d["mean_rank"] is None else f"{d['mean_rank']:.0f} % ({d['above_p95']:.2f})"  # noqa: E731,E501
             print(f"| {name} | {len(plan)} | {cell(s['jumps']['rms_jump'])} | {cell(s['jumps']['flux_jump'])} "

@@ -6,9 +6,10 @@ length. So a video longer than one window is generated window by window, each of
 training length, and the music keeps going across windows:
 
 * **Joins at cuts.** Window k+1 takes over from window k at a *join* frame J chosen in the
-  last part of window k: the crossfade centred on a hit point (a cut) when one lies there, so
-  the music changes where the picture does; else where the conditioning curve is lowest,
-  never within ``guard`` of a hit point. Window k+1 starts ``overlap`` frames before J.
+  last part of window k: ``guard`` before a hit point (a cut) when one lies there, so the
+  music changes where the picture does and the new window makes the cut's accent; else where
+  the conditioning curve is lowest, never within ``guard`` of a hit point. Window k+1 starts
+  ``overlap`` frames before J.
 * **Continuity by inpainting.** Window k+1's first frames (the overlap) are window k's music:
   at every Euler step they are replaced by window k's latents re-noised to the current t
   (``x_t = t·ε + (1 − t)·x0``, with the window's own ε), so the model writes what follows them.
@@ -185,16 +186,19 @@ class WindowPlan:
         return m
 
 
-#: Where joins go: ``"cuts"``: the crossfade centred on a hit point (a cut) when one lies in the
-#: join's search range, else as ``"calm"``: where the curve is lowest, away from hit points.
+#: Where joins go: ``"cuts"``: just before a hit point (a cut; :func:`cut_join`) when one lies in
+#: the join's search range, else as ``"calm"``: where the curve is lowest, away from hit points.
 JOIN_MODES = ("cuts", "calm")
 DEFAULT_JOINS = "cuts"
 
 
-def cut_join(f: int, fade: int) -> int:
-    """The join frame J whose crossfade ``[J − fade, J)`` is centred on latent frame ``f`` (the
-    crossfade's centre ``J − fade/2`` lies in ``[f, f + 1)``, the frame the cut falls in)."""
-    return int(f) + (int(fade) + 1) // 2
+def cut_join(f: int, guard: int) -> int:
+    """The join frame J for a cut in latent frame ``f``: ``guard`` frames before it, so the new window's
+    own music starts just before the cut and makes the cut's accent itself, and the crossfade
+    ``[J − fade, J)`` ends before it. (Measured on real footage, ``benchmarks/long_video.py
+    --compare-joins``: a crossfade centred on the cut blends two windows' music over the accent and
+    lowered Scene Cut Hit; one ending at the cut put the cut's hit inside the seam.)"""
+    return int(f) - int(guard)
 
 
 def plan_windows(total: int, window: int, overlap: int, *, rate: float, curve: Sequence[float] | None = None,
@@ -207,8 +211,8 @@ def plan_windows(total: int, window: int, overlap: int, *, rate: float, curve: S
     frames (one pass, exactly as without windowing). Otherwise every window is ``window`` frames
     long; the join after window k is searched in the last half of its own music
     (``[stop − (stop − join)/2, stop]``, the slack the window length and overlap allow).
-    ``joins="cuts"``: the latest hit point whose centred crossfade (:func:`cut_join`) fits that
-    range takes the join, so the music changes where the picture does; ``"calm"``, or no hit
+    ``joins="cuts"``: the latest hit point whose join (:func:`cut_join`: ``guard`` seconds before
+    it) fits that range takes the join, so the music changes where the picture does; ``"calm"``, or no hit
     point in range: the crossfade with the lowest mean curve, no hit point within ``guard``
     seconds of it, and a slight preference for later joins. Deterministic: the same inputs give
     the same plan.
@@ -231,7 +235,7 @@ def plan_windows(total: int, window: int, overlap: int, *, rate: float, curve: S
     if joins == "cuts":
         frames = np.floor(np.asarray(hits, np.float64).reshape(-1) * rate)
         frames = frames[np.isfinite(frames)].astype(np.int64)
-        cut_joins = np.unique(cut_join(0, fade) + frames)  # sorted join frames, one per cut
+        cut_joins = np.unique(cut_join(0, int(math.ceil(guard * rate))) + frames)  # sorted, one per cut
     windows = [Window(0, window)]
     while windows[-1].stop < total:
         prev = windows[-1]

@@ -103,17 +103,19 @@ def test_joins_move_onto_cuts_within_the_slack_and_nowhere_else(fade):
     _covers(plan)
     assert all(w.length == window for w in plan.windows) and plan.windows[-1].stop == total  # exact length
     assert len(plan) <= len(calm) + 2
+    guard = windows.HIT_GUARD_SECONDS
     on_cut = 0
     for prev, w in zip(plan.windows, plan.windows[1:]):
         lo, hi = _slack(prev)
         assert lo <= w.join <= hi  # never beyond the slack
-        centre = (w.join - w.fade / 2) / rate
-        fits = [c for c in cuts if lo <= windows.cut_join(int(np.floor(c * rate)), fade) <= hi]
-        if fits:  # the crossfade is centred on the latest cut in range, to one latent frame
-            assert abs(centre - max(fits)) <= 1 / rate, (centre, fits)
+        fits = [c for c in cuts if lo / rate + guard <= c < (hi + 1) / rate + guard]
+        if fits:  # the new window takes over guard before the latest cut in range, to one latent frame
+            assert abs(w.join / rate + guard - max(fits)) <= 1 / rate, (w.join / rate, fits)
+            assert w.join <= max(fits) * rate  # its own music starts before the cut
             on_cut += 1
-        else:  # no cut in range: the calm rule (away from every cut)
-            assert min(abs(centre - c) for c in cuts) > windows.HIT_GUARD_SECONDS
+        else:  # no cut in range: the calm rule (the crossfade away from every cut)
+            centre = (w.join - w.fade / 2) / rate
+            assert min(abs(centre - c) for c in cuts) > guard
     assert on_cut >= 2 and on_cut < len(plan) - 1  # both cases were exercised
 
 
@@ -123,6 +125,35 @@ def test_a_plan_without_cuts_is_the_calm_plan():
     assert a == windows.plan_windows(1500, 300, 60, rate=RATE, curve=curve, joins="calm")
     with pytest.raises(V2MError, match="joins"):
         windows.plan_windows(1500, 300, 60, rate=RATE, joins="bars")
+
+
+def test_every_road_gets_the_same_per_window_conditioning(gen):
+    """A curve smoothed beforehand (Smooth Curve, the ComfyUI road) is planned and conditioned as its raw
+    curve (the CLI road): same joins, same per-window standardisation, same window curves; with Smooth
+    Curve's scale and offset kept; a smoothed curve without its raw samples keeps the whole video's."""
+    from v2m_zero.core.timing.spec import CurveSpec
+
+    raw = _raw_curve(4.0, cuts=(0.6, 1.5, 2.3, 3.1))
+    raw = raw.replace(values=raw.values + np.where(raw.times > 2.0, 1.5, 0.0).astype(np.float32))  # busier half
+    smooth = CurveSpec(smoothing_seconds=gen.curve_spec.smoothing_seconds).smooth(raw, rate=gen.latent_rate)
+    assert smooth.source is raw
+    settings = SamplingSettings(**WIN)
+    a, b = generate.plan_job(gen, raw, settings), generate.plan_job(gen, smooth, settings)
+    assert len(a.plan) > 2 and a.plan == b.plan and a.norms is not None
+    np.testing.assert_array_equal(a.norms, b.norms)
+    assert np.ptp(a.norms[:, 0]) > 0.5  # the windows really are standardised differently
+    for k, w in enumerate(a.plan.windows):
+        ca = windows.window_curve(a.latent_curve.values, w, a.norms[k])
+        cb = windows.window_curve(b.latent_curve.values, w, b.norms[k])
+        torch.testing.assert_close(ca, cb, atol=1e-3, rtol=0)
+    scaled = smooth.replace(values=smooth.values * 2.0 + 0.5, spec=dict(smooth.spec, scale=2.0, offset=0.5))
+    c = generate.plan_job(gen, scaled, settings)
+    for k, w in enumerate(a.plan.windows):
+        want = windows.window_curve(a.latent_curve.values, w, a.norms[k]) * 2.0 + 0.5
+        torch.testing.assert_close(windows.window_curve(c.latent_curve.values, w, c.norms[k]), want, atol=2e-3, rtol=0)
+    from v2m_zero.core.timing.curves import Curve as C
+
+    assert generate.plan_job(gen, C.from_dict(smooth.to_dict()), settings).norms is None  # raw samples unknown
 
 
 def test_plan_refuses_bad_overlaps():
