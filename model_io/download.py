@@ -5,8 +5,8 @@ missing" switch). Files come from the Hugging Face Hub (``$HF_ENDPOINT`` when se
 ``huggingface_hub`` (URLs, metadata, authentication with ``HF_TOKEN`` or a saved login, the HTTP
 transfer); safetensors and plain files only, no code. Beat This! comes from its authors' server (the URL its package
 uses), as a checkpoint read with ``torch.load(weights_only=True)`` and checked before it is kept.
-Where they go: a node passes ComfyUI's folders (``models/v2m/<kind>/``, SAO into ``models/checkpoints/``); the command line uses
-``$V2M_MODELS_DIR/<kind>/`` (or ``--dir``).
+Where they go: a node passes ComfyUI's folders (``models/v2m/<kind>/``, SAO into ``models/checkpoints/``); the command
+line uses ``$V2M_MODELS_DIR/<kind>/`` (or ``--dir``).
 
 Each file is written to ``<name>.part`` and renamed when complete (size checked, and its sha256
 when the Hub gives one): an interrupted download continues where it stopped on the next run (an
