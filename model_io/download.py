@@ -87,7 +87,7 @@ class UrlModel:
 # "<name>.ckpt" there, cached by the package as "beat_this-<name>.ckpt" (the names we keep)
 BEAT_THIS_URL = "https://cloud.cp.jku.at/public.php/dav/files/7ik4RrBKTS273gp"
 BEAT_THIS_PAGE = "https://cloud.cp.jku.at/index.php/s/7ik4RrBKTS273gp"
-_BEATS = ("the second beat tracker of the sync reports (eval, demo, align, the Evaluate and Align nodes): how it "
+_BEATS = ("the second beat tracker of the sync reports (eval, demo, align, Sync Report, Align Music): how it "
           "agrees with librosa's beats; needs `pip install --no-deps beat-this==1.1.0 einops rotary-embedding-torch`")
 
 
@@ -406,7 +406,7 @@ NEEDS = (
      "without musicfm the music curves are log-mel (warned and recorded)"),
     ("V2M_MusicPrompt / prompt", ("whisper-small", "smolvlm2-256m", "qwen2.5-1.5b-instruct"), "all",
      "optional: without them the prompt is your text + a tempo hint"),
-    ("the sync reports' second beat tracker (eval, demo, align, Evaluate / Align nodes)", ("beat-this",
+    ("the sync reports' second beat tracker (eval, demo, align, Sync Report / Align Music nodes)", ("beat-this",
      "beat-this-small"), "any", "optional: without it the reports use librosa alone, as the paper; the network needs "
      "`pip install --no-deps beat-this==1.1.0 einops rotary-embedding-torch`"),
 )
