@@ -445,3 +445,27 @@ def test_demo_report_prints_the_agreement(tmp_path, monkeypatch, capsys, scenede
     demo._report(result, [1.0, 2.0], None, 24.0, [])
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("Scene Cut Hit: ") and lines[2] == agreement_line(result["trackers"])
+
+
+@needs_package
+def test_eval_can_score_with_beat_this_beats_on_request_only(tmp_path, monkeypatch, capsys):
+    from v2m_zero.core import cli, examples
+    from v2m_zero.core.eval import beats, report
+
+    models = tmp_path / "models"
+    monkeypatch.setenv("V2M_MODELS_DIR", str(models))
+    clip = examples.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[1.0, 2.0], duration=3.0, fps=24, motion=False,
+                                  audio=examples.click_track(np.arange(0.5, 3.0, 0.5), 3.0))
+    assert cli.main(["eval", clip.path, "--beat-tracker", "beat-this"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "no Beat This! checkpoint" in err and "models download beat-this" in err
+    (models / "beat_trackers").mkdir(parents=True)
+    save_tiny_checkpoint(models / "beat_trackers" / "beat_this-final0.ckpt")
+    r = report.evaluate_video(clip.path, cut_detector="histogram", beat_tracker="beat-this")
+    mono, sr = report.load_mono(clip.path)
+    theirs = beats.second_tracker().beats(mono, sr)
+    assert r["beats"] == pytest.approx(theirs.tolist()) and r["beat_tracker"] == "Beat This! final0"
+    assert "beats from Beat This! final0, not librosa" in r["note"]
+    assert r["trackers"]["beats"]["librosa"] == len(beats.LibrosaTracker().beats(mono, sr))
+    default = report.evaluate_video(clip.path, cut_detector="histogram")
+    assert "beat_tracker" not in default and default["beats"] == pytest.approx(beats.LibrosaTracker().beats(mono, sr))

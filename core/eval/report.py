@@ -68,6 +68,7 @@ def evaluate_video(
     audio_track: int = 0,
     cuts: list | None = None,
     second_tracker="auto",
+    beat_tracker: str = "librosa",
 ) -> dict:
     """Evaluate the music track of one video.
 
@@ -82,11 +83,16 @@ def evaluate_video(
     video's cuts when already detected (scoring another track of the same file).
     ``second_tracker``: ``"auto"`` (Beat This! when installed with its weights in the models folder; never
     downloaded), None (librosa alone) or a tracker of :mod:`.beats`; when there is one the result also holds
-    ``trackers`` (:func:`.beats.tracker_agreement`: how it agrees with librosa's beats). SCH always uses librosa's.
+    ``trackers`` (:func:`.beats.tracker_agreement`: how it agrees with librosa's beats). ``beat_tracker``: whose
+    beats SCH uses: ``"librosa"`` (the default, Algorithm 1's) or ``"beat-this"`` (one-line error when it is not
+    there; the result then says so in ``beat_tracker`` and its note, and ``trackers`` still compares with librosa).
     """
     import numpy as np
 
     path = require_file(video_path)
+    from .beats import get_tracker
+
+    tracker_for_sch = get_tracker(beat_tracker)  # before any work: one line when it is not there
     notes: list[str] = []
     result: dict = {
         "video": path,
@@ -120,13 +126,17 @@ def evaluate_video(
     if not info.has_audio:
         result["note"] = "no audio track: nothing to score"
         return result
-    if reference_music is None:  # streamed: the track is never in memory whole (an hour-long video scores flat)
+    librosa_sch = beat_tracker == "librosa"
+    if reference_music is None and librosa_sch:  # streamed: never in memory whole (an hour-long video scores flat)
         n, peak, sr, beats = _stream_beats(path, audio_track)
         wave = None
     else:
         wave, sr = load_mono(path, audio_track)
         n, peak = wave.size, float(np.max(np.abs(wave))) if wave.size else 0.0
-        beats = beat_times(wave, sr)
+        beats = beat_times(wave, sr) if librosa_sch else np.asarray(tracker_for_sch.beats(wave, sr), np.float64)
+    if not librosa_sch:
+        result["beat_tracker"] = tracker_for_sch.name
+        notes.append(f"beats from {tracker_for_sch.name}, not librosa (Algorithm 1's)")
     # Beats live on the audio's clock: the circular shifts of sch_null wrap at its length.
     duration = n / sr if sr else 0.0
     silent = n == 0 or peak < 1e-6
@@ -151,7 +161,7 @@ def evaluate_video(
         tracker = find_second() if second_tracker == "auto" else second_tracker
         if tracker is not None:
             mono, rate = (wave, sr) if wave is not None else first_seconds(path, audio_track)
-            result["trackers"] = tracker_agreement(mono, rate, beats, tracker=tracker)
+            result["trackers"] = tracker_agreement(mono, rate, beats if librosa_sch else None, tracker=tracker)
     result["note"] = "; ".join(notes) or None
     return result
 
