@@ -50,7 +50,8 @@ class SyncReport(io.ComfyNode):
         temps: list[str] = []
         try:
             path = _file_to_evaluate(video, images, audio, fps, temps)
-            result = metrics_report.evaluate_video(path, tolerance=tolerance, n_shifts=shifts, **_cut_detector())
+            result = metrics_report.evaluate_video(path, tolerance=tolerance, n_shifts=shifts, **_cut_detector(),
+                                                   check_interrupt=runtime.Progress.check_interrupt)
             raw = encoders.encode_video_curve(path, encoders.get_encoder("pixels"),
                                               check_interrupt=runtime.Progress.check_interrupt)
         finally:

@@ -469,3 +469,35 @@ def test_eval_can_score_with_beat_this_beats_on_request_only(tmp_path, monkeypat
     assert r["trackers"]["beats"]["librosa"] == len(beats.LibrosaTracker().beats(mono, sr))
     default = report.evaluate_video(clip.path, cut_detector="histogram")
     assert "beat_tracker" not in default and default["beats"] == pytest.approx(beats.LibrosaTracker().beats(mono, sr))
+
+
+@needs_package
+def test_the_sync_report_node_can_be_interrupted_while_beat_this_runs(tmp_path, monkeypatch, host):
+    from comfy_api.latest import InputImpl
+
+    from v2m_zero.core import examples
+    from v2m_zero.core.eval import beat_this
+    from v2m_zero.nodes import evaluate
+    from v2m_zero.nodes.host import runtime
+
+    class Stop(Exception):
+        pass
+
+    models = tmp_path / "models"
+    monkeypatch.setenv("V2M_MODELS_DIR", str(models))
+    (models / "beat_trackers").mkdir(parents=True)
+    save_tiny_checkpoint(models / "beat_trackers" / "beat_this-final0.ckpt")
+    clip = examples.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[1.0], duration=2.0, fps=24, motion=False,
+                                  audio=examples.click_track([0.5, 1.0, 1.5], 2.0))
+    chunks = []
+    real = beat_this.frame_logits
+    monkeypatch.setattr(beat_this, "frame_logits", lambda model, spect, check=None: chunks.append(check) or
+                        real(model, spect, check))
+
+    def interrupted():
+        raise Stop
+
+    monkeypatch.setattr(runtime.Progress, "check_interrupt", staticmethod(interrupted))
+    with pytest.raises(Stop):
+        evaluate.SyncReport.execute(video=InputImpl.VideoFromFile(clip.path), fps=24.0, tolerance=0.1, shifts=20)
+    assert chunks == [interrupted]  # stopped inside the network's chunk loop, not before or after it

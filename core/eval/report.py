@@ -69,6 +69,7 @@ def evaluate_video(
     cuts: list | None = None,
     second_tracker="auto",
     beat_tracker: str = "librosa",
+    check_interrupt=None,
 ) -> dict:
     """Evaluate the music track of one video.
 
@@ -86,6 +87,7 @@ def evaluate_video(
     ``trackers`` (:func:`.beats.tracker_agreement`: how it agrees with librosa's beats). ``beat_tracker``: whose
     beats SCH uses: ``"librosa"`` (the default, Algorithm 1's) or ``"beat-this"`` (one-line error when it is not
     there; the result then says so in ``beat_tracker`` and its note, and ``trackers`` still compares with librosa).
+    ``check_interrupt``: called between the second tracker's chunks (a node's interrupt check).
     """
     import numpy as np
 
@@ -161,7 +163,8 @@ def evaluate_video(
         tracker = find_second() if second_tracker == "auto" else second_tracker
         if tracker is not None:
             mono, rate = (wave, sr) if wave is not None else first_seconds(path, audio_track)
-            result["trackers"] = tracker_agreement(mono, rate, beats if librosa_sch else None, tracker=tracker)
+            result["trackers"] = tracker_agreement(mono, rate, beats if librosa_sch else None, tracker=tracker,
+                                                   check_interrupt=check_interrupt)
     result["note"] = "; ".join(notes) or None
     return result
 
