@@ -38,8 +38,10 @@ MAX_LAG = 0.004
 JOIN_AT = "similar"
 #: After stretching, the output's short-term loudness is brought back to the music's own
 #: (:func:`restore_envelope`): the RMS of the channels' mean over ENV_WINDOW s frames every ENV_HOP s,
-#: the gain bounded to ±ENV_MAX_DB and smoothed over ENV_SMOOTH frames. ``ENV_MAX_DB = 0`` turns it off.
+#: the gain bounded to ±ENV_MAX_DB, smoothed over ENV_SMOOTH frames, interpolated and eased by ENV_EASE moving
+#: averages over one hop (its slope changes smoothly: no clicks). ``ENV_MAX_DB = 0`` turns it off.
 ENV_WINDOW, ENV_HOP, ENV_MAX_DB, ENV_SMOOTH = 0.010, 0.005, 6.0, 1
+ENV_EASE = 1
 
 
 def have_rubberband() -> bool:
@@ -271,7 +273,9 @@ def restore_envelope(out: np.ndarray, wave: np.ndarray, sr: int, tmap: TimeMap) 
     output's 10 ms loudness rises and falls where the music's does not (and smears its attacks).
     For each output frame the music that plays there (through the time map, the window scaled by the
     piece's rate) gives the loudness it should have; the gain, in dB, is the difference, bounded to
-    ``±ENV_MAX_DB``, smoothed over ``ENV_SMOOTH`` frames and interpolated sample by sample."""
+    ``±ENV_MAX_DB``, smoothed over ``ENV_SMOOTH`` frames, interpolated sample by sample and eased
+    (``ENV_EASE`` moving averages over one hop). The same gain goes to every channel, so the stereo
+    image is kept; the level measured is the channels' mean (what a mono fold-down plays)."""
     if not tmap.pieces or out.shape[1] < 4:
         return out
     n = out.shape[1]
@@ -288,7 +292,17 @@ def restore_envelope(out: np.ndarray, wave: np.ndarray, sr: int, tmap: TimeMap) 
         k = np.ones(ENV_SMOOTH) / ENV_SMOOTH
         gain = np.convolve(np.pad(gain, ENV_SMOOTH // 2, mode="edge"), k, "valid")[:centres.size]
     g = np.interp(np.arange(n), centres, gain)
+    for _ in range(ENV_EASE):  # moving averages over one hop: the gain's slope changes smoothly (no clicks)
+        g = _moving_average(g, hop)
     return (out * (10.0 ** (g / 20.0)).astype(np.float32)[None]).astype(np.float32)
+
+
+def _moving_average(x: np.ndarray, k: int) -> np.ndarray:
+    """``x`` averaged over ``k`` samples centred on each (the ends held)."""
+    if k < 2:
+        return x
+    c = np.concatenate([[0.0], np.cumsum(np.pad(x, (k // 2, k - 1 - k // 2), mode="edge"))])
+    return (c[k:] - c[:-k]) / k
 
 
 def _fades(out: np.ndarray, sr: int, tmap: TimeMap) -> np.ndarray:
