@@ -287,7 +287,7 @@ def stages(args) -> int:
         spent[stage] = cpu() - t0
         hwm[stage] = next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith("VmHWM")) / 1024
     gl_cpu = [0.0]
-    real_gl = librosa.griffinlim
+    real_gl = melcodec.griffin_lim
 
     def gl(*a, **kw):
         t = cpu()
@@ -308,13 +308,13 @@ def stages(args) -> int:
         t = cpu()
         sampled = generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed))
         mark("sampling", t)
-        librosa.griffinlim = gl
+        melcodec.griffin_lim = gl
         try:
             t = cpu()
             spool = generate.decode_to_spool(gen, sampled.latents, raw.duration)
             total = cpu() - t
         finally:
-            librosa.griffinlim = real_gl
+            melcodec.griffin_lim = real_gl
         mark("latent decode: mel inversion + rest", cpu() - total + gl_cpu[0])
         spent["latent decode: Griffin-Lim"] = gl_cpu[0]
         t = cpu()
