@@ -66,11 +66,13 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x2, x1), dim=-1)
 
 
-def apply_partial_rotary(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
-    """Rotate the first ``freqs.shape[-1]`` channels of each head (in float32); keep the rest."""
-    rot = freqs.shape[-1]
+def apply_partial_rotary(x: torch.Tensor, freqs) -> torch.Tensor:
+    """Rotate the first ``rotary_dim`` channels of each head (in float32); keep the rest. ``freqs``
+    is the ``[N, rotary_dim]`` angle table or its ``(cos, sin)`` (computed once for every layer)."""
+    cos, sin = freqs if isinstance(freqs, tuple) else (freqs.cos(), freqs.sin())
+    rot = cos.shape[-1]
     xr, xp = x[..., :rot].float(), x[..., rot:]
-    xr = xr * freqs.cos() + _rotate_half(xr) * freqs.sin()
+    xr = xr * cos + _rotate_half(xr) * sin
     return torch.cat((xr.to(x.dtype), xp), dim=-1)
 
 
@@ -250,7 +252,8 @@ class ContinuousTransformer(nn.Module):
         x = self.project_in(x)
         if prepend_embeds is not None:
             x = torch.cat((prepend_embeds.to(x.dtype), x), dim=-2)
-        rotary = self.rotary_pos_emb(x.shape[1], x.device)
+        freqs = self.rotary_pos_emb(x.shape[1], x.device)
+        rotary = (freqs.cos(), freqs.sin())  # the same for every layer, queries and keys
         for layer in self.layers:
             x = self.run_layer(layer, x, rotary, context, context_mask, self.gradient_checkpointing)
         return self.project_out(x)
