@@ -3,9 +3,10 @@
 Nothing here runs unless the user asks (``v2m-zero models download NAME``, or a node's "download if
 missing" switch). Files come from the Hugging Face Hub (``$HF_ENDPOINT`` when set) through
 ``huggingface_hub`` (URLs, metadata, authentication with ``HF_TOKEN`` or a saved login, the HTTP
-transfer); safetensors and plain files only, no code. Where they go: a node passes ComfyUI's
-folders (``models/v2m/<kind>/``, SAO into ``models/checkpoints/``); the command line uses
-``$V2M_MODELS_DIR/<kind>/`` (or ``--dir``).
+transfer); safetensors and plain files only, no code. Beat This! comes from its authors' server (the URL its package
+uses), as a checkpoint read with ``torch.load(weights_only=True)`` and checked before it is kept.
+Where they go: a node passes ComfyUI's folders (``models/v2m/<kind>/``, SAO into ``models/checkpoints/``); the command
+line uses ``$V2M_MODELS_DIR/<kind>/`` (or ``--dir``).
 
 Each file is written to ``<name>.part`` and renamed when complete (size checked, and its sha256
 when the Hub gives one): an interrupted download continues where it stopped on the next run (an
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from ..core.errors import ModelError
 
-__all__ = ["MODELS", "DownloadError", "HubModel", "download", "model_status", "target_dir"]
+__all__ = ["MODELS", "DownloadError", "HubModel", "UrlModel", "download", "model_status", "target_dir"]
 
 HUB = "https://huggingface.co"
 METADATA_TIMEOUT = 10.0  # seconds for the first answer; no retries
@@ -51,6 +52,49 @@ class HubModel:
 
     def dest_name(self, file: str) -> str:
         return self.rename.get(file, file)
+
+
+@dataclass(frozen=True)
+class UrlModel:
+    """A model its authors publish outside the Hub: each file from its own URL (``sources``: file name -> URL), into
+    ``<kind folder>/<file>``. No checksum is published for these: a file is checked by ``check`` (the name of a
+    reader in :data:`CHECKS` that must accept it: bounded, ``weights_only``) before it is renamed into place."""
+
+    name: str
+    kind: str
+    files: tuple[str, ...]
+    sources: Mapping[str, str]
+    page: str  # where a person downloads the files by hand
+    check: str
+    approx_bytes: int = 0  # for the progress bar (the server may not say)
+    size: str = ""
+    used_by: str = ""
+    licence: str = ""
+    optional: tuple[str, ...] = ()
+    folder: str | None = ""
+    rename: Mapping[str, str] = field(default_factory=dict)
+    gated: bool = False
+
+    @property
+    def repo(self) -> str:
+        return self.page
+
+    def dest_name(self, file: str) -> str:
+        return file
+
+
+# Beat This! (CPJKU, MIT): the package's own checkpoint URL (beat_this.inference.CHECKPOINT_URL, beat-this 1.1.0),
+# "<name>.ckpt" there, cached by the package as "beat_this-<name>.ckpt" (the names we keep)
+BEAT_THIS_URL = "https://cloud.cp.jku.at/public.php/dav/files/7ik4RrBKTS273gp"
+BEAT_THIS_PAGE = "https://cloud.cp.jku.at/index.php/s/7ik4RrBKTS273gp"
+_BEATS = ("the second beat tracker of the sync reports (eval, demo, align, Sync Report, Align Music): how it "
+          "agrees with librosa's beats; needs `pip install --no-deps beat-this==1.1.0 einops rotary-embedding-torch`")
+
+
+def _beat_this(name: str, ckpt: str, size: str, approx: int) -> UrlModel:
+    return UrlModel(name, "beat_trackers", (f"beat_this-{ckpt}.ckpt",), {f"beat_this-{ckpt}.ckpt":
+                    f"{BEAT_THIS_URL}/{ckpt}.ckpt"}, BEAT_THIS_PAGE, "beat_this", approx_bytes=approx, size=size,
+                    used_by=_BEATS, licence="MIT")
 
 
 _HF_IMAGE = ("config.json", "preprocessor_config.json", "model.safetensors")
@@ -104,19 +148,21 @@ MODELS: dict[str, HubModel] = {m.name: m for m in (
                        "generation_config.json"), gated=True,
              used_by="V2M_LoadModel / generate with SA3-based checkpoints; train --base sa3 (the prompt encoder; "
                      "ComfyUI's text_encoders/t5gemma_b_b_ul2.safetensors works too)"),
+    _beat_this("beat-this", "final0", "78 MB", 78_000_000),
+    _beat_this("beat-this-small", "small0", "8.1 MB", 8_100_000),
 )}
 
 # where a kind lives under $V2M_MODELS_DIR (a ComfyUI host passes its own folders)
 STANDALONE_FOLDER = {"base": "checkpoints"}
 
 
-def get_model(name: str) -> HubModel:
+def get_model(name: str) -> HubModel | UrlModel:
     if name not in MODELS:
         raise ModelError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
     return MODELS[name]
 
 
-def target_dir(model: HubModel, *, folders: Mapping[str, str] | None = None,
+def target_dir(model: HubModel | UrlModel, *, folders: Mapping[str, str] | None = None,
                root: str | os.PathLike | None = None) -> Path:
     """Where a model's files go: ``folders[kind]`` (a host's folders), else ``<root>/<kind>`` with ``root``
     ``--dir``, else ``$V2M_MODELS_DIR``, else the per-user default (:func:`.folders.default_models_root`)."""
@@ -131,7 +177,7 @@ def target_dir(model: HubModel, *, folders: Mapping[str, str] | None = None,
     return base / sub if sub else base
 
 
-def model_status(model: HubModel, **where) -> dict:
+def model_status(model: HubModel | UrlModel, **where) -> dict:
     """``{"state": installed | partial | missing, "path", "missing": [files]}``."""
     dest = target_dir(model, **where)
     missing = [f for f in model.files if not (dest / model.dest_name(f)).is_file()]
@@ -221,8 +267,8 @@ def _fetch(meta, out: Path, headers: dict, tick: Callable[[int], None]) -> None:
     os.replace(part, out)
 
 
-def download(model: HubModel | str, *, folders: Mapping[str, str] | None = None, root: str | os.PathLike | None = None,
-             token: str | None = None, endpoint: str | None = None,
+def download(model: HubModel | UrlModel | str, *, folders: Mapping[str, str] | None = None,
+             root: str | os.PathLike | None = None, token: str | None = None, endpoint: str | None = None,
              progress: Callable[[int, int], None] | None = None, log: Callable[[str], None] | None = None) -> Path:
     """Fetch a model's files (see the module doc); returns its folder (or file, for single-file models).
 
@@ -234,6 +280,8 @@ def download(model: HubModel | str, *, folders: Mapping[str, str] | None = None,
                                        enable_progress_bars)
 
     model = get_model(model) if isinstance(model, str) else model
+    if isinstance(model, UrlModel):
+        return _download_url(model, folders=folders, root=root, progress=progress, log=log)
     endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or HUB).rstrip("/")
     dest = target_dir(model, folders=folders, root=root)
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
@@ -280,6 +328,68 @@ def download(model: HubModel | str, *, folders: Mapping[str, str] | None = None,
     return dest / model.dest_name(model.files[0]) if model.folder == "" else dest
 
 
+def _check_beat_this(path: Path) -> None:
+    from .beat_this import read_checkpoint
+
+    read_checkpoint(path)
+
+
+#: what accepts a downloaded file of a :class:`UrlModel` (raises ``ModelError`` when it does not fit)
+CHECKS: dict[str, Callable[[Path], None]] = {"beat_this": _check_beat_this}
+
+
+def _manual_url(model: UrlModel, dest: Path, why: str) -> DownloadError:
+    files = ", ".join(f"{url} as {f}" for f, url in model.sources.items())
+    return DownloadError(f"{model.name}: {why}. Manual steps: download {files} (or from {model.page}) into {dest}, "
+                         "then run again")
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _download_url(model: UrlModel, *, folders=None, root=None, progress=None, log=None) -> Path:
+    """:func:`download` for a :class:`UrlModel`: each file into ``<name>.part`` (continued where a previous run
+    stopped), accepted by its check, then renamed; a file the check refuses is removed."""
+    from huggingface_hub.file_download import http_get
+
+    from ..core.errors import ModelError
+
+    dest = target_dir(model, folders=folders, root=root)
+    if _offline():
+        raise _manual_url(model, dest, "HF_HUB_OFFLINE is set, so nothing is downloaded")
+    todo = [f for f in model.files if not (dest / f).is_file()]
+    dest.mkdir(parents=True, exist_ok=True)
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(done[0], max(model.approx_bytes, done[0]))
+
+    for f in todo:
+        out, url = dest / f, model.sources[f]
+        part = out.with_name(out.name + ".part")
+        have = part.stat().st_size if part.is_file() else 0
+        tick(have)
+        if log is not None:
+            log(f"{model.name}: {f} from {url}")
+        try:
+            with open(part, "ab") as fh:
+                http_get(url, _Counting(fh, tick), resume_size=have, displayed_filename=f)
+        except Exception as exc:
+            raise _manual_url(model, dest, _why(exc, url.split("/")[2]) + f" while fetching {f} (the part already "
+                              "downloaded is kept: running again continues it)") from None
+        try:
+            CHECKS[model.check](part)
+        except ModelError as exc:
+            part.unlink(missing_ok=True)
+            raise DownloadError(f"{model.name}: the downloaded {f} is not usable, so it was removed "
+                                f"({' '.join(str(exc).split())[:200]}); run again") from None
+        os.replace(part, out)
+    return dest / model.files[0]
+
+
 # what each node or command needs: (who, models, note); a group with "any" is satisfied by one of them
 NEEDS = (
     ("V2M_EncodeFrames / curve / generate with --encoder dinov2",
@@ -296,6 +406,9 @@ NEEDS = (
      "without musicfm the music curves are log-mel (warned and recorded)"),
     ("V2M_MusicPrompt / prompt", ("whisper-small", "smolvlm2-256m", "qwen2.5-1.5b-instruct"), "all",
      "optional: without them the prompt is your text + a tempo hint"),
+    ("the sync reports' second beat tracker (eval, demo, align, Sync Report / Align Music nodes)", ("beat-this",
+     "beat-this-small"), "any", "optional: without it the reports use librosa alone, as the paper; the network needs "
+     "`pip install --no-deps beat-this==1.1.0 einops rotary-embedding-torch`"),
 )
 
 

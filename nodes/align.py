@@ -9,6 +9,7 @@ from ..core.align import pipeline
 from ..core.align.render import STRETCHERS
 from ..core.align.timemap import EDIT_KINDS, AlignOptions
 from ..core.errors import V2MError
+from ..core.eval.beats import agreement_line, tracker_agreement
 from ..core.timing import media
 from .host import convert, files, requirements, runtime
 from .types import CurveType
@@ -166,6 +167,10 @@ class AlignMusic(io.ComfyNode):
         before = pipeline.unaligned(wave, sr, raw.duration, start_seconds, output_rate=rate)
         sync = pipeline.sync_report(cuts, before, result.audio, rate, raw.duration, hits=hits, cuts_note=note)
         report = pipeline.format_report(result, sync)
+        agreement = tracker_agreement(result.audio.mean(axis=0), rate, sync["beats_after"],
+                                      check_interrupt=runtime.Progress.check_interrupt)
+        if agreement:  # Beat This! installed with its weights: how it agrees with librosa's beats
+            report += "\n" + agreement_line(agreement)
         image = convert.image_tensor(pipeline.report_plot(raw, hits, sync, result, title=report.splitlines()[0]))
         out = convert.numpy_to_audio(result.audio, rate)  # handed on at the rate measured
         shown = {"text": (report,), **_ui(ui.PreviewImage(image, cls=cls)), **_ui(ui.PreviewAudio(out, cls=cls))}

@@ -7,6 +7,7 @@ from comfy_api.latest import io, ui
 
 from ..core.timing import encoders, media, plot
 from ..core.eval import report as metrics_report
+from ..core.eval.beats import agreement_line
 from .host import convert, files, requirements, runtime
 
 CATEGORY = "V2M-Zero/evaluate"
@@ -49,7 +50,8 @@ class SyncReport(io.ComfyNode):
         temps: list[str] = []
         try:
             path = _file_to_evaluate(video, images, audio, fps, temps)
-            result = metrics_report.evaluate_video(path, tolerance=tolerance, n_shifts=shifts, **_cut_detector())
+            result = metrics_report.evaluate_video(path, tolerance=tolerance, n_shifts=shifts, **_cut_detector(),
+                                                   check_interrupt=runtime.Progress.check_interrupt)
             raw = encoders.encode_video_curve(path, encoders.get_encoder("pixels"),
                                               check_interrupt=runtime.Progress.check_interrupt)
         finally:
@@ -100,6 +102,8 @@ def _report(r: dict) -> str:
         f"±{r['tolerance']} s  duration: {_fmt(r['duration'])} s",
         "cut times: " + ", ".join(f"{c:.2f}" for c in r["cuts"]),
     ]
+    if r.get("trackers"):  # Beat This! installed with its weights: how it agrees with librosa's beats
+        lines.append(agreement_line(r["trackers"]))
     if r.get("note"):
         lines.append(f"note: {r['note']}")
     return "\n".join(lines)

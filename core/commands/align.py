@@ -109,6 +109,7 @@ def _generated(args, raw, hits, strengths, duration):
 def run(args) -> int:
     from ..align import pipeline
     from ..align.timemap import AlignOptions
+    from ..eval.beats import agreement_line, tracker_agreement
     from ..timing import media, plot
     from ..timing.media.write import audio_depth
 
@@ -156,6 +157,11 @@ def run(args) -> int:
         sync = pipeline.sync_report(cuts, pipeline.unaligned(wave, sr, duration, args.start, output_rate=file_rate),
                                     delivered, file_rate, duration, hits=hits, cuts_label=label, cuts_note=note)
         text = pipeline.format_report(result, sync)
+        # Beat This! installed with its weights: how it agrees with librosa's beats on the delivered file
+        agreement = tracker_agreement(delivered.mean(axis=0), file_rate, sync["beats_after"])
+        if agreement:
+            sync["trackers"] = agreement
+            text += "\n" + agreement_line(agreement)
         if png:
             plot.save_png(pipeline.report_plot(raw, hits, sync, result, title=text.splitlines()[0]), png)
         if js:

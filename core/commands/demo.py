@@ -69,7 +69,7 @@ def score(video: str, wave, sr: int, duration: float, known_cuts, cuts_from: str
     else ``known_cuts`` (the generated clip's true cut times, or our event-curve hit points), and the
     result says which (``cuts_from``). ``wave`` is the soundtrack: ``[C, T]`` or an
     :class:`~..timing.media.stream.AudioSpool` (then beats are tracked from a stream: flat memory)."""
-    from ..eval import report, sch
+    from ..eval import beats as beats_mod, report, sch
 
     try:
         import scenedetect  # noqa: F401
@@ -86,8 +86,13 @@ def score(video: str, wave, sr: int, duration: float, known_cuts, cuts_from: str
     cuts = list(known_cuts)
     hit = sch.scene_cut_hit(cuts, beats)
     null = sch.sch_null(cuts, beats, duration) if cuts else None
-    return {"sch": hit, "sch_null": null, "sch_minus_null": None if hit is None or null is None else hit - null,
-            "cuts": cuts, "beats": list(beats), "cuts_from": f"{cuts_from} ({NO_SCENEDETECT})"}
+    out = {"sch": hit, "sch_null": null, "sch_minus_null": None if hit is None or null is None else hit - null,
+           "cuts": cuts, "beats": list(beats), "cuts_from": f"{cuts_from} ({NO_SCENEDETECT})"}
+    tracker = beats_mod.second_tracker()  # Beat This! when installed with its weights (evaluate_video does the same)
+    if tracker is not None:
+        mono, rate = (wave.mean(axis=0), sr) if isinstance(wave, np.ndarray) else report.first_seconds(video)
+        out["trackers"] = beats_mod.tracker_agreement(mono, rate, beats if rate == sr else None, tracker=tracker)
+    return out
 
 
 def _report(result: dict, peaks, truth, fps: float, files) -> None:
@@ -97,6 +102,10 @@ def _report(result: dict, peaks, truth, fps: float, files) -> None:
         print(f"cuts found within one frame: {matched}/{len(truth)}")
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
     print(f"Scene Cut Hit: {fmt(result['sch'])}  (chance level {fmt(result['sch_null'])}; cuts: {result['cuts_from']})")
+    if result.get("trackers"):
+        from ..eval.beats import agreement_line
+
+        print(agreement_line(result["trackers"]))
     print("results:")
     for label, path in files:
         print(f"  {label:18s} {path}")

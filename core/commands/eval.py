@@ -29,6 +29,10 @@ def add_arguments(p) -> None:
                    help="SCH hit tolerance in seconds, at most 2 (paper: 0.1)")
     p.add_argument("--shifts", type=number(int, 1, 10_000), default=200,
                    help="circular beat shifts averaged for the SCH chance level (1–10000, default 200)")
+    p.add_argument("--beat-tracker", choices=("librosa", "beat-this"), default="librosa",
+                   help="whose beats SCH uses: librosa (default, the paper's Algorithm 1) or beat-this (Beat This!, "
+                        "when installed with its weights: `v2m-zero models download beat-this`); with Beat This! "
+                        "installed a line under the table says how the two agree either way")
     p.add_argument("--audio-track", default="all", metavar="all|N",
                    help="which audio track of each video is the music: all (default: each track scored on its own "
                         "row, labelled [audio N] when a file has several) or N (1 = the first)")
@@ -71,6 +75,9 @@ def run(args) -> int:
     out = plan.file(args.json, "--json", extensions=(".json",)) if args.json else None
     choice = _track_choice(args.audio_track)
     with plan:
+        from ..eval.beats import get_tracker
+
+        get_tracker(args.beat_tracker)  # one line, before any scoring, when it is not there
         from ..timing.media.audio import audio_track_count
 
         counts = [audio_track_count(v) for v in videos]  # the choice checked for every file before any scoring
@@ -90,7 +97,7 @@ def run(args) -> int:
                 for t in tracks:
                     r = report.evaluate_video(video, reference_music=refs[i] if refs else None,
                                               tolerance=args.tolerance, n_shifts=args.shifts,
-                                              audio_track=t if n else 0, cuts=cuts)
+                                              audio_track=t if n else 0, cuts=cuts, beat_tracker=args.beat_tracker)
                     cuts = r["cuts"]
                     if n > 1:
                         r["audio_track"] = t + 1

@@ -15,7 +15,7 @@ HELP = "list the models the nodes and commands use (installed where, what is mis
 
 # model_io.download.MODELS (no import at parser time)
 KNOWN = ("dinov2-small", "dinov2-base", "dinov2-large", "dinov2-giant", "t5-base", "musicfm", "whisper-small",
-         "smolvlm2-256m", "qwen2.5-1.5b-instruct", "sao1", "sa3", "t5gemma-b-b-ul2")
+         "smolvlm2-256m", "qwen2.5-1.5b-instruct", "sao1", "sa3", "t5gemma-b-b-ul2", "beat-this", "beat-this-small")
 
 
 def _where_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,8 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ls = sub.add_parser("list", help="every known model: installed or missing, where, and what each node/command lacks")
     _where_arguments(ls)
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    dl = sub.add_parser("download", help="download models through huggingface_hub "
-                                         "(resumable; HF_ENDPOINT, HF_TOKEN honoured)")
+    dl = sub.add_parser("download", help="download models through huggingface_hub (resumable; HF_ENDPOINT, HF_TOKEN "
+                                         "honoured); beat-this from its authors' server (JKU, MIT licence)")
     dl.add_argument("names", nargs="+", choices=KNOWN, metavar="NAME", help=f"one or more of: {', '.join(KNOWN)}")
     _where_arguments(dl)
     dl.add_argument("--token", default=None, help="a Hugging Face token (default: HF_TOKEN or your saved login); "
@@ -56,7 +56,7 @@ def _where(args) -> dict:
         root = os.path.abspath(args.comfyui)
         if not os.path.isdir(os.path.join(root, "models")):
             raise V2MError(f"--comfyui {root}: no models/ folder there; give the ComfyUI folder")
-        kinds = ("encoders", "text_encoders", "prompt", "music_encoders")
+        kinds = ("encoders", "text_encoders", "prompt", "music_encoders", "beat_trackers")
         folders = {k: os.path.join(root, "models", "v2m", k) for k in kinds}
         folders["base"] = os.path.join(root, "models", "checkpoints")
         return {"folders": folders}

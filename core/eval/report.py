@@ -67,6 +67,9 @@ def evaluate_video(
     detector_options: dict | None = None,
     audio_track: int = 0,
     cuts: list | None = None,
+    second_tracker="auto",
+    beat_tracker: str = "librosa",
+    check_interrupt=None,
 ) -> dict:
     """Evaluate the music track of one video.
 
@@ -79,10 +82,19 @@ def evaluate_video(
     than ``"scenedetect"`` (Algorithm 1's) names another detector of ``core.timing.cuts``.
     ``audio_track``: which audio stream is the music (its index; default the first); ``cuts``: the
     video's cuts when already detected (scoring another track of the same file).
+    ``second_tracker``: ``"auto"`` (Beat This! when installed with its weights in the models folder; never
+    downloaded), None (librosa alone) or a tracker of :mod:`.beats`; when there is one the result also holds
+    ``trackers`` (:func:`.beats.tracker_agreement`: how it agrees with librosa's beats). ``beat_tracker``: whose
+    beats SCH uses: ``"librosa"`` (the default, Algorithm 1's) or ``"beat-this"`` (one-line error when it is not
+    there; the result then says so in ``beat_tracker`` and its note, and ``trackers`` still compares with librosa).
+    ``check_interrupt``: called between the second tracker's chunks (a node's interrupt check).
     """
     import numpy as np
 
     path = require_file(video_path)
+    from .beats import get_tracker
+
+    tracker_for_sch = get_tracker(beat_tracker)  # before any work: one line when it is not there
     notes: list[str] = []
     result: dict = {
         "video": path,
@@ -116,13 +128,17 @@ def evaluate_video(
     if not info.has_audio:
         result["note"] = "no audio track: nothing to score"
         return result
-    if reference_music is None:  # streamed: the track is never in memory whole (an hour-long video scores flat)
+    librosa_sch = beat_tracker == "librosa"
+    if reference_music is None and librosa_sch:  # streamed: never in memory whole (an hour-long video scores flat)
         n, peak, sr, beats = _stream_beats(path, audio_track)
         wave = None
     else:
         wave, sr = load_mono(path, audio_track)
         n, peak = wave.size, float(np.max(np.abs(wave))) if wave.size else 0.0
-        beats = beat_times(wave, sr)
+        beats = beat_times(wave, sr) if librosa_sch else np.asarray(tracker_for_sch.beats(wave, sr), np.float64)
+    if not librosa_sch:
+        result["beat_tracker"] = tracker_for_sch.name
+        notes.append(f"beats from {tracker_for_sch.name}, not librosa (Algorithm 1's)")
     # Beats live on the audio's clock: the circular shifts of sch_null wrap at its length.
     duration = n / sr if sr else 0.0
     silent = n == 0 or peak < 1e-6
@@ -141,8 +157,35 @@ def evaluate_video(
 
     if reference_music is not None:
         result.update(_reference_scores(wave, sr, reference_music, silent, notes))
+    if not silent:
+        from .beats import second_tracker as find_second, tracker_agreement
+
+        tracker = find_second() if second_tracker == "auto" else second_tracker
+        if tracker is not None:
+            mono, rate = (wave, sr) if wave is not None else first_seconds(path, audio_track)
+            result["trackers"] = tracker_agreement(mono, rate, beats if librosa_sch else None, tracker=tracker,
+                                                   check_interrupt=check_interrupt)
     result["note"] = "; ".join(notes) or None
     return result
+
+
+def first_seconds(path, track: int = 0) -> tuple:
+    """The mono mix (channel mean) of the first :data:`.beats.AGREEMENT_SECONDS` of a file's track and one second
+    more (so a longer track is seen to be cut), read as a stream: what the second beat tracker compares.
+    ``(mono float32 [T], sr)``."""
+    import numpy as np
+
+    from ..timing import media
+    from .beats import AGREEMENT_SECONDS
+
+    sr, _channels, chunks = media.iter_audio(require_file(path, "audio"), track=track)
+    want, got, parts = int((AGREEMENT_SECONDS + 1) * sr), 0, []
+    for c in chunks():
+        parts.append(np.ascontiguousarray(c.mean(axis=0), np.float32))
+        got += c.shape[1]
+        if got >= want:
+            break
+    return (np.concatenate(parts)[:want] if parts else np.zeros(0, np.float32)), int(sr)
 
 
 def _stream_beats(path, track: int = 0) -> tuple:
@@ -226,4 +269,7 @@ def format_table(results) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip() for row in [header] + rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    from .beats import agreement_line
+
+    lines += [f"{result_label(r)}: {agreement_line(r['trackers'])}" for r in results if r.get("trackers")]
     return "\n".join(lines)

@@ -7,7 +7,8 @@ import os
 from ...core.errors import V2MError
 from .runtime import Progress
 
-MODEL_KINDS = ("encoders", "checkpoints", "text_encoders", "codecs", "prompt", "loras", "music_encoders")
+MODEL_KINDS = ("encoders", "checkpoints", "text_encoders", "codecs", "prompt", "loras", "music_encoders",
+               "beat_trackers")
 
 
 def register_model_folders() -> None:
