@@ -34,6 +34,8 @@ Two more modes (issue 24):
 * ``--compare-norms SECONDS``: the seam statistics and SCH of the same clip generated with each
   window's curve standardised on its own (as training clips) and as a slice of the whole
   video's standardised curve.
+* ``--compare-joins SECONDS``: the same for joins placed at cuts (the new window taking over just
+  before a cut in the join's search range) vs where the curve is calm (away from cuts).
 """
 
 from __future__ import annotations
@@ -205,6 +207,8 @@ def main(argv=None) -> int:
                     help="real-footage composites (default: when the footage cache is there)")
     ap.add_argument("--stages", type=float, default=None, metavar="SECONDS",
                     help="only: CPU seconds per stage of the main job on one clip of this length")
+    ap.add_argument("--compare-joins", type=float, default=None, metavar="SECONDS",
+                    help="seams and SCH of one clip with joins at cuts vs where the curve is calm")
     ap.add_argument("--compare-norms", type=float, default=None, metavar="SECONDS",
                     help="only: seams and SCH with per-window vs whole-video curve standardisation")
     args = ap.parse_args(argv)
@@ -222,6 +226,8 @@ def main(argv=None) -> int:
         return stages(args)
     if args.compare_norms:
         return compare_norms(args)
+    if args.compare_joins:
+        return compare_joins(args)
     gen = generate.load_music_model(args.checkpoint)
     enc = encoders.get_encoder(gen.curve_spec.encoder)
     rng = np.random.default_rng(args.seed)
@@ -352,25 +358,43 @@ def stages(args) -> int:
 def compare_norms(args) -> int:
     """Seams and SCH of one clip with per-window vs whole-video curve standardisation."""
     from v2m_zero.core import generate
+
+    return _compare(args, args.compare_norms, "standardisation",
+                    [(norm, dict(norm=norm)) for norm in generate.WINDOW_NORMS])
+
+
+def compare_joins(args) -> int:
+    """Seams and SCH of one clip with joins at cuts vs joins where the curve is calm."""
+    from v2m_zero.core import windows
+
+    return _compare(args, args.compare_joins, "joins", [(j, dict(joins=j)) for j in windows.JOIN_MODES])
+
+
+def _compare(args, seconds, label, variants) -> int:
+    from v2m_zero.core import generate, windows
     from v2m_zero.core.timing import encoders
 
     with tempfile.TemporaryDirectory() as tmp:
-        path, duration, cuts = make_clip(os.path.join(tmp, "clip.mp4"), args.compare_norms,
+        path, duration, cuts = make_clip(os.path.join(tmp, "clip.mp4"), seconds,
                                          np.random.default_rng(args.seed), 0, args.footage)
         gen = generate.load_music_model(args.checkpoint)
         raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
-        print("\n| standardisation | windows | RMS jump | flux jump | level step | timbre step | SCH − chance |")
-        print("|---|---|---|---|---|---|---|")
-        for norm in generate.WINDOW_NORMS:
-            out = generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed), norm=norm)
+        print(f"\n| {label} | windows | RMS jump | flux jump | level step | timbre step | SCH − chance "
+              "| joins just before a cut |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, kw in variants:
+            out = generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed), **kw)
             wave = generate.decode_latents(gen, out.latents, raw.duration)
             plan = out.job.plan
-            s = seams.seam_report(wave, gen.sample_rate, [j - plan.fade / (2 * plan.rate) for j in plan.joins], cuts)
+            centres = [j - plan.fade / (2 * plan.rate) for j in plan.joins]
+            s = seams.seam_report(wave, gen.sample_rate, centres, cuts)
+            before = windows.HIT_GUARD_SECONDS + 1.0 / plan.rate  # a join this close before a cut is placed by it
+            near = sum(any(0 <= x - j <= before for x in cuts) for j in plan.joins)
             sc = score(wave, gen.sample_rate, cuts, duration)
-            cell = lambda d: f"{d['mean_rank']:.0f} % ({d['above_p95']:.2f})"  # noqa: E731
-            print(f"| {norm} | {len(plan)} | {cell(s['jumps']['rms_jump'])} | {cell(s['jumps']['flux_jump'])} "
+            cell = lambda d: "(none scored)" if d["mean_rank"] is None else f"{d['mean_rank']:.0f} % ({d['above_p95']:.2f})"  # noqa: E731,E501
+            print(f"| {name} | {len(plan)} | {cell(s['jumps']['rms_jump'])} | {cell(s['jumps']['flux_jump'])} "
                   f"| {cell(s['steps']['level_step'])} | {cell(s['steps']['timbre_step'])} "
-                  f"| {sc['sch'] - sc['sch_null']:.3f} |", flush=True)
+                  f"| {sc['sch'] - sc['sch_null']:.3f} | {near} of {len(centres)} |", flush=True)
     return 0
 
 

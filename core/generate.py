@@ -141,12 +141,16 @@ DEFAULT_WINDOW_NORM = "window"
 
 
 def plan_job(model: MusicModel, raw: curves.Curve | None, settings: SamplingSettings | ResolvedSampling | None = None,
-             *, duration: float | None = None, windowed: bool = True, norm: str = DEFAULT_WINDOW_NORM) -> Job:
+             *, duration: float | None = None, windowed: bool = True, norm: str = DEFAULT_WINDOW_NORM,
+             joins: str = windows.DEFAULT_JOINS) -> Job:
     """Plan a generation: resolved settings, the conditioning curve of ``raw`` (None: the zero
-    curve; then ``duration`` is required) and the windows (joins where the curve is low, away
-    from its hit points; ``windowed=False``: one pass whatever the length). ``norm`` (one of
-    :data:`WINDOW_NORMS`) says how each window's curve is standardised; a curve that comes
-    already smoothed (its raw samples unknown) keeps the whole video's standardisation."""
+    curve; then ``duration`` is required) and the windows (``joins``: see :func:`windows.plan_windows`;
+    ``windowed=False``: one pass whatever the length). ``norm`` (one of
+    :data:`WINDOW_NORMS`) says how each window's curve is standardised: on the raw event curve's
+    samples inside the window, the same on every road (a curve smoothed by Smooth Curve carries
+    its raw curve, :func:`raw_source`, and keeps its scale and offset); only a smoothed curve
+    whose raw samples are unknown (e.g. read from JSON) keeps the whole video's standardisation.
+    Hit points (for the joins) come from that raw curve too."""
     if norm not in WINDOW_NORMS:
         raise V2MError(f"norm must be one of {', '.join(WINDOW_NORMS)}, got {norm!r}")
     if raw is None and duration is None:
@@ -156,15 +160,32 @@ def plan_job(model: MusicModel, raw: curves.Curve | None, settings: SamplingSett
     window, overlap = window_frames(model, sampling.window_seconds, sampling.overlap_seconds)
     latent_curve = conditioning_curve_for(model, raw, duration) if raw is not None else None
     n = latent_frames(model, duration)
+    source = raw_source(raw)
+    scale, offset = 1.0, 0.0  # Smooth Curve's scale and offset of a smoothed curve (planned without them)
+    if source is not raw and raw is not None:
+        scale, offset = float(raw.spec.get("scale", 1.0) or 1.0), float(raw.spec.get("offset", 0.0) or 0.0)
+        if not (math.isfinite(scale) and math.isfinite(offset)):
+            scale, offset = 1.0, 0.0
     if windowed:
-        values = None if latent_curve is None else latent_curve.values
-        plan = windows.plan_windows(n, window, overlap, rate=model.latent_rate, curve=values, hits=hit_points(raw))
+        values = None if latent_curve is None else (latent_curve.values - offset) / scale
+        plan = windows.plan_windows(n, window, overlap, rate=model.latent_rate, curve=values,
+                                    hits=hit_points(source if source is not None else raw), joins=joins)
     else:
         plan = windows.WindowPlan((windows.Window(0, n),), n, model.latent_rate)
     norms = None
-    if len(plan) > 1 and norm == "window" and raw is not None and raw.rate is None and model.curve_spec.standardise:
-        norms = windows.window_norms(plan, raw.times, raw.values, min_std=model.curve_spec.min_std)
+    if len(plan) > 1 and norm == "window" and source is not None and model.curve_spec.standardise:
+        norms = windows.window_norms(plan, source.times, source.values, min_std=model.curve_spec.min_std)
+        # ((c − offset)/scale − mean)/std · scale + offset  ==  (c − a)/std: the scale and offset kept
+        norms[:, 0] = offset + norms[:, 0] * scale - offset * norms[:, 1]
     return Job(duration, latent_curve, plan, sampling, norms)
+
+
+def raw_source(curve: curves.Curve | None) -> curves.Curve | None:
+    """The raw event curve behind ``curve``: itself when raw, the raw curve a smoothed curve carries
+    (:meth:`CurveSpec.smooth`), else None (a smoothed curve whose raw samples are unknown)."""
+    if curve is None:
+        return None
+    return curve if curve.rate is None else curve.source
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,12 +262,12 @@ def sample_music(model: MusicModel, raw: curves.Curve | None, prompt: str = "",
                  settings: SamplingSettings | ResolvedSampling | None = None, *, negative_prompt: str = "",
                  duration: float | None = None, windowed: bool = True, progress: Progress | None = None,
                  interrupt: Interrupt | None = None, on_plan: Callable[[Job], None] | None = None,
-                 norm: str = DEFAULT_WINDOW_NORM) -> Sampled:
+                 norm: str = DEFAULT_WINDOW_NORM, joins: str = windows.DEFAULT_JOINS) -> Sampled:
     """The pipeline's entry: raw event curve → job (settings, curve, windows) → latents.
 
     ``on_plan(job)`` runs once the job is planned, before sampling starts (e.g. to say how many
-    windows it has, or to size a progress bar); ``norm``: see :func:`plan_job`."""
-    job = plan_job(model, raw, settings, duration=duration, windowed=windowed, norm=norm)
+    windows it has, or to size a progress bar); ``norm`` and ``joins``: see :func:`plan_job`."""
+    job = plan_job(model, raw, settings, duration=duration, windowed=windowed, norm=norm, joins=joins)
     if on_plan is not None:
         on_plan(job)
     lat = sample_job(model, job, prompt, negative_prompt=negative_prompt, progress=progress, interrupt=interrupt)

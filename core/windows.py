@@ -5,9 +5,11 @@ over a long video would be far outside that, and attention memory grows with the
 length. So a video longer than one window is generated window by window, each of exactly the
 training length, and the music keeps going across windows:
 
-* **Joins where the video is calm.** Window k+1 takes over from window k at a *join* frame J
-  chosen in the last part of window k where the conditioning curve is lowest, never within
-  ``guard`` of a hit point (a cut). Window k+1 starts ``overlap`` frames before J.
+* **Joins at cuts.** Window k+1 takes over from window k at a *join* frame J chosen in the
+  last part of window k: ``guard`` before a hit point (a cut) when one lies there, so the
+  music changes where the picture does and the new window makes the cut's accent; else where
+  the conditioning curve is lowest, never within ``guard`` of a hit point. Window k+1 starts
+  ``overlap`` frames before J.
 * **Continuity by inpainting.** Window k+1's first frames (the overlap) are window k's music:
   at every Euler step they are replaced by window k's latents re-noised to the current t
   (``x_t = t·ε + (1 − t)·x0``, with the window's own ε), so the model writes what follows them.
@@ -184,18 +186,39 @@ class WindowPlan:
         return m
 
 
+#: Where joins go: ``"cuts"``: just before a hit point (a cut; :func:`cut_join`) when one lies in
+#: the join's search range, else as ``"calm"``: where the curve is lowest, away from hit points.
+JOIN_MODES = ("cuts", "calm")
+DEFAULT_JOINS = "cuts"
+
+
+def cut_join(f: int, guard: int) -> int:
+    """The join frame J for a cut in latent frame ``f``: ``guard`` frames before it, so the new window's
+    own music starts just before the cut and makes the cut's accent itself, and the crossfade
+    ``[J − fade, J)`` ends before it. (Measured on real footage, ``benchmarks/long_video.py
+    --compare-joins``: a crossfade centred on the cut blends two windows' music over the accent and
+    lowered Scene Cut Hit; one ending at the cut put the cut's hit inside the seam.)"""
+    return int(f) - int(guard)
+
+
 def plan_windows(total: int, window: int, overlap: int, *, rate: float, curve: Sequence[float] | None = None,
                  hits: Sequence[float] = (), fade: int | None = None,
-                 guard: float = HIT_GUARD_SECONDS) -> WindowPlan:
-    """Windows of ``window`` latent frames covering ``total`` frames, joined where ``curve`` is low.
+                 guard: float = HIT_GUARD_SECONDS, joins: str = DEFAULT_JOINS) -> WindowPlan:
+    """Windows of ``window`` latent frames covering ``total`` frames, joined at cuts or where ``curve`` is low.
 
     ``curve`` is the conditioning curve on the latent grid (``total`` values; None = flat),
     ``hits`` the hit-point times in seconds. ``total <= window`` gives one window of ``total``
     frames (one pass, exactly as without windowing). Otherwise every window is ``window`` frames
     long; the join after window k is searched in the last half of its own music
-    (``[stop − (stop − join)/2, stop]``) for the crossfade with the lowest mean curve, no hit
-    point within ``guard`` seconds of it, and a slight preference for later joins.
+    (``[stop − (stop − join)/2, stop]``, the slack the window length and overlap allow).
+    ``joins="cuts"``: the latest hit point whose join (:func:`cut_join`: ``guard`` seconds before
+    it) fits that range takes the join, so the music changes where the picture does; ``"calm"``, or no hit
+    point in range: the crossfade with the lowest mean curve, no hit point within ``guard``
+    seconds of it, and a slight preference for later joins. Deterministic: the same inputs give
+    the same plan.
     """
+    if joins not in JOIN_MODES:
+        raise V2MError(f"joins must be one of {', '.join(JOIN_MODES)}, got {joins!r}")
     total, window, overlap = int(total), int(window), int(overlap)
     if total < 1 or window < 2:
         raise V2MError(f"a window plan needs total >= 1 and window >= 2 latent frames, got {total} and {window}")
@@ -208,15 +231,24 @@ def plan_windows(total: int, window: int, overlap: int, *, rate: float, curve: S
     if not 1 <= fade <= overlap:
         raise V2MError(f"the crossfade ({fade} frames) must be within the overlap ({overlap} frames)")
     cost = _join_costs(total, fade, rate, curve, hits, guard)
+    cut_joins = np.zeros(0, np.int64)
+    if joins == "cuts":
+        frames = np.floor(np.asarray(hits, np.float64).reshape(-1) * rate)
+        frames = frames[np.isfinite(frames)].astype(np.int64)
+        cut_joins = np.unique(cut_join(0, int(math.ceil(guard * rate))) + frames)  # sorted, one per cut
     windows = [Window(0, window)]
     while windows[-1].stop < total:
         prev = windows[-1]
         hi = prev.stop
         lo = max(hi - max(1, (prev.stop - prev.join) // 2), prev.start + overlap + 1, prev.join + fade)
         lo = min(lo, hi)
-        span = np.arange(lo, hi + 1)
-        late = LATENESS_COST * (hi - span) / max(1, hi - lo)
-        join = int(span[np.argmin(cost[span] + late)])
+        fits = cut_joins[(cut_joins >= lo) & (cut_joins <= min(hi, total))]
+        if fits.size:
+            join = int(fits[-1])
+        else:
+            span = np.arange(lo, hi + 1)
+            late = LATENESS_COST * (hi - span) / max(1, hi - lo)
+            join = int(span[np.argmin(cost[span] + late)])
         start = join - overlap
         if start + window >= total:  # the last window ends at the video's end
             start = total - window

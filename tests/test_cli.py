@@ -42,6 +42,33 @@ def test_demo_sonify_needs_no_model(tmp_path, capsys):
     assert "sonification" in text and os.path.exists(tmp_path / "out" / "demo_with_soundtrack.mp4")
 
 
+def test_demo_sonify_streams_its_soundtrack(tmp_path, monkeypatch, capsys):
+    """--sonify writes its soundtrack block by block to a spool: never read back whole, the same audio
+    whatever the block size, hits where the peaks are, the exact length."""
+    from v2m_zero.core.commands import demo
+    from v2m_zero.core.timing import curves
+    from v2m_zero.core.timing.media import stream
+
+    smooth = curves.Curve(np.linspace(-1, 2, 215).astype(np.float32), np.arange(215) / 21.5, 10.0, rate=21.5)
+    peaks = [0.5, 0.6, 3.0, 9.9]
+    sr = 8000
+    with demo.sonify(smooth, peaks, 10.0, sr) as a:
+        monkeypatch.setattr(demo, "SONIFY_BLOCK", 777)
+        with demo.sonify(smooth, peaks, 10.0, sr) as b:
+            wa, wb = a.to_array(), b.to_array()
+    assert wa.shape == (2, 80000) and np.array_equal(wa, wb)
+    level = np.abs(wa[0]).reshape(-1, 400).max(axis=1)  # 50 ms blocks
+    assert all(level[int(p * 20)] > 2 * np.median(level) for p in peaks) and np.abs(wa).max() <= 1.0
+
+    def whole(self):
+        raise AssertionError("the sonification was read back whole")
+
+    monkeypatch.setattr(stream.AudioSpool, "to_array", whole)
+    assert run("demo", "--out", tmp_path / "out", "--duration", "3", "--sonify") == 0
+    wave, rate = media.decode_audio(str(tmp_path / "out" / "demo_with_soundtrack.mp4"))
+    assert abs(wave.shape[1] - 3 * rate) <= 1 and np.abs(wave).max() > 0.05
+
+
 def test_curve_command_json_and_plot(tmp_path, capsys):
     clip = synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[1.0, 2.5], duration=4.0, fps=25, size=(96, 54))
     assert run("curve", clip.path, "--out", tmp_path / "c.json", "--plot", tmp_path / "c.png", "--encoder",

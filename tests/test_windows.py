@@ -65,9 +65,9 @@ def test_joins_land_in_curve_minima_away_from_hit_points():
     t = np.arange(total) / rate
     curve = np.cos(2 * np.pi * t / period)  # valleys at (k + 1/2)·period
     valleys = (np.arange(40) + 0.5) * period
-    plan0 = windows.plan_windows(total, 300, 60, rate=rate, curve=curve, fade=10)
+    plan0 = windows.plan_windows(total, 300, 60, rate=rate, curve=curve, fade=10, joins="calm")
     hits = [valleys[np.argmin(np.abs(valleys - j))] for j in plan0.joins[:3]]  # the valleys it chose are now hits
-    plan = windows.plan_windows(total, 300, 60, rate=rate, curve=curve, hits=hits, fade=10)
+    plan = windows.plan_windows(total, 300, 60, rate=rate, curve=curve, hits=hits, fade=10, joins="calm")
     for p in (plan0, plan):
         _covers(p)
         for w in p.windows[1:]:
@@ -83,8 +83,77 @@ def test_joins_land_in_curve_minima_away_from_hit_points():
 def test_a_join_lands_on_a_hit_only_when_the_search_range_has_nothing_else():
     total, rate = 500, RATE
     hits = list(np.arange(0.05, 5.0, 0.1))  # a hit every 0.1 s: nowhere to hide
-    plan = windows.plan_windows(total, 200, 50, rate=rate, hits=hits)
+    plan = windows.plan_windows(total, 200, 50, rate=rate, hits=hits, joins="calm")
     _covers(plan)
+
+
+def _slack(prev):
+    """The join search range after window ``prev``: the last half of its own music (the module's rule)."""
+    return prev.stop - max(1, (prev.stop - prev.join) // 2), prev.stop
+
+
+@pytest.mark.parametrize("fade", [9, 10])
+def test_joins_move_onto_cuts_within_the_slack_and_nowhere_else(fade):
+    total, rate, window, overlap = 3000, RATE, 300, 60
+    rng = np.random.default_rng(3)
+    cuts = np.sort(rng.uniform(0.5, total / rate - 0.5, 9))  # sparse: some joins find a cut, some do not
+    calm = windows.plan_windows(total, window, overlap, rate=rate, fade=fade, joins="calm")
+    plan = windows.plan_windows(total, window, overlap, rate=rate, hits=cuts, fade=fade)
+    assert plan == windows.plan_windows(total, window, overlap, rate=rate, hits=cuts, fade=fade)  # deterministic
+    _covers(plan)
+    assert all(w.length == window for w in plan.windows) and plan.windows[-1].stop == total  # exact length
+    assert len(plan) <= len(calm) + 2
+    guard = windows.HIT_GUARD_SECONDS
+    on_cut = 0
+    for prev, w in zip(plan.windows, plan.windows[1:]):
+        lo, hi = _slack(prev)
+        assert lo <= w.join <= hi  # never beyond the slack
+        fits = [c for c in cuts if lo / rate + guard <= c < (hi + 1) / rate + guard]
+        if fits:  # the new window takes over guard before the latest cut in range, to one latent frame
+            assert abs(w.join / rate + guard - max(fits)) <= 1 / rate, (w.join / rate, fits)
+            assert w.join <= max(fits) * rate  # its own music starts before the cut
+            on_cut += 1
+        else:  # no cut in range: the calm rule (the crossfade away from every cut)
+            centre = (w.join - w.fade / 2) / rate
+            assert min(abs(centre - c) for c in cuts) > guard
+    assert on_cut >= 2 and on_cut < len(plan) - 1  # both cases were exercised
+
+
+def test_a_plan_without_cuts_is_the_calm_plan():
+    curve = np.cos(np.arange(1500) / 17.0)
+    a = windows.plan_windows(1500, 300, 60, rate=RATE, curve=curve)
+    assert a == windows.plan_windows(1500, 300, 60, rate=RATE, curve=curve, joins="calm")
+    with pytest.raises(V2MError, match="joins"):
+        windows.plan_windows(1500, 300, 60, rate=RATE, joins="bars")
+
+
+def test_every_road_gets_the_same_per_window_conditioning(gen):
+    """A curve smoothed beforehand (Smooth Curve, the ComfyUI road) is planned and conditioned as its raw
+    curve (the CLI road): same joins, same per-window standardisation, same window curves; with Smooth
+    Curve's scale and offset kept; a smoothed curve without its raw samples keeps the whole video's."""
+    from v2m_zero.core.timing.spec import CurveSpec
+
+    raw = _raw_curve(4.0, cuts=(0.6, 1.5, 2.3, 3.1))
+    raw = raw.replace(values=raw.values + np.where(raw.times > 2.0, 1.5, 0.0).astype(np.float32))  # busier half
+    smooth = CurveSpec(smoothing_seconds=gen.curve_spec.smoothing_seconds).smooth(raw, rate=gen.latent_rate)
+    assert smooth.source is raw
+    settings = SamplingSettings(**WIN)
+    a, b = generate.plan_job(gen, raw, settings), generate.plan_job(gen, smooth, settings)
+    assert len(a.plan) > 2 and a.plan == b.plan and a.norms is not None
+    np.testing.assert_array_equal(a.norms, b.norms)
+    assert np.ptp(a.norms[:, 0]) > 0.5  # the windows really are standardised differently
+    for k, w in enumerate(a.plan.windows):
+        ca = windows.window_curve(a.latent_curve.values, w, a.norms[k])
+        cb = windows.window_curve(b.latent_curve.values, w, b.norms[k])
+        torch.testing.assert_close(ca, cb, atol=1e-3, rtol=0)
+    scaled = smooth.replace(values=smooth.values * 2.0 + 0.5, spec=dict(smooth.spec, scale=2.0, offset=0.5))
+    c = generate.plan_job(gen, scaled, settings)
+    for k, w in enumerate(a.plan.windows):
+        want = windows.window_curve(a.latent_curve.values, w, a.norms[k]) * 2.0 + 0.5
+        torch.testing.assert_close(windows.window_curve(c.latent_curve.values, w, c.norms[k]), want, atol=2e-3, rtol=0)
+    from v2m_zero.core.timing.curves import Curve as C
+
+    assert generate.plan_job(gen, C.from_dict(smooth.to_dict()), settings).norms is None  # raw samples unknown
 
 
 def test_plan_refuses_bad_overlaps():
@@ -441,6 +510,7 @@ def test_generate_command_redoes_one_window(tmp_path, capsys):
             "0.25", "--out", out, "--audio-out", str(tmp_path / "g.wav")]
     assert cli.main(argv) == 0
     before = load_file(out + REDO_SUFFIX)["latents"]
+    wav0, sr = media.decode_audio(str(tmp_path / "g.wav"))
     capsys.readouterr()
     assert cli.main(argv + ["--only-window", "1", "--seed", "7"]) == 0
     assert "redo: window 1 of" in capsys.readouterr().err
@@ -451,9 +521,56 @@ def test_generate_command_redoes_one_window(tmp_path, capsys):
     assert not torch.equal(before[..., a:b], after[..., a:b])
     wave, sr = media.decode_audio(str(tmp_path / "g.wav"))
     assert wave.shape[1] == round(clip.duration * sr)
+    # the written samples: bit-identical outside the redone window's own frames (this codec decodes frame by frame)
+    hop = sr / plan.rate
+    assert windows.decode_context_frames(generate.load_music_model(ck, device="cpu").codec) == 0
+    changed = np.flatnonzero(np.any(wave != wav0, axis=0))
+    assert changed.size and a * hop <= changed.min() and changed.max() < b * hop
     # a redo of a video of another length is refused in one line
     other = synth.make_cut_clip(str(tmp_path / "w.mp4"), cut_times=[0.7], duration=2.0, fps=25, size=(64, 36))
     assert cli.main(["generate", other.path] + argv[2:] + ["--only-window", "1"]) != 0
+
+
+def test_demo_command_redoes_one_window_of_a_video(tmp_path, capsys):
+    """``demo --video V --only-window K --seed S`` (the CLI road of the quick start): the other windows'
+    latents are bit-identical, the muxed soundtrack keeps its exact length and, before the redone window,
+    its samples up to the whole-track mastering gain (the AAC encoder is causal; what follows the change
+    may differ by its lookahead)."""
+    from safetensors.torch import load_file
+
+    from v2m_zero.core import cli
+    from v2m_zero.core.eval import synth
+    from v2m_zero.core.timing import media
+
+    ck = tiny_v2m_checkpoint(str(tmp_path / "tiny.safetensors"))
+    clip = synth.make_cut_clip(str(tmp_path / "v.mp4"), cut_times=[0.7, 1.6, 2.4], duration=3.5, fps=25,
+                               size=(64, 36))
+    argv = ["demo", "--video", clip.path, "--checkpoint", ck, "--steps", "2", "--cfg", "2", "--window", "1",
+            "--overlap", "0.25", "--out", str(tmp_path / "out")]
+    muxed = str(tmp_path / "out" / "demo_with_music.mp4")
+    assert cli.main(argv) == 0
+    before = load_file(muxed + generate.REDO_SUFFIX)["latents"]
+    audio0, sr = media.decode_audio(muxed)
+    plan = generate.load_redo(muxed + generate.REDO_SUFFIX, generate.load_music_model(ck, device="cpu")).job.plan
+    k = len(plan) - 2
+    capsys.readouterr()
+    assert cli.main(argv + ["--only-window", str(k), "--seed", "11"]) == 0
+    assert f"redo: window {k} of {len(plan)}" in capsys.readouterr().err
+    assert generate.load_redo(muxed + generate.REDO_SUFFIX,
+                              generate.load_music_model(ck, device="cpu")).job.plan == plan  # the same plan
+    after = load_file(muxed + generate.REDO_SUFFIX)["latents"]
+    a, b = plan.own(k)
+    assert torch.equal(before[..., :a], after[..., :a]) and torch.equal(before[..., b:], after[..., b:])
+    assert not torch.equal(before[..., a:b], after[..., a:b])
+    audio1, sr1 = media.decode_audio(muxed)
+    assert sr1 == sr and audio0.shape == audio1.shape and audio1.shape[1] == round(clip.duration * sr)
+    # before the change (half a second: beyond the AAC encoder's lookahead) the soundtrack is the same up to the
+    # mastering, whose true-peak gain is the whole track's: equal to float rounding, not bit for bit
+    keep = int((a / plan.rate - 0.5) * sr)
+    assert keep > 0
+    np.testing.assert_allclose(audio1[:, :keep], audio0[:, :keep], rtol=0, atol=1e-5)
+    late = slice(int(a / plan.rate * sr), int(b / plan.rate * sr))
+    assert np.max(np.abs(audio1[:, late] - audio0[:, late])) > 1e-3  # the redone window is new music
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

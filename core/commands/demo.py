@@ -48,17 +48,64 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "latents (demo_with_music.mp4" + REDO_SUFFIX + "): every other window stays bit-identical")
 
 
-def sonify(smooth, peaks, duration: float, sample_rate: int = 44100) -> np.ndarray:
-    """A stereo soundtrack that makes the curve audible: hits at ``peaks``, a pad following ``smooth``."""
-    from .. import examples
+#: Samples per block of the streamed sonification.
+SONIFY_BLOCK = 1 << 16
+_TONES = (110.0, 146.83, 196.0, 220.0, 293.66, 329.63, 440.0)
+
+
+def _sonify_hit(i: int, sample_rate: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Hit ``i``: (wave [n], per-channel gains [2]) — a decaying noise burst and tone, drawn from its own
+    random stream so any block can be made without the others."""
+    rng = np.random.default_rng([seed, i])
+    t = np.arange(int(0.3 * sample_rate)) / sample_rate
+    noise = rng.standard_normal(t.size) * np.exp(-t / 0.025)
+    tone = np.sin(2 * np.pi * _TONES[rng.integers(len(_TONES))] * t) * np.exp(-t / 0.08)
+    return 0.6 * noise / max(1e-9, np.abs(noise).max()) + 0.5 * tone, 0.75 + 0.25 * rng.random(2)
+
+
+def sonify(smooth, peaks, duration: float, sample_rate: int = 44100, *, folder: str | None = None):
+    """A stereo soundtrack that makes the curve audible — hits at ``peaks``, a pad following ``smooth`` —
+    written block by block to an :class:`~..timing.media.stream.AudioSpool` (flat memory at any length;
+    the caller closes it). Two passes: the first finds the hits' peak (scaled to at most 0.9, as
+    ``examples.click_track``), the second writes."""
+    from ..timing.media.stream import AudioSpool
 
     n = int(round(duration * sample_rate))
-    t = np.arange(n) / sample_rate
-    env = np.interp(t, smooth.times + 0.5 / smooth.rate, smooth.values)
-    env = (env - env.min()) / (np.ptp(env) or 1.0)
-    pad = 0.12 * (0.25 + 0.75 * env) * (np.sin(2 * np.pi * 110 * t) + 0.5 * np.sin(2 * np.pi * 164.8 * t))
-    hits = examples.click_track(list(peaks), duration, sample_rate=sample_rate, channels=2)
-    return (hits * 0.8 + pad[None].astype(np.float32)).astype(np.float32)
+    knots = smooth.times + 0.5 / smooth.rate
+    inside = (knots >= 0) & (knots <= n / sample_rate)  # the interpolated pad's extremes are at knots or ends
+    ends = np.interp([0.0, max(0, n - 1) / sample_rate], knots, smooth.values)
+    vals = np.concatenate([np.asarray(smooth.values, np.float64)[inside], ends])
+    lo, span = float(vals.min()), float(np.ptp(vals)) or 1.0
+    hit_len = int(0.3 * sample_rate)
+    starts = [int(round(float(p) * sample_rate)) for p in peaks]
+    starts = sorted((s0, i) for i, s0 in enumerate(starts) if 0 <= s0 < n)
+    first = np.asarray([s0 for s0, _ in starts], np.int64)
+
+    def hits(a: int, b: int) -> np.ndarray:
+        out = np.zeros((2, b - a))
+        for s0, i in starts[int(np.searchsorted(first, a - hit_len, side="right")):]:
+            if s0 >= b:
+                break
+            if s0 + hit_len > a:
+                wave, gains = _sonify_hit(i, sample_rate)
+                x, y = max(a, s0), min(b, s0 + hit_len)
+                out[:, x - a:y - a] += gains[:, None] * wave[None, x - s0:y - s0]
+        return out
+
+    blocks = [(a, min(n, a + SONIFY_BLOCK)) for a in range(0, n, SONIFY_BLOCK)]
+    peak = max((float(np.abs(hits(a, b)).max()) for a, b in blocks if starts), default=0.0)
+    scale = 0.9 / peak if peak > 0.9 else 1.0
+    spool = AudioSpool(2, sample_rate, folder=folder)
+    try:
+        for a, b in blocks:
+            t = np.arange(a, b) / sample_rate
+            env = (np.interp(t, knots, smooth.values) - lo) / span
+            pad = 0.12 * (0.25 + 0.75 * env) * (np.sin(2 * np.pi * 110 * t) + 0.5 * np.sin(2 * np.pi * 164.8 * t))
+            spool.append((hits(a, b) * (0.8 * scale) + pad[None]).astype(np.float32))
+    except BaseException:
+        spool.close()
+        raise
+    return spool
 
 
 NO_SCENEDETECT = "PySceneDetect is not installed, so not Algorithm 1's detector; pip install scenedetect for that"
@@ -170,7 +217,7 @@ def run(args) -> int:
         marks = []
         if gen is None:
             latent_curve = CurveSpec(rate=curves.SAO_LATENT_RATE).smooth(raw)
-            wave, sr = sonify(latent_curve, peaks, raw.duration), 44100
+            wave, sr = sonify(latent_curve, peaks, raw.duration), 44100  # a spool: closed after scoring
             media.mux_audio(video, wave, sr, muxed, plan=mux_plan)
         else:
             if args.only_window is None:
@@ -194,8 +241,7 @@ def run(args) -> int:
                 result = score(muxed, wave, sr, raw.duration, truth if truth is not None else peaks,
                                "the clip's known cut times" if truth is not None else "event-curve hit points")
         finally:
-            if gen is not None:
-                wave.close()
+            wave.close()
     files = [("curve JSON", curve_json), ("curve plot", png), ("video + music" if gen else "video + soundtrack", muxed)]
     _report(result, peaks, truth, args.fps, files + ([("redo file", sidecar)] if sidecar else []))
     if gen is None:

@@ -79,6 +79,10 @@ class Curve:
     duration: float
     rate: float | None = None
     spec: dict = field(default_factory=dict)
+    #: the raw event curve a smoothed curve was made from (:meth:`CurveSpec.smooth`), so that what is
+    #: planned from the raw curve (hit points, per-window standardisation) is the same on every road;
+    #: None for a raw curve or one whose raw samples are unknown (e.g. read from JSON). Not serialised.
+    source: "Curve | None" = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         v = np.asarray(self.values, dtype=np.float32)
@@ -271,7 +275,7 @@ def conditioning_curve(
 ) -> Curve:
     """e = Smooth(Resample(standardise(A), l)) — the full eq. 4 pipeline."""
     raw = event_curve(features, min_std=min_std)
-    return smooth_curve(resample_curve(raw, rate=rate, length=length), smoothing_seconds)
+    return smooth_curve(resample_curve(raw, rate=rate, length=length), smoothing_seconds).replace(source=raw)
 
 
 def find_peaks(

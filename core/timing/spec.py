@@ -90,14 +90,15 @@ class CurveSpec:
 
     def smooth(self, raw: curves.Curve, *, rate: float | None = None, length: int | None = None) -> curves.Curve:
         """A raw event curve resampled by time onto the grid (``rate``/``length``, else the spec's)
-        and Hann-smoothed with the spec's kernel."""
+        and Hann-smoothed with the spec's kernel; it carries ``raw`` as its ``source``."""
         if rate is None and length is None:
             rate, length = self.rate, self.length
             if rate is not None and length is not None:
                 rate = None
         if rate is None and length is None:
             raise CurveError("a conditioning curve needs a grid: give rate= (e.g. a latent rate) or length=")
-        return curves.smooth_curve(curves.resample_curve(raw, rate=rate, length=length), self.smoothing_seconds)
+        smooth = curves.smooth_curve(curves.resample_curve(raw, rate=rate, length=length), self.smoothing_seconds)
+        return smooth.replace(source=raw if raw.rate is None else raw.source)
 
     # ---- metadata (checkpoints) and cache specs
 
