@@ -148,6 +148,38 @@ def test_cli_report_is_the_delivered_files_at_its_rate(tmp_path, material, capsy
     assert f"-> {sync['hits']['sch_after']:.2f} (" in hits_line
 
 
+def test_the_aligners_own_figure_is_algorithm_1_on_its_output_file(tmp_path, material, capsys, monkeypatch):
+    """The listening check hears the file sample for sample: the beats it heard are the beats Algorithm 1
+    finds in the written mp4, so the "% heard" it prints is the file's Scene Cut Hit on the hit points."""
+    from v2m_zero.core.align import pipeline
+    from v2m_zero.core.eval.report import evaluate_video
+    from v2m_zero.core.eval.sch import scene_cut_hit
+    from v2m_zero.core.timing.media.mux import delivered_audio
+
+    clip, song, wave = material
+    real, listened = pipeline.as_encoded, []
+    monkeypatch.setattr(pipeline, "as_encoded", lambda a, sr: listened.append(real(a, sr)) or listened[-1])
+    out, js = tmp_path / "o.mp4", tmp_path / "o.json"
+    assert cli.main(["align", clip.path, song, "--out", str(out), "--json", str(js), "--cuts", "hits"]) == 0
+    text = capsys.readouterr().out
+    in_file = media.decode_audio(str(out))[0]
+    assert any(np.array_equal(x, in_file) for x in listened)  # the kept rendering was heard as the file holds it
+    heard = json.loads(js.read_text())["heard"]
+    truth = evaluate_video(str(out), cuts=[1.0])  # Algorithm 1's beats of the delivered file
+    assert heard["encoded"] and heard["beats"] == pytest.approx(truth["beats"], abs=1e-6)
+    _raw, hits, strengths = pipeline.video_hit_points(clip.path)
+    file_sch = scene_cut_hit(hits, truth["beats"], weights=strengths)
+    assert heard["sch"] == pytest.approx(file_sch, abs=1e-9)
+    assert f"{100 * file_sch:.0f} % heard by the beat tracker in an AAC rendering" in text
+    # what it listens to is the file's audio sample for sample (the mux's mastering, encoder and decoding)
+    music = media.fit_length(wave, round(clip.duration * SR))
+    mixed = tmp_path / "m.mp4"
+    media.mux_audio(clip.path, music, SR, str(mixed))
+    mine, rate = delivered_audio(music, SR, music.shape[1])
+    theirs, file_rate = media.decode_audio(str(mixed))
+    assert rate == file_rate == SR and np.array_equal(mine, theirs)
+
+
 def test_cli_align_refuses_noise_in_one_line_and_writes_nothing(tmp_path, material, capsys):
     clip, _song, _ = material
     noise = media.write_audio(str(tmp_path / "noise.wav"),

@@ -13,9 +13,8 @@ there as its strength, so hard cuts outweigh small motion.
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,6 +37,7 @@ class Alignment:
     seconds: float  # wall time of analysis + planning + rendering
     heard: dict | None = None  # heard_sync() of the result
     attempts: int = 1  # renderings heard (readings of the beats tried)
+    tries: list | None = None  # per rendering heard: its reading, the music's tempo on it, what was heard
 
     def summary(self) -> dict:
         t = self.tmap
@@ -113,28 +113,31 @@ MARGIN = 0.35
 #: ... and at least this share of what was planned.
 CONFIRM = 0.9
 #: Most renderings one alignment may listen to (each costs one Rubber Band pass).
-MAX_ATTEMPTS = 6
+MAX_ATTEMPTS = 8
+#: Plans tried on the best reading so far when no reading was heard well (the last renderings
+#: :data:`MAX_ATTEMPTS` allows): a steadier tempo (half the tempo bound: the beat tracker assumes one
+#: tempo, and hears a steadier one better) and beats landed closer to the hit points (half the slack).
+VARIANTS = (("steadier", {"max_stretch": 0.5}), ("closer", {"slack": 0.5}))
 
 
-def as_encoded(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``audio`` as a video file will hold it: mastered and AAC-encoded (as the mux does), decoded back.
+def as_encoded(audio: np.ndarray, sample_rate: int, bitrate: int = 192_000) -> np.ndarray:
+    """``audio`` exactly as a video file written by :func:`~..timing.media.mux_audio` holds it, decoded back:
+    mastered and AAC-encoded by the mux's own audio path (:func:`~..timing.media.mux.delivered_audio`,
+    sample for sample the file's audio), at the mux rate.
 
     The beat tracker can hear an AAC rendering at another tempo than the samples before encoding
-    (on a 123 BPM track: 128 BPM before, 245 after), so the listening check listens to this."""
-    import tempfile
-
-    from ..timing import media
-    from ..timing.media.levels import limit_true_peak
+    (on a 123 BPM track: 128 BPM before, 245 after), and a listening copy encoded any other way
+    (another bitrate, another container's priming) can be heard at yet another: so the listening
+    check listens to exactly this."""
+    from ..timing.media.mux import delivered_audio
 
     w = np.asarray(audio, dtype=np.float32)
-    w = limit_true_peak(w if w.shape[0] <= 2 else w[:2], int(sample_rate))  # as delivered (no mastering warning)
-    with tempfile.TemporaryDirectory(prefix="v2m-align-") as tmp:
-        path = media.write_audio(os.path.join(tmp, "heard.m4a"), w, int(sample_rate),
-                                 layout="mono" if w.shape[0] == 1 else "stereo", master=True)
-        y, sr = media.decode_audio(path)
-    if int(sr) != int(sample_rate):
-        y = media.resample_audio(y, int(sr), int(sample_rate))
-    return media.fit_length(np.asarray(y, dtype=np.float32), w.shape[1])
+    y, sr = delivered_audio(w, int(sample_rate), w.shape[1], bitrate=bitrate)
+    if int(sr) != int(sample_rate):  # only for rates the mux does not write (align_music delivers at mux_rate)
+        from ..timing import media
+
+        y = media.fit_length(media.resample_audio(y, int(sr), int(sample_rate)), w.shape[1])
+    return np.asarray(y, dtype=np.float32)
 
 
 def heard_sync(audio: np.ndarray, sample_rate: int, hits, strengths, duration: float,
@@ -219,7 +222,11 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
     heard; the one heard best (``margin`` over chance) is kept. The readings: Scene Cut Hit's own
     tracker on the track; librosa's tracker on a mel front end; after each, the beats the tracker
     heard in that result mapped back to the track (:func:`source_beats`: where the beats are heard
-    once stretched); then the tempo heard in the first result, and double or half the first tempo.
+    once stretched); then the tempo heard in the first result, and double or half the first tempo;
+    when none was heard well, the best reading's plan again with half the tempo bound and with half
+    the slack (:data:`VARIANTS`). Every rendering is heard as it is delivered: true-peak limited, and
+    (``listen_encoded``) through the mux's own AAC path (:func:`as_encoded`), so the figure kept in
+    ``Alignment.heard`` (with the beats heard) is the delivered file's, sample for sample.
     """
     from ..timing.media.levels import limit_true_peak
     from .timemap import MAX_START_SKIP
@@ -243,38 +250,44 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
     until = options.start + needed_music(duration, options) + MAX_START_SKIP
     front = front_end(w, sample_rate, name=name, until=until)  # once: every reading shares it
     queue: list[dict] = [{"tracker": "sch"}, {"tracker": "mel"}]
-    best, attempts = None, 0
+    best, attempts, tries, varied = None, 0, [], False
     while queue and attempts < MAX_ATTEMPTS:
         reading = queue.pop(0)
         try:
-            analysis = read_beats(front, **reading)
+            analysis = reading["analysis"] if "analysis" in reading else read_beats(front, **reading)
         except AlignError:  # too few beats in this reading
             if best is None and not queue:
                 raise
             continue
         attempts += 1
-        tmap = _best_plan(analysis, hits, s, duration, options)
+        tmap = _best_plan(analysis, hits, s, duration, reading.get("options", options))
         out = render(w, sample_rate, tmap, stretcher=how, progress=progress, check_interrupt=check_interrupt)
+        out = limit_true_peak(out, int(sample_rate))  # as handed on: what is heard is what is delivered
         if not hits.size:
             best = ({"sch": 0.0, "chance": 0.0, "bpm": analysis.tempo, "margin": 0.0}, analysis, tmap, out)
             break
         heard = heard_sync(out, int(sample_rate), hits, s, duration, encoded=listen_encoded)
+        tries.append({"reading": reading.get("tracker") or f"{reading['bpm']:.0f} BPM", "tempo": analysis.tempo,
+                      "plan": reading.get("plan", "as asked"),
+                      "sch": heard["sch"], "chance": heard["chance"], "heard_bpm": heard["bpm"]})
         if best is None or heard["margin"] > best[0]["margin"] + 1e-9:
-            best = (heard, analysis, tmap, out)
+            best, best_reading = (heard, analysis, tmap, out), tries[-1]["reading"]
         if _good(heard, _planned_share(tmap, hits, s)):
             break
-        if "beats" not in reading and heard["beats"].size >= 4:
+        if "beats" not in reading and "analysis" not in reading and heard["beats"].size >= 4:
             queue.insert(0, {"beats": source_beats(tmap, heard["beats"]), "tracker": "heard"})
         if attempts == 1:
             queue += [{"bpm": b} for b in _tempo_readings(analysis.tempo, heard["bpm"])]
+        if not varied and (not queue or attempts >= MAX_ATTEMPTS - len(VARIANTS)):
+            varied = True
+            queue[:0] = [{"analysis": best[1], "tracker": best_reading, "plan": what, "options": replace(
+                options, **{k: getattr(options, k) * f for k, f in change.items()})} for what, change in VARIANTS]
     heard, analysis, tmap, out = best
-    out = limit_true_peak(out, int(sample_rate))
-    if hits.size:  # heard again on what is delivered (after the limiter)
-        heard = heard_sync(out, int(sample_rate), hits, s, duration, encoded=listen_encoded)
-    heard = {**{k: v for k, v in heard.items() if k != "beats"}, "encoded": bool(listen_encoded and hits.size)}
+    heard = {**heard, "beats": [float(b) for b in heard.get("beats", ())],
+             "encoded": bool(listen_encoded and hits.size)}
     return Alignment(audio=np.ascontiguousarray(out, dtype=np.float32), sample_rate=int(sample_rate), tmap=tmap,
                      analysis=analysis, hits=hits, strengths=s, stretcher=how, seconds=time.perf_counter() - t0,
-                     heard=heard, attempts=attempts)
+                     heard=heard, attempts=attempts, tries=tries)
 
 
 def _planned_share(tmap: TimeMap, hits: np.ndarray, strengths: np.ndarray) -> float:

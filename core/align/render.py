@@ -30,6 +30,12 @@ STRETCHERS = ("auto", "rubberband", "phase-vocoder")
 CROSSFADE = "matched"
 #: Crossfade lengths (s): between two rates of the same music, and where the music jumps (edits, loops).
 XFADE = (0.010, 0.025)
+#: The incoming rendering may be moved by up to this many seconds to line up with the outgoing one
+#: over the crossfade (:func:`_best_lag`), so they add in phase instead of partly cancelling.
+MAX_LAG = 0.004
+#: Where in the search span a join goes: "quiet" (the quietest point) or "similar" (where the two
+#: renderings, lined up, are most alike)
+JOIN_AT = "similar"
 
 
 def have_rubberband() -> bool:
@@ -122,6 +128,43 @@ def _join_point(prev, nxt, t: float, sr: int, lo_limit: int) -> int:
     return centre
 
 
+def _lag_scores(prev, nxt, a: int, b: int, max_lag: int) -> np.ndarray:
+    """Normalised cross-correlation of ``prev`` over ``[a, b)`` with ``nxt`` moved by each lag
+    ``max_lag - k`` (k = 0 … 2 max_lag), on the channel means."""
+    out = _window(prev, a, b).mean(axis=0).astype(np.float64)
+    inc = _window(nxt, a - max_lag, b + max_lag).mean(axis=0).astype(np.float64)
+    corr = np.correlate(inc, out, "valid")
+    energy = np.convolve(inc ** 2, np.ones(b - a), "valid")
+    return corr / np.sqrt(np.maximum(energy * float(np.sum(out ** 2)), 1e-20))
+
+
+def _best_lag(prev, nxt, a: int, b: int, max_lag: int) -> int:
+    """Samples to delay ``nxt`` by (negative: advance) so that it best matches ``prev`` over ``[a, b)``.
+
+    The lag of the largest normalised cross-correlation of the two channel means within ``±max_lag``
+    samples (0 when nothing correlates): two renderings of the same music at two rates drift apart
+    in phase, and two pieces of the music joined at an edit are unrelated; lined up, a crossfade
+    adds them in phase (the waveform-similarity idea of WSOLA, applied once per join)."""
+    if max_lag <= 0 or b - a < 8:
+        return 0
+    score = _lag_scores(prev, nxt, a, b, max_lag)
+    k = int(np.argmax(score))
+    return max_lag - k if score[k] > 0 else 0
+
+
+def _similar_point(prev, nxt, t: float, sr: int, lo_limit: int, xf: int) -> int:
+    """The centre in the join's search span where the two renderings, lined up, are most alike."""
+    a = max(int(round((t - _SEARCH[0]) * sr)), lo_limit)
+    b = max(int(round((t - _SEARCH[1]) * sr)), a + 1)
+    hop, lag = max(1, int(0.0025 * sr)), int(MAX_LAG * sr)
+    best, where = -np.inf, (a + b) // 2
+    for c in range(a, b + 1, hop):
+        s = float(np.max(_lag_scores(prev, nxt, c - xf // 2, c + xf - xf // 2, lag))) if lag > 0 else 0.0
+        if s > best:
+            best, where = s, c
+    return where
+
+
 def _fade_in(n: int) -> np.ndarray:
     return ((np.arange(n, dtype=np.float64) + 0.5) / n).astype(np.float32)
 
@@ -175,9 +218,14 @@ def render(wave: np.ndarray, sample_rate: int, tmap: TimeMap, *, stretcher: str 
         else:
             jump = seams.size > 0 and float(np.min(np.abs(seams - p.out_a))) < 1e-4
             xf = int(XFADE[1 if jump else 0] * sr)
-            centre = _join_point(prev, track, p.out_a, sr, cursor + xf // 2 + 1)
+            if JOIN_AT == "similar":
+                centre = _similar_point(prev, track, p.out_a, sr, cursor + xf // 2 + 1, xf)
+            else:
+                centre = _join_point(prev, track, p.out_a, sr, cursor + xf // 2 + 1)
             a, b = max(centre - xf // 2, cursor), min(centre + xf - xf // 2, n)
             if b > a:
+                lag = _best_lag(prev, track, a, b, int(MAX_LAG * sr))
+                track = (track[0] + lag, track[1])
                 outgoing, incoming = _window(prev, a, b), _window(track, a, b)
                 g_in, g_out = _crossfade(b - a, jump) if CROSSFADE == "fixed" else _matched_crossfade(outgoing,
                                                                                                       incoming)

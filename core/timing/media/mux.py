@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+import numpy as np
 
 from ...errors import MediaError
 from .audio import fit_length
@@ -267,3 +268,29 @@ def _reencode(inp, ivs, out, make_track, timing, shift: int, name: str) -> None:
     except av.FFmpegError as exc:
         raise MediaError(f"{name!r} is truncated or corrupt: re-encoding its video failed ({exc}).") from exc
     track.finish()
+
+
+def delivered_audio(audio, sample_rate: int, n_total: int, *, bitrate: int = 192_000,
+                    time_base=None) -> tuple[np.ndarray, int]:
+    """The soundtrack exactly as :func:`mux_audio` delivers it, decoded back: ``(float32 [C, n_total], rate)``.
+
+    The same path as the mux, minus the video: converted and mastered for AAC as :func:`mux_audio` does
+    (``_prepare_audio``, fitted to ``n_total`` samples at the mux rate, ``fit_for_aac`` at ``bitrate``),
+    encoded by the same AAC track writer into an MP4 (``time_base``: the video's, for the same movie
+    timescale) and decoded by :func:`~.audio.decode_audio` (priming and padding trimmed as for the
+    file). AAC encoding is deterministic, so this is the file's audio sample for sample
+    (``tests/test_align.py`` checks it against a muxed file): what a listening check should hear.
+    """
+    import tempfile
+
+    from .audio import decode_audio
+
+    wave, sr = _prepare_audio(audio, sample_rate, "the delivered audio")
+    wave = fit_for_aac(fit_length(wave, int(n_total)), sr, bitrate=bitrate, where="the delivered audio")
+    with tempfile.TemporaryDirectory(prefix="v2m-delivered-") as tmp:
+        path = os.path.join(tmp, "delivered.mp4")
+        with av.open(path, mode="w", format="mp4", options=_mov_options("mp4", time_base)) as out:
+            track = _AacTrack(out, wave, sr, int(n_total), 0.0, check_bitrate(bitrate))
+            track.finish()
+        y, rate = decode_audio(path)
+    return fit_length(y, int(n_total)), int(rate)
