@@ -36,6 +36,10 @@ Two more modes (issue 24):
   video's standardised curve.
 * ``--compare-joins SECONDS``: the same for joins placed at cuts (the new window taking over just
   before a cut in the join's search range) vs where the curve is calm (away from cuts).
+* ``--compare-execution SECONDS``: CPU seconds of sampling and latent decode on one clip with
+  issue 24's execution changes on (cross-attention re-associated for a short context, Griffin-Lim
+  in torch) and off (SDPA, ``librosa.griffinlim``), alternating in one process, and how far the
+  results differ.
 """
 
 from __future__ import annotations
@@ -209,6 +213,9 @@ def main(argv=None) -> int:
                     help="only: CPU seconds per stage of the main job on one clip of this length")
     ap.add_argument("--compare-joins", type=float, default=None, metavar="SECONDS",
                     help="seams and SCH of one clip with joins at cuts vs where the curve is calm")
+    ap.add_argument("--compare-execution", type=float, default=None, metavar="SECONDS",
+                    help="only: CPU s of sampling and decode with the faster execution on and off")
+    ap.add_argument("--rounds", type=int, default=3, help="--compare-execution: alternating rounds")
     ap.add_argument("--compare-norms", type=float, default=None, metavar="SECONDS",
                     help="only: seams and SCH with per-window vs whole-video curve standardisation")
     args = ap.parse_args(argv)
@@ -228,6 +235,8 @@ def main(argv=None) -> int:
         return compare_norms(args)
     if args.compare_joins:
         return compare_joins(args)
+    if args.compare_execution:
+        return compare_execution(args)
     gen = generate.load_music_model(args.checkpoint)
     enc = encoders.get_encoder(gen.curve_spec.encoder)
     rng = np.random.default_rng(args.seed)
@@ -293,7 +302,7 @@ def stages(args) -> int:
         spent[stage] = cpu() - t0
         hwm[stage] = next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith("VmHWM")) / 1024
     gl_cpu = [0.0]
-    real_gl = librosa.griffinlim
+    real_gl = melcodec.griffin_lim
 
     def gl(*a, **kw):
         t = cpu()
@@ -314,13 +323,13 @@ def stages(args) -> int:
         t = cpu()
         sampled = generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed))
         mark("sampling", t)
-        librosa.griffinlim = gl
+        melcodec.griffin_lim = gl
         try:
             t = cpu()
             spool = generate.decode_to_spool(gen, sampled.latents, raw.duration)
             total = cpu() - t
         finally:
-            librosa.griffinlim = real_gl
+            melcodec.griffin_lim = real_gl
         mark("latent decode: mel inversion + rest", cpu() - total + gl_cpu[0])
         spent["latent decode: Griffin-Lim"] = gl_cpu[0]
         t = cpu()
@@ -361,6 +370,55 @@ def compare_norms(args) -> int:
 
     return _compare(args, args.compare_norms, "standardisation",
                     [(norm, dict(norm=norm)) for norm in generate.WINDOW_NORMS])
+
+
+def compare_execution(args) -> int:
+    """CPU s of sampling and latent decode with the faster execution switched on and off, alternating."""
+    import librosa
+    import torch
+
+    from v2m_zero.core import generate
+    from v2m_zero.core.model import blocks, melcodec
+    from v2m_zero.core.timing import encoders
+
+    few, gl = blocks.Attention._few_keys, melcodec.griffin_lim
+
+    def librosa_gl(mag, n_iter, hop, n_fft):
+        return librosa.griffinlim(mag, n_iter=n_iter, hop_length=hop, n_fft=n_fft, window="hann", center=True,
+                                  pad_mode="constant", length=(mag.shape[1] - 1) * hop, momentum=0.99, init="random",
+                                  random_state=0).astype(np.float32)
+
+    cpu = time.process_time
+    with tempfile.TemporaryDirectory() as tmp:
+        path, duration, _ = make_clip(os.path.join(tmp, "clip.mp4"), args.compare_execution,
+                                      np.random.default_rng(args.seed), 0, args.footage)
+        gen = generate.load_music_model(args.checkpoint)
+        raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
+    spent, outs = {False: [], True: []}, {}
+    try:
+        for _ in range(args.rounds):
+            for on in (False, True):
+                blocks.Attention._few_keys = few if on else (lambda *a: False)
+                melcodec.griffin_lim = gl if on else librosa_gl
+                t = cpu()
+                s = generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed))
+                t_s = cpu() - t
+                t = cpu()
+                wave = generate.decode_latents(gen, s.latents, raw.duration)
+                spent[on].append((t_s, cpu() - t))
+                outs[on] = (s.latents, wave)
+                print(f"{'on ' if on else 'off'}: {len(s.job.plan)} windows, sampling {t_s:.2f} CPU s, "
+                      f"latent decode {spent[on][-1][1]:.2f} CPU s", flush=True)
+    finally:
+        blocks.Attention._few_keys, melcodec.griffin_lim = few, gl
+    (l0, w0), (l1, w1) = outs[False], outs[True]
+    m0, m1 = np.mean(spent[False], axis=0), np.mean(spent[True], axis=0)
+    print(f"\n{duration:.0f} s clip, {args.rounds} rounds, torch threads {torch.get_num_threads()}: sampling "
+          f"{m0[0]:.2f} -> {m1[0]:.2f} CPU s ({100 * (m1[0] / m0[0] - 1):+.0f} %), latent decode {m0[1]:.2f} -> "
+          f"{m1[1]:.2f} CPU s ({100 * (m1[1] / m0[1] - 1):+.0f} %)")
+    print(f"latents differ by <= {float((l0 - l1).abs().max()):.1e} (max |x| {float(l0.abs().max()):.2f}); audio by "
+          f"{float(np.sqrt(np.mean((w0 - w1) ** 2) / np.mean(w0 ** 2))):.1e} relative RMS")
+    return 0
 
 
 def compare_joins(args) -> int:

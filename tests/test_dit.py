@@ -224,3 +224,31 @@ def test_bad_configs_are_model_errors():
         DiTConfig.from_dict({"global_cond_type": "adaLN"})
     with pytest.raises(ModelError, match="rotary"):
         DiTConfig.from_dict({"embed_dim": 64, "num_heads": 4, "cond_token_dim": 64})
+
+
+@pytest.mark.parametrize("text_mask", [False, True])
+def test_few_key_cross_attention_equals_sdpa(text_mask, monkeypatch):
+    """Inference re-associates cross-attention to a short context (blocks.Attention._attend_few_keys):
+    same outputs as the SDPA path (which gradients still take) within float rounding; the
+    unconditional rows (cond_drop) get exactly zero from it, as from SDPA."""
+    from v2m_zero.core.model import blocks
+
+    model = V2MDiT(make_model_config(with_curve=True, cross_attn_mask=text_mask, **TINY)).eval()
+    _randomise(model)
+    inp = _inputs()
+    kw = dict(curve=torch.randn(2, 16), cond_tokens=inp["tok"], cond_mask=inp["mask"], seconds_start=inp["ss"],
+              seconds_total=inp["st"], cond_drop=torch.tensor([False, True]))
+    calls = []
+    real = blocks.Attention._attend_few_keys
+    monkeypatch.setattr(blocks.Attention, "_attend_few_keys", lambda self, *a: calls.append(1) or real(self, *a))
+    with torch.no_grad():
+        fast = model(inp["x"], inp["t"], **kw)
+    assert len(calls) == TINY["depth"]  # every block's cross-attention took it
+    ref = model(inp["x"], inp["t"], **kw).detach()  # gradients on: the SDPA path
+    assert len(calls) == TINY["depth"]
+    torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-4)
+    x = torch.randn(2, 9, 256)
+    attn = model.dit.transformer.layers[0].cross_attn
+    with torch.no_grad():
+        ctx = torch.zeros(2, 7, 128)
+        assert attn(x, context=ctx).abs().max() == 0  # the CFG null: nothing to attend to, zero out

@@ -129,3 +129,23 @@ def test_t5_conditioned_checkpoint_with_prompt_and_negative_prompt(tmp_path):
     c = generate.sample_latents(gen, cond, "calm piano", s, negative_prompt="soft drums", duration=d)
     assert not torch.equal(a, b) and not torch.equal(a, c)
     assert np.isfinite(generate.decode_latents(gen, a, d)).all()
+
+
+def test_check_finite_looks_at_every_block():
+    """check_finite works in blocks along the last axis (no whole-size temporaries): NaN or Inf in a
+    later block, in a partial last block, or in a 0-d value is still refused, for tensors and arrays."""
+    from v2m_zero.core import generate as g
+
+    n = 3 * (1 << 14) + 5
+    for bad, at in ((float("nan"), n - 1), (float("inf"), (1 << 14) + 7), (-float("inf"), 0)):
+        t = torch.zeros(1, 4, n)
+        g.check_finite(t, "x")
+        g.check_finite(t.numpy(), "x")
+        t[0, 2, at] = bad
+        with pytest.raises(V2MError, match="NaN/Inf in x"):
+            g.check_finite(t, "x")
+        with pytest.raises(V2MError, match="NaN/Inf in x"):
+            g.check_finite(t.numpy(), "x")
+    with pytest.raises(V2MError):
+        g.check_finite(torch.tensor(float("nan")), "x")
+    g.check_finite(np.zeros((2, 0), np.float32), "x")

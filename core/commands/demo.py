@@ -231,6 +231,7 @@ def run(args) -> int:
             spool = generate.decode_to_spool(gen, lat, raw.duration)  # closed (deleted) after scoring
             media.mux_audio(video, spool, sr, muxed, plan=mux_plan)
             generate.save_redo(sidecar, gen, sampled)
+            del sampled, lat  # on disk now: the latents (115 MB an hour for the demo model) are not held while scoring
             wave = spool  # scored as a stream
         write_json(curve_json, curve_document(video, raw, latent_curve, peaks))
         plot.save_png(plot.plot_curves([("conditioning curve", latent_curve), ("event curve", raw)],

@@ -66,11 +66,13 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x2, x1), dim=-1)
 
 
-def apply_partial_rotary(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
-    """Rotate the first ``freqs.shape[-1]`` channels of each head (in float32); keep the rest."""
-    rot = freqs.shape[-1]
+def apply_partial_rotary(x: torch.Tensor, freqs) -> torch.Tensor:
+    """Rotate the first ``rotary_dim`` channels of each head (in float32); keep the rest. ``freqs``
+    is the ``[N, rotary_dim]`` angle table or its ``(cos, sin)`` (computed once for every layer)."""
+    cos, sin = freqs if isinstance(freqs, tuple) else (freqs.cos(), freqs.sin())
+    rot = cos.shape[-1]
     xr, xp = x[..., :rot].float(), x[..., rot:]
-    xr = xr * freqs.cos() + _rotate_half(xr) * freqs.sin()
+    xr = xr * cos + _rotate_half(xr) * sin
     return torch.cat((xr.to(x.dtype), xp), dim=-1)
 
 
@@ -100,6 +102,8 @@ class Attention(nn.Module):
         return t.view(b, n, h, self.dim_heads).transpose(1, 2)
 
     def forward(self, x, context=None, rotary=None, context_mask=None):
+        if context is not None and rotary is None and self._few_keys(x, context):
+            return self._attend_few_keys(x, context, context_mask)
         if context is None:
             q, k, v = self.to_qkv(x).chunk(3, dim=-1)
             q, k, v = (self._heads(t, self.num_heads) for t in (q, k, v))
@@ -118,6 +122,40 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         b, h, n, d = out.shape
         return self.to_out(out.transpose(1, 2).reshape(b, n, h * d))
+
+    def _few_keys(self, x: torch.Tensor, context: torch.Tensor) -> bool:
+        """Whether :meth:`_attend_few_keys` applies and is cheaper: inference (no gradients), plain
+        ``Linear`` projections (not wrapped, e.g. by a LoRA layer) and fewer keys per head than a
+        quarter of the width (the demo's 3 prompt/seconds tokens; not SAO's 130 T5 tokens)."""
+        return (not torch.is_grad_enabled() and type(self.to_q) is nn.Linear and type(self.to_out) is nn.Linear
+                and self.to_out.bias is None and 4 * self.num_heads * context.shape[1] <= x.shape[-1])
+
+    def _attend_few_keys(self, x, context, context_mask=None):
+        """Cross-attention to S context tokens, computed without the ``[N, dim]`` query and output
+        projections: the same maths re-associated. For head h the logits are
+        ``(x W_q,h^T) k_s / √d = x (W_q,h^T k_s / √d)`` and the output is
+        ``Σ_h p_h (v W_out,h^T)``, so ``x`` meets two ``[dim, H·S]`` matrices built from the context
+        (``H·S`` ≪ dim) instead of two ``[dim, dim]`` weights. Equal to the SDPA path within float
+        rounding (``tests/test_dit.py``); the context is the same at every step of a run."""
+        b, n, dim = x.shape
+        s, h, d = context.shape[1], self.num_heads, self.dim_heads
+        k, v = self.to_kv(context).chunk(2, dim=-1)
+        k, v = k.view(b, s, self.kv_heads, d), v.view(b, s, self.kv_heads, d)
+        if self.kv_heads != h:
+            rep = h // self.kv_heads
+            k, v = k.repeat_interleave(rep, dim=2), v.repeat_interleave(rep, dim=2)
+        # block rows: row (h, s) holds token s's key (value) of head h in head h's d columns, zeros
+        # elsewhere, so one product with the projection weight gives every head's [dim] vector
+        kb, vb = (x.new_zeros(b, h, s, h, d) for _ in range(2))
+        kb.diagonal(dim1=1, dim2=3).copy_(k.permute(0, 1, 3, 2))
+        vb.diagonal(dim1=1, dim2=3).copy_(v.permute(0, 1, 3, 2))
+        keys = (kb.view(b * h * s, h * d) @ self.to_q.weight).view(b, h * s, dim) * d ** -0.5
+        values = F.linear(vb.view(b * h * s, h * d), self.to_out.weight).view(b, h * s, -1)
+        logits = (x @ keys.transpose(1, 2)).view(b, n, h, s).float()
+        if context_mask is not None:
+            logits = logits.masked_fill(~context_mask.to(torch.bool)[:, None, None, :], float("-inf"))
+        p = logits.softmax(dim=-1).to(x.dtype)
+        return p.view(b, n, h * s) @ values
 
 
 class GLU(nn.Module):
@@ -214,7 +252,8 @@ class ContinuousTransformer(nn.Module):
         x = self.project_in(x)
         if prepend_embeds is not None:
             x = torch.cat((prepend_embeds.to(x.dtype), x), dim=-2)
-        rotary = self.rotary_pos_emb(x.shape[1], x.device)
+        freqs = self.rotary_pos_emb(x.shape[1], x.device)
+        rotary = (freqs.cos(), freqs.sin())  # the same for every layer, queries and keys
         for layer in self.layers:
             x = self.run_layer(layer, x, rotary, context, context_mask, self.gradient_checkpointing)
         return self.project_out(x)

@@ -116,6 +116,53 @@ class MelCodec(AudioCodec):
         stft = np.maximum(self.mel_inverse() @ mel, 0.0)  # minimum-norm least squares, clipped (module doc)
         # L * hop samples have L + 1 centred frames: the last (centred on the end) repeats frame L - 1
         stft = np.concatenate([stft, stft[:, -1:]], axis=1)
-        return librosa.griffinlim(stft, n_iter=self.griffin_lim_iters, hop_length=self.hop_length, n_fft=self.n_fft,
-                                  window="hann", center=True, pad_mode="constant", length=n * self.hop_length,
-                                  momentum=0.99, init="random", random_state=0).astype(np.float32)
+        if self.n_fft % self.hop_length:
+            return librosa.griffinlim(stft, n_iter=self.griffin_lim_iters, hop_length=self.hop_length, n_fft=self.n_fft,
+                                      window="hann", center=True, pad_mode="constant", length=n * self.hop_length,
+                                      momentum=0.99, init="random", random_state=0).astype(np.float32)
+        return griffin_lim(stft, self.griffin_lim_iters, self.hop_length, self.n_fft)
+
+
+#: librosa's ``util.tiny`` of float32: what Griffin-Lim adds to a magnitude before dividing by it
+_TINY = float(np.finfo(np.float32).tiny)
+
+
+@torch.no_grad()
+def griffin_lim(mag: np.ndarray, n_iter: int, hop: int, n_fft: int, momentum: float = 0.99) -> np.ndarray:
+    """librosa's fast Griffin-Lim (``librosa.griffinlim`` with a Hann window, centred frames, zero
+    padding, ``init="random", random_state=0``) for ``mag`` ``[n_fft // 2 + 1, L + 1]``: audio of
+    ``L * hop`` samples. Same start, same iteration, same normalisation (the window's sum of
+    squares); only the arithmetic differs: torch's FFTs, and complex numbers as (re, im) pairs in
+    float32, about twice as fast on a CPU. Equal to librosa's within float rounding
+    (``tests/test_melcodec.py``). Needs ``n_fft`` a multiple of ``hop`` (overlap-add by shifts).
+    """
+    frames = mag.shape[1]
+    length, k, pad = (frames - 1) * hop, n_fft // hop, n_fft // 2
+    phase = np.random.RandomState(seed=0).random(size=mag.shape)  # librosa's random start
+    s = torch.from_numpy(np.ascontiguousarray(mag.T, dtype=np.float32))  # [frames, bins]
+    window = torch.hann_window(n_fft, periodic=True, dtype=torch.float32)
+
+    def overlap_add(f: torch.Tensor) -> torch.Tensor:  # [frames, n_fft] -> the centred signal
+        out = f.new_zeros(frames + k - 1, hop)
+        v = f.view(frames, k, hop)
+        for j in range(k):
+            out[j:j + frames] += v[:, j]
+        return out.view(-1)[pad:pad + length]
+
+    env = overlap_add((window * window).expand(frames, n_fft).contiguous())
+    inv_env = torch.where(env > _TINY, 1.0 / env, torch.zeros(()))
+
+    def istft(x: torch.Tensor) -> torch.Tensor:
+        return overlap_add(torch.fft.irfft(x, n=n_fft, dim=1) * window) * inv_env
+
+    def stft(y: torch.Tensor) -> torch.Tensor:
+        return torch.fft.rfft(F.pad(y, (pad, pad)).unfold(0, n_fft, hop) * window, dim=1)
+
+    x = torch.polar(s, torch.from_numpy(2 * np.pi * phase).float().T)
+    prev, c = None, momentum / (1 + momentum)
+    for _ in range(int(n_iter)):
+        rebuilt = torch.view_as_real(stft(istft(x)))
+        a = rebuilt if prev is None else rebuilt - c * prev
+        x = torch.view_as_complex(a * (s / a.square().sum(-1).sqrt_().add_(_TINY)).unsqueeze(-1))
+        prev = rebuilt
+    return istft(x).numpy().astype(np.float32)
