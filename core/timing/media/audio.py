@@ -62,26 +62,9 @@ def decode_audio(src, *, sample_rate: int | None = None, channels: int | None = 
         rate = int(sample_rate or in_rate)
         resampler = av.AudioResampler(format="flt", layout=layout, rate=rate)
         n_ch = av.AudioLayout(layout).nb_channels if isinstance(layout, str) else layout.nb_channels
-        chunks: list[np.ndarray] = []
-        # AAC and similar codecs decode whole frames (1024 samples) even where the container says
-        # the last packet is shorter (encoder padding). Where timestamps are sample-exact, honour
-        # the packet duration by trimming that padding from the end.
-        sample_exact = stream.time_base is not None and in_rate and stream.time_base == Fraction(1, in_rate)
-        tail_trim = 0
-        n_in = 0
-        try:
-            for frame in container.decode(stream):
-                n_in += frame.samples
-                dur = frame.duration or 0
-                tail_trim = frame.samples - dur if (sample_exact and 0 < dur < frame.samples) else 0
-                for out in resampler.resample(frame):
-                    chunks.append(_packed_to_planar(out.to_ndarray(), n_ch))
-            for out in resampler.resample(None):
-                chunks.append(_packed_to_planar(out.to_ndarray(), n_ch))
-        except av.FFmpegError as exc:
-            raise MediaError(
-                f"Audio of {name!r} is truncated or corrupt: decoding failed ({exc}). Re-export the file."
-            ) from exc
+        seen: dict[str, int] = {}
+        chunks = list(_decoded_chunks(container, stream, name, in_rate, resampler, n_ch, seen))
+        n_in, tail_trim = seen["n_in"], seen["tail_trim"]
         if chunks:
             wave = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
         else:
@@ -117,6 +100,28 @@ def _stream_format(stream):
     return in_rate, in_channels, layout
 
 
+def _decoded_chunks(container, stream, name: str, in_rate: int, resampler, n_ch: int, seen: dict):
+    """float32 ``[C, n]`` chunks of one audio stream through ``resampler`` (flushed at the end), one clear
+    line for a corrupt file. ``seen`` receives ``n_in`` (input samples) and ``tail_trim``: AAC and similar
+    codecs decode whole frames (1024 samples) even where the container says the last packet is shorter
+    (encoder padding); where timestamps are sample-exact, that padding is what the caller trims."""
+    sample_exact = stream.time_base is not None and in_rate and stream.time_base == Fraction(1, in_rate)
+    seen["n_in"] = seen["tail_trim"] = 0
+    try:
+        for frame in container.decode(stream):
+            seen["n_in"] += frame.samples
+            dur = frame.duration or 0
+            seen["tail_trim"] = frame.samples - dur if (sample_exact and 0 < dur < frame.samples) else 0
+            for out in resampler.resample(frame):
+                yield np.ascontiguousarray(_packed_to_planar(out.to_ndarray(), n_ch), np.float32)
+        for out in resampler.resample(None):
+            yield np.ascontiguousarray(_packed_to_planar(out.to_ndarray(), n_ch), np.float32)
+    except av.FFmpegError as exc:
+        raise MediaError(
+            f"Audio of {name!r} is truncated or corrupt: decoding failed ({exc}). Re-export the file."
+        ) from exc
+
+
 def iter_audio(src, *, track: int = 0, hold: int = 8192):
     """One audio stream (``track``: its index among the audio streams) at its own rate and channels,
     streamed: ``(sample_rate, channels, chunks)`` where ``chunks()`` yields float32 ``[C, n]``
@@ -138,9 +143,9 @@ def iter_audio(src, *, track: int = 0, hold: int = 8192):
         try:
             stream = container.streams.audio[int(track)]
             resampler = av.AudioResampler(format="flt", layout=layout, rate=in_rate)
-            sample_exact = stream.time_base is not None and in_rate and stream.time_base == Fraction(1, in_rate)
             pending: list[np.ndarray] = []
-            held = sent = n_in = tail_trim = 0
+            held = sent = 0
+            seen: dict[str, int] = {}
 
             def release(keep: int):
                 nonlocal held, sent
@@ -150,23 +155,11 @@ def iter_audio(src, *, track: int = 0, hold: int = 8192):
                     sent += c.shape[1]
                     yield c
 
-            try:
-                for frame in container.decode(stream):
-                    n_in += frame.samples
-                    dur = frame.duration or 0
-                    tail_trim = frame.samples - dur if (sample_exact and 0 < dur < frame.samples) else 0
-                    for out in resampler.resample(frame):
-                        pending.append(np.ascontiguousarray(_packed_to_planar(out.to_ndarray(), n_ch), np.float32))
-                        held += pending[-1].shape[1]
-                    yield from release(hold)
-                for out in resampler.resample(None):
-                    pending.append(np.ascontiguousarray(_packed_to_planar(out.to_ndarray(), n_ch), np.float32))
-                    held += pending[-1].shape[1]
-            except av.FFmpegError as exc:
-                raise MediaError(
-                    f"Audio of {name!r} is truncated or corrupt: decoding failed ({exc}). Re-export the file."
-                ) from exc
-            n_out = n_in - tail_trim
+            for chunk in _decoded_chunks(container, stream, name, in_rate, resampler, n_ch, seen):
+                pending.append(chunk)
+                held += chunk.shape[1]
+                yield from release(hold)
+            n_out = seen["n_in"] - seen["tail_trim"]
             rest = np.concatenate(pending, axis=1) if pending else np.zeros((n_ch, 0), np.float32)
             rest = fit_length(rest, max(0, n_out - sent))
             if rest.shape[1]:
