@@ -1,4 +1,4 @@
-"""Rendering a time map: each piece time-stretched on its own, joined by short crossfades where it is quiet.
+"""Rendering a time map: each piece time-stretched on its own, joined by short crossfades where the renderings agree.
 
 Stretcher: Rubber Band through ``pedalboard.time_stretch`` (high quality, crisp transients); when
 pedalboard is missing, librosa's phase vocoder (``librosa.effects.time_stretch``), which smears
@@ -6,8 +6,9 @@ transients more but needs nothing beyond librosa. Each piece is stretched at its
 :data:`PAD` seconds of music on either side, so both neighbours of a join hold the audio around it.
 
 Joins: a join at output time ``t`` (a beat, or an edit or loop seam at a beat) is moved to the
-quietest point in ``[t - 0.15, t - 0.03]`` s (the end of the previous beat's decay, before the
-next attack), then to the nearest zero crossing of the outgoing audio within 1.5 ms, and
+point in ``[t - 0.15, t - 0.03]`` s (the end of the previous beat's decay, before the next
+attack) where the two renderings, lined up by up to :data:`MAX_LAG`, are most alike
+(:func:`_similar_point`); the incoming one is moved by that lag (:func:`_best_lag`) and the two are
 crossfaded there: 10 ms linear where both sides are the same music at two rates (they are
 correlated), 25 ms equal-power where the music jumps (edits, loops; uncorrelated). The output
 starts with a 5 ms fade-in and ends with the time map's fade. Channels are kept as they are.
@@ -33,9 +34,6 @@ XFADE = (0.010, 0.025)
 #: The incoming rendering may be moved by up to this many seconds to line up with the outgoing one
 #: over the crossfade (:func:`_best_lag`), so they add in phase instead of partly cancelling.
 MAX_LAG = 0.004
-#: Where in the search span a join goes: "quiet" (the quietest point) or "similar" (where the two
-#: renderings, lined up, are most alike)
-JOIN_AT = "similar"
 #: After stretching, the output's short-term loudness can be brought back to the music's own
 #: (:func:`restore_envelope`): the RMS of the channels' mean over ENV_WINDOW s frames every ENV_HOP s,
 #: the gain bounded to ±ENV_MAX_DB, smoothed over ENV_SMOOTH frames, interpolated and eased by ENV_EASE moving
@@ -115,27 +113,6 @@ def _render_piece(wave: np.ndarray, sr: int, p: Piece, stretcher: str) -> tuple[
 def _window(track: tuple[int, np.ndarray], a: int, b: int) -> np.ndarray:
     first, y = track
     return _source_slice(y, a - first, b - first)
-
-
-def _join_point(prev, nxt, t: float, sr: int, lo_limit: int) -> int:
-    """Output sample where to cross from ``prev`` to ``nxt`` around join time ``t`` (see the module doc)."""
-    a = max(int(round((t - _SEARCH[0]) * sr)), lo_limit)
-    b = max(int(round((t - _SEARCH[1]) * sr)), a + 1)
-    both = _window(prev, a, b) ** 2 + _window(nxt, a, b) ** 2
-    hop = max(1, int(0.0025 * sr))
-    win = max(hop, int(0.01 * sr))
-    energy = both.sum(axis=0)
-    if energy.size > win:
-        frames = np.convolve(energy, np.ones(win), "valid")[::hop]
-        centre = a + int(np.argmin(frames)) * hop + win // 2
-    else:
-        centre = (a + b) // 2
-    span = int(0.0015 * sr)
-    mono = _window(prev, centre - span, centre + span).mean(axis=0)
-    zc = np.flatnonzero(np.signbit(mono[:-1]) != np.signbit(mono[1:]))
-    if zc.size:
-        centre = centre - span + int(zc[np.argmin(np.abs(zc - span))]) + 1
-    return centre
 
 
 def _lag_scores(prev, nxt, a: int, b: int, max_lag: int) -> np.ndarray:
@@ -228,10 +205,7 @@ def render(wave: np.ndarray, sample_rate: int, tmap: TimeMap, *, stretcher: str 
         else:
             jump = seams.size > 0 and float(np.min(np.abs(seams - p.out_a))) < 1e-4
             xf = int(XFADE[1 if jump else 0] * sr)
-            if JOIN_AT == "similar":
-                centre = _similar_point(prev, track, p.out_a, sr, cursor + xf // 2 + 1, xf)
-            else:
-                centre = _join_point(prev, track, p.out_a, sr, cursor + xf // 2 + 1)
+            centre = _similar_point(prev, track, p.out_a, sr, cursor + xf // 2 + 1, xf)
             a, b = max(centre - xf // 2, cursor), min(centre + xf - xf // 2, n)
             if b > a:
                 lag = _best_lag(prev, track, a, b, int(MAX_LAG * sr))
