@@ -2,6 +2,7 @@
 
 import os
 
+import av
 import numpy as np
 import pytest
 
@@ -120,3 +121,67 @@ def test_iter_audio_streams_exactly_what_decode_audio_returns(tmp_path):
     assert rate == sr and channels == whole.shape[0] and max(p.shape[1] for p in pieces) < whole.shape[1] / 10
     np.testing.assert_array_equal(np.concatenate(pieces, axis=1), whole)
     assert np.array_equal(np.concatenate(list(chunks()), axis=1), whole)  # a second pass reads the file again
+
+
+@pytest.mark.parametrize("ext,gain,channels", [(".mp4", 0.5, 1), (".mp4", 1.6, 2), (".mkv", 1.6, 1)])
+def test_mux_writes_the_overshoot_checks_packets_instead_of_encoding_again(tmp_path, monkeypatch, ext, gain,
+                                                                             channels):
+    """The mux of a spool encodes its AAC once: the overshoot check's packets (kept on disk) are written,
+    and the file is byte for byte the file that encoding a second time writes."""
+    from v2m_zero.core.timing.media import mux, stream, write
+
+    sr = 16000
+    clip = synth.make_cut_clip(str(tmp_path / "c.mp4"), cut_times=[1.0], duration=3.0, fps=24, size=(64, 36))
+    w = _hot(sr, 3.2, channels=channels, gain=gain)
+    calls = {"check": 0, "encode": 0, "replay": 0}
+    check, feed, replay = stream._encoded_true_peak, write._AacTrack._next, write._AacTrack._replay
+
+    def spy(name, fn):
+        def wrapped(*a, **kw):
+            calls[name] += 1
+            return fn(*a, **kw)
+        return wrapped
+
+    monkeypatch.setattr(stream, "_encoded_true_peak", spy("check", check))
+    monkeypatch.setattr(write._AacTrack, "_next", spy("encode", feed))
+    monkeypatch.setattr(write._AacTrack, "_replay", spy("replay", replay))
+    files, seen = [], []
+    for reuse in (False, True):
+        monkeypatch.setattr(mux, "REUSE_CHECK_PACKETS", reuse)
+        calls.update(check=0, encode=0, replay=0)
+        with _spool(w, sr) as s:
+            files.append(media.mux_audio(clip.path, s, sr, tmp_path / f"{reuse}{ext}"))
+            folder_after = sorted(os.listdir(os.path.dirname(s.path)))
+        seen.append(dict(calls))
+        assert not [f for f in folder_after if f.startswith("v2m-aac-")]  # the kept packets are deleted
+    assert seen[0]["check"] >= 1 and seen[0]["encode"] > 0 and seen[0]["replay"] == 0  # two encodes, as before
+    assert seen[1]["check"] == seen[0]["check"] and seen[1]["encode"] == 0 and seen[1]["replay"] > 0
+    if ext == ".mp4":  # (Matroska writes random UIDs: its bytes differ from run to run)
+        with open(files[0], "rb") as a, open(files[1], "rb") as b:
+            assert a.read() == b.read()
+    kept = []
+    for f in files:
+        with av.open(f) as c:
+            kept.append([(p.pts, p.duration, bytes(p)) for p in c.demux(audio=0) if p.size])
+    assert kept[0] == kept[1] and len(kept[0]) > 40
+    got, rate = media.decode_audio(files[1])
+    if ext == ".mp4":  # sample-exact container: exactly the video's length
+        assert got.shape[1] == round(clip.duration * rate)
+    assert true_peak(got, rate) <= 10 ** (TRUE_PEAK_CEILING_DB / 20) + 1e-4
+
+
+def test_kept_packets_are_not_used_when_the_final_gain_was_not_checked(tmp_path, monkeypatch):
+    """When the third check still overshoots, the gain changes after it: the kept packets are not the
+    file's audio, so the mux encodes (the spool is not ready)."""
+    from v2m_zero.core.timing.media import stream
+
+    sr = 16000
+    w = _hot(sr, 2.0, channels=1, gain=0.9)
+    monkeypatch.setattr(stream, "_encoded_true_peak", lambda *a, **kw: 2.0)  # always over the ceiling
+    with _spool(w, sr) as s, stream.PacketSpool() as packets:
+        master_stream(s, None, rate=48000, packets=packets)
+        assert not packets.ready
+    monkeypatch.undo()
+    with _spool(w, sr) as s, stream.PacketSpool() as packets:
+        chunks, rate, ch = master_stream(s, None, rate=48000, packets=packets)
+        assert packets.ready and len(packets) > 0 and (packets.rate, packets.channels) == (rate, ch) == (48000, 1)

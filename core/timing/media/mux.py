@@ -19,17 +19,24 @@ from .audio import fit_length
 from .levels import fit_for_aac
 from .probe import copy_timing, probe_video
 from .source import open_input, rewind, source_name, video_stream
-from .stream import AudioSpool, master_stream, mux_rate
+from .stream import AudioSpool, PacketSpool, master_stream, mux_rate
 from .write import _AacTrack, _container_format, _mov_options, _prepare_audio, _same_file, atomic_output, check_bitrate
 
 
-def _mastered(video, audio, sample_rate, out_path: str, bitrate: int):
-    """The soundtrack fitted to the video and mastered for AAC: (samples or chunks, rate, n, channels, info)."""
+#: Write the overshoot check's AAC packets instead of encoding the soundtrack again (a spool's
+#: soundtrack; the same packets, see :class:`.stream.PacketSpool`). Off: encode twice, as before.
+REUSE_CHECK_PACKETS = True
+
+
+def _mastered(video, audio, sample_rate, out_path: str, bitrate: int, packets: PacketSpool | None = None):
+    """The soundtrack fitted to the video and mastered for AAC: (samples or chunks, rate, n, channels, info);
+    for a spool, ``packets`` receives the overshoot check's encode (see :func:`.stream.master_stream`)."""
     if isinstance(audio, AudioSpool):
         info = probe_video(video)
         sr = mux_rate(audio.sample_rate)
         n_total = int(round(info.duration * sr))
-        chunks, sr, channels = master_stream(audio, n_total, rate=sr, bitrate=bitrate, where=out_path)
+        chunks, sr, channels = master_stream(audio, n_total, rate=sr, bitrate=bitrate, where=out_path,
+                                             packets=packets)
         return chunks(), sr, n_total, channels, info
     wave, sr = _prepare_audio(audio, sample_rate, out_path)
     info = probe_video(video)
@@ -178,9 +185,19 @@ def mux_audio(video, audio, sample_rate: int, out_path, *, bitrate: int = 192_00
     name = source_name(video)
     if plan is None or plan.out_path != out_path:
         plan = plan_mux(video, out_path)
-    fmt = plan.container
     bitrate = check_bitrate(bitrate)
-    wave, sr, n_total, channels, info = _mastered(video, audio, sample_rate, out_path, bitrate)
+    if not (REUSE_CHECK_PACKETS and isinstance(audio, AudioSpool)):
+        _write_mux(video, audio, sample_rate, out_path, bitrate, plan, name, None)
+        return out_path
+    with PacketSpool(folder=os.path.dirname(audio.path)) as packets:  # beside the spool: on disk, flat memory
+        _write_mux(video, audio, sample_rate, out_path, bitrate, plan, name, packets)
+    return out_path
+
+
+def _write_mux(video, audio, sample_rate: int, out_path: str, bitrate: int, plan: MuxPlan, name: str,
+               packets: PacketSpool | None) -> None:
+    fmt = plan.container
+    wave, sr, n_total, channels, info = _mastered(video, audio, sample_rate, out_path, bitrate, packets)
     timing = copy_timing(video, info)
     with atomic_output(out_path) as tmp:
         inp = open_input(video, name, need="video")
@@ -197,16 +214,16 @@ def mux_audio(video, audio, sample_rate: int, out_path, *, bitrate: int = 192_00
                     ovs = _template_stream(out, ivs)
                     for key in [k for k in ovs.metadata if k.upper() == "DURATION"]:
                         del ovs.metadata[key]  # a copied header duration can be stale; the muxer writes the true one
-                    track = _AacTrack(out, wave, sr, n_total, 0.0, bitrate, channels=channels)
+                    track = _AacTrack(out, wave, sr, n_total, 0.0, bitrate, channels=channels, packets=packets)
                     _copy_packets(inp, ivs, out, ovs, track, timing, shift, fmt in ("mp4", "mov"), name)
                 else:
                     track = None
                     _reencode(inp, ivs, out, lambda: _AacTrack(out, wave, sr, n_total, 0.0, bitrate,
-                                                               channels=channels), timing, shift, name)
+                                                               channels=channels, packets=packets),
+                              timing, shift, name)
         finally:
             inp.close()
             rewind(video)
-    return out_path
 
 
 def _copy_packets(inp, ivs, out, ovs, track, timing, shift: int, mov: bool, name: str) -> None:

@@ -7,7 +7,10 @@ fit to the video's length, true-peak limiting, the gain that keeps the *encoded*
 the ceiling), each a streaming pass over the spool — soxr's ``ResampleStream``, pedalboard's
 limiter with ``reset=False`` and an AAC encoder feeding a decoder packet by packet are exact
 streaming equivalents of their whole-signal calls — so memory holds a few chunks whatever the
-length. The passes are recomputed from the spool, not stored.
+length. The passes are recomputed from the spool, not stored; only the overshoot check's AAC
+packets may be kept (:class:`PacketSpool`, on disk), so the mux writes them instead of encoding
+the same audio a second time (AAC encoding is deterministic and the same samples give the same
+packets however they are chunked).
 """
 
 from __future__ import annotations
@@ -106,6 +109,69 @@ class AudioSpool:
         return self.length
 
 
+class PacketSpool:
+    """Encoded AAC packets in a temporary file (flat memory: an hour at 192 kbit/s is 86 MB on disk),
+    with their timing in small arrays: the overshoot check's encode, kept so the mux can write it.
+
+    ``ready`` is set by :func:`master_stream` when the packets are exactly the encoding of what its
+    ``chunks()`` yield (at ``rate``, ``channels``, ``bitrate``); otherwise the mux encodes as before.
+    Closing (or leaving the ``with`` block) deletes the file.
+    """
+
+    def __init__(self, *, folder: str | None = None):
+        fd, self.path = tempfile.mkstemp(prefix="v2m-aac-", suffix=".bin", dir=folder)
+        self._file = os.fdopen(fd, "w+b")
+        self.ready = False
+        self.rate = self.channels = self.bitrate = 0
+        self.clear()
+
+    def clear(self) -> None:
+        self._file.seek(0)
+        self._file.truncate()
+        self._rows: list[tuple[int, int, int, int]] = []  # (pts, dts, duration, size) in samples / bytes
+        self.ready = False
+
+    def add(self, packet) -> None:
+        data = bytes(packet)
+        self._file.seek(0, os.SEEK_END)
+        self._file.write(data)
+        self._rows.append((int(packet.pts), int(packet.dts if packet.dts is not None else packet.pts),
+                           int(packet.duration or 0), len(data)))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def packets(self) -> Iterator[tuple[int, int, int, bytes]]:
+        """(pts, dts, duration, data) in encoding order; times in samples."""
+        self._file.flush()
+        self._file.seek(0)
+        offset = 0
+        for pts, dts, duration, size in self._rows:
+            self._file.seek(offset)
+            offset += size
+            yield pts, dts, duration, self._file.read(size)
+
+    def close(self) -> None:
+        if getattr(self, "_file", None) is None:
+            return
+        if not self._file.closed:
+            self._file.close()
+        if os.path.exists(self.path):
+            os.remove(self.path)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def __enter__(self) -> "PacketSpool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 # --------------------------------------------------------------------------------------------
 # streaming stages
 
@@ -182,8 +248,10 @@ class _TruePeak:
         return self.peak
 
 
-def _encoded_true_peak(chunks: Iterable[np.ndarray], sr: int, channels: int, bitrate: int) -> float:
-    """True peak of the audio after AAC encoding (encoder → decoder packet by packet)."""
+def _encoded_true_peak(chunks: Iterable[np.ndarray], sr: int, channels: int, bitrate: int,
+                       keep: PacketSpool | None = None) -> float:
+    """True peak of the audio after AAC encoding (encoder → decoder packet by packet); ``keep``
+    receives the encoded packets (cleared first)."""
     layout = "mono" if channels == 1 else "stereo"
     enc = av.CodecContext.create("aac", "w")
     enc.sample_rate, enc.layout, enc.format, enc.bit_rate = sr, layout, "fltp", int(bitrate)
@@ -194,9 +262,13 @@ def _encoded_true_peak(chunks: Iterable[np.ndarray], sr: int, channels: int, bit
     dec.extradata = enc.extradata
     meter = _TruePeak(sr, channels)
     pos = 0
+    if keep is not None:
+        keep.clear()
 
     def decode(packets):
         for p in packets:
+            if keep is not None and p is not None:
+                keep.add(p)
             for f in dec.decode(p):
                 meter.add(f.to_ndarray().astype(np.float32, copy=False))
 
@@ -221,13 +293,16 @@ def mux_rate(sample_rate: int) -> int:
 
 
 def master_stream(spool: AudioSpool, n_total: int | None, *, rate: int | None = None, bitrate: int = 192_000,
-                  where: str = "the output", aac: bool = True,
-                  report: bool = True) -> tuple[Callable[[], Iterator[np.ndarray]], int, int]:
+                  where: str = "the output", aac: bool = True, report: bool = True,
+                  packets: PacketSpool | None = None) -> tuple[Callable[[], Iterator[np.ndarray]], int, int]:
     """:func:`.levels.fit_for_aac` (``aac=False``: only the true-peak limiting) for a spool:
     more than two channels downmixed, resampled to ``rate`` (default: the spool's), fitted to
     ``n_total`` samples at that rate (None: the spool's length). Returns ``(chunks, rate,
     channels)``; ``chunks()`` yields the mastered audio, recomputed from the spool on each call.
-    ``report=False`` logs no warning about silent or hot audio.
+    ``report=False`` logs no warning about silent or hot audio. ``packets`` (with ``aac``): an
+    empty :class:`PacketSpool` that receives the overshoot check's AAC packets; it is ``ready``
+    when they are exactly the encoding of ``chunks()`` (the gain the last check measured is the
+    final gain), so a writer can use them instead of encoding again.
     """
     from .levels import TRUE_PEAK_CEILING_DB, db, log
 
@@ -261,13 +336,16 @@ def master_stream(spool: AudioSpool, n_total: int | None, *, rate: int | None = 
     def limited() -> Iterator[np.ndarray]:
         return _limited(conformed(), sr, TRUE_PEAK_CEILING_DB, n_total, ch) if limit else conformed()
 
-    gain = 1.0
+    gain = checked = 1.0
     if aac:
         for _ in range(3):  # the encoder's overshoot, measured on the decoded audio
-            over = _encoded_true_peak((c * np.float32(gain) for c in limited()), sr, ch, bitrate) / ceiling
+            checked = gain
+            over = _encoded_true_peak((c * np.float32(gain) for c in limited()), sr, ch, bitrate, packets) / ceiling
             if over <= 1.0:
                 break
             gain *= 0.995 / over
+        if packets is not None and gain == checked:  # the last check encoded exactly what chunks() yield
+            packets.ready, packets.rate, packets.channels, packets.bitrate = True, sr, ch, int(bitrate)
     if gain == 1.0:
         return limited, sr, ch
     return (lambda: (c * np.float32(gain) for c in limited())), sr, ch

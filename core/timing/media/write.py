@@ -69,8 +69,18 @@ class _AacTrack:
     CHUNK = 1024 * 8
 
     def __init__(self, container, wave, sample_rate: int, n_total: int, start: float, bitrate: int,
-                 channels: int | None = None):
-        """``wave``: float32 ``[C, T]``, or an iterator of ``[C, n]`` chunks (then give ``channels``)."""
+                 channels: int | None = None, packets=None):
+        """``wave``: float32 ``[C, T]``, or an iterator of ``[C, n]`` chunks (then give ``channels``).
+        ``packets``: a ready :class:`~.stream.PacketSpool` holding exactly this audio encoded (at this
+        rate, channel count and bitrate): its packets are written and nothing is encoded again."""
+        self.replay = None
+        if packets is not None and packets.ready:
+            want = (int(sample_rate), int(channels or 0), int(bitrate))
+            if (packets.rate, packets.channels, packets.bitrate) != want:
+                raise MediaError(f"the kept AAC packets are {packets.channels} channels at {packets.rate} Hz, "
+                                 f"{packets.bitrate} bit/s; this track is {channels} at {sample_rate}, {bitrate}")
+            self.replay = packets.packets()
+            self._held = None
         self.chunks = None if isinstance(wave, np.ndarray) else iter(wave)
         self._buf = np.zeros((int(channels or 1), 0), np.float32)
         self.layout = "mono" if (wave.shape[0] if self.chunks is None else channels) == 1 else "stereo"
@@ -89,6 +99,9 @@ class _AacTrack:
         self._feed(min(self.n_total, max(0, int(t_rel * self.sr))))
 
     def _feed(self, upto: int) -> None:
+        if self.replay is not None:
+            self._replay(upto)
+            return
         while self.pos < upto:
             n = min(self.CHUNK, upto - self.pos)
             chunk = self.wave[:, self.pos : self.pos + n] if self.chunks is None else self._next(n)
@@ -113,17 +126,42 @@ class _AacTrack:
         out, self._buf = self._buf[:, :n], self._buf[:, n:]
         return out
 
-    def finish(self) -> None:
-        self._feed(self.n_total)
+    def _replay(self, upto: int) -> None:
+        """Mux the kept packets that start before sample ``upto`` (all of them for ``None``)."""
+        tb = Fraction(1, self.sr)
+        while True:
+            if self._held is None:
+                self._held = next(self.replay, None)
+                if self._held is None:
+                    return
+            pts, dts, duration, data = self._held
+            if upto is not None and pts >= upto:
+                return
+            self._held = None
+            packet = av.Packet(data)
+            packet.pts, packet.dts, packet.duration = pts + self.start_pts, dts + self.start_pts, duration
+            packet.time_base = tb
+            self._mux_trimmed(packet)
+            self.pos = max(self.pos, min(self.n_total, pts + duration))
+
+    def _mux_trimmed(self, packet) -> None:
+        # the encoder pads its last frame: packets past the end hold only padding, and the
+        # last one ends at the end, so no container reports the audio as longer than the video
         end = self.start_pts + self.n_total
+        if packet.pts is not None and packet.pts >= end:
+            return
+        if packet.pts is not None and packet.duration and packet.pts + packet.duration > end:
+            packet.duration = end - packet.pts
+        packet.stream = self.stream
+        self.container.mux(packet)
+
+    def finish(self) -> None:
+        if self.replay is not None:
+            self._replay(None)
+            return
+        self._feed(self.n_total)
         for packet in self.stream.encode(None):
-            # the encoder pads its last frame: packets past the end hold only padding, and the
-            # last one ends at the end, so no container reports the audio as longer than the video
-            if packet.pts is not None and packet.pts >= end:
-                continue
-            if packet.pts is not None and packet.duration and packet.pts + packet.duration > end:
-                packet.duration = end - packet.pts
-            self.container.mux(packet)
+            self._mux_trimmed(packet)
 
 
 # --------------------------------------------------------------------------------------------
