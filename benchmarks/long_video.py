@@ -36,6 +36,15 @@ Two more modes (issue 24):
   video's standardised curve.
 * ``--compare-joins SECONDS``: the same for joins placed at cuts (the new window taking over just
   before a cut in the join's search range) vs where the curve is calm (away from cuts).
+* ``--compare-steps SECONDS``: the music of one clip sampled with fewer Euler steps (32, 24, 16, 12,
+  8), with classifier-free guidance on part of the steps only (the unconditional pass skipped
+  outside a guidance interval of t, Kynkäänniemi et al. 2024; a wrapper of this benchmark's), and
+  with another seed: sampling CPU s, SCH − chance, seam ranks and the log-mel distance (mean |Δ| in
+  dB, 64 mel bands) to the 32-step run of the same seed: another seed's distance is the scale of
+  "different music".
+* ``--compare-threads SECONDS``: wall and CPU seconds of sampling one clip with 1 and 2 torch
+  threads, alternating (``--rounds``), with the load average: what a second intra-op thread buys
+  the demo DiT on this machine.
 * ``--compare-execution SECONDS``: CPU seconds of sampling and latent decode on one clip with
   issue 24's execution changes on (cross-attention re-associated for a short context, Griffin-Lim
   in torch) and off (SDPA, ``librosa.griffinlim``), alternating in one process, and how far the
@@ -215,6 +224,10 @@ def main(argv=None) -> int:
                     help="seams and SCH of one clip with joins at cuts vs where the curve is calm")
     ap.add_argument("--compare-execution", type=float, default=None, metavar="SECONDS",
                     help="only: CPU s of sampling and decode with the faster execution on and off")
+    ap.add_argument("--compare-steps", type=float, default=None, metavar="SECONDS",
+                    help="only: steps / guidance interval / seed vs the 32-step run of one clip (distance, SCH, seams)")
+    ap.add_argument("--compare-threads", type=float, default=None, metavar="SECONDS",
+                    help="only: wall and CPU s of sampling one clip with 1 and 2 torch threads, alternating")
     ap.add_argument("--rounds", type=int, default=3, help="--compare-execution: alternating rounds")
     ap.add_argument("--compare-norms", type=float, default=None, metavar="SECONDS",
                     help="only: seams and SCH with per-window vs whole-video curve standardisation")
@@ -237,6 +250,10 @@ def main(argv=None) -> int:
         return compare_joins(args)
     if args.compare_execution:
         return compare_execution(args)
+    if args.compare_steps:
+        return compare_steps(args)
+    if args.compare_threads:
+        return compare_threads(args)
     gen = generate.load_music_model(args.checkpoint)
     enc = encoders.get_encoder(gen.curve_spec.encoder)
     rng = np.random.default_rng(args.seed)
@@ -418,6 +435,107 @@ def compare_execution(args) -> int:
           f"{m1[1]:.2f} CPU s ({100 * (m1[1] / m0[1] - 1):+.0f} %)")
     print(f"latents differ by <= {float((l0 - l1).abs().max()):.1e} (max |x| {float(l0.abs().max()):.2f}); audio by "
           f"{float(np.sqrt(np.mean((w0 - w1) ** 2) / np.mean(w0 ** 2))):.1e} relative RMS")
+    return 0
+
+
+#: --compare-steps: (label, steps, guidance interval (lo, hi] of t or None = every step, seed offset)
+STEP_VARIANTS = (("32 steps (reference)", 32, None, 0), ("another seed, 32 steps", 32, None, 1),
+                 ("24 steps", 24, None, 0), ("16 steps", 16, None, 0), ("12 steps", 12, None, 0),
+                 ("8 steps", 8, None, 0), ("32 steps, guidance for t > 0.25", 32, (0.25, 1.0), 0),
+                 ("32 steps, guidance for t > 0.5", 32, (0.5, 1.0), 0),
+                 ("32 steps, guidance for t <= 0.75", 32, (0.0, 0.75), 0),
+                 ("16 steps, guidance for t > 0.25", 16, (0.25, 1.0), 0))
+
+
+def log_mel_db(wave, sr: int) -> np.ndarray:
+    """64-band log-mel (dB, floor −80 dB) of the mono mix: the distance measure of --compare-steps."""
+    import librosa
+
+    m = librosa.feature.melspectrogram(y=np.asarray(wave, np.float32).mean(axis=0), sr=sr, n_fft=1024,
+                                       hop_length=256, n_mels=64)
+    return librosa.power_to_db(m, ref=1.0, amin=1e-8, top_db=None).clip(-80, None)
+
+
+def compare_steps(args) -> int:
+    """Steps, guidance interval and seed vs the 32-step run of the same clip (see the module doc)."""
+    import torch
+
+    from v2m_zero.core import generate
+    from v2m_zero.core.model import flow
+    from v2m_zero.core.timing import encoders
+
+    interval = [None]
+    plain = flow.CFGDenoiser.__call__
+
+    def guided_in_interval(self, x, t, *, curve=None, **kw):  # guidance 1 (the conditional pass alone) outside
+        lo_hi = interval[0]
+        if lo_hi is not None and self.cfg_scale != 1.0:
+            tt = float(torch.as_tensor(t).reshape(-1)[0])
+            if not lo_hi[0] < tt <= lo_hi[1]:
+                return self.model(x, t, curve=curve, **kw)
+        return plain(self, x, t, curve=curve, **kw)
+
+    cpu = time.process_time
+    with tempfile.TemporaryDirectory() as tmp:
+        path, duration, cuts = make_clip(os.path.join(tmp, "clip.mp4"), args.compare_steps,
+                                         np.random.default_rng(args.seed), 0, args.footage)
+        gen = generate.load_music_model(args.checkpoint)
+        raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
+    print(f"\n{duration:.0f} s clip, seed {args.seed}, torch threads {torch.get_num_threads()}")
+    print("\n| sampling | windows | sampling CPU s | SCH | chance | SCH − chance | level step | timbre step "
+          "| RMS jump | flux jump | log-mel distance to the reference (dB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    ref = None
+    flow.CFGDenoiser.__call__ = guided_in_interval
+    try:
+        for label, steps, lo_hi, seed_offset in STEP_VARIANTS:
+            interval[0] = lo_hi
+            t = cpu()
+            out = generate.sample_music(gen, raw, "", generate.SamplingSettings(steps=steps,
+                                                                                seed=args.seed + seed_offset))
+            spent = cpu() - t
+            wave = generate.decode_latents(gen, out.latents, raw.duration)
+            plan = out.job.plan
+            s = seams.seam_report(wave, gen.sample_rate, [j - plan.fade / (2 * plan.rate) for j in plan.joins], cuts)
+            sc = score(wave, gen.sample_rate, cuts, duration)
+            mel = log_mel_db(wave, gen.sample_rate)
+            ref = mel if ref is None else ref
+            cell = lambda d: "–" if d["mean_rank"] is None else f"{d['mean_rank']:.0f} %"  # noqa: E731
+            print(f"| {label} | {len(plan)} | {spent:.1f} | {sc['sch']:.3f} | {sc['sch_null']:.3f} "
+                  f"| {sc['sch'] - sc['sch_null']:.3f} | {cell(s['steps']['level_step'])} "
+                  f"| {cell(s['steps']['timbre_step'])} | {cell(s['jumps']['rms_jump'])} "
+                  f"| {cell(s['jumps']['flux_jump'])} | {float(np.mean(np.abs(mel - ref))):.2f} |", flush=True)
+    finally:
+        flow.CFGDenoiser.__call__ = plain
+    return 0
+
+
+def compare_threads(args) -> int:
+    """Sampling one clip with 1 and 2 torch threads, alternating: wall and CPU seconds, load average."""
+    import torch
+
+    from v2m_zero.core import generate
+    from v2m_zero.core.timing import encoders
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path, duration, _ = make_clip(os.path.join(tmp, "clip.mp4"), args.compare_threads,
+                                      np.random.default_rng(args.seed), 0, args.footage)
+        gen = generate.load_music_model(args.checkpoint)
+        raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
+    spent: dict[int, list] = {1: [], 2: []}
+    for _ in range(args.rounds):
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            load = os.getloadavg()[0]
+            w, c = time.perf_counter(), time.process_time()
+            s = generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed))
+            spent[n].append((time.perf_counter() - w, time.process_time() - c))
+            print(f"{n} thread(s): {len(s.job.plan)} windows x {s.job.sampling.steps} steps, wall "
+                  f"{spent[n][-1][0]:.1f} s, CPU {spent[n][-1][1]:.1f} s (load average {load:.1f})", flush=True)
+    for n, v in spent.items():
+        wall, cpu = np.array(v).T
+        print(f"{n} thread(s), {duration:.0f} s clip, {args.rounds} rounds: wall median {np.median(wall):.1f} s "
+              f"(min {wall.min():.1f}, max {wall.max():.1f}), CPU median {np.median(cpu):.1f} s")
     return 0
 
 

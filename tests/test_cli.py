@@ -16,9 +16,35 @@ def run(*argv):
     return cli.main([str(a) for a in argv])
 
 
-def test_demo_main_job(tmp_path, capsys):
-    """The README's main job: generated clip → curve → music from the bundled demo model → mux → SCH."""
+def test_demo_main_job(tmp_path, capsys, monkeypatch):
+    """The README's main job: generated clip → curve → music from the bundled demo model → mux → SCH;
+    the scoring's beat tracker is imported on a second thread started before sampling, joined before scoring."""
+    import sys
+
+    from v2m_zero.core.commands import demo
+
+    events = []
+    warm, sample, score = demo.warm_up_scoring, demo.sample_with_progress, demo.score
+
+    def spy_warm():
+        thread = warm()
+        events.append(("warm", thread))
+        return thread
+
+    def spy_sample(*a, **kw):
+        events.append(("sample", None))
+        return sample(*a, **kw)
+
+    def spy_score(*a, **kw):
+        events.append(("score", events[0][1].is_alive()))
+        return score(*a, **kw)
+
+    monkeypatch.setattr(demo, "warm_up_scoring", spy_warm)
+    monkeypatch.setattr(demo, "sample_with_progress", spy_sample)
+    monkeypatch.setattr(demo, "score", spy_score)
     assert run("demo", "--out", tmp_path / "out", "--duration", "6") == 0
+    assert [e[0] for e in events] == ["warm", "sample", "score"]
+    assert events[0][1].name == "v2m-warm-up-scoring" and events[2][1] is False and "librosa.beat" in sys.modules
     text = capsys.readouterr().out
     for name in ("curve.json", "curve.png", "demo_with_music.mp4"):
         assert os.path.exists(tmp_path / "out" / name) and str(tmp_path / "out" / name) in text

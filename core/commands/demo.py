@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import threading
 
 import numpy as np
 
@@ -106,6 +107,30 @@ def sonify(smooth, peaks, duration: float, sample_rate: int = 44100, *, folder: 
         spool.close()
         raise
     return spool
+
+
+#: Import the scoring's beat tracker on a second thread while the music is sampled (see :func:`warm_up_scoring`).
+WARM_UP_SCORING = True
+
+
+def warm_up_scoring() -> threading.Thread:
+    """Start importing ``librosa.beat`` on another thread and return it (join before scoring).
+
+    librosa compiles its beat tracker's numba kernels on every import (``guvectorize`` with
+    ``cache=False``: ≈ 3.7 CPU s, fixed), work that needs nothing from the music: done while the
+    music is sampled on one torch thread, it runs on the second core of a 2-core CPU instead of
+    after sampling (``benchmarks/long_video.py``, RESULTS "Where the CPU time goes"). An import error is
+    left to the scoring's own import, which reports it."""
+
+    def run() -> None:
+        try:
+            import librosa.beat  # noqa: F401
+        except Exception:  # noqa: BLE001 - the scoring's import says what is wrong
+            pass
+
+    thread = threading.Thread(target=run, name="v2m-warm-up-scoring", daemon=True)
+    thread.start()
+    return thread
 
 
 NO_SCENEDETECT = "PySceneDetect is not installed, so not Algorithm 1's detector; pip install scenedetect for that"
@@ -220,6 +245,7 @@ def run(args) -> int:
             wave, sr = sonify(latent_curve, peaks, raw.duration), 44100  # a spool: closed after scoring
             media.mux_audio(video, wave, sr, muxed, plan=mux_plan)
         else:
+            warm = warm_up_scoring() if WARM_UP_SCORING else None
             if args.only_window is None:
                 sampled = sample_with_progress(gen, raw, settings, prompt=args.prompt)
             else:
@@ -237,6 +263,8 @@ def run(args) -> int:
         plot.save_png(plot.plot_curves([("conditioning curve", latent_curve), ("event curve", raw)],
                                        peaks=peaks, marks=marks,
                                        title=f"event curve of {os.path.basename(video)}"), png)
+        if gen is not None and warm is not None:
+            warm.join()
         try:
             with Progress("scoring"):
                 result = score(muxed, wave, sr, raw.duration, truth if truth is not None else peaks,
