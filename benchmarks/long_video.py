@@ -522,7 +522,6 @@ def compare_threads(args) -> int:
                                       np.random.default_rng(args.seed), 0, args.footage)
         gen = generate.load_music_model(args.checkpoint)
         raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
-    generate.ONE_THREAD_MAX_PARAMS = 0  # the pipeline would sample this small DiT on one thread whatever is set
     spent: dict[int, list] = {1: [], 2: []}
     for _ in range(args.rounds):
         for n in (1, 2):

@@ -18,7 +18,6 @@ and :func:`music_for_curve` adds stage 3 (the library's one-call form).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -193,29 +192,6 @@ def raw_source(curve: curves.Curve | None) -> curves.Curve | None:
 # 2. sampling
 
 
-#: A DiT with fewer parameters than this is sampled on one CPU thread (the demo model: 4.6 M). Its
-#: GEMMs are small ([252, 256] × [256, 768] per CFG step): a second intra-op thread buys little and,
-#: where the other core is busy, OpenMP's barriers make each step many times slower (measured with
-#: ``benchmarks/long_video.py --compare-threads``: RESULTS, long videos). Larger models keep torch's threads.
-ONE_THREAD_MAX_PARAMS = 50_000_000
-
-
-@contextlib.contextmanager
-def sampling_threads(model: MusicModel):
-    """Within the block, torch runs on one intra-op thread when ``model`` is a small DiT on the CPU
-    (:data:`ONE_THREAD_MAX_PARAMS`); the caller's thread count is restored after."""
-    before = torch.get_num_threads()
-    small = (torch.device(model.device).type == "cpu" and before > 1
-             and sum(p.numel() for p in model.dit.parameters()) < ONE_THREAD_MAX_PARAMS)
-    if small:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if small:
-            torch.set_num_threads(before)
-
-
 def sample_job(model: MusicModel, job: Job, prompt: str = "", *, negative_prompt: str = "",
                progress: Progress | None = None, interrupt: Interrupt | None = None,
                callback: Callable[[dict], None] | None = None, only_window: int | None = None,
@@ -260,16 +236,15 @@ def sample_job(model: MusicModel, job: Job, prompt: str = "", *, negative_prompt
     values = None if job.latent_curve is None else job.latent_curve.values
     net = fast_path.fast_model(dit, s.fast, device=dev)  # compiled (+ CUDA graphs) or the DiT itself
     ts = flow.schedule_timesteps(s.steps, s.schedule)  # the checkpoint's schedule (bounded in core.sampling)
-    with sampling_threads(model):
-        if multi or only_window is not None:
-            out = windows.sample_windows(model, values, job.plan, text_cond=text_cond, negative=negative, timesteps=ts,
-                                         cfg_scale=s.cfg, seed=s.seed, uncond=s.uncond, callback=on_step, net=net,
-                                         norms=job.norms, only=only_window, previous=previous)
-        else:
-            c = torch.zeros(1, 1, n) if values is None else torch.from_numpy(np.asarray(values, np.float32))[None, None]
-            out = flow.sample(net, (1, dit.config.io_channels, n), ts, seed=s.seed, cfg_scale=s.cfg, uncond=s.uncond,
-                              cond=text_cond, curve=c.to(dev, dt), negative=negative, device=dev, dtype=dt,
-                              callback=lambda st: on_step(dict(st, window=0, windows=1, step=st["i"], total=total)))
+    if multi or only_window is not None:
+        out = windows.sample_windows(model, values, job.plan, text_cond=text_cond, negative=negative, timesteps=ts,
+                                     cfg_scale=s.cfg, seed=s.seed, uncond=s.uncond, callback=on_step, net=net,
+                                     norms=job.norms, only=only_window, previous=previous)
+    else:
+        c = torch.zeros(1, 1, n) if values is None else torch.from_numpy(np.asarray(values, np.float32))[None, None]
+        out = flow.sample(net, (1, dit.config.io_channels, n), ts, seed=s.seed, cfg_scale=s.cfg, uncond=s.uncond,
+                          cond=text_cond, curve=c.to(dev, dt), negative=negative, device=dev, dtype=dt,
+                          callback=lambda st: on_step(dict(st, window=0, windows=1, step=st["i"], total=total)))
     out = out.float().cpu()
     check_finite(out, "the sampled latents")
     return out

@@ -149,32 +149,3 @@ def test_check_finite_looks_at_every_block():
     with pytest.raises(V2MError):
         g.check_finite(torch.tensor(float("nan")), "x")
     g.check_finite(np.zeros((2, 0), np.float32), "x")
-
-
-def test_a_small_dit_samples_on_one_cpu_thread_and_the_count_is_restored(gen, monkeypatch):
-    """The demo-size DiT samples on one intra-op thread (generate.ONE_THREAD_MAX_PARAMS); the caller's
-    thread count comes back after, also when sampling stops with an error; larger models keep it."""
-    before = torch.get_num_threads()
-    seen = []
-
-    def cb(state):
-        seen.append(torch.get_num_threads())
-        if len(seen) == 3:
-            raise KeyboardInterrupt
-
-    try:
-        torch.set_num_threads(2)
-        generate.sample_latents(gen, None, "", SamplingSettings(steps=2, cfg=3.0, seed=0), duration=1.0,
-                                callback=cb)
-        assert seen == [1, 1] and torch.get_num_threads() == 2
-        with pytest.raises(KeyboardInterrupt):
-            generate.sample_latents(gen, None, "", SamplingSettings(steps=4, cfg=3.0, seed=0), duration=1.0,
-                                    callback=cb)
-        assert torch.get_num_threads() == 2
-        seen.clear()
-        monkeypatch.setattr(generate, "ONE_THREAD_MAX_PARAMS", 0)  # as if it were a large model
-        generate.sample_latents(gen, None, "", SamplingSettings(steps=2, cfg=3.0, seed=0), duration=1.0,
-                                callback=cb)
-        assert seen == [2, 2]
-    finally:
-        torch.set_num_threads(before)
