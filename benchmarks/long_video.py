@@ -45,6 +45,9 @@ Two more modes (issue 24):
 * ``--compare-threads SECONDS``: wall and CPU seconds of sampling one clip with 1 and 2 torch
   threads, alternating (``--rounds``), with the load average: what a second intra-op thread buys
   the demo DiT on this machine.
+* ``--compare-warm-up SECONDS``: ``demo --video`` on one clip in fresh processes with the scoring's
+  ``librosa.beat`` import on a second thread during sampling (``demo.warm_up_scoring``) off and on,
+  alternating (``--rounds``): wall and CPU seconds, load average.
 * ``--compare-execution SECONDS``: CPU seconds of sampling and latent decode on one clip with
   issue 24's execution changes on (cross-attention re-associated for a short context, Griffin-Lim
   in torch) and off (SDPA, ``librosa.griffinlim``), alternating in one process, and how far the
@@ -72,9 +75,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO = os.path.join(os.path.dirname(HERE), "demo", "v2m-zero-demo-music.safetensors")
 
 CHILD = r"""
-import json, sys, time
+import json, os, sys, time
 import av, librosa, numpy, torch, torch._dynamo  # imported before the clock, as every run pays them once
 from v2m_zero.core import cli, generate, windows
+from v2m_zero.core.commands import demo
+demo.WARM_UP_SCORING = os.environ.get("V2M_BENCH_WARM_UP", "1") == "1"  # --compare-warm-up turns it off
 from v2m_zero.core.timing import encoders, media
 from v2m_zero.core.sampling import SamplingSettings
 torch.set_num_threads(int(sys.argv[1]))
@@ -155,7 +160,7 @@ def cut_times(duration: float, rng) -> list[float]:
     return out
 
 
-def run_generate(video: str, out: str, args, *, window: float | None = None) -> dict:
+def run_generate(video: str, out: str, args, *, window: float | None = None, warm_up: bool = True) -> dict:
     """``generate`` (or ``demo --video`` with ``--command demo``) in a fresh process; the music
     is then at ``out + ".wav"`` (generate) or in ``out + "/demo_with_music.mp4"`` (demo)."""
     own = [] if args.steps is None else ["--steps", str(args.steps)]
@@ -167,7 +172,7 @@ def run_generate(video: str, out: str, args, *, window: float | None = None) -> 
                 "--out", out + ".mp4", "--audio-out", out + ".wav"]
     if window:
         argv += ["--window", str(window)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), V2M_BENCH_WARM_UP="1" if warm_up else "0")
     p = subprocess.run([sys.executable, "-c", CHILD, str(args.threads), *argv], capture_output=True, text=True, env=env)
     if p.returncode:
         raise RuntimeError(p.stderr[-2000:])
@@ -228,6 +233,8 @@ def main(argv=None) -> int:
                     help="only: steps / guidance interval / seed vs the 32-step run of one clip (distance, SCH, seams)")
     ap.add_argument("--compare-threads", type=float, default=None, metavar="SECONDS",
                     help="only: wall and CPU s of sampling one clip with 1 and 2 torch threads, alternating")
+    ap.add_argument("--compare-warm-up", type=float, default=None, metavar="SECONDS",
+                    help="only: demo --video wall and CPU s with the scoring warm-up thread off and on, alternating")
     ap.add_argument("--rounds", type=int, default=3, help="--compare-execution: alternating rounds")
     ap.add_argument("--compare-norms", type=float, default=None, metavar="SECONDS",
                     help="only: seams and SCH with per-window vs whole-video curve standardisation")
@@ -254,6 +261,8 @@ def main(argv=None) -> int:
         return compare_steps(args)
     if args.compare_threads:
         return compare_threads(args)
+    if args.compare_warm_up:
+        return compare_warm_up(args)
     gen = generate.load_music_model(args.checkpoint)
     enc = encoders.get_encoder(gen.curve_spec.encoder)
     rng = np.random.default_rng(args.seed)
@@ -536,6 +545,27 @@ def compare_threads(args) -> int:
         wall, cpu = np.array(v).T
         print(f"{n} thread(s), {duration:.0f} s clip, {args.rounds} rounds: wall median {np.median(wall):.1f} s "
               f"(min {wall.min():.1f}, max {wall.max():.1f}), CPU median {np.median(cpu):.1f} s")
+    return 0
+
+
+def compare_warm_up(args) -> int:
+    """``demo --video`` with the scoring warm-up thread off and on, alternating, fresh processes."""
+    args.command = "demo"
+    with tempfile.TemporaryDirectory() as tmp:
+        path, duration, _ = make_clip(os.path.join(tmp, "clip.mp4"), args.compare_warm_up,
+                                      np.random.default_rng(args.seed), 0, args.footage)
+        spent: dict[bool, list] = {False: [], True: []}
+        for _ in range(args.rounds):
+            for on in (False, True):
+                load = os.getloadavg()[0]
+                res = run_generate(path, os.path.join(tmp, "out"), args, warm_up=on)
+                spent[on].append((res["wall"], res["cpu"]))
+                print(f"warm-up {'on ' if on else 'off'}: wall {res['wall']:.1f} s, CPU {res['cpu']:.1f} s "
+                      f"(load average {load:.1f})", flush=True)
+    for on, v in spent.items():
+        wall, cpu = np.array(v).T
+        print(f"warm-up {'on ' if on else 'off'}, {duration:.0f} s clip, {args.rounds} rounds: wall median "
+              f"{np.median(wall):.1f} s, CPU median {np.median(cpu):.1f} s")
     return 0
 
 

@@ -76,13 +76,10 @@ FULL = {
     "min_lr_ratio": 0.1,
     "warmup": 150,
     "videos": 24,
-    "sample_steps": 32,  # the evaluation here (RESULTS' zero-pair tables were measured so)
-    # the steps the checkpoint records as its own: 16 since issue 24 (the same music within 0.7 dB of
-    # log-mel, SCH and seams unchanged, half the sampling: `benchmarks/long_video.py --compare-steps`)
-    "record_steps": 16,
+    "sample_steps": 32,
     "cfg": 3.0,
 }
-QUICK = dict(FULL, music_files=2, steps=3, batch_size=4, videos=2, sample_steps=2, record_steps=2)
+QUICK = dict(FULL, music_files=2, steps=3, batch_size=4, videos=2, sample_steps=2)
 
 DEMO_NOTE = ("demo: a 4.6 M-parameter DiT trained on a CPU on procedurally arranged General MIDI music rendered "
              "with FluidSynth (benchmarks/zero_pair_music.py); 16 kHz mono, Griffin-Lim phase; not a real music model")
@@ -164,7 +161,7 @@ def write_checkpoint(src: str, dst: str, codec: MelCodec, p: dict, extra: dict) 
         "v2m_format": V2M_FORMAT, "model_config": meta["model_config"], "objective": "rectified_flow",
         "latent_rate": codec.latent_rate, "sample_rate": codec.sample_rate, "curve": curve,
         "codec": codec_spec(codec), "text": {"type": "none"}, "demo": True, "demo_note": DEMO_NOTE,
-        "sampling": {"steps": p.get("record_steps", p["sample_steps"]), "cfg_scale": p["cfg"], "uncond": "both"},
+        "sampling": {"steps": p["sample_steps"], "cfg_scale": p["cfg"], "uncond": "both"},
         "training": dict(meta.get("training") or {}, **extra),
     }
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
