@@ -118,6 +118,10 @@ MAX_ATTEMPTS = 8
 #: :data:`MAX_ATTEMPTS` allows): a steadier tempo (half the tempo bound: the beat tracker assumes one
 #: tempo, and hears a steadier one better) and beats landed closer to the hit points (half the slack).
 VARIANTS = (("steadier", {"max_stretch": 0.5}), ("closer", {"slack": 0.5}))
+#: A rendering with smooth joins that is not heard well is replaced by the same pieces joined plainly
+#: when those are heard well, or heard better by more than this margin (chance levels of two
+#: renderings heard alike differ by about 0.01: the smooth joins are not given up for that).
+PLAIN_BY = 0.02
 
 
 def as_encoded(audio: np.ndarray, sample_rate: int, bitrate: int = 192_000) -> np.ndarray:
@@ -230,7 +234,8 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
     Each rendering's joins are first made smooth (``render.join_pieces``: joins where the loudness
     steps least, the music's own loudness restored around them); when that rendering is not heard
     well, the same stretched pieces joined plainly are heard too and kept if the tracker hears them
-    better (``heard["seams"]`` says which was kept): smoothing a join can move what the tracker hears.
+    well, or better by more than :data:`PLAIN_BY` (``heard["seams"]`` says which was kept): smoothing
+    a join can move what the tracker hears.
     """
     from ..timing.media.levels import limit_true_peak
     from .timemap import MAX_START_SKIP
@@ -276,7 +281,7 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
         if not _good(heard, _planned_share(tmap, hits, s)):  # the plain joins, when the tracker hears them better
             plain = limit_true_peak(join_pieces(tracks, w, sample_rate, tmap, "plain"), int(sample_rate))
             heard_plain = heard_sync(plain, int(sample_rate), hits, s, duration, encoded=listen_encoded)
-            if heard_plain["margin"] > heard["margin"] + 1e-9:
+            if _good(heard_plain, _planned_share(tmap, hits, s)) or heard_plain["margin"] > heard["margin"] + PLAIN_BY:
                 out, heard = plain, {**heard_plain, "seams": "plain"}
         del tracks
         tries.append({"reading": reading.get("tracker") or f"{reading['bpm']:.0f} BPM", "tempo": analysis.tempo,

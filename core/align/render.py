@@ -1,17 +1,24 @@
-"""Rendering a time map: each piece time-stretched on its own, joined by short crossfades where the renderings agree.
+"""Rendering a time map: each piece time-stretched on its own, joined by short crossfades.
 
 Stretcher: Rubber Band through ``pedalboard.time_stretch`` (high quality, crisp transients); when
 pedalboard is missing, librosa's phase vocoder (``librosa.effects.time_stretch``), which smears
 transients more but needs nothing beyond librosa. Each piece is stretched at its one rate with
-:data:`PAD` seconds of music on either side, so both neighbours of a join hold the audio around it.
+:data:`PAD` seconds of music on either side, so both neighbours of a join hold the audio around it
+(:func:`stretch_pieces`, the costly half; :func:`join_pieces` joins them).
 
-Joins: a join at output time ``t`` (a beat, or an edit or loop seam at a beat) is moved to the
-point in ``[t - 0.15, t - 0.03]`` s (the end of the previous beat's decay, before the next
-attack) where the two renderings, lined up by up to :data:`MAX_LAG`, are most alike
-(:func:`_similar_point`); the incoming one is moved by that lag (:func:`_best_lag`) and the two are
-crossfaded there: 10 ms linear where both sides are the same music at two rates (they are
-correlated), 25 ms equal-power where the music jumps (edits, loops; uncorrelated). The output
-starts with a 5 ms fade-in and ends with the time map's fade. Channels are kept as they are.
+Joins: a join at output time ``t`` (a beat, or an edit or loop seam at a beat) is moved into
+``[t - 0.15, t - 0.03]`` s (the end of the previous beat's decay, before the next attack); the
+incoming rendering is moved by up to :data:`MAX_LAG` to where it best matches the outgoing one
+(:func:`_best_lag`) and the two are crossfaded: 10 ms where both sides are the same music at two
+rates, 25 ms where the music jumps (edits, loops), with gains that keep the level whatever the two
+sides' correlation. "smooth" joins (the default) go where the joined audio's 10 ms loudness steps
+least (:func:`_level_point`: two renderings of a pad beat in their own phases, and a join can land
+one's swell on the other's dip), and around each join (the crossfade and the decay before the beat,
+:func:`join_spans`) the output's 10 ms loudness is brought back to the music's own through the time
+map (:func:`restore_envelope`, ``at="joins"``); every other sample is the stretch's own, so the beats
+between joins are heard as before. "plain" joins go where the two renderings are most alike
+(:func:`_similar_point`) and nothing is restored. The output starts with a 5 ms fade-in and ends
+with the time map's fade. Channels are kept as they are.
 """
 
 from __future__ import annotations
