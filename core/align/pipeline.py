@@ -20,7 +20,7 @@ import numpy as np
 
 from ..timing import curves
 from .analysis import AlignError, MusicAnalysis, bpm_of, front_end, read_beats
-from .render import choose_stretcher, render
+from .render import choose_stretcher, join_pieces, stretch_pieces
 from .timeline import build_timeline
 from .timemap import AlignOptions, TimeMap, plan
 
@@ -118,6 +118,10 @@ MAX_ATTEMPTS = 8
 #: :data:`MAX_ATTEMPTS` allows): a steadier tempo (half the tempo bound: the beat tracker assumes one
 #: tempo, and hears a steadier one better) and beats landed closer to the hit points (half the slack).
 VARIANTS = (("steadier", {"max_stretch": 0.5}), ("closer", {"slack": 0.5}))
+#: A rendering with smooth joins that is not heard well is replaced by the same pieces joined plainly
+#: when those are heard well, or heard better by more than this margin (chance levels of two
+#: renderings heard alike differ by about 0.01: the smooth joins are not given up for that).
+PLAIN_BY = 0.02
 
 
 def as_encoded(audio: np.ndarray, sample_rate: int, bitrate: int = 192_000) -> np.ndarray:
@@ -227,6 +231,11 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
     the slack (:data:`VARIANTS`). Every rendering is heard as it is delivered: true-peak limited, and
     (``listen_encoded``) through the mux's own AAC path (:func:`as_encoded`), so the figure kept in
     ``Alignment.heard`` (with the beats heard) is the delivered file's, sample for sample.
+    Each rendering's joins are first made smooth (``render.join_pieces``: joins where the loudness
+    steps least, the music's own loudness restored around them); when that rendering is not heard
+    well, the same stretched pieces joined plainly are heard too and kept if the tracker hears them
+    well, or better by more than :data:`PLAIN_BY` (``heard["seams"]`` says which was kept): smoothing
+    a join can move what the tracker hears.
     """
     from ..timing.media.levels import limit_true_peak
     from .timemap import MAX_START_SKIP
@@ -261,14 +270,22 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
             continue
         attempts += 1
         tmap = _best_plan(analysis, hits, s, duration, reading.get("options", options))
-        out = render(w, sample_rate, tmap, stretcher=how, progress=progress, check_interrupt=check_interrupt)
-        out = limit_true_peak(out, int(sample_rate))  # as handed on: what is heard is what is delivered
+        tracks = stretch_pieces(w, sample_rate, tmap, stretcher=how, progress=progress,
+                                check_interrupt=check_interrupt)
+        # as handed on: what is heard is what is delivered
+        out = limit_true_peak(join_pieces(tracks, w, sample_rate, tmap, "smooth"), int(sample_rate))
         if not hits.size:
             best = ({"sch": 0.0, "chance": 0.0, "bpm": analysis.tempo, "margin": 0.0}, analysis, tmap, out)
             break
-        heard = heard_sync(out, int(sample_rate), hits, s, duration, encoded=listen_encoded)
+        heard = {**heard_sync(out, int(sample_rate), hits, s, duration, encoded=listen_encoded), "seams": "smooth"}
+        if not _good(heard, _planned_share(tmap, hits, s)):  # the plain joins, when the tracker hears them better
+            plain = limit_true_peak(join_pieces(tracks, w, sample_rate, tmap, "plain"), int(sample_rate))
+            heard_plain = heard_sync(plain, int(sample_rate), hits, s, duration, encoded=listen_encoded)
+            if _good(heard_plain, _planned_share(tmap, hits, s)) or heard_plain["margin"] > heard["margin"] + PLAIN_BY:
+                out, heard = plain, {**heard_plain, "seams": "plain"}
+        del tracks
         tries.append({"reading": reading.get("tracker") or f"{reading['bpm']:.0f} BPM", "tempo": analysis.tempo,
-                      "plan": reading.get("plan", "as asked"),
+                      "plan": reading.get("plan", "as asked"), "seams": heard["seams"],
                       "sch": heard["sch"], "chance": heard["chance"], "heard_bpm": heard["bpm"]})
         if best is None or heard["margin"] > best[0]["margin"] + 1e-9:
             best, best_reading = (heard, analysis, tmap, out), tries[-1]["reading"]

@@ -1,17 +1,24 @@
-"""Rendering a time map: each piece time-stretched on its own, joined by short crossfades where the renderings agree.
+"""Rendering a time map: each piece time-stretched on its own, joined by short crossfades.
 
 Stretcher: Rubber Band through ``pedalboard.time_stretch`` (high quality, crisp transients); when
 pedalboard is missing, librosa's phase vocoder (``librosa.effects.time_stretch``), which smears
 transients more but needs nothing beyond librosa. Each piece is stretched at its one rate with
-:data:`PAD` seconds of music on either side, so both neighbours of a join hold the audio around it.
+:data:`PAD` seconds of music on either side, so both neighbours of a join hold the audio around it
+(:func:`stretch_pieces`, the costly half; :func:`join_pieces` joins them).
 
-Joins: a join at output time ``t`` (a beat, or an edit or loop seam at a beat) is moved to the
-point in ``[t - 0.15, t - 0.03]`` s (the end of the previous beat's decay, before the next
-attack) where the two renderings, lined up by up to :data:`MAX_LAG`, are most alike
-(:func:`_similar_point`); the incoming one is moved by that lag (:func:`_best_lag`) and the two are
-crossfaded there: 10 ms linear where both sides are the same music at two rates (they are
-correlated), 25 ms equal-power where the music jumps (edits, loops; uncorrelated). The output
-starts with a 5 ms fade-in and ends with the time map's fade. Channels are kept as they are.
+Joins: a join at output time ``t`` (a beat, or an edit or loop seam at a beat) is moved into
+``[t - 0.15, t - 0.03]`` s (the end of the previous beat's decay, before the next attack); the
+incoming rendering is moved by up to :data:`MAX_LAG` to where it best matches the outgoing one
+(:func:`_best_lag`) and the two are crossfaded: 10 ms where both sides are the same music at two
+rates, 25 ms where the music jumps (edits, loops), with gains that keep the level whatever the two
+sides' correlation. "smooth" joins (the default) go where the joined audio's 10 ms loudness steps
+least (:func:`_level_point`: two renderings of a pad beat in their own phases, and a join can land
+one's swell on the other's dip), and around each join (the crossfade and the decay before the beat,
+:func:`join_spans`) the output's 10 ms loudness is brought back to the music's own through the time
+map (:func:`restore_envelope`, ``at="joins"``); every other sample is the stretch's own, so the beats
+between joins are heard as before. "plain" joins go where the two renderings are most alike
+(:func:`_similar_point`) and nothing is restored. The output starts with a 5 ms fade-in and ends
+with the time map's fade. Channels are kept as they are.
 """
 
 from __future__ import annotations
@@ -34,16 +41,19 @@ XFADE = (0.010, 0.025)
 #: The incoming rendering may be moved by up to this many seconds to line up with the outgoing one
 #: over the crossfade (:func:`_best_lag`), so they add in phase instead of partly cancelling.
 MAX_LAG = 0.004
-#: After stretching, the output's short-term loudness can be brought back to the music's own
-#: (:func:`restore_envelope`): the RMS of the channels' mean over ENV_WINDOW s frames every ENV_HOP s,
-#: the gain bounded to ±ENV_MAX_DB, smoothed over ENV_SMOOTH frames, interpolated and eased by ENV_EASE moving
-#: averages over one hop (its slope changes smoothly: no clicks). Off by default (``ENV_MAX_DB = 0``: the
-#: rendering is bit-identical to the one without it): at 6 dB it lowers the seams on the held-out benchmark
-#: (worst pair 1.51× -> 1.33× the music's own, 14 -> 17 of 20 pairs <= 1.1×) but the beat tracker hears the
-#: corrected renderings a little differently and one pair fewer meets the sync goal (17 of 20;
-#: benchmarks/RESULTS.md, "Aligned music pair by pair").
-ENV_WINDOW, ENV_HOP, ENV_MAX_DB, ENV_SMOOTH = 0.010, 0.005, 0.0, 1
+#: How pieces are joined: "smooth" (the default) or "plain" (:func:`join_pieces`).
+SEAMS = ("smooth", "plain")
+#: The output's short-term loudness can be brought back to the music's own (:func:`restore_envelope`): the
+#: RMS of the channels' mean over ENV_WINDOW s frames every ENV_HOP s, the gain bounded to ±ENV_MAX_DB,
+#: smoothed over ENV_SMOOTH frames, interpolated and eased by ENV_EASE moving averages over one hop (its slope
+#: changes smoothly: no clicks). "smooth" joins do it around each join only (``at="joins"``:
+#: [t - ENV_SPAN[0], t + ENV_SPAN[1]] s around a join at t, the crossfade and the decay before the beat
+#: it leads into, eased in and out over ENV_RAMP s outside that span; every other sample is left as it
+#: is). Everywhere (``at="everywhere"``, not the default) it lowers the seams as much but the beat tracker
+#: hears the whole rendering differently (benchmarks/RESULTS.md, "Aligned music pair by pair").
+ENV_WINDOW, ENV_HOP, ENV_MAX_DB, ENV_SMOOTH = 0.010, 0.005, 6.0, 1
 ENV_EASE = 1
+ENV_SPAN, ENV_RAMP = (0.17, 0.0), 0.01
 
 
 def have_rubberband() -> bool:
@@ -139,7 +149,7 @@ def _best_lag(prev, nxt, a: int, b: int, max_lag: int) -> int:
     return max_lag - k if score[k] > 0 else 0
 
 
-def _similar_point(prev, nxt, t: float, sr: int, lo_limit: int, xf: int) -> int:
+def _similar_point(prev, nxt, t: float, sr: int, lo_limit: int, xf: int, jump: bool = False) -> int:
     """The centre in the join's search span where the two renderings, lined up, are most alike."""
     a = max(int(round((t - _SEARCH[0]) * sr)), lo_limit)
     b = max(int(round((t - _SEARCH[1]) * sr)), a + 1)
@@ -148,6 +158,48 @@ def _similar_point(prev, nxt, t: float, sr: int, lo_limit: int, xf: int) -> int:
     for c in range(a, b + 1, hop):
         s = float(np.max(_lag_scores(prev, nxt, c - xf // 2, c + xf - xf // 2, lag))) if lag > 0 else 0.0
         if s > best:
+            best, where = s, c
+    return where
+
+
+def _steps_db(x: np.ndarray, sr: int) -> float:
+    """Largest loudness step in ``x`` [C, T]: |dB| between adjacent 10 ms frames of the channels' mean,
+    frames at every 2.5 ms (whatever grid a listener's ear or a meter puts on it)."""
+    y = x.astype(np.float64).mean(axis=0)
+    n, hop = int(0.01 * sr), max(1, int(0.0025 * sr))
+    if y.size < 2 * n:
+        return 0.0
+    e = np.concatenate([[0.0], np.cumsum(y ** 2)])
+    starts = np.arange(0, y.size - n + 1, hop)
+    db = 10.0 * np.log10((e[starts + n] - e[starts]) / n + 1e-12)
+    k = n // hop
+    return float(np.max(np.abs(db[k:] - db[:-k]))) if db.size > k else 0.0
+
+
+def _join(prev, nxt, a: int, b: int, jump: bool, max_lag: int):
+    """(``nxt`` moved by the best lag, crossfaded audio over ``[a, b)``) of ``prev`` into ``nxt``."""
+    lag = _best_lag(prev, nxt, a, b, max_lag)
+    track = (nxt[0] + lag, nxt[1])
+    outgoing, incoming = _window(prev, a, b), _window(track, a, b)
+    g_in, g_out = _crossfade(b - a, jump) if CROSSFADE == "fixed" else _matched_crossfade(outgoing, incoming)
+    return track, outgoing * g_out + incoming * g_in
+
+
+def _level_point(prev, nxt, t: float, sr: int, lo_limit: int, xf: int, jump: bool) -> int:
+    """The centre in the join's search span whose joined audio (``prev``, the crossfade, ``nxt``, from
+    the span's start to the beat at ``t``) has the smallest loudness step (:func:`_steps_db`); the
+    earliest of equals. The two renderings of a pad drift in level and phase against each other, and
+    where they are joined decides the step a listener hears there."""
+    a0 = max(int(round((t - _SEARCH[0]) * sr)), lo_limit)
+    b0 = max(int(round((t - _SEARCH[1]) * sr)), a0 + 1)
+    lo, hi = max(a0 - xf, 0), max(int(round(t * sr)), b0 + xf)
+    hop, lag = max(1, int(0.0025 * sr)), int(MAX_LAG * sr)
+    best, where = np.inf, (a0 + b0) // 2
+    for c in range(a0, b0 + 1, hop):
+        a, b = c - xf // 2, c + xf - xf // 2
+        track, mixed = _join(prev, nxt, a, b, jump, lag)
+        s = _steps_db(np.concatenate([_window(prev, lo, a), mixed, _window(track, b, hi)], axis=1), sr)
+        if s < best - 1e-9:
             best, where = s, c
     return where
 
@@ -184,46 +236,72 @@ def _matched_crossfade(out_part: np.ndarray, in_part: np.ndarray) -> tuple[np.nd
     return (g_in / norm).astype(np.float32), (a / norm).astype(np.float32)
 
 
-def render(wave: np.ndarray, sample_rate: int, tmap: TimeMap, *, stretcher: str = "auto",
-           progress=None, check_interrupt=None) -> np.ndarray:
-    """The output audio ``[C, round(duration · sr)]`` of ``tmap`` played from ``wave`` ``[C, T]``."""
+def stretch_pieces(wave: np.ndarray, sample_rate: int, tmap: TimeMap, *, stretcher: str = "auto",
+                   progress=None, check_interrupt=None) -> list[tuple[int, np.ndarray]]:
+    """Every piece of ``tmap`` stretched at its rate with :data:`PAD` s of context: (first output
+    sample, audio) each, for :func:`join_pieces` (the costly half of :func:`render`)."""
     sr = int(sample_rate)
-    wave = np.asarray(wave, dtype=np.float32)
-    if wave.ndim == 1:
-        wave = wave[None]
+    wave = _as_2d(wave)
     how = choose_stretcher(stretcher)
-    n = int(round(tmap.duration * sr))
-    out = np.zeros((wave.shape[0], n), dtype=np.float32)
-    seams = np.asarray(tmap.seams, dtype=np.float64)
-    prev, cursor = None, 0  # cursor: first output sample not yet written
+    tracks = []
     for i, p in enumerate(tmap.pieces):
         if check_interrupt is not None:
             check_interrupt()
-        track = _render_piece(wave, sr, p, how)
-        if prev is None:
-            cursor = 0
-        else:
-            jump = seams.size > 0 and float(np.min(np.abs(seams - p.out_a))) < 1e-4
-            xf = int(XFADE[1 if jump else 0] * sr)
-            centre = _similar_point(prev, track, p.out_a, sr, cursor + xf // 2 + 1, xf)
-            a, b = max(centre - xf // 2, cursor), min(centre + xf - xf // 2, n)
-            if b > a:
-                lag = _best_lag(prev, track, a, b, int(MAX_LAG * sr))
-                track = (track[0] + lag, track[1])
-                outgoing, incoming = _window(prev, a, b), _window(track, a, b)
-                g_in, g_out = _crossfade(b - a, jump) if CROSSFADE == "fixed" else _matched_crossfade(outgoing,
-                                                                                                      incoming)
-                out[:, cursor:a] = _window(prev, cursor, a)
-                out[:, a:b] = outgoing * g_out + incoming * g_in
-                cursor = b
-        prev = track
+        tracks.append(_render_piece(wave, sr, p, how))
         if progress is not None:
             progress(i + 1, len(tmap.pieces))
+    return tracks
+
+
+def join_pieces(tracks: list[tuple[int, np.ndarray]], wave: np.ndarray, sample_rate: int, tmap: TimeMap,
+                seams: str = "smooth") -> np.ndarray:
+    """The output ``[C, round(duration · sr)]`` from :func:`stretch_pieces`' ``tracks``, joined by crossfades.
+
+    ``seams="plain"``: each join where the two renderings, lined up, are most alike (:func:`_similar_point`).
+    ``seams="smooth"`` (the default): each join where the joined audio's loudness steps least
+    (:func:`_level_point`), and around each join (its crossfade and the decay before the beat) the
+    output's 10 ms loudness brought back to the music's own (:func:`restore_envelope`, ``at="joins"``);
+    every sample more than :data:`ENV_RAMP` s outside those spans is the plain rendering's."""
+    if seams not in SEAMS:
+        raise ValueError(f"seams must be one of {', '.join(SEAMS)}, got {seams!r}")
+    sr = int(sample_rate)
+    wave = _as_2d(wave)
+    n = int(round(tmap.duration * sr))
+    out = np.zeros((wave.shape[0], n), dtype=np.float32)
+    jumps = np.asarray(tmap.seams, dtype=np.float64)
+    prev, cursor = None, 0  # cursor: first output sample not yet written
+    for p, track in zip(tmap.pieces, tracks):
+        if prev is not None:
+            jump = jumps.size > 0 and float(np.min(np.abs(jumps - p.out_a))) < 1e-4
+            xf = int(XFADE[1 if jump else 0] * sr)
+            at = _level_point if seams == "smooth" else _similar_point
+            centre = at(prev, track, p.out_a, sr, cursor + xf // 2 + 1, xf, jump)
+            a, b = max(centre - xf // 2, cursor), min(centre + xf - xf // 2, n)
+            if b > a:
+                track, mixed = _join(prev, track, a, b, jump, int(MAX_LAG * sr))
+                out[:, cursor:a] = _window(prev, cursor, a)
+                out[:, a:b] = mixed
+                cursor = b
+        prev = track
     if prev is not None and cursor < n:
         out[:, cursor:n] = _window(prev, cursor, n)
-    if ENV_MAX_DB > 0:
-        out = restore_envelope(out, wave, sr, tmap)
+    if seams == "smooth" and ENV_MAX_DB > 0:
+        out = restore_envelope(out, wave, sr, tmap, at="joins")
     return _fades(out, sr, tmap)
+
+
+def render(wave: np.ndarray, sample_rate: int, tmap: TimeMap, *, stretcher: str = "auto", seams: str = "smooth",
+           progress=None, check_interrupt=None) -> np.ndarray:
+    """The output audio ``[C, round(duration · sr)]`` of ``tmap`` played from ``wave`` ``[C, T]``
+    (:func:`stretch_pieces`, then :func:`join_pieces` with ``seams``)."""
+    tracks = stretch_pieces(wave, sample_rate, tmap, stretcher=stretcher, progress=progress,
+                            check_interrupt=check_interrupt)
+    return join_pieces(tracks, wave, sample_rate, tmap, seams)
+
+
+def _as_2d(wave: np.ndarray) -> np.ndarray:
+    wave = np.asarray(wave, dtype=np.float32)
+    return wave[None] if wave.ndim == 1 else wave
 
 
 def _frame_energy(x: np.ndarray, centres: np.ndarray, halves: np.ndarray) -> np.ndarray:
@@ -243,7 +321,8 @@ def source_times(tmap: TimeMap, t: np.ndarray) -> np.ndarray:
     return src_a + (t - starts[k]) * rate, rate
 
 
-def restore_envelope(out: np.ndarray, wave: np.ndarray, sr: int, tmap: TimeMap) -> np.ndarray:
+def restore_envelope(out: np.ndarray, wave: np.ndarray, sr: int, tmap: TimeMap, at: str = "everywhere",
+                     max_db: float | None = None) -> np.ndarray:
     """``out`` with its short-term loudness brought back to the music's own where the stretch changed it.
 
     A phase vocoder (Rubber Band included) spreads each frame's energy over its window and lets the
@@ -265,14 +344,49 @@ def restore_envelope(out: np.ndarray, wave: np.ndarray, sr: int, tmap: TimeMap) 
                          np.maximum(1, np.round(half * rate).astype(np.int64)))
     floor = 1e-7 * max(float(np.max(want)), 1e-12)  # -70 dB under the music's loudest frame: left alone
     gain = 10.0 * np.log10((want + floor) / (got + floor))
-    gain = np.clip(gain, -ENV_MAX_DB, ENV_MAX_DB)
+    bound = ENV_MAX_DB if max_db is None else float(max_db)
+    gain = np.clip(gain, -bound, bound)
     if ENV_SMOOTH > 1:
         k = np.ones(ENV_SMOOTH) / ENV_SMOOTH
         gain = np.convolve(np.pad(gain, ENV_SMOOTH // 2, mode="edge"), k, "valid")[:centres.size]
     g = np.interp(np.arange(n), centres, gain)
     for _ in range(ENV_EASE):  # moving averages over one hop: the gain's slope changes smoothly (no clicks)
         g = _moving_average(g, hop)
+    if at == "joins":
+        return _at_joins(out, g, sr, tmap)
     return (out * (10.0 ** (g / 20.0)).astype(np.float32)[None]).astype(np.float32)
+
+
+def join_spans(tmap: TimeMap, sr: int, n: int) -> list[tuple[int, int, int]]:
+    """(first, last, ramp) samples of the spans where :func:`restore_envelope` acts with ``at="joins"``:
+    ``[t - ENV_SPAN[0], t + ENV_SPAN[1]]`` around each join ``t``, widened by the ramp on both sides,
+    overlapping spans merged."""
+    ramp = max(1, int(round(ENV_RAMP * sr)))
+    spans: list[list[int]] = []
+    for p in tmap.pieces[1:]:
+        a = max(0, int(round((p.out_a - ENV_SPAN[0]) * sr)) - ramp)
+        b = min(n, int(round((p.out_a + ENV_SPAN[1]) * sr)) + ramp)
+        if b <= a:
+            continue
+        if spans and a <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], b)
+        else:
+            spans.append([a, b])
+    return [(a, b, ramp) for a, b in spans]
+
+
+def _at_joins(out: np.ndarray, g: np.ndarray, sr: int, tmap: TimeMap) -> np.ndarray:
+    """``out`` with the gain ``g`` (dB per sample) applied only in :func:`join_spans`, eased in and out
+    (raised cosine over the ramp); the samples outside are returned unchanged."""
+    out = out.copy()
+    for a, b, ramp in join_spans(tmap, sr, out.shape[1]):
+        w = np.ones(b - a)
+        k = min(ramp, (b - a) // 2)
+        if k:
+            up = 0.5 - 0.5 * np.cos(np.pi * (np.arange(k) + 0.5) / k)
+            w[:k], w[b - a - k:] = up, up[::-1]
+        out[:, a:b] = out[:, a:b] * (10.0 ** (w * g[a:b] / 20.0)).astype(np.float32)[None]
+    return out
 
 
 def _moving_average(x: np.ndarray, k: int) -> np.ndarray:
