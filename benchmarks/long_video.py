@@ -165,6 +165,7 @@ def run_generate(video: str, out: str, args, *, window: float | None = None, war
     is then at ``out + ".wav"`` (generate) or in ``out + "/demo_with_music.mp4"`` (demo)."""
     own = [] if args.steps is None else ["--steps", str(args.steps)]
     own += [] if args.cfg is None else ["--cfg", str(args.cfg)]
+    own += [] if args.precision is None else ["--precision", args.precision]
     if args.command == "demo":
         argv = ["demo", "--video", video, "--checkpoint", args.checkpoint, *own, "--seed", str(args.seed), "--out", out]
     else:
@@ -218,6 +219,8 @@ def main(argv=None) -> int:
     ap.add_argument("--command", choices=["generate", "demo"], default="generate",
                     help="the job each clip runs in a fresh process (demo also scores, as a user sees it)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default=None,
+                    help="generator precision passed to the command (default: the command's own, fp32)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: a shared CPU is much faster so)")
     ap.add_argument("--skip-naive", action="store_true", help="only the windowed runs (time, CPU time, RSS)")
     ap.add_argument("--json", default=None)

@@ -62,6 +62,31 @@ def test_demo_main_job(tmp_path, capsys, monkeypatch):
     assert abs(wave.shape[1] - 6 * sr) <= 1 and np.abs(wave).max() > 0.01  # exact length, not silence
 
 
+@pytest.mark.parametrize("argv, expected", [((), "fp32"), (("--precision", "bf16"), "bf16")])
+def test_demo_precision_reaches_the_generator(tmp_path, monkeypatch, capsys, argv, expected):
+    """``demo --precision`` is the generator's dtype (fp32 unless asked: the quick start's figures are fp32's);
+    the model is loaded before anything is written, so a refusal there leaves the output folder empty."""
+    import torch
+
+    from v2m_zero.core import generate
+    from v2m_zero.core.errors import V2MError
+
+    seen = {}
+
+    def spy_load(ckpt, **kw):
+        model = load(ckpt, **kw)
+        seen.update(kw, dtype=model.dtype, dit_dtype=next(model.dit.parameters()).dtype)
+        raise V2MError("stop here")
+
+    load = generate.load_music_model
+    monkeypatch.setattr(generate, "load_music_model", spy_load)
+    assert run("demo", "--out", tmp_path / "out", "--duration", "2", *argv) != 0
+    assert "stop here" in capsys.readouterr().err
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[expected]
+    assert seen["precision"] == expected and seen["dtype"] == dtype and seen["dit_dtype"] == dtype
+    assert not any(p.is_file() for p in (tmp_path / "out").rglob("*"))
+
+
 def test_demo_sonify_needs_no_model(tmp_path, capsys):
     assert run("demo", "--out", tmp_path / "out", "--duration", "4", "--sonify") == 0
     text = capsys.readouterr().out

@@ -23,6 +23,7 @@ import threading
 import numpy as np
 
 from ...model_io.folders import DEMO_CHECKPOINT  # the bundled demo model
+from ..precision import PRECISIONS
 from ._common import REDO_SUFFIX, OutputPlan, Progress, add_sampling_arguments, number, resolve_sampling, write_json
 from ._pipeline import curve_document, redo_with_progress, sample_with_progress
 
@@ -39,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None, help="a V2M checkpoint (default: the bundled demo checkpoint)")
     p.add_argument("--text-encoder", default=None, help="T5 folder, for checkpoints conditioned on text")
     p.add_argument("--prompt", default="", help="music prompt (text-conditioned checkpoints only)")
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                   help="generator precision (default fp32): bf16 samples about 1.4x faster on CPUs with AVX-512 "
+                        "BF16 or AMX (slower without) for music within float rounding of fp32's; fp16 for GPUs")
     add_sampling_arguments(p)
     p.add_argument("--fps", type=number(float, 1, 240), default=24.0, help="frame rate of the generated clip (1–240)")
     p.add_argument("--duration", type=number(float, 0.5, 600), default=12.0,
@@ -221,7 +225,7 @@ def run(args) -> int:
         gen = None
         if not args.sonify:  # the model first: a bad checkpoint fails before anything is written
             ckpt = args.checkpoint or DEMO_CHECKPOINT
-            gen = generate.load_music_model(ckpt, text_encoder=args.text_encoder)
+            gen = generate.load_music_model(ckpt, text_encoder=args.text_encoder, precision=args.precision)
             settings = resolve_sampling(gen, args)  # bad settings fail before any work, naming the file
             notes = generate.model_notes(gen)
         if mux_plan is not None and mux_plan.note:
