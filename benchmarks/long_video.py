@@ -522,6 +522,22 @@ def compare_steps(args) -> int:
     return 0
 
 
+def _alternate(rounds: int, variants: dict, run, duration: float) -> None:
+    """Run each variant (label -> argument of ``run``) in turn, ``rounds`` times; ``run`` returns
+    (wall, CPU seconds). Prints each run with the load average, then each variant's medians."""
+    spent: dict[str, list] = {label: [] for label in variants}
+    for _ in range(rounds):
+        for label, value in variants.items():
+            load = os.getloadavg()[0]
+            spent[label].append(run(value))
+            print(f"{label}: wall {spent[label][-1][0]:.1f} s, CPU {spent[label][-1][1]:.1f} s "
+                  f"(load average {load:.1f})", flush=True)
+    for label, v in spent.items():
+        wall, cpu = np.array(v).T
+        print(f"{label}, {duration:.0f} s clip, {rounds} rounds: wall median {np.median(wall):.1f} s "
+              f"(min {wall.min():.1f}, max {wall.max():.1f}), CPU median {np.median(cpu):.1f} s")
+
+
 def compare_threads(args) -> int:
     """Sampling one clip with 1 and 2 torch threads, alternating: wall and CPU seconds, load average."""
     import torch
@@ -534,20 +550,14 @@ def compare_threads(args) -> int:
                                       np.random.default_rng(args.seed), 0, args.footage)
         gen = generate.load_music_model(args.checkpoint)
         raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
-    spent: dict[int, list] = {1: [], 2: []}
-    for _ in range(args.rounds):
-        for n in (1, 2):
-            torch.set_num_threads(n)
-            load = os.getloadavg()[0]
-            w, c = time.perf_counter(), time.process_time()
-            s = generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed))
-            spent[n].append((time.perf_counter() - w, time.process_time() - c))
-            print(f"{n} thread(s): {len(s.job.plan)} windows x {s.job.sampling.steps} steps, wall "
-                  f"{spent[n][-1][0]:.1f} s, CPU {spent[n][-1][1]:.1f} s (load average {load:.1f})", flush=True)
-    for n, v in spent.items():
-        wall, cpu = np.array(v).T
-        print(f"{n} thread(s), {duration:.0f} s clip, {args.rounds} rounds: wall median {np.median(wall):.1f} s "
-              f"(min {wall.min():.1f}, max {wall.max():.1f}), CPU median {np.median(cpu):.1f} s")
+
+    def sample(n: int) -> tuple[float, float]:
+        torch.set_num_threads(n)
+        w, c = time.perf_counter(), time.process_time()
+        generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed))
+        return time.perf_counter() - w, time.process_time() - c
+
+    _alternate(args.rounds, {"1 thread(s)": 1, "2 thread(s)": 2}, sample, duration)
     return 0
 
 
@@ -557,18 +567,12 @@ def compare_warm_up(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path, duration, _ = make_clip(os.path.join(tmp, "clip.mp4"), args.compare_warm_up,
                                       np.random.default_rng(args.seed), 0, args.footage)
-        spent: dict[bool, list] = {False: [], True: []}
-        for _ in range(args.rounds):
-            for on in (False, True):
-                load = os.getloadavg()[0]
-                res = run_generate(path, os.path.join(tmp, "out"), args, warm_up=on)
-                spent[on].append((res["wall"], res["cpu"]))
-                print(f"warm-up {'on ' if on else 'off'}: wall {res['wall']:.1f} s, CPU {res['cpu']:.1f} s "
-                      f"(load average {load:.1f})", flush=True)
-    for on, v in spent.items():
-        wall, cpu = np.array(v).T
-        print(f"warm-up {'on ' if on else 'off'}, {duration:.0f} s clip, {args.rounds} rounds: wall median "
-              f"{np.median(wall):.1f} s, CPU median {np.median(cpu):.1f} s")
+
+        def demo(on: bool) -> tuple[float, float]:
+            res = run_generate(path, os.path.join(tmp, "out"), args, warm_up=on)
+            return res["wall"], res["cpu"]
+
+        _alternate(args.rounds, {"warm-up off": False, "warm-up on ": True}, demo, duration)
     return 0
 
 

@@ -31,7 +31,35 @@ _AAC_RATES = (44100, 48000)
 _OVERSAMPLE = 4
 
 
-class AudioSpool:
+class _TempFile:
+    """A temporary file that closing (or leaving the ``with`` block, or garbage collection) deletes."""
+
+    def _open_temp(self, prefix: str, suffix: str, folder: str | None) -> None:
+        fd, self.path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+        self._file = os.fdopen(fd, "w+b")
+
+    def close(self) -> None:
+        if getattr(self, "_file", None) is None:
+            return
+        if not self._file.closed:
+            self._file.close()
+        if os.path.exists(self.path):
+            os.remove(self.path)
+
+    def __del__(self) -> None:  # a spool nobody closed still leaves no file behind
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class AudioSpool(_TempFile):
     """Float32 audio ``[C, T]`` at ``sample_rate`` in a temporary file (frames interleaved).
 
     ``append`` chunks (NaN/Inf refused), then ``chunks()`` reads them back in order; the peak
@@ -43,8 +71,7 @@ class AudioSpool:
             raise MediaError(f"an audio spool needs channels >= 1 and a positive sample rate, "
                              f"got {channels}, {sample_rate}")
         self.channels, self.sample_rate = int(channels), int(sample_rate)
-        fd, self.path = tempfile.mkstemp(prefix="v2m-audio-", suffix=".f32", dir=folder)
-        self._file = os.fdopen(fd, "w+b")
+        self._open_temp("v2m-audio-", ".f32", folder)
         self.length = 0
         self.peak = 0.0
 
@@ -85,31 +112,11 @@ class AudioSpool:
             out[:, s:s + c.shape[1]] = c
         return out
 
-    def close(self) -> None:
-        if getattr(self, "_file", None) is None:
-            return
-        if not self._file.closed:
-            self._file.close()
-        if os.path.exists(self.path):
-            os.remove(self.path)
-
-    def __del__(self) -> None:  # a spool nobody closed still leaves no file behind
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
-
-    def __enter__(self) -> "AudioSpool":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def __len__(self) -> int:
         return self.length
 
 
-class PacketSpool:
+class PacketSpool(_TempFile):
     """Encoded AAC packets in a temporary file (flat memory: an hour at 192 kbit/s is 86 MB on disk),
     with their timing in small arrays: the overshoot check's encode, kept so the mux can write it.
 
@@ -119,8 +126,7 @@ class PacketSpool:
     """
 
     def __init__(self, *, folder: str | None = None):
-        fd, self.path = tempfile.mkstemp(prefix="v2m-aac-", suffix=".bin", dir=folder)
-        self._file = os.fdopen(fd, "w+b")
+        self._open_temp("v2m-aac-", ".bin", folder)
         self.ready = False
         self.rate = self.channels = self.bitrate = 0
         self.clear()
@@ -150,26 +156,6 @@ class PacketSpool:
             self._file.seek(offset)
             offset += size
             yield pts, dts, duration, self._file.read(size)
-
-    def close(self) -> None:
-        if getattr(self, "_file", None) is None:
-            return
-        if not self._file.closed:
-            self._file.close()
-        if os.path.exists(self.path):
-            os.remove(self.path)
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
-
-    def __enter__(self) -> "PacketSpool":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 # --------------------------------------------------------------------------------------------
