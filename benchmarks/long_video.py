@@ -41,7 +41,8 @@ Two more modes (issue 24):
   outside a guidance interval of t, Kynkäänniemi et al. 2024; a wrapper of this benchmark's), and
   with another seed: sampling CPU s, SCH − chance, seam ranks and the log-mel distance (mean |Δ| in
   dB, 64 mel bands) to the 32-step run of the same seed: another seed's distance is the scale of
-  "different music".
+  "different music". With ``--precision P``: the 32-step reference, another seed, and the reference
+  sampled in precision P instead.
 * ``--compare-threads SECONDS``: wall and CPU seconds of sampling one clip with 1 and 2 torch
   threads, alternating (``--rounds``), with the load average: what a second intra-op thread buys
   the demo DiT on this machine.
@@ -220,7 +221,8 @@ def main(argv=None) -> int:
                     help="the job each clip runs in a fresh process (demo also scores, as a user sees it)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default=None,
-                    help="generator precision passed to the command (default: the command's own, fp32)")
+                    help="generator precision passed to the command (default: the command's own, fp32); with "
+                         "--compare-steps: the 32-step reference against the same in this precision")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: a shared CPU is much faster so)")
     ap.add_argument("--skip-naive", action="store_true", help="only the windowed runs (time, CPU time, RSS)")
     ap.add_argument("--json", default=None)
@@ -497,16 +499,20 @@ def compare_steps(args) -> int:
     print("\n| sampling | windows | sampling CPU s | SCH | chance | SCH − chance | level step | timbre step "
           "| RMS jump | flux jump | log-mel distance to the reference (dB) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
+    variants = [(*v, gen) for v in STEP_VARIANTS]
+    if args.precision:  # the reference, another seed, and the reference's steps in that precision
+        other = generate.load_music_model(args.checkpoint, precision=args.precision)
+        variants = variants[:2] + [(f"32 steps, {args.precision}", 32, None, 0, other)]
     ref = None
     flow.CFGDenoiser.__call__ = guided_in_interval
     try:
-        for label, steps, lo_hi, seed_offset in STEP_VARIANTS:
+        for label, steps, lo_hi, seed_offset, model in variants:
             interval[0] = lo_hi
             t = cpu()
-            out = generate.sample_music(gen, raw, "", generate.SamplingSettings(steps=steps,
-                                                                                seed=args.seed + seed_offset))
+            out = generate.sample_music(model, raw, "", generate.SamplingSettings(steps=steps,
+                                                                                  seed=args.seed + seed_offset))
             spent = cpu() - t
-            wave = generate.decode_latents(gen, out.latents, raw.duration)
+            wave = generate.decode_latents(model, out.latents.float(), raw.duration)
             plan = out.job.plan
             s = seams.seam_report(wave, gen.sample_rate, [j - plan.fade / (2 * plan.rate) for j in plan.joins], cuts)
             sc = score(wave, gen.sample_rate, cuts, duration)
