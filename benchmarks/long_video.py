@@ -254,20 +254,12 @@ def main(argv=None) -> int:
     if args.footage is None:
         args.footage = have_footage()
     print(f"footage: {'real (composites of benchmarks/.cache/footage)' if args.footage else 'generated cut clips'}")
-    if args.stages:
-        return stages(args)
-    if args.compare_norms:
-        return compare_norms(args)
-    if args.compare_joins:
-        return compare_joins(args)
-    if args.compare_execution:
-        return compare_execution(args)
-    if args.compare_steps:
-        return compare_steps(args)
-    if args.compare_threads:
-        return compare_threads(args)
-    if args.compare_warm_up:
-        return compare_warm_up(args)
+    modes = {"stages": stages, "compare_norms": compare_norms, "compare_joins": compare_joins,
+             "compare_execution": compare_execution, "compare_steps": compare_steps,
+             "compare_threads": compare_threads, "compare_warm_up": compare_warm_up}
+    for option, mode in modes.items():  # one mode per run: the first option given
+        if getattr(args, option):
+            return mode(args)
     gen = generate.load_music_model(args.checkpoint)
     enc = encoders.get_encoder(gen.curve_spec.encoder)
     rng = np.random.default_rng(args.seed)
