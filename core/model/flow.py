@@ -15,15 +15,22 @@ model's ``objective``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
-from typing import Any, Callable, Mapping, Sequence
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
+from torch import nn
 
 from ..errors import ModelError, V2MError
 from ..sampling import UNCOND_MODES
+from .threads import torch_threads
 
 OBJECTIVES = ("rectified_flow", "v")
+log = logging.getLogger("v2m_zero")
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,7 +151,9 @@ def _double(value: Any, batch: int) -> Any:
 
 
 class CFGDenoiser:
-    """Classifier-free guidance over text and curve, as one forward of batch 2B.
+    """Classifier-free guidance over text and curve, as one forward of batch 2B, or, with
+    ``side`` (a :class:`SideBySide`, e.g. :func:`side_by_side`'s), as two forwards of batch B side
+    by side: the unconditional one on a worker thread while this thread runs the conditional one.
 
     ``out = uncond + cfg_scale · (cond − uncond)``. The unconditional branch is chosen by
     ``uncond`` (training drops text and curve independently, 10 % each, so all three nulls are
@@ -169,44 +178,225 @@ class CFGDenoiser:
     """
 
     def __init__(self, model: Callable[..., torch.Tensor], cfg_scale: float, uncond: str = "both",
-                 negative: Mapping[str, Any] | None = None):
+                 negative: Mapping[str, Any] | None = None, side: SideBySide | None = None):
         if uncond not in UNCOND_MODES:
             raise V2MError(f"uncond must be one of {UNCOND_MODES}, got {uncond!r}")
         self.model, self.cfg_scale, self.uncond = model, float(cfg_scale), uncond
         self.negative = dict(negative or {})
         self.objective = getattr(model, "objective", None)
+        self.side = side
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, *, curve=None, **kwargs) -> torch.Tensor:
         if self.cfg_scale == 1.0:
             return self.model(x, t, curve=curve, **kwargs)
+        cond, uncond = self._branches(x, t, curve, kwargs)
+        if self.side is not None:  # the unconditional forward on the worker thread, the conditional on this one
+            out_cond, out_uncond = self.side.run(self.model, cond, uncond)
+        else:
+            b = x.shape[0]
+            out = _call(self.model, {k: _batch2(cond[k], uncond[k], b) for k in cond})
+            out_cond, out_uncond = out.chunk(2, dim=0)
+        return out_uncond + (out_cond - out_uncond) * self.cfg_scale
+
+    def _branches(self, x: torch.Tensor, t, curve, kwargs: dict) -> tuple[dict, dict]:
+        """The keyword inputs of the conditional and the unconditional forward, batch B each."""
         b = x.shape[0]
         drop_text = self.uncond in ("both", "text")
         drop_curve = self.uncond in ("both", "curve")
+        kwargs = dict(kwargs)
         prev_drop = kwargs.pop("cond_drop", None)
         cond_drop = torch.zeros(b, dtype=torch.bool, device=x.device)
         if prev_drop is not None:
             cond_drop = torch.as_tensor(prev_drop, dtype=torch.bool, device=x.device).reshape(-1).expand(b)
-        drop2 = torch.cat([cond_drop, cond_drop | (drop_text and not self.negative)])
-        curve2 = None
+        t = torch.as_tensor(t, device=x.device).reshape(-1)
+        if t.numel() == 1:
+            t = t.expand(b)
+        cond = dict(kwargs, x=x, t=t, curve=None, cond_drop=cond_drop)
+        uncond = dict(kwargs, x=x, t=t, curve=None, cond_drop=cond_drop | (drop_text and not self.negative))
         if curve is not None:
             c = torch.as_tensor(curve, device=x.device)
             if c.shape[0] != b:
                 c = c.expand(b, *c.shape[1:])
-            c_un = torch.zeros_like(c) if drop_curve else c
-            curve2 = torch.cat([c, c_un], dim=0)
-        t = torch.as_tensor(t, device=x.device).reshape(-1)
-        if t.numel() == 1:
-            t = t.expand(b)
-        kw2 = {k: _double(v, b) for k, v in kwargs.items()}
+            cond["curve"], uncond["curve"] = c, (torch.zeros_like(c) if drop_curve else c)
         for k, neg in self.negative.items():
             pos = torch.as_tensor(kwargs[k], device=x.device)
             neg = torch.as_tensor(neg, device=x.device)
-            pos = pos.expand(b, *pos.shape[1:]) if pos.shape[0] != b else pos
-            neg = neg.expand(b, *neg.shape[1:]) if neg.shape[0] != b else neg
-            kw2[k] = torch.cat([pos, neg.to(pos.dtype)], dim=0)
-        out = self.model(torch.cat([x, x]), torch.cat([t, t]), curve=curve2, cond_drop=drop2, **kw2)
-        out_cond, out_uncond = out.chunk(2, dim=0)
-        return out_uncond + (out_cond - out_uncond) * self.cfg_scale
+            cond[k] = pos.expand(b, *pos.shape[1:]) if pos.shape[0] != b else pos
+            uncond[k] = (neg.expand(b, *neg.shape[1:]) if neg.shape[0] != b else neg).to(pos.dtype)
+        return cond, uncond
+
+
+def _batch2(cond: Any, uncond: Any, batch: int) -> Any:
+    """One input of the 2B batch: the branches' own tensors stacked (conditional rows first); an
+    input both branches share doubled when it has the leading batch dimension, else passed once."""
+    if cond is uncond:
+        return _double(cond, batch)
+    return torch.cat([cond, uncond], dim=0)
+
+
+def _call(model: Callable[..., torch.Tensor], inputs: dict) -> torch.Tensor:
+    kw = dict(inputs)
+    return model(kw.pop("x"), kw.pop("t"), **kw)
+
+
+def branches_in_parallel(device=None, cfg_scale: float = 1.0, model: Any = None) -> int:
+    """Intra-op threads per guidance branch when the two branches should run side by side (on a
+    CPU, with guidance, torch allowed ≥ 2 threads, and ``model`` not a compiled one), else 0.
+
+    The DiT's GEMMs are small (a window is ~100–500 tokens): torch's second intra-op thread buys
+    almost nothing on them, while two forwards of B on two threads run at full speed each
+    (``benchmarks/long_video.py --compare-threads``). A compiled model (``core.model.fast``)
+    keeps the one forward of 2B: its compiled code is not shared between threads.
+    """
+    if float(cfg_scale) == 1.0 or torch.device(device if device is not None else "cpu").type != "cpu":
+        return 0
+    if getattr(model, "compile_mode", None) is not None:
+        return 0
+    n = torch.get_num_threads()
+    return n // 2 if n >= 2 else 0
+
+
+class _Positional(nn.Module):
+    """``model(x, t, *tensors)`` with the keyword inputs by position, the rest fixed: what
+    ``torch.jit.trace`` can record."""
+
+    def __init__(self, model: nn.Module, names: tuple[str, ...], fixed: dict):
+        super().__init__()
+        self.model, self.names, self.fixed = model, names, fixed
+
+    def forward(self, x, t, *tensors):
+        return self.model(x, t, **self.fixed, **dict(zip(self.names, tensors, strict=True)))
+
+
+_PLAIN = (type(None), bool, int, float, str)
+_VERIFY_AT = 3  # the call on which a recording is checked against the model (after TorchScript's profiling run)
+
+
+class SideBySide:
+    """Guidance's two branches on two threads: :meth:`run` does the unconditional forward on a
+    worker thread while the calling thread does the conditional one. Use as a context manager
+    (:func:`side_by_side`); this thread and the worker each get ``per_thread`` torch threads
+    (torch's thread setting is per OS thread for its OpenMP pool), restored on exit.
+
+    An ``nn.Module`` model in eval mode is run as a TorchScript recording of its forward
+    (``torch.jit.trace``, one per branch and input shapes, kept for the job): a recorded forward
+    runs without Python's GIL, so the two threads do not wait on each other between the many small
+    operations of a forward. Each recording is checked on a later call against the model itself
+    with new inputs (bit for bit) and dropped if it differs; a model that cannot be recorded, or a
+    PyTorch without ``torch.jit.trace``, runs as itself.
+    """
+
+    def __init__(self, per_thread: int):
+        self.per_thread = int(per_thread)
+        self.recorded: dict = {}  # key -> [state, module, calls]; state: "check", "ok", "eager"
+        self._pool: ThreadPoolExecutor | None = None
+        self._threads: contextlib.AbstractContextManager | None = None
+
+    def __enter__(self) -> SideBySide:
+        self._threads = torch_threads(self.per_thread)
+        self._threads.__enter__()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="v2m-guidance", initializer=torch.set_num_threads,
+                                        initargs=(self.per_thread,))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+        finally:
+            self._pool = None
+            self.recorded.clear()
+            self._threads.__exit__(None, None, None)
+
+    def run(self, model: Callable[..., torch.Tensor], cond: dict, uncond: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._pool is None:
+            raise V2MError("SideBySide.run outside its with-block")
+        fc, fu = self._forward(model, cond, "cond"), self._forward(model, uncond, "uncond")  # recorded here, in turn
+        later = self._pool.submit(fu)
+        try:
+            out_cond = fc()
+        finally:
+            out_uncond = later.result()
+        return out_cond, out_uncond
+
+    def _forward(self, model, inputs: dict, branch: str) -> Callable[[], torch.Tensor]:
+        def eager() -> torch.Tensor:
+            with torch.no_grad():  # grad mode is per thread: the worker does not inherit the sampler's no_grad
+                return _call(model, inputs)
+
+        key = self._key(model, inputs, branch)
+        if key is None:
+            return eager
+        entry = self.recorded.get(key)
+        if entry is None:
+            entry = self.recorded[key] = [*self._record(model, inputs), 0]
+        if entry[0] == "eager":
+            return eager
+        tensors = [inputs["x"], inputs["t"], *(inputs[k] for k in key[2])]
+
+        def recorded() -> torch.Tensor:
+            with torch.no_grad():
+                entry[2] += 1
+                out = entry[1](*tensors)
+                if entry[0] == "check" and entry[2] >= _VERIFY_AT:
+                    want = _call(model, inputs)
+                    if torch.equal(out, want):
+                        entry[0] = "ok"
+                    else:
+                        entry[0] = "eager"
+                        log.debug("the recorded forward of the %s branch differs from the model's: running the "
+                                  "model itself", branch)
+                        out = want
+                return out
+
+        return recorded
+
+    @staticmethod
+    def _key(model, inputs: dict, branch: str):
+        """The recording's key (branch, model, tensor inputs by name with shape/dtype, fixed inputs),
+        or None where the forward is not recorded."""
+        if not isinstance(model, nn.Module) or model.training or not hasattr(torch.jit, "trace"):
+            return None
+        names, fixed = [], []
+        for k, v in sorted(inputs.items()):
+            if k in ("x", "t"):
+                continue
+            if isinstance(v, torch.Tensor):
+                names.append(k)
+            elif isinstance(v, _PLAIN):
+                fixed.append((k, v))
+            else:
+                return None
+        shapes = tuple((k, tuple(inputs[k].shape), inputs[k].dtype, inputs[k].device)
+                       for k in ("x", "t", *names) if isinstance(inputs[k], torch.Tensor))
+        if len(shapes) != len(names) + 2:
+            return None
+        return branch, id(model), tuple(names), tuple(fixed), shapes
+
+    @staticmethod
+    def _record(model, inputs: dict) -> tuple[str, Any]:
+        key_names = [k for k in sorted(inputs) if k not in ("x", "t") and isinstance(inputs[k], torch.Tensor)]
+        fixed = {k: v for k, v in inputs.items() if k not in ("x", "t") and not isinstance(v, torch.Tensor)}
+        module = _Positional(model, tuple(key_names), fixed)
+        example = (inputs["x"], inputs["t"], *(inputs[k] for k in key_names))
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the tracer's deprecation and shape-to-bool notes
+                return "check", torch.jit.trace(module, example, check_trace=False)
+        except Exception as exc:  # noqa: BLE001 - anything the tracer cannot record runs as itself
+            log.debug("guidance branch not recorded (%s: %s): running the model itself", type(exc).__name__, exc)
+            return "eager", None
+
+
+@contextlib.contextmanager
+def side_by_side(device=None, cfg_scale: float = 1.0, model: Any = None) -> Iterator[SideBySide | None]:
+    """A :class:`SideBySide` for a job where :func:`branches_in_parallel` says so, else None."""
+    per = branches_in_parallel(device, cfg_scale, model)
+    if not per:
+        yield None
+        return
+    with SideBySide(per) as side:
+        yield side
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,6 +502,7 @@ def sample(
     callback: Callable[[dict], None] | None = None,
     device=None,
     dtype=torch.float32,
+    side: SideBySide | None = None,
 ) -> torch.Tensor:
     """noise → classifier-free guidance → ``sampler`` over ``timesteps``: samples of ``model``.
 
@@ -321,15 +512,20 @@ def sample(
     ``cond`` its conditioning keyword inputs (e.g. ``V2MDiT.conditioning``), ``curve`` the event
     curve, ``negative`` the negative prompt's text inputs for the unconditional branch. Noise comes
     from ``make_noise(shape, seed)``, so a seed gives the same samples on any device. ``sampler`` is
-    any k-diffusion-style sampler (default :func:`sample_euler`).
+    any k-diffusion-style sampler (default :func:`sample_euler`). ``side``: a job's
+    :class:`SideBySide` to run guidance's branches with (default: :func:`side_by_side`'s for this
+    call, so a CPU with two or more torch threads runs them side by side).
     """
-    den = CFGDenoiser(velocity_model(model, objective), cfg_scale, uncond=uncond, negative=negative)
     x = make_noise(shape, seed, device=device, dtype=dtype)
     extra = dict(cond or {})
     if curve is not None:
         extra["curve"] = curve
     run = sampler or sample_euler
-    return run(den, x, timesteps, extra_args=extra, callback=callback, disable=True)
+    with contextlib.ExitStack() as stack:
+        if side is None:
+            side = stack.enter_context(side_by_side(device, cfg_scale, model))
+        den = CFGDenoiser(velocity_model(model, objective), cfg_scale, uncond=uncond, negative=negative, side=side)
+        return run(den, x, timesteps, extra_args=extra, callback=callback, disable=True)
 
 
 # --------------------------------------------------------------------------------------------
