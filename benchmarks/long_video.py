@@ -44,7 +44,7 @@ Two more modes (issue 24):
   "different music". With ``--precision P``: the 32-step reference, another seed, and the reference
   sampled in precision P instead.
 * ``--compare-threads SECONDS``: wall and CPU seconds of sampling one clip with 1 torch thread,
-  with 2 and guidance's two branches side by side (``core.model.flow.guidance_pool``, the
+  with 2 and guidance's two branches side by side (``core.model.parallel.SideBySide``, the
   default), and with 2 on one forward of batch 2 (torch's intra-op threads), alternating
   (``--rounds``), with the load average.
 * ``--compare-warm-up SECONDS``: ``demo --video`` on one clip in fresh processes with the scoring's
@@ -551,7 +551,7 @@ def compare_threads(args) -> int:
     import torch
 
     from v2m_zero.core import generate
-    from v2m_zero.core.model import flow
+    from v2m_zero.core.model import parallel
     from v2m_zero.core.timing import encoders
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -560,19 +560,19 @@ def compare_threads(args) -> int:
         gen = generate.load_music_model(args.checkpoint)
         raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
 
-    side_by_side = flow.branches_in_parallel
+    side_by_side = parallel.branches_in_parallel
     latents = {}
 
     def sample(variant: tuple[int, bool]) -> tuple[float, float]:
         n, batched = variant
         torch.set_num_threads(n)
-        flow.branches_in_parallel = (lambda *a, **k: 0) if batched else side_by_side
+        parallel.branches_in_parallel = (lambda *a, **k: 0) if batched else side_by_side
         try:
             w, c = time.perf_counter(), time.process_time()
             latents[variant] = generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed)).latents
             return time.perf_counter() - w, time.process_time() - c
         finally:
-            flow.branches_in_parallel = side_by_side
+            parallel.branches_in_parallel = side_by_side
 
     _alternate(args.rounds, {"1 thread": (1, True), "2 threads, branches side by side": (2, False),
                              "2 threads, one forward of batch 2": (2, True)}, sample, duration)

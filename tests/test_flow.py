@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 
@@ -11,12 +10,10 @@ import torch
 
 from v2m_zero.core.model.dit import V2MDiT, make_model_config
 from v2m_zero.core.errors import V2MError
+from v2m_zero.core.model.parallel import SideBySide, branches_in_parallel, side_by_side, torch_threads
 from v2m_zero.core.model.flow import (
     CFGDenoiser,
     VPredictionVelocity,
-    SideBySide,
-    branches_in_parallel,
-    side_by_side,
     make_noise,
     rf_loss,
     rf_timesteps,
@@ -26,16 +23,6 @@ from v2m_zero.core.model.flow import (
 )
 
 MU, SIG = 1.5, 0.5  # data x0 ~ N(MU, SIG²), elementwise
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def gaussian_rf_velocity(x, t):

@@ -16,21 +16,16 @@ model's ``objective``.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
-import warnings
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
-from torch import nn
 
 from ..errors import ModelError, V2MError
 from ..sampling import UNCOND_MODES
-from .threads import torch_threads
+from .parallel import SideBySide, call, side_by_side
 
 OBJECTIVES = ("rectified_flow", "v")
-log = logging.getLogger("v2m_zero")
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,7 +189,7 @@ class CFGDenoiser:
             out_cond, out_uncond = self.side.run(self.model, cond, uncond)
         else:
             b = x.shape[0]
-            out = _call(self.model, {k: _batch2(cond[k], uncond[k], b) for k in cond})
+            out = call(self.model, {k: _batch2(cond[k], uncond[k], b) for k in cond})
             out_cond, out_uncond = out.chunk(2, dim=0)
         return out_uncond + (out_cond - out_uncond) * self.cfg_scale
 
@@ -232,171 +227,6 @@ def _batch2(cond: Any, uncond: Any, batch: int) -> Any:
     if cond is uncond:
         return _double(cond, batch)
     return torch.cat([cond, uncond], dim=0)
-
-
-def _call(model: Callable[..., torch.Tensor], inputs: dict) -> torch.Tensor:
-    kw = dict(inputs)
-    return model(kw.pop("x"), kw.pop("t"), **kw)
-
-
-def branches_in_parallel(device=None, cfg_scale: float = 1.0, model: Any = None) -> int:
-    """Intra-op threads per guidance branch when the two branches should run side by side (on a
-    CPU, with guidance, torch allowed ≥ 2 threads, and ``model`` not a compiled one), else 0.
-
-    The DiT's GEMMs are small (a window is ~100–500 tokens): torch's second intra-op thread buys
-    almost nothing on them, while two forwards of B on two threads run at full speed each
-    (``benchmarks/long_video.py --compare-threads``). A compiled model (``core.model.fast``)
-    keeps the one forward of 2B: its compiled code is not shared between threads.
-    """
-    if float(cfg_scale) == 1.0 or torch.device(device if device is not None else "cpu").type != "cpu":
-        return 0
-    if getattr(model, "compile_mode", None) is not None:
-        return 0
-    n = torch.get_num_threads()
-    return n // 2 if n >= 2 else 0
-
-
-class _Positional(nn.Module):
-    """``model(x, t, *tensors)`` with the keyword inputs by position, the rest fixed: what
-    ``torch.jit.trace`` can record."""
-
-    def __init__(self, model: nn.Module, names: tuple[str, ...], fixed: dict):
-        super().__init__()
-        self.model, self.names, self.fixed = model, names, fixed
-
-    def forward(self, x, t, *tensors):
-        return self.model(x, t, **self.fixed, **dict(zip(self.names, tensors, strict=True)))
-
-
-_PLAIN = (type(None), bool, int, float, str)
-_VERIFY_AT = 3  # the call on which a recording is checked against the model (after TorchScript's profiling run)
-
-
-class SideBySide:
-    """Guidance's two branches on two threads: :meth:`run` does the unconditional forward on a
-    worker thread while the calling thread does the conditional one. Use as a context manager
-    (:func:`side_by_side`); this thread and the worker each get ``per_thread`` torch threads
-    (torch's thread setting is per OS thread for its OpenMP pool), restored on exit.
-
-    An ``nn.Module`` model in eval mode is run as a TorchScript recording of its forward
-    (``torch.jit.trace``, one per branch and input shapes, kept for the job): a recorded forward
-    runs without Python's GIL, so the two threads do not wait on each other between the many small
-    operations of a forward. Each recording is checked on a later call against the model itself
-    with new inputs (bit for bit) and dropped if it differs; a model that cannot be recorded, or a
-    PyTorch without ``torch.jit.trace``, runs as itself.
-    """
-
-    def __init__(self, per_thread: int):
-        self.per_thread = int(per_thread)
-        self.recorded: dict = {}  # key -> [state, module, calls]; state: "check", "ok", "eager"
-        self._pool: ThreadPoolExecutor | None = None
-        self._threads: contextlib.AbstractContextManager | None = None
-
-    def __enter__(self) -> SideBySide:
-        self._threads = torch_threads(self.per_thread)
-        self._threads.__enter__()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="v2m-guidance", initializer=torch.set_num_threads,
-                                        initargs=(self.per_thread,))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        try:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-        finally:
-            self._pool = None
-            self.recorded.clear()
-            self._threads.__exit__(None, None, None)
-
-    def run(self, model: Callable[..., torch.Tensor], cond: dict, uncond: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._pool is None:
-            raise V2MError("SideBySide.run outside its with-block")
-        fc, fu = self._forward(model, cond, "cond"), self._forward(model, uncond, "uncond")  # recorded here, in turn
-        later = self._pool.submit(fu)
-        try:
-            out_cond = fc()
-        finally:
-            out_uncond = later.result()
-        return out_cond, out_uncond
-
-    def _forward(self, model, inputs: dict, branch: str) -> Callable[[], torch.Tensor]:
-        def eager() -> torch.Tensor:
-            with torch.no_grad():  # grad mode is per thread: the worker does not inherit the sampler's no_grad
-                return _call(model, inputs)
-
-        key = self._key(model, inputs, branch)
-        if key is None:
-            return eager
-        entry = self.recorded.get(key)
-        if entry is None:
-            entry = self.recorded[key] = [*self._record(model, inputs), 0]
-        if entry[0] == "eager":
-            return eager
-        tensors = [inputs["x"], inputs["t"], *(inputs[k] for k in key[2])]
-
-        def recorded() -> torch.Tensor:
-            with torch.no_grad():
-                entry[2] += 1
-                out = entry[1](*tensors)
-                if entry[0] == "check" and entry[2] >= _VERIFY_AT:
-                    want = _call(model, inputs)
-                    if torch.equal(out, want):
-                        entry[0] = "ok"
-                    else:
-                        entry[0] = "eager"
-                        log.debug("the recorded forward of the %s branch differs from the model's: running the "
-                                  "model itself", branch)
-                        out = want
-                return out
-
-        return recorded
-
-    @staticmethod
-    def _key(model, inputs: dict, branch: str):
-        """The recording's key (branch, model, tensor inputs by name with shape/dtype, fixed inputs),
-        or None where the forward is not recorded."""
-        if not isinstance(model, nn.Module) or model.training or not hasattr(torch.jit, "trace"):
-            return None
-        names, fixed = [], []
-        for k, v in sorted(inputs.items()):
-            if k in ("x", "t"):
-                continue
-            if isinstance(v, torch.Tensor):
-                names.append(k)
-            elif isinstance(v, _PLAIN):
-                fixed.append((k, v))
-            else:
-                return None
-        shapes = tuple((k, tuple(inputs[k].shape), inputs[k].dtype, inputs[k].device)
-                       for k in ("x", "t", *names) if isinstance(inputs[k], torch.Tensor))
-        if len(shapes) != len(names) + 2:
-            return None
-        return branch, id(model), tuple(names), tuple(fixed), shapes
-
-    @staticmethod
-    def _record(model, inputs: dict) -> tuple[str, Any]:
-        key_names = [k for k in sorted(inputs) if k not in ("x", "t") and isinstance(inputs[k], torch.Tensor)]
-        fixed = {k: v for k, v in inputs.items() if k not in ("x", "t") and not isinstance(v, torch.Tensor)}
-        module = _Positional(model, tuple(key_names), fixed)
-        example = (inputs["x"], inputs["t"], *(inputs[k] for k in key_names))
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the tracer's deprecation and shape-to-bool notes
-                return "check", torch.jit.trace(module, example, check_trace=False)
-        except Exception as exc:  # noqa: BLE001 - anything the tracer cannot record runs as itself
-            log.debug("guidance branch not recorded (%s: %s): running the model itself", type(exc).__name__, exc)
-            return "eager", None
-
-
-@contextlib.contextmanager
-def side_by_side(device=None, cfg_scale: float = 1.0, model: Any = None) -> Iterator[SideBySide | None]:
-    """A :class:`SideBySide` for a job where :func:`branches_in_parallel` says so, else None."""
-    per = branches_in_parallel(device, cfg_scale, model)
-    if not per:
-        yield None
-        return
-    with SideBySide(per) as side:
-        yield side
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ..errors import V2MError
 from .codec import AudioCodec
-from .threads import torch_threads
+from .parallel import torch_threads
 
 __all__ = ["MelCodec"]
 
