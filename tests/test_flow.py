@@ -10,6 +10,7 @@ import torch
 
 from v2m_zero.core.model.dit import V2MDiT, make_model_config
 from v2m_zero.core.errors import V2MError
+from v2m_zero.core.model import parallel
 from v2m_zero.core.model.parallel import SideBySide, branches_in_parallel, side_by_side, torch_threads
 from v2m_zero.core.model.flow import (
     CFGDenoiser,
@@ -235,7 +236,7 @@ def test_side_by_side_guidance_records_the_dit_and_gives_its_unbatched_forwards_
     dit = tiny_dit()
     kw = dict(curve=torch.randn(1, 16), cond_tokens=torch.randn(1, 3, 32), seconds_start=0.0, seconds_total=8.0)
     den = CFGDenoiser(dit, 5.0)
-    with torch.no_grad(), SideBySide(1) as side:
+    with torch.no_grad(), SideBySide(1, record_after=1) as side:
         side_den = CFGDenoiser(dit, 5.0, side=side)
         for step in range(5):
             x, t = torch.randn(1, 4, 16), torch.tensor([1.0 - step / 5])
@@ -263,15 +264,16 @@ class Branchy(torch.nn.Module):
 def test_a_recording_that_differs_from_the_model_is_dropped():
     model = Branchy().eval()
     x = torch.ones(1, 2, 4)
-    with torch.no_grad(), SideBySide(1) as side:
+    with torch.no_grad(), SideBySide(1, record_after=1) as side:
         den = CFGDenoiser(model, 2.0, side=side)
-        outs = [den(x, torch.tensor([t])) for t in (0.9, 0.8, 0.3, 0.2)]  # recorded at 0.9, checked at 0.3
+        outs = [den(x, torch.tensor([t])) for t in (1.0, 0.9, 0.8, 0.3, 0.2)]  # recorded at 0.9, checked at 0.3
         assert sorted(e[0] for e in side.recorded.values()) == ["eager", "eager"]
-    assert [float(o.flatten()[0]) for o in outs] == [2.0, 2.0, 3.0, 3.0]
+    assert [float(o.flatten()[0]) for o in outs] == [2.0, 2.0, 2.0, 3.0, 3.0]
 
 
 def test_side_by_side_guidance_is_set_up_once_per_job(monkeypatch, tmp_path):
-    """A windowed job records each branch once per window shape, not once per window."""
+    """A windowed job records each branch once per window shape, not once per window, and only
+    after RECORD_AFTER calls of it."""
     from tiny_models import tiny_v2m_checkpoint
 
     from v2m_zero.core import generate
@@ -286,6 +288,7 @@ def test_side_by_side_guidance_is_set_up_once_per_job(monkeypatch, tmp_path):
         return real(*a, **k)
 
     monkeypatch.setattr(torch.jit, "trace", spy)
+    monkeypatch.setattr(parallel, "RECORD_AFTER", 3)
     job = generate.plan_job(gen, None, SamplingSettings(steps=2, cfg=3.0, window_seconds=1.0, overlap_seconds=0.25),
                             duration=4.0)
     assert len(job.plan) >= 4
@@ -293,6 +296,11 @@ def test_side_by_side_guidance_is_set_up_once_per_job(monkeypatch, tmp_path):
     with torch_threads(2):
         generate.sample_job(gen, job)
     assert 0 < len(traces) <= 2 * len(shapes)
+    traces.clear()
+    monkeypatch.setattr(parallel, "RECORD_AFTER", 10 ** 6)
+    with torch_threads(2):
+        generate.sample_job(gen, job)
+    assert traces == []  # a short job runs the model itself
 
 
 def test_cfg_scale_one_is_the_conditional_model():

@@ -69,6 +69,10 @@ class _Positional(nn.Module):
 
 _PLAIN = (type(None), bool, int, float, str)
 _VERIFY_AT = 3  # the call on which a recording is checked against the model (after TorchScript's profiling run)
+#: Calls of one branch with one input shape that run as the model itself before its forward is
+#: recorded: recording and TorchScript's first runs cost about 0.6 s of wall time, which two 32-step
+#: windows (a 10 s clip) do not win back; a 3-minute video's 36 windows do, many times over.
+RECORD_AFTER = 64
 
 
 class SideBySide:
@@ -82,12 +86,15 @@ class SideBySide:
     runs without Python's GIL, so the two threads do not wait on each other between the many small
     operations of a forward. Each recording is checked on a later call against the model itself
     with new inputs (bit for bit) and dropped if it differs; a model that cannot be recorded, or a
-    PyTorch without ``torch.jit.trace``, runs as itself.
+    PyTorch without ``torch.jit.trace``, runs as itself. A branch is recorded only after
+    ``record_after`` calls with the same input shapes (default :data:`RECORD_AFTER`): until then,
+    and in a short job, it runs as the model itself, side by side all the same.
     """
 
-    def __init__(self, per_thread: int):
+    def __init__(self, per_thread: int, record_after: int | None = None):
         self.per_thread = int(per_thread)
-        self.recorded: dict = {}  # key -> [state, module, calls]; state: "check", "ok", "eager"
+        self.record_after = RECORD_AFTER if record_after is None else int(record_after)
+        self.recorded: dict = {}  # key -> [state, module, calls]; state: "wait", "check", "ok", "eager"
         self._pool: ThreadPoolExecutor | None = None
         self._threads: contextlib.AbstractContextManager | None = None
 
@@ -126,9 +133,12 @@ class SideBySide:
         key = self._key(model, inputs, branch)
         if key is None:
             return eager
-        entry = self.recorded.get(key)
-        if entry is None:
-            entry = self.recorded[key] = [*self._record(model, inputs), 0]
+        entry = self.recorded.setdefault(key, ["wait", None, 0])
+        if entry[0] == "wait":
+            if entry[2] < self.record_after:
+                entry[2] += 1
+                return eager
+            entry[:] = [*self._record(model, inputs), 0]
         if entry[0] == "eager":
             return eager
         tensors = [inputs["x"], inputs["t"], *(inputs[k] for k in key[2])]
