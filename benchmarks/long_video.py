@@ -43,9 +43,10 @@ Two more modes (issue 24):
   dB, 64 mel bands) to the 32-step run of the same seed: another seed's distance is the scale of
   "different music". With ``--precision P``: the 32-step reference, another seed, and the reference
   sampled in precision P instead.
-* ``--compare-threads SECONDS``: wall and CPU seconds of sampling one clip with 1 and 2 torch
-  threads, alternating (``--rounds``), with the load average: what a second intra-op thread buys
-  the demo DiT on this machine.
+* ``--compare-threads SECONDS``: wall and CPU seconds of sampling one clip with 1 torch thread,
+  with 2 and guidance's two branches side by side (``core.model.parallel.SideBySide``, the
+  default), and with 2 on one forward of batch 2 (torch's intra-op threads), alternating
+  (``--rounds``), with the load average.
 * ``--compare-warm-up SECONDS``: ``demo --video`` on one clip in fresh processes with the scoring's
   ``librosa.beat`` import on a second thread during sampling (``demo.warm_up_scoring``) off and on,
   alternating (``--rounds``): wall and CPU seconds, load average.
@@ -83,7 +84,8 @@ from v2m_zero.core.commands import demo
 demo.WARM_UP_SCORING = os.environ.get("V2M_BENCH_WARM_UP", "1") == "1"  # --compare-warm-up turns it off
 from v2m_zero.core.timing import encoders, media
 from v2m_zero.core.sampling import SamplingSettings
-torch.set_num_threads(int(sys.argv[1]))
+if int(sys.argv[1]) > 0:
+    torch.set_num_threads(int(sys.argv[1]))
 import resource
 ru0 = resource.getrusage(resource.RUSAGE_SELF)
 cpu0 = ru0.ru_utime + ru0.ru_stime
@@ -174,7 +176,9 @@ def run_generate(video: str, out: str, args, *, window: float | None = None, war
                 "--out", out + ".mp4", "--audio-out", out + ".wav"]
     if window:
         argv += ["--window", str(window)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), V2M_BENCH_WARM_UP="1" if warm_up else "0")
+    env = dict(os.environ, V2M_BENCH_WARM_UP="1" if warm_up else "0")
+    if args.threads > 0:
+        env["OMP_NUM_THREADS"] = str(args.threads)
     p = subprocess.run([sys.executable, "-c", CHILD, str(args.threads), *argv], capture_output=True, text=True, env=env)
     if p.returncode:
         raise RuntimeError(p.stderr[-2000:])
@@ -223,7 +227,9 @@ def main(argv=None) -> int:
     ap.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default=None,
                     help="generator precision passed to the command (default: the command's own, fp32); with "
                          "--compare-steps: the 32-step reference against the same in this precision")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: a shared CPU is much faster so)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads (default 0: torch's own, as the CLI; on 2 cores guidance's two branches "
+                         "then run side by side); 1: one forward of batch 2 on one core, as measured before 2026-12-06")
     ap.add_argument("--skip-naive", action="store_true", help="only the windowed runs (time, CPU time, RSS)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--footage", action=argparse.BooleanOptionalAction, default=None,
@@ -237,7 +243,8 @@ def main(argv=None) -> int:
     ap.add_argument("--compare-steps", type=float, default=None, metavar="SECONDS",
                     help="only: steps / guidance interval / seed vs the 32-step run of one clip (distance, SCH, seams)")
     ap.add_argument("--compare-threads", type=float, default=None, metavar="SECONDS",
-                    help="only: wall and CPU s of sampling one clip with 1 and 2 torch threads, alternating")
+                    help="only: wall and CPU s of sampling one clip with 1 torch thread, 2 threads with guidance's "
+                         "branches side by side (the default) and 2 threads on one forward of batch 2, alternating")
     ap.add_argument("--compare-warm-up", type=float, default=None, metavar="SECONDS",
                     help="only: demo --video wall and CPU s with the scoring warm-up thread off and on, alternating")
     ap.add_argument("--rounds", type=int, default=3, help="--compare-execution: alternating rounds")
@@ -250,7 +257,8 @@ def main(argv=None) -> int:
     from v2m_zero.core import generate
     from v2m_zero.core.timing import encoders, media
 
-    torch.set_num_threads(args.threads)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     if args.footage is None:
         args.footage = have_footage()
     print(f"footage: {'real (composites of benchmarks/.cache/footage)' if args.footage else 'generated cut clips'}")
@@ -537,10 +545,13 @@ def _alternate(rounds: int, variants: dict, run, duration: float) -> None:
 
 
 def compare_threads(args) -> int:
-    """Sampling one clip with 1 and 2 torch threads, alternating: wall and CPU seconds, load average."""
+    """Sampling one clip with 1 torch thread, with 2 and guidance's branches side by side (the
+    default), and with 2 on one forward of batch 2 (torch's intra-op threads), alternating: wall
+    and CPU seconds, load average; and how far the side-by-side latents are from the batched ones."""
     import torch
 
     from v2m_zero.core import generate
+    from v2m_zero.core.model import parallel
     from v2m_zero.core.timing import encoders
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -549,13 +560,25 @@ def compare_threads(args) -> int:
         gen = generate.load_music_model(args.checkpoint)
         raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
 
-    def sample(n: int) -> tuple[float, float]:
-        torch.set_num_threads(n)
-        w, c = time.perf_counter(), time.process_time()
-        generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed))
-        return time.perf_counter() - w, time.process_time() - c
+    side_by_side = parallel.branches_in_parallel
+    latents = {}
 
-    _alternate(args.rounds, {"1 thread(s)": 1, "2 thread(s)": 2}, sample, duration)
+    def sample(variant: tuple[int, bool]) -> tuple[float, float]:
+        n, batched = variant
+        torch.set_num_threads(n)
+        parallel.branches_in_parallel = (lambda *a, **k: 0) if batched else side_by_side
+        try:
+            w, c = time.perf_counter(), time.process_time()
+            latents[variant] = generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed)).latents
+            return time.perf_counter() - w, time.process_time() - c
+        finally:
+            parallel.branches_in_parallel = side_by_side
+
+    _alternate(args.rounds, {"1 thread": (1, True), "2 threads, branches side by side": (2, False),
+                             "2 threads, one forward of batch 2": (2, True)}, sample, duration)
+    diff = (latents[(2, False)] - latents[(1, True)]).abs().max().item()
+    print(f"side-by-side latents vs the batched ones: max |diff| {diff:.2e} "
+          f"(max |x| {latents[(1, True)].abs().max().item():.2f})")
     return 0
 
 
@@ -615,7 +638,8 @@ METHODS = ("windowed", "naive (same joins)", "naive (every window)")
 def _line(r) -> str:
     w = r["windowed"]
     s = f"{r['kind']:5s} {r['duration']:6.1f} s: {r['windows']} windows, exact {r['exact_length']}, " \
-        f"{r['wall_s']:.1f} s, {r['rss_mb']:.0f} MB, SCH {w['sch']:.3f} (chance {w['sch_null']:.3f})"
+        f"{r['wall_s']:.1f} s, {r['cpu_s'] or 0:.1f} CPU s, {r['rss_mb']:.0f} MB, SCH {w['sch']:.3f} " \
+        f"(chance {w['sch_null']:.3f})"
     for m in METHODS[1:]:
         if m in r:
             s += f"; {m} SCH {r[m]['sch']:.3f}"

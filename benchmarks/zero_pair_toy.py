@@ -252,12 +252,14 @@ def manual_latents(gen, raw: curves.Curve | None, duration: float, steps: int, c
     else:
         res = curves.resample_curve(raw.replace(duration=n * PATCH / SAMPLE_RATE), length=n)
         c = torch.from_numpy(curves.smooth_curve(res, SMOOTHING).values)[None, None]
-    model = flow.CFGDenoiser(flow.velocity_model(gen.dit), cfg, uncond="both")
     x = flow.make_noise((1, gen.dit.config.io_channels, n), seed)
     dim = gen.dit.text_dim
     extra = {"cond_tokens": torch.zeros(1, 1, dim), "cond_mask": torch.ones(1, 1, dtype=torch.bool),
              "seconds_start": 0.0, "seconds_total": float(duration), "curve": c}
-    return flow.sample_euler(model, x, flow.rf_timesteps(steps), extra_args=extra, disable=True)
+    # guidance in the form generate.* takes here: its two branches side by side on a CPU with >= 2 torch threads
+    with flow.side_by_side("cpu", cfg, gen.dit) as side:
+        model = flow.CFGDenoiser(flow.velocity_model(gen.dit), cfg, uncond="both", side=side)
+        return flow.sample_euler(model, x, flow.rf_timesteps(steps), extra_args=extra, disable=True)
 
 
 def evaluate(ckpt: str, clips, out_dir: str, p: dict, seed: int) -> dict:

@@ -236,15 +236,17 @@ def sample_job(model: MusicModel, job: Job, prompt: str = "", *, negative_prompt
     values = None if job.latent_curve is None else job.latent_curve.values
     net = fast_path.fast_model(dit, s.fast, device=dev)  # compiled (+ CUDA graphs) or the DiT itself
     ts = flow.schedule_timesteps(s.steps, s.schedule)  # the checkpoint's schedule (bounded in core.sampling)
-    if multi or only_window is not None:
-        out = windows.sample_windows(model, values, job.plan, text_cond=text_cond, negative=negative, timesteps=ts,
-                                     cfg_scale=s.cfg, seed=s.seed, uncond=s.uncond, callback=on_step, net=net,
-                                     norms=job.norms, only=only_window, previous=previous)
-    else:
-        c = torch.zeros(1, 1, n) if values is None else torch.from_numpy(np.asarray(values, np.float32))[None, None]
-        out = flow.sample(net, (1, dit.config.io_channels, n), ts, seed=s.seed, cfg_scale=s.cfg, uncond=s.uncond,
-                          cond=text_cond, curve=c.to(dev, dt), negative=negative, device=dev, dtype=dt,
-                          callback=lambda st: on_step(dict(st, window=0, windows=1, step=st["i"], total=total)))
+    with flow.side_by_side(dev, s.cfg, net) as side:  # on a CPU: guidance's two branches on two threads
+        if multi or only_window is not None:
+            out = windows.sample_windows(model, values, job.plan, text_cond=text_cond, negative=negative,
+                                         timesteps=ts, cfg_scale=s.cfg, seed=s.seed, uncond=s.uncond,
+                                         callback=on_step, net=net, norms=job.norms, only=only_window,
+                                         previous=previous, side=side)
+        else:
+            c = torch.zeros(1, 1, n) if values is None else torch.from_numpy(np.asarray(values, np.float32))[None, None]
+            out = flow.sample(net, (1, dit.config.io_channels, n), ts, seed=s.seed, cfg_scale=s.cfg, uncond=s.uncond,
+                              cond=text_cond, curve=c.to(dev, dt), negative=negative, device=dev, dtype=dt, side=side,
+                              callback=lambda st: on_step(dict(st, window=0, windows=1, step=st["i"], total=total)))
     out = out.float().cpu()
     check_finite(out, "the sampled latents")
     return out

@@ -332,6 +332,7 @@ def sample_windows(
     norms: np.ndarray | None = None,
     only: int | None = None,
     previous: torch.Tensor | None = None,
+    side: Any = None,
 ) -> torch.Tensor:
     """Latents ``[1, D, plan.total]`` (float32, CPU) sampled window by window (see the module doc).
 
@@ -341,7 +342,8 @@ def sample_windows(
     ``text_cond`` and ``negative`` the DiT's text conditioning for one window (built once).
     ``callback`` gets the sampler's state plus ``window``, ``windows``, ``step`` (over the whole
     job, from 0) and ``total`` (steps of the whole job); raise in it to stop between steps.
-    ``net`` is the network to evaluate (default ``model.dit``; e.g. its compiled form).
+    ``net`` is the network to evaluate (default ``model.dit``; e.g. its compiled form); ``side``
+    the job's :class:`~core.model.flow.SideBySide` (guidance's branches on two threads), if any.
 
     ``only=k`` with ``previous`` (the latents of an earlier run of this plan) samples window k
     alone again, inpainted against its neighbours at both ends (:meth:`WindowPlan.redo_mask`),
@@ -382,7 +384,7 @@ def sample_windows(
                 callback(dict(state, window=k, windows=n, step=i * steps + state["i"], total=len(todo) * steps))
         x = flow.sample(net or dit, (1, channels, w.length), timesteps, seed=window_seed(seed, k), cfg_scale=cfg_scale,
                         uncond=uncond, cond=text_cond, curve=c.to(dev, dt), negative=negative, sampler=sampler,
-                        callback=cb, device=dev, dtype=dt)
+                        callback=cb, device=dev, dtype=dt, side=side)
         x = x.float().cpu()
         if only is None:
             out[..., w.start:w.stop] = x

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 import torch
 
 from v2m_zero.core.model.dit import V2MDiT, make_model_config
 from v2m_zero.core.errors import V2MError
+from v2m_zero.core.model import parallel
+from v2m_zero.core.model.parallel import SideBySide, branches_in_parallel, side_by_side, torch_threads
 from v2m_zero.core.model.flow import (
     CFGDenoiser,
     VPredictionVelocity,
@@ -172,6 +175,134 @@ def test_cfg_branches(mode, drop_text, drop_curve):
     torch.testing.assert_close(out, un + 4.0 * (cond - un))
 
 
+@pytest.mark.parametrize("negative", [False, True])
+@pytest.mark.parametrize("mode", ["both", "text", "curve"])
+def test_cfg_branches_side_by_side_are_the_batched_branches(mode, negative):
+    """Side by side the two branches are two forwards of B, the unconditional one on the worker
+    thread, and each gets exactly the rows the batch-2B forward gives it."""
+    x, curve, tok = torch.randn(2, 4, 6), torch.randn(2, 6), torch.randn(2, 3, 5)
+    neg = {"cond_tokens": torch.randn(1, 3, 5)} if negative else None
+    batched = Recorder()
+    one = CFGDenoiser(batched, cfg_scale=4.0, uncond=mode, negative=neg)(x, torch.tensor([0.3, 0.3]), curve=curve,
+                                                                           cond_tokens=tok, seconds_total=30.0)
+    threads = {}
+
+    class OnThread(Recorder):
+        def __call__(self, x, t, **kw):
+            threads[len(self.calls)] = threading.current_thread().name
+            return super().__call__(x, t, **kw)
+
+    rec = OnThread()
+    with SideBySide(1) as side:
+        two = CFGDenoiser(rec, cfg_scale=4.0, uncond=mode, negative=neg, side=side)(
+            x, torch.tensor([0.3, 0.3]), curve=curve, cond_tokens=tok, seconds_total=30.0)
+    torch.testing.assert_close(two, one, rtol=0, atol=0)
+    assert len(rec.calls) == 2 and sorted(n.startswith("v2m-guidance") for n in threads.values()) == [False, True]
+    (call,) = batched.calls
+    by_thread = {name.startswith("v2m-guidance"): rec.calls[k] for k, name in threads.items()}
+    cond, un = by_thread[False], by_thread[True]
+    for key in ("x", "t", "curve", "cond_drop", "cond_tokens"):
+        assert torch.equal(torch.cat([cond[key], un[key]]), call[key]), key
+    assert cond["seconds_total"] == un["seconds_total"] == 30.0
+
+
+def test_guidance_runs_its_branches_side_by_side_only_on_a_cpu_with_two_threads():
+    class Compiled:
+        compile_mode = "default"
+
+    with torch_threads(4):
+        assert branches_in_parallel("cpu", 3.0) == 2 and branches_in_parallel(None, 3.0) == 2
+        assert branches_in_parallel("cpu", 1.0) == 0  # no guidance: one forward
+        assert branches_in_parallel("cuda", 3.0) == 0 and branches_in_parallel(torch.device("meta"), 3.0) == 0
+        assert branches_in_parallel("cpu", 3.0, Compiled()) == 0
+        with side_by_side("cpu", 3.0) as side:
+            assert side is not None and torch.get_num_threads() == 2
+            assert side._pool.submit(torch.get_num_threads).result() == 2
+        assert torch.get_num_threads() == 4  # restored
+    with torch_threads(1), side_by_side("cpu", 3.0) as side:
+        assert side is None and branches_in_parallel("cpu", 3.0) == 0
+
+
+def tiny_dit(seed=0):
+    torch.manual_seed(seed)
+    return V2MDiT(make_model_config(with_curve=True, io_channels=4, embed_dim=64, depth=2, num_heads=2,
+                                    cond_token_dim=32), objective="rectified_flow").eval()
+
+
+def test_side_by_side_guidance_records_the_dit_and_gives_its_unbatched_forwards_bit_for_bit():
+    """The branches run as TorchScript recordings (one per branch), checked on a later call and
+    kept: each output is the model's own forward of batch 1, bit for bit, and within float
+    rounding of the batched guidance."""
+    dit = tiny_dit()
+    kw = dict(curve=torch.randn(1, 16), cond_tokens=torch.randn(1, 3, 32), seconds_start=0.0, seconds_total=8.0)
+    den = CFGDenoiser(dit, 5.0)
+    with torch.no_grad(), SideBySide(1, record_after=1) as side:
+        side_den = CFGDenoiser(dit, 5.0, side=side)
+        for step in range(5):
+            x, t = torch.randn(1, 4, 16), torch.tensor([1.0 - step / 5])
+            got = side_den(x, t, **kw)
+            torch.testing.assert_close(got, den(x, t, **kw), rtol=1e-5, atol=1e-5)
+            cond, uncond = side_den._branches(x, t, kw["curve"], {k: v for k, v in kw.items() if k != "curve"})
+            want = dit(x, t, **{k: v for k, v in cond.items() if k not in "xt"})
+            unwant = dit(x, t, **{k: v for k, v in uncond.items() if k not in "xt"})
+            assert torch.equal(got, unwant + (want - unwant) * 5.0)
+        states = sorted(e[0] for e in side.recorded.values())
+    assert states == ["ok", "ok"]  # both branches recorded and checked
+
+
+class Branchy(torch.nn.Module):
+    """A forward whose Python decides on a value of t: a recording keeps only the branch it saw."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x, t, *, curve=None, cond_drop=None):
+        return x * self.w * (2.0 if float(t[0]) > 0.5 else 3.0)
+
+
+def test_a_recording_that_differs_from_the_model_is_dropped():
+    model = Branchy().eval()
+    x = torch.ones(1, 2, 4)
+    with torch.no_grad(), SideBySide(1, record_after=1) as side:
+        den = CFGDenoiser(model, 2.0, side=side)
+        outs = [den(x, torch.tensor([t])) for t in (1.0, 0.9, 0.8, 0.3, 0.2)]  # recorded at 0.9, checked at 0.3
+        assert sorted(e[0] for e in side.recorded.values()) == ["eager", "eager"]
+    assert [float(o.flatten()[0]) for o in outs] == [2.0, 2.0, 2.0, 3.0, 3.0]
+
+
+def test_side_by_side_guidance_is_set_up_once_per_job(monkeypatch, tmp_path):
+    """A windowed job records each branch once per window shape, not once per window, and only
+    after RECORD_AFTER calls of it."""
+    from tiny_models import tiny_v2m_checkpoint
+
+    from v2m_zero.core import generate
+    from v2m_zero.core.sampling import SamplingSettings
+
+    gen = generate.load_music_model(tiny_v2m_checkpoint(str(tmp_path / "m.safetensors")), device="cpu")
+    traces = []
+    real = torch.jit.trace
+
+    def spy(*a, **k):
+        traces.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(torch.jit, "trace", spy)
+    monkeypatch.setattr(parallel, "RECORD_AFTER", 3)
+    job = generate.plan_job(gen, None, SamplingSettings(steps=2, cfg=3.0, window_seconds=1.0, overlap_seconds=0.25),
+                            duration=4.0)
+    assert len(job.plan) >= 4
+    shapes = {w.length for w in job.plan.windows}
+    with torch_threads(2):
+        generate.sample_job(gen, job)
+    assert 0 < len(traces) <= 2 * len(shapes)
+    traces.clear()
+    monkeypatch.setattr(parallel, "RECORD_AFTER", 10 ** 6)
+    with torch_threads(2):
+        generate.sample_job(gen, job)
+    assert traces == []  # a short job runs the model itself
+
+
 def test_cfg_scale_one_is_the_conditional_model():
     rec = Recorder()
     x = torch.randn(2, 4, 6)
@@ -259,11 +390,15 @@ def test_sample_wires_noise_guidance_and_the_given_sampler():
         torch.nn.init.normal_(p, std=0.05)
     cond = model.conditioning(seconds=2.0)
     curve = torch.randn(1, 1, 8)
-    got = sample(model, (1, 4, 8), rf_timesteps(3), seed=5, cfg_scale=2.0, cond=cond, curve=curve)
-    den = CFGDenoiser(velocity_model(model), 2.0)
-    want = sample_euler(den, make_noise((1, 4, 8), 5), rf_timesteps(3), extra_args={**cond, "curve": curve},
-                        disable=True)
-    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    for threads in (1, 2):  # guidance as one forward of 2B (1 thread) or two of B side by side (2 threads)
+        with torch_threads(threads):
+            got = sample(model, (1, 4, 8), rf_timesteps(3), seed=5, cfg_scale=2.0, cond=cond, curve=curve)
+            with side_by_side(None, 2.0, model) as side:
+                assert (side is None) == (threads == 1)
+                den = CFGDenoiser(velocity_model(model), 2.0, side=side)
+                want = sample_euler(den, make_noise((1, 4, 8), 5), rf_timesteps(3),
+                                    extra_args={**cond, "curve": curve}, disable=True)
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
     seen = {}
 
     def my_sampler(m, x, ts, extra_args=None, callback=None, disable=None):

@@ -92,9 +92,9 @@ def test_sampler_follows_the_checkpoints_sampling_defaults(setup, monkeypatch):
     seen = []
     real = flow.CFGDenoiser.__init__
 
-    def spy(self, model, cfg_scale, uncond="both", negative=None):
+    def spy(self, model, cfg_scale, uncond="both", negative=None, **kw):
         seen.append((cfg_scale, uncond))
-        real(self, model, cfg_scale, uncond=uncond, negative=negative)
+        real(self, model, cfg_scale, uncond=uncond, negative=negative, **kw)
 
     monkeypatch.setattr(flow.CFGDenoiser, "__init__", spy)
     schema = {i.id: i for i in generate.Sampler.define_schema().inputs}

@@ -15,6 +15,7 @@ model's ``objective``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Callable, Mapping, Sequence
 
@@ -22,6 +23,7 @@ import torch
 
 from ..errors import ModelError, V2MError
 from ..sampling import UNCOND_MODES
+from .parallel import SideBySide, call, side_by_side
 
 OBJECTIVES = ("rectified_flow", "v")
 
@@ -144,7 +146,9 @@ def _double(value: Any, batch: int) -> Any:
 
 
 class CFGDenoiser:
-    """Classifier-free guidance over text and curve, as one forward of batch 2B.
+    """Classifier-free guidance over text and curve, as one forward of batch 2B, or, with
+    ``side`` (a :class:`SideBySide`, e.g. :func:`side_by_side`'s), as two forwards of batch B side
+    by side: the unconditional one on a worker thread while this thread runs the conditional one.
 
     ``out = uncond + cfg_scale · (cond − uncond)``. The unconditional branch is chosen by
     ``uncond`` (training drops text and curve independently, 10 % each, so all three nulls are
@@ -169,44 +173,60 @@ class CFGDenoiser:
     """
 
     def __init__(self, model: Callable[..., torch.Tensor], cfg_scale: float, uncond: str = "both",
-                 negative: Mapping[str, Any] | None = None):
+                 negative: Mapping[str, Any] | None = None, side: SideBySide | None = None):
         if uncond not in UNCOND_MODES:
             raise V2MError(f"uncond must be one of {UNCOND_MODES}, got {uncond!r}")
         self.model, self.cfg_scale, self.uncond = model, float(cfg_scale), uncond
         self.negative = dict(negative or {})
         self.objective = getattr(model, "objective", None)
+        self.side = side
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, *, curve=None, **kwargs) -> torch.Tensor:
         if self.cfg_scale == 1.0:
             return self.model(x, t, curve=curve, **kwargs)
+        cond, uncond = self._branches(x, t, curve, kwargs)
+        if self.side is not None:  # the unconditional forward on the worker thread, the conditional on this one
+            out_cond, out_uncond = self.side.run(self.model, cond, uncond)
+        else:
+            b = x.shape[0]
+            out = call(self.model, {k: _batch2(cond[k], uncond[k], b) for k in cond})
+            out_cond, out_uncond = out.chunk(2, dim=0)
+        return out_uncond + (out_cond - out_uncond) * self.cfg_scale
+
+    def _branches(self, x: torch.Tensor, t, curve, kwargs: dict) -> tuple[dict, dict]:
+        """The keyword inputs of the conditional and the unconditional forward, batch B each."""
         b = x.shape[0]
         drop_text = self.uncond in ("both", "text")
         drop_curve = self.uncond in ("both", "curve")
+        kwargs = dict(kwargs)
         prev_drop = kwargs.pop("cond_drop", None)
         cond_drop = torch.zeros(b, dtype=torch.bool, device=x.device)
         if prev_drop is not None:
             cond_drop = torch.as_tensor(prev_drop, dtype=torch.bool, device=x.device).reshape(-1).expand(b)
-        drop2 = torch.cat([cond_drop, cond_drop | (drop_text and not self.negative)])
-        curve2 = None
+        t = torch.as_tensor(t, device=x.device).reshape(-1)
+        if t.numel() == 1:
+            t = t.expand(b)
+        cond = dict(kwargs, x=x, t=t, curve=None, cond_drop=cond_drop)
+        uncond = dict(kwargs, x=x, t=t, curve=None, cond_drop=cond_drop | (drop_text and not self.negative))
         if curve is not None:
             c = torch.as_tensor(curve, device=x.device)
             if c.shape[0] != b:
                 c = c.expand(b, *c.shape[1:])
-            c_un = torch.zeros_like(c) if drop_curve else c
-            curve2 = torch.cat([c, c_un], dim=0)
-        t = torch.as_tensor(t, device=x.device).reshape(-1)
-        if t.numel() == 1:
-            t = t.expand(b)
-        kw2 = {k: _double(v, b) for k, v in kwargs.items()}
+            cond["curve"], uncond["curve"] = c, (torch.zeros_like(c) if drop_curve else c)
         for k, neg in self.negative.items():
             pos = torch.as_tensor(kwargs[k], device=x.device)
             neg = torch.as_tensor(neg, device=x.device)
-            pos = pos.expand(b, *pos.shape[1:]) if pos.shape[0] != b else pos
-            neg = neg.expand(b, *neg.shape[1:]) if neg.shape[0] != b else neg
-            kw2[k] = torch.cat([pos, neg.to(pos.dtype)], dim=0)
-        out = self.model(torch.cat([x, x]), torch.cat([t, t]), curve=curve2, cond_drop=drop2, **kw2)
-        out_cond, out_uncond = out.chunk(2, dim=0)
-        return out_uncond + (out_cond - out_uncond) * self.cfg_scale
+            cond[k] = pos.expand(b, *pos.shape[1:]) if pos.shape[0] != b else pos
+            uncond[k] = (neg.expand(b, *neg.shape[1:]) if neg.shape[0] != b else neg).to(pos.dtype)
+        return cond, uncond
+
+
+def _batch2(cond: Any, uncond: Any, batch: int) -> Any:
+    """One input of the 2B batch: the branches' own tensors stacked (conditional rows first); an
+    input both branches share doubled when it has the leading batch dimension, else passed once."""
+    if cond is uncond:
+        return _double(cond, batch)
+    return torch.cat([cond, uncond], dim=0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,6 +332,7 @@ def sample(
     callback: Callable[[dict], None] | None = None,
     device=None,
     dtype=torch.float32,
+    side: SideBySide | None = None,
 ) -> torch.Tensor:
     """noise → classifier-free guidance → ``sampler`` over ``timesteps``: samples of ``model``.
 
@@ -321,15 +342,20 @@ def sample(
     ``cond`` its conditioning keyword inputs (e.g. ``V2MDiT.conditioning``), ``curve`` the event
     curve, ``negative`` the negative prompt's text inputs for the unconditional branch. Noise comes
     from ``make_noise(shape, seed)``, so a seed gives the same samples on any device. ``sampler`` is
-    any k-diffusion-style sampler (default :func:`sample_euler`).
+    any k-diffusion-style sampler (default :func:`sample_euler`). ``side``: a job's
+    :class:`SideBySide` to run guidance's branches with (default: :func:`side_by_side`'s for this
+    call, so a CPU with two or more torch threads runs them side by side).
     """
-    den = CFGDenoiser(velocity_model(model, objective), cfg_scale, uncond=uncond, negative=negative)
     x = make_noise(shape, seed, device=device, dtype=dtype)
     extra = dict(cond or {})
     if curve is not None:
         extra["curve"] = curve
     run = sampler or sample_euler
-    return run(den, x, timesteps, extra_args=extra, callback=callback, disable=True)
+    with contextlib.ExitStack() as stack:
+        if side is None:
+            side = stack.enter_context(side_by_side(device, cfg_scale, model))
+        den = CFGDenoiser(velocity_model(model, objective), cfg_scale, uncond=uncond, negative=negative, side=side)
+        return run(den, x, timesteps, extra_args=extra, callback=callback, disable=True)
 
 
 # --------------------------------------------------------------------------------------------

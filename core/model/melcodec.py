@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from ..errors import V2MError
 from .codec import AudioCodec
+from .parallel import torch_threads
 
 __all__ = ["MelCodec"]
 
@@ -101,7 +102,8 @@ class MelCodec(AudioCodec):
         b, _, n = latents.shape
         z = latents.detach().float().cpu().numpy().reshape(b, self.audio_channels, self.n_mels, n)
         mel = np.exp(z * self.scale + self.offset)
-        out = np.stack([[self._invert(m) for m in item] for item in mel]).astype(np.float32)
+        with torch_threads(1):  # Griffin-Lim's FFTs are small: a second torch thread costs more than it gains
+            out = np.stack([[self._invert(m) for m in item] for item in mel]).astype(np.float32)
         return torch.from_numpy(out).to(device=latents.device, dtype=latents.dtype)
 
     def _invert(self, mel: np.ndarray) -> np.ndarray:
