@@ -148,6 +148,7 @@ def run_pair(video, music, args, tmp):
     from v2m_zero.core.eval.report import evaluate_video
     from v2m_zero.core.eval.sch import scene_cut_hit, sch_null
     from v2m_zero.core.timing import media
+    from v2m_zero.core.timing.cuts import detect_cuts
 
     path, label, rate = _music(args.cache, music)
     duration = media.probe_video(video).duration
@@ -156,7 +157,8 @@ def run_pair(video, music, args, tmp):
         wave, sr = media.resample_audio(wave, sr, rate), rate
     t0, c0 = time.perf_counter(), time.process_time()
     _raw, hits, strengths = pipeline.video_hit_points(video)
-    res = pipeline.align_music(wave, sr, hits, duration, strengths=strengths,
+    known = None if args.no_cuts else detect_cuts(video, "scenedetect")  # as `v2m-zero align` does
+    res = pipeline.align_music(wave, sr, hits, duration, strengths=strengths, cuts=known,
                                options=AlignOptions(max_stretch=args.max_stretch, edits=args.edits, slack=args.slack))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     after_mp4, before_mp4 = os.path.join(tmp, "after.mp4"), os.path.join(tmp, "before.mp4")
@@ -197,6 +199,9 @@ def run_pair(video, music, args, tmp):
         "sec_per_min_wall": wall / (duration / 60), "sec_per_min_cpu": cpu / (duration / 60),
         "tempo_bpm": res.analysis.tempo, "meter": res.analysis.meter, "readings": res.attempts,
         "heard_bpm": bpm_of(beats_a) if beats_a.size > 1 else None,
+        "cuts_times": [float(c) for c in cuts], "tries": res.tries, "kept_seams": (res.heard or {}).get("seams"),
+        "beats_after": [float(b) for b in beats_a], "planned_beats": [float(b) for b in res.tmap.beats_out],
+        "pieces": [[float(p.out_a), float(p.out_b), float(p.rate)] for p in res.tmap.pieces],
     }
 
 
@@ -221,6 +226,8 @@ def main(argv=None) -> int:
     ap.add_argument("--music", nargs="*", default=MUSIC,
                     help="tracks in the cache's music/ folder; NAME@RATE resamples the track to RATE Hz first")
     ap.add_argument("--held-out", action="store_true", help="the held-out tracks (HELD_OUT) instead of --music")
+    ap.add_argument("--no-cuts", action="store_true",
+                    help="align without the scene cuts (as without PySceneDetect: hit points only)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.held_out:

@@ -161,7 +161,7 @@ class AlignMusic(io.ComfyNode):
                                extend="loop" if loop_short_music else "silence")
         bar = runtime.Progress(1)
         result = pipeline.align_music(wave, sr, hits, raw.duration, strengths=strengths, options=options,
-                                      stretcher=stretcher, progress=bar,
+                                      stretcher=stretcher, cuts=cuts, progress=bar,
                                       check_interrupt=runtime.Progress.check_interrupt)
         rate = result.sample_rate  # the AUDIO handed on is at this rate, and measured at it
         before = pipeline.unaligned(wave, sr, raw.duration, start_seconds, output_rate=rate)

@@ -449,3 +449,90 @@ def test_the_listening_check_hears_what_a_video_file_holds(song, monkeypatch):
     assert y.shape == result.audio.shape and not np.array_equal(y, result.audio)  # encoded, same length
     off = pipeline.align_music(song[0], SR, [2.1, 4.0], 6.0, listen_encoded=False)
     assert len(calls) == result.attempts and off.audio.shape == result.audio.shape
+
+
+def _listener(good_cuts, *, hits_sch=0.95):
+    """A listener that hears every rendering well on the hit points, and on the scene cuts only when
+    ``good_cuts(n, seams)`` says so (n: renderings heard so far, seams: how the last one was joined)."""
+    state = {"n": 0, "seams": "smooth"}
+
+    def heard(audio, sr, hits, strengths, duration, tolerance=0.1, *, encoded=False, cuts=None):
+        state["n"] += 1
+        ok = good_cuts(state["n"], state["seams"])
+        return {"sch": hits_sch, "chance": 0.3, "bpm": 120.0, "margin": hits_sch - 0.3, "beats": np.zeros(0),
+                "cuts": None if cuts is None else {"sch": 0.9 if ok else 0.7, "chance": 0.3,
+                                                   "margin": 0.6 if ok else 0.4}}
+    return heard, state
+
+
+def test_with_the_scene_cuts_known_a_rendering_that_misses_them_is_not_kept(song, monkeypatch):
+    """The goal is on the video's cuts (the report's SCH): a rendering heard well on the hit points but
+    not on the cuts is not kept at once; the next reading, heard well on the cuts, is."""
+    listener, state = _listener(lambda n, seams: n >= 3)  # 1: smooth, 2: plain of reading 1, 3: reading 2
+    monkeypatch.setattr(pipeline, "heard_sync", listener)
+    result = pipeline.align_music(song[0], SR, [2.1, 4.0, 6.6], 8.0, cuts=[2.1, 4.0, 6.6])
+    assert result.attempts == 2 and state["n"] == 3
+    assert result.heard["cuts"]["sch"] == 0.9 and result.tries[0]["cuts"]["sch"] == 0.7
+    # without the cuts (no PySceneDetect) the first rendering heard well on the hit points is kept at once
+    listener, state = _listener(lambda n, seams: False)
+    monkeypatch.setattr(pipeline, "heard_sync", listener)
+    result = pipeline.align_music(song[0], SR, [2.1, 4.0, 6.6], 8.0)
+    assert result.attempts == 1 and state["n"] == 1 and result.heard["cuts"] is None
+
+
+def test_the_plain_joins_are_kept_when_they_reach_the_goal_on_the_cuts_and_the_smooth_do_not(song, monkeypatch):
+    real, joined = pipeline.join_pieces, []
+
+    def spy(tracks, wave, sr, tmap, seams="smooth"):
+        joined.append(seams)
+        state["seams"] = seams
+        return real(tracks, wave, sr, tmap, seams)
+
+    listener, state = _listener(lambda n, seams: seams == "plain")
+    monkeypatch.setattr(pipeline, "heard_sync", listener)
+    monkeypatch.setattr(pipeline, "join_pieces", spy)
+    result = pipeline.align_music(song[0], SR, [2.1, 4.0, 6.6], 8.0, cuts=[2.1, 4.0, 6.6])
+    assert joined == ["smooth", "plain"] and result.attempts == 1
+    assert result.heard["seams"] == "plain" and result.heard["cuts"]["sch"] == 0.9
+
+
+def test_the_rank_puts_the_goal_on_the_cuts_before_the_margin_on_the_hit_points():
+    def h(margin, cut_sch=None, cut_margin=None):
+        return {"sch": 0.9, "margin": margin,
+                "cuts": None if cut_sch is None else {"sch": cut_sch, "chance": cut_sch - cut_margin,
+                                                      "margin": cut_margin}}
+    assert pipeline._better(h(0.5), h(0.4)) and not pipeline._better(h(0.41), h(0.4), 0.02)  # no cuts: as before
+    assert pipeline._better(h(0.40, 0.8, 0.35), h(0.60, 0.8, 0.34))  # on the goal beats a bigger hit margin
+    assert pipeline._better(h(0.2, 0.77, 0.40), h(0.6, 0.69, 0.40))  # both miss: the one closer to the goal
+    assert pipeline._better(h(0.2, 0.85, 0.34), h(0.6, 0.80, 0.30))
+
+
+def test_when_no_reading_reaches_the_cuts_a_plan_on_the_cuts_alone_is_tried(song, monkeypatch):
+    """A strong motion peak between two cuts can pull the plan off them: when some hit points are not scene
+    cuts and no reading is heard well, the best reading is planned again on the cuts alone."""
+    real_plan, planned_on = pipeline._best_plan, []
+
+    def plan_spy(analysis, hits, strengths, duration, options):
+        planned_on.append([float(h) for h in hits])
+        return real_plan(analysis, hits, strengths, duration, options)
+
+    listener, _state = _listener(lambda n, seams: False)
+    monkeypatch.setattr(pipeline, "_best_plan", plan_spy)
+    monkeypatch.setattr(pipeline, "heard_sync", listener)
+    result = pipeline.align_music(song[0], SR, [2.1, 3.3, 4.0, 6.6], 8.0, strengths=[1, 5, 1, 1],
+                                  cuts=[2.1, 4.0, 6.6])
+    asked = [t["plan"] for t in result.tries]
+    assert "on the cuts" in asked and result.attempts <= pipeline.MAX_ATTEMPTS + 1
+    assert planned_on[asked.index("on the cuts")] == [2.1, 4.0, 6.6]
+    assert all(p == [2.1, 3.3, 4.0, 6.6] for i, p in enumerate(planned_on) if asked[i] != "on the cuts")
+
+
+def test_heard_on_the_cuts_is_scene_cut_hit_as_the_report_counts_it(aligned, clip):
+    from v2m_zero.core.eval.sch import sch_null, scene_cut_hit
+
+    result, hits = aligned
+    cuts = [c + 0.0 for c in CUTS]
+    heard = pipeline.heard_sync(result.audio, SR, hits, result.strengths, clip.duration, encoded=True, cuts=cuts)
+    beats = np.asarray(heard["beats"])
+    assert heard["cuts"]["sch"] == scene_cut_hit(cuts, beats)
+    assert heard["cuts"]["chance"] == pytest.approx(sch_null(cuts, beats, clip.duration, n_shifts=200))

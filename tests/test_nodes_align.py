@@ -180,6 +180,20 @@ def test_the_aligners_own_figure_is_algorithm_1_on_its_output_file(tmp_path, mat
     assert rate == file_rate == SR and np.array_equal(mine, theirs)
 
 
+def test_the_aligner_listens_on_the_cuts_the_report_counts(tmp_path, material):
+    """With PySceneDetect's cuts known, the aligner hears each rendering on them too: its own figure on the
+    cuts is the report's Scene Cut Hit (and chance level) on the delivered file."""
+    pytest.importorskip("scenedetect")
+    clip, song, _wave = material
+    out, js = tmp_path / "o.mp4", tmp_path / "o.json"
+    assert cli.main(["align", clip.path, song, "--out", str(out), "--json", str(js)]) == 0
+    got = json.loads(js.read_text())
+    sync, on_cuts = got["sync"], got["heard"]["cuts"]
+    assert sync["cuts"] and on_cuts is not None
+    assert on_cuts["sch"] == pytest.approx(sync["sch_after"], abs=1e-9)
+    assert on_cuts["chance"] == pytest.approx(sync["chance_after"], abs=1e-9)
+
+
 def test_cli_align_refuses_noise_in_one_line_and_writes_nothing(tmp_path, material, capsys):
     clip, _song, _ = material
     noise = media.write_audio(str(tmp_path / "noise.wav"),

@@ -112,7 +112,8 @@ GOOD_SCH = 0.8
 MARGIN = 0.35
 #: ... and at least this share of what was planned.
 CONFIRM = 0.9
-#: Most renderings one alignment may listen to (each costs one Rubber Band pass).
+#: Most renderings one alignment may listen to (each costs one Rubber Band pass); one more when the scene cuts
+#: are known and some hit points are not cuts (the plan on the cuts alone, :func:`_cut_hits`).
 MAX_ATTEMPTS = 8
 #: Plans tried on the best reading so far when no reading was heard well (the last renderings
 #: :data:`MAX_ATTEMPTS` allows): a steadier tempo (half the tempo bound: the beat tracker assumes one
@@ -122,6 +123,8 @@ VARIANTS = (("steadier", {"max_stretch": 0.5}), ("closer", {"slack": 0.5}))
 #: when those are heard well, or heard better by more than this margin (chance levels of two
 #: renderings heard alike differ by about 0.01: the smooth joins are not given up for that).
 PLAIN_BY = 0.02
+#: Circular shifts for the chance level on the scene cuts (as the sync report and the benchmark count it).
+CUT_SHIFTS = 200
 
 
 def as_encoded(audio: np.ndarray, sample_rate: int, bitrate: int = 192_000) -> np.ndarray:
@@ -145,13 +148,15 @@ def as_encoded(audio: np.ndarray, sample_rate: int, bitrate: int = 192_000) -> n
 
 
 def heard_sync(audio: np.ndarray, sample_rate: int, hits, strengths, duration: float,
-               tolerance: float = 0.1, *, encoded: bool = False) -> dict:
+               tolerance: float = 0.1, *, encoded: bool = False, cuts=None) -> dict:
     """How the result sounds to Scene Cut Hit's beat tracker, on the hit points themselves
     (``encoded``: after an AAC round trip, :func:`as_encoded`: what a video file holds).
 
     ``sch``: the strength-weighted share of hit points with a tracked beat within ``tolerance``;
     ``chance``: its chance level (``sch_null``, 50 shifts); ``bpm``: the tempo the tracker hears;
-    ``beats``: the tracked beat times (output seconds).
+    ``beats``: the tracked beat times (output seconds). With ``cuts`` (the video's scene cuts, as
+    the sync report counts them), ``heard["cuts"]`` is Scene Cut Hit on them as the report measures it
+    (plain share, chance with :data:`CUT_SHIFTS` shifts): ``{"sch", "chance", "margin"}``.
     """
     from ..eval.sch import beat_times, scene_cut_hit, sch_null
 
@@ -159,11 +164,21 @@ def heard_sync(audio: np.ndarray, sample_rate: int, hits, strengths, duration: f
         audio = as_encoded(audio, sample_rate)
     beats = beat_times(audio.mean(axis=0), sample_rate)
     hits = np.asarray(hits, dtype=np.float64)
+    on_cuts = None
+    if cuts is not None and np.size(cuts):
+        c = np.asarray(cuts, dtype=np.float64).reshape(-1)
+        if beats.size < 2:
+            on_cuts = {"sch": 0.0, "chance": 0.0, "margin": 0.0}
+        else:
+            c_sch = float(scene_cut_hit(c, beats, tolerance))
+            c_chance = float(sch_null(c, beats, duration, tolerance, n_shifts=CUT_SHIFTS) or 0.0)
+            on_cuts = {"sch": c_sch, "chance": c_chance, "margin": c_sch - c_chance}
     if beats.size < 2 or hits.size == 0:
-        return {"sch": 0.0, "chance": 0.0, "bpm": 0.0, "margin": 0.0, "beats": beats}
+        return {"sch": 0.0, "chance": 0.0, "bpm": 0.0, "margin": 0.0, "beats": beats, "cuts": on_cuts}
     sch = scene_cut_hit(hits, beats, tolerance, weights=strengths)
     chance = float(sch_null(hits, beats, duration, tolerance, n_shifts=50) or 0.0)
-    return {"sch": sch, "chance": chance, "bpm": bpm_of(beats), "margin": sch - chance, "beats": beats}
+    return {"sch": sch, "chance": chance, "bpm": bpm_of(beats), "margin": sch - chance, "beats": beats,
+            "cuts": on_cuts}
 
 
 def _tempo_readings(first_bpm: float, heard_bpm: float) -> list[float]:
@@ -187,9 +202,35 @@ def source_beats(tmap: TimeMap, beats) -> np.ndarray:
     return src[np.concatenate([[True], np.diff(src) > 0.05])] if src.size else src
 
 
+def _on_goal(score: dict | None) -> bool:
+    """The issue's goal on one set of points: heard on at least :data:`GOOD_SCH` of them, :data:`MARGIN` above
+    chance (True when there is nothing to score)."""
+    return score is None or (score["sch"] >= GOOD_SCH - 1e-9 and score["margin"] >= MARGIN - 1e-9)
+
+
 def _good(heard: dict, planned: float) -> bool:
+    """Heard well: on the hit points (and as much as was planned) and, when the scene cuts are known, on them."""
     return (heard["sch"] >= GOOD_SCH and heard["margin"] >= MARGIN
-            and heard["sch"] >= CONFIRM * planned - 1e-9)
+            and heard["sch"] >= CONFIRM * planned - 1e-9 and _on_goal(heard.get("cuts")))
+
+
+def _rank(heard: dict) -> tuple:
+    """How good a rendering is heard, larger is better. Without the scene cuts: the margin over chance on the
+    hit points. With them, the goal first: renderings that reach it on the cuts before those that do not; among
+    those that do, the margin on the hit points; among those that do not, how close they come on the cuts (the
+    smaller of SCH − :data:`GOOD_SCH` and margin − :data:`MARGIN`)."""
+    c = heard.get("cuts")
+    if c is None:
+        return (0, heard["margin"])
+    if _on_goal(c):
+        return (1, heard["margin"])
+    return (0, min(c["sch"] - GOOD_SCH, c["margin"] - MARGIN))
+
+
+def _better(a: dict, b: dict, by: float = 1e-9) -> bool:
+    """``a`` ranks above ``b`` (:func:`_rank`), by more than ``by`` within the same goal class."""
+    ra, rb = _rank(a), _rank(b)
+    return ra[0] > rb[0] or (ra[0] == rb[0] and ra[1] > rb[1] + by)
 
 
 _DEFAULT_OPTIONS = AlignOptions()  # frozen, so one shared default is safe
@@ -208,7 +249,7 @@ OUTPUT_RATES = (8000, 192000)
 
 def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, strengths=None,
                 options: AlignOptions = _DEFAULT_OPTIONS, stretcher: str = "auto", name: str = "the music",
-                output_rate: int | None = None, listen_encoded: bool = True, progress=None,
+                output_rate: int | None = None, listen_encoded: bool = True, cuts=None, progress=None,
                 check_interrupt=None) -> Alignment:
     """Retime ``wave`` ``[C, T]`` so its beats land on ``hits`` (s) in a ``duration``-second video.
 
@@ -236,6 +277,12 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
     well, the same stretched pieces joined plainly are heard too and kept if the tracker hears them
     well, or better by more than :data:`PLAIN_BY` (``heard["seams"]`` says which was kept): smoothing
     a join can move what the tracker hears.
+
+    ``cuts``: the video's scene cuts when known (PySceneDetect, as the sync report counts them). Then every
+    rendering is also heard on the cuts (``heard["cuts"]``), a rendering is heard well only when it reaches the
+    goal there too (SCH ≥ :data:`GOOD_SCH`, :data:`MARGIN` above chance), the renderings are ranked goal first
+    (:func:`_rank`; the plain joins replace the smooth ones by the same rank), and when some hit points are not
+    cuts (motion peaks), the best reading is also planned on the cuts alone. Without ``cuts``, as before.
     """
     from ..timing.media.levels import limit_true_peak
     from .timemap import MAX_START_SKIP
@@ -259,8 +306,10 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
     until = options.start + needed_music(duration, options) + MAX_START_SKIP
     front = front_end(w, sample_rate, name=name, until=until)  # once: every reading shares it
     queue: list[dict] = [{"tracker": "sch"}, {"tracker": "mel"}]
-    best, attempts, tries, varied = None, 0, [], False
-    while queue and attempts < MAX_ATTEMPTS:
+    cuts = None if cuts is None else np.asarray(cuts, dtype=np.float64).reshape(-1)
+    only_cuts = _cut_hits(hits, s, cuts)
+    best, attempts, tries, varied, limit = None, 0, [], False, MAX_ATTEMPTS
+    while queue and attempts < limit:
         reading = queue.pop(0)
         try:
             analysis = reading["analysis"] if "analysis" in reading else read_beats(front, **reading)
@@ -269,7 +318,8 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
                 raise
             continue
         attempts += 1
-        tmap = _best_plan(analysis, hits, s, duration, reading.get("options", options))
+        on = reading.get("hits", hits), reading.get("strengths", s)  # what the plan lands beats on
+        tmap = _best_plan(analysis, on[0], on[1], duration, reading.get("options", options))
         tracks = stretch_pieces(w, sample_rate, tmap, stretcher=how, progress=progress,
                                 check_interrupt=check_interrupt)
         # as handed on: what is heard is what is delivered
@@ -277,19 +327,23 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
         if not hits.size:
             best = ({"sch": 0.0, "chance": 0.0, "bpm": analysis.tempo, "margin": 0.0}, analysis, tmap, out)
             break
-        heard = {**heard_sync(out, int(sample_rate), hits, s, duration, encoded=listen_encoded), "seams": "smooth"}
-        if not _good(heard, _planned_share(tmap, hits, s)):  # the plain joins, when the tracker hears them better
+        planned = _planned_share(tmap, hits, s)
+        heard = {**heard_sync(out, int(sample_rate), hits, s, duration, encoded=listen_encoded, cuts=cuts),
+                 "seams": "smooth"}
+        if not _good(heard, planned):  # the plain joins, when the tracker hears them better
             plain = limit_true_peak(join_pieces(tracks, w, sample_rate, tmap, "plain"), int(sample_rate))
-            heard_plain = heard_sync(plain, int(sample_rate), hits, s, duration, encoded=listen_encoded)
-            if _good(heard_plain, _planned_share(tmap, hits, s)) or heard_plain["margin"] > heard["margin"] + PLAIN_BY:
-                out, heard = plain, {**heard_plain, "seams": "plain"}
+            heard_plain = {**heard_sync(plain, int(sample_rate), hits, s, duration, encoded=listen_encoded,
+                                        cuts=cuts), "seams": "plain"}
+            if _good(heard_plain, planned) or _better(heard_plain, heard, PLAIN_BY):
+                out, heard = plain, heard_plain
         del tracks
         tries.append({"reading": reading.get("tracker") or f"{reading['bpm']:.0f} BPM", "tempo": analysis.tempo,
                       "plan": reading.get("plan", "as asked"), "seams": heard["seams"],
-                      "sch": heard["sch"], "chance": heard["chance"], "heard_bpm": heard["bpm"]})
-        if best is None or heard["margin"] > best[0]["margin"] + 1e-9:
+                      "sch": heard["sch"], "chance": heard["chance"], "heard_bpm": heard["bpm"],
+                      "cuts": heard.get("cuts")})
+        if best is None or _better(heard, best[0]):
             best, best_reading = (heard, analysis, tmap, out), tries[-1]["reading"]
-        if _good(heard, _planned_share(tmap, hits, s)):
+        if _good(heard, planned):
             break
         if "beats" not in reading and "analysis" not in reading and heard["beats"].size >= 4:
             queue.insert(0, {"beats": source_beats(tmap, heard["beats"]), "tracker": "heard"})
@@ -297,7 +351,12 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
             queue += [{"bpm": b} for b in _tempo_readings(analysis.tempo, heard["bpm"])]
         if not varied and (not queue or attempts >= MAX_ATTEMPTS - len(VARIANTS)):
             varied = True
-            queue[:0] = [{"analysis": best[1], "tracker": best_reading, "plan": what, "options": replace(
+            extra = []  # plans for what the readings cannot change; each gets a rendering of its own
+            if only_cuts is not None:  # the plan that lands beats on the scene cuts alone
+                extra.append({"analysis": best[1], "tracker": best_reading, "plan": "on the cuts",
+                              "hits": only_cuts[0], "strengths": only_cuts[1]})
+            limit += len(extra)
+            queue[:0] = extra + [{"analysis": best[1], "tracker": best_reading, "plan": what, "options": replace(
                 options, **{k: getattr(options, k) * f for k, f in change.items()})} for what, change in VARIANTS]
     heard, analysis, tmap, out = best
     heard = {**heard, "beats": [float(b) for b in heard.get("beats", ())],
@@ -305,6 +364,21 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
     return Alignment(audio=np.ascontiguousarray(out, dtype=np.float32), sample_rate=int(sample_rate), tmap=tmap,
                      analysis=analysis, hits=hits, strengths=s, stretcher=how, seconds=time.perf_counter() - t0,
                      heard=heard, attempts=attempts, tries=tries)
+
+
+#: A hit point within this many seconds of a scene cut is that cut's.
+CUT_MATCH = 0.05
+
+
+def _cut_hits(hits: np.ndarray, strengths: np.ndarray, cuts) -> tuple[np.ndarray, np.ndarray] | None:
+    """(hit points that are scene cuts, their strengths) when some hit points are not cuts (motion peaks), else
+    None: a plan on these alone cannot be pulled off the cuts by a strong motion peak between two of them."""
+    if cuts is None or not np.size(cuts) or not hits.size:
+        return None
+    near = np.abs(hits[:, None] - np.asarray(cuts, dtype=np.float64)[None, :]).min(axis=1) <= CUT_MATCH
+    if near.all() or not near.any():
+        return None
+    return hits[near], strengths[near]
 
 
 def _planned_share(tmap: TimeMap, hits: np.ndarray, strengths: np.ndarray) -> float:

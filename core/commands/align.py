@@ -62,9 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=None, help="torch device for the generator (default: cuda if available)")
     add_sampling_arguments(g)
     p.add_argument("--cuts", choices=("auto", "scenedetect", "hits"), default="auto",
-                   help="cuts the Scene Cut Hit report counts: PySceneDetect's (paper Alg. 1; auto: when installed, "
-                        "else not measured) or none (hits); the hit points the music was aligned to are always "
-                        "reported on their own line")
+                   help="cuts the Scene Cut Hit report counts and the aligner listens on: PySceneDetect's (paper "
+                        "Alg. 1; auto: when installed, else not measured) or none (hits); the hit points the music was "
+                        "aligned to are always reported on their own line")
 
 
 def _report_cuts(video, how: str):
@@ -142,16 +142,16 @@ def run(args) -> int:
                                   layout="mono" if wave.shape[0] == 1 else "stereo", master=True, depth="float")
         else:
             wave, sr = media.decode_audio(args.music)
+        cuts, label, note = _report_cuts(args.video, args.cuts)  # the cuts the report counts, heard on while aligning
         with Progress("aligning the music", unit="pieces") as bar:
             result = pipeline.align_music(wave, sr, hits, duration, strengths=strengths, options=options,
-                                          stretcher=args.stretcher, name=args.music, progress=bar)
+                                          stretcher=args.stretcher, name=args.music, cuts=cuts, progress=bar)
         rate = result.sample_rate  # the rate the file holds (pipeline.delivery_rate)
         media.mux_audio(args.video, result.audio, rate, out, plan=mux_plan)
         if audio_out:
             layout = "mono" if result.audio.shape[0] == 1 else "stereo"
             audio = result.audio if result.audio.shape[0] <= 2 else result.audio[:2]
             media.write_audio(audio_out, audio, rate, layout=layout, master=True, depth="float")  # float: keep it
-        cuts, label, note = _report_cuts(args.video, args.cuts)
         # the report is the file's: its audio decoded back (AAC, mastered), at the rate it holds
         delivered, file_rate = media.decode_audio(out)
         sync = pipeline.sync_report(cuts, pipeline.unaligned(wave, sr, duration, args.start, output_rate=file_rate),
