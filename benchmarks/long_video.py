@@ -188,6 +188,20 @@ def run_generate(video: str, out: str, args, *, window: float | None = None, war
     return res
 
 
+def _clip_and_curve(args, seconds: float):
+    """One composite of ``seconds`` (seed ``args.seed``, made in a temporary folder), the model and
+    the clip's raw video curve: ``(gen, raw, duration, cuts)``."""
+    from v2m_zero.core import generate
+    from v2m_zero.core.timing import encoders
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path, duration, cuts = make_clip(os.path.join(tmp, "clip.mp4"), seconds, np.random.default_rng(args.seed), 0,
+                                         args.footage)
+        gen = generate.load_music_model(args.checkpoint)
+        raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
+    return gen, raw, duration, cuts
+
+
 def naive(gen, raw, bounds, args) -> np.ndarray:
     """Cut and concatenate: each piece between ``bounds`` (latent frames) generated alone at its
     own length, with its own seed from the same stream, and the pieces concatenated."""
@@ -410,7 +424,6 @@ def compare_execution(args) -> int:
 
     from v2m_zero.core import generate
     from v2m_zero.core.model import blocks, melcodec
-    from v2m_zero.core.timing import encoders
 
     few, gl = blocks.Attention._few_keys, melcodec.griffin_lim
 
@@ -420,11 +433,7 @@ def compare_execution(args) -> int:
                                   random_state=0).astype(np.float32)
 
     cpu = time.process_time
-    with tempfile.TemporaryDirectory() as tmp:
-        path, duration, _ = make_clip(os.path.join(tmp, "clip.mp4"), args.compare_execution,
-                                      np.random.default_rng(args.seed), 0, args.footage)
-        gen = generate.load_music_model(args.checkpoint)
-        raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
+    gen, raw, duration, _ = _clip_and_curve(args, args.compare_execution)
     spent, outs = {False: [], True: []}, {}
     try:
         for _ in range(args.rounds):
@@ -476,7 +485,6 @@ def compare_steps(args) -> int:
 
     from v2m_zero.core import generate
     from v2m_zero.core.model import flow
-    from v2m_zero.core.timing import encoders
 
     interval = [None]
     plain = flow.CFGDenoiser.__call__
@@ -490,11 +498,7 @@ def compare_steps(args) -> int:
         return plain(self, x, t, curve=curve, **kw)
 
     cpu = time.process_time
-    with tempfile.TemporaryDirectory() as tmp:
-        path, duration, cuts = make_clip(os.path.join(tmp, "clip.mp4"), args.compare_steps,
-                                         np.random.default_rng(args.seed), 0, args.footage)
-        gen = generate.load_music_model(args.checkpoint)
-        raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
+    gen, raw, duration, cuts = _clip_and_curve(args, args.compare_steps)
     print(f"\n{duration:.0f} s clip, seed {args.seed}, torch threads {torch.get_num_threads()}")
     print("\n| sampling | windows | sampling CPU s | SCH | chance | SCH − chance | level step | timbre step "
           "| RMS jump | flux jump | log-mel distance to the reference (dB) |")
@@ -552,13 +556,8 @@ def compare_threads(args) -> int:
 
     from v2m_zero.core import generate
     from v2m_zero.core.model import parallel
-    from v2m_zero.core.timing import encoders
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path, duration, _ = make_clip(os.path.join(tmp, "clip.mp4"), args.compare_threads,
-                                      np.random.default_rng(args.seed), 0, args.footage)
-        gen = generate.load_music_model(args.checkpoint)
-        raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
+    gen, raw, duration, _ = _clip_and_curve(args, args.compare_threads)
 
     side_by_side = parallel.branches_in_parallel
     latents = {}
@@ -606,29 +605,24 @@ def compare_joins(args) -> int:
 
 def _compare(args, seconds, label, variants) -> int:
     from v2m_zero.core import generate, windows
-    from v2m_zero.core.timing import encoders
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path, duration, cuts = make_clip(os.path.join(tmp, "clip.mp4"), seconds,
-                                         np.random.default_rng(args.seed), 0, args.footage)
-        gen = generate.load_music_model(args.checkpoint)
-        raw = encoders.encode_video_curve(path, encoders.get_encoder(gen.curve_spec.encoder))
-        print(f"\n| {label} | windows | RMS jump | flux jump | level step | timbre step | SCH − chance "
-              "| joins just before a cut |")
-        print("|---|---|---|---|---|---|---|---|")
-        for name, kw in variants:
-            out = generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed), **kw)
-            wave = generate.decode_latents(gen, out.latents, raw.duration)
-            plan = out.job.plan
-            centres = [j - plan.fade / (2 * plan.rate) for j in plan.joins]
-            s = seams.seam_report(wave, gen.sample_rate, centres, cuts)
-            before = windows.HIT_GUARD_SECONDS + 1.0 / plan.rate  # a join this close before a cut is placed by it
-            near = sum(any(0 <= x - j <= before for x in cuts) for j in plan.joins)
-            sc = score(wave, gen.sample_rate, cuts, duration)
-            cell = lambda d: "(none scored)" if d["mean_rank"] is None else f"{d['mean_rank']:.0f} % ({d['above_p95']:.2f})"  # noqa: E731,E501
-            print(f"| {name} | {len(plan)} | {cell(s['jumps']['rms_jump'])} | {cell(s['jumps']['flux_jump'])} "
-                  f"| {cell(s['steps']['level_step'])} | {cell(s['steps']['timbre_step'])} "
-                  f"| {sc['sch'] - sc['sch_null']:.3f} | {near} of {len(centres)} |", flush=True)
+    gen, raw, duration, cuts = _clip_and_curve(args, seconds)
+    print(f"\n| {label} | windows | RMS jump | flux jump | level step | timbre step | SCH − chance "
+          "| joins just before a cut |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, kw in variants:
+        out = generate.sample_music(gen, raw, "", generate.SamplingSettings(seed=args.seed), **kw)
+        wave = generate.decode_latents(gen, out.latents, raw.duration)
+        plan = out.job.plan
+        centres = [j - plan.fade / (2 * plan.rate) for j in plan.joins]
+        s = seams.seam_report(wave, gen.sample_rate, centres, cuts)
+        before = windows.HIT_GUARD_SECONDS + 1.0 / plan.rate  # a join this close before a cut is placed by it
+        near = sum(any(0 <= x - j <= before for x in cuts) for j in plan.joins)
+        sc = score(wave, gen.sample_rate, cuts, duration)
+        cell = lambda d: "(none scored)" if d["mean_rank"] is None else f"{d['mean_rank']:.0f} % ({d['above_p95']:.2f})"  # noqa: E731,E501
+        print(f"| {name} | {len(plan)} | {cell(s['jumps']['rms_jump'])} | {cell(s['jumps']['flux_jump'])} "
+              f"| {cell(s['steps']['level_step'])} | {cell(s['steps']['timbre_step'])} "
+              f"| {sc['sch'] - sc['sch_null']:.3f} | {near} of {len(centres)} |", flush=True)
     return 0
 
 
