@@ -217,7 +217,6 @@ def test_guidance_runs_its_branches_side_by_side_only_on_a_cpu_with_two_threads(
         assert branches_in_parallel("cpu", 3.0, Compiled()) == 0
         with side_by_side("cpu", 3.0) as side:
             assert side is not None and torch.get_num_threads() == 2
-            assert side._pool.submit(torch.get_num_threads).result() == 2
         assert torch.get_num_threads() == 4  # restored
     with torch_threads(1), side_by_side("cpu", 3.0) as side:
         assert side is None and branches_in_parallel("cpu", 3.0) == 0
@@ -243,10 +242,10 @@ def test_side_by_side_guidance_records_the_dit_and_gives_its_unbatched_forwards_
             got = side_den(x, t, **kw)
             torch.testing.assert_close(got, den(x, t, **kw), rtol=1e-5, atol=1e-5)
             cond, uncond = side_den._branches(x, t, kw["curve"], {k: v for k, v in kw.items() if k != "curve"})
-            want = dit(x, t, **{k: v for k, v in cond.items() if k not in "xt"})
-            unwant = dit(x, t, **{k: v for k, v in uncond.items() if k not in "xt"})
+            want = dit(x, t, **{k: v for k, v in cond.items() if k not in ("x", "t")})
+            unwant = dit(x, t, **{k: v for k, v in uncond.items() if k not in ("x", "t")})
             assert torch.equal(got, unwant + (want - unwant) * 5.0)
-        states = sorted(e[0] for e in side.recorded.values())
+        states = sorted(r.state for r in side.recorded.values())
     assert states == ["ok", "ok"]  # both branches recorded and checked
 
 
@@ -267,7 +266,7 @@ def test_a_recording_that_differs_from_the_model_is_dropped():
     with torch.no_grad(), SideBySide(1, record_after=1) as side:
         den = CFGDenoiser(model, 2.0, side=side)
         outs = [den(x, torch.tensor([t])) for t in (1.0, 0.9, 0.8, 0.3, 0.2)]  # recorded at 0.9, checked at 0.3
-        assert sorted(e[0] for e in side.recorded.values()) == ["eager", "eager"]
+        assert sorted(r.state for r in side.recorded.values()) == ["eager", "eager"]
     assert [float(o.flatten()[0]) for o in outs] == [2.0, 2.0, 2.0, 3.0, 3.0]
 
 

@@ -4,6 +4,7 @@ branches side by side on a CPU (:class:`SideBySide`, used by :mod:`core.model.fl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +69,17 @@ class _Positional(nn.Module):
 
 
 _PLAIN = (type(None), bool, int, float, str)
+
+
+@dataclasses.dataclass
+class _Recording:
+    """One branch's recording for one input signature: ``state`` is "wait" (running the model
+    itself, ``calls`` counting up to ``record_after``), "check" (recorded, checked on call
+    :data:`_VERIFY_AT`), "ok" or "eager" (recording failed or differed)."""
+
+    state: str = "wait"
+    module: Any = None
+    calls: int = 0
 _VERIFY_AT = 3  # the call on which a recording is checked against the model (after TorchScript's profiling run)
 #: Calls of one branch with one input shape that run as the model itself before its forward is
 #: recorded: recording and TorchScript's first runs cost about 0.6 s of wall time, which two 32-step
@@ -94,7 +106,7 @@ class SideBySide:
     def __init__(self, per_thread: int, record_after: int | None = None):
         self.per_thread = int(per_thread)
         self.record_after = RECORD_AFTER if record_after is None else int(record_after)
-        self.recorded: dict = {}  # key -> [state, module, calls]; state: "wait", "check", "ok", "eager"
+        self.recorded: dict[tuple, _Recording] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._threads: contextlib.AbstractContextManager | None = None
 
@@ -133,26 +145,27 @@ class SideBySide:
         key = self._key(model, inputs, branch)
         if key is None:
             return eager
-        entry = self.recorded.setdefault(key, ["wait", None, 0])
-        if entry[0] == "wait":
-            if entry[2] < self.record_after:
-                entry[2] += 1
+        _, _, names, fixed, _ = key
+        rec = self.recorded.setdefault(key, _Recording())
+        if rec.state == "wait":
+            if rec.calls < self.record_after:
+                rec.calls += 1
                 return eager
-            entry[:] = [*self._record(model, inputs), 0]
-        if entry[0] == "eager":
+            rec.state, rec.module, rec.calls = *self._record(model, inputs, names, dict(fixed)), 0
+        if rec.state == "eager":
             return eager
-        tensors = [inputs["x"], inputs["t"], *(inputs[k] for k in key[2])]
+        tensors = [inputs["x"], inputs["t"], *(inputs[k] for k in names)]
 
         def recorded() -> torch.Tensor:
             with torch.no_grad():
-                entry[2] += 1
-                out = entry[1](*tensors)
-                if entry[0] == "check" and entry[2] >= _VERIFY_AT:
+                rec.calls += 1
+                out = rec.module(*tensors)
+                if rec.state == "check" and rec.calls >= _VERIFY_AT:
                     want = call(model, inputs)
                     if torch.equal(out, want):
-                        entry[0] = "ok"
+                        rec.state = "ok"
                     else:
-                        entry[0] = "eager"
+                        rec.state = "eager"
                         log.debug("the recorded forward of the %s branch differs from the model's: running the "
                                   "model itself", branch)
                         out = want
@@ -166,6 +179,8 @@ class SideBySide:
         or None where the forward is not recorded."""
         if not isinstance(model, nn.Module) or model.training or not hasattr(torch.jit, "trace"):
             return None
+        if not all(isinstance(inputs[k], torch.Tensor) for k in ("x", "t")):
+            return None
         names, fixed = [], []
         for k, v in sorted(inputs.items()):
             if k in ("x", "t"):
@@ -176,18 +191,15 @@ class SideBySide:
                 fixed.append((k, v))
             else:
                 return None
-        shapes = tuple((k, tuple(inputs[k].shape), inputs[k].dtype, inputs[k].device)
-                       for k in ("x", "t", *names) if isinstance(inputs[k], torch.Tensor))
-        if len(shapes) != len(names) + 2:
-            return None
+        shapes = tuple((k, tuple(inputs[k].shape), inputs[k].dtype, inputs[k].device) for k in ("x", "t", *names))
         return branch, id(model), tuple(names), tuple(fixed), shapes
 
     @staticmethod
-    def _record(model, inputs: dict) -> tuple[str, Any]:
-        key_names = [k for k in sorted(inputs) if k not in ("x", "t") and isinstance(inputs[k], torch.Tensor)]
-        fixed = {k: v for k, v in inputs.items() if k not in ("x", "t") and not isinstance(v, torch.Tensor)}
-        module = _Positional(model, tuple(key_names), fixed)
-        example = (inputs["x"], inputs["t"], *(inputs[k] for k in key_names))
+    def _record(model, inputs: dict, names: tuple[str, ...], fixed: dict) -> tuple[str, Any]:
+        """("check", the recording of ``model`` with the tensor inputs ``names`` by position and
+        ``fixed`` bound), or ("eager", None) when it cannot be recorded."""
+        module = _Positional(model, names, fixed)
+        example = (inputs["x"], inputs["t"], *(inputs[k] for k in names))
         try:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the tracer's deprecation and shape-to-bool notes
