@@ -137,6 +137,11 @@ class AlignMusic(io.ComfyNode):
                                  "at bar lines; off: padded with silence."),
                 io.Combo.Input("stretcher", options=list(STRETCHERS), default="auto",
                                tooltip="auto = Rubber Band (pedalboard); phase-vocoder = librosa, no extra package."),
+                io.Boolean.Input("skip_intro", default=True, optional=True,
+                                 tooltip="When the music's opening has no beat the beat tracker hears (its first "
+                                         "beat more than 4 s after the start), cuts fall in it and no alignment "
+                                         "from the start lands on them, the music may start at its first heard "
+                                         "beat. Off: keep the opening."),
             ],
             outputs=[
                 io.Audio.Output(display_name="audio"),
@@ -154,11 +159,11 @@ class AlignMusic(io.ComfyNode):
 
     @classmethod
     def execute(cls, audio, max_stretch, edits, start_seconds, end_fade, loop_short_music, stretcher,
-                curve=None, video=None) -> io.NodeOutput:
+                curve=None, video=None, skip_intro=True) -> io.NodeOutput:
         wave, sr = convert.audio_to_numpy(audio)
         raw, hits, strengths, cuts, note = _hit_points_and_cuts(curve, video)
         options = AlignOptions(max_stretch=max_stretch, edits=edits, start=start_seconds, end_fade=end_fade,
-                               extend="loop" if loop_short_music else "silence")
+                               extend="loop" if loop_short_music else "silence", skip_intro=bool(skip_intro))
         bar = runtime.Progress(1)
         result = pipeline.align_music(wave, sr, hits, raw.duration, strengths=strengths, options=options,
                                       stretcher=stretcher, cuts=cuts, progress=bar,

@@ -155,7 +155,7 @@ TEMPLATES = {
              {"features": (3, 0)}, "Event curve: its peaks are the hit points"),
             (5, "V2M_AlignMusic", (1170, 120), (W_PLOT, 620),
              dict(max_stretch=0.08, edits="beats", start_seconds=0.0, end_fade=1.0, loop_short_music=True,
-                  stretcher="auto"),
+                  stretcher="auto", skip_intro=True),
              {"audio": (2, 0), "curve": (4, 0)}, "Align music to the hit points"),
             (6, "V2M_MuxAudio", (1620, 120), (320, 310), dict(save_mp4=True, filename_prefix="video/V2M_aligned"),
              {"video": (1, 0), "audio": (5, 0)}, None),
@@ -210,7 +210,7 @@ WINDOW = (1536, 922)  # the canvas of a 1600x1000 browser window (ComfyUI's menu
 
 # --- issue 25: generate, then align (self-contained: its own spec, and a link into a widget) -----------------
 ALIGN_WIDGETS = dict(max_stretch=0.08, edits="beats", start_seconds=0.0, end_fade=1.0, loop_short_music=True,
-                     stretcher="auto")
+                     stretcher="auto", skip_intro=True)
 GENERATE_THEN_ALIGN = {
     "title": "6 Generate, then align",
     "name": "V2M-Zero: generate music (or take any), then align it to the video's cuts",

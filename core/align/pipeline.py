@@ -38,6 +38,7 @@ class Alignment:
     heard: dict | None = None  # heard_sync() of the result
     attempts: int = 1  # renderings heard (readings of the beats tried)
     tries: list | None = None  # per rendering heard: its reading, the music's tempo on it, what was heard
+    intro_skipped: float | None = None  # the track's first heard beat, where the music begins (skip_intro)
 
     def summary(self) -> dict:
         t = self.tmap
@@ -49,7 +50,8 @@ class Alignment:
             "max_tempo_change": round(t.max_tempo_change, 4), "edits": t.edits, "seams": t.seams,
             "loop_seams": len(t.seams) - len(t.edits), "ending": t.ending, "stretcher": self.stretcher,
             "seconds": round(self.seconds, 3),
-            "anchors": t.anchors,
+            "anchors": t.anchors, "music_start": round(float(t.pieces[0].src_a), 3) if t.pieces else 0.0,
+            "intro_skipped": self.intro_skipped,
         }
 
 
@@ -283,6 +285,12 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
     goal there too (SCH ≥ :data:`GOOD_SCH`, :data:`MARGIN` above chance), the renderings are ranked goal first
     (:func:`_rank`; the plain joins replace the smooth ones by the same rank), and when some hit points are not
     cuts (motion peaks), the best reading is also planned on the cuts alone. Without ``cuts``, as before.
+
+    A beatless opening (``options.skip_intro``, :func:`_intro_start`): when Scene Cut Hit's tracker first hears a
+    beat in the track more than ``MAX_START_SKIP`` after ``options.start`` (a quiet intro, out of the plan's
+    reach), cuts (or hit points) fall within that stretch, and no reading was heard well, the music from its
+    first heard beat is aligned too (its own reading, and the beats heard in it), ranked with the others;
+    ``Alignment.intro_skipped`` says when it was kept.
     """
     from ..timing.media.levels import limit_true_peak
     from .timemap import MAX_START_SKIP
@@ -308,15 +316,18 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
     queue: list[dict] = [{"tracker": "sch"}, {"tracker": "mel"}]
     cuts = None if cuts is None else np.asarray(cuts, dtype=np.float64).reshape(-1)
     only_cuts = _cut_hits(hits, s, cuts)
-    best, attempts, tries, varied, limit = None, 0, [], False, MAX_ATTEMPTS
+    best, attempts, tries, varied, limit, first_heard = None, 0, [], False, MAX_ATTEMPTS, None
     while queue and attempts < limit:
         reading = queue.pop(0)
         try:
-            analysis = reading["analysis"] if "analysis" in reading else read_beats(front, **reading)
+            analysis = reading["analysis"] if "analysis" in reading else read_beats(
+                reading.get("front", front), **{k: reading[k] for k in _READ_KEYS if k in reading})
         except AlignError:  # too few beats in this reading
             if best is None and not queue:
                 raise
             continue
+        if reading == {"tracker": "sch"}:  # where the listener first hears a beat in the track
+            first_heard = float(analysis.beats[0])
         attempts += 1
         on = reading.get("hits", hits), reading.get("strengths", s)  # what the plan lands beats on
         tmap = _best_plan(analysis, on[0], on[1], duration, reading.get("options", options))
@@ -340,13 +351,14 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
         tries.append({"reading": reading.get("tracker") or f"{reading['bpm']:.0f} BPM", "tempo": analysis.tempo,
                       "plan": reading.get("plan", "as asked"), "seams": heard["seams"],
                       "sch": heard["sch"], "chance": heard["chance"], "heard_bpm": heard["bpm"],
-                      "cuts": heard.get("cuts")})
+                      "cuts": heard.get("cuts"), "music_start": round(float(tmap.pieces[0].src_a), 3)})
         if best is None or _better(heard, best[0]):
-            best, best_reading = (heard, analysis, tmap, out), tries[-1]["reading"]
+            best, best_reading, best_try = (heard, analysis, tmap, out), tries[-1]["reading"], tries[-1]
         if _good(heard, planned):
             break
         if "beats" not in reading and "analysis" not in reading and heard["beats"].size >= 4:
-            queue.insert(0, {"beats": source_beats(tmap, heard["beats"]), "tracker": "heard"})
+            queue.insert(0, {**{k: reading[k] for k in ("front", "options", "plan") if k in reading},
+                             "beats": source_beats(tmap, heard["beats"]), "tracker": "heard"})
         if attempts == 1:
             queue += [{"bpm": b} for b in _tempo_readings(analysis.tempo, heard["bpm"])]
         if not varied and (not queue or attempts >= MAX_ATTEMPTS - len(VARIANTS)):
@@ -356,14 +368,38 @@ def align_music(wave: np.ndarray, sample_rate: int, hits, duration: float, *, st
                 extra.append({"analysis": best[1], "tracker": best_reading, "plan": "on the cuts",
                               "hits": only_cuts[0], "strengths": only_cuts[1]})
             limit += len(extra)
+            later = _intro_start(first_heard, options, hits, cuts)
+            if later is not None:  # the music from its first heard beat: its reading and what it is heard as
+                extra.append({"tracker": "sch", "plan": "after the intro", "options": replace(options, start=later),
+                              "front": front_end(w, sample_rate, name=name, until=later + needed_music(
+                                  duration, options) + MAX_START_SKIP)})
+                limit += 2
             queue[:0] = extra + [{"analysis": best[1], "tracker": best_reading, "plan": what, "options": replace(
                 options, **{k: getattr(options, k) * f for k, f in change.items()})} for what, change in VARIANTS]
     heard, analysis, tmap, out = best
     heard = {**heard, "beats": [float(b) for b in heard.get("beats", ())],
              "encoded": bool(listen_encoded and hits.size)}
+    intro = first_heard if hits.size and best_try["plan"] == "after the intro" else None
     return Alignment(audio=np.ascontiguousarray(out, dtype=np.float32), sample_rate=int(sample_rate), tmap=tmap,
                      analysis=analysis, hits=hits, strengths=s, stretcher=how, seconds=time.perf_counter() - t0,
-                     heard=heard, attempts=attempts, tries=tries)
+                     heard=heard, attempts=attempts, tries=tries, intro_skipped=intro)
+
+
+#: Keys of a reading that :func:`~.analysis.read_beats` takes.
+_READ_KEYS = ("tracker", "bpm", "beats")
+
+
+def _intro_start(first_heard: float | None, options: AlignOptions, hits: np.ndarray, cuts) -> float | None:
+    """Where the music may begin instead of ``options.start`` (:attr:`AlignOptions.skip_intro`): at its first
+    heard beat, when the opening before it has no beat the tracker hears (it begins more than
+    ``MAX_START_SKIP`` after the start, out of the plan's reach) and hit points or cuts fall within that
+    stretch of the video, where no beat could be heard on them; else None."""
+    from .timemap import MAX_START_SKIP
+
+    if not options.skip_intro or first_heard is None or first_heard <= options.start + MAX_START_SKIP:
+        return None
+    points = hits if cuts is None or not np.size(cuts) else np.asarray(cuts, dtype=np.float64)
+    return first_heard if np.any(points < first_heard - options.start) else None
 
 
 #: A hit point within this many seconds of a scene cut is that cut's.
@@ -483,6 +519,10 @@ def format_report(result: Alignment, sync: dict | None = None) -> str:
     lines.append(f"music {s['music_duration']:.2f} s for a {s['duration']:.2f} s video"
                  + (f", looped ({loops} loop seam{'s' if loops != 1 else ''})" if loops > 0 else "")
                  + f"; ending: {_ENDINGS[t.ending]}; stretcher: {s['stretcher']}; {s['seconds']:.1f} s")
+    if s["intro_skipped"] is not None:
+        lines.append(f"the track's first {s['intro_skipped']:.1f} s have no beat the beat tracker hears under the cuts: "
+                     f"the music starts {s['music_start']:.2f} s in, at its first heard beat (keep the intro: "
+                     "--keep-intro, or skip_intro off)")
     return "\n".join(lines)
 
 

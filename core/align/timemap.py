@@ -47,6 +47,10 @@ class AlignOptions:
     slack: float = 0.04  # a beat may land this many seconds from its hit point (Scene Cut Hit allows 0.1)
     end_fade: float = 1.0  # seconds of fade after the final bar line
     extend: str = "loop"  # music shorter than the video: "loop", or "silence" (only when asked)
+    #: when the track's opening has no beat the beat tracker hears (its first heard beat more than
+    #: MAX_START_SKIP after ``start``) and no plan from ``start`` lands on the cuts, the music may begin at
+    #: its first heard beat instead (``pipeline.align_music``); False keeps the opening
+    skip_intro: bool = True
 
     def __post_init__(self):
         if not 0.0 <= self.max_stretch <= 0.5:
@@ -59,6 +63,8 @@ class AlignOptions:
             raise AlignError(f"end_fade must be within {_FADE_RANGE[0]}–{_FADE_RANGE[1]} s, got {self.end_fade}")
         if self.start < 0:
             raise AlignError(f"start must be >= 0 s, got {self.start}")
+        if not isinstance(self.skip_intro, bool):
+            raise AlignError(f"skip_intro must be True or False, got {self.skip_intro!r}")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", type=number(float, 0, 36_000), default=0.0,
                    help="seconds into the music where the output starts "
                         f"(default 0; it may start up to {MAX_START_SKIP:g} s later, on a beat)")
+    p.add_argument("--keep-intro", action="store_true",
+                   help="keep a beatless opening: by default, when the track's first heard beat comes more than "
+                        f"{MAX_START_SKIP:g} s after --start, cuts fall before it and no alignment from --start "
+                        "lands on them, the music may start at that first beat")
     p.add_argument("--end-fade", type=number(float, 0.25, 2.0), default=1.0,
                    help="seconds of fade after the final bar line, 0.25–2 (default 1)")
     p.add_argument("--pad-silence", action="store_true",
@@ -129,7 +133,8 @@ def run(args) -> int:
     png = plan.file(args.plot, "--plot", extensions=(".png",)) if args.plot else None
     js = plan.file(args.json, "--json", extensions=(".json",)) if args.json else None
     options = AlignOptions(max_stretch=args.max_stretch, edits=args.edits, slack=args.slack, start=args.start,
-                           end_fade=args.end_fade, extend="silence" if args.pad_silence else "loop")
+                           end_fade=args.end_fade, extend="silence" if args.pad_silence else "loop",
+                           skip_intro=not args.keep_intro)
     with plan:
         mux_plan = plan_video_output(args.video, out)  # copy or re-encode, decided before any work
         duration = media.probe_video(args.video).duration
