@@ -74,10 +74,11 @@ def onset_hit(cuts, onsets, duration, tol=0.05, shifts=200):
     return scene_cut_hit(cuts, onsets, tol), sch_null(cuts, onsets, duration, tol, n_shifts=shifts)
 
 
-def rms_jump(wave, sr, t, width=0.15):
-    """Largest |ΔRMS| in dB between consecutive 10 ms frames in [t - width, t]."""
+def rms_jump(wave, sr, t, width=0.15, phase=0.0):
+    """Largest |ΔRMS| in dB between consecutive 10 ms frames in [t - width, t] (the frames' grid starting
+    ``phase`` seconds after t - width: the frames that fit)."""
     y = np.asarray(wave, dtype=np.float64).mean(axis=0)
-    a, b = int((t - width) * sr), int(t * sr)
+    a, b = int((t - width + phase) * sr), int(t * sr)
     seg = y[max(a, 0):max(b, 1)]
     n = int(0.01 * sr)
     if seg.size < 2 * n:
@@ -108,14 +109,25 @@ def _music(cache: str, spec: str):
     return os.path.join(cache, "music", name), spec, (int(rate) if rate else None)
 
 
-def own_jump_ratio(out, sr, source, pieces) -> float | None:
+#: The 10 ms grid's phases (1 ms apart) the seam figure is also taken over: where the grid falls against an
+#: attack moves one join's jump, and the music's own, by several dB (one pair between 0.83 and 1.14 as the grid
+#: moves by 0–9 ms), so ``own_jump_ratio(..., phases=GRID_PHASES)`` takes each jump's median over the phases.
+GRID_PHASES = 10
+
+
+def _jump(wave, sr, t, width, phases):
+    return float(np.median([rms_jump(wave, sr, t, width, phase=k / 1000) for k in range(phases)]))
+
+
+def own_jump_ratio(out, sr, source, pieces, phases=1) -> float | None:
     """Loudness jump at the joins against the music's own at the same places: the largest 10 ms RMS
     jump in the 150 ms before each join (``rms_jump``) over the same in the source before the music
     that plays from there (the window scaled by the piece's rate); ratio of the medians. Joins sit
     just before the beats that land on cuts, mostly strong beats and bar lines, whose attacks jump
-    more than the average beat: this compares each join with its own beat in the music."""
-    got = [rms_jump(out, sr, p.out_a) for p in pieces[1:]]
-    own = [rms_jump(source, sr, p.src_a, width=0.15 * p.rate) for p in pieces[1:]]
+    more than the average beat: this compares each join with its own beat in the music. ``phases`` > 1:
+    each jump (the join's and the music's own alike) is the median over that many phases of the 10 ms grid."""
+    got = [_jump(out, sr, p.out_a, 0.15, phases) for p in pieces[1:]]
+    own = [_jump(source, sr, p.src_a, 0.15 * p.rate, phases) for p in pieces[1:]]
     if not got:
         return None
     return float(np.median(got) / max(np.median(own), 1e-9))
@@ -178,6 +190,7 @@ def run_pair(video, music, args, tmp):
     flux_ratio, rms_ratio = seam_stats(delivered, drate, joins, list(res.tmap.beats_out))
     source = media.resample_audio(wave, sr, drate) if sr != drate else wave
     own_ratio = own_jump_ratio(delivered, drate, source, res.tmap.pieces)
+    own_phases = own_jump_ratio(delivered, drate, source, res.tmap.pieces, phases=GRID_PHASES)
     stretch_ratio = stretch_jump_ratio(delivered, drate, source, res.tmap)
     anchors = res.tmap.anchors
     return {
@@ -195,6 +208,8 @@ def run_pair(video, music, args, tmp):
         "onset_before": on_b, "onset_chance_before": on_b0, "onset_after": on_a, "onset_chance_after": on_a0,
         "joins": len(joins), "edits": len(res.tmap.edits), "loop_seams": len(res.tmap.seams) - len(res.tmap.edits),
         "seam_flux_ratio": flux_ratio, "seam_rms_ratio": rms_ratio, "seam_own_ratio": own_ratio,
+        "seam_own_ratio_phases": own_phases, "music_start": (res.summary() or {}).get("music_start"),
+        "intro_skipped": res.intro_skipped,
         "stretch_own_ratio": stretch_ratio,
         "sec_per_min_wall": wall / (duration / 60), "sec_per_min_cpu": cpu / (duration / 60),
         "tempo_bpm": res.analysis.tempo, "meter": res.analysis.meter, "readings": res.attempts,
@@ -233,11 +248,13 @@ def main(argv=None) -> int:
     if args.held_out:
         args.music = HELD_OUT
     rows = []
-    print("| video | cuts (s/cut) | music (grid BPM, heard BPM; readings) | SCH before (chance) | SCH after (chance) "
+    print("| video | cuts (s/cut) | music (grid BPM, heard BPM; readings; where it starts when its beatless intro "
+          "is skipped) | SCH before (chance) | SCH after (chance) "
           "| after − chance | goal | hit points: SCH on the file, strength-weighted (chance) / aligner heard "
           "| downbeats on cuts "
           "| max / mean tempo change | onsets ±50 ms before → after (chance) | joins (edits, loops) "
           "| seam flux / RMS-jump ratio vs other beats / RMS jump vs the music's own (other beats: the stretch alone) "
+          "[the music's own, median over the 10 ms grid's phases] "
           "| s per min (wall / CPU) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
@@ -245,8 +262,9 @@ def main(argv=None) -> int:
             for m in args.music:
                 r = run_pair(os.path.join(args.cache, "video", v), m, args, tmp)
                 rows.append(r)
+                start = f", from {r['music_start']:.1f} s" if r["intro_skipped"] is not None else ""
                 print(f"| {r['video']} | {r['cuts']} ({r['cut_rate_s']}) | {r['music']} ({r['tempo_bpm']:.0f} BPM, "
-                      f"heard {_f(r['heard_bpm'], 0)}; {r['readings']}) "
+                      f"heard {_f(r['heard_bpm'], 0)}; {r['readings']}{start}) "
                       f"| {_f(r['sch_before'])} ({_f(r['chance_before'])}) "
                       f"| **{_f(r['sch_after'])}** ({_f(r['chance_after'])}) "
                       f"| {_f(r['sch_after'] - r['chance_after'] if r['sch_after'] is not None else None)} "
@@ -257,7 +275,7 @@ def main(argv=None) -> int:
                       f"| {_f(r['onset_before'])} → {_f(r['onset_after'])} ({_f(r['onset_chance_after'])}) "
                       f"| {r['joins']} ({r['edits']}, {r['loop_seams']}) "
                       f"| {_f(r['seam_flux_ratio'])} / {_f(r['seam_rms_ratio'])} / {_f(r['seam_own_ratio'])} "
-                      f"({_f(r['stretch_own_ratio'])}) "
+                      f"({_f(r['stretch_own_ratio'])}) [{_f(r['seam_own_ratio_phases'])}] "
                       f"| {r['sec_per_min_wall']:.1f} / {r['sec_per_min_cpu']:.1f} |", flush=True)
     ok = [r for r in rows if r["sch_after"] is not None]
     goal = [r for r in ok if 1.5 <= r["cut_rate_s"] <= 4.0]
@@ -273,7 +291,11 @@ def main(argv=None) -> int:
           f"{np.nanmedian([r['seam_own_ratio'] or np.nan for r in ok]):.2f} vs the music's own at the same beats "
           f"(medians; worst pair {np.nanmax([r['seam_own_ratio'] or np.nan for r in ok]):.2f}; "
           f"{sum(1 for r in ok if r['seam_own_ratio'] is not None and r['seam_own_ratio'] <= 1.1)}/{len(ok)} pairs "
-          f"<= 1.1; the stretch alone at the other beats "
+          f"<= 1.1; over the 10 ms grid's {GRID_PHASES} phases "
+          f"{np.nanmedian([r['seam_own_ratio_phases'] or np.nan for r in ok]):.2f}, worst pair "
+          f"{np.nanmax([r['seam_own_ratio_phases'] or np.nan for r in ok]):.2f}, "
+          f"{sum(1 for r in ok if r['seam_own_ratio_phases'] is not None and r['seam_own_ratio_phases'] <= 1.1)}"
+          f"/{len(ok)} pairs <= 1.1; the stretch alone at the other beats "
           f"{np.nanmedian([r['stretch_own_ratio'] or np.nan for r in ok]):.2f}); "
           f"{mean('sec_per_min_wall', ok):.1f} s wall / {mean('sec_per_min_cpu', ok):.1f} s CPU per minute of music "
           f"(median CPU {np.median([r['sec_per_min_cpu'] for r in ok]) if ok else float('nan'):.1f})")

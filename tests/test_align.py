@@ -536,3 +536,45 @@ def test_heard_on_the_cuts_is_scene_cut_hit_as_the_report_counts_it(aligned, cli
     beats = np.asarray(heard["beats"])
     assert heard["cuts"]["sch"] == scene_cut_hit(cuts, beats)
     assert heard["cuts"]["chance"] == pytest.approx(sch_null(cuts, beats, clip.duration, n_shifts=200))
+
+
+def _intro_song(intro: float = 8.0, groove: float = 16.0) -> np.ndarray:
+    """A beatless opening (a held, beating pad) before a steady 120 BPM groove, stereo."""
+    music, _beats, _downbeats = synth.music_track(groove, bpm=120, first_beat=0.25, seed=1)
+    return np.concatenate([_beating_pad(SR, intro, seed=0), music], axis=1)
+
+
+def test_a_beatless_opening_that_keeps_the_cuts_off_the_beat_is_skipped():
+    """Cuts under an intro the tracker hears no beat in cannot get one from any plan that plays the intro: the
+    music then starts at its first heard beat, and the report says so."""
+    wave, cuts = _intro_song(), [2.1, 4.0, 6.6]
+    first = float(beat_times(wave.mean(axis=0), SR)[0])
+    assert first > 8.0 - 0.05  # the tracker hears the groove, not the pad
+    result = pipeline.align_music(wave, SR, cuts, 8.0, cuts=cuts)
+    assert result.intro_skipped == pytest.approx(first, abs=0.02)
+    assert result.summary()["music_start"] >= first - 0.05
+    assert result.heard["cuts"]["sch"] >= pipeline.GOOD_SCH and result.heard["cuts"]["margin"] >= pipeline.MARGIN
+    assert f"the music starts {result.summary()['music_start']:.2f} s in" in pipeline.format_report(result)
+
+
+def test_the_opening_is_only_skipped_when_allowed_out_of_reach_and_under_a_cut(monkeypatch):
+    hits, opts = np.array([2.1, 9.0]), AlignOptions()
+    assert pipeline._intro_start(8.3, opts, hits, None) == 8.3
+    assert pipeline._intro_start(8.3, AlignOptions(skip_intro=False), hits, None) is None
+    assert pipeline._intro_start(3.9, opts, hits, None) is None  # the plan's own start skip reaches it
+    assert pipeline._intro_start(8.3, AlignOptions(start=5.0), hits, None) is None  # 3.3 s after the start
+    assert pipeline._intro_start(8.3, opts, np.array([9.0]), None) is None  # nothing in the opening
+    assert pipeline._intro_start(8.3, opts, hits, [9.0]) is None  # with the cuts known, they count
+    assert pipeline._intro_start(None, opts, hits, None) is None
+    with pytest.raises(AlignError, match="skip_intro"):
+        AlignOptions(skip_intro="yes")
+    # in align_music: tried only when allowed (no rendering is heard well here)
+    listener, _state = _listener(lambda n, seams: False)
+    monkeypatch.setattr(pipeline, "heard_sync", listener)
+    wave, cuts = _intro_song(), [2.1, 4.0, 6.6]
+    kept = pipeline.align_music(wave, SR, cuts, 8.0, cuts=cuts, options=AlignOptions(skip_intro=False))
+    assert all(t["plan"] != "after the intro" for t in kept.tries) and kept.intro_skipped is None
+    assert kept.summary()["music_start"] < 4.5
+    skipped = pipeline.align_music(wave, SR, cuts, 8.0, cuts=cuts)
+    assert [t["plan"] for t in skipped.tries].count("after the intro") >= 1
+    assert skipped.attempts <= pipeline.MAX_ATTEMPTS + 2

@@ -520,8 +520,8 @@ def format_report(result: Alignment, sync: dict | None = None) -> str:
                  + (f", looped ({loops} loop seam{'s' if loops != 1 else ''})" if loops > 0 else "")
                  + f"; ending: {_ENDINGS[t.ending]}; stretcher: {s['stretcher']}; {s['seconds']:.1f} s")
     if s["intro_skipped"] is not None:
-        lines.append(f"the track's first {s['intro_skipped']:.1f} s have no beat the beat tracker hears under the cuts: "
-                     f"the music starts {s['music_start']:.2f} s in, at its first heard beat (keep the intro: "
+        lines.append(f"the track's first {s['intro_skipped']:.1f} s have no beat the beat tracker hears under the "
+                     f"cuts: the music starts {s['music_start']:.2f} s in, at its first heard beat (keep the intro: "
                      "--keep-intro, or skip_intro off)")
     return "\n".join(lines)
 
