@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from ..core import examples
-from ..core.align import pipeline
+from ..core.align import pipeline, reporting
 from ..core.align.render import STRETCHERS
 from ..core.align.timemap import EDIT_KINDS, AlignOptions
 from ..core.errors import V2MError
@@ -170,13 +170,13 @@ class AlignMusic(io.ComfyNode):
                                       check_interrupt=runtime.Progress.check_interrupt)
         rate = result.sample_rate  # the AUDIO handed on is at this rate, and measured at it
         before = pipeline.unaligned(wave, sr, raw.duration, start_seconds, output_rate=rate)
-        sync = pipeline.sync_report(cuts, before, result.audio, rate, raw.duration, hits=hits, cuts_note=note)
-        report = pipeline.format_report(result, sync)
+        sync = reporting.sync_report(cuts, before, result.audio, rate, raw.duration, hits=hits, cuts_note=note)
+        report = reporting.format_report(result, sync)
         agreement = tracker_agreement(result.audio.mean(axis=0), rate, sync["beats_after"],
                                       check_interrupt=runtime.Progress.check_interrupt)
         if agreement:  # Beat This! installed with its weights: how it agrees with librosa's beats
             report += "\n" + agreement_line(agreement)
-        image = convert.image_tensor(pipeline.report_plot(raw, hits, sync, result, title=report.splitlines()[0]))
+        image = convert.image_tensor(reporting.report_plot(raw, hits, sync, result, title=report.splitlines()[0]))
         out = convert.numpy_to_audio(result.audio, rate)  # handed on at the rate measured
         shown = {"text": (report,), **_ui(ui.PreviewImage(image, cls=cls)), **_ui(ui.PreviewAudio(out, cls=cls))}
         return io.NodeOutput(out, image, report, ui=shown)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from v2m_zero.core.align import pipeline
+from v2m_zero.core.align import pipeline, reporting
 from v2m_zero.core.align.analysis import AlignError, analyse_music
 from v2m_zero.core.align.render import render
 from v2m_zero.core.align.timeline import build_timeline
@@ -554,7 +554,7 @@ def test_a_beatless_opening_that_keeps_the_cuts_off_the_beat_is_skipped():
     assert result.intro_skipped == pytest.approx(first, abs=0.02)
     assert result.summary()["music_start"] >= first - 0.05
     assert result.heard["cuts"]["sch"] >= pipeline.GOOD_SCH and result.heard["cuts"]["margin"] >= pipeline.MARGIN
-    assert f"the music starts {result.summary()['music_start']:.2f} s in" in pipeline.format_report(result)
+    assert f"the music starts {result.summary()['music_start']:.2f} s in" in reporting.format_report(result)
 
 
 def test_the_opening_is_only_skipped_when_allowed_out_of_reach_and_under_a_cut(monkeypatch):

@@ -111,7 +111,7 @@ def _generated(args, raw, hits, strengths, duration):
 
 
 def run(args) -> int:
-    from ..align import pipeline
+    from ..align import pipeline, reporting
     from ..align.timemap import AlignOptions
     from ..eval.beats import agreement_line, tracker_agreement
     from ..timing import media, plot
@@ -159,16 +159,16 @@ def run(args) -> int:
             media.write_audio(audio_out, audio, rate, layout=layout, master=True, depth="float")  # float: keep it
         # the report is the file's: its audio decoded back (AAC, mastered), at the rate it holds
         delivered, file_rate = media.decode_audio(out)
-        sync = pipeline.sync_report(cuts, pipeline.unaligned(wave, sr, duration, args.start, output_rate=file_rate),
+        sync = reporting.sync_report(cuts, pipeline.unaligned(wave, sr, duration, args.start, output_rate=file_rate),
                                     delivered, file_rate, duration, hits=hits, cuts_label=label, cuts_note=note)
-        text = pipeline.format_report(result, sync)
+        text = reporting.format_report(result, sync)
         # Beat This! installed with its weights: how it agrees with librosa's beats on the delivered file
         agreement = tracker_agreement(delivered.mean(axis=0), file_rate, sync["beats_after"])
         if agreement:
             sync["trackers"] = agreement
             text += "\n" + agreement_line(agreement)
         if png:
-            plot.save_png(pipeline.report_plot(raw, hits, sync, result, title=text.splitlines()[0]), png)
+            plot.save_png(reporting.report_plot(raw, hits, sync, result, title=text.splitlines()[0]), png)
         if js:
             write_json(js, {"video": args.video, "music": args.music, "out": out, **result.summary(), "sync": sync})
     print(text)
