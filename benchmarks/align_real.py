@@ -208,7 +208,7 @@ def run_pair(video, music, args, tmp):
         "onset_before": on_b, "onset_chance_before": on_b0, "onset_after": on_a, "onset_chance_after": on_a0,
         "joins": len(joins), "edits": len(res.tmap.edits), "loop_seams": len(res.tmap.seams) - len(res.tmap.edits),
         "seam_flux_ratio": flux_ratio, "seam_rms_ratio": rms_ratio, "seam_own_ratio": own_ratio,
-        "seam_own_ratio_phases": own_phases, "music_start": (res.summary() or {}).get("music_start"),
+        "seam_own_ratio_phases": own_phases, "music_start": res.summary()["music_start"],
         "intro_skipped": res.intro_skipped,
         "stretch_own_ratio": stretch_ratio,
         "sec_per_min_wall": wall / (duration / 60), "sec_per_min_cpu": cpu / (duration / 60),
